@@ -1,0 +1,146 @@
+//! `/accounts`: the accounts the caller belongs to, creating one, and its settings.
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::get;
+use serde::Deserialize;
+
+use super::extract::{Auth, Body, Ids, Params};
+use super::{ApiError, AppState, views};
+use crate::domain::list::{paginate, same_name, text_key};
+use crate::domain::types::{DefaultNameservers, bounded, now};
+use crate::domain::*;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/accounts", get(list).post(create))
+        .route("/accounts/{account_id}", get(details).put(update))
+}
+
+/// Accounts in which the caller holds an accepted membership that may read the account.
+async fn list(State(app): State<AppState>, Auth(caller): Auth, params: Params) -> Result<Response, ApiError> {
+    let page = params.page()?;
+    let direction = params.choice("direction")?.unwrap_or(Direction::Asc);
+    let name = params.text("name", 100)?;
+    let accounts: Vec<Account> = app
+        .store
+        .user_memberships(caller.user.email.folded())
+        .await?
+        .into_iter()
+        .filter(|m| m.membership.status == Status::Accepted)
+        .filter(|m| {
+            m.catalog
+                .permissions(&m.account, &m.membership.grants)
+                .can_read(crate::domain::permissions::Key::Organization)
+        })
+        .filter(|m| name.as_ref().is_none_or(|n| same_name(&m.account.name, n)))
+        .map(|m| m.account)
+        .collect();
+    if caller.token.is_some() && !accounts.is_empty() {
+        // A token must hold an account-settings group to list accounts at all.
+        caller.require_token_group("Account Settings", Need::Read)?;
+    }
+    let page = paginate(accounts, page, direction, |a| text_key(Some(&a.name)), |a| a.id.as_str());
+    Ok(views::list(&page, |a| views::account(a)))
+}
+
+async fn details(State(app): State<AppState>, Auth(caller): Auth, ids: Ids) -> Result<Response, ApiError> {
+    let state = app.load_account(&ids.one()).await?;
+    state.authorize(&caller, Need::Read)?;
+    Ok(views::single(views::account(&state.account)))
+}
+
+#[derive(Deserialize)]
+struct CreateAccount {
+    name: String,
+    #[serde(rename = "type")]
+    account_type: Option<AccountType>,
+}
+
+async fn create(
+    State(app): State<AppState>,
+    Auth(caller): Auth,
+    Body(body): Body<CreateAccount>,
+) -> Result<Response, ApiError> {
+    caller.require_token_group("Account Settings", Need::Write)?;
+    let account_type = body.account_type.unwrap_or(AccountType::Standard);
+    let account = Account {
+        id: Id::generate(),
+        name: bounded(body.name.trim(), "name", 1, 100)?,
+        account_type,
+        created_on: now(),
+        settings: AccountSettings::default(),
+        managed_by: None,
+    };
+    let owner = Membership {
+        id: Id::generate(),
+        account_id: account.id.clone(),
+        email: caller.user.email.clone(),
+        status: Status::Accepted,
+        grants: Grants::Roles(vec![Id::parse(catalog::SUPER_ADMINISTRATOR).expect("valid")]),
+        code: format!("{}{}", Id::generate(), Id::generate()),
+        api_access_enabled: (account_type == AccountType::Enterprise).then_some(true),
+        created_on: account.created_on.clone(),
+        modified_on: account.created_on.clone(),
+        user: Some(caller.user.clone()),
+    };
+    app.store.create_account(&account, Some(&owner)).await?;
+    Ok(views::single(views::account(&account)))
+}
+
+#[derive(Clone, Deserialize)]
+struct UpdateAccount {
+    name: String,
+    settings: Option<SettingsInput>,
+}
+
+#[derive(Clone, Deserialize)]
+struct SettingsInput {
+    enforce_twofactor: Option<bool>,
+    abuse_contact_email: Option<String>,
+    default_nameservers: Option<DefaultNameservers>,
+    use_account_custom_ns_by_default: Option<bool>,
+}
+
+impl UpdateAccount {
+    fn apply(&self, current: &Account) -> Result<Account, DomainError> {
+        let mut next = current.clone();
+        next.name = bounded(self.name.trim(), "name", 1, 100)?;
+        if let Some(s) = &self.settings {
+            let settings = &mut next.settings;
+            settings.enforce_twofactor = s.enforce_twofactor.unwrap_or(settings.enforce_twofactor);
+            if let Some(email) = &s.abuse_contact_email {
+                settings.abuse_contact_email = match email.trim() {
+                    "" => None,
+                    value => Some(Email::parse(value, "settings.abuse_contact_email")?.as_str().to_string()),
+                };
+            }
+            settings.default_nameservers = s.default_nameservers.unwrap_or(settings.default_nameservers);
+            settings.use_account_custom_ns_by_default = s
+                .use_account_custom_ns_by_default
+                .unwrap_or(settings.use_account_custom_ns_by_default);
+        }
+        Ok(next)
+    }
+}
+
+async fn update(
+    State(app): State<AppState>,
+    Auth(caller): Auth,
+    ids: Ids,
+    Body(body): Body<UpdateAccount>,
+) -> Result<Response, ApiError> {
+    let account_id = ids.one();
+    let changes = app
+        .store
+        .write_account(&account_id, &|state| {
+            state.authorize(&caller, Need::Write)?;
+            Ok(vec![Change::PutAccount(body.apply(&state.account)?)])
+        })
+        .await?;
+    match changes.first() {
+        Some(Change::PutAccount(account)) => Ok(views::single(views::account(account))),
+        _ => Err(ApiError::Internal("account update produced no account".into())),
+    }
+}

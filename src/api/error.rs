@@ -1,0 +1,138 @@
+//! The one error type every handler returns. It always renders Cloudflare's v4 failure
+//! envelope; internal errors are logged and never shown to the client.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::auth::AuthError;
+use crate::domain::DomainError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error(transparent)]
+    Auth(AuthError),
+    #[error("Malformed request body: {0}")]
+    BadBody(String),
+    #[error("no route for {0}")]
+    NoRoute(String),
+    #[error("method {method} not allowed for {path}")]
+    MethodNotAllowed { method: String, path: String },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Domain(d) => ApiError::Domain(d),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Store(s) => s.into(),
+            other => ApiError::Auth(other),
+        }
+    }
+}
+
+/// Roster's own codes, for cases whose real Cloudflare code is not known. Stable: clients
+/// may match on them.
+pub mod codes {
+    pub const INTERNAL: u32 = 1000;
+    pub const MALFORMED_BODY: u32 = 1001;
+    pub const INVALID_INPUT: u32 = 1002;
+    pub const NOT_FOUND: u32 = 1003;
+    pub const ALREADY_MEMBER: u32 = 1004;
+    pub const NOT_PENDING: u32 = 1005;
+    pub const TWO_FACTOR_REQUIRED: u32 = 1006;
+    pub const LAST_ADMINISTRATOR: u32 = 1007;
+    pub const IN_USE: u32 = 1008;
+    pub const DUPLICATE: u32 = 1009;
+    pub const METHOD_NOT_ALLOWED: u32 = 7001;
+    pub const NO_ROUTE: u32 = 7003;
+    pub const NO_ROUTE_DETAIL: u32 = 7000;
+    pub const MISSING_AUTH: u32 = 9106;
+    pub const INVALID_HEADERS: u32 = 6003;
+    pub const UNKNOWN_KEY: u32 = 9103;
+    pub const UNAUTHORIZED: u32 = 9109;
+    pub const AUTHENTICATION_ERROR: u32 = 10000;
+}
+
+impl ApiError {
+    fn status_and_errors(&self) -> (StatusCode, Vec<serde_json::Value>) {
+        use codes::*;
+        let one = |status, code, message: String| (status, vec![json!({"code": code, "message": message})]);
+        match self {
+            ApiError::Domain(d) => {
+                let message = d.to_string();
+                match d {
+                    DomainError::NotFound(_) => one(StatusCode::NOT_FOUND, NOT_FOUND, message),
+                    DomainError::Forbidden => one(StatusCode::FORBIDDEN, UNAUTHORIZED, message),
+                    DomainError::Invalid { .. } => one(StatusCode::BAD_REQUEST, INVALID_INPUT, message),
+                    DomainError::AlreadyMember(_) => one(StatusCode::CONFLICT, ALREADY_MEMBER, message),
+                    DomainError::NotPending(_) => one(StatusCode::CONFLICT, NOT_PENDING, message),
+                    DomainError::TwoFactorRequired => {
+                        one(StatusCode::FORBIDDEN, TWO_FACTOR_REQUIRED, message)
+                    }
+                    DomainError::LastAdministrator => {
+                        one(StatusCode::CONFLICT, LAST_ADMINISTRATOR, message)
+                    }
+                    DomainError::ResourceGroupInUse => one(StatusCode::CONFLICT, IN_USE, message),
+                    DomainError::Duplicate(_) => one(StatusCode::CONFLICT, DUPLICATE, message),
+                }
+            }
+            ApiError::Auth(a) => match a {
+                AuthError::Missing => one(StatusCode::BAD_REQUEST, MISSING_AUTH, a.to_string()),
+                AuthError::Malformed(chain) => (
+                    StatusCode::BAD_REQUEST,
+                    vec![json!({
+                        "code": INVALID_HEADERS,
+                        "message": a.to_string(),
+                        "error_chain": chain
+                            .iter()
+                            .map(|(code, message)| json!({"code": code, "message": message}))
+                            .collect::<Vec<_>>(),
+                    })],
+                ),
+                AuthError::UnknownKey => one(StatusCode::FORBIDDEN, UNKNOWN_KEY, a.to_string()),
+                AuthError::BadToken => one(StatusCode::FORBIDDEN, AUTHENTICATION_ERROR, a.to_string()),
+                AuthError::Store(_) => one(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL, "Internal error".into()),
+            },
+            ApiError::BadBody(_) => one(StatusCode::BAD_REQUEST, MALFORMED_BODY, self.to_string()),
+            ApiError::NoRoute(path) => (
+                StatusCode::NOT_FOUND,
+                vec![
+                    json!({"code": NO_ROUTE, "message": format!("Could not route to {path}, perhaps your object identifier is invalid?")}),
+                    json!({"code": NO_ROUTE_DETAIL, "message": "No route for that URI"}),
+                ],
+            ),
+            ApiError::MethodNotAllowed { method, path } => one(
+                StatusCode::METHOD_NOT_ALLOWED,
+                METHOD_NOT_ALLOWED,
+                format!("Method {method} not allowed for {path}"),
+            ),
+            ApiError::Internal(_) => {
+                one(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL, "Internal error".into())
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(detail) = &self {
+            tracing::error!(%detail, "internal error");
+        }
+        let (status, errors) = self.status_and_errors();
+        let body = json!({"success": false, "errors": errors, "messages": [], "result": null});
+        (status, axum::Json(body)).into_response()
+    }
+}

@@ -1,0 +1,163 @@
+//! Extractors that turn a request into parsed domain values or a Cloudflare error: the
+//! caller, path identifiers, query parameters and JSON bodies.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Path, Request};
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use super::{AppState, ApiError};
+use crate::domain::list::PageRequest;
+use crate::domain::{Caller, DomainError, Id};
+
+/// The authenticated caller.
+pub struct Auth(pub Caller);
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Ok(Auth(crate::auth::authenticate(state.store.as_ref(), &parts.headers).await?))
+    }
+}
+
+/// The request path as the client sent it (nesting strips the `/client/v4` prefix).
+pub fn original_path(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<OriginalUri>()
+        .map_or_else(|| parts.uri.path().to_string(), |u| u.path().to_string())
+}
+
+/// The path's identifiers, in order. One that is not 32 hex characters makes the whole
+/// path unroutable, as Cloudflare answers it.
+pub struct Ids(pub Vec<Id>);
+
+impl FromRequestParts<AppState> for Ids {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let path = original_path(parts);
+        let no_route = || ApiError::NoRoute(path.clone());
+        let Path(raw) = Path::<Vec<(String, String)>>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| no_route())?;
+        raw.iter()
+            .map(|(_, v)| Id::parse(v))
+            .collect::<Option<Vec<_>>>()
+            .map(Ids)
+            .ok_or_else(no_route)
+    }
+}
+
+impl Ids {
+    pub fn one(self) -> Id {
+        self.0.into_iter().next().expect("route has one id")
+    }
+
+    pub fn two(self) -> (Id, Id) {
+        let mut it = self.0.into_iter();
+        (it.next().expect("route has two ids"), it.next().expect("route has two ids"))
+    }
+}
+
+/// Query parameters, read strictly: a known parameter with a bad value is a 400 naming it;
+/// unknown parameters are ignored, as Cloudflare does.
+pub struct Params(HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        let pairs = form_urlencoded_pairs(query);
+        Ok(Params(pairs.into_iter().collect()))
+    }
+}
+
+fn form_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(query.as_bytes()).into_owned().collect()
+}
+
+impl Params {
+    pub fn text(&self, name: &str, max: usize) -> Result<Option<String>, DomainError> {
+        match self.0.get(name) {
+            None => Ok(None),
+            Some(v) if v.chars().count() > max => Err(DomainError::invalid(
+                name,
+                format!("{name} must be at most {max} characters"),
+            )),
+            Some(v) => Ok(Some(v.clone())),
+        }
+    }
+
+    /// An enum parameter; the enum's `FromStr` names the allowed values. The error is
+    /// re-labelled with the query parameter's name (e.g. `order` rather than the type).
+    pub fn choice<T: FromStr<Err = DomainError>>(&self, name: &str) -> Result<Option<T>, DomainError> {
+        self.0
+            .get(name)
+            .map(|v| {
+                v.parse().map_err(|e: DomainError| match e {
+                    DomainError::Invalid { message, .. } => {
+                        let allowed = message.split_once(": ").map(|(_, a)| a).unwrap_or_default();
+                        DomainError::invalid(name, format!("{name} must be one of: {allowed}"))
+                    }
+                    other => other,
+                })
+            })
+            .transpose()
+    }
+
+    fn number(&self, name: &str) -> Result<Option<u32>, DomainError> {
+        self.0
+            .get(name)
+            .map(|v| {
+                // SDKs type these as floats and may send "2.0".
+                let parsed = v.parse::<u32>().ok().or_else(|| {
+                    v.parse::<f64>()
+                        .ok()
+                        .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u32::MAX as f64)
+                        .map(|f| f as u32)
+                });
+                parsed.ok_or_else(|| {
+                    DomainError::invalid(name, format!("{name} must be a positive whole number"))
+                })
+            })
+            .transpose()
+    }
+
+    pub fn page(&self) -> Result<PageRequest, DomainError> {
+        PageRequest::new(self.number("page")?, self.number("per_page")?)
+    }
+}
+
+/// A JSON body, deserialized with the path of the first bad field in the message.
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::BadBody(e.body_text()))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::BadBody("the body must be a JSON object".into()));
+        }
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." || path.is_empty() {
+                ApiError::BadBody(inner.to_string())
+            } else {
+                ApiError::BadBody(format!("{path}: {inner}"))
+            }
+        })?;
+        de.end().map_err(|e| ApiError::BadBody(e.to_string()))?;
+        Ok(Body(value))
+    }
+}

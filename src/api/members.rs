@@ -1,0 +1,199 @@
+//! `/accounts/{account_id}/members`: an account's members as its administrators see them.
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::get;
+use serde::Deserialize;
+
+use super::extract::{Auth, Body, Ids, Params};
+use super::{ApiError, AppState, views};
+use crate::domain::list::{paginate, text_key};
+use crate::domain::types::{Access, MemberOrder};
+use crate::domain::*;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/accounts/{account_id}/members", get(list).post(create))
+        .route(
+            "/accounts/{account_id}/members/{member_id}",
+            get(details).put(update).delete(remove),
+        )
+}
+
+/// A role or group reference: Cloudflare accepts a bare id or an object with an `id`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Ref {
+    Id(String),
+    Object { id: String },
+}
+
+impl Ref {
+    fn parse(&self, field: &str) -> Result<Id, DomainError> {
+        match self {
+            Ref::Id(id) | Ref::Object { id } => Id::parse_field(id, field),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct PolicyInput {
+    id: Option<String>,
+    access: Access,
+    permission_groups: Vec<Ref>,
+    resource_groups: Vec<Ref>,
+}
+
+fn parse_grants(roles: Option<Vec<Ref>>, policies: Option<Vec<PolicyInput>>) -> Result<Grants, DomainError> {
+    match (roles, policies) {
+        (Some(roles), None) => Ok(Grants::Roles(
+            roles.iter().map(|r| r.parse("roles")).collect::<Result<_, _>>()?,
+        )),
+        (None, Some(policies)) => Ok(Grants::Policies(
+            policies
+                .into_iter()
+                .map(|p| {
+                    Ok(Policy {
+                        id: match &p.id {
+                            Some(id) => Id::parse_field(id, "policies.id")?,
+                            None => Id::generate(),
+                        },
+                        access: p.access,
+                        permission_groups: p
+                            .permission_groups
+                            .iter()
+                            .map(|g| g.parse("policies.permission_groups"))
+                            .collect::<Result<_, _>>()?,
+                        resource_groups: p
+                            .resource_groups
+                            .iter()
+                            .map(|g| g.parse("policies.resource_groups"))
+                            .collect::<Result<_, _>>()?,
+                    })
+                })
+                .collect::<Result<_, DomainError>>()?,
+        )),
+        (Some(_), Some(_)) => Err(DomainError::invalid("roles", "give either roles or policies, not both")),
+        (None, None) => Err(DomainError::invalid("roles", "roles or policies is required")),
+    }
+}
+
+async fn list(State(app): State<AppState>, Auth(caller): Auth, ids: Ids, params: Params) -> Result<Response, ApiError> {
+    let page = params.page()?;
+    let status: Option<Status> = params.choice("status")?;
+    let order: Option<MemberOrder> = params.choice("order")?;
+    let direction = params.choice("direction")?.unwrap_or(Direction::Asc);
+    let state = app.load_account(&ids.one()).await?;
+    state.authorize(&caller, Need::Read)?;
+    let members = state
+        .members
+        .iter()
+        .filter(|m| status.is_none_or(|s| m.status == s))
+        .collect();
+    let page = paginate(
+        members,
+        page,
+        direction,
+        |m| {
+            let user = m.user.as_ref();
+            match order {
+                None => text_key(Some(m.id.as_str())),
+                Some(MemberOrder::FirstName) => text_key(user.and_then(|u| u.first_name.as_deref())),
+                Some(MemberOrder::LastName) => text_key(user.and_then(|u| u.last_name.as_deref())),
+                Some(MemberOrder::Email) => text_key(Some(m.email.as_str())),
+                Some(MemberOrder::Status) => text_key(Some(m.status.as_str())),
+            }
+        },
+        |m| m.id.as_str(),
+    );
+    Ok(views::list(&page, |m| views::member(m, &state.catalog)))
+}
+
+async fn details(State(app): State<AppState>, Auth(caller): Auth, ids: Ids) -> Result<Response, ApiError> {
+    let (account_id, member_id) = ids.two();
+    let state = app.load_account(&account_id).await?;
+    state.authorize(&caller, Need::Read)?;
+    Ok(views::single(views::member(state.member(&member_id)?, &state.catalog)))
+}
+
+#[derive(Deserialize)]
+struct CreateMember {
+    email: String,
+    roles: Option<Vec<Ref>>,
+    policies: Option<Vec<PolicyInput>>,
+    status: Option<Status>,
+}
+
+async fn create(
+    State(app): State<AppState>,
+    Auth(caller): Auth,
+    ids: Ids,
+    Body(body): Body<CreateMember>,
+) -> Result<Response, ApiError> {
+    let account_id = ids.one();
+    let status = body.status.unwrap_or(Status::Pending);
+    if status == Status::Rejected {
+        return Err(DomainError::invalid("status", "status must be one of: accepted, pending").into());
+    }
+    let new = NewMember {
+        email: Email::parse(&body.email, "email")?,
+        grants: parse_grants(body.roles, body.policies)?,
+        status,
+    };
+    let invitee = app.store.user_by_email(new.email.folded()).await?.map(|(u, _)| u);
+    let changes = app
+        .store
+        .write_account(&account_id, &|state| {
+            state.authorize(&caller, Need::Write)?;
+            Ok(vec![state.invite(new.clone(), invitee.clone())?])
+        })
+        .await?;
+    app.show_member(&account_id, &changes).await
+}
+
+#[derive(Deserialize)]
+struct UpdateMember {
+    roles: Option<Vec<Ref>>,
+    policies: Option<Vec<PolicyInput>>,
+}
+
+async fn update(
+    State(app): State<AppState>,
+    Auth(caller): Auth,
+    ids: Ids,
+    Body(body): Body<UpdateMember>,
+) -> Result<Response, ApiError> {
+    let (account_id, member_id) = ids.two();
+    let grants = parse_grants(body.roles, body.policies)?;
+    let changes = app
+        .store
+        .write_account(&account_id, &|state| {
+            state.authorize(&caller, Need::Write)?;
+            Ok(vec![state.update_grants(&member_id, grants.clone())?])
+        })
+        .await?;
+    app.show_member(&account_id, &changes).await
+}
+
+async fn remove(State(app): State<AppState>, Auth(caller): Auth, ids: Ids) -> Result<Response, ApiError> {
+    let (account_id, member_id) = ids.two();
+    app.store
+        .write_account(&account_id, &|state| {
+            state.authorize(&caller, Need::Write)?;
+            Ok(vec![state.remove_member(&member_id)?])
+        })
+        .await?;
+    Ok(views::single(views::IdOnly { id: &member_id }))
+}
+
+impl AppState {
+    /// Renders the membership a write just stored, as the account sees it now.
+    async fn show_member(&self, account_id: &Id, changes: &[Change]) -> Result<Response, ApiError> {
+        let Some(Change::PutMembership(written)) = changes.first() else {
+            return Err(ApiError::Internal("member write produced no membership".into()));
+        };
+        let state = self.load_account(account_id).await?;
+        Ok(views::single(views::member(state.member(&written.id)?, &state.catalog)))
+    }
+}

@@ -1,0 +1,279 @@
+//! The wire shapes: how domain records look in Cloudflare's JSON, and the v4 envelope.
+//! Where the 2024 schema and today's official SDKs disagree, these follow the SDKs (see the
+//! README's compatibility notes).
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::domain::list::Page;
+use crate::domain::permissions::Permissions;
+use crate::domain::*;
+
+#[derive(Serialize)]
+struct Envelope<T: Serialize> {
+    success: bool,
+    errors: [(); 0],
+    messages: [(); 0],
+    result: T,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result_info: Option<ResultInfo>,
+}
+
+#[derive(Serialize)]
+struct ResultInfo {
+    page: u32,
+    per_page: u32,
+    count: usize,
+    total_count: usize,
+    total_pages: usize,
+}
+
+pub fn single<T: Serialize>(result: T) -> Response {
+    Json(Envelope { success: true, errors: [], messages: [], result, result_info: None }).into_response()
+}
+
+pub fn list<'a, T, V: Serialize>(page: &'a Page<T>, view: impl Fn(&'a T) -> V) -> Response {
+    let result_info = ResultInfo {
+        page: page.request.page,
+        per_page: page.request.per_page,
+        count: page.items.len(),
+        total_count: page.total_count,
+        total_pages: page.total_pages(),
+    };
+    let result: Vec<V> = page.items.iter().map(view).collect();
+    Json(Envelope { success: true, errors: [], messages: [], result, result_info: Some(result_info) })
+        .into_response()
+}
+
+#[derive(Serialize)]
+pub struct IdOnly<'a> {
+    pub id: &'a Id,
+}
+
+#[derive(Serialize)]
+pub struct AccountView<'a> {
+    id: &'a Id,
+    name: &'a str,
+    #[serde(rename = "type")]
+    account_type: AccountType,
+    created_on: &'a str,
+    settings: SettingsView<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    managed_by: Option<&'a ManagedBy>,
+}
+
+#[derive(Serialize)]
+struct SettingsView<'a> {
+    enforce_twofactor: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    abuse_contact_email: Option<&'a str>,
+    default_nameservers: &'static str,
+    use_account_custom_ns_by_default: bool,
+}
+
+pub fn account(a: &Account) -> AccountView<'_> {
+    AccountView {
+        id: &a.id,
+        name: &a.name,
+        account_type: a.account_type,
+        created_on: &a.created_on,
+        settings: SettingsView {
+            enforce_twofactor: a.settings.enforce_twofactor,
+            abuse_contact_email: a.settings.abuse_contact_email.as_deref(),
+            default_nameservers: a.settings.default_nameservers.as_str(),
+            use_account_custom_ns_by_default: a.settings.use_account_custom_ns_by_default,
+        },
+        managed_by: a.managed_by.as_ref(),
+    }
+}
+
+#[derive(Serialize)]
+pub struct RoleView<'a> {
+    id: &'a Id,
+    name: &'a str,
+    description: &'a str,
+    permissions: Permissions,
+}
+
+pub fn role(r: &Role) -> RoleView<'_> {
+    RoleView { id: &r.id, name: &r.name, description: &r.description, permissions: r.permissions }
+}
+
+#[derive(Serialize)]
+pub struct PermissionGroupView<'a> {
+    id: &'a Id,
+    name: &'a str,
+    meta: PermissionGroupMeta<'a>,
+}
+
+#[derive(Serialize)]
+struct PermissionGroupMeta<'a> {
+    label: &'a str,
+    scopes: &'a str,
+}
+
+pub fn permission_group(g: &PermissionGroup) -> PermissionGroupView<'_> {
+    PermissionGroupView {
+        id: &g.id,
+        name: &g.name,
+        meta: PermissionGroupMeta { label: &g.label, scopes: &g.scopes },
+    }
+}
+
+#[derive(Serialize)]
+pub struct ResourceGroupView<'a> {
+    id: &'a Id,
+    name: &'a str,
+    scope: &'a Scope,
+    meta: &'a Meta,
+}
+
+pub fn resource_group(g: &ResourceGroup) -> ResourceGroupView<'_> {
+    ResourceGroupView { id: &g.id, name: &g.name, scope: &g.scope, meta: &g.meta }
+}
+
+#[derive(Serialize)]
+pub struct PolicyView<'a> {
+    id: &'a Id,
+    access: types::Access,
+    permission_groups: Vec<PermissionGroupView<'a>>,
+    resource_groups: Vec<ResourceGroupView<'a>>,
+}
+
+fn policies<'a>(grants: &'a Grants, catalog: &'a AccountCatalog) -> Vec<PolicyView<'a>> {
+    let Grants::Policies(policies) = grants else { return Vec::new() };
+    policies
+        .iter()
+        .map(|p| PolicyView {
+            id: &p.id,
+            access: p.access,
+            permission_groups: p
+                .permission_groups
+                .iter()
+                .filter_map(catalog::permission_group)
+                .map(permission_group)
+                .collect(),
+            resource_groups: p
+                .resource_groups
+                .iter()
+                .filter_map(|id| catalog.resource_group(id))
+                .map(resource_group)
+                .collect(),
+        })
+        .collect()
+}
+
+fn roles<'a>(grants: &'a Grants, catalog: &'a AccountCatalog) -> Vec<&'a Role> {
+    let Grants::Roles(ids) = grants else { return Vec::new() };
+    ids.iter().filter_map(|id| catalog.role(id)).collect()
+}
+
+/// The account's view of a membership.
+#[derive(Serialize)]
+pub struct MemberView<'a> {
+    id: &'a Id,
+    email: &'a str,
+    status: Status,
+    user: MemberUser<'a>,
+    roles: Vec<RoleView<'a>>,
+    policies: Vec<PolicyView<'a>>,
+}
+
+#[derive(Serialize)]
+struct MemberUser<'a> {
+    email: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a Id>,
+    first_name: Option<&'a str>,
+    last_name: Option<&'a str>,
+    two_factor_authentication_enabled: bool,
+}
+
+pub fn member<'a>(m: &'a Membership, catalog: &'a AccountCatalog) -> MemberView<'a> {
+    let user = m.user.as_ref();
+    MemberView {
+        id: &m.id,
+        email: m.email.as_str(),
+        status: m.status,
+        user: MemberUser {
+            email: user.map_or(m.email.as_str(), |u| u.email.as_str()),
+            id: user.map(|u| &u.id),
+            first_name: user.and_then(|u| u.first_name.as_deref()),
+            last_name: user.and_then(|u| u.last_name.as_deref()),
+            two_factor_authentication_enabled: user
+                .is_some_and(|u| u.two_factor_authentication_enabled),
+        },
+        roles: roles(&m.grants, catalog).into_iter().map(role).collect(),
+        policies: policies(&m.grants, catalog),
+    }
+}
+
+/// The invitee's view of a membership: the account embedded, role names, effective
+/// permissions, and the activation code while the invitation is pending.
+#[derive(Serialize)]
+pub struct MembershipView<'a> {
+    id: &'a Id,
+    account: AccountView<'a>,
+    api_access_enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'a str>,
+    permissions: Permissions,
+    policies: Vec<PolicyView<'a>>,
+    roles: Vec<&'a str>,
+    status: Status,
+}
+
+pub fn membership<'a>(a: &'a Account, m: &'a Membership, catalog: &'a AccountCatalog) -> MembershipView<'a> {
+    MembershipView {
+        id: &m.id,
+        account: account(a),
+        api_access_enabled: m.api_access_enabled,
+        code: (m.status == Status::Pending).then_some(m.code.as_str()),
+        permissions: catalog.permissions(a, &m.grants),
+        policies: policies(&m.grants, catalog),
+        roles: roles(&m.grants, catalog).into_iter().map(|r| r.name.as_str()).collect(),
+        status: m.status,
+    }
+}
+
+#[derive(Serialize)]
+pub struct UserView<'a> {
+    id: &'a Id,
+    email: &'a str,
+    first_name: Option<&'a str>,
+    last_name: Option<&'a str>,
+    telephone: Option<&'a str>,
+    country: Option<&'a str>,
+    zipcode: Option<&'a str>,
+    two_factor_authentication_enabled: bool,
+    two_factor_authentication_locked: bool,
+    suspended: bool,
+    has_pro_zones: bool,
+    has_business_zones: bool,
+    has_enterprise_zones: bool,
+    betas: [(); 0],
+    created_on: &'a str,
+    modified_on: &'a str,
+}
+
+pub fn user(u: &User) -> UserView<'_> {
+    UserView {
+        id: &u.id,
+        email: u.email.as_str(),
+        first_name: u.first_name.as_deref(),
+        last_name: u.last_name.as_deref(),
+        telephone: u.telephone.as_deref(),
+        country: u.country.as_deref(),
+        zipcode: u.zipcode.as_deref(),
+        two_factor_authentication_enabled: u.two_factor_authentication_enabled,
+        two_factor_authentication_locked: false,
+        suspended: false,
+        has_pro_zones: false,
+        has_business_zones: false,
+        has_enterprise_zones: false,
+        betas: [],
+        created_on: &u.created_on,
+        modified_on: &u.modified_on,
+    }
+}

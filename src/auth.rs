@@ -1,0 +1,129 @@
+//! Authentication, as Cloudflare does it: a user's global API key (`X-Auth-Email` +
+//! `X-Auth-Key`, all of the user's rights) or an API token (`Authorization: Bearer`, limited
+//! to its permission groups). Secrets are stored as SHA-256 digests (they are long random
+//! strings, so a slow password hash buys nothing) and compared in constant time.
+
+use axum::http::HeaderMap;
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::domain::{Caller, Email, TokenScope};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("Missing X-Auth-Key, X-Auth-Email or Authorization headers")]
+    Missing,
+    /// Header syntax problems: (code, message) for Cloudflare's `error_chain`.
+    #[error("Invalid request headers")]
+    Malformed(Vec<(u32, &'static str)>),
+    #[error("Unknown X-Auth-Key or X-Auth-Email")]
+    UnknownKey,
+    #[error("Authentication error")]
+    BadToken,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub const BAD_EMAIL: (u32, &str) = (6102, "Invalid format for X-Auth-Email header");
+pub const BAD_KEY: (u32, &str) = (6103, "Invalid format for X-Auth-Key header");
+pub const BAD_AUTHORIZATION: (u32, &str) = (6111, "Invalid format for Authorization header");
+
+pub fn hash_secret(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+fn same_digest(a: &str, b: &str) -> bool {
+    a.as_bytes().ct_eq(b.as_bytes()).into()
+}
+
+/// A new global API key: 37 lowercase hex characters, like Cloudflare's.
+pub fn generate_api_key() -> String {
+    let bytes: [u8; 19] = rand::rng().random();
+    hex::encode(bytes)[..37].to_string()
+}
+
+/// A new API token: 40 URL-safe characters, like Cloudflare's.
+pub fn generate_token() -> String {
+    rand::rng().sample_iter(&Alphanumeric).take(40).map(char::from).collect()
+}
+
+/// Global API keys are 37 hex characters; the documentation's example key (and older keys)
+/// are 32.
+fn key_format_ok(key: &str) -> bool {
+    matches!(key.len(), 32 | 37) && key.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn token_format_ok(token: &str) -> bool {
+    token.len() == 40 && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, AuthError> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(v) => v.to_str().map(|s| Some(s.trim())).map_err(|_| {
+            let chain = match name {
+                "x-auth-email" => BAD_EMAIL,
+                "x-auth-key" => BAD_KEY,
+                _ => BAD_AUTHORIZATION,
+            };
+            AuthError::Malformed(vec![chain])
+        }),
+    }
+}
+
+pub async fn authenticate(store: &dyn Store, headers: &HeaderMap) -> Result<Caller, AuthError> {
+    if let Some(authorization) = header(headers, "authorization")? {
+        let token = authorization
+            .strip_prefix("Bearer ")
+            .map(str::trim)
+            .filter(|t| token_format_ok(t))
+            .ok_or(AuthError::Malformed(vec![BAD_AUTHORIZATION]))?;
+        return authenticate_token(store, token).await;
+    }
+    let email = header(headers, "x-auth-email")?;
+    let key = header(headers, "x-auth-key")?;
+    let (email, key) = match (email, key) {
+        (Some(e), Some(k)) => (e, k),
+        _ => return Err(AuthError::Missing),
+    };
+    let mut chain = Vec::new();
+    let parsed = Email::parse(email, "X-Auth-Email");
+    if parsed.is_err() {
+        chain.push(BAD_EMAIL);
+    }
+    if !key_format_ok(key) {
+        chain.push(BAD_KEY);
+    }
+    let email = match parsed {
+        Ok(e) if chain.is_empty() => e,
+        _ => return Err(AuthError::Malformed(chain)),
+    };
+    let presented = hash_secret(&key.to_ascii_lowercase());
+    match store.user_by_email(email.folded()).await? {
+        Some((user, stored)) if same_digest(&presented, &stored) => {
+            Ok(Caller { user, token: None })
+        }
+        _ => Err(AuthError::UnknownKey),
+    }
+}
+
+async fn authenticate_token(store: &dyn Store, token: &str) -> Result<Caller, AuthError> {
+    let presented = hash_secret(token);
+    let Some((record, user)) = store.token_by_hash(&presented).await? else {
+        return Err(AuthError::BadToken);
+    };
+    let expired = record
+        .expires_on
+        .as_deref()
+        .is_some_and(|at| at <= crate::domain::types::now().as_str());
+    if record.status != "active" || expired {
+        return Err(AuthError::BadToken);
+    }
+    Ok(Caller {
+        user,
+        token: Some(TokenScope { permission_groups: record.permission_groups }),
+    })
+}

@@ -1,0 +1,199 @@
+//! The operator's command line: `serve`, `seed`, `user create`, `token create`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::auth::{generate_api_key, generate_token, hash_secret};
+use crate::domain::types::{bounded, now};
+use crate::domain::{Email, Id, User, catalog};
+use crate::store::{SqliteStore, Store, Token};
+use crate::{api, fixture};
+
+#[derive(Parser)]
+#[command(name = "roster", version, about = "A Cloudflare-compatible memberships and account members server")]
+pub struct Cli {
+    #[command(flatten)]
+    pub db: Database,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args)]
+pub struct Database {
+    /// SQLite database file, created and migrated on start.
+    #[arg(long, global = true, env = "ROSTER_DATABASE", default_value = "roster.db")]
+    pub database: PathBuf,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Serve the API under /client/v4.
+    Serve {
+        #[arg(long, env = "ROSTER_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Load the documentation's demo data (idempotent).
+        #[arg(long)]
+        demo: bool,
+        /// Log one JSON object per line instead of text.
+        #[arg(long, env = "ROSTER_LOG_JSON")]
+        log_json: bool,
+    },
+    /// Load users, accounts and memberships from a JSON fixture file.
+    Seed { file: PathBuf },
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Create a user and print their global API key (shown once).
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        first_name: Option<String>,
+        #[arg(long)]
+        last_name: Option<String>,
+        /// Mark the user as having two-factor authentication enabled.
+        #[arg(long)]
+        two_factor: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token for a user and print it (shown once).
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Permission group names, e.g. "Account Settings Read" (repeatable).
+        #[arg(long = "permission-group", required = true)]
+        permission_groups: Vec<String>,
+        #[arg(long, default_value = "roster token")]
+        name: String,
+    },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Serve { log_json, .. } = &cli.command {
+        init_tracing(*log_json);
+    }
+    let store = Arc::new(
+        SqliteStore::open(&cli.db.database)
+            .await
+            .with_context(|| format!("opening {}", cli.db.database.display()))?,
+    );
+    match cli.command {
+        Command::Serve { listen, demo, .. } => {
+            if demo {
+                let demo = fixture::parse(fixture::DEMO).map_err(anyhow::Error::msg)?;
+                fixture::load(store.as_ref(), &demo).await?;
+                tracing::info!("demo data loaded");
+            }
+            serve(store, listen).await
+        }
+        Command::Seed { file } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let parsed = fixture::parse(&text).map_err(anyhow::Error::msg)?;
+            let loaded = fixture::load(store.as_ref(), &parsed).await?;
+            for (email, key) in loaded.generated_keys {
+                println!("{email}\t{key}");
+            }
+            Ok(())
+        }
+        Command::User(UserCommand::Create { email, first_name, last_name, two_factor }) => {
+            let key = generate_api_key();
+            let at = now();
+            let user = User {
+                id: Id::generate(),
+                email: Email::parse(&email, "email")?,
+                first_name: first_name.map(|n| bounded(&n, "first_name", 0, 60)).transpose()?,
+                last_name: last_name.map(|n| bounded(&n, "last_name", 0, 60)).transpose()?,
+                telephone: None,
+                country: None,
+                zipcode: None,
+                two_factor_authentication_enabled: two_factor,
+                created_on: at.clone(),
+                modified_on: at,
+            };
+            store.insert_user(&user, &hash_secret(&key)).await?;
+            println!("{key}");
+            Ok(())
+        }
+        Command::Token(TokenCommand::Create { email, permission_groups, name }) => {
+            let email = Email::parse(&email, "email")?;
+            let Some((user, _)) = store.user_by_email(email.folded()).await? else {
+                bail!("no user with email {}", email.as_str());
+            };
+            let groups = permission_groups
+                .iter()
+                .map(|n| {
+                    catalog::permission_group_named(n)
+                        .map(|g| g.id.clone())
+                        .with_context(|| format!("unknown permission group {n:?}"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let secret = generate_token();
+            let token = Token {
+                id: Id::generate(),
+                user_id: user.id,
+                name,
+                permission_groups: groups,
+                status: "active".into(),
+                expires_on: None,
+            };
+            store.insert_token(&token, &hash_secret(&secret), &now()).await?;
+            println!("{secret}");
+            Ok(())
+        }
+    }
+}
+
+fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "roster=info,tower_http=info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn serve(store: Arc<dyn Store>, listen: SocketAddr) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    tracing::info!(address = %listener.local_addr()?, "listening");
+    axum::serve(listener, api::router(store))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

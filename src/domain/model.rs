@@ -1,0 +1,148 @@
+//! The records Roster keeps: users, accounts, roles, permission and resource groups and
+//! memberships. The wire shapes live in `api::views`; these are the domain's own.
+
+use serde::{Deserialize, Serialize};
+
+use super::permissions::Permissions;
+use super::types::{Access, AccountType, DefaultNameservers, Email, Id, Status};
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: Id,
+    pub email: Email,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub telephone: Option<String>,
+    pub country: Option<String>,
+    pub zipcode: Option<String>,
+    pub two_factor_authentication_enabled: bool,
+    pub created_on: String,
+    pub modified_on: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: Id,
+    pub name: String,
+    pub account_type: AccountType,
+    pub created_on: String,
+    pub settings: AccountSettings,
+    pub managed_by: Option<ManagedBy>,
+}
+
+impl Account {
+    /// The resource-group scope key that names this account.
+    pub fn scope_key(&self) -> String {
+        format!("com.cloudflare.api.account.{}", self.id)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AccountSettings {
+    pub enforce_twofactor: bool,
+    pub abuse_contact_email: Option<String>,
+    pub default_nameservers: DefaultNameservers,
+    pub use_account_custom_ns_by_default: bool,
+}
+
+impl Default for AccountSettings {
+    fn default() -> Self {
+        AccountSettings {
+            enforce_twofactor: false,
+            abuse_contact_email: None,
+            default_nameservers: DefaultNameservers::Standard,
+            use_account_custom_ns_by_default: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ManagedBy {
+    pub parent_org_id: Option<String>,
+    pub parent_org_name: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Role {
+    pub id: Id,
+    pub name: String,
+    pub description: String,
+    pub permissions: Permissions,
+}
+
+#[derive(Debug, Clone)]
+pub struct PermissionGroup {
+    pub id: Id,
+    pub name: String,
+    pub label: String,
+    pub scopes: String,
+    pub grants: Permissions,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScopeObject {
+    pub key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scope {
+    pub key: String,
+    pub objects: Vec<ScopeObject>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Meta {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ResourceGroup {
+    pub id: Id,
+    pub name: String,
+    pub scope: Scope,
+    pub meta: Meta,
+}
+
+/// A policy as stored: references to groups, resolved against the catalogs when shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    pub id: Id,
+    pub access: Access,
+    pub permission_groups: Vec<Id>,
+    pub resource_groups: Vec<Id>,
+}
+
+/// What a member may do is given either by roles or by policies, never both.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Grants {
+    Roles(Vec<Id>),
+    Policies(Vec<Policy>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Membership {
+    pub id: Id,
+    pub account_id: Id,
+    pub email: Email,
+    pub status: Status,
+    pub grants: Grants,
+    /// The activation code an invitee would find in their invitation email.
+    pub code: String,
+    pub api_access_enabled: Option<bool>,
+    pub created_on: String,
+    pub modified_on: String,
+    /// The user with this membership's email, if one exists yet; memberships attach to
+    /// users by email so that an invitation made before sign-up is theirs once they exist.
+    pub user: Option<User>,
+}
+
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        Id::parse(&raw).ok_or_else(|| serde::de::Error::custom("expected a 32-character hex identifier"))
+    }
+}

@@ -1,0 +1,124 @@
+//! The twelve account permission keys and their read/write grants. A role carries a full
+//! [`Permissions`] map; a member's effective permissions are the union of their roles (or of
+//! their policies' permission groups, less what a deny policy takes away).
+
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde::{Deserialize, Deserializer};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    Analytics,
+    Billing,
+    CachePurge,
+    Dns,
+    DnsRecords,
+    Lb,
+    Logs,
+    Organization,
+    Ssl,
+    Waf,
+    ZoneSettings,
+    Zones,
+}
+
+pub const KEYS: [(Key, &str); 12] = [
+    (Key::Analytics, "analytics"),
+    (Key::Billing, "billing"),
+    (Key::CachePurge, "cache_purge"),
+    (Key::Dns, "dns"),
+    (Key::DnsRecords, "dns_records"),
+    (Key::Lb, "lb"),
+    (Key::Logs, "logs"),
+    (Key::Organization, "organization"),
+    (Key::Ssl, "ssl"),
+    (Key::Waf, "waf"),
+    (Key::ZoneSettings, "zone_settings"),
+    (Key::Zones, "zones"),
+];
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct Grant {
+    #[serde(default)]
+    pub read: bool,
+    #[serde(default)]
+    pub write: bool,
+}
+
+impl Grant {
+    pub const NONE: Grant = Grant { read: false, write: false };
+    pub const READ: Grant = Grant { read: true, write: false };
+    pub const WRITE: Grant = Grant { read: true, write: true };
+}
+
+/// A grant for each of the twelve keys, indexed in `KEYS` order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Permissions([Grant; 12]);
+
+impl Permissions {
+    pub const fn all(grant: Grant) -> Self {
+        Permissions([grant; 12])
+    }
+
+    pub fn with(mut self, key: Key, grant: Grant) -> Self {
+        self.0[key as usize] = grant;
+        self
+    }
+
+    pub fn get(&self, key: Key) -> Grant {
+        self.0[key as usize]
+    }
+
+    pub fn union(mut self, other: &Permissions) -> Self {
+        for (mine, theirs) in self.0.iter_mut().zip(other.0.iter()) {
+            mine.read |= theirs.read;
+            mine.write |= theirs.write;
+        }
+        self
+    }
+
+    /// Removes every grant `other` holds: how a deny policy overrides allows.
+    pub fn without(mut self, other: &Permissions) -> Self {
+        for (mine, theirs) in self.0.iter_mut().zip(other.0.iter()) {
+            mine.read &= !theirs.read;
+            mine.write &= !theirs.write;
+        }
+        self
+    }
+
+    pub fn can_read(&self, key: Key) -> bool {
+        let g = self.get(key);
+        g.read || g.write
+    }
+
+    pub fn can_write(&self, key: Key) -> bool {
+        self.get(key).write
+    }
+}
+
+impl Serialize for Permissions {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(KEYS.len()))?;
+        for (key, name) in KEYS {
+            map.serialize_entry(name, &self.get(key))?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Permissions {
+    /// Accepts any subset of the twelve keys (missing ones grant nothing) and refuses
+    /// unknown keys, so a typo in a fixture file is caught rather than silently ignored.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = std::collections::BTreeMap::<String, Grant>::deserialize(d)?;
+        let mut perms = Permissions::default();
+        for (name, grant) in raw {
+            let key = KEYS
+                .iter()
+                .find(|(_, n)| *n == name)
+                .map(|(k, _)| *k)
+                .ok_or_else(|| serde::de::Error::custom(format!("unknown permission key {name}")))?;
+            perms = perms.with(key, grant);
+        }
+        Ok(perms)
+    }
+}

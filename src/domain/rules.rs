@@ -1,0 +1,352 @@
+//! The account rules: who may read or change an account, the invitation lifecycle and the
+//! last-administrator guarantee. Every function takes the account's whole state as loaded
+//! inside the store's transaction and returns the [`Change`] to write, so a rule is checked
+//! against exactly the rows the write will land on.
+
+use super::catalog;
+use super::model::*;
+use super::permissions::{Key, Permissions};
+use super::types::{AccountType, Email, Id, Status, now};
+use super::DomainError;
+
+/// The authenticated caller: a user, and when they came with an API token, what it allows.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: User,
+    pub token: Option<TokenScope>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenScope {
+    pub permission_groups: Vec<Id>,
+}
+
+/// What an account endpoint needs of the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    Read,
+    Write,
+}
+
+impl Caller {
+    /// Checks a token against the user-level groups (`Memberships Read`, `User Details
+    /// Write`, ...). A token passes if it holds the named group or its write twin; a
+    /// global API key passes always.
+    pub fn require_token_group(&self, area: &str, need: Need) -> Result<(), DomainError> {
+        let Some(token) = &self.token else { return Ok(()) };
+        let accepted = match need {
+            Need::Read => vec![format!("{area} Read"), format!("{area} Write")],
+            Need::Write => vec![format!("{area} Write")],
+        };
+        let held = token
+            .permission_groups
+            .iter()
+            .filter_map(catalog::permission_group)
+            .any(|g| accepted.iter().any(|name| name == &g.name));
+        if held { Ok(()) } else { Err(DomainError::Forbidden) }
+    }
+
+    fn token_allows_account(&self, need: Need) -> bool {
+        let Some(token) = &self.token else { return true };
+        let grants = token
+            .permission_groups
+            .iter()
+            .filter_map(catalog::permission_group)
+            .fold(Permissions::default(), |acc, g| acc.union(&g.grants));
+        allows(&grants, need)
+    }
+}
+
+fn allows(perms: &Permissions, need: Need) -> bool {
+    match need {
+        Need::Read => perms.can_read(Key::Organization),
+        Need::Write => perms.can_write(Key::Organization),
+    }
+}
+
+/// An account's own roles and resource groups, beside the built-in catalogs.
+#[derive(Debug, Clone, Default)]
+pub struct AccountCatalog {
+    pub custom_roles: Vec<Role>,
+    pub resource_groups: Vec<ResourceGroup>,
+}
+
+impl AccountCatalog {
+    pub fn roles(&self) -> impl Iterator<Item = &Role> {
+        catalog::builtin_roles().iter().chain(self.custom_roles.iter())
+    }
+
+    pub fn role(&self, id: &Id) -> Option<&Role> {
+        self.roles().find(|r| &r.id == id)
+    }
+
+    pub fn resource_group(&self, id: &Id) -> Option<&ResourceGroup> {
+        self.resource_groups.iter().find(|g| &g.id == id)
+    }
+
+    /// Effective permissions of `grants` in `account`. A policy counts only where one of
+    /// its resource groups is scoped to this account; a deny policy removes what it names
+    /// even where an allow policy grants it.
+    pub fn permissions(&self, account: &Account, grants: &Grants) -> Permissions {
+        match grants {
+            Grants::Roles(ids) => ids
+                .iter()
+                .filter_map(|id| self.role(id))
+                .fold(Permissions::default(), |acc, r| acc.union(&r.permissions)),
+            Grants::Policies(policies) => {
+                let key = account.scope_key();
+                let applies = |p: &&Policy| {
+                    p.resource_groups
+                        .iter()
+                        .filter_map(|id| self.resource_group(id))
+                        .any(|g| g.scope.key == key)
+                };
+                let sum = |access| {
+                    policies
+                        .iter()
+                        .filter(|p| p.access == access)
+                        .filter(applies)
+                        .flat_map(|p| p.permission_groups.iter())
+                        .filter_map(catalog::permission_group)
+                        .fold(Permissions::default(), |acc, g| acc.union(&g.grants))
+                };
+                sum(super::types::Access::Allow).without(&sum(super::types::Access::Deny))
+            }
+        }
+    }
+
+    /// Checks that every role or group a request names exists for this account.
+    pub fn check_grants(&self, grants: &Grants) -> Result<(), DomainError> {
+        match grants {
+            Grants::Roles(ids) => {
+                if ids.is_empty() {
+                    return Err(DomainError::invalid("roles", "roles must name at least one role"));
+                }
+                if let Some(id) = ids.iter().find(|id| self.role(id).is_none()) {
+                    return Err(DomainError::invalid("roles", format!("roles: unknown role {id}")));
+                }
+            }
+            Grants::Policies(policies) => {
+                if policies.is_empty() {
+                    return Err(DomainError::invalid(
+                        "policies",
+                        "policies must hold at least one policy",
+                    ));
+                }
+                for p in policies {
+                    if p.permission_groups.is_empty() || p.resource_groups.is_empty() {
+                        return Err(DomainError::invalid(
+                            "policies",
+                            "each policy needs at least one permission group and one resource group",
+                        ));
+                    }
+                    if let Some(id) =
+                        p.permission_groups.iter().find(|id| catalog::permission_group(id).is_none())
+                    {
+                        return Err(DomainError::invalid(
+                            "policies.permission_groups",
+                            format!("policies.permission_groups: unknown permission group {id}"),
+                        ));
+                    }
+                    if let Some(id) = p.resource_groups.iter().find(|id| self.resource_group(id).is_none())
+                    {
+                        return Err(DomainError::invalid(
+                            "policies.resource_groups",
+                            format!("policies.resource_groups: unknown resource group {id}"),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One account with every membership (and its user) and its catalog, as one transaction
+/// sees it.
+#[derive(Debug, Clone)]
+pub struct AccountState {
+    pub account: Account,
+    pub members: Vec<Membership>,
+    pub catalog: AccountCatalog,
+}
+
+/// A write the store applies inside the transaction that loaded the state.
+#[derive(Debug, Clone)]
+pub enum Change {
+    PutMembership(Membership),
+    DeleteMembership(Id),
+    PutResourceGroup(ResourceGroup),
+    DeleteResourceGroup(Id),
+    PutAccount(Account),
+    /// Only fixtures and the demo add account roles; the API serves the catalog read-only.
+    PutCustomRole(Role),
+}
+
+/// An invitation as the API receives it, already parsed.
+#[derive(Debug, Clone)]
+pub struct NewMember {
+    pub email: Email,
+    pub grants: Grants,
+    pub status: Status,
+}
+
+/// A 64-hex activation code.
+fn activation_code() -> String {
+    format!("{}{}", Id::generate(), Id::generate())
+}
+
+impl AccountState {
+    pub fn permissions_of(&self, m: &Membership) -> Permissions {
+        self.catalog.permissions(&self.account, &m.grants)
+    }
+
+    pub fn member(&self, id: &Id) -> Result<&Membership, DomainError> {
+        self.members
+            .iter()
+            .find(|m| &m.id == id)
+            .ok_or(DomainError::NotFound("Member"))
+    }
+
+    /// The caller's accepted membership, if it allows `need`. Non-members (and invitees who
+    /// have not accepted) see the account as missing; members without the right get 403.
+    pub fn authorize(&self, caller: &Caller, need: Need) -> Result<&Membership, DomainError> {
+        let mine = self
+            .members
+            .iter()
+            .find(|m| m.status == Status::Accepted && m.email.folded() == caller.user.email.folded())
+            .ok_or(DomainError::NotFound("Account"))?;
+        if allows(&self.permissions_of(mine), need) && caller.token_allows_account(need) {
+            Ok(mine)
+        } else {
+            Err(DomainError::Forbidden)
+        }
+    }
+
+    pub fn invite(&self, new: NewMember, user: Option<User>) -> Result<Change, DomainError> {
+        self.catalog.check_grants(&new.grants)?;
+        let taken = self.members.iter().any(|m| {
+            m.email.folded() == new.email.folded() && m.status != Status::Rejected
+        });
+        if taken {
+            return Err(DomainError::AlreadyMember(new.email.as_str().to_string()));
+        }
+        if new.status == Status::Accepted {
+            self.check_two_factor(user.as_ref())?;
+        }
+        let at = now();
+        Ok(Change::PutMembership(Membership {
+            id: Id::generate(),
+            account_id: self.account.id.clone(),
+            email: new.email,
+            status: new.status,
+            grants: new.grants,
+            code: activation_code(),
+            api_access_enabled: (self.account.account_type == AccountType::Enterprise)
+                .then_some(true),
+            created_on: at.clone(),
+            modified_on: at,
+            user,
+        }))
+    }
+
+    fn check_two_factor(&self, user: Option<&User>) -> Result<(), DomainError> {
+        let has_2fa = user.is_some_and(|u| u.two_factor_authentication_enabled);
+        if self.account.settings.enforce_twofactor && !has_2fa {
+            return Err(DomainError::TwoFactorRequired);
+        }
+        Ok(())
+    }
+
+    /// Would the account still have an accepted member with organization write if
+    /// membership `id` were replaced by `replacement` (or removed)?
+    fn keeps_administrator(&self, id: &Id, replacement: Option<&Membership>) -> bool {
+        self.members
+            .iter()
+            .filter(|m| &m.id != id)
+            .chain(replacement)
+            .any(|m| self.is_administrator(m))
+    }
+
+    fn is_administrator(&self, m: &Membership) -> bool {
+        m.status == Status::Accepted && self.permissions_of(m).can_write(Key::Organization)
+    }
+
+    /// Refuses a change that would take away the account's last administrator. An account
+    /// that has none (a fixture may load one) is not locked by this rule.
+    fn guard_administrator(
+        &self,
+        id: &Id,
+        replacement: Option<&Membership>,
+    ) -> Result<(), DomainError> {
+        let had = self.members.iter().any(|m| self.is_administrator(m));
+        if had && !self.keeps_administrator(id, replacement) {
+            Err(DomainError::LastAdministrator)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn update_grants(&self, member_id: &Id, grants: Grants) -> Result<Change, DomainError> {
+        self.catalog.check_grants(&grants)?;
+        let mut updated = self.member(member_id)?.clone();
+        updated.grants = grants;
+        updated.modified_on = now();
+        self.guard_administrator(member_id, Some(&updated))?;
+        Ok(Change::PutMembership(updated))
+    }
+
+    pub fn remove_member(&self, member_id: &Id) -> Result<Change, DomainError> {
+        self.member(member_id)?;
+        self.guard_administrator(member_id, None)?;
+        Ok(Change::DeleteMembership(member_id.clone()))
+    }
+
+    /// The user's own membership `id` in this account; anyone else's answers as missing.
+    fn own_membership(&self, id: &Id, user: &User) -> Result<&Membership, DomainError> {
+        self.members
+            .iter()
+            .find(|m| &m.id == id && m.email.folded() == user.email.folded())
+            .ok_or(DomainError::NotFound("Membership"))
+    }
+
+    /// Accepts or rejects an invitation. Accepting an accepted membership again is a no-op.
+    pub fn respond(&self, id: &Id, user: &User, status: Status) -> Result<Change, DomainError> {
+        let current = self.own_membership(id, user)?;
+        match (current.status, status) {
+            (Status::Pending, Status::Accepted) => self.check_two_factor(Some(user))?,
+            (Status::Pending, Status::Rejected) => {}
+            (Status::Accepted, Status::Accepted) => {
+                return Ok(Change::PutMembership(current.clone()));
+            }
+            (Status::Pending, Status::Pending) => {
+                return Err(DomainError::invalid("status", "status must be one of: accepted, rejected"));
+            }
+            (done, _) => return Err(DomainError::NotPending(done.as_str())),
+        }
+        let mut updated = current.clone();
+        updated.status = status;
+        updated.modified_on = now();
+        Ok(Change::PutMembership(updated))
+    }
+
+    pub fn leave(&self, id: &Id, user: &User) -> Result<Change, DomainError> {
+        self.own_membership(id, user)?;
+        self.guard_administrator(id, None)?;
+        Ok(Change::DeleteMembership(id.clone()))
+    }
+
+    pub fn delete_resource_group(&self, id: &Id) -> Result<Change, DomainError> {
+        self.catalog
+            .resource_group(id)
+            .ok_or(DomainError::NotFound("Resource group"))?;
+        let in_use = self.members.iter().any(|m| match &m.grants {
+            Grants::Policies(ps) => ps.iter().any(|p| p.resource_groups.contains(id)),
+            Grants::Roles(_) => false,
+        });
+        if in_use {
+            return Err(DomainError::ResourceGroupInUse);
+        }
+        Ok(Change::DeleteResourceGroup(id.clone()))
+    }
+}

@@ -1,0 +1,17 @@
+//! Roster: a self-hosted, wire-compatible implementation of Cloudflare's v4 API for account
+//! memberships and account members.
+//!
+//! A request passes through the layers in this order:
+//! - [`api`]: the router, extractors, the v4 envelope and the one error type;
+//! - [`auth`]: turns `X-Auth-Email`/`X-Auth-Key` or a bearer token into a [`domain::Caller`];
+//! - [`domain`]: the objects and rules (no HTTP, no SQL);
+//! - [`store`]: the one storage trait and its SQLite backend.
+//!
+//! [`fixture`] loads demo data and seed files; [`cli`] is the operator's command line.
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod domain;
+pub mod fixture;
+pub mod store;
