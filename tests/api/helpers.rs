@@ -1,0 +1,237 @@
+//! `TestServer`: the real router on a fresh SQLite file, served over TCP on a free port,
+//! with typed helpers that read like the API's user. Every response any test receives is
+//! validated against the OpenAPI contract (see `schema`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use reqwest::Method;
+use roster::auth::{generate_api_key, generate_token, hash_secret};
+use roster::domain::types::now;
+use roster::domain::{Email, Id, User, catalog};
+use roster::store::{SqliteStore, Store, Token};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+use crate::schema;
+
+pub const DEMO_ACCOUNT: &str = "023e105f4ecef8ad9ca31a8372d0c353";
+pub const DEMO_MEMBERSHIP: &str = "4536bcfad5faccb111b47003c79917fa";
+pub const SUPER_ADMIN: &str = catalog::SUPER_ADMINISTRATOR;
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub store: Arc<SqliteStore>,
+    http: reqwest::Client,
+    _dir: TempDir,
+}
+
+#[derive(Clone, Debug)]
+pub struct Creds {
+    pub email: String,
+    pub key: String,
+}
+
+impl Creds {
+    pub fn demo() -> Creds {
+        Creds { email: "user@example.com".into(), key: "144c9defac04969c7bfad8efaa8ea194".into() }
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Arc::new(SqliteStore::open(&dir.path().join("roster.db")).await.expect("open store"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let app = roster::api::router(store.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+        TestServer { addr, store, http: reqwest::Client::new(), _dir: dir }
+    }
+
+    pub async fn demo() -> TestServer {
+        let server = TestServer::start().await;
+        let demo = roster::fixture::parse(roster::fixture::DEMO).expect("demo parses");
+        roster::fixture::load(server.store.as_ref(), &demo).await.expect("demo loads");
+        server
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}/client/v4{}", self.addr, path)
+    }
+
+    /// A user made through the operator surface, with two-factor authentication on.
+    pub async fn user(&self, email: &str) -> Creds {
+        self.user_with(email, Some("Test"), Some("User"), true).await
+    }
+
+    pub async fn user_with(&self, email: &str, first: Option<&str>, last: Option<&str>, two_factor: bool) -> Creds {
+        let key = generate_api_key();
+        let at = now();
+        let user = User {
+            id: Id::generate(),
+            email: Email::parse(email, "email").expect("valid email"),
+            first_name: first.map(str::to_string),
+            last_name: last.map(str::to_string),
+            telephone: None,
+            country: None,
+            zipcode: None,
+            two_factor_authentication_enabled: two_factor,
+            created_on: at.clone(),
+            modified_on: at,
+        };
+        self.store.insert_user(&user, &hash_secret(&key)).await.expect("insert user");
+        Creds { email: email.to_string(), key }
+    }
+
+    /// An API token for `creds`' user holding the named permission groups.
+    pub async fn token(&self, creds: &Creds, groups: &[&str]) -> String {
+        let email = Email::parse(&creds.email, "email").unwrap();
+        let (user, _) = self.store.user_by_email(email.folded()).await.unwrap().expect("user exists");
+        let secret = generate_token();
+        let token = Token {
+            id: Id::generate(),
+            user_id: user.id,
+            name: "test".into(),
+            permission_groups: groups
+                .iter()
+                .map(|n| catalog::permission_group_named(n).expect("known group").id.clone())
+                .collect(),
+            status: "active".into(),
+            expires_on: None,
+        };
+        self.store.insert_token(&token, &hash_secret(&secret), &now()).await.unwrap();
+        secret
+    }
+
+    pub fn anonymous(&self) -> Client {
+        self.client(Vec::new())
+    }
+
+    pub fn as_user(&self, creds: &Creds) -> Client {
+        self.client(vec![
+            ("X-Auth-Email".into(), creds.email.clone()),
+            ("X-Auth-Key".into(), creds.key.clone()),
+        ])
+    }
+
+    pub fn with_token(&self, token: &str) -> Client {
+        self.client(vec![("Authorization".into(), format!("Bearer {token}"))])
+    }
+
+    pub fn with_headers(&self, headers: &[(&str, &str)]) -> Client {
+        self.client(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    fn client(&self, headers: Vec<(String, String)>) -> Client {
+        Client { base: self.url(""), http: self.http.clone(), headers }
+    }
+
+    /// A new account owned (as Super Administrator) by `owner`.
+    pub async fn account(&self, owner: &Creds, name: &str) -> String {
+        let r = self.as_user(owner).post("/accounts", json!({"name": name})).await;
+        r.result()["id"].as_str().expect("account id").to_string()
+    }
+
+    /// Invites `email` with `roles` (ids) and returns the new member's id.
+    pub async fn invite(&self, admin: &Creds, account: &str, email: &str, roles: &[&str]) -> String {
+        let r = self
+            .as_user(admin)
+            .post(&format!("/accounts/{account}/members"), json!({"email": email, "roles": roles}))
+            .await;
+        r.result()["id"].as_str().expect("member id").to_string()
+    }
+
+    /// Invites `who` and has them accept: a full accepted member.
+    pub async fn add_member(&self, admin: &Creds, account: &str, who: &Creds, roles: &[&str]) -> String {
+        let id = self.invite(admin, account, &who.email, roles).await;
+        self.as_user(who)
+            .put(&format!("/memberships/{id}"), json!({"status": "accepted"}))
+            .await
+            .result();
+        id
+    }
+}
+
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+    headers: Vec<(String, String)>,
+}
+
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Resp {
+    /// The result of a successful response; panics with the body otherwise.
+    pub fn result(&self) -> &Value {
+        assert_eq!(self.status, 200, "expected 200, got {}: {}", self.status, self.body);
+        assert_eq!(self.body["success"], true, "{}", self.body);
+        &self.body["result"]
+    }
+
+    /// The first error's code, after checking the failure envelope.
+    pub fn error_code(&self) -> i64 {
+        assert_eq!(self.body["success"], false, "expected a failure: {}", self.body);
+        assert!(self.body["result"].is_null(), "{}", self.body);
+        self.body["errors"][0]["code"].as_i64().expect("error code")
+    }
+
+    pub fn error_message(&self) -> String {
+        self.body["errors"][0]["message"].as_str().unwrap_or_default().to_string()
+    }
+
+    /// Asserts an error status and code together.
+    pub fn expect_error(&self, status: u16, code: i64) -> &Self {
+        assert_eq!(self.status, status, "{}", self.body);
+        assert_eq!(self.error_code(), code, "{}", self.body);
+        self
+    }
+}
+
+impl Client {
+    pub async fn get(&self, path: &str) -> Resp {
+        self.send(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Resp {
+        self.send(Method::POST, path, Some(body.to_string())).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> Resp {
+        self.send(Method::PUT, path, Some(body.to_string())).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> Resp {
+        self.send(Method::PATCH, path, Some(body.to_string())).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Resp {
+        self.send(Method::DELETE, path, None).await
+    }
+
+    /// Sends `body` as is (it need not be valid JSON).
+    pub async fn send(&self, method: Method, path: &str, body: Option<String>) -> Resp {
+        let mut req = self.http.request(method.clone(), format!("{}{}", self.base, path));
+        for (k, v) in &self.headers {
+            req = req.header(k, v);
+        }
+        if let Some(body) = body {
+            req = req.header("content-type", "application/json").body(body);
+        }
+        let res = req.send().await.expect("request sent");
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let text = res.text().await.expect("body read");
+        let body: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{method} {path}: body is not JSON ({e}): {text}"));
+        assert!(status < 500, "{method} {path} answered {status}: {body}");
+        assert!(headers.contains_key("cf-ray"), "{method} {path}: no cf-ray header");
+        schema::check(&method, path, status, &body);
+        Resp { status, headers, body }
+    }
+}

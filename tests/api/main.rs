@@ -1,0 +1,6 @@
+//! The API test suite: one binary, one fresh database per test, real TCP.
+
+mod helpers;
+mod schema;
+
+mod smoke;

@@ -1,0 +1,161 @@
+//! Validates responses against the official OpenAPI subset (`tests/openapi/`, a copy of
+//! `shared/api/`). The 2024 schema is turned into JSON Schema 2020-12 (`nullable`
+//! becomes a `null` type, `oneOf` between overlapping envelopes becomes `anyOf`), and the
+//! few places where today's official SDKs disagree with it are patched to the SDK shape;
+//! README.md lists each one. Everything else must match the schema as published.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use jsonschema::Validator;
+use regex::Regex;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const OPENAPI: &str = include_str!("../openapi/cloudflare-memberships-openapi.json");
+
+struct Operation {
+    method: String,
+    pattern: Regex,
+    template: String,
+    ok: Option<Validator>,
+    failure: Option<Validator>,
+}
+
+fn convert(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if let Some(one_of) = map.remove("oneOf") {
+                map.insert("anyOf".into(), one_of);
+            }
+            if map.remove("nullable") == Some(Value::Bool(true)) {
+                if let Some(Value::String(t)) = map.get("type").cloned() {
+                    map.insert("type".into(), json!([t, "null"]));
+                }
+                if let Some(Value::Array(e)) = map.get_mut("enum") {
+                    if !e.contains(&Value::Null) {
+                        e.push(Value::Null);
+                    }
+                }
+            }
+            map.values_mut().for_each(convert);
+        }
+        Value::Array(items) => items.iter_mut().for_each(convert),
+        _ => {}
+    }
+}
+
+/// The SDK-over-schema decisions, one line each (mirrored in README.md).
+fn patch(doc: &mut Value) {
+    let schemas = &mut doc["components"]["schemas"];
+    // Roles carry the twelve-key permission map (SDK `Role.permissions`), not strings.
+    schemas["iam_schemas-permissions"] = json!({"$ref": "#/components/schemas/iam_permissions"});
+    // A member's status can be `rejected` (the members list filters on it).
+    for s in ["iam_member", "iam_member_with_policies"] {
+        schemas[s]["properties"]["status"]["enum"] = json!(["accepted", "pending", "rejected"]);
+    }
+    // A resource group's scope is one object (SDK `ResourceGroup*Response.scope`).
+    schemas["iam_resource_group"]["properties"]["scope"] = json!({"$ref": "#/components/schemas/iam_scope"});
+    // A failure's `result` is null even where the success result is an object.
+    schemas["iam_response_single"]["allOf"][1]["properties"]["result"] = json!({"type": ["object", "null"]});
+    schemas["iam_single_role_response"]["allOf"][1]["properties"]["result"] = json!({"type": ["object", "null"]});
+    schemas["iam_single_user_response"]["allOf"][1]["properties"]["result"] = json!({"type": ["object", "null"]});
+    // Single permission and resource groups come in the v4 envelope, as the SDKs unwrap.
+    let enveloped = |inner: &str| {
+        json!({"allOf": [
+            {"$ref": "#/components/schemas/iam_api-response-single"},
+            {"properties": {"result": {"$ref": format!("#/components/schemas/{inner}")}}}
+        ]})
+    };
+    let paths = &mut doc["paths"];
+    let ok = |paths: &mut Value, path: &str, method: &str, schema: Value| {
+        paths[path][method]["responses"]["200"]["content"]["application/json"]["schema"] = schema;
+    };
+    let pg = "/accounts/{account_id}/iam/permission_groups/{permission_group_id}";
+    let rg = "/accounts/{account_id}/iam/resource_groups/{resource_group_id}";
+    ok(paths, pg, "get", enveloped("iam_permission_group"));
+    ok(paths, rg, "get", enveloped("iam_resource_group"));
+    ok(paths, rg, "put", enveloped("iam_resource_group"));
+    ok(paths, "/accounts/{account_id}/iam/resource_groups", "post", enveloped("iam_resource_group"));
+}
+
+fn validator(schema: &Value, components: &Value) -> Validator {
+    let root = json!({"allOf": [schema], "components": components});
+    jsonschema::draft202012::new(&root).expect("schema compiles")
+}
+
+fn operations() -> &'static Vec<Operation> {
+    static OPS: OnceLock<Vec<Operation>> = OnceLock::new();
+    OPS.get_or_init(|| {
+        let mut doc: Value = serde_json::from_str(OPENAPI).expect("openapi parses");
+        patch(&mut doc);
+        convert(&mut doc);
+        let components = json!({"schemas": doc["components"]["schemas"].clone()});
+        let mut ops = Vec::new();
+        for (template, methods) in doc["paths"].as_object().expect("paths") {
+            let pattern = format!("^{}$", Regex::new(r"\{[^}]+\}").unwrap().replace_all(template, "[^/]+"));
+            for (method, op) in methods.as_object().expect("methods") {
+                let Some(responses) = op.get("responses") else { continue };
+                let schema_of = |code: &str| {
+                    responses
+                        .get(code)
+                        .and_then(|r| r.pointer("/content/application~1json/schema"))
+                        .map(|s| validator(s, &components))
+                };
+                ops.push(Operation {
+                    method: method.to_uppercase(),
+                    pattern: Regex::new(&pattern).unwrap(),
+                    template: template.clone(),
+                    ok: schema_of("200"),
+                    failure: schema_of("4XX"),
+                });
+            }
+        }
+        ops
+    })
+}
+
+fn common_failure() -> &'static Validator {
+    static V: OnceLock<Validator> = OnceLock::new();
+    V.get_or_init(|| {
+        let mut doc: Value = serde_json::from_str(OPENAPI).unwrap();
+        convert(&mut doc);
+        let components = json!({"schemas": doc["components"]["schemas"].clone()});
+        validator(&json!({"$ref": "#/components/schemas/iam_api-response-common-failure"}), &components)
+    })
+}
+
+/// Panics with every violation if `body` does not match the contract for this request.
+pub fn check(method: &Method, path: &str, status: u16, body: &Value) {
+    let path = path.split('?').next().unwrap_or_default();
+    let op = operations()
+        .iter()
+        .find(|op| op.method == method.as_str() && op.pattern.is_match(path));
+    let validator = match (op, status) {
+        (Some(op), 200) => op.ok.as_ref(),
+        (Some(op), _) => op.failure.as_ref(),
+        // Unroutable requests and 405s have no operation; they still answer the failure
+        // envelope.
+        (None, _) => Some(common_failure()),
+    };
+    let Some(validator) = validator else { return };
+    let errors: Vec<String> = validator
+        .iter_errors(body)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    let name = op.map_or("(no route)", |o| o.template.as_str());
+    assert!(
+        errors.is_empty(),
+        "{method} {path} ({name}, {status}) does not match the OpenAPI schema:\n{}\nbody: {body}",
+        errors.join("\n")
+    );
+}
+
+/// Every operation in the contract, for the coverage test.
+pub fn templates() -> HashMap<String, Vec<String>> {
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    for op in operations() {
+        out.entry(op.template.clone()).or_default().push(op.method.clone());
+    }
+    out
+}
