@@ -3,4 +3,7 @@
 mod helpers;
 mod schema;
 
+mod admin;
+mod auth;
+mod lifecycle;
 mod smoke;
