@@ -47,7 +47,11 @@ pub fn generate_api_key() -> String {
 
 /// A new API token: 40 URL-safe characters, like Cloudflare's.
 pub fn generate_token() -> String {
-    rand::rng().sample_iter(&Alphanumeric).take(40).map(char::from).collect()
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(40)
+        .map(char::from)
+        .collect()
 }
 
 /// Global API keys are 37 hex characters; the documentation's example key (and older keys)
@@ -57,7 +61,10 @@ fn key_format_ok(key: &str) -> bool {
 }
 
 fn token_format_ok(token: &str) -> bool {
-    token.len() == 40 && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    token.len() == 40
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, AuthError> {
@@ -124,6 +131,8 @@ async fn authenticate_token(store: &dyn Store, token: &str) -> Result<Caller, Au
     }
     Ok(Caller {
         user,
-        token: Some(TokenScope { permission_groups: record.permission_groups }),
+        token: Some(TokenScope {
+            permission_groups: record.permission_groups,
+        }),
     })
 }

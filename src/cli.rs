@@ -14,7 +14,11 @@ use crate::store::{SqliteStore, Store, Token};
 use crate::{api, fixture};
 
 #[derive(Parser)]
-#[command(name = "roster", version, about = "A Cloudflare-compatible memberships and account members server")]
+#[command(
+    name = "roster",
+    version,
+    about = "A Cloudflare-compatible memberships and account members server"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub db: Database,
@@ -25,7 +29,12 @@ pub struct Cli {
 #[derive(Args)]
 pub struct Database {
     /// SQLite database file, created and migrated on start.
-    #[arg(long, global = true, env = "ROSTER_DATABASE", default_value = "roster.db")]
+    #[arg(
+        long,
+        global = true,
+        env = "ROSTER_DATABASE",
+        default_value = "roster.db"
+    )]
     pub database: PathBuf,
 }
 
@@ -101,7 +110,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             serve(store, listen).await
         }
         Command::Seed { file } => {
-            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
             let parsed = fixture::parse(&text).map_err(anyhow::Error::msg)?;
             let loaded = fixture::load(store.as_ref(), &parsed).await?;
             for (email, key) in loaded.generated_keys {
@@ -109,14 +119,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::User(UserCommand::Create { email, first_name, last_name, two_factor }) => {
+        Command::User(UserCommand::Create {
+            email,
+            first_name,
+            last_name,
+            two_factor,
+        }) => {
             let key = generate_api_key();
             let at = now();
             let user = User {
                 id: Id::generate(),
                 email: Email::parse(&email, "email")?,
-                first_name: first_name.map(|n| bounded(&n, "first_name", 0, 60)).transpose()?,
-                last_name: last_name.map(|n| bounded(&n, "last_name", 0, 60)).transpose()?,
+                first_name: first_name
+                    .map(|n| bounded(&n, "first_name", 0, 60))
+                    .transpose()?,
+                last_name: last_name
+                    .map(|n| bounded(&n, "last_name", 0, 60))
+                    .transpose()?,
                 telephone: None,
                 country: None,
                 zipcode: None,
@@ -128,7 +147,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{key}");
             Ok(())
         }
-        Command::Token(TokenCommand::Create { email, permission_groups, name }) => {
+        Command::Token(TokenCommand::Create {
+            email,
+            permission_groups,
+            name,
+        }) => {
             let email = Email::parse(&email, "email")?;
             let Some((user, _)) = store.user_by_email(email.folded()).await? else {
                 bail!("no user with email {}", email.as_str());
@@ -150,7 +173,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 status: "active".into(),
                 expires_on: None,
             };
-            store.insert_token(&token, &hash_secret(&secret), &now()).await?;
+            store
+                .insert_token(&token, &hash_secret(&secret), &now())
+                .await?;
             println!("{secret}");
             Ok(())
         }
@@ -186,7 +211,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

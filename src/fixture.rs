@@ -117,7 +117,8 @@ pub struct Loaded {
 }
 
 fn optional_id(raw: &Option<String>, field: &str) -> Result<Id, DomainError> {
-    raw.as_deref().map_or_else(|| Ok(Id::generate()), |id| Id::parse_field(id, field))
+    raw.as_deref()
+        .map_or_else(|| Ok(Id::generate()), |id| Id::parse_field(id, field))
 }
 
 pub fn parse(text: &str) -> Result<Fixture, String> {
@@ -135,7 +136,9 @@ pub async fn load(store: &dyn Store, fixture: &Fixture) -> Result<Loaded, StoreE
             Some(k) => k.to_ascii_lowercase(),
             None => {
                 let k = generate_api_key();
-                loaded.generated_keys.insert(email.as_str().to_string(), k.clone());
+                loaded
+                    .generated_keys
+                    .insert(email.as_str().to_string(), k.clone());
                 k
             }
         };
@@ -177,6 +180,19 @@ async fn load_account(store: &dyn Store, a: &AccountFixture) -> Result<(), Store
     if store.load_account(&account.id).await?.is_none() {
         store.create_account(&account, None).await?;
     }
+    store
+        .write_account(&account.id, &|state| fixture_changes(a, &account, state))
+        .await?;
+    Ok(())
+}
+
+/// The writes that make `state` match the fixture. Objects without an id are matched to
+/// existing ones (resource groups by name, members by email) so a second load updates them.
+fn fixture_changes(
+    a: &AccountFixture,
+    account: &Account,
+    state: &AccountState,
+) -> Result<Vec<Change>, DomainError> {
     let mut catalog = AccountCatalog::default();
     let mut changes = vec![Change::PutAccount(account.clone())];
     for r in &a.roles {
@@ -190,9 +206,19 @@ async fn load_account(store: &dyn Store, a: &AccountFixture) -> Result<(), Store
         changes.push(Change::PutCustomRole(role));
     }
     for g in &a.resource_groups {
+        let name = g.name.clone().unwrap_or_else(|| g.scope.key.clone());
+        let existing = state
+            .catalog
+            .resource_groups
+            .iter()
+            .find(|e| e.name == name)
+            .map(|e| e.id.clone());
         let group = ResourceGroup {
-            id: optional_id(&g.id, "resource_groups.id")?,
-            name: g.name.clone().unwrap_or_else(|| g.scope.key.clone()),
+            id: match &g.id {
+                Some(id) => Id::parse_field(id, "resource_groups.id")?,
+                None => existing.unwrap_or_else(Id::generate),
+            },
+            name,
             scope: g.scope.clone(),
             meta: g.meta.clone(),
         };
@@ -200,24 +226,35 @@ async fn load_account(store: &dyn Store, a: &AccountFixture) -> Result<(), Store
         changes.push(Change::PutResourceGroup(group));
     }
     for m in &a.members {
+        let email = Email::parse(&m.email, "members.email")?;
         let grants = member_grants(m, &catalog)?;
         catalog.check_grants(&grants)?;
+        let existing = state
+            .members
+            .iter()
+            .find(|e| e.email.folded() == email.folded() && e.status != Status::Rejected);
         let at = now();
         changes.push(Change::PutMembership(Membership {
-            id: optional_id(&m.id, "members.id")?,
+            id: match (&m.id, existing) {
+                (Some(id), _) => Id::parse_field(id, "members.id")?,
+                (None, Some(e)) => e.id.clone(),
+                (None, None) => Id::generate(),
+            },
             account_id: account.id.clone(),
-            email: Email::parse(&m.email, "members.email")?,
+            email,
             status: m.status,
             grants,
-            code: m.code.clone().unwrap_or_else(|| format!("{}{}", Id::generate(), Id::generate())),
+            code: m
+                .code
+                .clone()
+                .unwrap_or_else(|| format!("{}{}", Id::generate(), Id::generate())),
             api_access_enabled: (account.account_type == AccountType::Enterprise).then_some(true),
-            created_on: at.clone(),
+            created_on: existing.map_or_else(|| at.clone(), |e| e.created_on.clone()),
             modified_on: at,
             user: None,
         }));
     }
-    store.write_account(&account.id, &|_| Ok(changes.clone())).await?;
-    Ok(())
+    Ok(changes)
 }
 
 fn member_grants(m: &MemberFixture, catalog: &AccountCatalog) -> Result<Grants, DomainError> {
@@ -234,8 +271,15 @@ fn member_grants(m: &MemberFixture, catalog: &AccountCatalog) -> Result<Grants, 
                         .iter()
                         .map(|g| {
                             Id::parse(g)
-                                .or_else(|| catalog::permission_group_named(g).map(|pg| pg.id.clone()))
-                                .ok_or_else(|| DomainError::invalid("permission_groups", format!("unknown permission group {g}")))
+                                .or_else(|| {
+                                    catalog::permission_group_named(g).map(|pg| pg.id.clone())
+                                })
+                                .ok_or_else(|| {
+                                    DomainError::invalid(
+                                        "permission_groups",
+                                        format!("unknown permission group {g}"),
+                                    )
+                                })
                         })
                         .collect::<Result<_, _>>()?,
                     resource_groups: p
@@ -253,7 +297,12 @@ fn member_grants(m: &MemberFixture, catalog: &AccountCatalog) -> Result<Grants, 
         .iter()
         .map(|r| {
             Id::parse(r)
-                .or_else(|| catalog.roles().find(|role| role.name == *r).map(|role| role.id.clone()))
+                .or_else(|| {
+                    catalog
+                        .roles()
+                        .find(|role| role.name == *r)
+                        .map(|role| role.id.clone())
+                })
                 .ok_or_else(|| DomainError::invalid("roles", format!("unknown role {r}")))
         })
         .collect::<Result<_, _>>()?;

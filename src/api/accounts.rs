@@ -19,7 +19,11 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Accounts in which the caller holds an accepted membership that may read the account.
-async fn list(State(app): State<AppState>, Auth(caller): Auth, params: Params) -> Result<Response, ApiError> {
+async fn list(
+    State(app): State<AppState>,
+    Auth(caller): Auth,
+    params: Params,
+) -> Result<Response, ApiError> {
     let page = params.page()?;
     let direction = params.choice("direction")?.unwrap_or(Direction::Asc);
     let name = params.text("name", 100)?;
@@ -41,11 +45,21 @@ async fn list(State(app): State<AppState>, Auth(caller): Auth, params: Params) -
         // A token must hold an account-settings group to list accounts at all.
         caller.require_token_group("Account Settings", Need::Read)?;
     }
-    let page = paginate(accounts, page, direction, |a| text_key(Some(&a.name)), |a| a.id.as_str());
+    let page = paginate(
+        accounts,
+        page,
+        direction,
+        |a| text_key(Some(&a.name)),
+        |a| a.id.as_str(),
+    );
     Ok(views::list(&page, |a| views::account(a)))
 }
 
-async fn details(State(app): State<AppState>, Auth(caller): Auth, ids: Ids) -> Result<Response, ApiError> {
+async fn details(
+    State(app): State<AppState>,
+    Auth(caller): Auth,
+    ids: Ids,
+) -> Result<Response, ApiError> {
     let state = app.load_account(&ids.one()).await?;
     state.authorize(&caller, Need::Read)?;
     Ok(views::single(views::account(&state.account)))
@@ -78,7 +92,9 @@ async fn create(
         account_id: account.id.clone(),
         email: caller.user.email.clone(),
         status: Status::Accepted,
-        grants: Grants::Roles(vec![Id::parse(catalog::SUPER_ADMINISTRATOR).expect("valid")]),
+        grants: Grants::Roles(vec![
+            Id::parse(catalog::SUPER_ADMINISTRATOR).expect("valid"),
+        ]),
         code: format!("{}{}", Id::generate(), Id::generate()),
         api_access_enabled: (account_type == AccountType::Enterprise).then_some(true),
         created_on: account.created_on.clone(),
@@ -113,10 +129,16 @@ impl UpdateAccount {
             if let Some(email) = &s.abuse_contact_email {
                 settings.abuse_contact_email = match email.trim() {
                     "" => None,
-                    value => Some(Email::parse(value, "settings.abuse_contact_email")?.as_str().to_string()),
+                    value => Some(
+                        Email::parse(value, "settings.abuse_contact_email")?
+                            .as_str()
+                            .to_string(),
+                    ),
                 };
             }
-            settings.default_nameservers = s.default_nameservers.unwrap_or(settings.default_nameservers);
+            settings.default_nameservers = s
+                .default_nameservers
+                .unwrap_or(settings.default_nameservers);
             settings.use_account_custom_ns_by_default = s
                 .use_account_custom_ns_by_default
                 .unwrap_or(settings.use_account_custom_ns_by_default);
@@ -141,6 +163,8 @@ async fn update(
         .await?;
     match changes.first() {
         Some(Change::PutAccount(account)) => Ok(views::single(views::account(account))),
-        _ => Err(ApiError::Internal("account update produced no account".into())),
+        _ => Err(ApiError::Internal(
+            "account update produced no account".into(),
+        )),
     }
 }

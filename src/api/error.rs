@@ -69,15 +69,21 @@ pub mod codes {
 impl ApiError {
     fn status_and_errors(&self) -> (StatusCode, Vec<serde_json::Value>) {
         use codes::*;
-        let one = |status, code, message: String| (status, vec![json!({"code": code, "message": message})]);
+        let one = |status, code, message: String| {
+            (status, vec![json!({"code": code, "message": message})])
+        };
         match self {
             ApiError::Domain(d) => {
                 let message = d.to_string();
                 match d {
                     DomainError::NotFound(_) => one(StatusCode::NOT_FOUND, NOT_FOUND, message),
                     DomainError::Forbidden => one(StatusCode::FORBIDDEN, UNAUTHORIZED, message),
-                    DomainError::Invalid { .. } => one(StatusCode::BAD_REQUEST, INVALID_INPUT, message),
-                    DomainError::AlreadyMember(_) => one(StatusCode::CONFLICT, ALREADY_MEMBER, message),
+                    DomainError::Invalid { .. } => {
+                        one(StatusCode::BAD_REQUEST, INVALID_INPUT, message)
+                    }
+                    DomainError::AlreadyMember(_) => {
+                        one(StatusCode::CONFLICT, ALREADY_MEMBER, message)
+                    }
                     DomainError::NotPending(_) => one(StatusCode::CONFLICT, NOT_PENDING, message),
                     DomainError::TwoFactorRequired => {
                         one(StatusCode::FORBIDDEN, TWO_FACTOR_REQUIRED, message)
@@ -103,8 +109,14 @@ impl ApiError {
                     })],
                 ),
                 AuthError::UnknownKey => one(StatusCode::FORBIDDEN, UNKNOWN_KEY, a.to_string()),
-                AuthError::BadToken => one(StatusCode::FORBIDDEN, AUTHENTICATION_ERROR, a.to_string()),
-                AuthError::Store(_) => one(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL, "Internal error".into()),
+                AuthError::BadToken => {
+                    one(StatusCode::FORBIDDEN, AUTHENTICATION_ERROR, a.to_string())
+                }
+                AuthError::Store(_) => one(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    INTERNAL,
+                    "Internal error".into(),
+                ),
             },
             ApiError::BadBody(_) => one(StatusCode::BAD_REQUEST, MALFORMED_BODY, self.to_string()),
             ApiError::NoRoute(path) => (
@@ -119,9 +131,11 @@ impl ApiError {
                 METHOD_NOT_ALLOWED,
                 format!("Method {method} not allowed for {path}"),
             ),
-            ApiError::Internal(_) => {
-                one(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL, "Internal error".into())
-            }
+            ApiError::Internal(_) => one(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                INTERNAL,
+                "Internal error".into(),
+            ),
         }
     }
 }

@@ -9,7 +9,7 @@ use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Path, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use super::{AppState, ApiError};
+use super::{ApiError, AppState};
 use crate::domain::list::PageRequest;
 use crate::domain::{Caller, DomainError, Id};
 
@@ -20,7 +20,9 @@ impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        Ok(Auth(crate::auth::authenticate(state.store.as_ref(), &parts.headers).await?))
+        Ok(Auth(
+            crate::auth::authenticate(state.store.as_ref(), &parts.headers).await?,
+        ))
     }
 }
 
@@ -60,7 +62,10 @@ impl Ids {
 
     pub fn two(self) -> (Id, Id) {
         let mut it = self.0.into_iter();
-        (it.next().expect("route has two ids"), it.next().expect("route has two ids"))
+        (
+            it.next().expect("route has two ids"),
+            it.next().expect("route has two ids"),
+        )
     }
 }
 
@@ -79,7 +84,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
 }
 
 fn form_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(query.as_bytes()).into_owned().collect()
+    url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect()
 }
 
 impl Params {
@@ -96,7 +103,10 @@ impl Params {
 
     /// An enum parameter; the enum's `FromStr` names the allowed values. The error is
     /// re-labelled with the query parameter's name (e.g. `order` rather than the type).
-    pub fn choice<T: FromStr<Err = DomainError>>(&self, name: &str) -> Result<Option<T>, DomainError> {
+    pub fn choice<T: FromStr<Err = DomainError>>(
+        &self,
+        name: &str,
+    ) -> Result<Option<T>, DomainError> {
         self.0
             .get(name)
             .map(|v| {

@@ -15,7 +15,10 @@ use crate::domain::*;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/accounts/{account_id}/iam/permission_groups", get(list_permission_groups))
+        .route(
+            "/accounts/{account_id}/iam/permission_groups",
+            get(list_permission_groups),
+        )
         .route(
             "/accounts/{account_id}/iam/permission_groups/{permission_group_id}",
             get(permission_group_details),
@@ -49,21 +52,36 @@ async fn list_permission_groups(
     let id = id_filter(&params)?;
     let name = params.text("name", 200)?;
     let label = params.text("label", 200)?;
-    app.load_account(&ids.one()).await?.authorize(&caller, Need::Read)?;
+    app.load_account(&ids.one())
+        .await?
+        .authorize(&caller, Need::Read)?;
     let groups = catalog::permission_groups()
         .iter()
         .filter(|g| id.as_ref().is_none_or(|id| &g.id == id))
         .filter(|g| name.as_ref().is_none_or(|n| same_name(&g.name, n)))
         .filter(|g| label.as_ref().is_none_or(|l| same_name(&g.label, l)))
         .collect();
-    let page = paginate(groups, page, Direction::Asc, |g| text_key(Some(&g.name)), |g| g.id.as_str());
+    let page = paginate(
+        groups,
+        page,
+        Direction::Asc,
+        |g| text_key(Some(&g.name)),
+        |g| g.id.as_str(),
+    );
     Ok(views::list(&page, |g| views::permission_group(g)))
 }
 
-async fn permission_group_details(State(app): State<AppState>, Auth(caller): Auth, ids: Ids) -> Result<Response, ApiError> {
+async fn permission_group_details(
+    State(app): State<AppState>,
+    Auth(caller): Auth,
+    ids: Ids,
+) -> Result<Response, ApiError> {
     let (account_id, group_id) = ids.two();
-    app.load_account(&account_id).await?.authorize(&caller, Need::Read)?;
-    let group = catalog::permission_group(&group_id).ok_or(DomainError::NotFound("Permission group"))?;
+    app.load_account(&account_id)
+        .await?
+        .authorize(&caller, Need::Read)?;
+    let group =
+        catalog::permission_group(&group_id).ok_or(DomainError::NotFound("Permission group"))?;
     Ok(views::single(views::permission_group(group)))
 }
 
@@ -85,11 +103,21 @@ async fn list_resource_groups(
         .filter(|g| id.as_ref().is_none_or(|id| &g.id == id))
         .filter(|g| name.as_ref().is_none_or(|n| same_name(&g.name, n)))
         .collect();
-    let page = paginate(groups, page, Direction::Asc, |g| text_key(Some(&g.name)), |g| g.id.as_str());
+    let page = paginate(
+        groups,
+        page,
+        Direction::Asc,
+        |g| text_key(Some(&g.name)),
+        |g| g.id.as_str(),
+    );
     Ok(views::list(&page, |g| views::resource_group(g)))
 }
 
-async fn resource_group_details(State(app): State<AppState>, Auth(caller): Auth, ids: Ids) -> Result<Response, ApiError> {
+async fn resource_group_details(
+    State(app): State<AppState>,
+    Auth(caller): Auth,
+    ids: Ids,
+) -> Result<Response, ApiError> {
     let (account_id, group_id) = ids.two();
     let state = app.load_account(&account_id).await?;
     state.authorize(&caller, Need::Read)?;
@@ -113,10 +141,16 @@ impl ResourceGroupInput {
     fn into_group(self, id: Id, state: &AccountState) -> Result<ResourceGroup, DomainError> {
         let expected = state.account.scope_key();
         if self.scope.key != expected {
-            return Err(DomainError::invalid("scope.key", format!("scope.key must be {expected}")));
+            return Err(DomainError::invalid(
+                "scope.key",
+                format!("scope.key must be {expected}"),
+            ));
         }
         if self.scope.objects.is_empty() {
-            return Err(DomainError::invalid("scope.objects", "scope.objects must not be empty"));
+            return Err(DomainError::invalid(
+                "scope.objects",
+                "scope.objects must not be empty",
+            ));
         }
         for object in &self.scope.objects {
             bounded(&object.key, "scope.objects.key", 1, 255)?;
@@ -128,9 +162,16 @@ impl ResourceGroupInput {
             .iter()
             .any(|g| g.id != id && same_name(&g.name, &name));
         if taken {
-            return Err(DomainError::Duplicate(format!("Resource group named {name}")));
+            return Err(DomainError::Duplicate(format!(
+                "Resource group named {name}"
+            )));
         }
-        Ok(ResourceGroup { id, name, scope: self.scope, meta: self.meta.unwrap_or_default() })
+        Ok(ResourceGroup {
+            id,
+            name,
+            scope: self.scope,
+            meta: self.meta.unwrap_or_default(),
+        })
     }
 }
 
@@ -145,7 +186,9 @@ async fn create_resource_group(
     app.store
         .write_account(&account_id, &|state| {
             state.authorize(&caller, Need::Write)?;
-            Ok(vec![Change::PutResourceGroup(body.clone().into_group(id.clone(), state)?)])
+            Ok(vec![Change::PutResourceGroup(
+                body.clone().into_group(id.clone(), state)?,
+            )])
         })
         .await?;
     app.show_resource_group(&account_id, &id).await
@@ -165,13 +208,19 @@ async fn update_resource_group(
                 .catalog
                 .resource_group(&group_id)
                 .ok_or(DomainError::NotFound("Resource group"))?;
-            Ok(vec![Change::PutResourceGroup(body.clone().into_group(group_id.clone(), state)?)])
+            Ok(vec![Change::PutResourceGroup(
+                body.clone().into_group(group_id.clone(), state)?,
+            )])
         })
         .await?;
     app.show_resource_group(&account_id, &group_id).await
 }
 
-async fn delete_resource_group(State(app): State<AppState>, Auth(caller): Auth, ids: Ids) -> Result<Response, ApiError> {
+async fn delete_resource_group(
+    State(app): State<AppState>,
+    Auth(caller): Auth,
+    ids: Ids,
+) -> Result<Response, ApiError> {
     let (account_id, group_id) = ids.two();
     app.store
         .write_account(&account_id, &|state| {
@@ -185,7 +234,10 @@ async fn delete_resource_group(State(app): State<AppState>, Auth(caller): Auth, 
 impl AppState {
     async fn show_resource_group(&self, account_id: &Id, id: &Id) -> Result<Response, ApiError> {
         let state = self.load_account(account_id).await?;
-        let group = state.catalog.resource_group(id).ok_or(DomainError::NotFound("Resource group"))?;
+        let group = state
+            .catalog
+            .resource_group(id)
+            .ok_or(DomainError::NotFound("Resource group"))?;
         Ok(views::single(views::resource_group(group)))
     }
 }

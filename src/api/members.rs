@@ -45,10 +45,16 @@ struct PolicyInput {
     resource_groups: Vec<Ref>,
 }
 
-fn parse_grants(roles: Option<Vec<Ref>>, policies: Option<Vec<PolicyInput>>) -> Result<Grants, DomainError> {
+fn parse_grants(
+    roles: Option<Vec<Ref>>,
+    policies: Option<Vec<PolicyInput>>,
+) -> Result<Grants, DomainError> {
     match (roles, policies) {
         (Some(roles), None) => Ok(Grants::Roles(
-            roles.iter().map(|r| r.parse("roles")).collect::<Result<_, _>>()?,
+            roles
+                .iter()
+                .map(|r| r.parse("roles"))
+                .collect::<Result<_, _>>()?,
         )),
         (None, Some(policies)) => Ok(Grants::Policies(
             policies
@@ -74,12 +80,23 @@ fn parse_grants(roles: Option<Vec<Ref>>, policies: Option<Vec<PolicyInput>>) -> 
                 })
                 .collect::<Result<_, DomainError>>()?,
         )),
-        (Some(_), Some(_)) => Err(DomainError::invalid("roles", "give either roles or policies, not both")),
-        (None, None) => Err(DomainError::invalid("roles", "roles or policies is required")),
+        (Some(_), Some(_)) => Err(DomainError::invalid(
+            "roles",
+            "give either roles or policies, not both",
+        )),
+        (None, None) => Err(DomainError::invalid(
+            "roles",
+            "roles or policies is required",
+        )),
     }
 }
 
-async fn list(State(app): State<AppState>, Auth(caller): Auth, ids: Ids, params: Params) -> Result<Response, ApiError> {
+async fn list(
+    State(app): State<AppState>,
+    Auth(caller): Auth,
+    ids: Ids,
+    params: Params,
+) -> Result<Response, ApiError> {
     let page = params.page()?;
     let status: Option<Status> = params.choice("status")?;
     let order: Option<MemberOrder> = params.choice("order")?;
@@ -99,7 +116,9 @@ async fn list(State(app): State<AppState>, Auth(caller): Auth, ids: Ids, params:
             let user = m.user.as_ref();
             match order {
                 None => text_key(Some(m.id.as_str())),
-                Some(MemberOrder::FirstName) => text_key(user.and_then(|u| u.first_name.as_deref())),
+                Some(MemberOrder::FirstName) => {
+                    text_key(user.and_then(|u| u.first_name.as_deref()))
+                }
                 Some(MemberOrder::LastName) => text_key(user.and_then(|u| u.last_name.as_deref())),
                 Some(MemberOrder::Email) => text_key(Some(m.email.as_str())),
                 Some(MemberOrder::Status) => text_key(Some(m.status.as_str())),
@@ -110,11 +129,18 @@ async fn list(State(app): State<AppState>, Auth(caller): Auth, ids: Ids, params:
     Ok(views::list(&page, |m| views::member(m, &state.catalog)))
 }
 
-async fn details(State(app): State<AppState>, Auth(caller): Auth, ids: Ids) -> Result<Response, ApiError> {
+async fn details(
+    State(app): State<AppState>,
+    Auth(caller): Auth,
+    ids: Ids,
+) -> Result<Response, ApiError> {
     let (account_id, member_id) = ids.two();
     let state = app.load_account(&account_id).await?;
     state.authorize(&caller, Need::Read)?;
-    Ok(views::single(views::member(state.member(&member_id)?, &state.catalog)))
+    Ok(views::single(views::member(
+        state.member(&member_id)?,
+        &state.catalog,
+    )))
 }
 
 #[derive(Deserialize)]
@@ -134,14 +160,20 @@ async fn create(
     let account_id = ids.one();
     let status = body.status.unwrap_or(Status::Pending);
     if status == Status::Rejected {
-        return Err(DomainError::invalid("status", "status must be one of: accepted, pending").into());
+        return Err(
+            DomainError::invalid("status", "status must be one of: accepted, pending").into(),
+        );
     }
     let new = NewMember {
         email: Email::parse(&body.email, "email")?,
         grants: parse_grants(body.roles, body.policies)?,
         status,
     };
-    let invitee = app.store.user_by_email(new.email.folded()).await?.map(|(u, _)| u);
+    let invitee = app
+        .store
+        .user_by_email(new.email.folded())
+        .await?
+        .map(|(u, _)| u);
     let changes = app
         .store
         .write_account(&account_id, &|state| {
@@ -176,7 +208,11 @@ async fn update(
     app.show_member(&account_id, &changes).await
 }
 
-async fn remove(State(app): State<AppState>, Auth(caller): Auth, ids: Ids) -> Result<Response, ApiError> {
+async fn remove(
+    State(app): State<AppState>,
+    Auth(caller): Auth,
+    ids: Ids,
+) -> Result<Response, ApiError> {
     let (account_id, member_id) = ids.two();
     app.store
         .write_account(&account_id, &|state| {
@@ -191,9 +227,14 @@ impl AppState {
     /// Renders the membership a write just stored, as the account sees it now.
     async fn show_member(&self, account_id: &Id, changes: &[Change]) -> Result<Response, ApiError> {
         let Some(Change::PutMembership(written)) = changes.first() else {
-            return Err(ApiError::Internal("member write produced no membership".into()));
+            return Err(ApiError::Internal(
+                "member write produced no membership".into(),
+            ));
         };
         let state = self.load_account(account_id).await?;
-        Ok(views::single(views::member(state.member(&written.id)?, &state.catalog)))
+        Ok(views::single(views::member(
+            state.member(&written.id)?,
+            &state.catalog,
+        )))
     }
 }

@@ -15,22 +15,33 @@ use crate::domain::{Caller, Direction, DomainError, Id, Need, Status};
 use crate::store::UserMembership;
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/memberships", get(list))
-        .route("/memberships/{membership_id}", get(details).put(respond).delete(leave))
+    Router::new().route("/memberships", get(list)).route(
+        "/memberships/{membership_id}",
+        get(details).put(respond).delete(leave),
+    )
 }
 
-async fn list(State(app): State<AppState>, Auth(caller): Auth, params: Params) -> Result<Response, ApiError> {
+async fn list(
+    State(app): State<AppState>,
+    Auth(caller): Auth,
+    params: Params,
+) -> Result<Response, ApiError> {
     caller.require_token_group("Memberships", Need::Read)?;
     let page = params.page()?;
     let status: Option<Status> = params.choice("status")?;
     let order = params.choice("order")?.unwrap_or(MembershipOrder::Id);
     let direction = params.choice("direction")?.unwrap_or(Direction::Asc);
     let names = [params.text("account.name", 100)?, params.text("name", 100)?];
-    let mut items = app.store.user_memberships(caller.user.email.folded()).await?;
+    let mut items = app
+        .store
+        .user_memberships(caller.user.email.folded())
+        .await?;
     items.retain(|m| {
         status.is_none_or(|s| m.membership.status == s)
-            && names.iter().flatten().all(|n| same_name(&m.account.name, n))
+            && names
+                .iter()
+                .flatten()
+                .all(|n| same_name(&m.account.name, n))
     });
     let page = paginate(
         items,
@@ -43,7 +54,9 @@ async fn list(State(app): State<AppState>, Auth(caller): Auth, params: Params) -
         },
         |m| m.membership.id.as_str(),
     );
-    Ok(views::list(&page, |m| views::membership(&m.account, &m.membership, &m.catalog)))
+    Ok(views::list(&page, |m| {
+        views::membership(&m.account, &m.membership, &m.catalog)
+    }))
 }
 
 async fn own(app: &AppState, caller: &Caller, id: &Id) -> Result<UserMembership, ApiError> {
@@ -55,10 +68,18 @@ async fn own(app: &AppState, caller: &Caller, id: &Id) -> Result<UserMembership,
         .ok_or(DomainError::NotFound("Membership").into())
 }
 
-async fn details(State(app): State<AppState>, Auth(caller): Auth, ids: Ids) -> Result<Response, ApiError> {
+async fn details(
+    State(app): State<AppState>,
+    Auth(caller): Auth,
+    ids: Ids,
+) -> Result<Response, ApiError> {
     caller.require_token_group("Memberships", Need::Read)?;
     let m = own(&app, &caller, &ids.one()).await?;
-    Ok(views::single(views::membership(&m.account, &m.membership, &m.catalog)))
+    Ok(views::single(views::membership(
+        &m.account,
+        &m.membership,
+        &m.catalog,
+    )))
 }
 
 #[derive(Deserialize)]
@@ -81,15 +102,25 @@ async fn respond(
         })
         .await?;
     let m = own(&app, &caller, &id).await?;
-    Ok(views::single(views::membership(&m.account, &m.membership, &m.catalog)))
+    Ok(views::single(views::membership(
+        &m.account,
+        &m.membership,
+        &m.catalog,
+    )))
 }
 
-async fn leave(State(app): State<AppState>, Auth(caller): Auth, ids: Ids) -> Result<Response, ApiError> {
+async fn leave(
+    State(app): State<AppState>,
+    Auth(caller): Auth,
+    ids: Ids,
+) -> Result<Response, ApiError> {
     caller.require_token_group("Memberships", Need::Write)?;
     let id = ids.one();
     let current = own(&app, &caller, &id).await?;
     app.store
-        .write_account(&current.account.id, &|state| Ok(vec![state.leave(&id, &caller.user)?]))
+        .write_account(&current.account.id, &|state| {
+            Ok(vec![state.leave(&id, &caller.user)?])
+        })
         .await?;
     Ok(views::single(views::IdOnly { id: &id }))
 }

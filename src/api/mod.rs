@@ -19,7 +19,9 @@ use axum::extract::OriginalUri;
 use axum::http::{HeaderName, HeaderValue, Method, Request};
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
@@ -78,8 +80,11 @@ async fn no_route(OriginalUri(uri): OriginalUri) -> Response {
 }
 
 async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> Response {
-    ApiError::MethodNotAllowed { method: method.to_string(), path: uri.path().to_string() }
-        .into_response()
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        path: uri.path().to_string(),
+    }
+    .into_response()
 }
 
 /// Request ids shaped like Cloudflare's `cf-ray` header: 16 hex digits and a location.

@@ -16,7 +16,12 @@ pub fn router() -> Router<AppState> {
         .route("/accounts/{account_id}/roles/{role_id}", get(details))
 }
 
-async fn list(State(app): State<AppState>, Auth(caller): Auth, ids: Ids, params: Params) -> Result<Response, ApiError> {
+async fn list(
+    State(app): State<AppState>,
+    Auth(caller): Auth,
+    ids: Ids,
+    params: Params,
+) -> Result<Response, ApiError> {
     let page = params.page()?;
     let state = app.load_account(&ids.one()).await?;
     state.authorize(&caller, Need::Read)?;
@@ -27,10 +32,17 @@ async fn list(State(app): State<AppState>, Auth(caller): Auth, ids: Ids, params:
     Ok(views::list(&page, |r| views::role(r)))
 }
 
-async fn details(State(app): State<AppState>, Auth(caller): Auth, ids: Ids) -> Result<Response, ApiError> {
+async fn details(
+    State(app): State<AppState>,
+    Auth(caller): Auth,
+    ids: Ids,
+) -> Result<Response, ApiError> {
     let (account_id, role_id) = ids.two();
     let state = app.load_account(&account_id).await?;
     state.authorize(&caller, Need::Read)?;
-    let role = state.catalog.role(&role_id).ok_or(DomainError::NotFound("Role"))?;
+    let role = state
+        .catalog
+        .role(&role_id)
+        .ok_or(DomainError::NotFound("Role"))?;
     Ok(views::single(views::role(role)))
 }

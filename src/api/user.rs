@@ -39,14 +39,26 @@ struct EditUser {
     zipcode: Option<Option<String>>,
 }
 
-fn edit_field(target: &mut Option<String>, value: Option<Option<String>>, field: &str, max: usize) -> Result<(), DomainError> {
+fn edit_field(
+    target: &mut Option<String>,
+    value: Option<Option<String>>,
+    field: &str,
+    max: usize,
+) -> Result<(), DomainError> {
     if let Some(value) = value {
-        *target = value.map(|v| bounded(v.trim(), field, 0, max)).transpose()?.filter(|v| !v.is_empty());
+        *target = value
+            .map(|v| bounded(v.trim(), field, 0, max))
+            .transpose()?
+            .filter(|v| !v.is_empty());
     }
     Ok(())
 }
 
-async fn edit(State(app): State<AppState>, Auth(caller): Auth, Body(body): Body<EditUser>) -> Result<Response, ApiError> {
+async fn edit(
+    State(app): State<AppState>,
+    Auth(caller): Auth,
+    Body(body): Body<EditUser>,
+) -> Result<Response, ApiError> {
     caller.require_token_group("User Details", Need::Write)?;
     let mut user = caller.user;
     edit_field(&mut user.first_name, body.first_name, "first_name", 60)?;

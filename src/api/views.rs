@@ -30,7 +30,14 @@ struct ResultInfo {
 }
 
 pub fn single<T: Serialize>(result: T) -> Response {
-    Json(Envelope { success: true, errors: [], messages: [], result, result_info: None }).into_response()
+    Json(Envelope {
+        success: true,
+        errors: [],
+        messages: [],
+        result,
+        result_info: None,
+    })
+    .into_response()
 }
 
 pub fn list<'a, T, V: Serialize>(page: &'a Page<T>, view: impl Fn(&'a T) -> V) -> Response {
@@ -42,8 +49,14 @@ pub fn list<'a, T, V: Serialize>(page: &'a Page<T>, view: impl Fn(&'a T) -> V) -
         total_pages: page.total_pages(),
     };
     let result: Vec<V> = page.items.iter().map(view).collect();
-    Json(Envelope { success: true, errors: [], messages: [], result, result_info: Some(result_info) })
-        .into_response()
+    Json(Envelope {
+        success: true,
+        errors: [],
+        messages: [],
+        result,
+        result_info: Some(result_info),
+    })
+    .into_response()
 }
 
 #[derive(Serialize)]
@@ -97,7 +110,12 @@ pub struct RoleView<'a> {
 }
 
 pub fn role(r: &Role) -> RoleView<'_> {
-    RoleView { id: &r.id, name: &r.name, description: &r.description, permissions: r.permissions }
+    RoleView {
+        id: &r.id,
+        name: &r.name,
+        description: &r.description,
+        permissions: r.permissions,
+    }
 }
 
 #[derive(Serialize)]
@@ -117,7 +135,10 @@ pub fn permission_group(g: &PermissionGroup) -> PermissionGroupView<'_> {
     PermissionGroupView {
         id: &g.id,
         name: &g.name,
-        meta: PermissionGroupMeta { label: &g.label, scopes: &g.scopes },
+        meta: PermissionGroupMeta {
+            label: &g.label,
+            scopes: &g.scopes,
+        },
     }
 }
 
@@ -130,7 +151,12 @@ pub struct ResourceGroupView<'a> {
 }
 
 pub fn resource_group(g: &ResourceGroup) -> ResourceGroupView<'_> {
-    ResourceGroupView { id: &g.id, name: &g.name, scope: &g.scope, meta: &g.meta }
+    ResourceGroupView {
+        id: &g.id,
+        name: &g.name,
+        scope: &g.scope,
+        meta: &g.meta,
+    }
 }
 
 #[derive(Serialize)]
@@ -142,7 +168,9 @@ pub struct PolicyView<'a> {
 }
 
 fn policies<'a>(grants: &'a Grants, catalog: &'a AccountCatalog) -> Vec<PolicyView<'a>> {
-    let Grants::Policies(policies) = grants else { return Vec::new() };
+    let Grants::Policies(policies) = grants else {
+        return Vec::new();
+    };
     policies
         .iter()
         .map(|p| PolicyView {
@@ -165,7 +193,9 @@ fn policies<'a>(grants: &'a Grants, catalog: &'a AccountCatalog) -> Vec<PolicyVi
 }
 
 fn roles<'a>(grants: &'a Grants, catalog: &'a AccountCatalog) -> Vec<&'a Role> {
-    let Grants::Roles(ids) = grants else { return Vec::new() };
+    let Grants::Roles(ids) = grants else {
+        return Vec::new();
+    };
     ids.iter().filter_map(|id| catalog.role(id)).collect()
 }
 
@@ -224,7 +254,11 @@ pub struct MembershipView<'a> {
     status: Status,
 }
 
-pub fn membership<'a>(a: &'a Account, m: &'a Membership, catalog: &'a AccountCatalog) -> MembershipView<'a> {
+pub fn membership<'a>(
+    a: &'a Account,
+    m: &'a Membership,
+    catalog: &'a AccountCatalog,
+) -> MembershipView<'a> {
     MembershipView {
         id: &m.id,
         account: account(a),
@@ -232,7 +266,10 @@ pub fn membership<'a>(a: &'a Account, m: &'a Membership, catalog: &'a AccountCat
         code: (m.status == Status::Pending).then_some(m.code.as_str()),
         permissions: catalog.permissions(a, &m.grants),
         policies: policies(&m.grants, catalog),
-        roles: roles(&m.grants, catalog).into_iter().map(|r| r.name.as_str()).collect(),
+        roles: roles(&m.grants, catalog)
+            .into_iter()
+            .map(|r| r.name.as_str())
+            .collect(),
         status: m.status,
     }
 }

@@ -21,7 +21,9 @@ fn member_base() -> Permissions {
 
 fn zone_role(keys: &[Key]) -> Permissions {
     keys.iter()
-        .fold(member_base().with(Key::Zones, Grant::READ), |p, k| p.with(*k, Grant::WRITE))
+        .fold(member_base().with(Key::Zones, Grant::READ), |p, k| {
+            p.with(*k, Grant::WRITE)
+        })
 }
 
 static ROLES: LazyLock<Vec<Role>> = LazyLock::new(|| {
@@ -56,7 +58,9 @@ static ROLES: LazyLock<Vec<Role>> = LazyLock::new(|| {
             "4e8120ca175943b391a9810bad7059b8",
             "Analytics",
             "Can read Analytics.",
-            member_base().with(Key::Analytics, Grant::READ).with(Key::Zones, Grant::READ),
+            member_base()
+                .with(Key::Analytics, Grant::READ)
+                .with(Key::Zones, Grant::READ),
         ),
         role(
             "462131c6e56c4a3894166a1f9b47cf9e",
@@ -113,43 +117,192 @@ static PERMISSION_GROUPS: LazyLock<Vec<PermissionGroup>> = LazyLock::new(|| {
     const ACCOUNT: &str = "com.cloudflare.api.account";
     const ZONE: &str = "com.cloudflare.api.account.zone";
     const USER: &str = "com.cloudflare.api.user";
-    let group = |id: &str, name: &str, label: &str, scopes: &str, grants: Permissions| {
-        PermissionGroup {
+    let group =
+        |id: &str, name: &str, label: &str, scopes: &str, grants: Permissions| PermissionGroup {
             id: Id::parse(id).expect("catalog ids are valid"),
             name: name.into(),
             label: label.into(),
             scopes: scopes.into(),
             grants,
-        }
-    };
+        };
     let read = |k: Key| NONE.with(k, Grant::READ);
     let write = |k: Key| NONE.with(k, Grant::WRITE);
     vec![
-        group("15b972a8f4cb43e78efbafb322f7dee5", "Account Settings Read", "account_settings_read", ACCOUNT, read(Key::Organization)),
-        group("bcc19b668966402dadd900f2b4243d2e", "Account Settings Write", "account_settings_write", ACCOUNT, write(Key::Organization)),
-        group("f113a2797ed3414dbb2cc8f45273fc48", "Billing Read", "billing_read", ACCOUNT, read(Key::Billing)),
-        group("845c71302fd64396a2835dc7c94417d3", "Billing Write", "billing_write", ACCOUNT, write(Key::Billing)),
-        group("9117e5da093b4e66b569dc785cc6ee75", "Account Analytics Read", "account_analytics_read", ACCOUNT, read(Key::Analytics)),
-        group("070072160ea449c1993db4a6b76621ff", "Logs Read", "logs_read", ACCOUNT, read(Key::Logs)),
-        group("d5bcb82a7ebc4b2c8682aefd3adba0a7", "Logs Write", "logs_write", ACCOUNT, write(Key::Logs)),
-        group("82e64a83756745bbbb1c9c2701bf816b", "Magic Network Monitoring", "fbm_user", ACCOUNT, read(Key::Analytics)),
-        group("c8fed203ed3043cba015a93ad1616f1f", "Zone Read", "zone_read", ZONE, read(Key::Zones)),
-        group("9a15c9deb41547aa820c8b6815900ee1", "Zone Write", "zone_write", ZONE, write(Key::Zones)),
-        group("917965bd88dc47f78791a7bf452d13e4", "Zone Settings Read", "zone_settings_read", ZONE, read(Key::ZoneSettings)),
-        group("d7b559e4724643b1a85b443961797961", "Zone Settings Write", "zone_settings_write", ZONE, write(Key::ZoneSettings)),
-        group("ff6a58c45ccd4aba965f0de1ced77b2c", "DNS Read", "dns_read", ZONE, read(Key::Dns).with(Key::DnsRecords, Grant::READ)),
-        group("c04f21e7c9484120a60314ba1d079cec", "DNS Write", "dns_write", ZONE, write(Key::Dns).with(Key::DnsRecords, Grant::WRITE)),
-        group("243c7345945a4c6098e14d04c006bdf0", "Cache Purge", "cache_purge", ZONE, write(Key::CachePurge)),
-        group("6ef0ef1ad429498e8c1144b148221f32", "Firewall Services Read", "firewall_services_read", ZONE, read(Key::Waf)),
-        group("0e7efc51ba0749f18ecea35a0c549f7e", "Firewall Services Write", "firewall_services_write", ZONE, write(Key::Waf)),
-        group("c4983326fd8545f09487165da7f10b0a", "Load Balancers Read", "load_balancers_read", ZONE, read(Key::Lb)),
-        group("438974399ac34127866c834c6e9d6db5", "Load Balancers Write", "load_balancers_write", ZONE, write(Key::Lb)),
-        group("71e0bf19834240b3b8c54343f1999342", "SSL and Certificates Read", "ssl_and_certificates_read", ZONE, read(Key::Ssl)),
-        group("84a76167707c4b12b297bfe560748be6", "SSL and Certificates Write", "ssl_and_certificates_write", ZONE, write(Key::Ssl)),
-        group("05de63ec42a143408bcece00dee847e4", "Memberships Read", "memberships_read", USER, NONE),
-        group("d1e5ea4d88a94a42bd357447aca341d9", "Memberships Write", "memberships_write", USER, NONE),
-        group("6f71d1fb19e54da99e020d58c20622e3", "User Details Read", "user_details_read", USER, NONE),
-        group("cd012d1d216f4a2889bae2e5cd703c9b", "User Details Write", "user_details_write", USER, NONE),
+        group(
+            "15b972a8f4cb43e78efbafb322f7dee5",
+            "Account Settings Read",
+            "account_settings_read",
+            ACCOUNT,
+            read(Key::Organization),
+        ),
+        group(
+            "bcc19b668966402dadd900f2b4243d2e",
+            "Account Settings Write",
+            "account_settings_write",
+            ACCOUNT,
+            write(Key::Organization),
+        ),
+        group(
+            "f113a2797ed3414dbb2cc8f45273fc48",
+            "Billing Read",
+            "billing_read",
+            ACCOUNT,
+            read(Key::Billing),
+        ),
+        group(
+            "845c71302fd64396a2835dc7c94417d3",
+            "Billing Write",
+            "billing_write",
+            ACCOUNT,
+            write(Key::Billing),
+        ),
+        group(
+            "9117e5da093b4e66b569dc785cc6ee75",
+            "Account Analytics Read",
+            "account_analytics_read",
+            ACCOUNT,
+            read(Key::Analytics),
+        ),
+        group(
+            "070072160ea449c1993db4a6b76621ff",
+            "Logs Read",
+            "logs_read",
+            ACCOUNT,
+            read(Key::Logs),
+        ),
+        group(
+            "d5bcb82a7ebc4b2c8682aefd3adba0a7",
+            "Logs Write",
+            "logs_write",
+            ACCOUNT,
+            write(Key::Logs),
+        ),
+        group(
+            "82e64a83756745bbbb1c9c2701bf816b",
+            "Magic Network Monitoring",
+            "fbm_user",
+            ACCOUNT,
+            read(Key::Analytics),
+        ),
+        group(
+            "c8fed203ed3043cba015a93ad1616f1f",
+            "Zone Read",
+            "zone_read",
+            ZONE,
+            read(Key::Zones),
+        ),
+        group(
+            "9a15c9deb41547aa820c8b6815900ee1",
+            "Zone Write",
+            "zone_write",
+            ZONE,
+            write(Key::Zones),
+        ),
+        group(
+            "917965bd88dc47f78791a7bf452d13e4",
+            "Zone Settings Read",
+            "zone_settings_read",
+            ZONE,
+            read(Key::ZoneSettings),
+        ),
+        group(
+            "d7b559e4724643b1a85b443961797961",
+            "Zone Settings Write",
+            "zone_settings_write",
+            ZONE,
+            write(Key::ZoneSettings),
+        ),
+        group(
+            "ff6a58c45ccd4aba965f0de1ced77b2c",
+            "DNS Read",
+            "dns_read",
+            ZONE,
+            read(Key::Dns).with(Key::DnsRecords, Grant::READ),
+        ),
+        group(
+            "c04f21e7c9484120a60314ba1d079cec",
+            "DNS Write",
+            "dns_write",
+            ZONE,
+            write(Key::Dns).with(Key::DnsRecords, Grant::WRITE),
+        ),
+        group(
+            "243c7345945a4c6098e14d04c006bdf0",
+            "Cache Purge",
+            "cache_purge",
+            ZONE,
+            write(Key::CachePurge),
+        ),
+        group(
+            "6ef0ef1ad429498e8c1144b148221f32",
+            "Firewall Services Read",
+            "firewall_services_read",
+            ZONE,
+            read(Key::Waf),
+        ),
+        group(
+            "0e7efc51ba0749f18ecea35a0c549f7e",
+            "Firewall Services Write",
+            "firewall_services_write",
+            ZONE,
+            write(Key::Waf),
+        ),
+        group(
+            "c4983326fd8545f09487165da7f10b0a",
+            "Load Balancers Read",
+            "load_balancers_read",
+            ZONE,
+            read(Key::Lb),
+        ),
+        group(
+            "438974399ac34127866c834c6e9d6db5",
+            "Load Balancers Write",
+            "load_balancers_write",
+            ZONE,
+            write(Key::Lb),
+        ),
+        group(
+            "71e0bf19834240b3b8c54343f1999342",
+            "SSL and Certificates Read",
+            "ssl_and_certificates_read",
+            ZONE,
+            read(Key::Ssl),
+        ),
+        group(
+            "84a76167707c4b12b297bfe560748be6",
+            "SSL and Certificates Write",
+            "ssl_and_certificates_write",
+            ZONE,
+            write(Key::Ssl),
+        ),
+        group(
+            "05de63ec42a143408bcece00dee847e4",
+            "Memberships Read",
+            "memberships_read",
+            USER,
+            NONE,
+        ),
+        group(
+            "d1e5ea4d88a94a42bd357447aca341d9",
+            "Memberships Write",
+            "memberships_write",
+            USER,
+            NONE,
+        ),
+        group(
+            "6f71d1fb19e54da99e020d58c20622e3",
+            "User Details Read",
+            "user_details_read",
+            USER,
+            NONE,
+        ),
+        group(
+            "cd012d1d216f4a2889bae2e5cd703c9b",
+            "User Details Write",
+            "user_details_write",
+            USER,
+            NONE,
+        ),
     ]
 });
 
@@ -163,5 +316,7 @@ pub fn permission_group(id: &Id) -> Option<&'static PermissionGroup> {
 
 /// Looks a group up by its display name, case-insensitively, for the CLI and fixtures.
 pub fn permission_group_named(name: &str) -> Option<&'static PermissionGroup> {
-    permission_groups().iter().find(|g| g.name.eq_ignore_ascii_case(name))
+    permission_groups()
+        .iter()
+        .find(|g| g.name.eq_ignore_ascii_case(name))
 }

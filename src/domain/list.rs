@@ -16,7 +16,10 @@ pub struct PageRequest {
 
 impl Default for PageRequest {
     fn default() -> Self {
-        PageRequest { page: 1, per_page: PER_PAGE_DEFAULT }
+        PageRequest {
+            page: 1,
+            per_page: PER_PAGE_DEFAULT,
+        }
     }
 }
 
@@ -73,7 +76,11 @@ pub fn paginate<T, K: Ord>(
         .skip(start)
         .take(request.per_page as usize)
         .collect();
-    Page { items, request, total_count }
+    Page {
+        items,
+        request,
+        total_count,
+    }
 }
 
 /// Name filters compare case-insensitively, as account names are shown to people.

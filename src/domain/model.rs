@@ -143,6 +143,7 @@ pub struct Membership {
 impl<'de> Deserialize<'de> for Id {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(d)?;
-        Id::parse(&raw).ok_or_else(|| serde::de::Error::custom("expected a 32-character hex identifier"))
+        Id::parse(&raw)
+            .ok_or_else(|| serde::de::Error::custom("expected a 32-character hex identifier"))
     }
 }

@@ -45,9 +45,18 @@ pub struct Grant {
 }
 
 impl Grant {
-    pub const NONE: Grant = Grant { read: false, write: false };
-    pub const READ: Grant = Grant { read: true, write: false };
-    pub const WRITE: Grant = Grant { read: true, write: true };
+    pub const NONE: Grant = Grant {
+        read: false,
+        write: false,
+    };
+    pub const READ: Grant = Grant {
+        read: true,
+        write: false,
+    };
+    pub const WRITE: Grant = Grant {
+        read: true,
+        write: true,
+    };
 }
 
 /// A grant for each of the twelve keys, indexed in `KEYS` order.
@@ -116,7 +125,9 @@ impl<'de> Deserialize<'de> for Permissions {
                 .iter()
                 .find(|(_, n)| *n == name)
                 .map(|(k, _)| *k)
-                .ok_or_else(|| serde::de::Error::custom(format!("unknown permission key {name}")))?;
+                .ok_or_else(|| {
+                    serde::de::Error::custom(format!("unknown permission key {name}"))
+                })?;
             perms = perms.with(key, grant);
         }
         Ok(perms)

@@ -3,11 +3,11 @@
 //! inside the store's transaction and returns the [`Change`] to write, so a rule is checked
 //! against exactly the rows the write will land on.
 
+use super::DomainError;
 use super::catalog;
 use super::model::*;
 use super::permissions::{Key, Permissions};
 use super::types::{AccountType, Email, Id, Status, now};
-use super::DomainError;
 
 /// The authenticated caller: a user, and when they came with an API token, what it allows.
 #[derive(Debug, Clone)]
@@ -33,7 +33,9 @@ impl Caller {
     /// Write`, ...). A token passes if it holds the named group or its write twin; a
     /// global API key passes always.
     pub fn require_token_group(&self, area: &str, need: Need) -> Result<(), DomainError> {
-        let Some(token) = &self.token else { return Ok(()) };
+        let Some(token) = &self.token else {
+            return Ok(());
+        };
         let accepted = match need {
             Need::Read => vec![format!("{area} Read"), format!("{area} Write")],
             Need::Write => vec![format!("{area} Write")],
@@ -43,11 +45,17 @@ impl Caller {
             .iter()
             .filter_map(catalog::permission_group)
             .any(|g| accepted.iter().any(|name| name == &g.name));
-        if held { Ok(()) } else { Err(DomainError::Forbidden) }
+        if held {
+            Ok(())
+        } else {
+            Err(DomainError::Forbidden)
+        }
     }
 
     fn token_allows_account(&self, need: Need) -> bool {
-        let Some(token) = &self.token else { return true };
+        let Some(token) = &self.token else {
+            return true;
+        };
         let grants = token
             .permission_groups
             .iter()
@@ -73,7 +81,9 @@ pub struct AccountCatalog {
 
 impl AccountCatalog {
     pub fn roles(&self) -> impl Iterator<Item = &Role> {
-        catalog::builtin_roles().iter().chain(self.custom_roles.iter())
+        catalog::builtin_roles()
+            .iter()
+            .chain(self.custom_roles.iter())
     }
 
     pub fn role(&self, id: &Id) -> Option<&Role> {
@@ -120,10 +130,16 @@ impl AccountCatalog {
         match grants {
             Grants::Roles(ids) => {
                 if ids.is_empty() {
-                    return Err(DomainError::invalid("roles", "roles must name at least one role"));
+                    return Err(DomainError::invalid(
+                        "roles",
+                        "roles must name at least one role",
+                    ));
                 }
                 if let Some(id) = ids.iter().find(|id| self.role(id).is_none()) {
-                    return Err(DomainError::invalid("roles", format!("roles: unknown role {id}")));
+                    return Err(DomainError::invalid(
+                        "roles",
+                        format!("roles: unknown role {id}"),
+                    ));
                 }
             }
             Grants::Policies(policies) => {
@@ -140,15 +156,20 @@ impl AccountCatalog {
                             "each policy needs at least one permission group and one resource group",
                         ));
                     }
-                    if let Some(id) =
-                        p.permission_groups.iter().find(|id| catalog::permission_group(id).is_none())
+                    if let Some(id) = p
+                        .permission_groups
+                        .iter()
+                        .find(|id| catalog::permission_group(id).is_none())
                     {
                         return Err(DomainError::invalid(
                             "policies.permission_groups",
                             format!("policies.permission_groups: unknown permission group {id}"),
                         ));
                     }
-                    if let Some(id) = p.resource_groups.iter().find(|id| self.resource_group(id).is_none())
+                    if let Some(id) = p
+                        .resource_groups
+                        .iter()
+                        .find(|id| self.resource_group(id).is_none())
                     {
                         return Err(DomainError::invalid(
                             "policies.resource_groups",
@@ -172,6 +193,8 @@ pub struct AccountState {
 }
 
 /// A write the store applies inside the transaction that loaded the state.
+// A request makes one or two changes, so boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Change {
     PutMembership(Membership),
@@ -214,7 +237,9 @@ impl AccountState {
         let mine = self
             .members
             .iter()
-            .find(|m| m.status == Status::Accepted && m.email.folded() == caller.user.email.folded())
+            .find(|m| {
+                m.status == Status::Accepted && m.email.folded() == caller.user.email.folded()
+            })
             .ok_or(DomainError::NotFound("Account"))?;
         if allows(&self.permissions_of(mine), need) && caller.token_allows_account(need) {
             Ok(mine)
@@ -225,9 +250,10 @@ impl AccountState {
 
     pub fn invite(&self, new: NewMember, user: Option<User>) -> Result<Change, DomainError> {
         self.catalog.check_grants(&new.grants)?;
-        let taken = self.members.iter().any(|m| {
-            m.email.folded() == new.email.folded() && m.status != Status::Rejected
-        });
+        let taken = self
+            .members
+            .iter()
+            .any(|m| m.email.folded() == new.email.folded() && m.status != Status::Rejected);
         if taken {
             return Err(DomainError::AlreadyMember(new.email.as_str().to_string()));
         }
@@ -320,7 +346,10 @@ impl AccountState {
                 return Ok(Change::PutMembership(current.clone()));
             }
             (Status::Pending, Status::Pending) => {
-                return Err(DomainError::invalid("status", "status must be one of: accepted, rejected"));
+                return Err(DomainError::invalid(
+                    "status",
+                    "status must be one of: accepted, rejected",
+                ));
             }
             (done, _) => return Err(DomainError::NotPending(done.as_str())),
         }

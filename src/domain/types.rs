@@ -27,7 +27,10 @@ impl Id {
 
     pub fn parse_field(raw: &str, field: &str) -> Result<Self, DomainError> {
         Self::parse(raw).ok_or_else(|| {
-            DomainError::invalid(field, format!("{field} must be a 32-character hex identifier"))
+            DomainError::invalid(
+                field,
+                format!("{field} must be a 32-character hex identifier"),
+            )
         })
     }
 

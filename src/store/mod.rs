@@ -7,7 +7,9 @@ mod sqlite;
 
 use async_trait::async_trait;
 
-use crate::domain::{Account, AccountCatalog, AccountState, Change, DomainError, Id, Membership, User};
+use crate::domain::{
+    Account, AccountCatalog, AccountState, Change, DomainError, Id, Membership, User,
+};
 
 pub use sqlite::SqliteStore;
 
@@ -53,13 +55,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// Inserts a new account with its first member (its creator; fixtures may have none) in
     /// one transaction.
-    async fn create_account(&self, account: &Account, owner: Option<&Membership>) -> Result<(), StoreError>;
+    async fn create_account(
+        &self,
+        account: &Account,
+        owner: Option<&Membership>,
+    ) -> Result<(), StoreError>;
 
     /// Every membership of the user with this folded email, with its account.
-    async fn user_memberships(&self, email_folded: &str) -> Result<Vec<UserMembership>, StoreError>;
+    async fn user_memberships(&self, email_folded: &str)
+    -> Result<Vec<UserMembership>, StoreError>;
 
     /// The user and their API key hash.
-    async fn user_by_email(&self, email_folded: &str) -> Result<Option<(User, String)>, StoreError>;
+    async fn user_by_email(&self, email_folded: &str)
+    -> Result<Option<(User, String)>, StoreError>;
 
     async fn token_by_hash(&self, hash: &str) -> Result<Option<(Token, User)>, StoreError>;
 
@@ -68,5 +76,10 @@ pub trait Store: Send + Sync + 'static {
 
     async fn update_user(&self, user: &User) -> Result<(), StoreError>;
 
-    async fn insert_token(&self, token: &Token, hash: &str, created_on: &str) -> Result<(), StoreError>;
+    async fn insert_token(
+        &self,
+        token: &Token,
+        hash: &str,
+        created_on: &str,
+    ) -> Result<(), StoreError>;
 }

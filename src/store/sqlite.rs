@@ -102,7 +102,9 @@ fn account_from_row(row: &SqliteRow) -> Result<Account, StoreError> {
             )?,
             use_account_custom_ns_by_default: row.try_get("a_use_account_custom_ns_by_default")?,
         },
-        managed_by: managed_by.map(|m| json(&m, "accounts.managed_by")).transpose()?,
+        managed_by: managed_by
+            .map(|m| json(&m, "accounts.managed_by"))
+            .transpose()?,
     })
 }
 
@@ -122,7 +124,10 @@ fn membership_from_row(row: &SqliteRow) -> Result<Membership, StoreError> {
     })
 }
 
-async fn load_catalog(conn: &mut SqliteConnection, account_id: &str) -> Result<AccountCatalog, StoreError> {
+async fn load_catalog(
+    conn: &mut SqliteConnection,
+    account_id: &str,
+) -> Result<AccountCatalog, StoreError> {
     let roles = sqlx::query(
         "SELECT id, name, description, permissions FROM account_roles WHERE account_id = $1 ORDER BY id",
     )
@@ -158,10 +163,16 @@ async fn load_catalog(conn: &mut SqliteConnection, account_id: &str) -> Result<A
         })
     })
     .collect::<Result<Vec<_>, StoreError>>()?;
-    Ok(AccountCatalog { custom_roles: roles, resource_groups })
+    Ok(AccountCatalog {
+        custom_roles: roles,
+        resource_groups,
+    })
 }
 
-async fn load_account(conn: &mut SqliteConnection, id: &Id) -> Result<Option<AccountState>, StoreError> {
+async fn load_account(
+    conn: &mut SqliteConnection,
+    id: &Id,
+) -> Result<Option<AccountState>, StoreError> {
     let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.id = $1");
     let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(id.as_str())
@@ -183,7 +194,11 @@ async fn load_account(conn: &mut SqliteConnection, id: &Id) -> Result<Option<Acc
         .map(membership_from_row)
         .collect::<Result<Vec<_>, _>>()?;
     let catalog = load_catalog(conn, id.as_str()).await?;
-    Ok(Some(AccountState { account, members, catalog }))
+    Ok(Some(AccountState {
+        account,
+        members,
+        catalog,
+    }))
 }
 
 fn unique_violation(e: &sqlx::Error) -> bool {
@@ -242,7 +257,11 @@ async fn put_account(conn: &mut SqliteConnection, a: &Account) -> Result<(), Sto
     Ok(())
 }
 
-async fn apply(conn: &mut SqliteConnection, account_id: &Id, change: &Change) -> Result<(), StoreError> {
+async fn apply(
+    conn: &mut SqliteConnection,
+    account_id: &Id,
+    change: &Change,
+) -> Result<(), StoreError> {
     match change {
         Change::PutMembership(m) => put_membership(conn, m).await?,
         Change::DeleteMembership(id) => {
@@ -311,7 +330,11 @@ impl Store for SqliteStore {
         Ok(changes)
     }
 
-    async fn create_account(&self, account: &Account, owner: Option<&Membership>) -> Result<(), StoreError> {
+    async fn create_account(
+        &self,
+        account: &Account,
+        owner: Option<&Membership>,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let exists = sqlx::query("SELECT 1 FROM accounts WHERE id = $1")
             .bind(account.id.as_str())
@@ -328,7 +351,10 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn user_memberships(&self, email_folded: &str) -> Result<Vec<UserMembership>, StoreError> {
+    async fn user_memberships(
+        &self,
+        email_folded: &str,
+    ) -> Result<Vec<UserMembership>, StoreError> {
         let mut conn = self.pool.acquire().await?;
         let sql = format!(
             "SELECT {MEMBERSHIP_COLUMNS}, {USER_COLUMNS}, {ACCOUNT_COLUMNS} FROM memberships m \
@@ -343,13 +369,21 @@ impl Store for SqliteStore {
         for row in &rows {
             let account = account_from_row(row)?;
             let catalog = load_catalog(&mut conn, account.id.as_str()).await?;
-            out.push(UserMembership { account, membership: membership_from_row(row)?, catalog });
+            out.push(UserMembership {
+                account,
+                membership: membership_from_row(row)?,
+                catalog,
+            });
         }
         Ok(out)
     }
 
-    async fn user_by_email(&self, email_folded: &str) -> Result<Option<(User, String)>, StoreError> {
-        let sql = format!("SELECT {USER_COLUMNS}, u.api_key_hash FROM users u WHERE u.email_lower = $1");
+    async fn user_by_email(
+        &self,
+        email_folded: &str,
+    ) -> Result<Option<(User, String)>, StoreError> {
+        let sql =
+            format!("SELECT {USER_COLUMNS}, u.api_key_hash FROM users u WHERE u.email_lower = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(email_folded)
             .fetch_optional(&self.pool)
@@ -432,7 +466,12 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn insert_token(&self, token: &Token, hash: &str, created_on: &str) -> Result<(), StoreError> {
+    async fn insert_token(
+        &self,
+        token: &Token,
+        hash: &str,
+        created_on: &str,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO tokens (id, user_id, name, token_hash, permission_groups, status, expires_on, created_on) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

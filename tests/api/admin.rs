@@ -21,8 +21,14 @@ async fn the_sole_administrator_cannot_be_removed_demoted_or_leave() {
     let admin = server.as_user(&owner);
     let member = format!("/accounts/{account}/members/{id}");
     admin.delete(&member).await.expect_error(409, 1007);
-    admin.put(&member, json!({"roles": [ADMIN_RO]})).await.expect_error(409, 1007);
-    admin.delete(&format!("/memberships/{id}")).await.expect_error(409, 1007);
+    admin
+        .put(&member, json!({"roles": [ADMIN_RO]}))
+        .await
+        .expect_error(409, 1007);
+    admin
+        .delete(&format!("/memberships/{id}"))
+        .await
+        .expect_error(409, 1007);
     let after = admin.get(&member).await;
     assert_eq!(after.result()["roles"][0]["id"], SUPER_ADMIN);
 }
@@ -32,7 +38,9 @@ async fn a_pending_administrator_does_not_count() {
     let server = TestServer::start().await;
     let owner = server.user("owner@example.com").await;
     let account = server.account(&owner, "Pending").await;
-    server.invite(&owner, &account, "next@example.com", &[SUPER_ADMIN]).await;
+    server
+        .invite(&owner, &account, "next@example.com", &[SUPER_ADMIN])
+        .await;
     let id = owner_membership(&server, &owner).await;
     server
         .as_user(&owner)
@@ -47,12 +55,17 @@ async fn with_two_administrators_one_may_go() {
     let owner = server.user("owner@example.com").await;
     let second = server.user("second@example.com").await;
     let account = server.account(&owner, "Pair").await;
-    let second_id = server.add_member(&owner, &account, &second, &[SUPER_ADMIN]).await;
+    let second_id = server
+        .add_member(&owner, &account, &second, &[SUPER_ADMIN])
+        .await;
     let owner_id = owner_membership(&server, &owner).await;
     // The owner steps down to read-only; the second admin remains.
     server
         .as_user(&owner)
-        .put(&format!("/accounts/{account}/members/{owner_id}"), json!({"roles": [ADMIN_RO]}))
+        .put(
+            &format!("/accounts/{account}/members/{owner_id}"),
+            json!({"roles": [ADMIN_RO]}),
+        )
         .await
         .result();
     server
@@ -86,13 +99,23 @@ async fn racing_removals_keep_an_administrator() {
         let (ra, rb) = tokio::join!(ca.delete(&pa), cb.put(&pb, json!({"roles": [ADMIN_RO]})));
         let wins = [ra.status, rb.status].iter().filter(|s| **s == 200).count();
         assert_eq!(wins, 1, "round {round}: {} / {}", ra.body, rb.body);
-        let members = server.as_user(&a).get(&format!("/accounts/{account}/members")).await;
+        let members = server
+            .as_user(&a)
+            .get(&format!("/accounts/{account}/members"))
+            .await;
         let admins = members
             .result()
             .as_array()
             .unwrap()
             .iter()
-            .filter(|m| m["status"] == "accepted" && m["roles"].as_array().unwrap().iter().any(|r| r["id"] == SUPER_ADMIN))
+            .filter(|m| {
+                m["status"] == "accepted"
+                    && m["roles"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|r| r["id"] == SUPER_ADMIN)
+            })
             .count();
         // Whoever lost may have lost their access too; the account still has an admin.
         assert!(admins >= 1 || members.status == 404, "round {round}");

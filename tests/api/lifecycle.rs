@@ -17,10 +17,15 @@ async fn setup() -> (TestServer, Creds, String) {
 #[tokio::test]
 async fn an_invitation_is_the_invitees_at_once_whatever_the_case_of_the_email() {
     let (server, owner, account) = setup().await;
-    let alice = server.user_with("Alice@Example.com", Some("Alice"), Some("Liddell"), true).await;
+    let alice = server
+        .user_with("Alice@Example.com", Some("Alice"), Some("Liddell"), true)
+        .await;
     let r = server
         .as_user(&owner)
-        .post(&format!("/accounts/{account}/members"), json!({"email": "alice@EXAMPLE.com", "roles": [DNS]}))
+        .post(
+            &format!("/accounts/{account}/members"),
+            json!({"email": "alice@EXAMPLE.com", "roles": [DNS]}),
+        )
         .await;
     let member = r.result();
     assert_eq!(member["status"], "pending");
@@ -28,23 +33,41 @@ async fn an_invitation_is_the_invitees_at_once_whatever_the_case_of_the_email() 
     assert_eq!(member["roles"][0]["name"], "DNS");
     let id = member["id"].as_str().unwrap();
 
-    let mine = server.as_user(&alice).get(&format!("/memberships/{id}")).await;
+    let mine = server
+        .as_user(&alice)
+        .get(&format!("/memberships/{id}"))
+        .await;
     let m = mine.result();
     assert_eq!(m["status"], "pending");
     assert_eq!(m["account"]["id"], account.as_str());
     assert_eq!(m["roles"], json!(["DNS"]));
-    assert_eq!(m["permissions"]["dns"], json!({"read": true, "write": true}));
-    assert_eq!(m["code"].as_str().unwrap().len(), 64, "invitee sees the activation code");
+    assert_eq!(
+        m["permissions"]["dns"],
+        json!({"read": true, "write": true})
+    );
+    assert_eq!(
+        m["code"].as_str().unwrap().len(),
+        64,
+        "invitee sees the activation code"
+    );
     // The account's view never shows the code.
-    let seen = server.as_user(&owner).get(&format!("/accounts/{account}/members/{id}")).await;
+    let seen = server
+        .as_user(&owner)
+        .get(&format!("/accounts/{account}/members/{id}"))
+        .await;
     assert!(seen.result().get("code").is_none());
 }
 
 #[tokio::test]
 async fn an_invitation_before_sign_up_attaches_to_the_user_created_later() {
     let (server, owner, account) = setup().await;
-    let id = server.invite(&owner, &account, "later@example.com", &[DNS]).await;
-    let before = server.as_user(&owner).get(&format!("/accounts/{account}/members/{id}")).await;
+    let id = server
+        .invite(&owner, &account, "later@example.com", &[DNS])
+        .await;
+    let before = server
+        .as_user(&owner)
+        .get(&format!("/accounts/{account}/members/{id}"))
+        .await;
     assert!(before.result()["user"].get("id").is_none());
     let later = server.user("LATER@example.com").await;
     let list = server.as_user(&later).get("/memberships").await;
@@ -54,7 +77,10 @@ async fn an_invitation_before_sign_up_attaches_to_the_user_created_later() {
         .put(&format!("/memberships/{id}"), json!({"status": "accepted"}))
         .await
         .result();
-    let after = server.as_user(&owner).get(&format!("/accounts/{account}/members/{id}")).await;
+    let after = server
+        .as_user(&owner)
+        .get(&format!("/accounts/{account}/members/{id}"))
+        .await;
     assert_eq!(after.result()["status"], "accepted");
     assert_eq!(after.result()["user"]["first_name"], "Test");
 }
@@ -66,11 +92,27 @@ async fn accept_is_idempotent_and_only_pending_changes() {
     let id = server.invite(&owner, &account, &bob.email, &[DNS]).await;
     let client = server.as_user(&bob);
     let path = format!("/memberships/{id}");
-    assert_eq!(client.put(&path, json!({"status": "accepted"})).await.result()["status"], "accepted");
-    assert_eq!(client.put(&path, json!({"status": "accepted"})).await.result()["status"], "accepted");
+    assert_eq!(
+        client
+            .put(&path, json!({"status": "accepted"}))
+            .await
+            .result()["status"],
+        "accepted"
+    );
+    assert_eq!(
+        client
+            .put(&path, json!({"status": "accepted"}))
+            .await
+            .result()["status"],
+        "accepted"
+    );
     let r = client.put(&path, json!({"status": "rejected"})).await;
     r.expect_error(409, 1005);
-    assert!(r.error_message().contains("accepted"), "{}", r.error_message());
+    assert!(
+        r.error_message().contains("accepted"),
+        "{}",
+        r.error_message()
+    );
     assert_eq!(client.get(&path).await.result()["status"], "accepted");
 }
 
@@ -81,14 +123,32 @@ async fn a_rejected_invitation_stays_rejected_and_may_be_reissued() {
     let first = server.invite(&owner, &account, &carol.email, &[DNS]).await;
     let client = server.as_user(&carol);
     let path = format!("/memberships/{first}");
-    assert_eq!(client.put(&path, json!({"status": "rejected"})).await.result()["status"], "rejected");
-    client.put(&path, json!({"status": "accepted"})).await.expect_error(409, 1005);
-    client.put(&path, json!({"status": "rejected"})).await.expect_error(409, 1005);
+    assert_eq!(
+        client
+            .put(&path, json!({"status": "rejected"}))
+            .await
+            .result()["status"],
+        "rejected"
+    );
+    client
+        .put(&path, json!({"status": "accepted"}))
+        .await
+        .expect_error(409, 1005);
+    client
+        .put(&path, json!({"status": "rejected"}))
+        .await
+        .expect_error(409, 1005);
     // Re-inviting after a rejection is allowed and makes a new membership.
     let second = server.invite(&owner, &account, &carol.email, &[DNS]).await;
     assert_ne!(first, second);
     let statuses = client.get("/memberships?order=status").await;
-    let got: Vec<&str> = statuses.result().as_array().unwrap().iter().map(|m| m["status"].as_str().unwrap()).collect();
+    let got: Vec<&str> = statuses
+        .result()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["status"].as_str().unwrap())
+        .collect();
     assert_eq!(got, ["pending", "rejected"]);
 }
 
@@ -99,15 +159,38 @@ async fn inviting_a_live_member_again_is_a_conflict_until_removed() {
     let admin = server.as_user(&owner);
     let members = format!("/accounts/{account}/members");
     let id = server.invite(&owner, &account, &dan.email, &[DNS]).await;
-    admin.post(&members, json!({"email": "DAN@example.com", "roles": [DNS]})).await.expect_error(409, 1004);
-    server.as_user(&dan).put(&format!("/memberships/{id}"), json!({"status": "accepted"})).await.result();
-    admin.post(&members, json!({"email": dan.email, "roles": [DNS]})).await.expect_error(409, 1004);
+    admin
+        .post(
+            &members,
+            json!({"email": "DAN@example.com", "roles": [DNS]}),
+        )
+        .await
+        .expect_error(409, 1004);
+    server
+        .as_user(&dan)
+        .put(&format!("/memberships/{id}"), json!({"status": "accepted"}))
+        .await
+        .result();
+    admin
+        .post(&members, json!({"email": dan.email, "roles": [DNS]}))
+        .await
+        .expect_error(409, 1004);
     // The owner is a member too.
-    admin.post(&members, json!({"email": owner.email, "roles": [DNS]})).await.expect_error(409, 1004);
+    admin
+        .post(&members, json!({"email": owner.email, "roles": [DNS]}))
+        .await
+        .expect_error(409, 1004);
     let removed = admin.delete(&format!("{members}/{id}")).await;
     assert_eq!(removed.result(), &json!({"id": id}));
-    admin.get(&format!("{members}/{id}")).await.expect_error(404, 1003);
-    server.as_user(&dan).get(&format!("/memberships/{id}")).await.expect_error(404, 1003);
+    admin
+        .get(&format!("{members}/{id}"))
+        .await
+        .expect_error(404, 1003);
+    server
+        .as_user(&dan)
+        .get(&format!("/memberships/{id}"))
+        .await
+        .expect_error(404, 1003);
     server.invite(&owner, &account, &dan.email, &[DNS]).await;
 }
 
@@ -117,10 +200,17 @@ async fn an_inviter_may_add_a_member_directly_as_accepted() {
     let eve = server.user("eve@example.com").await;
     let r = server
         .as_user(&owner)
-        .post(&format!("/accounts/{account}/members"), json!({"email": eve.email, "roles": [ADMIN_RO], "status": "accepted"}))
+        .post(
+            &format!("/accounts/{account}/members"),
+            json!({"email": eve.email, "roles": [ADMIN_RO], "status": "accepted"}),
+        )
         .await;
     assert_eq!(r.result()["status"], "accepted");
-    server.as_user(&eve).get(&format!("/accounts/{account}/members")).await.result();
+    server
+        .as_user(&eve)
+        .get(&format!("/accounts/{account}/members"))
+        .await
+        .result();
 }
 
 #[tokio::test]
@@ -128,22 +218,40 @@ async fn two_factor_enforcement_blocks_accepting_without_it() {
     let (server, owner, account) = setup().await;
     server
         .as_user(&owner)
-        .put(&format!("/accounts/{account}"), json!({"name": "Lifecycle", "settings": {"enforce_twofactor": true}}))
+        .put(
+            &format!("/accounts/{account}"),
+            json!({"name": "Lifecycle", "settings": {"enforce_twofactor": true}}),
+        )
         .await
         .result();
-    let no2fa = server.user_with("no2fa@example.com", None, None, false).await;
+    let no2fa = server
+        .user_with("no2fa@example.com", None, None, false)
+        .await;
     let id = server.invite(&owner, &account, &no2fa.email, &[DNS]).await;
     let path = format!("/memberships/{id}");
-    let r = server.as_user(&no2fa).put(&path, json!({"status": "accepted"})).await;
+    let r = server
+        .as_user(&no2fa)
+        .put(&path, json!({"status": "accepted"}))
+        .await;
     r.expect_error(403, 1006);
     assert!(r.error_message().contains("two-factor"));
-    assert_eq!(server.as_user(&no2fa).get(&path).await.result()["status"], "pending");
+    assert_eq!(
+        server.as_user(&no2fa).get(&path).await.result()["status"],
+        "pending"
+    );
     // Rejecting needs no second factor.
-    server.as_user(&no2fa).put(&path, json!({"status": "rejected"})).await.result();
+    server
+        .as_user(&no2fa)
+        .put(&path, json!({"status": "rejected"}))
+        .await
+        .result();
     // Nor can an admin add such a user directly as accepted.
     server
         .as_user(&owner)
-        .post(&format!("/accounts/{account}/members"), json!({"email": no2fa.email, "roles": [DNS], "status": "accepted"}))
+        .post(
+            &format!("/accounts/{account}/members"),
+            json!({"email": no2fa.email, "roles": [DNS], "status": "accepted"}),
+        )
         .await
         .expect_error(403, 1006);
     // A user with two-factor auth joins fine.
@@ -156,11 +264,25 @@ async fn a_user_may_leave_and_the_row_is_gone() {
     let (server, owner, account) = setup().await;
     let fay = server.user("fay@example.com").await;
     let id = server.add_member(&owner, &account, &fay, &[DNS]).await;
-    let r = server.as_user(&fay).delete(&format!("/memberships/{id}")).await;
+    let r = server
+        .as_user(&fay)
+        .delete(&format!("/memberships/{id}"))
+        .await;
     assert_eq!(r.result(), &json!({"id": id}));
-    server.as_user(&fay).get(&format!("/memberships/{id}")).await.expect_error(404, 1003);
-    server.as_user(&fay).get(&format!("/accounts/{account}/members")).await.expect_error(404, 1003);
-    let left = server.as_user(&owner).get(&format!("/accounts/{account}/members")).await;
+    server
+        .as_user(&fay)
+        .get(&format!("/memberships/{id}"))
+        .await
+        .expect_error(404, 1003);
+    server
+        .as_user(&fay)
+        .get(&format!("/accounts/{account}/members"))
+        .await
+        .expect_error(404, 1003);
+    let left = server
+        .as_user(&owner)
+        .get(&format!("/accounts/{account}/members"))
+        .await;
     assert_eq!(left.body["result_info"]["total_count"], 1);
 }
 
@@ -174,7 +296,10 @@ async fn updating_roles_and_switching_to_policies() {
     // Role objects, as the SDKs send them on update.
     let r = admin.put(&path, json!({"roles": [{"id": ADMIN_RO}]})).await;
     assert_eq!(r.result()["roles"][0]["id"], ADMIN_RO);
-    let mine = server.as_user(&gus).get(&format!("/memberships/{id}")).await;
+    let mine = server
+        .as_user(&gus)
+        .get(&format!("/memberships/{id}"))
+        .await;
     assert_eq!(mine.result()["roles"], json!(["Administrator Read Only"]));
 
     let group = admin
@@ -190,15 +315,31 @@ async fn updating_roles_and_switching_to_policies() {
         .await;
     let member = r.result();
     assert_eq!(member["roles"], json!([]));
-    assert_eq!(member["policies"][0]["permission_groups"][0]["name"], "Account Settings Write");
-    assert_eq!(member["policies"][0]["resource_groups"][0]["id"], group_id.as_str());
+    assert_eq!(
+        member["policies"][0]["permission_groups"][0]["name"],
+        "Account Settings Write"
+    );
+    assert_eq!(
+        member["policies"][0]["resource_groups"][0]["id"],
+        group_id.as_str()
+    );
     // The policy grants organization write on this account: Gus may now invite.
-    server.invite(&gus, &account, "hal@example.com", &[DNS]).await;
-    let mine = server.as_user(&gus).get(&format!("/memberships/{id}")).await;
-    assert_eq!(mine.result()["permissions"]["organization"], json!({"read": true, "write": true}));
+    server
+        .invite(&gus, &account, "hal@example.com", &[DNS])
+        .await;
+    let mine = server
+        .as_user(&gus)
+        .get(&format!("/memberships/{id}"))
+        .await;
+    assert_eq!(
+        mine.result()["permissions"]["organization"],
+        json!({"read": true, "write": true})
+    );
     // A group in use by a policy cannot be deleted.
     admin
-        .delete(&format!("/accounts/{account}/iam/resource_groups/{group_id}"))
+        .delete(&format!(
+            "/accounts/{account}/iam/resource_groups/{group_id}"
+        ))
         .await
         .expect_error(409, 1008);
 }
@@ -226,23 +367,37 @@ async fn deny_policies_override_allows() {
         )
         .await;
     r.result();
-    server.as_user(&ivy).get(&format!("/accounts/{account}/members")).await.expect_error(403, 9109);
+    server
+        .as_user(&ivy)
+        .get(&format!("/accounts/{account}/members"))
+        .await
+        .expect_error(403, 9109);
 }
 
 #[tokio::test]
 async fn creating_an_account_makes_the_caller_super_administrator() {
     let server = TestServer::start().await;
     let kim = server.user("kim@example.com").await;
-    let r = server.as_user(&kim).post("/accounts", json!({"name": "Kim's", "type": "enterprise"})).await;
+    let r = server
+        .as_user(&kim)
+        .post("/accounts", json!({"name": "Kim's", "type": "enterprise"}))
+        .await;
     let account = r.result();
     assert_eq!(account["type"], "enterprise");
     let id = account["id"].as_str().unwrap();
-    let members = server.as_user(&kim).get(&format!("/accounts/{id}/members")).await;
+    let members = server
+        .as_user(&kim)
+        .get(&format!("/accounts/{id}/members"))
+        .await;
     let me = &members.result()[0];
     assert_eq!(me["status"], "accepted");
     assert_eq!(me["roles"][0]["id"], SUPER_ADMIN);
     let memberships = server.as_user(&kim).get("/memberships").await;
-    assert_eq!(memberships.result()[0]["api_access_enabled"], true, "enterprise accounts enable API access");
+    assert_eq!(
+        memberships.result()[0]["api_access_enabled"],
+        true,
+        "enterprise accounts enable API access"
+    );
     let listed = server.as_user(&kim).get("/accounts").await;
     assert_eq!(listed.result()[0]["id"], id);
 }
@@ -261,7 +416,10 @@ async fn account_settings_update() {
     assert_eq!(a["name"], "Renamed");
     assert_eq!(a["settings"]["abuse_contact_email"], "abuse@example.com");
     assert_eq!(a["settings"]["default_nameservers"], "custom.account");
-    let again = server.as_user(&owner).get(&format!("/accounts/{account}")).await;
+    let again = server
+        .as_user(&owner)
+        .get(&format!("/accounts/{account}"))
+        .await;
     assert_eq!(again.result()["name"], "Renamed");
 }
 
@@ -270,7 +428,12 @@ async fn user_profile_edit() {
     let server = TestServer::start().await;
     let me = server.user("me@example.com").await;
     let client = server.as_user(&me);
-    let r = client.patch("/user", json!({"first_name": "Zoë", "country": "US", "telephone": "+1 555 0100"})).await;
+    let r = client
+        .patch(
+            "/user",
+            json!({"first_name": "Zoë", "country": "US", "telephone": "+1 555 0100"}),
+        )
+        .await;
     assert_eq!(r.result()["first_name"], "Zoë");
     let r = client.patch("/user", json!({"country": null})).await;
     assert!(r.result()["country"].is_null());

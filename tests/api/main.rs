@@ -5,5 +5,7 @@ mod schema;
 
 mod admin;
 mod auth;
+mod contract;
 mod lifecycle;
+mod lists;
 mod smoke;

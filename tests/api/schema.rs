@@ -4,7 +4,8 @@
 //! few places where today's official SDKs disagree with it are patched to the SDK shape;
 //! README.md lists each one. Everything else must match the schema as published.
 
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
 use jsonschema::Validator;
@@ -31,10 +32,10 @@ fn convert(value: &mut Value) {
                 if let Some(Value::String(t)) = map.get("type").cloned() {
                     map.insert("type".into(), json!([t, "null"]));
                 }
-                if let Some(Value::Array(e)) = map.get_mut("enum") {
-                    if !e.contains(&Value::Null) {
-                        e.push(Value::Null);
-                    }
+                if let Some(Value::Array(e)) = map.get_mut("enum")
+                    && !e.contains(&Value::Null)
+                {
+                    e.push(Value::Null);
                 }
             }
             map.values_mut().for_each(convert);
@@ -54,7 +55,8 @@ fn patch(doc: &mut Value) {
         schemas[s]["properties"]["status"]["enum"] = json!(["accepted", "pending", "rejected"]);
     }
     // A resource group's scope is one object (SDK `ResourceGroup*Response.scope`).
-    schemas["iam_resource_group"]["properties"]["scope"] = json!({"$ref": "#/components/schemas/iam_scope"});
+    schemas["iam_resource_group"]["properties"]["scope"] =
+        json!({"$ref": "#/components/schemas/iam_scope"});
     // Single permission and resource groups come in the v4 envelope, as the SDKs unwrap.
     let enveloped = |inner: &str| {
         json!({"allOf": [
@@ -71,7 +73,12 @@ fn patch(doc: &mut Value) {
     ok(paths, pg, "get", enveloped("iam_permission_group"));
     ok(paths, rg, "get", enveloped("iam_resource_group"));
     ok(paths, rg, "put", enveloped("iam_resource_group"));
-    ok(paths, "/accounts/{account_id}/iam/resource_groups", "post", enveloped("iam_resource_group"));
+    ok(
+        paths,
+        "/accounts/{account_id}/iam/resource_groups",
+        "post",
+        enveloped("iam_resource_group"),
+    );
 }
 
 fn validator(schema: &Value, components: &Value) -> Validator {
@@ -87,10 +94,13 @@ fn operations() -> &'static Vec<Operation> {
         convert(&mut doc);
         let components = json!({"schemas": doc["components"]["schemas"].clone()});
         let mut ops = Vec::new();
+        let placeholder = Regex::new(r"\{[^}]+\}").unwrap();
         for (template, methods) in doc["paths"].as_object().expect("paths") {
-            let pattern = format!("^{}$", Regex::new(r"\{[^}]+\}").unwrap().replace_all(template, "[^/]+"));
+            let pattern = format!("^{}$", placeholder.replace_all(template, "[^/]+"));
             for (method, op) in methods.as_object().expect("methods") {
-                let Some(responses) = op.get("responses") else { continue };
+                let Some(responses) = op.get("responses") else {
+                    continue;
+                };
                 let schema_of = |code: &str| {
                     responses
                         .get(code)
@@ -113,7 +123,10 @@ fn component(name: &'static str) -> Validator {
     let mut doc: Value = serde_json::from_str(OPENAPI).unwrap();
     convert(&mut doc);
     let components = json!({"schemas": doc["components"]["schemas"].clone()});
-    validator(&json!({"$ref": format!("#/components/schemas/{name}")}), &components)
+    validator(
+        &json!({"$ref": format!("#/components/schemas/{name}")}),
+        &components,
+    )
 }
 
 /// Each operation's `4XX` schema is `allOf` its success envelope (`success: true`, a
@@ -147,6 +160,12 @@ pub fn check(method: &Method, path: &str, status: u16, body: &Value) {
         .map(|e| format!("{} at {}", e, e.instance_path()))
         .collect();
     let name = op.map_or("(no route)", |o| o.template.as_str());
+    if let Some(op) = op {
+        SEEN.with(|seen| {
+            seen.borrow_mut()
+                .insert((op.method.clone(), op.template.clone(), status == 200))
+        });
+    }
     assert!(
         errors.is_empty(),
         "{method} {path} ({name}, {status}) does not match the OpenAPI schema:\n{}\nbody: {body}",
@@ -154,11 +173,20 @@ pub fn check(method: &Method, path: &str, status: u16, body: &Value) {
     );
 }
 
-/// Every operation in the contract, for the coverage test.
-pub fn templates() -> HashMap<String, Vec<String>> {
-    let mut out: HashMap<String, Vec<String>> = HashMap::new();
-    for op in operations() {
-        out.entry(op.template.clone()).or_default().push(op.method.clone());
-    }
-    out
+thread_local! {
+    /// (method, template, succeeded) of every checked response on this test's thread.
+    static SEEN: RefCell<BTreeSet<(String, String, bool)>> = const { RefCell::new(BTreeSet::new()) };
+}
+
+/// What this thread's test has exercised so far.
+pub fn seen() -> BTreeSet<(String, String, bool)> {
+    SEEN.with(|seen| seen.borrow().clone())
+}
+
+/// Every operation in the contract as (method, template).
+pub fn operations_in_contract() -> BTreeSet<(String, String)> {
+    operations()
+        .iter()
+        .map(|op| (op.method.clone(), op.template.clone()))
+        .collect()
 }

@@ -1,0 +1,301 @@
+//! The binary as an operator and a new user run it: the README's commands, the CLI, fixture
+//! loading, restarts and graceful shutdown.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_roster");
+
+fn roster(db: &Path, args: &[&str]) -> Output {
+    let out = Command::new(BIN)
+        .arg("--database")
+        .arg(db)
+        .args(args)
+        .output()
+        .expect("roster runs");
+    assert!(
+        out.status.success(),
+        "roster {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// A running `roster serve`, stopped with SIGTERM when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(db: &Path, extra: &[&str]) -> Server {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let child = Command::new(BIN)
+            .arg("--database")
+            .arg(db)
+            .args(["serve", "--listen", &addr])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("serve starts");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(Instant::now() < deadline, "server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Server { child, addr }
+    }
+
+    fn get(&self, path: &str, headers: &[(&str, &str)]) -> (u16, Value) {
+        let mut args = vec!["-s".to_string(), "-w".into(), "\n%{http_code}".into()];
+        for (k, v) in headers {
+            args.push("-H".into());
+            args.push(format!("{k}: {v}"));
+        }
+        args.push(format!("http://{}/client/v4{path}", self.addr));
+        let out = Command::new("curl")
+            .args(&args)
+            .output()
+            .expect("curl runs");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let (body, code) = text.rsplit_once('\n').expect("status line");
+        (
+            code.parse().unwrap(),
+            serde_json::from_str(body).expect("JSON body"),
+        )
+    }
+
+    /// SIGTERM, and the exit status of the graceful shutdown.
+    fn stop(mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "server ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn readme() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap()
+}
+
+#[test]
+fn readme_set_up_commands_are_the_ones_ci_runs() {
+    let readme = readme();
+    assert!(readme.contains("cargo run --release -- serve --demo"));
+    assert!(readme.contains("\ncargo test "));
+    let ci =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/run")).unwrap();
+    assert!(
+        ci.lines().any(|l| l.trim() == "cargo test"),
+        ".ci/run must run the README's test command"
+    );
+}
+
+#[test]
+fn readme_curl_example_works_against_the_demo() {
+    let readme = readme();
+    let curl_block: String = readme
+        .split("```sh")
+        .map(|b| b.split("```").next().unwrap())
+        .find(|b| b.contains("curl "))
+        .expect("README has a curl example")
+        .replace("\\\n", " ");
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("demo.db"), &["--demo"]);
+    let command = curl_block.trim().replace("127.0.0.1:8080", &server.addr);
+    let out = Command::new("sh")
+        .args(["-c", &format!("{command} -s")])
+        .output()
+        .unwrap();
+    let body: Value = serde_json::from_slice(&out.stdout).expect("curl printed JSON");
+    assert_eq!(body["success"], true, "{body}");
+    let ids: Vec<&str> = body["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"4536bcfad5faccb111b47003c79917fa"), "{ids:?}");
+    assert!(readme.contains("4536bcfad5faccb111b47003c79917fa"));
+}
+
+#[test]
+fn operator_commands_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("roster.db");
+    let key = stdout(&roster(
+        &db,
+        &[
+            "user",
+            "create",
+            "--email",
+            "op@example.com",
+            "--first-name",
+            "Op",
+            "--two-factor",
+        ],
+    ));
+    assert_eq!(key.len(), 37);
+    assert!(key.bytes().all(|b| b.is_ascii_hexdigit()));
+    let token = stdout(&roster(
+        &db,
+        &[
+            "token",
+            "create",
+            "--email",
+            "op@example.com",
+            "--permission-group",
+            "User Details Read",
+        ],
+    ));
+    assert_eq!(token.len(), 40);
+
+    let fixture = dir.path().join("fixture.json");
+    std::fs::write(
+        &fixture,
+        r#"{"users": [{"email": "seeded@example.com"}],
+            "accounts": [{"id": "0123456789abcdef0123456789abcdef", "name": "Seeded",
+                          "members": [{"email": "seeded@example.com", "roles": ["Super Administrator - All Privileges"]},
+                                      {"email": "op@example.com", "status": "pending", "roles": ["DNS"]}]}]}"#,
+    )
+    .unwrap();
+    let printed = stdout(&roster(&db, &["seed", fixture.to_str().unwrap()]));
+    let (email, seeded_key) = printed.split_once('\t').expect("email<TAB>key");
+    assert_eq!(email, "seeded@example.com");
+    // Seeding again is idempotent and prints nothing new.
+    assert_eq!(
+        stdout(&roster(&db, &["seed", fixture.to_str().unwrap()])),
+        ""
+    );
+
+    let server = Server::start(&db, &[]);
+    let (status, me) = server.get(
+        "/user",
+        &[("X-Auth-Email", "op@example.com"), ("X-Auth-Key", &key)],
+    );
+    assert_eq!(status, 200);
+    assert_eq!(me["result"]["first_name"], "Op");
+    assert_eq!(me["result"]["two_factor_authentication_enabled"], true);
+    let bearer = format!("Bearer {token}");
+    assert_eq!(server.get("/user", &[("Authorization", &bearer)]).0, 200);
+    // The token holds no Memberships group.
+    assert_eq!(
+        server.get("/memberships", &[("Authorization", &bearer)]).0,
+        403
+    );
+    let (status, members) = server.get(
+        "/accounts/0123456789abcdef0123456789abcdef/members",
+        &[
+            ("X-Auth-Email", "seeded@example.com"),
+            ("X-Auth-Key", seeded_key),
+        ],
+    );
+    assert_eq!(status, 200, "{members}");
+    assert_eq!(members["result_info"]["total_count"], 2);
+    assert!(server.stop().success(), "graceful shutdown exits 0");
+}
+
+#[test]
+fn cli_rejects_bad_input_without_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("roster.db");
+    let out = Command::new(BIN)
+        .arg("--database")
+        .arg(&db)
+        .args(["user", "create", "--email", "not-an-email"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("email"));
+    roster(&db, &["user", "create", "--email", "dup@example.com"]);
+    let dup = Command::new(BIN)
+        .arg("--database")
+        .arg(&db)
+        .args(["user", "create", "--email", "DUP@example.com"])
+        .output()
+        .unwrap();
+    assert!(
+        !dup.status.success(),
+        "emails are unique case-insensitively"
+    );
+    let token = Command::new(BIN)
+        .arg("--database")
+        .arg(&db)
+        .args([
+            "token",
+            "create",
+            "--email",
+            "dup@example.com",
+            "--permission-group",
+            "No Such Group",
+        ])
+        .output()
+        .unwrap();
+    assert!(!token.status.success());
+    assert!(String::from_utf8_lossy(&token.stderr).contains("No Such Group"));
+    let bad_fixture = dir.path().join("bad.json");
+    std::fs::write(&bad_fixture, r#"{"accounts": [{"name": "X", "members": [{"email": "a@example.com", "roles": ["Nope"]}]}]}"#).unwrap();
+    let seeded = Command::new(BIN)
+        .arg("--database")
+        .arg(&db)
+        .arg("seed")
+        .arg(&bad_fixture)
+        .output()
+        .unwrap();
+    assert!(!seeded.status.success());
+    assert!(String::from_utf8_lossy(&seeded.stderr).contains("Nope"));
+}
+
+#[test]
+fn demo_survives_a_restart_with_stable_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db");
+    let demo = [
+        ("X-Auth-Email", "user@example.com"),
+        ("X-Auth-Key", "144c9defac04969c7bfad8efaa8ea194"),
+    ];
+    let roles_path = "/accounts/023e105f4ecef8ad9ca31a8372d0c353/roles?per_page=50";
+    let first = Server::start(&db, &["--demo"]);
+    let (_, before) = first.get(roles_path, &demo);
+    assert!(first.stop().success());
+    let second = Server::start(&db, &["--demo"]);
+    let (status, after) = second.get(roles_path, &demo);
+    assert_eq!(status, 200);
+    assert_eq!(before["result"], after["result"]);
+    assert_eq!(
+        after["result"][0]["name"],
+        "Super Administrator - All Privileges"
+    );
+}
