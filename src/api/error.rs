@@ -147,6 +147,13 @@ impl IntoResponse for ApiError {
         }
         let (status, errors) = self.status_and_errors();
         let body = json!({"success": false, "errors": errors, "messages": [], "result": null});
-        (status, axum::Json(body)).into_response()
+        let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::CONFLICT {
+            // The official SDKs retry a 409 as a lock timeout unless told not to; Roster's
+            // 409s are final (already a member, last administrator, ...).
+            let no = axum::http::HeaderValue::from_static("false");
+            response.headers_mut().insert("x-should-retry", no);
+        }
+        response
     }
 }

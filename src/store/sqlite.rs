@@ -1,6 +1,7 @@
 //! The SQLite backend: one file in WAL mode. Writers take the database lock up front
 //! (`BEGIN IMMEDIATE`), so a read-check-write transaction never races another writer.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -124,49 +125,60 @@ fn membership_from_row(row: &SqliteRow) -> Result<Membership, StoreError> {
     })
 }
 
-async fn load_catalog(
+/// Selects which accounts' catalogs to load: `$1` is an account id or a folded email.
+const ONE_ACCOUNT: &str = "account_id = $1";
+const ACCOUNTS_OF_EMAIL: &str =
+    "account_id IN (SELECT account_id FROM memberships WHERE email_lower = $1)";
+
+/// The custom roles and resource groups of the accounts `filter` selects, by account id.
+async fn load_catalogs(
     conn: &mut SqliteConnection,
-    account_id: &str,
-) -> Result<AccountCatalog, StoreError> {
-    let roles = sqlx::query(
-        "SELECT id, name, description, permissions FROM account_roles WHERE account_id = $1 ORDER BY id",
-    )
-    .bind(account_id)
-    .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(|r| {
+    filter: &'static str,
+    param: &str,
+) -> Result<HashMap<String, AccountCatalog>, StoreError> {
+    let mut catalogs: HashMap<String, AccountCatalog> = HashMap::new();
+    let sql = format!(
+        "SELECT account_id, id, name, description, permissions FROM account_roles WHERE {filter} ORDER BY id"
+    );
+    for r in sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(param)
+        .fetch_all(&mut *conn)
+        .await?
+    {
         let permissions: String = r.try_get("permissions")?;
-        Ok(Role {
-            id: Id::from_trusted(r.try_get("id")?),
-            name: r.try_get("name")?,
-            description: r.try_get("description")?,
-            permissions: json(&permissions, "account_roles.permissions")?,
-        })
-    })
-    .collect::<Result<Vec<_>, StoreError>>()?;
-    let resource_groups = sqlx::query(
-        "SELECT id, name, scope, meta FROM resource_groups WHERE account_id = $1 ORDER BY id",
-    )
-    .bind(account_id)
-    .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(|r| {
+        catalogs
+            .entry(r.try_get("account_id")?)
+            .or_default()
+            .custom_roles
+            .push(Role {
+                id: Id::from_trusted(r.try_get("id")?),
+                name: r.try_get("name")?,
+                description: r.try_get("description")?,
+                permissions: json(&permissions, "account_roles.permissions")?,
+            });
+    }
+    let sql = format!(
+        "SELECT account_id, id, name, scope, meta FROM resource_groups WHERE {filter} ORDER BY id"
+    );
+    for r in sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(param)
+        .fetch_all(&mut *conn)
+        .await?
+    {
         let scope: String = r.try_get("scope")?;
         let meta: String = r.try_get("meta")?;
-        Ok(ResourceGroup {
-            id: Id::from_trusted(r.try_get("id")?),
-            name: r.try_get("name")?,
-            scope: json(&scope, "resource_groups.scope")?,
-            meta: json(&meta, "resource_groups.meta")?,
-        })
-    })
-    .collect::<Result<Vec<_>, StoreError>>()?;
-    Ok(AccountCatalog {
-        custom_roles: roles,
-        resource_groups,
-    })
+        catalogs
+            .entry(r.try_get("account_id")?)
+            .or_default()
+            .resource_groups
+            .push(ResourceGroup {
+                id: Id::from_trusted(r.try_get("id")?),
+                name: r.try_get("name")?,
+                scope: json(&scope, "resource_groups.scope")?,
+                meta: json(&meta, "resource_groups.meta")?,
+            });
+    }
+    Ok(catalogs)
 }
 
 async fn load_account(
@@ -193,7 +205,10 @@ async fn load_account(
         .iter()
         .map(membership_from_row)
         .collect::<Result<Vec<_>, _>>()?;
-    let catalog = load_catalog(conn, id.as_str()).await?;
+    let catalog = load_catalogs(conn, ONE_ACCOUNT, id.as_str())
+        .await?
+        .remove(id.as_str())
+        .unwrap_or_default();
     Ok(Some(AccountState {
         account,
         members,
@@ -365,10 +380,14 @@ impl Store for SqliteStore {
             .bind(email_folded)
             .fetch_all(&mut *conn)
             .await?;
+        let catalogs = load_catalogs(&mut conn, ACCOUNTS_OF_EMAIL, email_folded).await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             let account = account_from_row(row)?;
-            let catalog = load_catalog(&mut conn, account.id.as_str()).await?;
+            let catalog = catalogs
+                .get(account.id.as_str())
+                .cloned()
+                .unwrap_or_default();
             out.push(UserMembership {
                 account,
                 membership: membership_from_row(row)?,
