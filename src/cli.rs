@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::auth::{generate_api_key, generate_token, hash_secret};
 use crate::domain::types::{bounded, now};
 use crate::domain::{Email, Id, User, catalog};
-use crate::store::{SqliteStore, Store, Token};
+use crate::store::{PgStore, SqliteStore, Store, Token};
 use crate::{api, fixture};
 
 #[derive(Parser)]
@@ -36,6 +36,30 @@ pub struct Database {
         default_value = "roster.db"
     )]
     pub database: PathBuf,
+    /// PostgreSQL URL (postgres://...); takes the place of the SQLite file. Several
+    /// `roster serve` processes may share one database.
+    #[arg(long, global = true, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+}
+
+impl Database {
+    pub async fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
+        match &self.database_url {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(Arc::new(
+                    PgStore::open(url)
+                        .await
+                        .context("connecting to PostgreSQL")?,
+                ))
+            }
+            Some(url) => bail!("--database-url must be a postgres:// URL, not {url:?}"),
+            None => Ok(Arc::new(
+                SqliteStore::open(&self.database)
+                    .await
+                    .with_context(|| format!("opening {}", self.database.display()))?,
+            )),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -95,11 +119,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Serve { log_json, .. } = &cli.command {
         init_tracing(*log_json);
     }
-    let store = Arc::new(
-        SqliteStore::open(&cli.db.database)
-            .await
-            .with_context(|| format!("opening {}", cli.db.database.display()))?,
-    );
+    let store = cli.db.open().await?;
     match cli.command {
         Command::Serve { listen, demo, .. } => {
             if demo {

@@ -194,22 +194,36 @@ async fn create_resource_group(
     app.show_resource_group(&account_id, &id).await
 }
 
+/// The SDKs make `name` and `scope` optional on update (and send no `meta`): what is
+/// missing is kept.
+#[derive(Clone, Deserialize)]
+struct ResourceGroupUpdate {
+    name: Option<String>,
+    scope: Option<Scope>,
+    meta: Option<Meta>,
+}
+
 async fn update_resource_group(
     State(app): State<AppState>,
     Auth(caller): Auth,
     ids: Ids,
-    Body(body): Body<ResourceGroupInput>,
+    Body(body): Body<ResourceGroupUpdate>,
 ) -> Result<Response, ApiError> {
     let (account_id, group_id) = ids.two();
     app.store
         .write_account(&account_id, &|state| {
             state.authorize(&caller, Need::Write)?;
-            state
+            let current = state
                 .catalog
                 .resource_group(&group_id)
                 .ok_or(DomainError::NotFound("Resource group"))?;
+            let input = ResourceGroupInput {
+                name: body.name.clone().or_else(|| Some(current.name.clone())),
+                scope: body.scope.clone().unwrap_or_else(|| current.scope.clone()),
+                meta: body.meta.clone().or_else(|| Some(current.meta.clone())),
+            };
             Ok(vec![Change::PutResourceGroup(
-                body.clone().into_group(group_id.clone(), state)?,
+                input.into_group(group_id.clone(), state)?,
             )])
         })
         .await?;

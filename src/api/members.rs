@@ -197,12 +197,20 @@ async fn update(
     Body(body): Body<UpdateMember>,
 ) -> Result<Response, ApiError> {
     let (account_id, member_id) = ids.two();
-    let grants = parse_grants(body.roles, body.policies)?;
+    // The schema and the SDKs make `roles` optional here: without either, nothing changes.
+    let grants = match (&body.roles, &body.policies) {
+        (None, None) => None,
+        _ => Some(parse_grants(body.roles, body.policies)?),
+    };
     let changes = app
         .store
         .write_account(&account_id, &|state| {
             state.authorize(&caller, Need::Write)?;
-            Ok(vec![state.update_grants(&member_id, grants.clone())?])
+            let grants = match &grants {
+                Some(grants) => grants.clone(),
+                None => state.member(&member_id)?.grants.clone(),
+            };
+            Ok(vec![state.update_grants(&member_id, grants)?])
         })
         .await?;
     app.show_member(&account_id, &changes).await

@@ -94,6 +94,12 @@ async fn respond(
     Body(body): Body<Respond>,
 ) -> Result<Response, ApiError> {
     caller.require_token_group("Memberships", Need::Write)?;
+    // An invitation is answered, never set back to pending, whatever its current status.
+    if body.status == Status::Pending {
+        return Err(
+            DomainError::invalid("status", "status must be one of: accepted, rejected").into(),
+        );
+    }
     let id = ids.one();
     let current = own(&app, &caller, &id).await?;
     app.store

@@ -153,7 +153,7 @@ impl AccountCatalog {
                     if p.permission_groups.is_empty() || p.resource_groups.is_empty() {
                         return Err(DomainError::invalid(
                             "policies",
-                            "each policy needs at least one permission group and one resource group",
+                            "policies: each policy needs at least one permission group and one resource group",
                         ));
                     }
                     if let Some(id) = p

@@ -3,6 +3,8 @@
 //! state, the domain decides the [`Change`]s, the store applies them and commits. Unique
 //! indexes back up the rules (one live membership per account and email).
 
+mod postgres;
+mod sql;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -11,6 +13,7 @@ use crate::domain::{
     Account, AccountCatalog, AccountState, Change, DomainError, Id, Membership, User,
 };
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -82,4 +85,31 @@ pub trait Store: Send + Sync + 'static {
         hash: &str,
         created_on: &str,
     ) -> Result<(), StoreError>;
+}
+
+/// Runs a write transaction, again while it fails for a reason the backend calls passing
+/// (a serialization failure under SERIALIZABLE isolation), at most `ATTEMPTS` times with a
+/// growing, jittered pause so that colliding writers spread out.
+pub(crate) async fn with_retries<T, F, Fut>(
+    retryable: fn(&sqlx::Error) -> bool,
+    mut attempt: F,
+) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    const ATTEMPTS: u32 = 12;
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match attempt().await {
+            Err(StoreError::Database(e)) if tries < ATTEMPTS && retryable(&e) => {
+                let ceiling = 2u64 << tries.min(8);
+                let pause = rand::Rng::random_range(&mut rand::rng(), 1..=ceiling);
+                tracing::debug!(tries, pause_ms = pause, "retrying a serialization failure");
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+            }
+            other => return other,
+        }
+    }
 }

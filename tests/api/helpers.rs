@@ -9,7 +9,7 @@ use reqwest::Method;
 use roster::auth::{generate_api_key, generate_token, hash_secret};
 use roster::domain::types::now;
 use roster::domain::{Email, Id, User, catalog};
-use roster::store::{SqliteStore, Store, Token};
+use roster::store::{PgStore, SqliteStore, Store, Token};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -21,7 +21,7 @@ pub const SUPER_ADMIN: &str = catalog::SUPER_ADMINISTRATOR;
 
 pub struct TestServer {
     pub addr: SocketAddr,
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Store>,
     http: reqwest::Client,
     _dir: TempDir,
 }
@@ -34,25 +34,46 @@ pub struct Creds {
 
 impl Creds {
     pub fn demo() -> Creds {
-        Creds { email: "user@example.com".into(), key: "144c9defac04969c7bfad8efaa8ea194".into() }
+        Creds {
+            email: "user@example.com".into(),
+            key: "144c9defac04969c7bfad8efaa8ea194".into(),
+        }
     }
 }
 
 impl TestServer {
+    /// A fresh, empty database: a SQLite file in a temporary directory, or, when
+    /// `ROSTER_TEST_DATABASE_URL` is set, a new schema of that PostgreSQL database.
     pub async fn start() -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = Arc::new(SqliteStore::open(&dir.path().join("roster.db")).await.expect("open store"));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let store: Arc<dyn Store> = match std::env::var("ROSTER_TEST_DATABASE_URL") {
+            Ok(url) => Arc::new(fresh_postgres_schema(&url).await),
+            Err(_) => Arc::new(
+                SqliteStore::open(&dir.path().join("roster.db"))
+                    .await
+                    .expect("open store"),
+            ),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let app = roster::api::router(store.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
-        TestServer { addr, store, http: reqwest::Client::new(), _dir: dir }
+        TestServer {
+            addr,
+            store,
+            http: reqwest::Client::new(),
+            _dir: dir,
+        }
     }
 
     pub async fn demo() -> TestServer {
         let server = TestServer::start().await;
         let demo = roster::fixture::parse(roster::fixture::DEMO).expect("demo parses");
-        roster::fixture::load(server.store.as_ref(), &demo).await.expect("demo loads");
+        roster::fixture::load(server.store.as_ref(), &demo)
+            .await
+            .expect("demo loads");
         server
     }
 
@@ -62,10 +83,17 @@ impl TestServer {
 
     /// A user made through the operator surface, with two-factor authentication on.
     pub async fn user(&self, email: &str) -> Creds {
-        self.user_with(email, Some("Test"), Some("User"), true).await
+        self.user_with(email, Some("Test"), Some("User"), true)
+            .await
     }
 
-    pub async fn user_with(&self, email: &str, first: Option<&str>, last: Option<&str>, two_factor: bool) -> Creds {
+    pub async fn user_with(
+        &self,
+        email: &str,
+        first: Option<&str>,
+        last: Option<&str>,
+        two_factor: bool,
+    ) -> Creds {
         let key = generate_api_key();
         let at = now();
         let user = User {
@@ -80,14 +108,25 @@ impl TestServer {
             created_on: at.clone(),
             modified_on: at,
         };
-        self.store.insert_user(&user, &hash_secret(&key)).await.expect("insert user");
-        Creds { email: email.to_string(), key }
+        self.store
+            .insert_user(&user, &hash_secret(&key))
+            .await
+            .expect("insert user");
+        Creds {
+            email: email.to_string(),
+            key,
+        }
     }
 
     /// An API token for `creds`' user holding the named permission groups.
     pub async fn token(&self, creds: &Creds, groups: &[&str]) -> String {
         let email = Email::parse(&creds.email, "email").unwrap();
-        let (user, _) = self.store.user_by_email(email.folded()).await.unwrap().expect("user exists");
+        let (user, _) = self
+            .store
+            .user_by_email(email.folded())
+            .await
+            .unwrap()
+            .expect("user exists");
         let secret = generate_token();
         let token = Token {
             id: Id::generate(),
@@ -95,12 +134,20 @@ impl TestServer {
             name: "test".into(),
             permission_groups: groups
                 .iter()
-                .map(|n| catalog::permission_group_named(n).expect("known group").id.clone())
+                .map(|n| {
+                    catalog::permission_group_named(n)
+                        .expect("known group")
+                        .id
+                        .clone()
+                })
                 .collect(),
             status: "active".into(),
             expires_on: None,
         };
-        self.store.insert_token(&token, &hash_secret(&secret), &now()).await.unwrap();
+        self.store
+            .insert_token(&token, &hash_secret(&secret), &now())
+            .await
+            .unwrap();
         secret
     }
 
@@ -120,30 +167,57 @@ impl TestServer {
     }
 
     pub fn with_headers(&self, headers: &[(&str, &str)]) -> Client {
-        self.client(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        self.client(
+            headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
     }
 
     fn client(&self, headers: Vec<(String, String)>) -> Client {
-        Client { base: self.url(""), http: self.http.clone(), headers }
+        Client {
+            base: self.url(""),
+            http: self.http.clone(),
+            headers,
+        }
     }
 
     /// A new account owned (as Super Administrator) by `owner`.
     pub async fn account(&self, owner: &Creds, name: &str) -> String {
-        let r = self.as_user(owner).post("/accounts", json!({"name": name})).await;
+        let r = self
+            .as_user(owner)
+            .post("/accounts", json!({"name": name}))
+            .await;
         r.result()["id"].as_str().expect("account id").to_string()
     }
 
     /// Invites `email` with `roles` (ids) and returns the new member's id.
-    pub async fn invite(&self, admin: &Creds, account: &str, email: &str, roles: &[&str]) -> String {
+    pub async fn invite(
+        &self,
+        admin: &Creds,
+        account: &str,
+        email: &str,
+        roles: &[&str],
+    ) -> String {
         let r = self
             .as_user(admin)
-            .post(&format!("/accounts/{account}/members"), json!({"email": email, "roles": roles}))
+            .post(
+                &format!("/accounts/{account}/members"),
+                json!({"email": email, "roles": roles}),
+            )
             .await;
         r.result()["id"].as_str().expect("member id").to_string()
     }
 
     /// Invites `who` and has them accept: a full accepted member.
-    pub async fn add_member(&self, admin: &Creds, account: &str, who: &Creds, roles: &[&str]) -> String {
+    pub async fn add_member(
+        &self,
+        admin: &Creds,
+        account: &str,
+        who: &Creds,
+        roles: &[&str],
+    ) -> String {
         let id = self.invite(admin, account, &who.email, roles).await;
         self.as_user(who)
             .put(&format!("/memberships/{id}"), json!({"status": "accepted"}))
@@ -151,6 +225,22 @@ impl TestServer {
             .result();
         id
     }
+}
+
+/// A schema of its own for one test, so tests run in parallel on one PostgreSQL database.
+/// Schemas are named `roster_test_<id>`; `.ci/run` drops leftovers before a run.
+pub async fn fresh_postgres_schema(url: &str) -> PgStore {
+    use sqlx::Executor;
+    let schema = format!("roster_test_{}", Id::generate());
+    let options: sqlx::postgres::PgConnectOptions = url.parse().expect("valid ROSTER_TEST_DATABASE_URL");
+    let mut admin = sqlx::ConnectOptions::connect(&options).await.expect("connect to PostgreSQL");
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .await
+        .expect("create schema");
+    PgStore::open_with(options.options([("search_path", schema.as_str())]))
+        .await
+        .expect("open PostgreSQL store")
 }
 
 pub struct Client {
@@ -169,20 +259,31 @@ pub struct Resp {
 impl Resp {
     /// The result of a successful response; panics with the body otherwise.
     pub fn result(&self) -> &Value {
-        assert_eq!(self.status, 200, "expected 200, got {}: {}", self.status, self.body);
+        assert_eq!(
+            self.status, 200,
+            "expected 200, got {}: {}",
+            self.status, self.body
+        );
         assert_eq!(self.body["success"], true, "{}", self.body);
         &self.body["result"]
     }
 
     /// The first error's code, after checking the failure envelope.
     pub fn error_code(&self) -> i64 {
-        assert_eq!(self.body["success"], false, "expected a failure: {}", self.body);
+        assert_eq!(
+            self.body["success"], false,
+            "expected a failure: {}",
+            self.body
+        );
         assert!(self.body["result"].is_null(), "{}", self.body);
         self.body["errors"][0]["code"].as_i64().expect("error code")
     }
 
     pub fn error_message(&self) -> String {
-        self.body["errors"][0]["message"].as_str().unwrap_or_default().to_string()
+        self.body["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// Asserts an error status and code together.
@@ -216,7 +317,9 @@ impl Client {
 
     /// Sends `body` as is (it need not be valid JSON).
     pub async fn send(&self, method: Method, path: &str, body: Option<String>) -> Resp {
-        let mut req = self.http.request(method.clone(), format!("{}{}", self.base, path));
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{}{}", self.base, path));
         for (k, v) in &self.headers {
             req = req.header(k, v);
         }
@@ -230,8 +333,15 @@ impl Client {
         let body: Value = serde_json::from_str(&text)
             .unwrap_or_else(|e| panic!("{method} {path}: body is not JSON ({e}): {text}"));
         assert!(status < 500, "{method} {path} answered {status}: {body}");
-        assert!(headers.contains_key("cf-ray"), "{method} {path}: no cf-ray header");
+        assert!(
+            headers.contains_key("cf-ray"),
+            "{method} {path}: no cf-ray header"
+        );
         schema::check(&method, path, status, &body);
-        Resp { status, headers, body }
+        Resp {
+            status,
+            headers,
+            body,
+        }
     }
 }

@@ -6,6 +6,7 @@ mod schema;
 mod admin;
 mod auth;
 mod contract;
+mod input;
 mod lifecycle;
 mod lists;
 mod smoke;
