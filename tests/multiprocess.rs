@@ -1,0 +1,337 @@
+//! Two `roster serve` processes on one PostgreSQL database, raced by concurrent clients.
+//! Runs when `ROSTER_TEST_DATABASE_URL` is set (`.ci/run` sets it); without PostgreSQL
+//! there is nothing to share and the test says so and returns.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sqlx::{ConnectOptions, Executor};
+use tokio::task::JoinSet;
+
+const BIN: &str = env!("CARGO_BIN_EXE_roster");
+const SUPER_ADMIN: &str = "795df1c379e2469e89ab15cca71e91a0";
+const READ_ONLY: &str = "25a6523fbf0a4cdaa8af77b778c7dd19";
+const ROUNDS: usize = 24;
+
+struct Server(Child, String);
+
+impl Server {
+    fn start(url: &str) -> Server {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let child = Command::new(BIN)
+            .args(["serve", "--listen", &addr, "--database-url", url])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("serve starts");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(Instant::now() < deadline, "server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Server(child, format!("http://{addr}/client/v4"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[derive(Clone)]
+struct Caller {
+    http: reqwest::Client,
+    email: String,
+    key: String,
+}
+
+impl Caller {
+    async fn send(
+        &self,
+        base: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{base}{path}"))
+            .header("X-Auth-Email", &self.email)
+            .header("X-Auth-Key", &self.key);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = req.send().await.expect("request sent");
+        let status = res.status().as_u16();
+        let body: Value = res.json().await.expect("JSON body");
+        assert!(status < 500, "{method} {path}: {status} {body}");
+        (status, body)
+    }
+}
+
+fn key(n: usize) -> String {
+    format!("{n:037x}")
+}
+
+/// The API key of round `r`'s user `n` (0: a, 1: b, 2: invitee).
+fn user_key(r: usize, n: usize) -> String {
+    key(1000 * (r + 1) + n)
+}
+
+fn id(prefix: u8, n: usize) -> String {
+    format!("{prefix:02x}{n:030x}")
+}
+
+/// A fresh database on the server of `ROSTER_TEST_DATABASE_URL`, and its URL.
+async fn fresh_database(base: &str) -> String {
+    let name = format!("roster_mp_{}", uuid::Uuid::new_v4().simple());
+    let options: sqlx::postgres::PgConnectOptions = base.parse().expect("valid URL");
+    let mut conn = options.connect().await.expect("connect");
+    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .expect("create database");
+    let mut url = url::Url::parse(base).expect("URL");
+    url.set_path(&name);
+    url.to_string()
+}
+
+/// Per round: an account with exactly two Super Administrators, an observer with read-only
+/// rights, and an invitee with a pending invitation.
+fn fixture() -> Value {
+    let mut users = vec![
+        json!({"email": "observer@example.com", "api_key": key(1), "two_factor_authentication_enabled": true}),
+    ];
+    let mut accounts = Vec::new();
+    for r in 0..ROUNDS {
+        for (n, who) in ["a", "b", "invitee"].iter().enumerate() {
+            users.push(json!({"email": format!("{who}{r}@example.com"), "api_key": user_key(r, n), "two_factor_authentication_enabled": true}));
+        }
+        accounts.push(json!({
+            "id": id(0xac, r),
+            "name": format!("Race {r}"),
+            "members": [
+                {"id": id(0xa0, r), "email": format!("a{r}@example.com"), "roles": [SUPER_ADMIN]},
+                {"id": id(0xb0, r), "email": format!("b{r}@example.com"), "roles": [SUPER_ADMIN]},
+                {"email": "observer@example.com", "roles": [READ_ONLY]},
+                {"id": id(0xc0, r), "email": format!("invitee{r}@example.com"), "status": "pending", "roles": [READ_ONLY]},
+            ],
+        }));
+    }
+    json!({"users": users, "accounts": accounts})
+}
+
+fn caller(http: &reqwest::Client, email: String, key: String) -> Caller {
+    Caller {
+        http: http.clone(),
+        email,
+        key,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_processes_keep_every_invariant_under_races() {
+    let Ok(base) = std::env::var("ROSTER_TEST_DATABASE_URL") else {
+        eprintln!(
+            "skipped: set ROSTER_TEST_DATABASE_URL to a PostgreSQL database to run this test"
+        );
+        return;
+    };
+    let url = fresh_database(&base).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("race.json");
+    std::fs::write(&file, fixture().to_string()).unwrap();
+    let seeded = Command::new(BIN)
+        .args(["seed"])
+        .arg(&file)
+        .args(["--database-url", &url])
+        .output()
+        .unwrap();
+    assert!(
+        seeded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&seeded.stderr)
+    );
+
+    // Both processes migrate the same database at start.
+    let (one, two) = (Server::start(&url), Server::start(&url));
+    let bases = [one.1.clone(), two.1.clone()];
+    let http = reqwest::Client::new();
+    let observer = caller(&http, "observer@example.com".into(), key(1));
+
+    let mut set = JoinSet::new();
+    let mut requests = 0;
+    for r in 0..ROUNDS {
+        let account = id(0xac, r);
+        let a = caller(&http, format!("a{r}@example.com"), user_key(r, 0));
+        let b = caller(&http, format!("b{r}@example.com"), user_key(r, 1));
+        let invitee = caller(&http, format!("invitee{r}@example.com"), user_key(r, 2));
+        let (a_id, b_id, inv_id) = (id(0xa0, r), id(0xb0, r), id(0xc0, r));
+        let p = |n: usize| bases[(r + n) % 2].clone();
+        let del = reqwest::Method::DELETE;
+        let put = reqwest::Method::PUT;
+        let post = reqwest::Method::POST;
+        // The last two Super Administrators remove, demote and leave, all at once.
+        let race: Vec<(Caller, String, reqwest::Method, String, Option<Value>)> = vec![
+            (
+                a.clone(),
+                p(0),
+                del.clone(),
+                format!("/accounts/{account}/members/{b_id}"),
+                None,
+            ),
+            (
+                b.clone(),
+                p(1),
+                del.clone(),
+                format!("/accounts/{account}/members/{a_id}"),
+                None,
+            ),
+            (
+                a.clone(),
+                p(1),
+                put.clone(),
+                format!("/accounts/{account}/members/{a_id}"),
+                Some(json!({"roles": [READ_ONLY]})),
+            ),
+            (
+                b.clone(),
+                p(0),
+                del.clone(),
+                format!("/memberships/{b_id}"),
+                None,
+            ),
+            // The same email invited twice, through both processes.
+            (
+                a.clone(),
+                p(0),
+                post.clone(),
+                format!("/accounts/{account}/members"),
+                Some(json!({"email": format!("twice{r}@example.com"), "roles": [READ_ONLY]})),
+            ),
+            (
+                b.clone(),
+                p(1),
+                post.clone(),
+                format!("/accounts/{account}/members"),
+                Some(json!({"email": format!("TWICE{r}@example.com"), "roles": [READ_ONLY]})),
+            ),
+            // One membership accepted and deleted at the same moment.
+            (
+                invitee.clone(),
+                p(0),
+                put.clone(),
+                format!("/memberships/{inv_id}"),
+                Some(json!({"status": "accepted"})),
+            ),
+            (
+                invitee.clone(),
+                p(1),
+                del.clone(),
+                format!("/memberships/{inv_id}"),
+                None,
+            ),
+            (
+                a.clone(),
+                p(1),
+                del.clone(),
+                format!("/accounts/{account}/members/{inv_id}"),
+                None,
+            ),
+        ];
+        for (who, base, method, path, body) in race {
+            requests += 1;
+            set.spawn(async move {
+                let (status, body) = who.send(&base, method.clone(), &path, body).await;
+                (method, path, status, body)
+            });
+        }
+    }
+    let mut invites_won: std::collections::HashMap<String, usize> = Default::default();
+    while let Some(done) = set.join_next().await {
+        let (method, path, status, body) = done.expect("request task");
+        assert!(
+            matches!(status, 200 | 403 | 404 | 409),
+            "{method} {path}: {status} {body}"
+        );
+        if method == reqwest::Method::POST && status == 200 {
+            *invites_won.entry(path).or_default() += 1;
+        }
+    }
+    assert!(requests >= 200, "a few hundred requests: {requests}");
+
+    for r in 0..ROUNDS {
+        let account = id(0xac, r);
+        let path = format!("/accounts/{account}/members?per_page=50");
+        let (s1, via_one) = observer
+            .send(&bases[0], reqwest::Method::GET, &path, None)
+            .await;
+        let (s2, via_two) = observer
+            .send(&bases[1], reqwest::Method::GET, &path, None)
+            .await;
+        assert_eq!((s1, s2), (200, 200));
+        assert_eq!(
+            via_one["result"], via_two["result"],
+            "both processes see the same members"
+        );
+        let members = via_one["result"].as_array().unwrap();
+        let admins = members
+            .iter()
+            .filter(|m| {
+                m["status"] == "accepted"
+                    && m["roles"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|role| role["id"] == SUPER_ADMIN)
+            })
+            .count();
+        assert!(
+            admins >= 1,
+            "round {r}: the account lost its last administrator: {members:?}"
+        );
+        let twice = members
+            .iter()
+            .filter(|m| {
+                m["email"]
+                    .as_str()
+                    .unwrap()
+                    .eq_ignore_ascii_case(&format!("twice{r}@example.com"))
+            })
+            .count();
+        assert_eq!(twice, 1, "round {r}: one live membership per email");
+        assert_eq!(
+            invites_won.get(&format!("/accounts/{account}/members")),
+            Some(&1),
+            "round {r}: exactly one invite won"
+        );
+        let invitee = members.iter().find(|m| m["id"] == id(0xc0, r));
+        if let Some(m) = invitee {
+            assert_eq!(
+                m["status"], "accepted",
+                "round {r}: a surviving invitation was accepted"
+            );
+        }
+    }
+    drop((one, two));
+    let options: sqlx::postgres::PgConnectOptions = base.parse().unwrap();
+    let mut conn = options.connect().await.unwrap();
+    let name = url::Url::parse(&url)
+        .unwrap()
+        .path()
+        .trim_start_matches('/')
+        .to_string();
+    conn.execute(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE {name} WITH (FORCE)"
+    )))
+    .await
+    .expect("drop the test database");
+}

@@ -1,0 +1,266 @@
+//! Cloudflare's official SDKs against the real `roster` binary (`cargo test --test sdk`).
+//!
+//! Each test starts `roster serve --demo` on a fresh SQLite file and a free port, then runs
+//! one SDK script against it: `tests/sdk/e2e.py` with the Python SDK (`cloudflare==5.9.0`,
+//! in a venv at `target/sdk-venv`) and `tests/sdk/e2e.mjs` with the TypeScript SDK (the
+//! version pinned by `tests/sdk/package-lock.json`, installed with `npm ci` into
+//! `target/sdk-node`). The SDKs are installed on first use and reused while they match the
+//! pins. A missing `python3`, `node` or `npm` fails the test: nothing is skipped.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+const PYTHON_SDK: &str = "5.9.0";
+
+fn manifest_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Cargo's target directory, where the SDK installs live.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|p| {
+            if p.is_absolute() {
+                p
+            } else {
+                manifest_dir().join(p)
+            }
+        })
+        .unwrap_or_else(|| manifest_dir().join("target"))
+}
+
+/// Runs `cmd` to completion, failing the test with its output if it cannot start or fails.
+fn run(cmd: &mut Command, what: &str) -> Output {
+    let output = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run {:?}: {e}", cmd.get_program()));
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// `roster serve --demo` on a fresh database and a free port; killed when dropped, also
+/// when the test panics.
+struct Server {
+    child: Child,
+    base_url: String,
+    log: PathBuf,
+    _dir: TempDir,
+}
+
+impl Server {
+    fn start() -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // A free port: bind port 0, note what the OS gave, and let it go for the server.
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let listen = format!("127.0.0.1:{port}");
+        let log = dir.path().join("roster.log");
+        let log_file = std::fs::File::create(&log).expect("server log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_roster"))
+            .arg("serve")
+            .arg("--demo")
+            .arg("--database")
+            .arg(dir.path().join("roster.db"))
+            .arg("--listen")
+            .arg(&listen)
+            .env("NO_COLOR", "1")
+            .env_remove("ROSTER_DATABASE")
+            .env_remove("ROSTER_LISTEN")
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("log file"))
+            .stderr(log_file)
+            .spawn()
+            .expect("start the roster binary");
+        let mut server = Server {
+            child,
+            base_url: format!("http://{listen}/client/v4"),
+            log,
+            _dir: dir,
+        };
+        server.wait_until_ready(&listen);
+        server
+    }
+
+    /// Polls until the server answers an HTTP request (any status), for at most 20 s.
+    fn wait_until_ready(&mut self, listen: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll the server process") {
+                panic!("roster exited early ({status}):\n{}", self.log_text());
+            }
+            if answers(listen) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "roster did not answer on {listen} within 20 s:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The server's log, its last 100 lines.
+    fn log_text(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(100)..].join("\n")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether an HTTP server answers on `listen` (a status line comes back).
+fn answers(listen: &str) -> bool {
+    let Ok(mut stream) = TcpStream::connect(listen) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let request =
+        format!("GET /client/v4/user HTTP/1.1\r\nHost: {listen}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 ")
+}
+
+/// Runs an SDK script against `server` and checks it passed: exit status 0 and a closing
+/// `N passed, 0 failed` line.
+fn run_script(mut cmd: Command, server: &Server, what: &str) {
+    let started = Instant::now();
+    let output = cmd
+        .env("ROSTER_BASE_URL", &server.base_url)
+        .env_remove("CLOUDFLARE_API_TOKEN")
+        .env_remove("CLOUDFLARE_API_KEY")
+        .env_remove("CLOUDFLARE_EMAIL")
+        .env_remove("CLOUDFLARE_BASE_URL")
+        .env_remove("CLOUDFLARE_API_USER_SERVICE_KEY")
+        .env_remove("CLOUDFLARE_CUSTOM_HEADERS")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run {:?}: {e}", cmd.get_program()));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{what} ({:.1?}):\n{stdout}{stderr}", started.elapsed());
+    let last = stdout.lines().last().unwrap_or_default();
+    let passed = last
+        .strip_suffix(" passed, 0 failed")
+        .and_then(|n| n.parse::<u32>().ok());
+    assert!(
+        output.status.success() && passed.is_some_and(|n| n > 0),
+        "{what} failed ({}), its output is above; the server's log ends:\n{}",
+        output.status,
+        server.log_text()
+    );
+}
+
+/// The venv at `target/sdk-venv` with `cloudflare==5.9.0`, made (again) unless it already
+/// imports that version. Returns its python.
+fn python_sdk() -> PathBuf {
+    let venv = target_dir().join("sdk-venv");
+    let python = venv.join("bin").join("python");
+    let check = format!("import cloudflare; assert cloudflare.__version__ == {PYTHON_SDK:?}");
+    let ready = || {
+        Command::new(&python)
+            .args(["-c", &check])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if ready() {
+        return python;
+    }
+    if venv.exists() {
+        std::fs::remove_dir_all(&venv).expect("remove a stale sdk-venv");
+    }
+    run(
+        Command::new("python3").arg("-m").arg("venv").arg(&venv),
+        "python3 -m venv (python3 with the venv module is required)",
+    );
+    run(
+        Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--no-input",
+                "--quiet",
+            ])
+            .arg(format!("cloudflare=={PYTHON_SDK}")),
+        "pip install cloudflare",
+    );
+    assert!(
+        ready(),
+        "cloudflare {PYTHON_SDK} does not import from {}",
+        venv.display()
+    );
+    python
+}
+
+/// `target/sdk-node` with the TypeScript SDK as pinned by tests/sdk/package-lock.json,
+/// installed with `npm ci` unless the lock file there already matches and is installed.
+fn node_sdk() -> PathBuf {
+    let dir = target_dir().join("sdk-node");
+    let sources = manifest_dir().join("tests").join("sdk");
+    let lock =
+        std::fs::read(sources.join("package-lock.json")).expect("tests/sdk/package-lock.json");
+    let installed = std::fs::read(dir.join("node_modules").join(".package-lock.json")).is_ok()
+        && std::fs::read(dir.join("package-lock.json")).is_ok_and(|l| l == lock);
+    if !installed {
+        std::fs::create_dir_all(&dir).expect("create target/sdk-node");
+        for file in ["package.json", "package-lock.json"] {
+            std::fs::copy(sources.join(file), dir.join(file)).expect("copy the npm manifest");
+        }
+        run(
+            Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+                .current_dir(&dir),
+            "npm ci (node and npm are required)",
+        );
+    }
+    // ESM resolves `cloudflare` from the script's own directory: run a copy placed there.
+    std::fs::copy(sources.join("e2e.mjs"), dir.join("e2e.mjs")).expect("copy e2e.mjs");
+    dir
+}
+
+#[test]
+fn python_sdk_end_to_end() {
+    let python = python_sdk();
+    let server = Server::start();
+    let mut cmd = Command::new(python);
+    cmd.arg(manifest_dir().join("tests").join("sdk").join("e2e.py"));
+    run_script(cmd, &server, "tests/sdk/e2e.py (Python SDK)");
+}
+
+#[test]
+fn typescript_sdk_end_to_end() {
+    let dir = node_sdk();
+    let server = Server::start();
+    let mut cmd = Command::new("node");
+    cmd.arg("e2e.mjs").current_dir(&dir);
+    run_script(cmd, &server, "tests/sdk/e2e.mjs (TypeScript SDK)");
+}

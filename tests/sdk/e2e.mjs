@@ -1,0 +1,185 @@
+// End-to-end test: Cloudflare's official TypeScript SDK (npm `cloudflare`, pinned in
+// tests/sdk/package.json) against Roster: a smaller flow than tests/sdk/e2e.py.
+//
+// Run against a fresh `roster serve --demo`, from a directory whose node_modules holds the
+// SDK (tests/sdk.rs copies this file into target/sdk-node and runs it there):
+//
+//     ROSTER_BASE_URL=http://127.0.0.1:8080/client/v4 node e2e.mjs
+//
+// The last line printed is `N passed, M failed`; the exit status is non-zero on any failure.
+
+import Cloudflare, { APIError, ConflictError, NotFoundError, PermissionDeniedError } from 'cloudflare';
+import { VERSION } from 'cloudflare/version';
+import assert from 'node:assert/strict';
+
+const SDK_VERSION = '7.3.0';
+const BASE_URL = process.env.ROSTER_BASE_URL;
+const DEMO_ACCOUNT = '023e105f4ecef8ad9ca31a8372d0c353';
+const JOHN_DEMO_MEMBERSHIP = '4536bcfad5faccb111b47003c79917fa';
+const JOHN_ACME_INVITATION = 'a5c2e0f1d3b4a5968778695a4b3c2d1f';
+const JANE_ACME_MEMBERSHIP = 'a5c2e0f1d3b4a5968778695a4b3c2d1e';
+const ACCOUNT_ADMIN_ROLE = '3536bcfad5faccb999b47003c79917fb';
+const PERMISSION_KEYS = [
+  'analytics', 'billing', 'cache_purge', 'dns', 'dns_records', 'lb',
+  'logs', 'organization', 'ssl', 'waf', 'zone_settings', 'zones',
+];
+
+// Every request any client sends, to see pagination and (the absence of) retries.
+const requests = [];
+const countingFetch = (url, init) => {
+  requests.push(`${init?.method ?? 'GET'} ${url}`);
+  return fetch(url, init);
+};
+
+function client(email, key) {
+  return new Cloudflare({ apiEmail: email, apiKey: key, baseURL: BASE_URL, fetch: countingFetch });
+}
+
+async function rejects(errorClass, status, promise) {
+  let error;
+  try {
+    const result = await promise;
+    assert.fail(`expected ${errorClass.name} (${status}), got ${JSON.stringify(result)}`);
+  } catch (e) {
+    if (!(e instanceof APIError)) throw e;
+    error = e;
+  }
+  assert.ok(error instanceof errorClass, `expected ${errorClass.name}, got ${error.constructor.name}: ${error.message}`);
+  assert.equal(error.status, status);
+  assert.equal(error.error?.success, false, 'a v4 error envelope');
+  assert.ok(error.errors.length > 0 && Number.isInteger(error.errors[0].code), 'errors carry codes');
+  return error;
+}
+
+const checks = [];
+const check = (name, fn) => checks.push([name, fn]);
+const state = {};
+
+check('sdk version', async () => {
+  assert.equal(VERSION, SDK_VERSION);
+});
+
+check('memberships list (auto-pagination) and get', async () => {
+  const before = requests.length;
+  const all = [];
+  for await (const m of john.memberships.list({ per_page: 5 })) all.push(m);
+  // Demo Account, Sandbox, and the pending Acme Corp invitation; then the empty page.
+  assert.deepEqual(all.map((m) => m.account.name).sort(), ['Acme Corp', 'Demo Account', 'Sandbox']);
+  assert.equal(requests.length - before, 2, 'one page of items and the empty page that ends it');
+  assert.equal(new Set(all.map((m) => m.id)).size, all.length);
+  const pending = [];
+  for await (const m of john.memberships.list({ status: 'pending' })) pending.push(m);
+  assert.deepEqual(pending.map((m) => [m.id, m.status, m.roles]), [[JOHN_ACME_INVITATION, 'pending', ['Administrator']]]);
+  const named = [];
+  for await (const m of john.memberships.list({ account: { name: 'Demo Account' } })) named.push(m.id);
+  assert.deepEqual(named, [JOHN_DEMO_MEMBERSHIP], 'account.name filter');
+
+  const m = await john.memberships.get(JOHN_DEMO_MEMBERSHIP);
+  assert.equal(m.status, 'accepted');
+  assert.deepEqual(m.roles, ['Account Administrator']);
+  assert.equal(m.account.id, DEMO_ACCOUNT);
+  for (const key of PERMISSION_KEYS) assert.deepEqual(m.permissions[key], { read: true, write: true }, key);
+  await rejects(NotFoundError, 404, john.memberships.get(JANE_ACME_MEMBERSHIP));
+});
+
+check('members list (auto-pagination, filters)', async () => {
+  const before = requests.length;
+  const members = [];
+  for await (const m of john.accounts.members.list({ account_id: DEMO_ACCOUNT, per_page: 5 })) members.push(m);
+  assert.equal(members.length, 11);
+  assert.equal(requests.length - before, 4, '5 + 5 + 1 members, then the empty page');
+  assert.equal(new Set(members.map((m) => m.id)).size, 11, 'no member repeats across pages');
+  const me = members.find((m) => m.id === JOHN_DEMO_MEMBERSHIP);
+  assert.equal(me.user.email, 'user@example.com');
+  assert.equal(me.roles[0].id, ACCOUNT_ADMIN_ROLE);
+  assert.equal(me.roles[0].permissions.organization.write, true);
+  const page = await john.accounts.members.list({
+    account_id: DEMO_ACCOUNT, status: 'pending', order: 'user.email', direction: 'desc',
+  });
+  assert.deepEqual(page.result.map((m) => m.email),
+    ['zone-reader@example.com', 'newhire@example.com', 'jane@example.com']);
+});
+
+check('roles list', async () => {
+  const roles = [];
+  for await (const r of john.accounts.roles.list({ account_id: DEMO_ACCOUNT, per_page: 5 })) roles.push(r);
+  const byName = Object.fromEntries(roles.map((r) => [r.name, r]));
+  for (const name of ['Super Administrator - All Privileges', 'Administrator', 'Administrator Read Only',
+    'DNS', 'Billing', 'Account Administrator']) {
+    assert.ok(byName[name], `role ${name}`);
+  }
+  assert.equal(byName['Account Administrator'].id, ACCOUNT_ADMIN_ROLE);
+  assert.deepEqual(byName['Administrator Read Only'].permissions.organization, { read: true, write: false });
+  state.roles = Object.fromEntries(roles.map((r) => [r.name, r.id]));
+  const role = await john.accounts.roles.get(ACCOUNT_ADMIN_ROLE, { account_id: DEMO_ACCOUNT });
+  assert.equal(role.description, 'Administrative access to the entire Account');
+});
+
+check('invite, conflict, update, delete a member', async () => {
+  const members = john.accounts.members;
+  const invited = await members.create({
+    account_id: DEMO_ACCOUNT, email: 'ts.invitee@example.com', roles: [state.roles['Administrator Read Only']],
+  });
+  assert.equal(invited.status, 'pending');
+  assert.equal(invited.email, 'ts.invitee@example.com');
+  assert.deepEqual(invited.roles.map((r) => r.name), ['Administrator Read Only']);
+
+  const before = requests.length;
+  const conflict = await rejects(ConflictError, 409, members.create({
+    account_id: DEMO_ACCOUNT, email: 'TS.Invitee@example.com', roles: [state.roles.DNS],
+  }));
+  assert.equal(requests.length - before, 1, 'a 409 is not retried (x-should-retry: false)');
+  assert.match(conflict.errors[0].message.toLowerCase(), /ts\.invitee@example\.com/);
+
+  const updated = await members.update(invited.id, { account_id: DEMO_ACCOUNT, roles: [{ id: state.roles.DNS }] });
+  assert.deepEqual(updated.roles.map((r) => r.name), ['DNS']);
+  const policies = await members.update(invited.id, {
+    account_id: DEMO_ACCOUNT,
+    policies: [{
+      access: 'allow',
+      permission_groups: [{ id: 'c8fed203ed3043cba015a93ad1616f1f' }],
+      resource_groups: [{ id: '6d7f2f5f5b1d4a0e9081fdc98d432fd1' }],
+    }],
+  });
+  assert.deepEqual(policies.roles, []);
+  assert.equal(policies.policies[0].permission_groups[0].name, 'Zone Read');
+
+  const gone = await members.delete(invited.id, { account_id: DEMO_ACCOUNT });
+  assert.equal(gone.id, invited.id);
+  await rejects(NotFoundError, 404, members.get(invited.id, { account_id: DEMO_ACCOUNT }));
+});
+
+check('a user without 2FA cannot accept an invitation to a 2FA account', async () => {
+  const invited = await john.accounts.members.create({
+    account_id: DEMO_ACCOUNT, email: 'bob@example.com', roles: [state.roles.Billing],
+  });
+  await rejects(PermissionDeniedError, 403, bob.memberships.update(invited.id, { status: 'accepted' }));
+  const rejected = await bob.memberships.update(invited.id, { status: 'rejected' });
+  assert.equal(rejected.status, 'rejected');
+  await john.accounts.members.delete(invited.id, { account_id: DEMO_ACCOUNT });
+});
+
+if (!BASE_URL) {
+  console.error('ROSTER_BASE_URL is not set (e.g. http://127.0.0.1:8080/client/v4)');
+  process.exit(2);
+}
+const john = client('user@example.com', '144c9defac04969c7bfad8efaa8ea194');
+const bob = client('bob@example.com', 'b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b');
+
+let passed = 0;
+let failed = 0;
+const started = Date.now();
+for (const [name, fn] of checks) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    passed += 1;
+    console.log(`ok   ${name} (${Date.now() - t0}ms)`);
+  } catch (e) {
+    failed += 1;
+    console.log(`FAIL ${name}: ${e?.stack ?? e}`);
+  }
+}
+console.log(`cloudflare ${VERSION} (node ${process.version}) against ${BASE_URL}: ${requests.length} requests in ${Date.now() - started}ms`);
+console.log(`${passed} passed, ${failed} failed`);
+process.exitCode = failed ? 1 : 0;
