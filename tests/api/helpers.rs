@@ -232,8 +232,11 @@ impl TestServer {
 pub async fn fresh_postgres_schema(url: &str) -> PgStore {
     use sqlx::Executor;
     let schema = format!("roster_test_{}", Id::generate());
-    let options: sqlx::postgres::PgConnectOptions = url.parse().expect("valid ROSTER_TEST_DATABASE_URL");
-    let mut admin = sqlx::ConnectOptions::connect(&options).await.expect("connect to PostgreSQL");
+    let options: sqlx::postgres::PgConnectOptions =
+        url.parse().expect("valid ROSTER_TEST_DATABASE_URL");
+    let mut admin = sqlx::ConnectOptions::connect(&options)
+        .await
+        .expect("connect to PostgreSQL");
     admin
         .execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
         .await
