@@ -154,14 +154,14 @@ async fn update(
     Body(body): Body<UpdateAccount>,
 ) -> Result<Response, ApiError> {
     let account_id = ids.one();
-    let changes = app
+    let written = app
         .store
         .write_account(&account_id, &|state| {
             state.authorize(&caller, Need::Write)?;
             Ok(vec![Change::PutAccount(body.apply(&state.account)?)])
         })
         .await?;
-    match changes.first() {
+    match written.changes.first() {
         Some(Change::PutAccount(account)) => Ok(views::single(views::account(account))),
         _ => Err(ApiError::Internal(
             "account update produced no account".into(),

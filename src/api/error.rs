@@ -23,12 +23,17 @@ pub enum ApiError {
     MethodNotAllowed { method: String, path: String },
     #[error("internal error: {0}")]
     Internal(String),
+    /// Cloudflare's answer when a client should slow down; Roster gives it when concurrent
+    /// writes to one account kept colliding.
+    #[error("Please wait and consider throttling your request speed")]
+    Busy,
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Domain(d) => ApiError::Domain(d),
+            StoreError::Contention => ApiError::Busy,
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -56,6 +61,7 @@ pub mod codes {
     pub const LAST_ADMINISTRATOR: u32 = 1007;
     pub const IN_USE: u32 = 1008;
     pub const DUPLICATE: u32 = 1009;
+    pub const RATE_LIMITED: u32 = 971;
     pub const METHOD_NOT_ALLOWED: u32 = 7001;
     pub const NO_ROUTE: u32 = 7003;
     pub const NO_ROUTE_DETAIL: u32 = 7000;
@@ -131,6 +137,11 @@ impl ApiError {
                 METHOD_NOT_ALLOWED,
                 format!("Method {method} not allowed for {path}"),
             ),
+            ApiError::Busy => one(
+                StatusCode::TOO_MANY_REQUESTS,
+                RATE_LIMITED,
+                self.to_string(),
+            ),
             ApiError::Internal(_) => one(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 INTERNAL,
@@ -148,6 +159,12 @@ impl IntoResponse for ApiError {
         let (status, errors) = self.status_and_errors();
         let body = json!({"success": false, "errors": errors, "messages": [], "result": null});
         let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            let after = axum::http::HeaderValue::from_static("1");
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, after);
+        }
         if status == StatusCode::CONFLICT {
             // The official SDKs retry a 409 as a lock timeout unless told not to; Roster's
             // 409s are final (already a member, last administrator, ...).

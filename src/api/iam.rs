@@ -12,6 +12,7 @@ use super::{ApiError, AppState, views};
 use crate::domain::list::{paginate, same_name, text_key};
 use crate::domain::types::bounded;
 use crate::domain::*;
+use crate::store::Written;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -183,7 +184,8 @@ async fn create_resource_group(
 ) -> Result<Response, ApiError> {
     let account_id = ids.one();
     let id = Id::generate();
-    app.store
+    let written = app
+        .store
         .write_account(&account_id, &|state| {
             state.authorize(&caller, Need::Write)?;
             Ok(vec![Change::PutResourceGroup(
@@ -191,7 +193,7 @@ async fn create_resource_group(
             )])
         })
         .await?;
-    app.show_resource_group(&account_id, &id).await
+    show_resource_group(&written)
 }
 
 /// The SDKs make `name` and `scope` optional on update (and send no `meta`): what is
@@ -210,7 +212,8 @@ async fn update_resource_group(
     Body(body): Body<ResourceGroupUpdate>,
 ) -> Result<Response, ApiError> {
     let (account_id, group_id) = ids.two();
-    app.store
+    let written = app
+        .store
         .write_account(&account_id, &|state| {
             state.authorize(&caller, Need::Write)?;
             let current = state
@@ -227,7 +230,7 @@ async fn update_resource_group(
             )])
         })
         .await?;
-    app.show_resource_group(&account_id, &group_id).await
+    show_resource_group(&written)
 }
 
 async fn delete_resource_group(
@@ -245,13 +248,14 @@ async fn delete_resource_group(
     Ok(views::single(views::IdOnly { id: &group_id }))
 }
 
-impl AppState {
-    async fn show_resource_group(&self, account_id: &Id, id: &Id) -> Result<Response, ApiError> {
-        let state = self.load_account(account_id).await?;
-        let group = state
-            .catalog
-            .resource_group(id)
-            .ok_or(DomainError::NotFound("Resource group"))?;
-        Ok(views::single(views::resource_group(group)))
-    }
+/// Renders the resource group a write just stored.
+fn show_resource_group(written: &Written) -> Result<Response, ApiError> {
+    written
+        .changes
+        .iter()
+        .find_map(|c| match c {
+            Change::PutResourceGroup(g) => Some(views::single(views::resource_group(g))),
+            _ => None,
+        })
+        .ok_or_else(|| ApiError::Internal("resource group write stored no group".into()))
 }

@@ -11,6 +11,7 @@ use super::{ApiError, AppState, views};
 use crate::domain::list::{paginate, text_key};
 use crate::domain::types::{Access, MemberOrder};
 use crate::domain::*;
+use crate::store::Written;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -174,14 +175,14 @@ async fn create(
         .user_by_email(new.email.folded())
         .await?
         .map(|(u, _)| u);
-    let changes = app
+    let written = app
         .store
         .write_account(&account_id, &|state| {
             state.authorize(&caller, Need::Write)?;
             Ok(vec![state.invite(new.clone(), invitee.clone())?])
         })
         .await?;
-    app.show_member(&account_id, &changes).await
+    show_member(&written)
 }
 
 #[derive(Deserialize)]
@@ -202,7 +203,7 @@ async fn update(
         (None, None) => None,
         _ => Some(parse_grants(body.roles, body.policies)?),
     };
-    let changes = app
+    let written = app
         .store
         .write_account(&account_id, &|state| {
             state.authorize(&caller, Need::Write)?;
@@ -213,7 +214,7 @@ async fn update(
             Ok(vec![state.update_grants(&member_id, grants)?])
         })
         .await?;
-    app.show_member(&account_id, &changes).await
+    show_member(&written)
 }
 
 async fn remove(
@@ -231,18 +232,10 @@ async fn remove(
     Ok(views::single(views::IdOnly { id: &member_id }))
 }
 
-impl AppState {
-    /// Renders the membership a write just stored, as the account sees it now.
-    async fn show_member(&self, account_id: &Id, changes: &[Change]) -> Result<Response, ApiError> {
-        let Some(Change::PutMembership(written)) = changes.first() else {
-            return Err(ApiError::Internal(
-                "member write produced no membership".into(),
-            ));
-        };
-        let state = self.load_account(account_id).await?;
-        Ok(views::single(views::member(
-            state.member(&written.id)?,
-            &state.catalog,
-        )))
-    }
+/// Renders the membership a write just stored, as the account sees it.
+fn show_member(written: &Written) -> Result<Response, ApiError> {
+    let m = written
+        .membership()
+        .ok_or_else(|| ApiError::Internal("member write stored no membership".into()))?;
+    Ok(views::single(views::member(m, &written.state.catalog)))
 }

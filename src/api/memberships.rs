@@ -102,16 +102,20 @@ async fn respond(
     }
     let id = ids.one();
     let current = own(&app, &caller, &id).await?;
-    app.store
+    let written = app
+        .store
         .write_account(&current.account.id, &|state| {
             Ok(vec![state.respond(&id, &caller.user, body.status)?])
         })
         .await?;
-    let m = own(&app, &caller, &id).await?;
+    let m = written
+        .membership()
+        .ok_or_else(|| ApiError::Internal("response stored no membership".into()))?;
+    let state = &written.state;
     Ok(views::single(views::membership(
-        &m.account,
-        &m.membership,
-        &m.catalog,
+        &state.account,
+        m,
+        &state.catalog,
     )))
 }
 

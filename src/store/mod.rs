@@ -7,6 +7,9 @@ mod postgres;
 mod sql;
 mod sqlite;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+
 use async_trait::async_trait;
 
 use crate::domain::{
@@ -26,9 +29,30 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// Concurrent writers kept colliding past the retry budget; the caller may try later.
+    #[error("too much write contention on one account")]
+    Contention,
 }
 
 pub type Decide<'a> = &'a (dyn Fn(&AccountState) -> Result<Vec<Change>, DomainError> + Send + Sync);
+
+/// What a write did: the state it decided on (before its changes) and the changes, which
+/// is all a handler needs to render the result without reading the account again.
+#[derive(Debug)]
+pub struct Written {
+    pub state: AccountState,
+    pub changes: Vec<Change>,
+}
+
+impl Written {
+    /// The membership the write stored (for writes that store one).
+    pub fn membership(&self) -> Option<&Membership> {
+        self.changes.iter().find_map(|c| match c {
+            Change::PutMembership(m) => Some(m),
+            _ => None,
+        })
+    }
+}
 
 /// A user's membership together with the account and catalog needed to show it.
 #[derive(Debug, Clone)]
@@ -53,8 +77,8 @@ pub trait Store: Send + Sync + 'static {
     async fn load_account(&self, id: &Id) -> Result<Option<AccountState>, StoreError>;
 
     /// Runs `decide` on the account's current state and applies its changes atomically.
-    /// Returns the applied changes; a missing account is `NotFound("Account")`.
-    async fn write_account(&self, id: &Id, decide: Decide<'_>) -> Result<Vec<Change>, StoreError>;
+    /// A missing account is `NotFound("Account")`.
+    async fn write_account(&self, id: &Id, decide: Decide<'_>) -> Result<Written, StoreError>;
 
     /// Inserts a new account with its first member (its creator; fixtures may have none) in
     /// one transaction.
@@ -103,7 +127,11 @@ where
     loop {
         tries += 1;
         match attempt().await {
-            Err(StoreError::Database(e)) if tries < ATTEMPTS && retryable(&e) => {
+            Err(StoreError::Database(e)) if retryable(&e) && tries >= ATTEMPTS => {
+                tracing::warn!(tries, error = %e, "giving up on a contended write");
+                return Err(StoreError::Contention);
+            }
+            Err(StoreError::Database(e)) if retryable(&e) => {
                 let ceiling = 2u64 << tries.min(8);
                 let pause = rand::Rng::random_range(&mut rand::rng(), 1..=ceiling);
                 tracing::debug!(tries, pause_ms = pause, "retrying a serialization failure");
@@ -111,5 +139,69 @@ where
             }
             other => return other,
         }
+    }
+}
+
+/// Queues this process's writers per key (an account id, or one key for a whole SQLite
+/// file) so that they take turns instead of colliding in the database: SQLite would make
+/// them poll for its lock, PostgreSQL would abort all but one as serialization failures.
+/// Writers in other processes still collide, and `with_retries` handles that.
+#[derive(Default)]
+pub(crate) struct WriteGate {
+    turns: std::sync::Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
+}
+
+impl WriteGate {
+    pub(crate) async fn enter(&self, key: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let turn = {
+            let mut turns = self.turns.lock().expect("gate map is never poisoned");
+            turns.retain(|_, t| t.strong_count() > 0);
+            match turns.get(key).and_then(Weak::upgrade) {
+                Some(turn) => turn,
+                None => {
+                    let turn = Arc::new(tokio::sync::Mutex::new(()));
+                    turns.insert(key.to_string(), Arc::downgrade(&turn));
+                    turn
+                }
+            }
+        };
+        turn.lock_owned().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn retries_passing_failures_a_bounded_number_of_times() {
+        let tries = AtomicU32::new(0);
+        let outcome: Result<(), StoreError> = with_retries(
+            |_| true,
+            || async {
+                tries.fetch_add(1, Ordering::SeqCst);
+                Err(StoreError::Database(sqlx::Error::PoolTimedOut))
+            },
+        )
+        .await;
+        assert!(matches!(outcome, Err(StoreError::Contention)));
+        assert_eq!(tries.load(Ordering::SeqCst), 12);
+    }
+
+    #[tokio::test]
+    async fn other_failures_are_not_retried() {
+        let tries = AtomicU32::new(0);
+        let outcome: Result<(), StoreError> = with_retries(
+            |_| false,
+            || async {
+                tries.fetch_add(1, Ordering::SeqCst);
+                Err(StoreError::Database(sqlx::Error::PoolTimedOut))
+            },
+        )
+        .await;
+        assert!(matches!(outcome, Err(StoreError::Database(_))));
+        assert_eq!(tries.load(Ordering::SeqCst), 1);
     }
 }

@@ -2,16 +2,18 @@
 //! SERIALIZABLE and are retried on serialization failures, so rules that span rows (the
 //! last administrator) hold across server processes sharing the database.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use super::StoreError;
+use super::{StoreError, WriteGate};
 
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    gate: Arc<WriteGate>,
 }
 
 impl PgStore {
@@ -29,13 +31,21 @@ impl PgStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            pool,
+            gate: Arc::default(),
+        })
     }
 
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
         self.pool
             .begin_with("BEGIN ISOLATION LEVEL SERIALIZABLE")
             .await
+    }
+
+    /// Writers to different accounts do not conflict, so each account has its own queue.
+    fn gate_key(account: &str) -> &str {
+        account
     }
 
     /// Serialization failures (40001) and deadlocks (40P01) mean "try again": the

@@ -44,459 +44,461 @@ pub(super) fn unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
-/// The shared store implementation for one backend: `$store` must have a `pool` field and
-/// `begin_write`/`retryable` methods; `$conn` and `$row` are the backend's connection and
-/// row types.
+/// The shared store implementation for one backend: `$store` must have `pool` and `gate`
+/// fields and `begin_write`, `retryable` and `gate_key` methods; `$conn` and `$row` are the
+/// backend's connection and row types.
 macro_rules! sql_store {
     ($store:ident, $conn:ty, $row:ty) => {
         mod shared {
-        use std::collections::HashMap;
-        use std::str::FromStr;
+            use std::collections::HashMap;
+            use std::str::FromStr;
 
-        use async_trait::async_trait;
-        use sqlx::Row;
+            use async_trait::async_trait;
+            use sqlx::Row;
 
-        use super::$store;
-        use $crate::domain::types::DefaultNameservers;
-        use $crate::domain::*;
-        use $crate::store::sql::*;
-        use $crate::store::{Decide, Store, StoreError, Token, UserMembership};
-        fn user_from_row(row: &$row) -> Result<Option<User>, StoreError> {
-            let Some(id) = row.try_get::<Option<String>, _>("u_id")? else {
-                return Ok(None);
-            };
-            Ok(Some(User {
-                id: Id::from_trusted(id),
-                email: Email::from_trusted(row.try_get("u_email")?),
-                first_name: row.try_get("u_first_name")?,
-                last_name: row.try_get("u_last_name")?,
-                telephone: row.try_get("u_telephone")?,
-                country: row.try_get("u_country")?,
-                zipcode: row.try_get("u_zipcode")?,
-                two_factor_authentication_enabled: row.try_get("u_two_factor")?,
-                created_on: row.try_get("u_created_on")?,
-                modified_on: row.try_get("u_modified_on")?,
-            }))
-        }
+            use super::$store;
+            use $crate::domain::types::DefaultNameservers;
+            use $crate::domain::*;
+            use $crate::store::sql::*;
+            use $crate::store::{Decide, Store, StoreError, Token, UserMembership, Written};
 
-        fn account_from_row(row: &$row) -> Result<Account, StoreError> {
-            let managed_by: Option<String> = row.try_get("a_managed_by")?;
-            Ok(Account {
-                id: Id::from_trusted(row.try_get("a_id")?),
-                name: row.try_get("a_name")?,
-                account_type: AccountType::from_str(row.try_get("a_type")?)?,
-                created_on: row.try_get("a_created_on")?,
-                settings: AccountSettings {
-                    enforce_twofactor: row.try_get("a_enforce_twofactor")?,
-                    abuse_contact_email: row.try_get("a_abuse_contact_email")?,
-                    default_nameservers: DefaultNameservers::from_str(
-                        row.try_get("a_default_nameservers")?,
-                    )?,
-                    use_account_custom_ns_by_default: row.try_get("a_use_account_custom_ns_by_default")?,
-                },
-                managed_by: managed_by
-                    .map(|m| json(&m, "accounts.managed_by"))
-                    .transpose()?,
-            })
-        }
-
-        fn membership_from_row(row: &$row) -> Result<Membership, StoreError> {
-            let grants: String = row.try_get("m_grants")?;
-            Ok(Membership {
-                id: Id::from_trusted(row.try_get("m_id")?),
-                account_id: Id::from_trusted(row.try_get("m_account_id")?),
-                email: Email::from_trusted(row.try_get("m_email")?),
-                status: Status::from_str(row.try_get("m_status")?)?,
-                grants: json(&grants, "memberships.grants")?,
-                code: row.try_get("m_code")?,
-                api_access_enabled: row.try_get("m_api_access_enabled")?,
-                created_on: row.try_get("m_created_on")?,
-                modified_on: row.try_get("m_modified_on")?,
-                user: user_from_row(row)?,
-            })
-        }
-
-        /// The custom roles and resource groups of the accounts `filter` selects, by account id.
-        async fn load_catalogs(
-            conn: &mut $conn,
-            filter: &'static str,
-            param: &str,
-        ) -> Result<HashMap<String, AccountCatalog>, StoreError> {
-            let mut catalogs: HashMap<String, AccountCatalog> = HashMap::new();
-            let sql = format!(
-                "SELECT account_id, id, name, description, permissions FROM account_roles WHERE {filter} ORDER BY id"
-            );
-            for r in sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(param)
-                .fetch_all(&mut *conn)
-                .await?
-            {
-                let permissions: String = r.try_get("permissions")?;
-                catalogs
-                    .entry(r.try_get("account_id")?)
-                    .or_default()
-                    .custom_roles
-                    .push(Role {
-                        id: Id::from_trusted(r.try_get("id")?),
-                        name: r.try_get("name")?,
-                        description: r.try_get("description")?,
-                        permissions: json(&permissions, "account_roles.permissions")?,
-                    });
-            }
-            let sql = format!(
-                "SELECT account_id, id, name, scope, meta FROM resource_groups WHERE {filter} ORDER BY id"
-            );
-            for r in sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(param)
-                .fetch_all(&mut *conn)
-                .await?
-            {
-                let scope: String = r.try_get("scope")?;
-                let meta: String = r.try_get("meta")?;
-                catalogs
-                    .entry(r.try_get("account_id")?)
-                    .or_default()
-                    .resource_groups
-                    .push(ResourceGroup {
-                        id: Id::from_trusted(r.try_get("id")?),
-                        name: r.try_get("name")?,
-                        scope: json(&scope, "resource_groups.scope")?,
-                        meta: json(&meta, "resource_groups.meta")?,
-                    });
-            }
-            Ok(catalogs)
-        }
-
-        async fn load_account(
-            conn: &mut $conn,
-            id: &Id,
-        ) -> Result<Option<AccountState>, StoreError> {
-            let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.id = $1");
-            let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(id.as_str())
-                .fetch_optional(&mut *conn)
-                .await?
-            else {
-                return Ok(None);
-            };
-            let account = account_from_row(&row)?;
-            let sql = format!(
-                "SELECT {MEMBERSHIP_COLUMNS}, {USER_COLUMNS} FROM memberships m \
-                 LEFT JOIN users u ON u.email_lower = m.email_lower WHERE m.account_id = $1"
-            );
-            let members = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(id.as_str())
-                .fetch_all(&mut *conn)
-                .await?
-                .iter()
-                .map(membership_from_row)
-                .collect::<Result<Vec<_>, _>>()?;
-            let catalog = load_catalogs(conn, ONE_ACCOUNT, id.as_str())
-                .await?
-                .remove(id.as_str())
-                .unwrap_or_default();
-            Ok(Some(AccountState {
-                account,
-                members,
-                catalog,
-            }))
-        }
-
-        async fn put_membership(conn: &mut $conn, m: &Membership) -> Result<(), StoreError> {
-            let result = sqlx::query(
-                "INSERT INTO memberships (id, account_id, email, email_lower, status, grants, code, \
-                 api_access_enabled, created_on, modified_on) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                 ON CONFLICT (id) DO UPDATE SET status = excluded.status, grants = excluded.grants, \
-                 api_access_enabled = excluded.api_access_enabled, modified_on = excluded.modified_on",
-            )
-            .bind(m.id.as_str())
-            .bind(m.account_id.as_str())
-            .bind(m.email.as_str())
-            .bind(m.email.folded())
-            .bind(m.status.as_str())
-            .bind(to_json(&m.grants))
-            .bind(&m.code)
-            .bind(m.api_access_enabled)
-            .bind(&m.created_on)
-            .bind(&m.modified_on)
-            .execute(&mut *conn)
-            .await;
-            match result {
-                Err(e) if unique_violation(&e) => {
-                    Err(DomainError::AlreadyMember(m.email.as_str().to_string()).into())
-                }
-                other => other.map(|_| ()).map_err(Into::into),
-            }
-        }
-
-        async fn put_account(conn: &mut $conn, a: &Account) -> Result<(), StoreError> {
-            sqlx::query(
-                "INSERT INTO accounts (id, name, type, created_on, enforce_twofactor, abuse_contact_email, \
-                 default_nameservers, use_account_custom_ns_by_default, managed_by) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO UPDATE SET \
-                 name = excluded.name, type = excluded.type, enforce_twofactor = excluded.enforce_twofactor, \
-                 abuse_contact_email = excluded.abuse_contact_email, \
-                 default_nameservers = excluded.default_nameservers, \
-                 use_account_custom_ns_by_default = excluded.use_account_custom_ns_by_default, \
-                 managed_by = excluded.managed_by",
-            )
-            .bind(a.id.as_str())
-            .bind(&a.name)
-            .bind(a.account_type.as_str())
-            .bind(&a.created_on)
-            .bind(a.settings.enforce_twofactor)
-            .bind(&a.settings.abuse_contact_email)
-            .bind(a.settings.default_nameservers.as_str())
-            .bind(a.settings.use_account_custom_ns_by_default)
-            .bind(a.managed_by.as_ref().map(to_json))
-            .execute(&mut *conn)
-            .await?;
-            Ok(())
-        }
-
-        async fn apply(
-            conn: &mut $conn,
-            account_id: &Id,
-            change: &Change,
-        ) -> Result<(), StoreError> {
-            match change {
-                Change::PutMembership(m) => put_membership(conn, m).await?,
-                Change::DeleteMembership(id) => {
-                    sqlx::query("DELETE FROM memberships WHERE id = $1 AND account_id = $2")
-                        .bind(id.as_str())
-                        .bind(account_id.as_str())
-                        .execute(&mut *conn)
-                        .await?;
-                }
-                Change::PutResourceGroup(g) => {
-                    sqlx::query(
-                        "INSERT INTO resource_groups (id, account_id, name, scope, meta) VALUES ($1, $2, $3, $4, $5) \
-                         ON CONFLICT (id) DO UPDATE SET name = excluded.name, scope = excluded.scope, meta = excluded.meta",
-                    )
-                    .bind(g.id.as_str())
-                    .bind(account_id.as_str())
-                    .bind(&g.name)
-                    .bind(to_json(&g.scope))
-                    .bind(to_json(&g.meta))
-                    .execute(&mut *conn)
-                    .await?;
-                }
-                Change::DeleteResourceGroup(id) => {
-                    sqlx::query("DELETE FROM resource_groups WHERE id = $1 AND account_id = $2")
-                        .bind(id.as_str())
-                        .bind(account_id.as_str())
-                        .execute(&mut *conn)
-                        .await?;
-                }
-                Change::PutAccount(a) => put_account(conn, a).await?,
-                Change::PutCustomRole(r) => {
-                    sqlx::query(
-                        "INSERT INTO account_roles (account_id, id, name, description, permissions) \
-                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_id, id) DO UPDATE SET \
-                         name = excluded.name, description = excluded.description, permissions = excluded.permissions",
-                    )
-                    .bind(account_id.as_str())
-                    .bind(r.id.as_str())
-                    .bind(&r.name)
-                    .bind(&r.description)
-                    .bind(to_json(&r.permissions))
-                    .execute(&mut *conn)
-                    .await?;
-                }
-            }
-            Ok(())
-        }
-
-        #[async_trait]
-        impl Store for $store {
-            async fn load_account(&self, id: &Id) -> Result<Option<AccountState>, StoreError> {
-                let mut conn = self.pool.acquire().await?;
-                load_account(&mut conn, id).await
-            }
-
-            async fn write_account(&self, id: &Id, decide: Decide<'_>) -> Result<Vec<Change>, StoreError> {
-                $crate::store::with_retries(Self::retryable, || async {
-                    let mut tx = self.begin_write().await?;
-                    let state = load_account(&mut tx, id)
-                        .await?
-                        .ok_or(DomainError::NotFound("Account"))?;
-                    let changes = decide(&state)?;
-                    for change in &changes {
-                        apply(&mut tx, id, change).await?;
-                    }
-                    tx.commit().await?;
-                    Ok(changes)
-                })
-                .await
-            }
-
-            async fn create_account(
-                &self,
-                account: &Account,
-                owner: Option<&Membership>,
-            ) -> Result<(), StoreError> {
-                $crate::store::with_retries(Self::retryable, || async {
-                    let mut tx = self.begin_write().await?;
-                    let exists = sqlx::query("SELECT 1 FROM accounts WHERE id = $1")
-                        .bind(account.id.as_str())
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    if exists.is_some() {
-                        return Err(DomainError::Duplicate(format!("Account {}", account.id)).into());
-                    }
-                    put_account(&mut tx, account).await?;
-                    if let Some(owner) = owner {
-                        put_membership(&mut tx, owner).await?;
-                    }
-                    tx.commit().await?;
-                    Ok(())
-                })
-                .await
-            }
-
-            async fn user_memberships(
-                &self,
-                email_folded: &str,
-            ) -> Result<Vec<UserMembership>, StoreError> {
-                let mut conn = self.pool.acquire().await?;
-                let sql = format!(
-                    "SELECT {MEMBERSHIP_COLUMNS}, {USER_COLUMNS}, {ACCOUNT_COLUMNS} FROM memberships m \
-                     JOIN accounts a ON a.id = m.account_id \
-                     LEFT JOIN users u ON u.email_lower = m.email_lower WHERE m.email_lower = $1"
-                );
-                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(email_folded)
-                    .fetch_all(&mut *conn)
-                    .await?;
-                let catalogs = load_catalogs(&mut conn, ACCOUNTS_OF_EMAIL, email_folded).await?;
-                let mut out = Vec::with_capacity(rows.len());
-                for row in &rows {
-                    let account = account_from_row(row)?;
-                    let catalog = catalogs
-                        .get(account.id.as_str())
-                        .cloned()
-                        .unwrap_or_default();
-                    out.push(UserMembership {
-                        account,
-                        membership: membership_from_row(row)?,
-                        catalog,
-                    });
-                }
-                Ok(out)
-            }
-
-            async fn user_by_email(
-                &self,
-                email_folded: &str,
-            ) -> Result<Option<(User, String)>, StoreError> {
-                let sql =
-                    format!("SELECT {USER_COLUMNS}, u.api_key_hash FROM users u WHERE u.email_lower = $1");
-                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(email_folded)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                match row {
-                    None => Ok(None),
-                    Some(row) => {
-                        let user = user_from_row(&row)?.ok_or_else(|| corrupt("users", "missing id"))?;
-                        Ok(Some((user, row.try_get("api_key_hash")?)))
-                    }
-                }
-            }
-
-            async fn token_by_hash(&self, hash: &str) -> Result<Option<(Token, User)>, StoreError> {
-                let sql = format!(
-                    "SELECT {USER_COLUMNS}, t.id, t.name, t.permission_groups, t.status, t.expires_on \
-                     FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1"
-                );
-                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(hash)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                let Some(row) = row else { return Ok(None) };
-                let user = user_from_row(&row)?.ok_or_else(|| corrupt("tokens", "missing user"))?;
-                let groups: String = row.try_get("permission_groups")?;
-                let token = Token {
-                    id: Id::from_trusted(row.try_get("id")?),
-                    user_id: user.id.clone(),
-                    name: row.try_get("name")?,
-                    permission_groups: json(&groups, "tokens.permission_groups")?,
-                    status: row.try_get("status")?,
-                    expires_on: row.try_get("expires_on")?,
+            fn user_from_row(row: &$row) -> Result<Option<User>, StoreError> {
+                let Some(id) = row.try_get::<Option<String>, _>("u_id")? else {
+                    return Ok(None);
                 };
-                Ok(Some((token, user)))
+                Ok(Some(User {
+                    id: Id::from_trusted(id),
+                    email: Email::from_trusted(row.try_get("u_email")?),
+                    first_name: row.try_get("u_first_name")?,
+                    last_name: row.try_get("u_last_name")?,
+                    telephone: row.try_get("u_telephone")?,
+                    country: row.try_get("u_country")?,
+                    zipcode: row.try_get("u_zipcode")?,
+                    two_factor_authentication_enabled: row.try_get("u_two_factor")?,
+                    created_on: row.try_get("u_created_on")?,
+                    modified_on: row.try_get("u_modified_on")?,
+                }))
             }
 
-            async fn insert_user(&self, user: &User, api_key_hash: &str) -> Result<(), StoreError> {
+            fn account_from_row(row: &$row) -> Result<Account, StoreError> {
+                let managed_by: Option<String> = row.try_get("a_managed_by")?;
+                Ok(Account {
+                    id: Id::from_trusted(row.try_get("a_id")?),
+                    name: row.try_get("a_name")?,
+                    account_type: AccountType::from_str(row.try_get("a_type")?)?,
+                    created_on: row.try_get("a_created_on")?,
+                    settings: AccountSettings {
+                        enforce_twofactor: row.try_get("a_enforce_twofactor")?,
+                        abuse_contact_email: row.try_get("a_abuse_contact_email")?,
+                        default_nameservers: DefaultNameservers::from_str(
+                            row.try_get("a_default_nameservers")?,
+                        )?,
+                        use_account_custom_ns_by_default: row.try_get("a_use_account_custom_ns_by_default")?,
+                    },
+                    managed_by: managed_by
+                        .map(|m| json(&m, "accounts.managed_by"))
+                        .transpose()?,
+                })
+            }
+
+            fn membership_from_row(row: &$row) -> Result<Membership, StoreError> {
+                let grants: String = row.try_get("m_grants")?;
+                Ok(Membership {
+                    id: Id::from_trusted(row.try_get("m_id")?),
+                    account_id: Id::from_trusted(row.try_get("m_account_id")?),
+                    email: Email::from_trusted(row.try_get("m_email")?),
+                    status: Status::from_str(row.try_get("m_status")?)?,
+                    grants: json(&grants, "memberships.grants")?,
+                    code: row.try_get("m_code")?,
+                    api_access_enabled: row.try_get("m_api_access_enabled")?,
+                    created_on: row.try_get("m_created_on")?,
+                    modified_on: row.try_get("m_modified_on")?,
+                    user: user_from_row(row)?,
+                })
+            }
+
+            /// The custom roles and resource groups of the accounts `filter` selects, by account id.
+            async fn load_catalogs(
+                conn: &mut $conn,
+                filter: &'static str,
+                param: &str,
+            ) -> Result<HashMap<String, AccountCatalog>, StoreError> {
+                let mut catalogs: HashMap<String, AccountCatalog> = HashMap::new();
+                let sql = format!(
+                    "SELECT account_id, id, name, description, permissions FROM account_roles WHERE {filter} ORDER BY id"
+                );
+                for r in sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(param)
+                    .fetch_all(&mut *conn)
+                    .await?
+                {
+                    let permissions: String = r.try_get("permissions")?;
+                    catalogs
+                        .entry(r.try_get("account_id")?)
+                        .or_default()
+                        .custom_roles
+                        .push(Role {
+                            id: Id::from_trusted(r.try_get("id")?),
+                            name: r.try_get("name")?,
+                            description: r.try_get("description")?,
+                            permissions: json(&permissions, "account_roles.permissions")?,
+                        });
+                }
+                let sql = format!(
+                    "SELECT account_id, id, name, scope, meta FROM resource_groups WHERE {filter} ORDER BY id"
+                );
+                for r in sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(param)
+                    .fetch_all(&mut *conn)
+                    .await?
+                {
+                    let scope: String = r.try_get("scope")?;
+                    let meta: String = r.try_get("meta")?;
+                    catalogs
+                        .entry(r.try_get("account_id")?)
+                        .or_default()
+                        .resource_groups
+                        .push(ResourceGroup {
+                            id: Id::from_trusted(r.try_get("id")?),
+                            name: r.try_get("name")?,
+                            scope: json(&scope, "resource_groups.scope")?,
+                            meta: json(&meta, "resource_groups.meta")?,
+                        });
+                }
+                Ok(catalogs)
+            }
+
+            async fn load_account(
+                conn: &mut $conn,
+                id: &Id,
+            ) -> Result<Option<AccountState>, StoreError> {
+                let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.id = $1");
+                let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(id.as_str())
+                    .fetch_optional(&mut *conn)
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                let account = account_from_row(&row)?;
+                let sql = format!(
+                    "SELECT {MEMBERSHIP_COLUMNS}, {USER_COLUMNS} FROM memberships m \
+                     LEFT JOIN users u ON u.email_lower = m.email_lower WHERE m.account_id = $1"
+                );
+                let members = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(id.as_str())
+                    .fetch_all(&mut *conn)
+                    .await?
+                    .iter()
+                    .map(membership_from_row)
+                    .collect::<Result<Vec<_>, _>>()?;
+                let catalog = load_catalogs(conn, ONE_ACCOUNT, id.as_str())
+                    .await?
+                    .remove(id.as_str())
+                    .unwrap_or_default();
+                Ok(Some(AccountState {
+                    account,
+                    members,
+                    catalog,
+                }))
+            }
+
+            async fn put_membership(conn: &mut $conn, m: &Membership) -> Result<(), StoreError> {
                 let result = sqlx::query(
-                    "INSERT INTO users (id, email, email_lower, first_name, last_name, telephone, country, \
-                     zipcode, two_factor, api_key_hash, created_on, modified_on) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                    "INSERT INTO memberships (id, account_id, email, email_lower, status, grants, code, \
+                     api_access_enabled, created_on, modified_on) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                     ON CONFLICT (id) DO UPDATE SET status = excluded.status, grants = excluded.grants, \
+                     api_access_enabled = excluded.api_access_enabled, modified_on = excluded.modified_on",
                 )
-                .bind(user.id.as_str())
-                .bind(user.email.as_str())
-                .bind(user.email.folded())
-                .bind(&user.first_name)
-                .bind(&user.last_name)
-                .bind(&user.telephone)
-                .bind(&user.country)
-                .bind(&user.zipcode)
-                .bind(user.two_factor_authentication_enabled)
-                .bind(api_key_hash)
-                .bind(&user.created_on)
-                .bind(&user.modified_on)
-                .execute(&self.pool)
+                .bind(m.id.as_str())
+                .bind(m.account_id.as_str())
+                .bind(m.email.as_str())
+                .bind(m.email.folded())
+                .bind(m.status.as_str())
+                .bind(to_json(&m.grants))
+                .bind(&m.code)
+                .bind(m.api_access_enabled)
+                .bind(&m.created_on)
+                .bind(&m.modified_on)
+                .execute(&mut *conn)
                 .await;
                 match result {
                     Err(e) if unique_violation(&e) => {
-                        Err(DomainError::Duplicate(format!("User {}", user.email.as_str())).into())
+                        Err(DomainError::AlreadyMember(m.email.as_str().to_string()).into())
                     }
                     other => other.map(|_| ()).map_err(Into::into),
                 }
             }
 
-            async fn update_user(&self, user: &User) -> Result<(), StoreError> {
+            async fn put_account(conn: &mut $conn, a: &Account) -> Result<(), StoreError> {
                 sqlx::query(
-                    "UPDATE users SET first_name = $2, last_name = $3, telephone = $4, country = $5, \
-                     zipcode = $6, two_factor = $7, modified_on = $8 WHERE id = $1",
+                    "INSERT INTO accounts (id, name, type, created_on, enforce_twofactor, abuse_contact_email, \
+                     default_nameservers, use_account_custom_ns_by_default, managed_by) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO UPDATE SET \
+                     name = excluded.name, type = excluded.type, enforce_twofactor = excluded.enforce_twofactor, \
+                     abuse_contact_email = excluded.abuse_contact_email, \
+                     default_nameservers = excluded.default_nameservers, \
+                     use_account_custom_ns_by_default = excluded.use_account_custom_ns_by_default, \
+                     managed_by = excluded.managed_by",
                 )
-                .bind(user.id.as_str())
-                .bind(&user.first_name)
-                .bind(&user.last_name)
-                .bind(&user.telephone)
-                .bind(&user.country)
-                .bind(&user.zipcode)
-                .bind(user.two_factor_authentication_enabled)
-                .bind(&user.modified_on)
-                .execute(&self.pool)
+                .bind(a.id.as_str())
+                .bind(&a.name)
+                .bind(a.account_type.as_str())
+                .bind(&a.created_on)
+                .bind(a.settings.enforce_twofactor)
+                .bind(&a.settings.abuse_contact_email)
+                .bind(a.settings.default_nameservers.as_str())
+                .bind(a.settings.use_account_custom_ns_by_default)
+                .bind(a.managed_by.as_ref().map(to_json))
+                .execute(&mut *conn)
                 .await?;
                 Ok(())
             }
 
-            async fn insert_token(
-                &self,
-                token: &Token,
-                hash: &str,
-                created_on: &str,
+            async fn apply(
+                conn: &mut $conn,
+                account_id: &Id,
+                change: &Change,
             ) -> Result<(), StoreError> {
-                sqlx::query(
-                    "INSERT INTO tokens (id, user_id, name, token_hash, permission_groups, status, expires_on, created_on) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(token.id.as_str())
-                .bind(token.user_id.as_str())
-                .bind(&token.name)
-                .bind(hash)
-                .bind(to_json(&token.permission_groups))
-                .bind(&token.status)
-                .bind(&token.expires_on)
-                .bind(created_on)
-                .execute(&self.pool)
-                .await?;
+                match change {
+                    Change::PutMembership(m) => put_membership(conn, m).await?,
+                    Change::DeleteMembership(id) => {
+                        sqlx::query("DELETE FROM memberships WHERE id = $1 AND account_id = $2")
+                            .bind(id.as_str())
+                            .bind(account_id.as_str())
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Change::PutResourceGroup(g) => {
+                        sqlx::query(
+                            "INSERT INTO resource_groups (id, account_id, name, scope, meta) VALUES ($1, $2, $3, $4, $5) \
+                             ON CONFLICT (id) DO UPDATE SET name = excluded.name, scope = excluded.scope, meta = excluded.meta",
+                        )
+                        .bind(g.id.as_str())
+                        .bind(account_id.as_str())
+                        .bind(&g.name)
+                        .bind(to_json(&g.scope))
+                        .bind(to_json(&g.meta))
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    Change::DeleteResourceGroup(id) => {
+                        sqlx::query("DELETE FROM resource_groups WHERE id = $1 AND account_id = $2")
+                            .bind(id.as_str())
+                            .bind(account_id.as_str())
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Change::PutAccount(a) => put_account(conn, a).await?,
+                    Change::PutCustomRole(r) => {
+                        sqlx::query(
+                            "INSERT INTO account_roles (account_id, id, name, description, permissions) \
+                             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_id, id) DO UPDATE SET \
+                             name = excluded.name, description = excluded.description, permissions = excluded.permissions",
+                        )
+                        .bind(account_id.as_str())
+                        .bind(r.id.as_str())
+                        .bind(&r.name)
+                        .bind(&r.description)
+                        .bind(to_json(&r.permissions))
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                }
                 Ok(())
             }
-        }
 
+            #[async_trait]
+            impl Store for $store {
+                async fn load_account(&self, id: &Id) -> Result<Option<AccountState>, StoreError> {
+                    let mut conn = self.pool.acquire().await?;
+                    load_account(&mut conn, id).await
+                }
+
+                async fn write_account(&self, id: &Id, decide: Decide<'_>) -> Result<Written, StoreError> {
+                    let _turn = self.gate.enter(Self::gate_key(id.as_str())).await;
+                    $crate::store::with_retries(Self::retryable, || async {
+                        let mut tx = self.begin_write().await?;
+                        let state = load_account(&mut tx, id)
+                            .await?
+                            .ok_or(DomainError::NotFound("Account"))?;
+                        let changes = decide(&state)?;
+                        for change in &changes {
+                            apply(&mut tx, id, change).await?;
+                        }
+                        tx.commit().await?;
+                        Ok(Written { state, changes })
+                    })
+                    .await
+                }
+
+                async fn create_account(
+                    &self,
+                    account: &Account,
+                    owner: Option<&Membership>,
+                ) -> Result<(), StoreError> {
+                    let _turn = self.gate.enter(Self::gate_key(account.id.as_str())).await;
+                    $crate::store::with_retries(Self::retryable, || async {
+                        let mut tx = self.begin_write().await?;
+                        let exists = sqlx::query("SELECT 1 FROM accounts WHERE id = $1")
+                            .bind(account.id.as_str())
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                        if exists.is_some() {
+                            return Err(DomainError::Duplicate(format!("Account {}", account.id)).into());
+                        }
+                        put_account(&mut tx, account).await?;
+                        if let Some(owner) = owner {
+                            put_membership(&mut tx, owner).await?;
+                        }
+                        tx.commit().await?;
+                        Ok(())
+                    })
+                    .await
+                }
+
+                async fn user_memberships(
+                    &self,
+                    email_folded: &str,
+                ) -> Result<Vec<UserMembership>, StoreError> {
+                    let mut conn = self.pool.acquire().await?;
+                    let sql = format!(
+                        "SELECT {MEMBERSHIP_COLUMNS}, {USER_COLUMNS}, {ACCOUNT_COLUMNS} FROM memberships m \
+                         JOIN accounts a ON a.id = m.account_id \
+                         LEFT JOIN users u ON u.email_lower = m.email_lower WHERE m.email_lower = $1"
+                    );
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(email_folded)
+                        .fetch_all(&mut *conn)
+                        .await?;
+                    let catalogs = load_catalogs(&mut conn, ACCOUNTS_OF_EMAIL, email_folded).await?;
+                    let mut out = Vec::with_capacity(rows.len());
+                    for row in &rows {
+                        let account = account_from_row(row)?;
+                        let catalog = catalogs
+                            .get(account.id.as_str())
+                            .cloned()
+                            .unwrap_or_default();
+                        out.push(UserMembership {
+                            account,
+                            membership: membership_from_row(row)?,
+                            catalog,
+                        });
+                    }
+                    Ok(out)
+                }
+
+                async fn user_by_email(
+                    &self,
+                    email_folded: &str,
+                ) -> Result<Option<(User, String)>, StoreError> {
+                    let sql =
+                        format!("SELECT {USER_COLUMNS}, u.api_key_hash FROM users u WHERE u.email_lower = $1");
+                    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(email_folded)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    match row {
+                        None => Ok(None),
+                        Some(row) => {
+                            let user = user_from_row(&row)?.ok_or_else(|| corrupt("users", "missing id"))?;
+                            Ok(Some((user, row.try_get("api_key_hash")?)))
+                        }
+                    }
+                }
+
+                async fn token_by_hash(&self, hash: &str) -> Result<Option<(Token, User)>, StoreError> {
+                    let sql = format!(
+                        "SELECT {USER_COLUMNS}, t.id, t.name, t.permission_groups, t.status, t.expires_on \
+                         FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1"
+                    );
+                    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(hash)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    let Some(row) = row else { return Ok(None) };
+                    let user = user_from_row(&row)?.ok_or_else(|| corrupt("tokens", "missing user"))?;
+                    let groups: String = row.try_get("permission_groups")?;
+                    let token = Token {
+                        id: Id::from_trusted(row.try_get("id")?),
+                        user_id: user.id.clone(),
+                        name: row.try_get("name")?,
+                        permission_groups: json(&groups, "tokens.permission_groups")?,
+                        status: row.try_get("status")?,
+                        expires_on: row.try_get("expires_on")?,
+                    };
+                    Ok(Some((token, user)))
+                }
+
+                async fn insert_user(&self, user: &User, api_key_hash: &str) -> Result<(), StoreError> {
+                    let result = sqlx::query(
+                        "INSERT INTO users (id, email, email_lower, first_name, last_name, telephone, country, \
+                         zipcode, two_factor, api_key_hash, created_on, modified_on) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                    )
+                    .bind(user.id.as_str())
+                    .bind(user.email.as_str())
+                    .bind(user.email.folded())
+                    .bind(&user.first_name)
+                    .bind(&user.last_name)
+                    .bind(&user.telephone)
+                    .bind(&user.country)
+                    .bind(&user.zipcode)
+                    .bind(user.two_factor_authentication_enabled)
+                    .bind(api_key_hash)
+                    .bind(&user.created_on)
+                    .bind(&user.modified_on)
+                    .execute(&self.pool)
+                    .await;
+                    match result {
+                        Err(e) if unique_violation(&e) => {
+                            Err(DomainError::Duplicate(format!("User {}", user.email.as_str())).into())
+                        }
+                        other => other.map(|_| ()).map_err(Into::into),
+                    }
+                }
+
+                async fn update_user(&self, user: &User) -> Result<(), StoreError> {
+                    sqlx::query(
+                        "UPDATE users SET first_name = $2, last_name = $3, telephone = $4, country = $5, \
+                         zipcode = $6, two_factor = $7, modified_on = $8 WHERE id = $1",
+                    )
+                    .bind(user.id.as_str())
+                    .bind(&user.first_name)
+                    .bind(&user.last_name)
+                    .bind(&user.telephone)
+                    .bind(&user.country)
+                    .bind(&user.zipcode)
+                    .bind(user.two_factor_authentication_enabled)
+                    .bind(&user.modified_on)
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(())
+                }
+
+                async fn insert_token(
+                    &self,
+                    token: &Token,
+                    hash: &str,
+                    created_on: &str,
+                ) -> Result<(), StoreError> {
+                    sqlx::query(
+                        "INSERT INTO tokens (id, user_id, name, token_hash, permission_groups, status, expires_on, created_on) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    )
+                    .bind(token.id.as_str())
+                    .bind(token.user_id.as_str())
+                    .bind(&token.name)
+                    .bind(hash)
+                    .bind(to_json(&token.permission_groups))
+                    .bind(&token.status)
+                    .bind(&token.expires_on)
+                    .bind(created_on)
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(())
+                }
+            }
         }
     };
 }

@@ -2,16 +2,18 @@
 //! (`BEGIN IMMEDIATE`), so a read-check-write transaction never races another writer.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use super::StoreError;
+use super::{StoreError, WriteGate};
 
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    gate: Arc<WriteGate>,
 }
 
 impl SqliteStore {
@@ -29,11 +31,19 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            gate: Arc::default(),
+        })
     }
 
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
         self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    /// The file has one writer at a time whatever the account.
+    fn gate_key(_account: &str) -> &'static str {
+        ""
     }
 
     /// SQLite writers never race (they hold the lock), so nothing is retried.
