@@ -1,6 +1,8 @@
 //! The binary as an operator and a new user run it: the README's commands, the CLI, fixture
 //! loading, restarts and graceful shutdown.
 
+mod common;
+
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -8,12 +10,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use common::TestDatabase;
+
 const BIN: &str = env!("CARGO_BIN_EXE_roster");
 
-fn roster(db: &Path, args: &[&str]) -> Output {
+fn roster(db: &TestDatabase, args: &[&str]) -> Output {
     let out = Command::new(BIN)
-        .arg("--database")
-        .arg(db)
+        .args(db.args())
         .args(args)
         .output()
         .expect("roster runs");
@@ -39,7 +42,7 @@ struct Server {
 }
 
 impl Server {
-    fn start(db: &Path, extra: &[&str]) -> Server {
+    fn start(db: &TestDatabase, extra: &[&str]) -> Server {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -47,8 +50,7 @@ impl Server {
             .port();
         let addr = format!("127.0.0.1:{port}");
         let child = Command::new(BIN)
-            .arg("--database")
-            .arg(db)
+            .args(db.args())
             .args(["serve", "--listen", &addr])
             .args(extra)
             .stdout(Stdio::null())
@@ -132,8 +134,8 @@ fn readme_curl_example_works_against_the_demo() {
         .find(|b| b.contains("curl "))
         .expect("README has a curl example")
         .replace("\\\n", " ");
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("demo.db"), &["--demo"]);
+    let db = TestDatabase::new();
+    let server = Server::start(&db, &["--demo"]);
     let command = curl_block.trim().replace("127.0.0.1:8080", &server.addr);
     let out = Command::new("sh")
         .args(["-c", &format!("{command} -s")])
@@ -154,7 +156,7 @@ fn readme_curl_example_works_against_the_demo() {
 #[test]
 fn operator_commands_round_trip() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("roster.db");
+    let db = TestDatabase::new();
     let key = stdout(&roster(
         &db,
         &[
@@ -230,10 +232,9 @@ fn operator_commands_round_trip() {
 #[test]
 fn cli_rejects_bad_input_without_writing() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("roster.db");
+    let db = TestDatabase::new();
     let out = Command::new(BIN)
-        .arg("--database")
-        .arg(&db)
+        .args(db.args())
         .args(["user", "create", "--email", "not-an-email"])
         .output()
         .unwrap();
@@ -241,8 +242,7 @@ fn cli_rejects_bad_input_without_writing() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("email"));
     roster(&db, &["user", "create", "--email", "dup@example.com"]);
     let dup = Command::new(BIN)
-        .arg("--database")
-        .arg(&db)
+        .args(db.args())
         .args(["user", "create", "--email", "DUP@example.com"])
         .output()
         .unwrap();
@@ -251,8 +251,7 @@ fn cli_rejects_bad_input_without_writing() {
         "emails are unique case-insensitively"
     );
     let token = Command::new(BIN)
-        .arg("--database")
-        .arg(&db)
+        .args(db.args())
         .args([
             "token",
             "create",
@@ -268,8 +267,7 @@ fn cli_rejects_bad_input_without_writing() {
     let bad_fixture = dir.path().join("bad.json");
     std::fs::write(&bad_fixture, r#"{"accounts": [{"name": "X", "members": [{"email": "a@example.com", "roles": ["Nope"]}]}]}"#).unwrap();
     let seeded = Command::new(BIN)
-        .arg("--database")
-        .arg(&db)
+        .args(db.args())
         .arg("seed")
         .arg(&bad_fixture)
         .output()
@@ -280,8 +278,7 @@ fn cli_rejects_bad_input_without_writing() {
 
 #[test]
 fn demo_survives_a_restart_with_stable_ids() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("demo.db");
+    let db = TestDatabase::new();
     let demo = [
         ("X-Auth-Email", "user@example.com"),
         ("X-Auth-Key", "144c9defac04969c7bfad8efaa8ea194"),

@@ -2,13 +2,16 @@
 //! Runs when `ROSTER_TEST_DATABASE_URL` is set (`.ci/run` sets it); without PostgreSQL
 //! there is nothing to share and the test says so and returns.
 
+mod common;
+
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sqlx::{ConnectOptions, Executor};
 use tokio::task::JoinSet;
+
+use common::TestDatabase;
 
 const BIN: &str = env!("CARGO_BIN_EXE_roster");
 const SUPER_ADMIN: &str = "795df1c379e2469e89ab15cca71e91a0";
@@ -18,7 +21,7 @@ const ROUNDS: usize = 24;
 struct Server(Child, String);
 
 impl Server {
-    fn start(url: &str) -> Server {
+    fn start(db: &TestDatabase) -> Server {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -26,7 +29,8 @@ impl Server {
             .port();
         let addr = format!("127.0.0.1:{port}");
         let child = Command::new(BIN)
-            .args(["serve", "--listen", &addr, "--database-url", url])
+            .args(db.args())
+            .args(["serve", "--listen", &addr])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -91,19 +95,6 @@ fn id(prefix: u8, n: usize) -> String {
     format!("{prefix:02x}{n:030x}")
 }
 
-/// A fresh database on the server of `ROSTER_TEST_DATABASE_URL`, and its URL.
-async fn fresh_database(base: &str) -> String {
-    let name = format!("roster_mp_{}", uuid::Uuid::new_v4().simple());
-    let options: sqlx::postgres::PgConnectOptions = base.parse().expect("valid URL");
-    let mut conn = options.connect().await.expect("connect");
-    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .await
-        .expect("create database");
-    let mut url = url::Url::parse(base).expect("URL");
-    url.set_path(&name);
-    url.to_string()
-}
-
 /// Per round: an account with exactly two Super Administrators, an observer with read-only
 /// rights, and an invitee with a pending invitation.
 fn fixture() -> Value {
@@ -139,20 +130,20 @@ fn caller(http: &reqwest::Client, email: String, key: String) -> Caller {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_processes_keep_every_invariant_under_races() {
-    let Ok(base) = std::env::var("ROSTER_TEST_DATABASE_URL") else {
+    let db = TestDatabase::new();
+    if !db.is_postgres() {
         eprintln!(
             "skipped: set ROSTER_TEST_DATABASE_URL to a PostgreSQL database to run this test"
         );
         return;
-    };
-    let url = fresh_database(&base).await;
+    }
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("race.json");
     std::fs::write(&file, fixture().to_string()).unwrap();
     let seeded = Command::new(BIN)
-        .args(["seed"])
+        .args(db.args())
+        .arg("seed")
         .arg(&file)
-        .args(["--database-url", &url])
         .output()
         .unwrap();
     assert!(
@@ -162,7 +153,7 @@ async fn two_processes_keep_every_invariant_under_races() {
     );
 
     // Both processes migrate the same database at start.
-    let (one, two) = (Server::start(&url), Server::start(&url));
+    let (one, two) = (Server::start(&db), Server::start(&db));
     let bases = [one.1.clone(), two.1.clone()];
     let http = reqwest::Client::new();
     let observer = caller(&http, "observer@example.com".into(), key(1));
@@ -256,6 +247,7 @@ async fn two_processes_keep_every_invariant_under_races() {
         }
     }
     let mut invites_won: std::collections::HashMap<String, usize> = Default::default();
+    let mut succeeded = Vec::new();
     while let Some(done) = set.join_next().await {
         let (method, path, status, body) = done.expect("request task");
         assert!(
@@ -263,7 +255,10 @@ async fn two_processes_keep_every_invariant_under_races() {
             "{method} {path}: {status} {body}"
         );
         if method == reqwest::Method::POST && status == 200 {
-            *invites_won.entry(path).or_default() += 1;
+            *invites_won.entry(path.clone()).or_default() += 1;
+        }
+        if status == 200 && method != reqwest::Method::POST {
+            succeeded.push((method, path));
         }
     }
     assert!(requests >= 200, "a few hundred requests: {requests}");
@@ -313,6 +308,26 @@ async fn two_processes_keep_every_invariant_under_races() {
             Some(&1),
             "round {r}: exactly one invite won"
         );
+        // Every successful removal and demotion shows, through either process.
+        for (method, path) in succeeded
+            .iter()
+            .filter(|(_, p)| p.contains(&account) || p.starts_with("/memberships/"))
+        {
+            let target = path.rsplit('/').next().unwrap();
+            let member = members.iter().find(|m| m["id"] == target);
+            if *method == reqwest::Method::DELETE {
+                assert!(
+                    member.is_none(),
+                    "round {r}: {path} succeeded but the member is still there"
+                );
+            } else if let (true, Some(member)) = (path.contains("/members/"), member) {
+                // A demotion stands unless a later removal took the member away.
+                assert_eq!(
+                    member["roles"][0]["id"], READ_ONLY,
+                    "round {r}: {path} succeeded but did not stick"
+                );
+            }
+        }
         let invitee = members.iter().find(|m| m["id"] == id(0xc0, r));
         if let Some(m) = invitee {
             assert_eq!(
@@ -321,17 +336,6 @@ async fn two_processes_keep_every_invariant_under_races() {
             );
         }
     }
+    // The servers stop before the database is dropped.
     drop((one, two));
-    let options: sqlx::postgres::PgConnectOptions = base.parse().unwrap();
-    let mut conn = options.connect().await.unwrap();
-    let name = url::Url::parse(&url)
-        .unwrap()
-        .path()
-        .trim_start_matches('/')
-        .to_string();
-    conn.execute(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE {name} WITH (FORCE)"
-    )))
-    .await
-    .expect("drop the test database");
 }

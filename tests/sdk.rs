@@ -7,6 +7,8 @@
 //! `target/sdk-node`). The SDKs are installed on first use and reused while they match the
 //! pins. A missing `python3`, `node` or `npm` fails the test: nothing is skipped.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -14,6 +16,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
+
+use common::TestDatabase;
 
 const PYTHON_SDK: &str = "5.9.0";
 
@@ -58,11 +62,13 @@ struct Server {
     base_url: String,
     log: PathBuf,
     _dir: TempDir,
+    _db: TestDatabase,
 }
 
 impl Server {
     fn start() -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
+        let db = TestDatabase::new();
         // A free port: bind port 0, note what the OS gave, and let it go for the server.
         let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .and_then(|l| l.local_addr())
@@ -74,8 +80,7 @@ impl Server {
         let child = Command::new(env!("CARGO_BIN_EXE_roster"))
             .arg("serve")
             .arg("--demo")
-            .arg("--database")
-            .arg(dir.path().join("roster.db"))
+            .args(db.args())
             .arg("--listen")
             .arg(&listen)
             .env("NO_COLOR", "1")
@@ -91,6 +96,7 @@ impl Server {
             base_url: format!("http://{listen}/client/v4"),
             log,
             _dir: dir,
+            _db: db,
         };
         server.wait_until_ready(&listen);
         server
