@@ -18,7 +18,8 @@ pub fn router() -> Router<AppState> {
         .route("/accounts/{account_id}", get(details).put(update))
 }
 
-/// Accounts in which the caller holds an accepted membership that may read the account.
+/// Accounts the caller may read: an accepted membership with organization read (and, for a
+/// token, an account-settings group; a token without one lists nothing).
 async fn list(
     State(app): State<AppState>,
     Auth(caller): Auth,
@@ -32,19 +33,13 @@ async fn list(
         .user_memberships(caller.user.email.folded())
         .await?
         .into_iter()
-        .filter(|m| m.membership.status == Status::Accepted)
         .filter(|m| {
             m.catalog
-                .permissions(&m.account, &m.membership.grants)
-                .can_read(crate::domain::permissions::Key::Organization)
+                .allows(&m.account, &m.membership, &caller, Need::Read)
         })
         .filter(|m| name.as_ref().is_none_or(|n| same_name(&m.account.name, n)))
         .map(|m| m.account)
         .collect();
-    if caller.token.is_some() && !accounts.is_empty() {
-        // A token must hold an account-settings group to list accounts at all.
-        caller.require_token_group("Account Settings", Need::Read)?;
-    }
     let page = paginate(
         accounts,
         page,

@@ -101,24 +101,13 @@ impl Params {
         }
     }
 
-    /// An enum parameter; the enum's `FromStr` names the allowed values. The error is
-    /// re-labelled with the query parameter's name (e.g. `order` rather than the type).
+    /// An enum parameter; the enum's `FromStr` error names the parameter and the allowed
+    /// values (each enum is named after the parameter that carries it).
     pub fn choice<T: FromStr<Err = DomainError>>(
         &self,
         name: &str,
     ) -> Result<Option<T>, DomainError> {
-        self.0
-            .get(name)
-            .map(|v| {
-                v.parse().map_err(|e: DomainError| match e {
-                    DomainError::Invalid { message, .. } => {
-                        let allowed = message.split_once(": ").map(|(_, a)| a).unwrap_or_default();
-                        DomainError::invalid(name, format!("{name} must be one of: {allowed}"))
-                    }
-                    other => other,
-                })
-            })
-            .transpose()
+        self.0.get(name).map(|v| v.parse()).transpose()
     }
 
     fn number(&self, name: &str) -> Result<Option<u32>, DomainError> {

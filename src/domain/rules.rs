@@ -125,6 +125,14 @@ impl AccountCatalog {
         }
     }
 
+    /// Whether `m`, the caller's own membership of `account`, lets them do `need` there:
+    /// it must be accepted, grant the right, and the caller's token (if any) must too.
+    pub fn allows(&self, account: &Account, m: &Membership, caller: &Caller, need: Need) -> bool {
+        m.status == Status::Accepted
+            && allows(&self.permissions(account, &m.grants), need)
+            && caller.token_allows_account(need)
+    }
+
     /// Checks that every role or group a request names exists for this account.
     pub fn check_grants(&self, grants: &Grants) -> Result<(), DomainError> {
         match grants {
@@ -241,7 +249,7 @@ impl AccountState {
                 m.status == Status::Accepted && m.email.folded() == caller.user.email.folded()
             })
             .ok_or(DomainError::NotFound("Account"))?;
-        if allows(&self.permissions_of(mine), need) && caller.token_allows_account(need) {
+        if self.catalog.allows(&self.account, mine, caller, need) {
             Ok(mine)
         } else {
             Err(DomainError::Forbidden)

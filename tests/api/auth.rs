@@ -134,6 +134,13 @@ async fn tokens_are_limited_by_their_permission_groups() {
         .await
         .expect_error(403, 9109);
     client.get("/user").await.expect_error(403, 9109);
+    // The demo user reads two accounts (the third is a pending invitation).
+    let accounts = client.get("/accounts").await;
+    assert_eq!(accounts.result().as_array().unwrap().len(), 2);
+    // A token without an account-settings group sees no accounts at all.
+    let memberships_only = server.token(&demo, &["Memberships Read"]).await;
+    let listed = server.with_token(&memberships_only).get("/accounts").await;
+    assert_eq!(listed.result(), &json!([]));
 
     let writer = server.token(&demo, &["Account Settings Write"]).await;
     let client = server.with_token(&writer);
