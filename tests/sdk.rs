@@ -13,6 +13,7 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
@@ -184,6 +185,12 @@ fn run_script(mut cmd: Command, server: &Server, what: &str) {
 /// The venv at `target/sdk-venv` with `cloudflare==5.9.0`, made (again) unless it already
 /// imports that version. Returns its python.
 fn python_sdk() -> PathBuf {
+    // Tests of this binary run in parallel threads; one of them installs.
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(install_python_sdk).clone()
+}
+
+fn install_python_sdk() -> PathBuf {
     let venv = target_dir().join("sdk-venv");
     let python = venv.join("bin").join("python");
     let check = format!("import cloudflare; assert cloudflare.__version__ == {PYTHON_SDK:?}");
@@ -230,6 +237,11 @@ fn python_sdk() -> PathBuf {
 /// `target/sdk-node` with the TypeScript SDK as pinned by tests/sdk/package-lock.json,
 /// installed with `npm ci` unless the lock file there already matches and is installed.
 fn node_sdk() -> PathBuf {
+    static NODE: OnceLock<PathBuf> = OnceLock::new();
+    NODE.get_or_init(install_node_sdk).clone()
+}
+
+fn install_node_sdk() -> PathBuf {
     let dir = target_dir().join("sdk-node");
     let sources = manifest_dir().join("tests").join("sdk");
     let lock =
@@ -269,4 +281,55 @@ fn typescript_sdk_end_to_end() {
     let mut cmd = Command::new("node");
     cmd.arg("e2e.mjs").current_dir(&dir);
     run_script(cmd, &server, "tests/sdk/e2e.mjs (TypeScript SDK)");
+}
+
+/// The README's code block in `language`, pointed at `server` instead of port 8080.
+fn readme_snippet(language: &str, server: &Server) -> String {
+    let readme = std::fs::read_to_string(manifest_dir().join("README.md")).expect("README.md");
+    let fence = format!("```{language}\n");
+    let start = readme.find(&fence).expect("README has the snippet") + fence.len();
+    let end = start + readme[start..].find("```").expect("closed code block");
+    readme[start..end].replace("http://127.0.0.1:8080/client/v4", &server.base_url)
+}
+
+/// Runs a README snippet and returns what it printed; it must exit 0.
+fn run_snippet(mut cmd: Command, what: &str) -> String {
+    let output = cmd.stdin(Stdio::null()).output().expect("run the snippet");
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "{what} failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn readme_python_snippet_works_verbatim() {
+    let python = python_sdk();
+    let server = Server::start();
+    let mut cmd = Command::new(python);
+    cmd.args(["-c", &readme_snippet("python", &server)]);
+    let printed = run_snippet(cmd, "the README's Python snippet");
+    assert!(
+        printed.contains("4536bcfad5faccb111b47003c79917fa Demo Account accepted"),
+        "{printed}"
+    );
+    assert!(printed.trim_end().ends_with("pending"), "{printed}");
+}
+
+#[test]
+fn readme_typescript_snippet_works_verbatim() {
+    let dir = node_sdk();
+    let server = Server::start();
+    let script = dir.join(format!("readme-{}.mjs", std::process::id()));
+    std::fs::write(&script, readme_snippet("ts", &server)).expect("write the snippet");
+    let mut cmd = Command::new("node");
+    cmd.arg(&script).current_dir(&dir);
+    let printed = run_snippet(cmd, "the README's TypeScript snippet");
+    let _ = std::fs::remove_file(&script);
+    assert!(
+        printed.contains("4536bcfad5faccb111b47003c79917fa user@example.com accepted"),
+        "{printed}"
+    );
 }
