@@ -133,7 +133,9 @@ impl Params {
     }
 }
 
-/// A JSON body, deserialized with the path of the first bad field in the message.
+/// A JSON body. Text that is not a JSON object is a malformed body (1001); an object with a
+/// bad field (wrong type, unknown enum value, missing field) is an invalid field (1002),
+/// named by its path.
 pub struct Body<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
@@ -143,22 +145,21 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|e| ApiError::BadBody(e.body_text()))?;
-        // serde would read a struct from a JSON array too (`[]` as an empty PATCH); every
-        // body of this API is an object.
-        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        let json: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| ApiError::BadBody(e.to_string()))?;
+        // serde would read a struct from a JSON array too; every body of this API is an
+        // object.
+        if !json.is_object() {
             return Err(ApiError::BadBody("the body must be a JSON object".into()));
         }
-        let mut de = serde_json::Deserializer::from_slice(&bytes);
-        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let value = serde_path_to_error::deserialize(json).map_err(|e| {
             let path = e.path().to_string();
-            let inner = e.into_inner();
-            if path == "." || path.is_empty() {
-                ApiError::BadBody(inner.to_string())
-            } else {
-                ApiError::BadBody(format!("{path}: {inner}"))
-            }
+            let message = match path.as_str() {
+                "." | "" => e.into_inner().to_string(),
+                _ => format!("{path}: {}", e.into_inner()),
+            };
+            DomainError::invalid(&path, message)
         })?;
-        de.end().map_err(|e| ApiError::BadBody(e.to_string()))?;
         Ok(Body(value))
     }
 }

@@ -10,7 +10,6 @@ use serde::Deserialize;
 use super::extract::{Auth, Body, Ids, Params};
 use super::{ApiError, AppState, views};
 use crate::domain::list::{paginate, same_name, text_key};
-use crate::domain::types::bounded;
 use crate::domain::*;
 use crate::store::Written;
 
@@ -129,68 +128,33 @@ async fn resource_group_details(
     Ok(views::single(views::resource_group(group)))
 }
 
-#[derive(Clone, Deserialize)]
-struct ResourceGroupInput {
+/// A resource group as created or replaced. `name` defaults to the scope key, as Cloudflare
+/// names the groups it makes itself.
+#[derive(Deserialize)]
+struct CreateResourceGroup {
     name: Option<String>,
     scope: Scope,
     meta: Option<Meta>,
-}
-
-impl ResourceGroupInput {
-    /// Validates the group for `state`'s account; the name defaults to the scope key, as
-    /// Cloudflare names groups it creates itself.
-    fn into_group(self, id: Id, state: &AccountState) -> Result<ResourceGroup, DomainError> {
-        let expected = state.account.scope_key();
-        if self.scope.key != expected {
-            return Err(DomainError::invalid(
-                "scope.key",
-                format!("scope.key must be {expected}"),
-            ));
-        }
-        if self.scope.objects.is_empty() {
-            return Err(DomainError::invalid(
-                "scope.objects",
-                "scope.objects must not be empty",
-            ));
-        }
-        for object in &self.scope.objects {
-            bounded(&object.key, "scope.objects.key", 1, 255)?;
-        }
-        let name = bounded(self.name.as_deref().unwrap_or(&expected), "name", 1, 200)?;
-        let taken = state
-            .catalog
-            .resource_groups
-            .iter()
-            .any(|g| g.id != id && same_name(&g.name, &name));
-        if taken {
-            return Err(DomainError::Duplicate(format!(
-                "Resource group named {name}"
-            )));
-        }
-        Ok(ResourceGroup {
-            id,
-            name,
-            scope: self.scope,
-            meta: self.meta.unwrap_or_default(),
-        })
-    }
 }
 
 async fn create_resource_group(
     State(app): State<AppState>,
     Auth(caller): Auth,
     ids: Ids,
-    Body(body): Body<ResourceGroupInput>,
+    Body(body): Body<CreateResourceGroup>,
 ) -> Result<Response, ApiError> {
     let account_id = ids.one();
-    let id = Id::generate();
+    let group = ResourceGroup {
+        id: Id::generate(),
+        name: body.name.unwrap_or_else(|| body.scope.key.clone()),
+        scope: body.scope,
+        meta: body.meta.unwrap_or_default(),
+    };
     let written = app
         .store
         .write_account(&account_id, &|state| {
             state.authorize(&caller, Need::Write)?;
-            Ok(vec![Change::PutResourceGroup(
-                body.clone().into_group(id.clone(), state)?,
-            )])
+            Ok(vec![state.put_resource_group(group.clone())?])
         })
         .await?;
     show_resource_group(&written)
@@ -198,8 +162,8 @@ async fn create_resource_group(
 
 /// The SDKs make `name` and `scope` optional on update (and send no `meta`): what is
 /// missing is kept.
-#[derive(Clone, Deserialize)]
-struct ResourceGroupUpdate {
+#[derive(Deserialize)]
+struct UpdateResourceGroup {
     name: Option<String>,
     scope: Option<Scope>,
     meta: Option<Meta>,
@@ -209,7 +173,7 @@ async fn update_resource_group(
     State(app): State<AppState>,
     Auth(caller): Auth,
     ids: Ids,
-    Body(body): Body<ResourceGroupUpdate>,
+    Body(body): Body<UpdateResourceGroup>,
 ) -> Result<Response, ApiError> {
     let (account_id, group_id) = ids.two();
     let written = app
@@ -220,14 +184,13 @@ async fn update_resource_group(
                 .catalog
                 .resource_group(&group_id)
                 .ok_or(DomainError::NotFound("Resource group"))?;
-            let input = ResourceGroupInput {
-                name: body.name.clone().or_else(|| Some(current.name.clone())),
+            let group = ResourceGroup {
+                id: group_id.clone(),
+                name: body.name.clone().unwrap_or_else(|| current.name.clone()),
                 scope: body.scope.clone().unwrap_or_else(|| current.scope.clone()),
-                meta: body.meta.clone().or_else(|| Some(current.meta.clone())),
+                meta: body.meta.clone().unwrap_or_else(|| current.meta.clone()),
             };
-            Ok(vec![Change::PutResourceGroup(
-                input.into_group(group_id.clone(), state)?,
-            )])
+            Ok(vec![state.put_resource_group(group)?])
         })
         .await?;
     show_resource_group(&written)

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::extract::{Auth, Body, Ids, Params};
 use super::{ApiError, AppState, views};
 use crate::domain::list::{paginate, same_name, text_key};
-use crate::domain::types::MembershipOrder;
+use crate::domain::types::{Answer, MembershipOrder};
 use crate::domain::{Caller, Direction, DomainError, Id, Need, Status};
 use crate::store::UserMembership;
 
@@ -84,7 +84,7 @@ async fn details(
 
 #[derive(Deserialize)]
 struct Respond {
-    status: Status,
+    status: Answer,
 }
 
 async fn respond(
@@ -94,12 +94,6 @@ async fn respond(
     Body(body): Body<Respond>,
 ) -> Result<Response, ApiError> {
     caller.require_token_group("Memberships", Need::Write)?;
-    // An invitation is answered, never set back to pending, whatever its current status.
-    if body.status == Status::Pending {
-        return Err(
-            DomainError::invalid("status", "status must be one of: accepted, rejected").into(),
-        );
-    }
     let id = ids.one();
     let current = own(&app, &caller, &id).await?;
     let written = app

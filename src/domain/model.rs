@@ -90,13 +90,9 @@ pub struct Scope {
     pub objects: Vec<ScopeObject>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Meta {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub value: Option<String>,
-}
+/// A resource group's free-form attributes (`{"key": ..., "value": ...}` in Cloudflare's
+/// examples, any string pairs in its schema).
+pub type Meta = std::collections::BTreeMap<String, String>;
 
 #[derive(Debug, Clone)]
 pub struct ResourceGroup {
@@ -138,12 +134,4 @@ pub struct Membership {
     /// The user with this membership's email, if one exists yet; memberships attach to
     /// users by email so that an invitation made before sign-up is theirs once they exist.
     pub user: Option<User>,
-}
-
-impl<'de> Deserialize<'de> for Id {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(d)?;
-        Id::parse(&raw)
-            .ok_or_else(|| serde::de::Error::custom("expected a 32-character hex identifier"))
-    }
 }

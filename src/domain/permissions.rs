@@ -85,11 +85,15 @@ impl Permissions {
         self
     }
 
-    /// Removes every grant `other` holds: how a deny policy overrides allows.
-    pub fn without(mut self, other: &Permissions) -> Self {
-        for (mine, theirs) in self.0.iter_mut().zip(other.0.iter()) {
-            mine.read &= !theirs.read;
-            mine.write &= !theirs.write;
+    /// What a deny policy leaves of these grants: denying a key's write caps it at read,
+    /// denying only its read takes the key away entirely (writing implies reading).
+    pub fn without(mut self, denied: &Permissions) -> Self {
+        for (mine, deny) in self.0.iter_mut().zip(denied.0.iter()) {
+            if deny.write {
+                mine.write = false;
+            } else if deny.read {
+                *mine = Grant::NONE;
+            }
         }
         self
     }
@@ -131,5 +135,39 @@ impl<'de> Deserialize<'de> for Permissions {
             perms = perms.with(key, grant);
         }
         Ok(perms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn org(grant: Grant) -> Permissions {
+        Permissions::default().with(Key::Organization, grant)
+    }
+
+    #[test]
+    fn denying_read_takes_write_away_too() {
+        let left = org(Grant::WRITE).without(&org(Grant::READ));
+        assert!(!left.can_read(Key::Organization));
+        assert!(!left.can_write(Key::Organization));
+    }
+
+    #[test]
+    fn denying_write_leaves_read() {
+        let left = org(Grant::READ).without(&org(Grant::WRITE));
+        assert!(left.can_read(Key::Organization));
+        assert!(!left.can_write(Key::Organization));
+        let left = org(Grant::WRITE).without(&org(Grant::WRITE));
+        assert!(left.can_read(Key::Organization));
+        assert!(!left.can_write(Key::Organization));
+    }
+
+    #[test]
+    fn denying_nothing_changes_nothing() {
+        assert_eq!(
+            org(Grant::WRITE).without(&Permissions::default()),
+            org(Grant::WRITE)
+        );
     }
 }

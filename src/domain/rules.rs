@@ -7,7 +7,7 @@ use super::DomainError;
 use super::catalog;
 use super::model::*;
 use super::permissions::{Key, Permissions};
-use super::types::{AccountType, Email, Id, Status, now};
+use super::types::{AccountType, Answer, Email, Id, Status, bounded, now};
 
 /// The authenticated caller: a user, and when they came with an API token, what it allows.
 #[derive(Debug, Clone)]
@@ -223,8 +223,33 @@ pub struct NewMember {
 }
 
 /// A 64-hex activation code.
-fn activation_code() -> String {
+pub fn activation_code() -> String {
     format!("{}{}", Id::generate(), Id::generate())
+}
+
+impl Account {
+    /// Cloudflare enables API access per member on enterprise accounts only.
+    pub fn default_api_access(&self) -> Option<bool> {
+        (self.account_type == AccountType::Enterprise).then_some(true)
+    }
+
+    /// The creator of a new account: its accepted Super Administrator.
+    pub fn founding_member(&self, user: &User) -> Membership {
+        Membership {
+            id: Id::generate(),
+            account_id: self.id.clone(),
+            email: user.email.clone(),
+            status: Status::Accepted,
+            grants: Grants::Roles(vec![
+                Id::parse(catalog::SUPER_ADMINISTRATOR).expect("catalog ids are valid"),
+            ]),
+            code: activation_code(),
+            api_access_enabled: self.default_api_access(),
+            created_on: self.created_on.clone(),
+            modified_on: self.created_on.clone(),
+            user: Some(user.clone()),
+        }
+    }
 }
 
 impl AccountState {
@@ -276,8 +301,7 @@ impl AccountState {
             status: new.status,
             grants: new.grants,
             code: activation_code(),
-            api_access_enabled: (self.account.account_type == AccountType::Enterprise)
-                .then_some(true),
+            api_access_enabled: self.account.default_api_access(),
             created_on: at.clone(),
             modified_on: at,
             user,
@@ -345,22 +369,20 @@ impl AccountState {
     }
 
     /// Accepts or rejects an invitation. Accepting an accepted membership again is a no-op.
-    pub fn respond(&self, id: &Id, user: &User, status: Status) -> Result<Change, DomainError> {
+    pub fn respond(&self, id: &Id, user: &User, answer: Answer) -> Result<Change, DomainError> {
         let current = self.own_membership(id, user)?;
-        match (current.status, status) {
-            (Status::Pending, Status::Accepted) => self.check_two_factor(Some(user))?,
-            (Status::Pending, Status::Rejected) => {}
-            (Status::Accepted, Status::Accepted) => {
+        let status = match (current.status, answer) {
+            // Two-factor status as stored now, not as it was when the caller authenticated.
+            (Status::Pending, Answer::Accepted) => {
+                self.check_two_factor(current.user.as_ref())?;
+                Status::Accepted
+            }
+            (Status::Pending, Answer::Rejected) => Status::Rejected,
+            (Status::Accepted, Answer::Accepted) => {
                 return Ok(Change::PutMembership(current.clone()));
             }
-            (Status::Pending, Status::Pending) => {
-                return Err(DomainError::invalid(
-                    "status",
-                    "status must be one of: accepted, rejected",
-                ));
-            }
             (done, _) => return Err(DomainError::NotPending(done.as_str())),
-        }
+        };
         let mut updated = current.clone();
         updated.status = status;
         updated.modified_on = now();
@@ -371,6 +393,50 @@ impl AccountState {
         self.own_membership(id, user)?;
         self.guard_administrator(id, None)?;
         Ok(Change::DeleteMembership(id.clone()))
+    }
+
+    /// Checks a new or changed resource group: scoped to this account, with at least one
+    /// object, a name unique in the account, and bounded text everywhere.
+    pub fn put_resource_group(&self, group: ResourceGroup) -> Result<Change, DomainError> {
+        let expected = self.account.scope_key();
+        if group.scope.key != expected {
+            return Err(DomainError::invalid(
+                "scope.key",
+                format!("scope.key must be {expected}"),
+            ));
+        }
+        if group.scope.objects.is_empty() {
+            return Err(DomainError::invalid(
+                "scope.objects",
+                "scope.objects must not be empty",
+            ));
+        }
+        for object in &group.scope.objects {
+            bounded(&object.key, "scope.objects.key", 1, 255)?;
+        }
+        bounded(&group.name, "name", 1, 200)?;
+        if group.meta.len() > 32 {
+            return Err(DomainError::invalid(
+                "meta",
+                "meta holds at most 32 entries",
+            ));
+        }
+        for (key, value) in &group.meta {
+            bounded(key, "meta", 1, 100)?;
+            bounded(value, "meta", 0, 1000)?;
+        }
+        let taken = self
+            .catalog
+            .resource_groups
+            .iter()
+            .any(|g| g.id != group.id && g.name.to_lowercase() == group.name.to_lowercase());
+        if taken {
+            return Err(DomainError::Duplicate(format!(
+                "Resource group named {}",
+                group.name
+            )));
+        }
+        Ok(Change::PutResourceGroup(group))
     }
 
     pub fn delete_resource_group(&self, id: &Id) -> Result<Change, DomainError> {

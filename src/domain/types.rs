@@ -44,18 +44,35 @@ impl Id {
     }
 }
 
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        Id::parse(&raw)
+            .ok_or_else(|| serde::de::Error::custom("expected a 32-character hex identifier"))
+    }
+}
+
 impl fmt::Display for Id {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
 }
 
-/// An email address as the user typed it, plus the folded form used for every comparison.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An email address as the user typed it, plus the folded form used for every comparison
+/// (equality included).
+#[derive(Debug, Clone)]
 pub struct Email {
     original: String,
     folded: String,
 }
+
+impl PartialEq for Email {
+    fn eq(&self, other: &Self) -> bool {
+        self.folded == other.folded
+    }
+}
+
+impl Eq for Email {}
 
 pub const EMAIL_MAX: usize = 90;
 
@@ -174,7 +191,8 @@ pub fn now() -> String {
         .expect("UTC timestamps always format")
 }
 
-/// Checks a free-text field's length in characters, as Cloudflare's limits are.
+/// Checks a free-text field: its length in characters, as Cloudflare's limits are, and no
+/// control characters (a NUL byte cannot even be stored in PostgreSQL text).
 pub fn bounded(value: &str, field: &str, min: usize, max: usize) -> Result<String, DomainError> {
     let n = value.chars().count();
     if n < min || n > max {
@@ -184,6 +202,12 @@ pub fn bounded(value: &str, field: &str, min: usize, max: usize) -> Result<Strin
             format!("{field} must be between {min} and {max} characters")
         };
         return Err(DomainError::invalid(field, why));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(DomainError::invalid(
+            field,
+            format!("{field} must not contain control characters"),
+        ));
     }
     Ok(value.to_string())
 }
@@ -204,5 +228,13 @@ wire_enum!(
         LastName => "user.last_name",
         Email => "user.email",
         Status => "status",
+    }
+);
+
+wire_enum!(
+    /// How an invitee answers an invitation (`PUT /memberships/{id}`).
+    Answer, "status" {
+        Accepted => "accepted",
+        Rejected => "rejected",
     }
 );

@@ -423,7 +423,8 @@ async fn bad_invitations_name_the_field_and_change_nothing() {
     let email = "carol@example.com";
     let g = w.group.as_str();
     let policy = |access: Value, pgs: Value, rgs: Value| json!({"email": email, "policies": [{"access": access, "permission_groups": pgs, "resource_groups": rgs}]});
-    let (bad, invalid) = (codes::MALFORMED_BODY, codes::INVALID_INPUT);
+    // Every case is a well-formed object, so a wrong type is an invalid field like any other.
+    let (bad, invalid) = (codes::INVALID_INPUT, codes::INVALID_INPUT);
     let cases: Vec<(Value, u16, u32, &str)> = vec![
         // Wrong types.
         (json!({"email": 5, "roles": [DNS]}), 400, bad, "email"),
@@ -709,7 +710,8 @@ async fn bad_member_updates_keep_the_members_roles() {
     let w = World::new().await;
     let before = w.snapshot().await;
     let g = w.group.as_str();
-    let (bad, invalid) = (codes::MALFORMED_BODY, codes::INVALID_INPUT);
+    // Every case is a well-formed object, so a wrong type is an invalid field like any other.
+    let (bad, invalid) = (codes::INVALID_INPUT, codes::INVALID_INPUT);
     let policies = |access: Value, pgs: Value, rgs: Value| json!({"policies": [{"access": access, "permission_groups": pgs, "resource_groups": rgs}]});
     let cases: Vec<(Value, u16, u32, &str)> = vec![
         (json!({"roles": "x"}), 400, bad, "roles"),
@@ -777,7 +779,8 @@ async fn bad_member_updates_keep_the_members_roles() {
 async fn bad_answers_to_an_invitation_keep_its_status() {
     let w = World::new().await;
     let before = w.snapshot().await;
-    let (bad, invalid) = (codes::MALFORMED_BODY, codes::INVALID_INPUT);
+    // Every case is a well-formed object, so a wrong type is an invalid field like any other.
+    let (bad, invalid) = (codes::INVALID_INPUT, codes::INVALID_INPUT);
     let cases: Vec<(Value, u16, u32, &str)> = vec![
         (json!({}), 400, bad, "status"),
         (json!({"state": "accepted"}), 400, bad, "status"),
@@ -822,7 +825,8 @@ async fn bad_account_user_and_resource_group_edits_change_nothing() {
     let w = World::new().await;
     let before = w.snapshot().await;
     let a = &w.account;
-    let (bad, invalid) = (codes::MALFORMED_BODY, codes::INVALID_INPUT);
+    // Every case is a well-formed object, so a wrong type is an invalid field like any other.
+    let (bad, invalid) = (codes::INVALID_INPUT, codes::INVALID_INPUT);
 
     let account_cases: Vec<(Value, u16, u32, &str)> = vec![
         (json!({}), 400, bad, "name"),
