@@ -52,7 +52,8 @@ impl Database {
                         .context("connecting to PostgreSQL")?,
                 ))
             }
-            Some(url) => bail!("--database-url must be a postgres:// URL, not {url:?}"),
+            // Not echoed: a URL may carry a password.
+            Some(_) => bail!("--database-url must be a postgres:// or postgresql:// URL"),
             None => Ok(Arc::new(
                 SqliteStore::open(&self.database)
                     .await

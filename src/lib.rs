@@ -5,7 +5,7 @@
 //! - [`api`]: the router, extractors, the v4 envelope and the one error type;
 //! - [`auth`]: turns `X-Auth-Email`/`X-Auth-Key` or a bearer token into a [`domain::Caller`];
 //! - [`domain`]: the objects and rules (no HTTP, no SQL);
-//! - [`store`]: the one storage trait and its SQLite backend.
+//! - [`store`]: the one storage trait and its SQLite and PostgreSQL backends.
 //!
 //! [`fixture`] loads demo data and seed files; [`cli`] is the operator's command line.
 

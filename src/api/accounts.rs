@@ -82,26 +82,15 @@ async fn create(
         settings: AccountSettings::default(),
         managed_by: None,
     };
-    let owner = Membership {
-        id: Id::generate(),
-        account_id: account.id.clone(),
-        email: caller.user.email.clone(),
-        status: Status::Accepted,
-        grants: Grants::Roles(vec![
-            Id::parse(catalog::SUPER_ADMINISTRATOR).expect("valid"),
-        ]),
-        code: format!("{}{}", Id::generate(), Id::generate()),
-        api_access_enabled: (account_type == AccountType::Enterprise).then_some(true),
-        created_on: account.created_on.clone(),
-        modified_on: account.created_on.clone(),
-        user: Some(caller.user.clone()),
-    };
+    let owner = account.founding_member(&caller.user);
     app.store.create_account(&account, Some(&owner)).await?;
     Ok(views::single(views::account(&account)))
 }
 
 #[derive(Clone, Deserialize)]
 struct UpdateAccount {
+    /// The SDKs send the account's id again; one that names another account is refused.
+    id: Option<String>,
     name: String,
     settings: Option<SettingsInput>,
 }
@@ -116,6 +105,16 @@ struct SettingsInput {
 
 impl UpdateAccount {
     fn apply(&self, current: &Account) -> Result<Account, DomainError> {
+        if self
+            .id
+            .as_ref()
+            .is_some_and(|id| Id::parse(id).as_ref() != Some(&current.id))
+        {
+            return Err(DomainError::invalid(
+                "id",
+                "id must be the account's own id",
+            ));
+        }
         let mut next = current.clone();
         next.name = bounded(self.name.trim(), "name", 1, 100)?;
         if let Some(s) = &self.settings {

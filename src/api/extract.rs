@@ -78,15 +78,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let query = parts.uri.query().unwrap_or_default();
-        let pairs = form_urlencoded_pairs(query);
-        Ok(Params(pairs.into_iter().collect()))
+        let pairs = url::form_urlencoded::parse(query.as_bytes()).into_owned();
+        Ok(Params(pairs.collect()))
     }
-}
-
-fn form_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(query.as_bytes())
-        .into_owned()
-        .collect()
 }
 
 impl Params {

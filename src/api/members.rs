@@ -114,7 +114,7 @@ async fn list(
         page,
         direction,
         |m| {
-            let user = m.user.as_ref();
+            let user = m.visible_user();
             match order {
                 None => text_key(Some(m.id.as_str())),
                 Some(MemberOrder::FirstName) => {

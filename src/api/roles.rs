@@ -25,11 +25,16 @@ async fn list(
     let page = params.page()?;
     let state = app.load_account(&ids.one()).await?;
     state.authorize(&caller, Need::Read)?;
-    let roles = state.catalog.roles().collect();
+    let roles = state.catalog.roles().enumerate().collect();
     // The catalog's own order (Super Administrator first) is the order people expect.
-    let position = |r: &&crate::domain::Role| state.catalog.roles().position(|x| x.id == r.id);
-    let page = paginate(roles, page, Direction::Asc, position, |r| r.id.as_str());
-    Ok(views::list(&page, |r| views::role(r)))
+    let page = paginate(
+        roles,
+        page,
+        Direction::Asc,
+        |(i, _)| *i,
+        |(_, r)| r.id.as_str(),
+    );
+    Ok(views::list(&page, |(_, r)| views::role(r)))
 }
 
 async fn details(

@@ -221,7 +221,7 @@ struct MemberUser<'a> {
 }
 
 pub fn member<'a>(m: &'a Membership, catalog: &'a AccountCatalog) -> MemberView<'a> {
-    let user = m.user.as_ref();
+    let user = m.visible_user();
     MemberView {
         id: &m.id,
         email: m.email.as_str(),

@@ -135,3 +135,13 @@ pub struct Membership {
     /// users by email so that an invitation made before sign-up is theirs once they exist.
     pub user: Option<User>,
 }
+
+impl Membership {
+    /// The member's user as the account may see them: only once they have accepted, so
+    /// that inviting an address reveals nothing about who has it.
+    pub fn visible_user(&self) -> Option<&User> {
+        self.user
+            .as_ref()
+            .filter(|_| self.status == Status::Accepted)
+    }
+}

@@ -1,9 +1,13 @@
 //! Authentication and authorization: Cloudflare's codes for missing, malformed and wrong
 //! credentials; tokens limited by their permission groups; nothing leaks across users.
 
-use serde_json::json;
+use reqwest::Method;
+use serde_json::{Value, json};
 
 use crate::helpers::*;
+
+const ADMIN_RO: &str = "25a6523fbf0a4cdaa8af77b778c7dd19"; // Administrator Read Only
+const MISSING_ACCOUNT: &str = "00000000000000000000000000000000";
 
 #[tokio::test]
 async fn missing_credentials_are_9106() {
@@ -274,4 +278,250 @@ async fn every_response_carries_a_ray_id() {
     let ray = |r: &Resp| r.headers["cf-ray"].to_str().unwrap().to_string();
     assert_ne!(ray(&a), ray(&b));
     assert!(ray(&a).ends_with("-RST"));
+}
+
+#[tokio::test]
+async fn answering_or_leaving_a_membership_needs_memberships_write() {
+    let server = TestServer::start().await;
+    let owner = server.user("owner@example.com").await;
+    let account = server.account(&owner, "Tokens").await;
+    let jane = server.user("jane@example.com").await;
+    let id = server
+        .invite(&owner, &account, &jane.email, &[ADMIN_RO])
+        .await;
+    let path = format!("/memberships/{id}");
+    let reader = server.with_token(&server.token(&jane, &["Memberships Read"]).await);
+    let before = reader.get(&path).await.result().clone();
+    assert_eq!(before["status"], "pending");
+    for status in ["accepted", "rejected"] {
+        reader
+            .put(&path, json!({"status": status}))
+            .await
+            .expect_error(403, 9109);
+    }
+    reader.delete(&path).await.expect_error(403, 9109);
+    assert_eq!(reader.get(&path).await.result(), &before);
+
+    let writer = server.with_token(&server.token(&jane, &["Memberships Write"]).await);
+    let accepted = writer.put(&path, json!({"status": "accepted"})).await;
+    assert_eq!(accepted.result()["status"], "accepted");
+    // An accepted membership cannot be left with a read token either.
+    reader.delete(&path).await.expect_error(403, 9109);
+    assert_eq!(reader.get(&path).await.result()["status"], "accepted");
+    assert_eq!(writer.delete(&path).await.result(), &json!({"id": id}));
+    reader.get(&path).await.expect_error(404, 1003);
+}
+
+#[tokio::test]
+async fn editing_the_profile_needs_user_details_write() {
+    let server = TestServer::start().await;
+    let jane = server.user("jane@example.com").await;
+    let reader = server.with_token(&server.token(&jane, &["User Details Read"]).await);
+    let before = reader.get("/user").await.result().clone();
+    assert_eq!(before["first_name"], "Test");
+    reader
+        .patch(
+            "/user",
+            json!({"first_name": "Mallory", "last_name": "Evil"}),
+        )
+        .await
+        .expect_error(403, 9109);
+    assert_eq!(reader.get("/user").await.result(), &before);
+
+    let writer = server.with_token(&server.token(&jane, &["User Details Write"]).await);
+    let edited = writer.patch("/user", json!({"first_name": "Janet"})).await;
+    assert_eq!(edited.result()["first_name"], "Janet");
+    assert_eq!(reader.get("/user").await.result()["first_name"], "Janet");
+}
+
+/// An account with an accepted member besides its owner and a resource group: something
+/// for every write route to hit.
+struct Target {
+    server: TestServer,
+    owner: Creds,
+    account: String,
+    member: String,
+    group: String,
+}
+
+impl Target {
+    async fn new() -> Target {
+        let server = TestServer::start().await;
+        let owner = server.user("owner@example.com").await;
+        let account = server.account(&owner, "Target").await;
+        let mia = server.user("mia@example.com").await;
+        let member = server.add_member(&owner, &account, &mia, &[ADMIN_RO]).await;
+        let group = server
+            .as_user(&owner)
+            .post(
+                &format!("/accounts/{account}/iam/resource_groups"),
+                json!({"name": "Everything", "scope": {
+                    "key": format!("com.cloudflare.api.account.{account}"),
+                    "objects": [{"key": "*"}]}}),
+            )
+            .await
+            .result()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        Target {
+            server,
+            owner,
+            account,
+            member,
+            group,
+        }
+    }
+
+    /// Every write route of `account`, as (method, path, valid body), aimed at the real
+    /// account's member and resource group.
+    fn writes(&self, account: &str) -> Vec<(Method, String, Option<Value>)> {
+        let (member, group) = (&self.member, &self.group);
+        let scope = json!({
+            "key": format!("com.cloudflare.api.account.{}", self.account),
+            "objects": [{"key": "*"}],
+        });
+        vec![
+            (
+                Method::POST,
+                format!("/accounts/{account}/members"),
+                Some(json!({"email": "new@example.com", "roles": [SUPER_ADMIN]})),
+            ),
+            (
+                Method::PUT,
+                format!("/accounts/{account}/members/{member}"),
+                Some(json!({"roles": [SUPER_ADMIN]})),
+            ),
+            (
+                Method::DELETE,
+                format!("/accounts/{account}/members/{member}"),
+                None,
+            ),
+            (
+                Method::POST,
+                format!("/accounts/{account}/iam/resource_groups"),
+                Some(json!({"name": "Taken over", "scope": scope})),
+            ),
+            (
+                Method::PUT,
+                format!("/accounts/{account}/iam/resource_groups/{group}"),
+                Some(json!({"name": "Renamed", "scope": scope})),
+            ),
+            (
+                Method::DELETE,
+                format!("/accounts/{account}/iam/resource_groups/{group}"),
+                None,
+            ),
+            (
+                Method::PUT,
+                format!("/accounts/{account}"),
+                Some(json!({"name": "Hijacked", "settings": {"enforce_twofactor": true}})),
+            ),
+        ]
+    }
+
+    /// The account, its members and its resource groups as the owner sees them.
+    async fn snapshot(&self) -> Value {
+        let owner = self.server.as_user(&self.owner);
+        let a = &self.account;
+        json!({
+            "account": owner.get(&format!("/accounts/{a}")).await.result(),
+            "members": owner.get(&format!("/accounts/{a}/members?per_page=50")).await.result(),
+            "groups": owner
+                .get(&format!("/accounts/{a}/iam/resource_groups?per_page=50"))
+                .await
+                .result(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn non_members_cannot_tell_an_account_they_write_to_from_a_missing_one() {
+    let t = Target::new().await;
+    let stranger = t.server.user("stranger@example.com").await;
+    // An invitee who has not accepted is no member yet, even with an administrator role.
+    let invitee = t.server.user("invitee@example.com").await;
+    t.server
+        .invite(&t.owner, &t.account, &invitee.email, &[SUPER_ADMIN])
+        .await;
+    let before = t.snapshot().await;
+    for caller in [&stranger, &invitee] {
+        let client = t.server.as_user(caller);
+        for ((method, path, body), (_, missing_path, _)) in t
+            .writes(&t.account)
+            .into_iter()
+            .zip(t.writes(MISSING_ACCOUNT))
+        {
+            let body = body.map(|b| b.to_string());
+            let existing = client.send(method.clone(), &path, body.clone()).await;
+            let missing = client.send(method.clone(), &missing_path, body).await;
+            assert_eq!(existing.status, 404, "{method} {path}: {}", existing.body);
+            assert_eq!(existing.error_code(), 1003, "{method} {path}");
+            assert_eq!(
+                existing.body, missing.body,
+                "{} {method} {path}",
+                caller.email
+            );
+        }
+    }
+    assert_eq!(t.snapshot().await, before);
+}
+
+#[tokio::test]
+async fn members_without_organization_write_are_refused_on_every_write_route() {
+    let t = Target::new().await;
+    let reader = t.server.user("reader@example.com").await;
+    t.server
+        .add_member(&t.owner, &t.account, &reader, &[ADMIN_RO])
+        .await;
+    let before = t.snapshot().await;
+    let client = t.server.as_user(&reader);
+    // Reading is allowed: the refusals below are about writing.
+    client
+        .get(&format!("/accounts/{}/members", t.account))
+        .await
+        .result();
+    for (method, path, body) in t.writes(&t.account) {
+        let r = client
+            .send(method.clone(), &path, body.map(|b| b.to_string()))
+            .await;
+        assert_eq!(r.status, 403, "{method} {path}: {}", r.body);
+        assert_eq!(r.error_code(), 9109, "{method} {path}");
+    }
+    assert_eq!(t.snapshot().await, before);
+}
+
+#[tokio::test]
+async fn two_factor_enforcement_refuses_a_direct_add_of_an_email_without_a_user() {
+    let server = TestServer::start().await;
+    let owner = server.user("owner@example.com").await;
+    let account = server.account(&owner, "Strict").await;
+    let admin = server.as_user(&owner);
+    admin
+        .put(
+            &format!("/accounts/{account}"),
+            json!({"name": "Strict", "settings": {"enforce_twofactor": true}}),
+        )
+        .await
+        .result();
+    let members = format!("/accounts/{account}/members");
+    // No user has this email yet, so nobody has shown a second factor.
+    let r = admin
+        .post(
+            &members,
+            json!({"email": "ghost@example.com", "roles": [ADMIN_RO], "status": "accepted"}),
+        )
+        .await;
+    r.expect_error(403, 1006);
+    let listed = admin.get(&members).await;
+    assert_eq!(
+        listed.body["result_info"]["total_count"], 1,
+        "{}",
+        listed.body
+    );
+    assert_eq!(listed.result()[0]["email"], owner.email.as_str());
+    // No row was left behind: a plain invitation of the same email goes through.
+    server
+        .invite(&owner, &account, "ghost@example.com", &[ADMIN_RO])
+        .await;
 }

@@ -29,7 +29,11 @@ async fn an_invitation_is_the_invitees_at_once_whatever_the_case_of_the_email() 
         .await;
     let member = r.result();
     assert_eq!(member["status"], "pending");
-    assert_eq!(member["user"]["first_name"], "Alice");
+    // The invitee's profile is not shown to the account before they accept.
+    assert_eq!(
+        member["user"],
+        json!({"email": "alice@EXAMPLE.com", "first_name": null, "last_name": null, "two_factor_authentication_enabled": false})
+    );
     assert_eq!(member["roles"][0]["name"], "DNS");
     let id = member["id"].as_str().unwrap();
 
@@ -56,6 +60,18 @@ async fn an_invitation_is_the_invitees_at_once_whatever_the_case_of_the_email() 
         .get(&format!("/accounts/{account}/members/{id}"))
         .await;
     assert!(seen.result().get("code").is_none());
+    // Once accepted, the account sees who the member is.
+    server
+        .as_user(&alice)
+        .put(&format!("/memberships/{id}"), json!({"status": "accepted"}))
+        .await
+        .result();
+    let seen = server
+        .as_user(&owner)
+        .get(&format!("/accounts/{account}/members/{id}"))
+        .await;
+    assert_eq!(seen.result()["user"]["first_name"], "Alice");
+    assert_eq!(seen.result()["user"]["email"], "Alice@Example.com");
 }
 
 #[tokio::test]
