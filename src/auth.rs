@@ -56,7 +56,7 @@ pub fn generate_token() -> String {
 
 /// Global API keys are 37 hex characters; the documentation's example key (and older keys)
 /// are 32.
-fn key_format_ok(key: &str) -> bool {
+pub(crate) fn key_format_ok(key: &str) -> bool {
     matches!(key.len(), 32 | 37) && key.bytes().all(|b| b.is_ascii_hexdigit())
 }
 

@@ -69,7 +69,7 @@ pub enum Command {
     Serve {
         #[arg(long, env = "ROSTER_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
-        /// Load the documentation's demo data (idempotent).
+        /// Load the documentation's demo data, unless the demo account exists already.
         #[arg(long)]
         demo: bool,
         /// Log one JSON object per line instead of text.
@@ -123,9 +123,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let store = cli.db.open().await?;
     match cli.command {
         Command::Serve { listen, demo, .. } => {
-            if demo {
-                let demo = fixture::parse(fixture::DEMO).map_err(anyhow::Error::msg)?;
-                fixture::load(store.as_ref(), &demo).await?;
+            if demo && fixture::load_demo(store.as_ref()).await? {
                 tracing::info!("demo data loaded");
             }
             serve(store, listen).await
@@ -135,6 +133,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("reading {}", file.display()))?;
             let parsed = fixture::parse(&text).map_err(anyhow::Error::msg)?;
             let loaded = fixture::load(store.as_ref(), &parsed).await?;
+            for note in loaded.skipped {
+                eprintln!("skipped: {note}");
+            }
             for (email, key) in loaded.generated_keys {
                 println!("{email}\t{key}");
             }

@@ -1,7 +1,10 @@
 //! Fixture files: users, accounts (with their own roles and resource groups) and
 //! memberships in one JSON document, loaded by `roster seed FILE` and `roster serve --demo`.
-//! Ids are optional; when given they are kept, so a fixture loads to the same ids every
-//! time. Loading is idempotent: existing users are kept, existing accounts updated.
+//! The whole file is checked against the same rules as the API before anything is written.
+//! Ids are optional; given ones are kept, so a fixture loads to the same ids every time.
+//! Loading again is idempotent: existing users are kept, accounts and their roles and groups
+//! updated, and members matched by id or email; a member whose email already holds another
+//! live membership (made through the API since) is left as the API made it.
 
 use std::collections::BTreeMap;
 
@@ -110,44 +113,70 @@ pub struct PolicyFixture {
     pub resource_groups: Vec<String>,
 }
 
-/// What loading did: the API keys generated for users who had none in the file.
+/// What loading did: the API keys generated for new users who had none in the file, and
+/// the members left alone because the API has changed them since.
 #[derive(Debug, Default)]
 pub struct Loaded {
     pub generated_keys: BTreeMap<String, String>,
-}
-
-fn optional_id(raw: &Option<String>, field: &str) -> Result<Id, DomainError> {
-    raw.as_deref()
-        .map_or_else(|| Ok(Id::generate()), |id| Id::parse_field(id, field))
+    pub skipped: Vec<String>,
 }
 
 pub fn parse(text: &str) -> Result<Fixture, String> {
     serde_json::from_str(text).map_err(|e| format!("invalid fixture: {e}"))
 }
 
-pub async fn load(store: &dyn Store, fixture: &Fixture) -> Result<Loaded, StoreError> {
-    let mut loaded = Loaded::default();
+fn optional_id(raw: &Option<String>, field: &str) -> Result<Option<Id>, DomainError> {
+    raw.as_deref()
+        .map(|id| Id::parse_field(id, field))
+        .transpose()
+}
+
+fn optional_name(raw: &Option<String>, field: &str) -> Result<Option<String>, DomainError> {
+    raw.as_deref()
+        .map(|n| types::bounded(n, field, 0, 60))
+        .transpose()
+}
+
+/// A fixture checked in full, ready to write.
+struct Plan {
+    users: Vec<(User, String, bool)>,
+    accounts: Vec<PlannedAccount>,
+}
+
+struct PlannedAccount {
+    account: Account,
+    catalog: AccountCatalog,
+    members: Vec<PlannedMember>,
+}
+
+#[derive(Clone)]
+struct PlannedMember {
+    id: Option<Id>,
+    email: Email,
+    status: Status,
+    grants: Grants,
+    code: Option<String>,
+}
+
+fn plan(fixture: &Fixture) -> Result<Plan, DomainError> {
+    let mut users = Vec::new();
     for u in &fixture.users {
-        let email = Email::parse(&u.email, "users.email")?;
-        if store.user_by_email(email.folded()).await?.is_some() {
-            continue;
-        }
-        let key = match &u.api_key {
-            Some(k) => k.to_ascii_lowercase(),
-            None => {
-                let k = generate_api_key();
-                loaded
-                    .generated_keys
-                    .insert(email.as_str().to_string(), k.clone());
-                k
+        let (key, generated) = match &u.api_key {
+            Some(k) if crate::auth::key_format_ok(k) => (k.to_ascii_lowercase(), false),
+            Some(_) => {
+                return Err(DomainError::invalid(
+                    "users.api_key",
+                    "users.api_key must be 32 or 37 hex characters",
+                ));
             }
+            None => (generate_api_key(), true),
         };
         let at = now();
         let user = User {
-            id: optional_id(&u.id, "users.id")?,
-            email,
-            first_name: u.first_name.clone(),
-            last_name: u.last_name.clone(),
+            id: optional_id(&u.id, "users.id")?.unwrap_or_else(Id::generate),
+            email: Email::parse(&u.email, "users.email")?,
+            first_name: optional_name(&u.first_name, "users.first_name")?,
+            last_name: optional_name(&u.last_name, "users.last_name")?,
             telephone: None,
             country: None,
             zipcode: None,
@@ -155,108 +184,217 @@ pub async fn load(store: &dyn Store, fixture: &Fixture) -> Result<Loaded, StoreE
             created_on: at.clone(),
             modified_on: at,
         };
-        store.insert_user(&user, &hash_secret(&key)).await?;
+        users.push((user, key, generated));
     }
-    for a in &fixture.accounts {
-        load_account(store, a).await?;
-    }
-    Ok(loaded)
+    let accounts = fixture
+        .accounts
+        .iter()
+        .map(plan_account)
+        .collect::<Result<_, _>>()?;
+    Ok(Plan { users, accounts })
 }
 
-async fn load_account(store: &dyn Store, a: &AccountFixture) -> Result<(), StoreError> {
+fn plan_account(a: &AccountFixture) -> Result<PlannedAccount, DomainError> {
+    let created_on = match &a.created_on {
+        Some(at) => {
+            time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+                .map_err(|_| {
+                    DomainError::invalid(
+                        "accounts.created_on",
+                        "accounts.created_on must be RFC 3339",
+                    )
+                })?;
+            at.clone()
+        }
+        None => now(),
+    };
+    let abuse_contact_email = a
+        .abuse_contact_email
+        .as_deref()
+        .map(|e| Email::parse(e, "accounts.abuse_contact_email").map(|e| e.as_str().to_string()))
+        .transpose()?;
     let account = Account {
-        id: optional_id(&a.id, "accounts.id")?,
+        id: optional_id(&a.id, "accounts.id")?.unwrap_or_else(Id::generate),
         name: types::bounded(&a.name, "accounts.name", 1, 100)?,
         account_type: a.account_type,
-        created_on: a.created_on.clone().unwrap_or_else(now),
+        created_on,
         settings: AccountSettings {
             enforce_twofactor: a.enforce_twofactor,
-            abuse_contact_email: a.abuse_contact_email.clone(),
+            abuse_contact_email,
             default_nameservers: DefaultNameservers::Standard,
             use_account_custom_ns_by_default: false,
         },
         managed_by: a.managed_by.clone(),
     };
-    if store.load_account(&account.id).await?.is_none() {
-        store.create_account(&account, None).await?;
-    }
-    store
-        .write_account(&account.id, &|state| fixture_changes(a, &account, state))
-        .await?;
-    Ok(())
-}
-
-/// The writes that make `state` match the fixture. Objects without an id are matched to
-/// existing ones (resource groups by name, members by email) so a second load updates them.
-fn fixture_changes(
-    a: &AccountFixture,
-    account: &Account,
-    state: &AccountState,
-) -> Result<Vec<Change>, DomainError> {
-    let mut catalog = AccountCatalog::default();
-    let mut changes = vec![Change::PutAccount(account.clone())];
+    // Resource groups are checked by the same rule as the API's, on the account as the
+    // fixture describes it.
+    let mut state = AccountState {
+        account: account.clone(),
+        members: Vec::new(),
+        catalog: AccountCatalog::default(),
+    };
     for r in &a.roles {
-        let role = Role {
+        state.catalog.custom_roles.push(Role {
             id: Id::parse_field(&r.id, "roles.id")?,
-            name: r.name.clone(),
-            description: r.description.clone(),
+            name: types::bounded(&r.name, "roles.name", 1, 120)?,
+            description: types::bounded(&r.description, "roles.description", 0, 1000)?,
             permissions: r.permissions,
-        };
-        catalog.custom_roles.push(role.clone());
-        changes.push(Change::PutCustomRole(role));
+        });
     }
     for g in &a.resource_groups {
-        let name = g.name.clone().unwrap_or_else(|| g.scope.key.clone());
-        let existing = state
-            .catalog
-            .resource_groups
-            .iter()
-            .find(|e| e.name == name)
-            .map(|e| e.id.clone());
         let group = ResourceGroup {
-            id: match &g.id {
-                Some(id) => Id::parse_field(id, "resource_groups.id")?,
-                None => existing.unwrap_or_else(Id::generate),
-            },
-            name,
+            id: optional_id(&g.id, "resource_groups.id")?.unwrap_or_else(Id::generate),
+            name: g.name.clone().unwrap_or_else(|| g.scope.key.clone()),
             scope: g.scope.clone(),
             meta: g.meta.clone(),
         };
-        catalog.resource_groups.push(group.clone());
-        changes.push(Change::PutResourceGroup(group));
+        if let Change::PutResourceGroup(group) = state.put_resource_group(group)? {
+            state.catalog.resource_groups.push(group);
+        }
     }
-    for m in &a.members {
-        let email = Email::parse(&m.email, "members.email")?;
-        let grants = member_grants(m, &catalog)?;
-        catalog.check_grants(&grants)?;
-        let existing = state
+    let members = a
+        .members
+        .iter()
+        .map(|m| {
+            let grants = member_grants(m, &state.catalog)?;
+            state.catalog.check_grants(&grants)?;
+            Ok(PlannedMember {
+                id: optional_id(&m.id, "members.id")?,
+                email: Email::parse(&m.email, "members.email")?,
+                status: m.status,
+                grants,
+                code: m.code.clone(),
+            })
+        })
+        .collect::<Result<_, DomainError>>()?;
+    Ok(PlannedAccount {
+        account,
+        catalog: state.catalog,
+        members,
+    })
+}
+
+pub async fn load(store: &dyn Store, fixture: &Fixture) -> Result<Loaded, StoreError> {
+    let plan = plan(fixture)?;
+    let mut loaded = Loaded::default();
+    for (user, key, generated) in &plan.users {
+        match store.insert_user(user, &hash_secret(key)).await {
+            Ok(()) if *generated => {
+                loaded
+                    .generated_keys
+                    .insert(user.email.as_str().to_string(), key.clone());
+            }
+            // Existing users are kept as they are (also when another process loading the
+            // same fixture made them a moment ago).
+            Ok(()) | Err(StoreError::Domain(DomainError::Duplicate(_))) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    for planned in &plan.accounts {
+        match store.create_account(&planned.account, None).await {
+            Ok(()) | Err(StoreError::Domain(DomainError::Duplicate(_))) => {}
+            Err(e) => return Err(e),
+        }
+        let written = store
+            .write_account(&planned.account.id, &|state| {
+                Ok(account_changes(planned, state))
+            })
+            .await?;
+        let kept = written
+            .changes
+            .iter()
+            .filter(|c| matches!(c, Change::PutMembership(_)))
+            .count();
+        if kept < planned.members.len() {
+            loaded.skipped.extend(
+                planned
+                    .members
+                    .iter()
+                    .filter(|m| {
+                        !written
+                            .changes
+                            .iter()
+                            .any(|c| matches!(c, Change::PutMembership(w) if w.email == m.email))
+                    })
+                    .map(|m| {
+                        format!(
+                            "{} in {}: kept as the API left it",
+                            m.email.as_str(),
+                            planned.account.name
+                        )
+                    }),
+            );
+        }
+    }
+    Ok(loaded)
+}
+
+/// Loads the demo data unless the demo account is there already: after the first start it
+/// belongs to whoever uses the API.
+pub async fn load_demo(store: &dyn Store) -> Result<bool, StoreError> {
+    let demo = parse(DEMO).expect("the demo fixture is valid");
+    let account = demo.accounts[0]
+        .id
+        .as_deref()
+        .and_then(Id::parse)
+        .expect("demo account id");
+    if store.load_account(&account).await?.is_some() {
+        return Ok(false);
+    }
+    load(store, &demo).await?;
+    Ok(true)
+}
+
+/// The writes that make `state` hold the planned account. Members without an id are
+/// matched to a live membership with their email; a member whose email holds a live
+/// membership under another id is left out.
+fn account_changes(planned: &PlannedAccount, state: &AccountState) -> Vec<Change> {
+    let mut changes = vec![Change::PutAccount(planned.account.clone())];
+    changes.extend(
+        planned
+            .catalog
+            .custom_roles
+            .iter()
+            .cloned()
+            .map(Change::PutCustomRole),
+    );
+    changes.extend(
+        planned
+            .catalog
+            .resource_groups
+            .iter()
+            .cloned()
+            .map(Change::PutResourceGroup),
+    );
+    for m in &planned.members {
+        let live = state
             .members
             .iter()
-            .find(|e| e.email.folded() == email.folded() && e.status != Status::Rejected);
+            .find(|e| e.email == m.email && e.status != Status::Rejected);
+        let id = match (&m.id, live) {
+            (Some(id), Some(e)) if &e.id != id => continue,
+            (Some(id), _) => id.clone(),
+            (None, Some(e)) => e.id.clone(),
+            (None, None) => Id::generate(),
+        };
         let at = now();
         changes.push(Change::PutMembership(Membership {
-            id: match (&m.id, existing) {
-                (Some(id), _) => Id::parse_field(id, "members.id")?,
-                (None, Some(e)) => e.id.clone(),
-                (None, None) => Id::generate(),
-            },
-            account_id: account.id.clone(),
-            email,
+            id,
+            account_id: planned.account.id.clone(),
+            email: m.email.clone(),
             status: m.status,
-            grants,
-            code: m
-                .code
-                .clone()
-                .unwrap_or_else(|| format!("{}{}", Id::generate(), Id::generate())),
-            api_access_enabled: (account.account_type == AccountType::Enterprise).then_some(true),
-            created_on: existing.map_or_else(|| at.clone(), |e| e.created_on.clone()),
+            grants: m.grants.clone(),
+            code: m.code.clone().unwrap_or_else(activation_code),
+            api_access_enabled: planned.account.default_api_access(),
+            created_on: live.map_or_else(|| at.clone(), |e| e.created_on.clone()),
             modified_on: at,
             user: None,
         }));
     }
-    Ok(changes)
+    changes
 }
 
+/// Role and permission-group references may be ids or names (names case-insensitively).
 fn member_grants(m: &MemberFixture, catalog: &AccountCatalog) -> Result<Grants, DomainError> {
     if !m.policies.is_empty() {
         let policies = m
@@ -264,7 +402,7 @@ fn member_grants(m: &MemberFixture, catalog: &AccountCatalog) -> Result<Grants, 
             .iter()
             .map(|p| {
                 Ok(Policy {
-                    id: optional_id(&p.id, "policies.id")?,
+                    id: optional_id(&p.id, "policies.id")?.unwrap_or_else(Id::generate),
                     access: p.access,
                     permission_groups: p
                         .permission_groups
@@ -300,7 +438,7 @@ fn member_grants(m: &MemberFixture, catalog: &AccountCatalog) -> Result<Grants, 
                 .or_else(|| {
                     catalog
                         .roles()
-                        .find(|role| role.name == *r)
+                        .find(|role| role.name.eq_ignore_ascii_case(r))
                         .map(|role| role.id.clone())
                 })
                 .ok_or_else(|| DomainError::invalid("roles", format!("unknown role {r}")))

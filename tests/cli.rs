@@ -66,7 +66,31 @@ impl Server {
     }
 
     fn get(&self, path: &str, headers: &[(&str, &str)]) -> (u16, Value) {
-        let mut args = vec!["-s".to_string(), "-w".into(), "\n%{http_code}".into()];
+        self.send("GET", path, headers, None)
+    }
+
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> (u16, Value) {
+        let mut args = vec![
+            "-s".to_string(),
+            "-X".into(),
+            method.into(),
+            "-w".into(),
+            "\n%{http_code}".into(),
+        ];
+        if let Some(body) = body {
+            args.extend([
+                "-H".into(),
+                "content-type: application/json".into(),
+                "-d".into(),
+                body.into(),
+            ]);
+        }
         for (k, v) in headers {
             args.push("-H".into());
             args.push(format!("{k}: {v}"));
@@ -295,4 +319,127 @@ fn demo_survives_a_restart_with_stable_ids() {
         after["result"][0]["name"],
         "Super Administrator - All Privileges"
     );
+}
+
+const DEMO_USER: [(&str, &str); 2] = [
+    ("X-Auth-Email", "user@example.com"),
+    ("X-Auth-Key", "144c9defac04969c7bfad8efaa8ea194"),
+];
+
+#[test]
+fn demo_data_belongs_to_the_api_after_the_first_start() {
+    let db = TestDatabase::new();
+    let members = "/accounts/023e105f4ecef8ad9ca31a8372d0c353/members";
+    let first = Server::start(&db, &["--demo"]);
+    // Replace the demo's pending invitation of newhire@example.com with a new one.
+    let (status, _) = first.send(
+        "DELETE",
+        &format!("{members}/c00000000000000000000000000000aa"),
+        &DEMO_USER,
+        None,
+    );
+    assert_eq!(status, 200);
+    let body = r#"{"email": "newhire@example.com", "roles": ["87e7860bc4c445faba075646dac38cca"]}"#;
+    let (status, invited) = first.send("POST", members, &DEMO_USER, Some(body));
+    assert_eq!(status, 200, "{invited}");
+    assert!(first.stop().success());
+    let second = Server::start(&db, &["--demo"]);
+    let (status, listed) = second.get(&format!("{members}?per_page=50"), &DEMO_USER);
+    assert_eq!(status, 200, "the second start serves: {listed}");
+    let ids: Vec<&str> = listed["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&invited["result"]["id"].as_str().unwrap()),
+        "the API's invitation stays"
+    );
+    assert!(
+        !ids.contains(&"c00000000000000000000000000000aa"),
+        "the removed demo invitation stays removed"
+    );
+}
+
+#[test]
+fn several_servers_may_start_with_the_demo_at_once() {
+    let db = TestDatabase::new();
+    let servers: Vec<Server> = std::thread::scope(|scope| {
+        let starting: Vec<_> = (0..3)
+            .map(|_| scope.spawn(|| Server::start(&db, &["--demo"])))
+            .collect();
+        starting
+            .into_iter()
+            .map(|s| s.join().expect("server started"))
+            .collect()
+    });
+    for server in &servers {
+        let (status, body) = server.get("/memberships", &DEMO_USER);
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["result_info"]["total_count"], 3);
+    }
+}
+
+#[test]
+fn a_bad_fixture_writes_nothing() {
+    let db = TestDatabase::new();
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    let good = dir.path().join("good.json");
+    let fixture = |role: &str| {
+        format!(
+            r#"{{"users": [{{"email": "keyless@example.com"}}],
+                "accounts": [{{"id": "00000000000000000000000000000abc", "name": "Atomic",
+                               "members": [{{"email": "keyless@example.com", "roles": ["{role}"]}}]}}]}}"#
+        )
+    };
+    std::fs::write(&bad, fixture("No Such Role")).unwrap();
+    std::fs::write(&good, fixture("DNS")).unwrap();
+    let out = Command::new(BIN)
+        .args(db.args())
+        .arg("seed")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("No Such Role"));
+    // Nothing was written, so the corrected file creates the user and prints its key.
+    let printed = stdout(&roster(&db, &["seed", good.to_str().unwrap()]));
+    assert!(printed.starts_with("keyless@example.com\t"), "{printed:?}");
+}
+
+#[test]
+fn seeding_again_leaves_what_the_api_changed() {
+    let db = TestDatabase::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("fixture.json");
+    std::fs::write(
+        &file,
+        r#"{"users": [{"email": "admin@example.com", "api_key": "0000000000000000000000000000000000042"}],
+            "accounts": [{"id": "00000000000000000000000000000def", "name": "Kept",
+                          "members": [{"email": "admin@example.com", "roles": ["Super Administrator - All Privileges"]},
+                                      {"id": "0000000000000000000000000000beef", "email": "guest@example.com", "status": "pending", "roles": ["DNS"]}]}]}"#,
+    )
+    .unwrap();
+    roster(&db, &["seed", file.to_str().unwrap()]);
+    let admin = [
+        ("X-Auth-Email", "admin@example.com"),
+        ("X-Auth-Key", "0000000000000000000000000000000000042"),
+    ];
+    let members = "/accounts/00000000000000000000000000000def/members";
+    let server = Server::start(&db, &[]);
+    server.send(
+        "DELETE",
+        &format!("{members}/0000000000000000000000000000beef"),
+        &admin,
+        None,
+    );
+    let body = r#"{"email": "guest@example.com", "roles": ["87e7860bc4c445faba075646dac38cca"]}"#;
+    let (status, _) = server.send("POST", members, &admin, Some(body));
+    assert_eq!(status, 200);
+    let again = roster(&db, &["seed", file.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("skipped: guest@example.com"));
+    let (_, listed) = server.get(members, &admin);
+    assert_eq!(listed["result_info"]["total_count"], 2, "{listed}");
 }

@@ -11,7 +11,9 @@ pub mod rules;
 pub mod types;
 
 pub use model::*;
-pub use rules::{AccountCatalog, AccountState, Caller, Change, Need, NewMember, TokenScope};
+pub use rules::{
+    AccountCatalog, AccountState, Caller, Change, Need, NewMember, TokenScope, activation_code,
+};
 pub use types::{AccountType, Direction, Email, Id, Status};
 
 /// Why the domain refused a request. Each maps to one Cloudflare error in `api::error`.

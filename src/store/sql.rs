@@ -203,12 +203,16 @@ macro_rules! sql_store {
                 }))
             }
 
+            /// Inserts or updates a membership. An id taken by another account's membership
+            /// is refused rather than overwritten.
             async fn put_membership(conn: &mut $conn, m: &Membership) -> Result<(), StoreError> {
                 let result = sqlx::query(
                     "INSERT INTO memberships (id, account_id, email, email_lower, status, grants, code, \
                      api_access_enabled, created_on, modified_on) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                     ON CONFLICT (id) DO UPDATE SET status = excluded.status, grants = excluded.grants, \
-                     api_access_enabled = excluded.api_access_enabled, modified_on = excluded.modified_on",
+                     ON CONFLICT (id) DO UPDATE SET email = excluded.email, email_lower = excluded.email_lower, \
+                     status = excluded.status, grants = excluded.grants, \
+                     api_access_enabled = excluded.api_access_enabled, modified_on = excluded.modified_on \
+                     WHERE memberships.account_id = excluded.account_id",
                 )
                 .bind(m.id.as_str())
                 .bind(m.account_id.as_str())
@@ -225,6 +229,9 @@ macro_rules! sql_store {
                 match result {
                     Err(e) if unique_violation(&e) => {
                         Err(DomainError::AlreadyMember(m.email.as_str().to_string()).into())
+                    }
+                    Ok(done) if done.rows_affected() == 0 => {
+                        Err(DomainError::Duplicate(format!("Membership id {}", m.id)).into())
                     }
                     other => other.map(|_| ()).map_err(Into::into),
                 }
@@ -270,9 +277,10 @@ macro_rules! sql_store {
                             .await?;
                     }
                     Change::PutResourceGroup(g) => {
-                        sqlx::query(
+                        let done = sqlx::query(
                             "INSERT INTO resource_groups (id, account_id, name, scope, meta) VALUES ($1, $2, $3, $4, $5) \
-                             ON CONFLICT (id) DO UPDATE SET name = excluded.name, scope = excluded.scope, meta = excluded.meta",
+                             ON CONFLICT (id) DO UPDATE SET name = excluded.name, scope = excluded.scope, meta = excluded.meta \
+                             WHERE resource_groups.account_id = excluded.account_id",
                         )
                         .bind(g.id.as_str())
                         .bind(account_id.as_str())
@@ -281,6 +289,9 @@ macro_rules! sql_store {
                         .bind(to_json(&g.meta))
                         .execute(&mut *conn)
                         .await?;
+                        if done.rows_affected() == 0 {
+                            return Err(DomainError::Duplicate(format!("Resource group id {}", g.id)).into());
+                        }
                     }
                     Change::DeleteResourceGroup(id) => {
                         sqlx::query("DELETE FROM resource_groups WHERE id = $1 AND account_id = $2")

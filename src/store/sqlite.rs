@@ -30,7 +30,16 @@ impl SqliteStore {
             .max_connections(8)
             .connect_with(options)
             .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        // sqlx takes no lock while migrating SQLite, so processes starting together on a
+        // new file may collide; the one that lost finds the work done when it tries again.
+        let mut tries = 0;
+        while let Err(e) = sqlx::migrate!("./migrations").run(&pool).await {
+            tries += 1;
+            if tries == 5 {
+                return Err(e.into());
+            }
+            tokio::time::sleep(Duration::from_millis(100 * tries)).await;
+        }
         Ok(SqliteStore {
             pool,
             gate: Arc::default(),
