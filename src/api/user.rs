@@ -41,12 +41,13 @@ struct EditUser {
 
 fn edit_field(
     target: &mut Option<String>,
-    value: Option<Option<String>>,
+    value: &Option<Option<String>>,
     field: &str,
     max: usize,
 ) -> Result<(), DomainError> {
     if let Some(value) = value {
         *target = value
+            .as_deref()
             .map(|v| bounded(v.trim(), field, 0, max))
             .transpose()?
             .filter(|v| !v.is_empty());
@@ -60,13 +61,17 @@ async fn edit(
     Body(body): Body<EditUser>,
 ) -> Result<Response, ApiError> {
     caller.require_token_group("User Details", Need::Write)?;
-    let mut user = caller.user;
-    edit_field(&mut user.first_name, body.first_name, "first_name", 60)?;
-    edit_field(&mut user.last_name, body.last_name, "last_name", 60)?;
-    edit_field(&mut user.telephone, body.telephone, "telephone", 20)?;
-    edit_field(&mut user.country, body.country, "country", 30)?;
-    edit_field(&mut user.zipcode, body.zipcode, "zipcode", 20)?;
-    user.modified_on = now();
-    app.store.update_user(&user).await?;
+    let user = app
+        .store
+        .edit_user(&caller.user.id, &|user| {
+            edit_field(&mut user.first_name, &body.first_name, "first_name", 60)?;
+            edit_field(&mut user.last_name, &body.last_name, "last_name", 60)?;
+            edit_field(&mut user.telephone, &body.telephone, "telephone", 20)?;
+            edit_field(&mut user.country, &body.country, "country", 30)?;
+            edit_field(&mut user.zipcode, &body.zipcode, "zipcode", 20)?;
+            user.modified_on = now();
+            Ok(())
+        })
+        .await?;
     Ok(views::single(views::user(&user)))
 }

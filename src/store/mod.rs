@@ -34,6 +34,8 @@ pub enum StoreError {
     Contention,
 }
 
+pub type EditUser<'a> = &'a (dyn Fn(&mut User) -> Result<(), DomainError> + Send + Sync);
+
 pub type Decide<'a> = &'a (dyn Fn(&AccountState) -> Result<Vec<Change>, DomainError> + Send + Sync);
 
 /// What a write did: the state it decided on (before its changes) and the changes, which
@@ -101,7 +103,9 @@ pub trait Store: Send + Sync + 'static {
     /// A duplicate email is `Duplicate`.
     async fn insert_user(&self, user: &User, api_key_hash: &str) -> Result<(), StoreError>;
 
-    async fn update_user(&self, user: &User) -> Result<(), StoreError>;
+    /// Applies `edit` to the user as stored now, in one transaction, so that concurrent
+    /// edits of different fields both stand.
+    async fn edit_user(&self, id: &Id, edit: EditUser<'_>) -> Result<User, StoreError>;
 
     async fn insert_token(
         &self,

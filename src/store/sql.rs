@@ -45,7 +45,7 @@ pub(super) fn unique_violation(e: &sqlx::Error) -> bool {
 }
 
 /// The shared store implementation for one backend: `$store` must have `pool` and `gate`
-/// fields and `begin_write`, `retryable` and `gate_key` methods; `$conn` and `$row` are the
+/// fields and `begin_read`, `begin_write`, `retryable` and `gate_key` methods; `$conn` and `$row` are the
 /// backend's connection and row types.
 macro_rules! sql_store {
     ($store:ident, $conn:ty, $row:ty) => {
@@ -60,7 +60,7 @@ macro_rules! sql_store {
             use $crate::domain::types::DefaultNameservers;
             use $crate::domain::*;
             use $crate::store::sql::*;
-            use $crate::store::{Decide, Store, StoreError, Token, UserMembership, Written};
+            use $crate::store::{Decide, EditUser, Store, StoreError, Token, UserMembership, Written};
 
             fn user_from_row(row: &$row) -> Result<Option<User>, StoreError> {
                 let Some(id) = row.try_get::<Option<String>, _>("u_id")? else {
@@ -322,8 +322,11 @@ macro_rules! sql_store {
             #[async_trait]
             impl Store for $store {
                 async fn load_account(&self, id: &Id) -> Result<Option<AccountState>, StoreError> {
-                    let mut conn = self.pool.acquire().await?;
-                    load_account(&mut conn, id).await
+                    // One snapshot for the account, its members and its catalog.
+                    let mut tx = self.begin_read().await?;
+                    let state = load_account(&mut tx, id).await?;
+                    tx.commit().await?;
+                    Ok(state)
                 }
 
                 async fn write_account(&self, id: &Id, decide: Decide<'_>) -> Result<Written, StoreError> {
@@ -372,7 +375,7 @@ macro_rules! sql_store {
                     &self,
                     email_folded: &str,
                 ) -> Result<Vec<UserMembership>, StoreError> {
-                    let mut conn = self.pool.acquire().await?;
+                    let mut conn = self.begin_read().await?;
                     let sql = format!(
                         "SELECT {MEMBERSHIP_COLUMNS}, {USER_COLUMNS}, {ACCOUNT_COLUMNS} FROM memberships m \
                          JOIN accounts a ON a.id = m.account_id \
@@ -396,6 +399,7 @@ macro_rules! sql_store {
                             catalog,
                         });
                     }
+                    conn.commit().await?;
                     Ok(out)
                 }
 
@@ -469,22 +473,39 @@ macro_rules! sql_store {
                     }
                 }
 
-                async fn update_user(&self, user: &User) -> Result<(), StoreError> {
-                    sqlx::query(
-                        "UPDATE users SET first_name = $2, last_name = $3, telephone = $4, country = $5, \
-                         zipcode = $6, two_factor = $7, modified_on = $8 WHERE id = $1",
-                    )
-                    .bind(user.id.as_str())
-                    .bind(&user.first_name)
-                    .bind(&user.last_name)
-                    .bind(&user.telephone)
-                    .bind(&user.country)
-                    .bind(&user.zipcode)
-                    .bind(user.two_factor_authentication_enabled)
-                    .bind(&user.modified_on)
-                    .execute(&self.pool)
-                    .await?;
-                    Ok(())
+                async fn edit_user(&self, id: &Id, edit: EditUser<'_>) -> Result<User, StoreError> {
+                    let _turn = self.gate.enter(Self::gate_key(id.as_str())).await;
+                    $crate::store::with_retries(Self::retryable, || async {
+                        let mut tx = self.begin_write().await?;
+                        let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1");
+                        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                            .bind(id.as_str())
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                        let mut user = match row {
+                            Some(row) => user_from_row(&row)?,
+                            None => None,
+                        }
+                        .ok_or(DomainError::NotFound("User"))?;
+                        edit(&mut user)?;
+                        sqlx::query(
+                            "UPDATE users SET first_name = $2, last_name = $3, telephone = $4, country = $5, \
+                             zipcode = $6, two_factor = $7, modified_on = $8 WHERE id = $1",
+                        )
+                        .bind(user.id.as_str())
+                        .bind(&user.first_name)
+                        .bind(&user.last_name)
+                        .bind(&user.telephone)
+                        .bind(&user.country)
+                        .bind(&user.zipcode)
+                        .bind(user.two_factor_authentication_enabled)
+                        .bind(&user.modified_on)
+                        .execute(&mut *tx)
+                        .await?;
+                        tx.commit().await?;
+                        Ok(user)
+                    })
+                    .await
                 }
 
                 async fn insert_token(

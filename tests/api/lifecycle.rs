@@ -458,3 +458,23 @@ async fn user_profile_edit() {
     assert_eq!(user.result()["last_name"], "User");
     assert_eq!(user.result()["email"], "me@example.com");
 }
+
+/// Two edits of different profile fields at the same moment both stand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_profile_edits_do_not_lose_each_other() {
+    let server = TestServer::start().await;
+    let me = server.user("racer@example.com").await;
+    let (a, b) = (server.as_user(&me), server.as_user(&me));
+    for round in 0..15 {
+        let (first, zip) = (format!("First{round}"), format!("{round:05}"));
+        let (ra, rb) = tokio::join!(
+            a.patch("/user", json!({"first_name": first})),
+            b.patch("/user", json!({"zipcode": zip})),
+        );
+        ra.result();
+        rb.result();
+        let user = a.get("/user").await;
+        assert_eq!(user.result()["first_name"], first.as_str(), "round {round}");
+        assert_eq!(user.result()["zipcode"], zip.as_str(), "round {round}");
+    }
+}
