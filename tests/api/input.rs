@@ -1250,3 +1250,68 @@ async fn wrong_methods_are_405_with_the_envelope() {
     }
     assert_eq!(w.snapshot().await, before);
 }
+
+/// Control characters (a NUL byte above all, which PostgreSQL text cannot hold) are refused
+/// in every stored text field, with the field named, on either backend.
+#[tokio::test]
+async fn control_characters_are_refused_in_stored_text() {
+    let w = World::new().await;
+    let before = w.snapshot().await;
+    let admin = w.server.as_user(&w.owner);
+    let groups = format!("/accounts/{}/iam/resource_groups", w.account);
+    let scope = json!({"key": format!("com.cloudflare.api.account.{}", w.account), "objects": [{"key": "*"}]});
+    for bad in ["a\u{0}b", "tab\there", "line\nbreak"] {
+        let r = admin.post("/accounts", json!({"name": bad})).await;
+        assert_rejected(&r, 400, codes::INVALID_INPUT, "name", bad);
+        let r = admin
+            .put(&format!("/accounts/{}", w.account), json!({"name": bad}))
+            .await;
+        assert_rejected(&r, 400, codes::INVALID_INPUT, "name", bad);
+        let r = admin.patch("/user", json!({"first_name": bad})).await;
+        assert_rejected(&r, 400, codes::INVALID_INPUT, "first_name", bad);
+        let r = admin
+            .post(&groups, json!({"name": bad, "scope": scope}))
+            .await;
+        assert_rejected(&r, 400, codes::INVALID_INPUT, "name", bad);
+        let r = admin
+            .post(
+                &groups,
+                json!({"name": "ok", "scope": scope, "meta": {"key": bad}}),
+            )
+            .await;
+        assert_rejected(&r, 400, codes::INVALID_INPUT, "meta", bad);
+    }
+    assert_eq!(w.snapshot().await, before);
+    // The owner's accounts are unchanged too (none was created).
+    let accounts = admin.get("/accounts").await;
+    assert_eq!(accounts.result().as_array().unwrap().len(), 1);
+}
+
+/// A resource group's `meta` keeps whatever string pairs it was given.
+#[tokio::test]
+async fn resource_group_meta_round_trips() {
+    let w = World::new().await;
+    let admin = w.server.as_user(&w.owner);
+    let groups = format!("/accounts/{}/iam/resource_groups", w.account);
+    let scope = json!({"key": format!("com.cloudflare.api.account.{}", w.account), "objects": [{"key": "*"}]});
+    let meta = json!({"editable": "false", "key": "team", "value": "edge"});
+    let created = admin
+        .post(
+            &groups,
+            json!({"name": "meta", "scope": scope, "meta": meta}),
+        )
+        .await;
+    let id = created.result()["id"].as_str().unwrap().to_string();
+    assert_eq!(created.result()["meta"], meta);
+    assert_eq!(
+        admin.get(&format!("{groups}/{id}")).await.result()["meta"],
+        meta
+    );
+    let r = admin
+        .post(
+            &groups,
+            json!({"name": "bad meta", "scope": scope, "meta": {"n": 5}}),
+        )
+        .await;
+    assert_rejected(&r, 400, codes::INVALID_INPUT, "meta", "meta with a number");
+}

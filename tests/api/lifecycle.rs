@@ -363,7 +363,6 @@ async fn updating_roles_and_switching_to_policies() {
 #[tokio::test]
 async fn deny_policies_override_allows() {
     let (server, owner, account) = setup().await;
-    let ivy = server.user("ivy@example.com").await;
     let admin = server.as_user(&owner);
     let group = admin
         .post(
@@ -372,22 +371,48 @@ async fn deny_policies_override_allows() {
         )
         .await;
     let group_id = group.result()["id"].as_str().unwrap().to_string();
-    let read = "15b972a8f4cb43e78efbafb322f7dee5";
-    let r = admin
-        .post(
-            &format!("/accounts/{account}/members"),
-            json!({"email": ivy.email, "status": "accepted", "policies": [
-                {"access": "allow", "permission_groups": [{"id": read}], "resource_groups": [{"id": group_id}]},
-                {"access": "deny", "permission_groups": [{"id": read}], "resource_groups": [{"id": group_id}]},
-            ]}),
-        )
-        .await;
-    r.result();
-    server
-        .as_user(&ivy)
-        .get(&format!("/accounts/{account}/members"))
-        .await
-        .expect_error(403, 9109);
+    let (read, write) = (
+        "15b972a8f4cb43e78efbafb322f7dee5",
+        "bcc19b668966402dadd900f2b4243d2e",
+    );
+    // (allowed, denied, may read, may write)
+    let cases = [
+        (read, read, false, false),
+        (write, write, true, false),
+        (read, write, true, false),
+        (write, read, false, false),
+    ];
+    for (n, (allowed, denied, may_read, may_write)) in cases.into_iter().enumerate() {
+        let who = server.user(&format!("policy{n}@example.com")).await;
+        admin
+            .post(
+                &format!("/accounts/{account}/members"),
+                json!({"email": who.email, "status": "accepted", "policies": [
+                    {"access": "allow", "permission_groups": [{"id": allowed}], "resource_groups": [{"id": group_id}]},
+                    {"access": "deny", "permission_groups": [{"id": denied}], "resource_groups": [{"id": group_id}]},
+                ]}),
+            )
+            .await
+            .result();
+        let client = server.as_user(&who);
+        let listed = client.get(&format!("/accounts/{account}/members")).await;
+        assert_eq!(listed.status == 200, may_read, "case {n}: {}", listed.body);
+        let invited = client
+            .post(
+                &format!("/accounts/{account}/members"),
+                json!({"email": format!("invitee{n}@example.com"), "roles": [DNS]}),
+            )
+            .await;
+        assert_eq!(
+            invited.status == 200,
+            may_write,
+            "case {n}: {}",
+            invited.body
+        );
+        if !may_write {
+            invited.expect_error(403, 9109);
+        }
+    }
 }
 
 #[tokio::test]
