@@ -122,10 +122,11 @@ async fn authenticate_token(store: &dyn Store, token: &str) -> Result<Caller, Au
     let Some((record, user)) = store.token_by_hash(&presented).await? else {
         return Err(AuthError::BadToken);
     };
-    let expired = record
-        .expires_on
-        .as_deref()
-        .is_some_and(|at| at <= crate::domain::types::now().as_str());
+    // An expiry that does not parse (it cannot: the CLI checks it) counts as expired.
+    let expired = record.expires_on.as_deref().is_some_and(|at| {
+        time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+            .map_or(true, |at| at <= time::OffsetDateTime::now_utc())
+    });
     if record.status != "active" || expired {
         return Err(AuthError::BadToken);
     }

@@ -113,6 +113,9 @@ pub enum TokenCommand {
         permission_groups: Vec<String>,
         #[arg(long, default_value = "roster token")]
         name: String,
+        /// When the token stops working (RFC 3339, e.g. 2027-01-01T00:00:00Z).
+        #[arg(long, value_parser = rfc3339)]
+        expires_on: Option<String>,
     },
 }
 
@@ -170,6 +173,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token(TokenCommand::Create {
+            expires_on,
             email,
             permission_groups,
             name,
@@ -193,7 +197,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 name,
                 permission_groups: groups,
                 status: "active".into(),
-                expires_on: None,
+                expires_on,
             };
             store
                 .insert_token(&token, &hash_secret(&secret), &now())
@@ -202,6 +206,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn rfc3339(raw: &str) -> Result<String, String> {
+    time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+        .map(|_| raw.to_string())
+        .map_err(|e| format!("not an RFC 3339 time: {e}"))
 }
 
 fn init_tracing(json: bool) {

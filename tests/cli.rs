@@ -443,3 +443,53 @@ fn seeding_again_leaves_what_the_api_changed() {
     let (_, listed) = server.get(members, &admin);
     assert_eq!(listed["result_info"]["total_count"], 2, "{listed}");
 }
+
+#[test]
+fn tokens_stop_working_when_they_expire() {
+    let db = TestDatabase::new();
+    roster(&db, &["user", "create", "--email", "t@example.com"]);
+    let token = |expires: &str| {
+        let args = [
+            "token",
+            "create",
+            "--email",
+            "t@example.com",
+            "--permission-group",
+            "User Details Read",
+            "--expires-on",
+            expires,
+        ];
+        stdout(&roster(&db, &args))
+    };
+    let (past, future) = (
+        token("2020-01-01T00:00:00Z"),
+        token("2999-01-01T00:00:00+02:00"),
+    );
+    let bad = Command::new(BIN)
+        .args(db.args())
+        .args([
+            "token",
+            "create",
+            "--email",
+            "t@example.com",
+            "--permission-group",
+            "User Details Read",
+            "--expires-on",
+            "tomorrow",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        !bad.status.success(),
+        "an expiry that is no time is refused"
+    );
+    let server = Server::start(&db, &[]);
+    let (status, body) = server.get("/user", &[("Authorization", &format!("Bearer {past}"))]);
+    assert_eq!(
+        (status, body["errors"][0]["code"].as_i64()),
+        (403, Some(10000)),
+        "{body}"
+    );
+    let (status, body) = server.get("/user", &[("Authorization", &format!("Bearer {future}"))]);
+    assert_eq!(status, 200, "{body}");
+}

@@ -453,3 +453,19 @@ impl AccountState {
         Ok(Change::DeleteResourceGroup(id.clone()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::catalog;
+
+    /// `require_token_group` names groups by area; each must be in the catalog.
+    #[test]
+    fn every_token_area_has_read_and_write_groups() {
+        for area in ["Account Settings", "Memberships", "User Details"] {
+            for level in ["Read", "Write"] {
+                let name = format!("{area} {level}");
+                assert!(catalog::permission_group_named(&name).is_some(), "{name}");
+            }
+        }
+    }
+}
