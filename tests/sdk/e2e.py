@@ -447,7 +447,7 @@ def members_list_paginated():
     equal(policy.access, "allow", "policy access")
     equal(sorted(g.id for g in policy.permission_groups), sorted([ZONE_READ_GROUP, MAGIC_GROUP]), "policy groups")
     equal(policy.resource_groups[0].id, DEMO_RESOURCE_GROUP, "policy resource group")
-    equal(policy.resource_groups[0].scope.key, "com.cloudflare.api.account.%s" % ACME_ACCOUNT, "resource group scope")
+    equal(policy.resource_groups[0].scope.key, "com.cloudflare.api.account.%s" % DEMO_ACCOUNT, "resource group scope")
 
 
 @check
