@@ -5,7 +5,9 @@
 //! in a venv at `target/sdk-venv`) and `tests/sdk/e2e.mjs` with the TypeScript SDK (the
 //! version pinned by `tests/sdk/package-lock.json`, installed with `npm ci` into
 //! `target/sdk-node`). The SDKs are installed on first use and reused while they match the
-//! pins. A missing `python3`, `node` or `npm` fails the test: nothing is skipped.
+//! pins. A missing `python3`, `node` or `npm` fails the test: nothing is skipped. The same
+//! venv holds schemathesis, which fuzzes every operation of the OpenAPI contract against
+//! the demo and fails on any 5xx.
 
 mod common;
 
@@ -21,6 +23,8 @@ use tempfile::TempDir;
 use common::TestDatabase;
 
 const PYTHON_SDK: &str = "5.9.0";
+/// Schemathesis, which fuzzes every operation of the OpenAPI contract, shares the venv.
+const SCHEMATHESIS: &str = "4.32.5";
 
 fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -193,7 +197,10 @@ fn python_sdk() -> PathBuf {
 fn install_python_sdk() -> PathBuf {
     let venv = target_dir().join("sdk-venv");
     let python = venv.join("bin").join("python");
-    let check = format!("import cloudflare; assert cloudflare.__version__ == {PYTHON_SDK:?}");
+    let check = format!(
+        "import cloudflare, importlib.metadata as m; assert cloudflare.__version__ == {PYTHON_SDK:?}; \
+         assert m.version('schemathesis') == {SCHEMATHESIS:?}"
+    );
     let ready = || {
         Command::new(&python)
             .args(["-c", &check])
@@ -223,12 +230,13 @@ fn install_python_sdk() -> PathBuf {
                 "--no-input",
                 "--quiet",
             ])
-            .arg(format!("cloudflare=={PYTHON_SDK}")),
+            .arg(format!("cloudflare=={PYTHON_SDK}"))
+            .arg(format!("schemathesis=={SCHEMATHESIS}")),
         "pip install cloudflare",
     );
     assert!(
         ready(),
-        "cloudflare {PYTHON_SDK} does not import from {}",
+        "cloudflare {PYTHON_SDK} and schemathesis {SCHEMATHESIS} do not import from {}",
         venv.display()
     );
     python
@@ -331,5 +339,50 @@ fn readme_typescript_snippet_works_verbatim() {
     assert!(
         printed.contains("4536bcfad5faccb111b47003c79917fa user@example.com accepted"),
         "{printed}"
+    );
+}
+
+/// Generated requests to every operation of the contract, on the demo account, never get a
+/// 5xx: bad input is always the client's error.
+#[test]
+fn fuzzed_requests_never_get_a_server_error() {
+    let python = python_sdk();
+    let server = Server::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("schemathesis.toml");
+    std::fs::write(
+        &config,
+        "[parameters]\n\"path.account_id\" = \"023e105f4ecef8ad9ca31a8372d0c353\"\n",
+    )
+    .expect("write the schemathesis config");
+    let schema = manifest_dir().join("tests/openapi/cloudflare-memberships-openapi.json");
+    let cli = python.with_file_name("schemathesis");
+    let output = Command::new(cli)
+        .arg("--config-file")
+        .arg(&config)
+        .arg("run")
+        .arg(&schema)
+        .args(["--url", &server.base_url])
+        .args(["-H", "X-Auth-Email: user@example.com"])
+        .args(["-H", "X-Auth-Key: 144c9defac04969c7bfad8efaa8ea194"])
+        .args(["--checks", "not_a_server_error", "--max-examples", "25"])
+        .args([
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--generation-deterministic",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run schemathesis");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "schemathesis found server errors:\n{stdout}{}\nserver log:\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        server.log_text()
+    );
+    assert!(
+        stdout.contains(" passed"),
+        "schemathesis ran no case:\n{stdout}"
     );
 }
