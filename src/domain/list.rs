@@ -62,13 +62,11 @@ pub fn paginate<T, K: Ord>(
     key: impl Fn(&T) -> K,
     id: impl Fn(&T) -> &str,
 ) -> Page<T> {
-    items.sort_by(|a, b| {
-        let ordering = key(a).cmp(&key(b)).then_with(|| id(a).cmp(id(b)));
-        match direction {
-            Direction::Asc => ordering,
-            Direction::Desc => ordering.reverse(),
-        }
-    });
+    // Keys may allocate (folded text), so each is computed once.
+    items.sort_by_cached_key(|item| (key(item), id(item).to_string()));
+    if direction == Direction::Desc {
+        items.reverse();
+    }
     let total_count = items.len();
     let start = (request.page as usize - 1).saturating_mul(request.per_page as usize);
     let items = items
