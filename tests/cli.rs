@@ -3,14 +3,12 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use common::TestDatabase;
+use common::{Server, TestDatabase};
 
 const BIN: &str = env!("CARGO_BIN_EXE_roster");
 
@@ -33,103 +31,6 @@ fn stdout(out: &Output) -> String {
         .unwrap()
         .trim()
         .to_string()
-}
-
-/// A running `roster serve`, stopped with SIGTERM when dropped.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Server {
-    fn start(db: &TestDatabase, extra: &[&str]) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let child = Command::new(BIN)
-            .args(db.args())
-            .args(["serve", "--listen", &addr])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("serve starts");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(&addr).is_err() {
-            assert!(Instant::now() < deadline, "server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Server { child, addr }
-    }
-
-    fn get(&self, path: &str, headers: &[(&str, &str)]) -> (u16, Value) {
-        self.send("GET", path, headers, None)
-    }
-
-    fn send(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Option<&str>,
-    ) -> (u16, Value) {
-        let mut args = vec![
-            "-s".to_string(),
-            "-X".into(),
-            method.into(),
-            "-w".into(),
-            "\n%{http_code}".into(),
-        ];
-        if let Some(body) = body {
-            args.extend([
-                "-H".into(),
-                "content-type: application/json".into(),
-                "-d".into(),
-                body.into(),
-            ]);
-        }
-        for (k, v) in headers {
-            args.push("-H".into());
-            args.push(format!("{k}: {v}"));
-        }
-        args.push(format!("http://{}/client/v4{path}", self.addr));
-        let out = Command::new("curl")
-            .args(&args)
-            .output()
-            .expect("curl runs");
-        let text = String::from_utf8(out.stdout).unwrap();
-        let (body, code) = text.rsplit_once('\n').expect("status line");
-        (
-            code.parse().unwrap(),
-            serde_json::from_str(body).expect("JSON body"),
-        )
-    }
-
-    /// SIGTERM, and the exit status of the graceful shutdown.
-    fn stop(mut self) -> std::process::ExitStatus {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "server ignored SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn readme() -> String {

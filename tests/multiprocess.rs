@@ -4,52 +4,17 @@
 
 mod common;
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
-use common::TestDatabase;
+use common::{Server, TestDatabase};
 
 const BIN: &str = env!("CARGO_BIN_EXE_roster");
 const SUPER_ADMIN: &str = "795df1c379e2469e89ab15cca71e91a0";
 const READ_ONLY: &str = "25a6523fbf0a4cdaa8af77b778c7dd19";
 const ROUNDS: usize = 24;
-
-struct Server(Child, String);
-
-impl Server {
-    fn start(db: &TestDatabase) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let child = Command::new(BIN)
-            .args(db.args())
-            .args(["serve", "--listen", &addr])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("serve starts");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(&addr).is_err() {
-            assert!(Instant::now() < deadline, "server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Server(child, format!("http://{addr}/client/v4"))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[derive(Clone)]
 struct Caller {
@@ -153,8 +118,8 @@ async fn two_processes_keep_every_invariant_under_races() {
     );
 
     // Both processes migrate the same database at start.
-    let (one, two) = (Server::start(&db), Server::start(&db));
-    let bases = [one.1.clone(), two.1.clone()];
+    let (one, two) = (Server::start(&db, &[]), Server::start(&db, &[]));
+    let bases = [one.base_url.clone(), two.base_url.clone()];
     let http = reqwest::Client::new();
     let observer = caller(&http, "observer@example.com".into(), key(1));
 

@@ -11,16 +11,12 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use tempfile::TempDir;
-
-use common::TestDatabase;
+use common::{Server, TestDatabase};
 
 const PYTHON_SDK: &str = "5.9.0";
 /// Schemathesis, which fuzzes every operation of the OpenAPI contract, shares the venv.
@@ -60,100 +56,27 @@ fn run(cmd: &mut Command, what: &str) -> Output {
     output
 }
 
-/// `roster serve --demo` on a fresh database and a free port; killed when dropped, also
-/// when the test panics.
-struct Server {
-    child: Child,
-    base_url: String,
-    log: PathBuf,
-    _dir: TempDir,
+/// `roster serve --demo` on a database of its own (dropped after the server stops).
+struct Demo {
+    server: Server,
     _db: TestDatabase,
 }
 
-impl Server {
-    fn start() -> Server {
-        let dir = tempfile::tempdir().expect("temp dir");
+impl Demo {
+    fn start() -> Demo {
         let db = TestDatabase::new();
-        // A free port: bind port 0, note what the OS gave, and let it go for the server.
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let listen = format!("127.0.0.1:{port}");
-        let log = dir.path().join("roster.log");
-        let log_file = std::fs::File::create(&log).expect("server log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_roster"))
-            .arg("serve")
-            .arg("--demo")
-            .args(db.args())
-            .arg("--listen")
-            .arg(&listen)
-            .env("NO_COLOR", "1")
-            .env_remove("ROSTER_DATABASE")
-            .env_remove("ROSTER_LISTEN")
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().expect("log file"))
-            .stderr(log_file)
-            .spawn()
-            .expect("start the roster binary");
-        let mut server = Server {
-            child,
-            base_url: format!("http://{listen}/client/v4"),
-            log,
-            _dir: dir,
+        Demo {
+            server: Server::start(&db, &["--demo"]),
             _db: db,
-        };
-        server.wait_until_ready(&listen);
-        server
-    }
-
-    /// Polls until the server answers an HTTP request (any status), for at most 20 s.
-    fn wait_until_ready(&mut self, listen: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("poll the server process") {
-                panic!("roster exited early ({status}):\n{}", self.log_text());
-            }
-            if answers(listen) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "roster did not answer on {listen} within 20 s:\n{}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(100));
         }
     }
-
-    /// The server's log, its last 100 lines.
-    fn log_text(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(100)..].join("\n")
-    }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::Deref for Demo {
+    type Target = Server;
+    fn deref(&self) -> &Server {
+        &self.server
     }
-}
-
-/// Whether an HTTP server answers on `listen` (a status line comes back).
-fn answers(listen: &str) -> bool {
-    let Ok(mut stream) = TcpStream::connect(listen) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    let request =
-        format!("GET /client/v4/user HTTP/1.1\r\nHost: {listen}\r\nConnection: close\r\n\r\n");
-    if stream.write_all(request.as_bytes()).is_err() {
-        return false;
-    }
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 ")
 }
 
 /// Runs an SDK script against `server` and checks it passed: exit status 0 and a closing
@@ -276,7 +199,7 @@ fn install_node_sdk() -> PathBuf {
 #[test]
 fn python_sdk_end_to_end() {
     let python = python_sdk();
-    let server = Server::start();
+    let server = Demo::start();
     let mut cmd = Command::new(python);
     cmd.arg(manifest_dir().join("tests").join("sdk").join("e2e.py"));
     run_script(cmd, &server, "tests/sdk/e2e.py (Python SDK)");
@@ -285,7 +208,7 @@ fn python_sdk_end_to_end() {
 #[test]
 fn typescript_sdk_end_to_end() {
     let dir = node_sdk();
-    let server = Server::start();
+    let server = Demo::start();
     let mut cmd = Command::new("node");
     cmd.arg("e2e.mjs").current_dir(&dir);
     run_script(cmd, &server, "tests/sdk/e2e.mjs (TypeScript SDK)");
@@ -315,7 +238,7 @@ fn run_snippet(mut cmd: Command, what: &str) -> String {
 #[test]
 fn readme_python_snippet_works_verbatim() {
     let python = python_sdk();
-    let server = Server::start();
+    let server = Demo::start();
     let mut cmd = Command::new(python);
     cmd.args(["-c", &readme_snippet("python", &server)]);
     let printed = run_snippet(cmd, "the README's Python snippet");
@@ -329,7 +252,7 @@ fn readme_python_snippet_works_verbatim() {
 #[test]
 fn readme_typescript_snippet_works_verbatim() {
     let dir = node_sdk();
-    let server = Server::start();
+    let server = Demo::start();
     let script = dir.join(format!("readme-{}.mjs", std::process::id()));
     std::fs::write(&script, readme_snippet("ts", &server)).expect("write the snippet");
     let mut cmd = Command::new("node");
@@ -347,7 +270,7 @@ fn readme_typescript_snippet_works_verbatim() {
 #[test]
 fn fuzzed_requests_never_get_a_server_error() {
     let python = python_sdk();
-    let server = Server::start();
+    let server = Demo::start();
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("schemathesis.toml");
     std::fs::write(

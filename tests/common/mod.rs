@@ -90,3 +90,153 @@ impl Drop for TestDatabase {
         }
     }
 }
+
+/// A running `roster serve` on a free port, its output in a log file; killed when dropped,
+/// also when the test panics.
+pub struct Server {
+    child: std::process::Child,
+    pub addr: String,
+    pub base_url: String,
+    log: std::path::PathBuf,
+    _dir: TempDir,
+}
+
+impl Server {
+    /// Starts `roster serve` on `db` with `extra` arguments and waits until it answers HTTP.
+    pub fn start(db: &TestDatabase, extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // A free port: bind port 0, note what the OS gave, and let it go for the server.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let log = dir.path().join("roster.log");
+        let log_file = std::fs::File::create(&log).expect("server log file");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
+            .args(db.args())
+            .args(["serve", "--listen", &addr])
+            .args(extra)
+            .env("NO_COLOR", "1")
+            .env_remove("ROSTER_DATABASE")
+            .env_remove("ROSTER_LISTEN")
+            .env_remove("DATABASE_URL")
+            .stdin(std::process::Stdio::null())
+            .stdout(log_file.try_clone().expect("log file"))
+            .stderr(log_file)
+            .spawn()
+            .expect("start the roster binary");
+        let mut server = Server {
+            child,
+            base_url: format!("http://{addr}/client/v4"),
+            addr,
+            log,
+            _dir: dir,
+        };
+        server.wait_until_ready();
+        server
+    }
+
+    /// Polls until the server answers an HTTP request (any status), for at most 30 s.
+    fn wait_until_ready(&mut self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll the server process") {
+                panic!("roster exited early ({status}):\n{}", self.log_text());
+            }
+            if self.answers() {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "roster did not answer on {} within 30 s:\n{}",
+                self.addr,
+                self.log_text()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    fn answers(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut stream) = std::net::TcpStream::connect(&self.addr) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+        let request = format!(
+            "GET /client/v4/user HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.addr
+        );
+        let mut head = [0u8; 12];
+        stream.write_all(request.as_bytes()).is_ok()
+            && stream.read_exact(&mut head).is_ok()
+            && head.starts_with(b"HTTP/1.1 ")
+    }
+
+    /// The server's log, its last 100 lines.
+    pub fn log_text(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(100)..].join("\n")
+    }
+
+    pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> (u16, serde_json::Value) {
+        self.send("GET", path, headers, None)
+    }
+
+    /// A request made with curl, as a user at a shell would: (status, JSON body).
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> (u16, serde_json::Value) {
+        let mut args: Vec<String> = ["-s", "-X", method, "-w", "\n%{http_code}"]
+            .map(String::from)
+            .to_vec();
+        if let Some(body) = body {
+            args.extend(["-H", "content-type: application/json", "-d", body].map(String::from));
+        }
+        for (k, v) in headers {
+            args.extend(["-H".to_string(), format!("{k}: {v}")]);
+        }
+        args.push(format!("{}{path}", self.base_url));
+        let out = std::process::Command::new("curl")
+            .args(&args)
+            .output()
+            .expect("curl runs");
+        let text = String::from_utf8(out.stdout).expect("UTF-8 answer");
+        let (body, code) = text.rsplit_once('\n').expect("status line");
+        (
+            code.parse().expect("status"),
+            serde_json::from_str(body).expect("JSON body"),
+        )
+    }
+
+    /// SIGTERM, and the exit status of the graceful shutdown.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll the server process") {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "server ignored SIGTERM"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
