@@ -12,12 +12,18 @@ use common::{Server, TestDatabase};
 
 const BIN: &str = env!("CARGO_BIN_EXE_roster");
 
-fn roster(db: &TestDatabase, args: &[&str]) -> Output {
-    let out = Command::new(BIN)
+/// Runs a `roster` command on `db`, whatever its outcome.
+fn try_roster(db: &TestDatabase, args: &[&str]) -> Output {
+    Command::new(BIN)
         .args(db.args())
         .args(args)
         .output()
-        .expect("roster runs");
+        .expect("roster runs")
+}
+
+/// Runs a `roster` command on `db` that must succeed.
+fn roster(db: &TestDatabase, args: &[&str]) -> Output {
+    let out = try_roster(db, args);
     assert!(
         out.status.success(),
         "roster {args:?}: {}",
@@ -158,45 +164,31 @@ fn operator_commands_round_trip() {
 fn cli_rejects_bad_input_without_writing() {
     let dir = tempfile::tempdir().unwrap();
     let db = TestDatabase::new();
-    let out = Command::new(BIN)
-        .args(db.args())
-        .args(["user", "create", "--email", "not-an-email"])
-        .output()
-        .unwrap();
+    let out = try_roster(&db, &["user", "create", "--email", "not-an-email"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("email"));
     roster(&db, &["user", "create", "--email", "dup@example.com"]);
-    let dup = Command::new(BIN)
-        .args(db.args())
-        .args(["user", "create", "--email", "DUP@example.com"])
-        .output()
-        .unwrap();
+    let dup = try_roster(&db, &["user", "create", "--email", "DUP@example.com"]);
     assert!(
         !dup.status.success(),
         "emails are unique case-insensitively"
     );
-    let token = Command::new(BIN)
-        .args(db.args())
-        .args([
+    let token = try_roster(
+        &db,
+        &[
             "token",
             "create",
             "--email",
             "dup@example.com",
             "--permission-group",
             "No Such Group",
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert!(!token.status.success());
     assert!(String::from_utf8_lossy(&token.stderr).contains("No Such Group"));
     let bad_fixture = dir.path().join("bad.json");
     std::fs::write(&bad_fixture, r#"{"accounts": [{"name": "X", "members": [{"email": "a@example.com", "roles": ["Nope"]}]}]}"#).unwrap();
-    let seeded = Command::new(BIN)
-        .args(db.args())
-        .arg("seed")
-        .arg(&bad_fixture)
-        .output()
-        .unwrap();
+    let seeded = try_roster(&db, &["seed", bad_fixture.to_str().unwrap()]);
     assert!(!seeded.status.success());
     assert!(String::from_utf8_lossy(&seeded.stderr).contains("Nope"));
 }
@@ -297,12 +289,7 @@ fn a_bad_fixture_writes_nothing() {
     };
     std::fs::write(&bad, fixture("No Such Role")).unwrap();
     std::fs::write(&good, fixture("DNS")).unwrap();
-    let out = Command::new(BIN)
-        .args(db.args())
-        .arg("seed")
-        .arg(&bad)
-        .output()
-        .unwrap();
+    let out = try_roster(&db, &["seed", bad.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("No Such Role"));
     // Nothing was written, so the corrected file creates the user and prints its key.
@@ -366,9 +353,9 @@ fn tokens_stop_working_when_they_expire() {
         token("2020-01-01T00:00:00Z"),
         token("2999-01-01T00:00:00+02:00"),
     );
-    let bad = Command::new(BIN)
-        .args(db.args())
-        .args([
+    let bad = try_roster(
+        &db,
+        &[
             "token",
             "create",
             "--email",
@@ -377,9 +364,8 @@ fn tokens_stop_working_when_they_expire() {
             "User Details Read",
             "--expires-on",
             "tomorrow",
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert!(
         !bad.status.success(),
         "an expiry that is no time is refused"
