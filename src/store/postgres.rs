@@ -37,7 +37,9 @@ impl PgStore {
         })
     }
 
-    async fn begin_read(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+    /// A read-only snapshot, so the account, its members and its catalog agree; dropping
+    /// it ends it.
+    async fn read(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
         self.pool
             .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await

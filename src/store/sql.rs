@@ -45,7 +45,7 @@ pub(super) fn unique_violation(e: &sqlx::Error) -> bool {
 }
 
 /// The shared store implementation for one backend: `$store` must have `pool` and `gate`
-/// fields and `begin_read`, `begin_write`, `retryable` and `gate_key` methods; `$conn` and `$row` are the
+/// fields and `read`, `begin_write`, `retryable` and `gate_key` methods; `$conn` and `$row` are the
 /// backend's connection and row types.
 macro_rules! sql_store {
     ($store:ident, $conn:ty, $row:ty) => {
@@ -322,11 +322,8 @@ macro_rules! sql_store {
             #[async_trait]
             impl Store for $store {
                 async fn load_account(&self, id: &Id) -> Result<Option<AccountState>, StoreError> {
-                    // One snapshot for the account, its members and its catalog.
-                    let mut tx = self.begin_read().await?;
-                    let state = load_account(&mut tx, id).await?;
-                    tx.commit().await?;
-                    Ok(state)
+                    let mut conn = self.read().await?;
+                    load_account(&mut conn, id).await
                 }
 
                 async fn write_account(&self, id: &Id, decide: Decide<'_>) -> Result<Written, StoreError> {
@@ -375,7 +372,7 @@ macro_rules! sql_store {
                     &self,
                     email_folded: &str,
                 ) -> Result<Vec<UserMembership>, StoreError> {
-                    let mut conn = self.begin_read().await?;
+                    let mut conn = self.read().await?;
                     let sql = format!(
                         "SELECT {MEMBERSHIP_COLUMNS}, {USER_COLUMNS}, {ACCOUNT_COLUMNS} FROM memberships m \
                          JOIN accounts a ON a.id = m.account_id \
@@ -399,7 +396,6 @@ macro_rules! sql_store {
                             catalog,
                         });
                     }
-                    conn.commit().await?;
                     Ok(out)
                 }
 
