@@ -1,4 +1,5 @@
-//! The operator's command line: `serve`, `seed`, `user create`, `token create`.
+//! The operator's command line: `serve`, `migrate`, `seed`, `export`, `import`, `user create`,
+//! `token create`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::auth::{generate_api_key, generate_token, hash_secret};
 use crate::domain::types::{bounded, now};
 use crate::domain::{Email, Id, User, catalog};
+use crate::store::export::Export;
 use crate::store::{PgStore, SqliteStore, Store, Token};
 use crate::{api, fixture};
 
@@ -76,8 +78,19 @@ pub enum Command {
         #[arg(long, env = "ROSTER_LOG_JSON")]
         log_json: bool,
     },
+    /// Apply the database migrations and exit (`serve` applies them at start too).
+    Migrate,
     /// Load users, accounts and memberships from a JSON fixture file.
     Seed { file: PathBuf },
+    /// Write every row of the database as JSON (secrets stay hashed, but keep the file as
+    /// private as the database), to move a deployment to another database.
+    Export {
+        /// Where to write; standard output when absent.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Load an export into a new, empty database: all of it, or nothing.
+    Import { file: PathBuf },
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
@@ -130,6 +143,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 tracing::info!("demo data loaded");
             }
             serve(store, listen).await
+        }
+        Command::Migrate => {
+            let (version, description) = crate::store::schema_version();
+            println!("database is at migration {version} ({description})");
+            Ok(())
+        }
+        Command::Export { output } => {
+            let data = store.export().await?;
+            let text = serde_json::to_string(&data)?;
+            match output {
+                Some(path) => std::fs::write(&path, text + "\n")
+                    .with_context(|| format!("writing {}", path.display()))?,
+                None => println!("{text}"),
+            }
+            eprintln!("exported {data}");
+            Ok(())
+        }
+        Command::Import { file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let de = &mut serde_json::Deserializer::from_str(&text);
+            let data: Export = serde_path_to_error::deserialize(de)
+                .with_context(|| format!("{} is not a roster export", file.display()))?;
+            store.import(&data).await?;
+            eprintln!("imported {data}");
+            Ok(())
         }
         Command::Seed { file } => {
             let text = std::fs::read_to_string(&file)

@@ -4,40 +4,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::Value;
 
-use common::{Server, TestDatabase};
-
-const BIN: &str = env!("CARGO_BIN_EXE_roster");
-
-/// Runs a `roster` command on `db`, whatever its outcome.
-fn try_roster(db: &TestDatabase, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(db.args())
-        .args(args)
-        .output()
-        .expect("roster runs")
-}
-
-/// Runs a `roster` command on `db` that must succeed.
-fn roster(db: &TestDatabase, args: &[&str]) -> Output {
-    let out = try_roster(db, args);
-    assert!(
-        out.status.success(),
-        "roster {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8(out.stdout.clone())
-        .unwrap()
-        .trim()
-        .to_string()
-}
+use common::{Server, TestDatabase, roster, stdout, try_roster};
 
 fn readme() -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap()

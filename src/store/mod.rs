@@ -3,6 +3,7 @@
 //! state, the domain decides the [`Change`]s, the store applies them and commits. Unique
 //! indexes back up the rules (one live membership per account and email).
 
+pub mod export;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -32,6 +33,16 @@ pub enum StoreError {
     /// Concurrent writers kept colliding past the retry budget; the caller may try later.
     #[error("too much write contention on one account")]
     Contention,
+    /// An import refused before anything was written.
+    #[error("cannot import: {0}")]
+    Import(String),
+}
+
+/// The newest migration this build knows, which `open` brings a database to.
+pub fn schema_version() -> (i64, String) {
+    let migrator = sqlx::migrate!("./migrations");
+    let last = migrator.iter().last().expect("at least one migration");
+    (last.version, last.description.to_string())
 }
 
 pub type EditUser<'a> = &'a (dyn Fn(&mut User) -> Result<(), DomainError> + Send + Sync);
@@ -113,6 +124,13 @@ pub trait Store: Send + Sync + 'static {
         hash: &str,
         created_on: &str,
     ) -> Result<(), StoreError>;
+
+    /// Every row of every table, from one snapshot.
+    async fn export(&self) -> Result<export::Export, StoreError>;
+
+    /// Loads an export into this database, which must hold no data yet, in one
+    /// transaction: all of it or, when any row is refused, none.
+    async fn import(&self, data: &export::Export) -> Result<(), StoreError>;
 }
 
 /// Runs a write transaction, again while it fails for a reason the backend calls passing

@@ -45,6 +45,10 @@ impl PgStore {
             .await
     }
 
+    async fn snapshot(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.read().await
+    }
+
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
         self.pool
             .begin_with("BEGIN ISOLATION LEVEL SERIALIZABLE")

@@ -45,7 +45,7 @@ pub(super) fn unique_violation(e: &sqlx::Error) -> bool {
 }
 
 /// The shared store implementation for one backend: `$store` must have `pool` and `gate`
-/// fields and `read`, `begin_write`, `retryable` and `gate_key` methods; `$conn` and `$row` are the
+/// fields and `read`, `snapshot`, `begin_write`, `retryable` and `gate_key` methods; `$conn` and `$row` are the
 /// backend's connection and row types.
 macro_rules! sql_store {
     ($store:ident, $conn:ty, $row:ty) => {
@@ -60,6 +60,7 @@ macro_rules! sql_store {
             use $crate::domain::types::DefaultNameservers;
             use $crate::domain::*;
             use $crate::store::sql::*;
+            use $crate::store::export::*;
             use $crate::store::{Decide, EditUser, Store, StoreError, Token, UserMembership, Written};
 
             fn user_from_row(row: &$row) -> Result<Option<User>, StoreError> {
@@ -319,6 +320,92 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            /// A row the database refuses (a duplicate id or email, a second live membership,
+            /// a reference to nothing) names the table and row; other errors pass through.
+            fn refused(table: &str, id: &str, e: sqlx::Error) -> StoreError {
+                match &e {
+                    sqlx::Error::Database(d)
+                        if d.is_unique_violation() || d.is_foreign_key_violation() || d.is_check_violation() =>
+                    {
+                        StoreError::Import(format!("{table}[{id}]: {}", d.message()))
+                    }
+                    _ => e.into(),
+                }
+            }
+
+            /// Inserts every row, parents before children, as stored.
+            async fn insert_rows(conn: &mut $conn, data: &Export) -> Result<(), StoreError> {
+                for u in &data.users {
+                    sqlx::query(
+                        "INSERT INTO users (id, email, email_lower, first_name, last_name, telephone, country, \
+                         zipcode, two_factor, api_key_hash, created_on, modified_on) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                    )
+                    .bind(&u.id).bind(&u.email).bind(&u.email_lower).bind(&u.first_name)
+                    .bind(&u.last_name).bind(&u.telephone).bind(&u.country).bind(&u.zipcode)
+                    .bind(u.two_factor).bind(&u.api_key_hash).bind(&u.created_on).bind(&u.modified_on)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(|e| refused("users", &u.id, e))?;
+                }
+                for a in &data.accounts {
+                    sqlx::query(
+                        "INSERT INTO accounts (id, name, type, created_on, enforce_twofactor, abuse_contact_email, \
+                         default_nameservers, use_account_custom_ns_by_default, managed_by) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    )
+                    .bind(&a.id).bind(&a.name).bind(&a.account_type).bind(&a.created_on)
+                    .bind(a.enforce_twofactor).bind(&a.abuse_contact_email).bind(&a.default_nameservers)
+                    .bind(a.use_account_custom_ns_by_default).bind(&a.managed_by)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(|e| refused("accounts", &a.id, e))?;
+                }
+                for r in &data.account_roles {
+                    sqlx::query(
+                        "INSERT INTO account_roles (account_id, id, name, description, permissions) \
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(&r.account_id).bind(&r.id).bind(&r.name).bind(&r.description).bind(&r.permissions)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(|e| refused("account_roles", &r.id, e))?;
+                }
+                for g in &data.resource_groups {
+                    sqlx::query(
+                        "INSERT INTO resource_groups (id, account_id, name, scope, meta) VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(&g.id).bind(&g.account_id).bind(&g.name).bind(&g.scope).bind(&g.meta)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(|e| refused("resource_groups", &g.id, e))?;
+                }
+                for m in &data.memberships {
+                    sqlx::query(
+                        "INSERT INTO memberships (id, account_id, email, email_lower, status, grants, code, \
+                         api_access_enabled, created_on, modified_on) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    )
+                    .bind(&m.id).bind(&m.account_id).bind(&m.email).bind(&m.email_lower).bind(&m.status)
+                    .bind(&m.grants).bind(&m.code).bind(m.api_access_enabled).bind(&m.created_on)
+                    .bind(&m.modified_on)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(|e| refused("memberships", &m.id, e))?;
+                }
+                for t in &data.tokens {
+                    sqlx::query(
+                        "INSERT INTO tokens (id, user_id, name, token_hash, permission_groups, status, expires_on, \
+                         created_on) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    )
+                    .bind(&t.id).bind(&t.user_id).bind(&t.name).bind(&t.token_hash)
+                    .bind(&t.permission_groups).bind(&t.status).bind(&t.expires_on).bind(&t.created_on)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(|e| refused("tokens", &t.id, e))?;
+                }
+                Ok(())
+            }
+
             #[async_trait]
             impl Store for $store {
                 async fn load_account(&self, id: &Id) -> Result<Option<AccountState>, StoreError> {
@@ -525,6 +612,44 @@ macro_rules! sql_store {
                     .execute(&self.pool)
                     .await?;
                     Ok(())
+                }
+
+                async fn export(&self) -> Result<Export, StoreError> {
+                    let mut tx = self.snapshot().await?;
+                    let mut data = Export {
+                        format: FORMAT.to_string(),
+                        version: VERSION,
+                        users: sqlx::query_as("SELECT * FROM users").fetch_all(&mut *tx).await?,
+                        accounts: sqlx::query_as("SELECT * FROM accounts").fetch_all(&mut *tx).await?,
+                        account_roles: sqlx::query_as("SELECT * FROM account_roles").fetch_all(&mut *tx).await?,
+                        resource_groups: sqlx::query_as("SELECT * FROM resource_groups").fetch_all(&mut *tx).await?,
+                        memberships: sqlx::query_as("SELECT * FROM memberships").fetch_all(&mut *tx).await?,
+                        tokens: sqlx::query_as("SELECT * FROM tokens").fetch_all(&mut *tx).await?,
+                    };
+                    data.sort();
+                    Ok(data)
+                }
+
+                async fn import(&self, data: &Export) -> Result<(), StoreError> {
+                    data.check().map_err(StoreError::Import)?;
+                    $crate::store::with_retries(Self::retryable, || async {
+                        let mut tx = self.begin_write().await?;
+                        let held: i64 = sqlx::query_scalar(
+                            "SELECT (SELECT COUNT(*) FROM users) + (SELECT COUNT(*) FROM accounts) \
+                             + (SELECT COUNT(*) FROM tokens)",
+                        )
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        if held > 0 {
+                            return Err(StoreError::Import(
+                                "the database already holds users or accounts; import into a new, empty database".into(),
+                            ));
+                        }
+                        insert_rows(&mut tx, data).await?;
+                        tx.commit().await?;
+                        Ok(())
+                    })
+                    .await
                 }
             }
         }

@@ -53,6 +53,11 @@ impl SqliteStore {
         self.pool.acquire().await
     }
 
+    /// One WAL snapshot for reads that must agree across tables (an export).
+    async fn snapshot(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.pool.begin().await
+    }
+
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
         self.pool.begin_with("BEGIN IMMEDIATE").await
     }

@@ -34,35 +34,43 @@ async fn admin(base: &str) -> sqlx::PgConnection {
 }
 
 impl TestDatabase {
+    /// The backend under test: PostgreSQL when `ROSTER_TEST_DATABASE_URL` is set.
     pub fn new() -> TestDatabase {
-        let dir = tempfile::tempdir().expect("temp dir");
         match std::env::var("ROSTER_TEST_DATABASE_URL") {
-            Err(_) => TestDatabase {
-                args: vec![
-                    "--database".into(),
-                    dir.path().join("roster.db").display().to_string(),
-                ],
-                postgres: None,
-                _dir: dir,
-            },
-            Ok(base) => {
-                let name = format!("roster_mp_{}", uuid::Uuid::new_v4().simple());
-                let (b, n) = (base.clone(), name.clone());
-                on_runtime(async move {
-                    admin(&b)
-                        .await
-                        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {n}")))
-                        .await
-                        .expect("create database");
-                });
-                let mut url = url::Url::parse(&base).expect("ROSTER_TEST_DATABASE_URL is a URL");
-                url.set_path(&name);
-                TestDatabase {
-                    args: vec!["--database-url".into(), url.to_string()],
-                    postgres: Some((base, name)),
-                    _dir: dir,
-                }
-            }
+            Err(_) => TestDatabase::sqlite(),
+            Ok(base) => TestDatabase::postgres(base),
+        }
+    }
+
+    /// A new SQLite file, whatever the backend under test.
+    pub fn sqlite() -> TestDatabase {
+        let dir = tempfile::tempdir().expect("temp dir");
+        TestDatabase {
+            args: vec![
+                "--database".into(),
+                dir.path().join("roster.db").display().to_string(),
+            ],
+            postgres: None,
+            _dir: dir,
+        }
+    }
+
+    fn postgres(base: String) -> TestDatabase {
+        let name = format!("roster_mp_{}", uuid::Uuid::new_v4().simple());
+        let (b, n) = (base.clone(), name.clone());
+        on_runtime(async move {
+            admin(&b)
+                .await
+                .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {n}")))
+                .await
+                .expect("create database");
+        });
+        let mut url = url::Url::parse(&base).expect("ROSTER_TEST_DATABASE_URL is a URL");
+        url.set_path(&name);
+        TestDatabase {
+            args: vec!["--database-url".into(), url.to_string()],
+            postgres: Some((base, name)),
+            _dir: tempfile::tempdir().expect("temp dir"),
         }
     }
 
@@ -89,6 +97,33 @@ impl Drop for TestDatabase {
             });
         }
     }
+}
+
+/// Runs a `roster` command on `db`, whatever its outcome.
+pub fn try_roster(db: &TestDatabase, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
+        .args(db.args())
+        .args(args)
+        .output()
+        .expect("roster runs")
+}
+
+/// Runs a `roster` command on `db` that must succeed.
+pub fn roster(db: &TestDatabase, args: &[&str]) -> std::process::Output {
+    let out = try_roster(db, args);
+    assert!(
+        out.status.success(),
+        "roster {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .trim()
+        .to_string()
 }
 
 /// A running `roster serve` on a free port, its output in a log file; killed when dropped,

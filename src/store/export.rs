@@ -1,0 +1,252 @@
+//! The export format of `roster export` and `roster import`: every table and every column
+//! as stored, so that a deployment moves between SQLite and PostgreSQL with nothing lost.
+//! That includes the API key and token hashes: an export is as secret as the database.
+//! JSON-valued columns stay the strings they are in the database, so an export holds
+//! exactly what was stored and nothing is re-encoded on the way through.
+
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::permissions::Permissions;
+use crate::domain::types::DefaultNameservers;
+use crate::domain::{AccountType, Email, Grants, Id, ManagedBy, Meta, Scope, Status};
+
+pub const FORMAT: &str = "roster-export";
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Export {
+    pub format: String,
+    pub version: u32,
+    pub users: Vec<UserRow>,
+    pub accounts: Vec<AccountRow>,
+    pub account_roles: Vec<AccountRoleRow>,
+    pub resource_groups: Vec<ResourceGroupRow>,
+    pub memberships: Vec<MembershipRow>,
+    pub tokens: Vec<TokenRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[serde(deny_unknown_fields)]
+pub struct UserRow {
+    pub id: String,
+    pub email: String,
+    pub email_lower: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub telephone: Option<String>,
+    pub country: Option<String>,
+    pub zipcode: Option<String>,
+    pub two_factor: bool,
+    pub api_key_hash: String,
+    pub created_on: String,
+    pub modified_on: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[serde(deny_unknown_fields)]
+pub struct AccountRow {
+    pub id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    #[sqlx(rename = "type")]
+    pub account_type: String,
+    pub created_on: String,
+    pub enforce_twofactor: bool,
+    pub abuse_contact_email: Option<String>,
+    pub default_nameservers: String,
+    pub use_account_custom_ns_by_default: bool,
+    pub managed_by: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[serde(deny_unknown_fields)]
+pub struct AccountRoleRow {
+    pub account_id: String,
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub permissions: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceGroupRow {
+    pub id: String,
+    pub account_id: String,
+    pub name: String,
+    pub scope: String,
+    pub meta: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[serde(deny_unknown_fields)]
+pub struct MembershipRow {
+    pub id: String,
+    pub account_id: String,
+    pub email: String,
+    pub email_lower: String,
+    pub status: String,
+    pub grants: String,
+    pub code: String,
+    pub api_access_enabled: Option<bool>,
+    pub created_on: String,
+    pub modified_on: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRow {
+    pub id: String,
+    pub user_id: String,
+    pub name: String,
+    pub token_hash: String,
+    pub permission_groups: String,
+    pub status: String,
+    pub expires_on: Option<String>,
+    pub created_on: String,
+}
+
+/// What an export holds, per table, for the operator's summary.
+impl std::fmt::Display for Export {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} users, {} accounts, {} account roles, {} resource groups, {} memberships, {} tokens",
+            self.users.len(),
+            self.accounts.len(),
+            self.account_roles.len(),
+            self.resource_groups.len(),
+            self.memberships.len(),
+            self.tokens.len()
+        )
+    }
+}
+
+impl Export {
+    /// Puts every table in primary-key order (bytewise, the same on both backends), so
+    /// that two exports of the same data are identical.
+    pub fn sort(&mut self) {
+        self.users.sort_by(|a, b| a.id.cmp(&b.id));
+        self.accounts.sort_by(|a, b| a.id.cmp(&b.id));
+        self.account_roles
+            .sort_by(|a, b| (&a.account_id, &a.id).cmp(&(&b.account_id, &b.id)));
+        self.resource_groups.sort_by(|a, b| a.id.cmp(&b.id));
+        self.memberships.sort_by(|a, b| a.id.cmp(&b.id));
+        self.tokens.sort_by(|a, b| a.id.cmp(&b.id));
+    }
+
+    /// Checks every value the way Roster itself would have stored it, so a hand-edited or
+    /// truncated file is refused before anything is written. The database checks the rest:
+    /// unique ids and emails, one live membership per account and email, references.
+    pub fn check(&self) -> Result<(), String> {
+        if self.format != FORMAT || self.version != VERSION {
+            return Err(format!(
+                "not a {FORMAT} version {VERSION} file (format {:?}, version {})",
+                self.format, self.version
+            ));
+        }
+        for u in &self.users {
+            let at = format!("users[{}]", u.id);
+            id(&u.id, &at)?;
+            email(&u.email, &u.email_lower, &at)?;
+            hex_digest(&u.api_key_hash, &at)?;
+            timestamps(&[&u.created_on, &u.modified_on], &at)?;
+        }
+        for a in &self.accounts {
+            let at = format!("accounts[{}]", a.id);
+            id(&a.id, &at)?;
+            AccountType::from_str(&a.account_type).map_err(|e| format!("{at}: {e}"))?;
+            DefaultNameservers::from_str(&a.default_nameservers)
+                .map_err(|e| format!("{at}: {e}"))?;
+            timestamps(&[&a.created_on], &at)?;
+            if let Some(m) = &a.managed_by {
+                json::<ManagedBy>(m, &at, "managed_by")?;
+            }
+        }
+        for r in &self.account_roles {
+            let at = format!("account_roles[{}]", r.id);
+            id(&r.account_id, &at)?;
+            id(&r.id, &at)?;
+            json::<Permissions>(&r.permissions, &at, "permissions")?;
+        }
+        for g in &self.resource_groups {
+            let at = format!("resource_groups[{}]", g.id);
+            id(&g.id, &at)?;
+            id(&g.account_id, &at)?;
+            json::<Scope>(&g.scope, &at, "scope")?;
+            json::<Meta>(&g.meta, &at, "meta")?;
+        }
+        for m in &self.memberships {
+            let at = format!("memberships[{}]", m.id);
+            id(&m.id, &at)?;
+            id(&m.account_id, &at)?;
+            email(&m.email, &m.email_lower, &at)?;
+            Status::from_str(&m.status).map_err(|e| format!("{at}: {e}"))?;
+            json::<Grants>(&m.grants, &at, "grants")?;
+            timestamps(&[&m.created_on, &m.modified_on], &at)?;
+        }
+        for t in &self.tokens {
+            let at = format!("tokens[{}]", t.id);
+            id(&t.id, &at)?;
+            id(&t.user_id, &at)?;
+            hex_digest(&t.token_hash, &at)?;
+            json::<Vec<Id>>(&t.permission_groups, &at, "permission_groups")?;
+            if !matches!(t.status.as_str(), "active" | "disabled" | "expired") {
+                return Err(format!("{at}: unknown status {:?}", t.status));
+            }
+            timestamps(&[&t.created_on], &at)?;
+            if let Some(e) = &t.expires_on {
+                timestamps(&[e], &at)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Ids are stored exactly as parsed: lowercase.
+fn id(raw: &str, at: &str) -> Result<(), String> {
+    match Id::parse(raw) {
+        Some(id) if id.as_str() == raw => Ok(()),
+        _ => Err(format!(
+            "{at}: {raw:?} is not a 32-character lowercase hex id"
+        )),
+    }
+}
+
+fn email(raw: &str, folded: &str, at: &str) -> Result<(), String> {
+    let parsed = Email::parse(raw, "email").map_err(|e| format!("{at}: {e}"))?;
+    if parsed.folded() != folded {
+        return Err(format!(
+            "{at}: email_lower {folded:?} does not match email {raw:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// A SHA-256 digest in hex, as `auth::hash_secret` stores secrets.
+fn hex_digest(raw: &str, at: &str) -> Result<(), String> {
+    if raw.len() == 64 && raw.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{at}: a secret hash must be 64 lowercase hex characters"
+        ))
+    }
+}
+
+fn timestamps(values: &[&String], at: &str) -> Result<(), String> {
+    for v in values {
+        time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
+            .map_err(|_| format!("{at}: {v:?} is not an RFC 3339 timestamp"))?;
+    }
+    Ok(())
+}
+
+fn json<T: serde::de::DeserializeOwned>(raw: &str, at: &str, column: &str) -> Result<(), String> {
+    serde_json::from_str::<T>(raw)
+        .map(|_| ())
+        .map_err(|e| format!("{at}: {column} is not valid: {e}"))
+}
