@@ -33,7 +33,7 @@ async fn serve(store: Arc<dyn Store>) -> String {
         .expect("seed");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/client/v4", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, roster::api::router(store)).await });
+    tokio::spawn(async move { axum::serve(listener, roster::api::service(store)).await });
     base
 }
 

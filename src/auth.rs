@@ -9,7 +9,11 @@ use rand::distr::Alphanumeric;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::domain::{Caller, Email, TokenScope};
+use std::net::IpAddr;
+
+use crate::domain::tokens::Refusal;
+use crate::domain::types::now;
+use crate::domain::{Caller, Email};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +27,9 @@ pub enum AuthError {
     UnknownKey,
     #[error("Authentication error")]
     BadToken,
+    /// The token's address condition excludes the client.
+    #[error("Cannot use the access token from location: {}", .0.map_or("unknown".to_string(), |ip| ip.to_string()))]
+    Location(Option<IpAddr>),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -81,14 +88,19 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Aut
     }
 }
 
-pub async fn authenticate(store: &dyn Store, headers: &HeaderMap) -> Result<Caller, AuthError> {
+/// The caller of a request from `client` (the peer address, when the server knows it).
+pub async fn authenticate(
+    store: &dyn Store,
+    headers: &HeaderMap,
+    client: Option<IpAddr>,
+) -> Result<Caller, AuthError> {
     if let Some(authorization) = header(headers, "authorization")? {
         let token = authorization
             .strip_prefix("Bearer ")
             .map(str::trim)
             .filter(|t| token_format_ok(t))
             .ok_or(AuthError::Malformed(vec![BAD_AUTHORIZATION]))?;
-        return authenticate_token(store, token).await;
+        return authenticate_token(store, token, client).await;
     }
     let email = header(headers, "x-auth-email")?;
     let key = header(headers, "x-auth-key")?;
@@ -117,23 +129,31 @@ pub async fn authenticate(store: &dyn Store, headers: &HeaderMap) -> Result<Call
     }
 }
 
-async fn authenticate_token(store: &dyn Store, token: &str) -> Result<Caller, AuthError> {
+async fn authenticate_token(
+    store: &dyn Store,
+    token: &str,
+    client: Option<IpAddr>,
+) -> Result<Caller, AuthError> {
     let presented = hash_secret(token);
     let Some((record, user)) = store.token_by_hash(&presented).await? else {
         return Err(AuthError::BadToken);
     };
-    // An expiry that does not parse (it cannot: the CLI checks it) counts as expired.
-    let expired = record.expires_on.as_deref().is_some_and(|at| {
-        time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
-            .map_or(true, |at| at <= time::OffsetDateTime::now_utc())
+    let at = time::OffsetDateTime::now_utc();
+    record.check_usable(at, client).map_err(|r| match r {
+        Refusal::Inactive => AuthError::BadToken,
+        Refusal::Location(ip) => AuthError::Location(ip),
+    })?;
+    // Usage is recorded to the minute: a write per request would cost more than the
+    // request.
+    let stale = record.last_used_on.as_deref().is_none_or(|last| {
+        time::OffsetDateTime::parse(last, &time::format_description::well_known::Rfc3339)
+            .map_or(true, |last| at - last > time::Duration::MINUTE)
     });
-    if record.status != "active" || expired {
-        return Err(AuthError::BadToken);
+    if stale {
+        store.touch_token(&record.id, &now()).await?;
     }
     Ok(Caller {
         user,
-        token: Some(TokenScope {
-            permission_groups: record.permission_groups,
-        }),
+        token: Some(record),
     })
 }

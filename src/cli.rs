@@ -10,9 +10,9 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::auth::{generate_api_key, generate_token, hash_secret};
 use crate::domain::types::{bounded, now};
-use crate::domain::{Email, Id, User, catalog};
+use crate::domain::{Email, Id, User, catalog, tokens};
 use crate::store::export::Export;
-use crate::store::{PgStore, SqliteStore, Store, Token};
+use crate::store::{PgStore, SqliteStore, Store};
 use crate::{api, fixture};
 
 #[derive(Parser)]
@@ -229,18 +229,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         .with_context(|| format!("unknown permission group {n:?}"))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
+            let token = tokens::simple_token(&user.id, name, groups, expires_on)?;
             let secret = generate_token();
-            let token = Token {
-                id: Id::generate(),
-                user_id: user.id,
-                name,
-                permission_groups: groups,
-                status: "active".into(),
-                expires_on,
-            };
-            store
-                .insert_token(&token, &hash_secret(&secret), &now())
-                .await?;
+            store.insert_token(&token, &hash_secret(&secret)).await?;
             println!("{secret}");
             Ok(())
         }
@@ -269,7 +260,7 @@ async fn serve(store: Arc<dyn Store>, listen: SocketAddr) -> anyhow::Result<()> 
         .await
         .with_context(|| format!("binding {listen}"))?;
     tracing::info!(address = %listener.local_addr()?, "listening");
-    axum::serve(listener, api::router(store))
+    axum::serve(listener, api::service(store))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     tracing::info!("stopped");

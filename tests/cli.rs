@@ -320,10 +320,25 @@ fn tokens_stop_working_when_they_expire() {
         ];
         stdout(&roster(&db, &args))
     };
-    let (past, future) = (
-        token("2020-01-01T00:00:00Z"),
-        token("2999-01-01T00:00:00+02:00"),
+    let soon = time::OffsetDateTime::now_utc() + time::Duration::seconds(2);
+    let soon_text = soon
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let (past, future) = (token(&soon_text), token("2999-01-01T00:00:00+02:00"));
+    let already = try_roster(
+        &db,
+        &[
+            "token",
+            "create",
+            "--email",
+            "t@example.com",
+            "--permission-group",
+            "User Details Read",
+            "--expires-on",
+            "2020-01-01T00:00:00Z",
+        ],
     );
+    assert!(String::from_utf8_lossy(&already.stderr).contains("expires_on must be in the future"));
     let bad = try_roster(
         &db,
         &[
@@ -342,6 +357,9 @@ fn tokens_stop_working_when_they_expire() {
         "an expiry that is no time is refused"
     );
     let server = Server::start(&db, &[]);
+    while time::OffsetDateTime::now_utc() <= soon {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     let (status, body) = server.get("/user", &[("Authorization", &format!("Bearer {past}"))]);
     assert_eq!(
         (status, body["errors"][0]["code"].as_i64()),

@@ -249,8 +249,8 @@ fn an_import_is_all_or_nothing() {
     bad["accounts"][0]["id"] = json!("023E105F4ECEF8AD9CA31A8372D0C353");
     refused(&bad, "lowercase hex id");
     let mut bad = original.clone();
-    bad["version"] = json!(2);
-    refused(&bad, "not a roster-export version 1");
+    bad["version"] = json!(999);
+    refused(&bad, "follows schema version 999");
     let mut bad = original.clone();
     bad["users"][0]["password"] = json!("x");
     refused(&bad, "unknown field");
@@ -274,8 +274,9 @@ fn an_import_is_all_or_nothing() {
     refused(&bad, "memberships[ffffffffffffffffffffffffffffffff]");
     let mut bad = original.clone();
     bad["tokens"] = json!([{"id": "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee", "user_id": "dddddddddddddddddddddddddddddddd",
-        "name": "orphan", "token_hash": "0".repeat(64), "permission_groups": "[]", "status": "active",
-        "expires_on": null, "created_on": "2026-01-01T00:00:00Z"}]);
+        "name": "orphan", "token_hash": "0".repeat(64), "policies": "[]", "status": "active",
+        "not_before": null, "expires_on": null, "request_ip": null, "created_on": "2026-01-01T00:00:00Z",
+        "modified_on": "2026-01-01T00:00:00Z", "last_used_on": null}]);
     refused(&bad, "tokens[eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee]");
 
     // The untouched export still goes in.
@@ -301,12 +302,72 @@ fn migrate_brings_a_new_database_to_the_current_schema() {
     assert_eq!(
         out,
         format!(
-            "database is at migration {} ({description})",
-            version.parse::<u32>().unwrap()
+            "database is at migration {} ({})",
+            version.parse::<u32>().unwrap(),
+            description.replace('_', " ")
         )
     );
     // Migrating again is a no-op, and the database is usable.
     roster(&db, &["migrate"]);
     roster(&db, &["user", "create", "--email", "after@example.com"]);
     assert_eq!(export(&db)["users"].as_array().unwrap().len(), 1);
+}
+
+/// A database made by the first release, with a token that had only permission groups, is
+/// upgraded in place: the token keeps working as it did.
+#[test]
+fn migrate_upgrades_a_first_release_database() {
+    let db = TestDatabase::sqlite();
+    let path = &db.args()[1];
+    let init = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/0001_init.sql");
+    let key = "0123456789abcdef0123456789abcdef01234";
+    let token = "firstreleasetoken0000000000000000000000x";
+    let script = r#"
+import hashlib, sqlite3, sys
+path, init, key, token = sys.argv[1:]
+sql = open(init, encoding="utf-8").read()
+db = sqlite3.connect(path)
+db.executescript(sql)
+db.execute("CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, "
+           "installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, success BOOLEAN NOT NULL, "
+           "checksum BLOB NOT NULL, execution_time BIGINT NOT NULL)")
+db.execute("INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) "
+           "VALUES (1, 'init', 1, ?, 0)", (hashlib.sha384(sql.encode()).digest(),))
+db.execute("INSERT INTO users (id, email, email_lower, api_key_hash, created_on, modified_on) VALUES "
+           "('00000000000000000000000000000001', 'old@example.com', 'old@example.com', ?, "
+           "'2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')", (hashlib.sha256(key.encode()).hexdigest(),))
+db.execute("INSERT INTO tokens (id, user_id, name, token_hash, permission_groups, status, created_on) VALUES "
+           "('00000000000000000000000000000002', '00000000000000000000000000000001', 'old', ?, "
+           "'[\"6f71d1fb19e54da99e020d58c20622e3\"]', 'active', '2026-01-01T00:00:00Z')",
+           (hashlib.sha256(token.encode()).hexdigest(),))
+db.commit()
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, path, init, key, token])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    roster(&db, &["migrate"]);
+    let server = Server::start(&db, &[]);
+    let bearer = format!("Bearer {token}");
+    let (status, me) = server.get("/user", &[("Authorization", &bearer)]);
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["result"]["email"], "old@example.com");
+    // It held User Details Read only.
+    let (status, _) = server.get("/memberships", &[("Authorization", &bearer)]);
+    assert_eq!(status, 403);
+    let (status, tokens) = server.get(
+        "/user/tokens",
+        &[("X-Auth-Email", "old@example.com"), ("X-Auth-Key", key)],
+    );
+    assert_eq!(status, 200, "{tokens}");
+    let policy = &tokens["result"][0]["policies"][0];
+    assert_eq!(policy["effect"], "allow");
+    assert_eq!(policy["permission_groups"][0]["name"], "User Details Read");
+    assert_eq!(tokens["result"][0]["modified_on"], "2026-01-01T00:00:00Z");
 }

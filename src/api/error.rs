@@ -118,6 +118,7 @@ impl ApiError {
                 AuthError::BadToken => {
                     one(StatusCode::FORBIDDEN, AUTHENTICATION_ERROR, a.to_string())
                 }
+                AuthError::Location(_) => one(StatusCode::FORBIDDEN, UNAUTHORIZED, a.to_string()),
                 AuthError::Store(_) => one(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     INTERNAL,

@@ -2,11 +2,13 @@
 //! caller, path identifiers, query parameters and JSON bodies.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::str::FromStr;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Path, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, OriginalUri, Path, Request};
 use axum::http::request::Parts;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::{ApiError, AppState};
@@ -20,8 +22,13 @@ impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // The peer address, for tokens limited to some; behind a proxy that is the proxy.
+        let client = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
         Ok(Auth(
-            crate::auth::authenticate(state.store.as_ref(), &parts.headers).await?,
+            crate::auth::authenticate(state.store.as_ref(), &parts.headers, client).await?,
         ))
     }
 }
@@ -155,5 +162,21 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
             DomainError::invalid(&path, message)
         })?;
         Ok(Body(value))
+    }
+}
+
+/// A role or group reference: Cloudflare accepts a bare id or an object with an `id`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum Ref {
+    Id(String),
+    Object { id: String },
+}
+
+impl Ref {
+    pub fn parse(&self, field: &str) -> Result<Id, DomainError> {
+        match self {
+            Ref::Id(id) | Ref::Object { id } => Id::parse_field(id, field),
+        }
     }
 }

@@ -6,7 +6,7 @@ use axum::response::Response;
 use axum::routing::get;
 use serde::Deserialize;
 
-use super::extract::{Auth, Body, Ids, Params};
+use super::extract::{Auth, Body, Ids, Params, Ref};
 use super::{ApiError, AppState, views};
 use crate::domain::list::{paginate, text_key};
 use crate::domain::types::{Access, MemberOrder};
@@ -20,22 +20,6 @@ pub fn router() -> Router<AppState> {
             "/accounts/{account_id}/members/{member_id}",
             get(details).put(update).delete(remove),
         )
-}
-
-/// A role or group reference: Cloudflare accepts a bare id or an object with an `id`.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Ref {
-    Id(String),
-    Object { id: String },
-}
-
-impl Ref {
-    fn parse(&self, field: &str) -> Result<Id, DomainError> {
-        match self {
-            Ref::Id(id) | Ref::Object { id } => Id::parse_field(id, field),
-        }
-    }
 }
 
 #[derive(Deserialize)]

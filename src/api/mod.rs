@@ -9,13 +9,16 @@ mod iam;
 mod members;
 mod memberships;
 mod roles;
+mod tokens;
 mod user;
 mod views;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::OriginalUri;
+use axum::extract::connect_info::IntoMakeServiceWithConnectInfo;
 use axum::http::{HeaderName, HeaderValue, Method, Request};
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -55,6 +58,7 @@ pub fn router(store: Arc<dyn Store>) -> Router {
         .merge(iam::router())
         .merge(accounts::router())
         .merge(user::router())
+        .merge(tokens::router())
         .method_not_allowed_fallback(method_not_allowed);
     let ray = HeaderName::from_static("cf-ray");
     Router::new()
@@ -75,6 +79,12 @@ pub fn router(store: Arc<dyn Store>) -> Router {
         })
         .on_response(DefaultOnResponse::new().level(Level::INFO)))
         .layer(SetRequestIdLayer::new(ray, RayId))
+}
+
+/// The router as a server runs it: handlers see the client's address (token address
+/// conditions need it).
+pub fn service(store: Arc<dyn Store>) -> IntoMakeServiceWithConnectInfo<Router, SocketAddr> {
+    router(store).into_make_service_with_connect_info::<SocketAddr>()
 }
 
 async fn no_route(OriginalUri(uri): OriginalUri) -> Response {

@@ -8,13 +8,14 @@ use serde::Serialize;
 
 use crate::domain::list::Page;
 use crate::domain::permissions::Permissions;
+use crate::domain::tokens::{Effect, IpCondition, Resource, Token, TokenStatus};
 use crate::domain::*;
 
 #[derive(Serialize)]
 struct Envelope<T: Serialize> {
     success: bool,
     errors: [(); 0],
-    messages: [(); 0],
+    messages: Vec<Message>,
     result: T,
     #[serde(skip_serializing_if = "Option::is_none")]
     result_info: Option<ResultInfo>,
@@ -29,11 +30,17 @@ struct ResultInfo {
     total_pages: usize,
 }
 
+#[derive(Serialize)]
+struct Message {
+    code: u32,
+    message: &'static str,
+}
+
 pub fn single<T: Serialize>(result: T) -> Response {
     Json(Envelope {
         success: true,
         errors: [],
-        messages: [],
+        messages: Vec::new(),
         result,
         result_info: None,
     })
@@ -52,7 +59,7 @@ pub fn list<'a, T, V: Serialize>(page: &'a Page<T>, view: impl Fn(&'a T) -> V) -
     Json(Envelope {
         success: true,
         errors: [],
-        messages: [],
+        messages: Vec::new(),
         result,
         result_info: Some(result_info),
     })
@@ -140,6 +147,18 @@ pub fn permission_group(g: &PermissionGroup) -> PermissionGroupView<'_> {
             scopes: &g.scopes,
         },
     }
+}
+
+/// A single result with one informational message, as `/user/tokens/verify` answers.
+pub fn single_with_message<T: Serialize>(result: T, code: u32, message: &'static str) -> Response {
+    Json(Envelope {
+        success: true,
+        errors: [],
+        messages: vec![Message { code, message }],
+        result,
+        result_info: None,
+    })
+    .into_response()
 }
 
 #[derive(Serialize)]
@@ -312,5 +331,73 @@ pub fn user(u: &User) -> UserView<'_> {
         betas: [],
         created_on: &u.created_on,
         modified_on: &u.modified_on,
+    }
+}
+
+#[derive(Serialize)]
+pub struct TokenView<'a> {
+    id: &'a Id,
+    name: &'a str,
+    status: TokenStatus,
+    issued_on: &'a str,
+    modified_on: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_used_on: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_before: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_on: Option<&'a str>,
+    policies: Vec<TokenPolicyView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    condition: Option<ConditionView<'a>>,
+    /// The secret, only right after it was made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+pub struct TokenPolicyView<'a> {
+    id: &'a Id,
+    effect: Effect,
+    permission_groups: Vec<PermissionGroupView<'static>>,
+    resources: &'a std::collections::BTreeMap<String, Resource>,
+}
+
+/// The SDKs read `request_ip`; the 2024 schema names it `request.ip`.
+#[derive(Serialize)]
+pub struct ConditionView<'a> {
+    request_ip: &'a IpCondition,
+}
+
+pub fn token<'a>(t: &'a Token, value: Option<&'a str>) -> TokenView<'a> {
+    TokenView {
+        id: &t.id,
+        name: &t.name,
+        status: t.effective_status(time::OffsetDateTime::now_utc()),
+        issued_on: &t.issued_on,
+        modified_on: &t.modified_on,
+        last_used_on: t.last_used_on.as_deref(),
+        not_before: t.not_before.as_deref(),
+        expires_on: t.expires_on.as_deref(),
+        policies: t
+            .policies
+            .iter()
+            .map(|p| TokenPolicyView {
+                id: &p.id,
+                effect: p.effect,
+                permission_groups: p
+                    .permission_groups
+                    .iter()
+                    .filter_map(catalog::permission_group)
+                    .map(permission_group)
+                    .collect(),
+                resources: &p.resources,
+            })
+            .collect(),
+        condition: t
+            .request_ip
+            .as_ref()
+            .map(|r| ConditionView { request_ip: r }),
+        value,
     }
 }

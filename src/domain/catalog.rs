@@ -290,6 +290,20 @@ static PERMISSION_GROUPS: LazyLock<Vec<PermissionGroup>> = LazyLock::new(|| {
             NONE,
         ),
         group(
+            "0cc3a61731504c89b99ec1be78b77aa0",
+            "API Tokens Read",
+            "api_tokens_read",
+            USER,
+            NONE,
+        ),
+        group(
+            "686d18d5ac6c441c867cbf6771e58a0a",
+            "API Tokens Write",
+            "api_tokens_write",
+            USER,
+            NONE,
+        ),
+        group(
             "6f71d1fb19e54da99e020d58c20622e3",
             "User Details Read",
             "user_details_read",

@@ -7,18 +7,14 @@ use super::DomainError;
 use super::catalog;
 use super::model::*;
 use super::permissions::{Key, Permissions};
+use super::tokens::{self, Token};
 use super::types::{AccountType, Answer, Email, Id, Status, bounded, now};
 
-/// The authenticated caller: a user, and when they came with an API token, what it allows.
+/// The authenticated caller: a user, and when they came with an API token, that token.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub user: User,
-    pub token: Option<TokenScope>,
-}
-
-#[derive(Debug, Clone)]
-pub struct TokenScope {
-    pub permission_groups: Vec<Id>,
+    pub token: Option<Token>,
 }
 
 /// What an account endpoint needs of the caller.
@@ -29,39 +25,41 @@ pub enum Need {
 }
 
 impl Caller {
-    /// Checks a token against the user-level groups (`Memberships Read`, `User Details
-    /// Write`, ...). A token passes if it holds the named group or its write twin; a
+    /// Checks a token against the groups of one area (`Memberships`, `User Details`, `API
+    /// Tokens`: `{area} Read` or `{area} Write`, a read accepting either) on the resource
+    /// those groups are about: the caller themselves for user groups, any account
+    /// (`com.cloudflare.api.account.*`) for account groups used outside one account. A
     /// global API key passes always.
     pub fn require_token_group(&self, area: &str, need: Need) -> Result<(), DomainError> {
         let Some(token) = &self.token else {
             return Ok(());
         };
-        let accepted = match need {
-            Need::Read => vec![format!("{area} Read"), format!("{area} Write")],
-            Need::Write => vec![format!("{area} Write")],
+        let (read, write) = (format!("{area} Read"), format!("{area} Write"));
+        let accepts =
+            |g: &PermissionGroup| g.name == write || (need == Need::Read && g.name == read);
+        let Some(scope) = catalog::permission_group_named(&write).map(|g| g.scopes.as_str()) else {
+            return Err(DomainError::Forbidden);
         };
-        let held = token
-            .permission_groups
-            .iter()
-            .filter_map(catalog::permission_group)
-            .any(|g| accepted.iter().any(|name| name == &g.name));
-        if held {
+        let resource = if scope == tokens::USER_RESOURCE {
+            tokens::user_resource(&self.user.id)
+        } else {
+            format!("{scope}.*")
+        };
+        if token.allows(&tokens::Want {
+            groups: &accepts,
+            resource: &resource,
+        }) {
             Ok(())
         } else {
             Err(DomainError::Forbidden)
         }
     }
 
-    fn token_allows_account(&self, need: Need) -> bool {
-        let Some(token) = &self.token else {
-            return true;
-        };
-        let grants = token
-            .permission_groups
-            .iter()
-            .filter_map(catalog::permission_group)
-            .fold(Permissions::default(), |acc, g| acc.union(&g.grants));
-        allows(&grants, need)
+    fn token_allows_account(&self, account: &Id, need: Need) -> bool {
+        match &self.token {
+            None => true,
+            Some(token) => allows(&token.grants_on(&tokens::account_resource(account)), need),
+        }
     }
 }
 
@@ -130,7 +128,7 @@ impl AccountCatalog {
     pub fn allows(&self, account: &Account, m: &Membership, caller: &Caller, need: Need) -> bool {
         m.status == Status::Accepted
             && allows(&self.permissions(account, &m.grants), need)
-            && caller.token_allows_account(need)
+            && caller.token_allows_account(&account.id, need)
     }
 
     /// Checks that every role or group a request names exists for this account.

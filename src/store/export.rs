@@ -9,17 +9,19 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::permissions::Permissions;
+use crate::domain::tokens::{IpCondition, TokenPolicy, TokenStatus};
 use crate::domain::types::DefaultNameservers;
 use crate::domain::{AccountType, Email, Grants, Id, ManagedBy, Meta, Scope, Status};
+use crate::store::schema_version;
 
 pub const FORMAT: &str = "roster-export";
-pub const VERSION: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Export {
     pub format: String,
-    pub version: u32,
+    /// The schema (migration) version the rows follow.
+    pub version: i64,
     pub users: Vec<UserRow>,
     pub accounts: Vec<AccountRow>,
     pub account_roles: Vec<AccountRoleRow>,
@@ -103,10 +105,14 @@ pub struct TokenRow {
     pub user_id: String,
     pub name: String,
     pub token_hash: String,
-    pub permission_groups: String,
     pub status: String,
+    pub policies: String,
+    pub not_before: Option<String>,
     pub expires_on: Option<String>,
+    pub request_ip: Option<String>,
     pub created_on: String,
+    pub modified_on: String,
+    pub last_used_on: Option<String>,
 }
 
 /// What an export holds, per table, for the operator's summary.
@@ -142,10 +148,14 @@ impl Export {
     /// truncated file is refused before anything is written. The database checks the rest:
     /// unique ids and emails, one live membership per account and email, references.
     pub fn check(&self) -> Result<(), String> {
-        if self.format != FORMAT || self.version != VERSION {
+        if self.format != FORMAT {
+            return Err(format!("not a {FORMAT} file (format {:?})", self.format));
+        }
+        let (version, _) = schema_version();
+        if self.version != version {
             return Err(format!(
-                "not a {FORMAT} version {VERSION} file (format {:?}, version {})",
-                self.format, self.version
+                "the export follows schema version {}, this roster's is {version}: import it with the roster version that made it, then upgrade",
+                self.version
             ));
         }
         for u in &self.users {
@@ -193,13 +203,17 @@ impl Export {
             id(&t.id, &at)?;
             id(&t.user_id, &at)?;
             hex_digest(&t.token_hash, &at)?;
-            json::<Vec<Id>>(&t.permission_groups, &at, "permission_groups")?;
-            if !matches!(t.status.as_str(), "active" | "disabled" | "expired") {
-                return Err(format!("{at}: unknown status {:?}", t.status));
+            json::<Vec<TokenPolicy>>(&t.policies, &at, "policies")?;
+            if let Some(r) = &t.request_ip {
+                json::<IpCondition>(r, &at, "request_ip")?;
             }
-            timestamps(&[&t.created_on], &at)?;
-            if let Some(e) = &t.expires_on {
-                timestamps(&[e], &at)?;
+            TokenStatus::from_str(&t.status).map_err(|e| format!("{at}: {e}"))?;
+            timestamps(&[&t.created_on, &t.modified_on], &at)?;
+            for t in [&t.not_before, &t.expires_on, &t.last_used_on]
+                .into_iter()
+                .flatten()
+            {
+                timestamps(&[t], &at)?;
             }
         }
         Ok(())

@@ -13,6 +13,7 @@ use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
 
+use crate::domain::tokens::Token;
 use crate::domain::{
     Account, AccountCatalog, AccountState, Change, DomainError, Id, Membership, User,
 };
@@ -47,6 +48,8 @@ pub fn schema_version() -> (i64, String) {
 
 pub type EditUser<'a> = &'a (dyn Fn(&mut User) -> Result<(), DomainError> + Send + Sync);
 
+pub type EditToken<'a> = &'a (dyn Fn(&mut Token) -> Result<(), DomainError> + Send + Sync);
+
 pub type Decide<'a> = &'a (dyn Fn(&AccountState) -> Result<Vec<Change>, DomainError> + Send + Sync);
 
 /// What a write did: the state it decided on (before its changes) and the changes, which
@@ -75,16 +78,6 @@ pub struct UserMembership {
     pub catalog: AccountCatalog,
 }
 
-#[derive(Debug, Clone)]
-pub struct Token {
-    pub id: Id,
-    pub user_id: Id,
-    pub name: String,
-    pub permission_groups: Vec<Id>,
-    pub status: String,
-    pub expires_on: Option<String>,
-}
-
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     async fn load_account(&self, id: &Id) -> Result<Option<AccountState>, StoreError>;
@@ -109,7 +102,27 @@ pub trait Store: Send + Sync + 'static {
     async fn user_by_email(&self, email_folded: &str)
     -> Result<Option<(User, String)>, StoreError>;
 
+    /// The token with this secret hash, and its owner.
     async fn token_by_hash(&self, hash: &str) -> Result<Option<(Token, User)>, StoreError>;
+
+    /// The user's tokens, in no particular order.
+    async fn user_tokens(&self, user: &Id) -> Result<Vec<Token>, StoreError>;
+
+    /// Applies `edit` to the user's token in one transaction and, with `new_hash`, replaces
+    /// its secret. Another user's token is `NotFound("Token")`, as a missing one.
+    async fn edit_token(
+        &self,
+        user: &Id,
+        id: &Id,
+        edit: EditToken<'_>,
+        new_hash: Option<&str>,
+    ) -> Result<Token, StoreError>;
+
+    /// Another user's token is `NotFound("Token")`, as a missing one.
+    async fn delete_token(&self, user: &Id, id: &Id) -> Result<(), StoreError>;
+
+    /// Records that the token was used (best effort, outside any transaction).
+    async fn touch_token(&self, id: &Id, at: &str) -> Result<(), StoreError>;
 
     /// A duplicate email is `Duplicate`.
     async fn insert_user(&self, user: &User, api_key_hash: &str) -> Result<(), StoreError>;
@@ -118,12 +131,7 @@ pub trait Store: Send + Sync + 'static {
     /// edits of different fields both stand.
     async fn edit_user(&self, id: &Id, edit: EditUser<'_>) -> Result<User, StoreError>;
 
-    async fn insert_token(
-        &self,
-        token: &Token,
-        hash: &str,
-        created_on: &str,
-    ) -> Result<(), StoreError>;
+    async fn insert_token(&self, token: &Token, hash: &str) -> Result<(), StoreError>;
 
     /// Every row of every table, from one snapshot.
     async fn export(&self) -> Result<export::Export, StoreError>;

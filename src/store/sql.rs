@@ -35,6 +35,11 @@ pub(super) const MEMBERSHIP_COLUMNS: &str = "m.id AS m_id, m.account_id AS m_acc
     m.api_access_enabled AS m_api_access_enabled, m.created_on AS m_created_on, \
     m.modified_on AS m_modified_on";
 
+pub(super) const TOKEN_COLUMNS: &str = "t.id AS t_id, t.user_id AS t_user_id, t.name AS t_name, \
+    t.status AS t_status, t.policies AS t_policies, t.not_before AS t_not_before, \
+    t.expires_on AS t_expires_on, t.request_ip AS t_request_ip, t.created_on AS t_created_on, \
+    t.modified_on AS t_modified_on, t.last_used_on AS t_last_used_on";
+
 /// Selects which accounts' catalogs to load: `$1` is an account id or a folded email.
 pub(super) const ONE_ACCOUNT: &str = "account_id = $1";
 pub(super) const ACCOUNTS_OF_EMAIL: &str =
@@ -61,7 +66,8 @@ macro_rules! sql_store {
             use $crate::domain::*;
             use $crate::store::sql::*;
             use $crate::store::export::*;
-            use $crate::store::{Decide, EditUser, Store, StoreError, Token, UserMembership, Written};
+            use $crate::domain::tokens::{Token, TokenStatus};
+            use $crate::store::{Decide, EditToken, EditUser, Store, StoreError, UserMembership, Written};
 
             fn user_from_row(row: &$row) -> Result<Option<User>, StoreError> {
                 let Some(id) = row.try_get::<Option<String>, _>("u_id")? else {
@@ -116,6 +122,36 @@ macro_rules! sql_store {
                     modified_on: row.try_get("m_modified_on")?,
                     user: user_from_row(row)?,
                 })
+            }
+
+            fn token_from_row(row: &$row) -> Result<Token, StoreError> {
+                let policies: String = row.try_get("t_policies")?;
+                let request_ip: Option<String> = row.try_get("t_request_ip")?;
+                Ok(Token {
+                    id: Id::from_trusted(row.try_get("t_id")?),
+                    user_id: Id::from_trusted(row.try_get("t_user_id")?),
+                    name: row.try_get("t_name")?,
+                    status: TokenStatus::from_str(row.try_get("t_status")?)?,
+                    policies: json(&policies, "tokens.policies")?,
+                    not_before: row.try_get("t_not_before")?,
+                    expires_on: row.try_get("t_expires_on")?,
+                    request_ip: request_ip.map(|r| json(&r, "tokens.request_ip")).transpose()?,
+                    issued_on: row.try_get("t_created_on")?,
+                    modified_on: row.try_get("t_modified_on")?,
+                    last_used_on: row.try_get("t_last_used_on")?,
+                })
+            }
+
+            async fn fetch_token(conn: &mut $conn, user: &Id, id: &Id) -> Result<Option<Token>, StoreError> {
+                let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens t WHERE t.id = $1 AND t.user_id = $2");
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(id.as_str())
+                    .bind(user.as_str())
+                    .fetch_optional(&mut *conn)
+                    .await?
+                    .as_ref()
+                    .map(token_from_row)
+                    .transpose()
             }
 
             /// The custom roles and resource groups of the accounts `filter` selects, by account id.
@@ -394,11 +430,13 @@ macro_rules! sql_store {
                 }
                 for t in &data.tokens {
                     sqlx::query(
-                        "INSERT INTO tokens (id, user_id, name, token_hash, permission_groups, status, expires_on, \
-                         created_on) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                        "INSERT INTO tokens (id, user_id, name, token_hash, status, policies, not_before, \
+                         expires_on, request_ip, created_on, modified_on, last_used_on) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                     )
-                    .bind(&t.id).bind(&t.user_id).bind(&t.name).bind(&t.token_hash)
-                    .bind(&t.permission_groups).bind(&t.status).bind(&t.expires_on).bind(&t.created_on)
+                    .bind(&t.id).bind(&t.user_id).bind(&t.name).bind(&t.token_hash).bind(&t.status)
+                    .bind(&t.policies).bind(&t.not_before).bind(&t.expires_on).bind(&t.request_ip)
+                    .bind(&t.created_on).bind(&t.modified_on).bind(&t.last_used_on)
                     .execute(&mut *conn)
                     .await
                     .map_err(|e| refused("tokens", &t.id, e))?;
@@ -507,8 +545,8 @@ macro_rules! sql_store {
 
                 async fn token_by_hash(&self, hash: &str) -> Result<Option<(Token, User)>, StoreError> {
                     let sql = format!(
-                        "SELECT {USER_COLUMNS}, t.id, t.name, t.permission_groups, t.status, t.expires_on \
-                         FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1"
+                        "SELECT {USER_COLUMNS}, {TOKEN_COLUMNS} FROM tokens t JOIN users u ON u.id = t.user_id \
+                         WHERE t.token_hash = $1"
                     );
                     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
                         .bind(hash)
@@ -516,16 +554,75 @@ macro_rules! sql_store {
                         .await?;
                     let Some(row) = row else { return Ok(None) };
                     let user = user_from_row(&row)?.ok_or_else(|| corrupt("tokens", "missing user"))?;
-                    let groups: String = row.try_get("permission_groups")?;
-                    let token = Token {
-                        id: Id::from_trusted(row.try_get("id")?),
-                        user_id: user.id.clone(),
-                        name: row.try_get("name")?,
-                        permission_groups: json(&groups, "tokens.permission_groups")?,
-                        status: row.try_get("status")?,
-                        expires_on: row.try_get("expires_on")?,
-                    };
-                    Ok(Some((token, user)))
+                    Ok(Some((token_from_row(&row)?, user)))
+                }
+
+                async fn user_tokens(&self, user: &Id) -> Result<Vec<Token>, StoreError> {
+                    let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens t WHERE t.user_id = $1");
+                    sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(user.as_str())
+                        .fetch_all(&self.pool)
+                        .await?
+                        .iter()
+                        .map(token_from_row)
+                        .collect()
+                }
+
+                async fn edit_token(
+                    &self,
+                    user: &Id,
+                    id: &Id,
+                    edit: EditToken<'_>,
+                    new_hash: Option<&str>,
+                ) -> Result<Token, StoreError> {
+                    let _turn = self.gate.enter(Self::gate_key(user.as_str())).await;
+                    $crate::store::with_retries(Self::retryable, || async {
+                        let mut tx = self.begin_write().await?;
+                        let mut token = fetch_token(&mut tx, user, id)
+                            .await?
+                            .ok_or(DomainError::NotFound("Token"))?;
+                        edit(&mut token)?;
+                        sqlx::query(
+                            "UPDATE tokens SET name = $2, status = $3, policies = $4, not_before = $5, \
+                             expires_on = $6, request_ip = $7, modified_on = $8, \
+                             token_hash = COALESCE($9, token_hash) WHERE id = $1",
+                        )
+                        .bind(token.id.as_str())
+                        .bind(&token.name)
+                        .bind(token.status.as_str())
+                        .bind(to_json(&token.policies))
+                        .bind(&token.not_before)
+                        .bind(&token.expires_on)
+                        .bind(token.request_ip.as_ref().map(to_json))
+                        .bind(&token.modified_on)
+                        .bind(new_hash)
+                        .execute(&mut *tx)
+                        .await?;
+                        tx.commit().await?;
+                        Ok(token)
+                    })
+                    .await
+                }
+
+                async fn delete_token(&self, user: &Id, id: &Id) -> Result<(), StoreError> {
+                    let done = sqlx::query("DELETE FROM tokens WHERE id = $1 AND user_id = $2")
+                        .bind(id.as_str())
+                        .bind(user.as_str())
+                        .execute(&self.pool)
+                        .await?;
+                    if done.rows_affected() == 0 {
+                        return Err(DomainError::NotFound("Token").into());
+                    }
+                    Ok(())
+                }
+
+                async fn touch_token(&self, id: &Id, at: &str) -> Result<(), StoreError> {
+                    sqlx::query("UPDATE tokens SET last_used_on = $2 WHERE id = $1")
+                        .bind(id.as_str())
+                        .bind(at)
+                        .execute(&self.pool)
+                        .await?;
+                    Ok(())
                 }
 
                 async fn insert_user(&self, user: &User, api_key_hash: &str) -> Result<(), StoreError> {
@@ -591,24 +688,24 @@ macro_rules! sql_store {
                     .await
                 }
 
-                async fn insert_token(
-                    &self,
-                    token: &Token,
-                    hash: &str,
-                    created_on: &str,
-                ) -> Result<(), StoreError> {
+                async fn insert_token(&self, token: &Token, hash: &str) -> Result<(), StoreError> {
                     sqlx::query(
-                        "INSERT INTO tokens (id, user_id, name, token_hash, permission_groups, status, expires_on, created_on) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                        "INSERT INTO tokens (id, user_id, name, token_hash, status, policies, not_before, \
+                         expires_on, request_ip, created_on, modified_on, last_used_on) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                     )
                     .bind(token.id.as_str())
                     .bind(token.user_id.as_str())
                     .bind(&token.name)
                     .bind(hash)
-                    .bind(to_json(&token.permission_groups))
-                    .bind(&token.status)
+                    .bind(token.status.as_str())
+                    .bind(to_json(&token.policies))
+                    .bind(&token.not_before)
                     .bind(&token.expires_on)
-                    .bind(created_on)
+                    .bind(token.request_ip.as_ref().map(to_json))
+                    .bind(&token.issued_on)
+                    .bind(&token.modified_on)
+                    .bind(&token.last_used_on)
                     .execute(&self.pool)
                     .await?;
                     Ok(())
@@ -618,7 +715,7 @@ macro_rules! sql_store {
                     let mut tx = self.snapshot().await?;
                     let mut data = Export {
                         format: FORMAT.to_string(),
-                        version: VERSION,
+                        version: $crate::store::schema_version().0,
                         users: sqlx::query_as("SELECT * FROM users").fetch_all(&mut *tx).await?,
                         accounts: sqlx::query_as("SELECT * FROM accounts").fetch_all(&mut *tx).await?,
                         account_roles: sqlx::query_as("SELECT * FROM account_roles").fetch_all(&mut *tx).await?,

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use reqwest::Method;
 use roster::auth::{generate_api_key, generate_token, hash_secret};
 use roster::domain::types::now;
-use roster::domain::{Email, Id, User, catalog};
-use roster::store::{PgStore, SqliteStore, Store, Token};
+use roster::domain::{Email, Id, User, catalog, tokens};
+use roster::store::{PgStore, SqliteStore, Store};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -58,7 +58,7 @@ impl TestServer {
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let app = roster::api::router(store.clone());
+        let app = roster::api::service(store.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
         TestServer {
             addr,
@@ -128,24 +128,18 @@ impl TestServer {
             .unwrap()
             .expect("user exists");
         let secret = generate_token();
-        let token = Token {
-            id: Id::generate(),
-            user_id: user.id,
-            name: "test".into(),
-            permission_groups: groups
-                .iter()
-                .map(|n| {
-                    catalog::permission_group_named(n)
-                        .expect("known group")
-                        .id
-                        .clone()
-                })
-                .collect(),
-            status: "active".into(),
-            expires_on: None,
-        };
+        let groups = groups
+            .iter()
+            .map(|n| {
+                catalog::permission_group_named(n)
+                    .expect("known group")
+                    .id
+                    .clone()
+            })
+            .collect();
+        let token = tokens::simple_token(&user.id, "test".into(), groups, None).unwrap();
         self.store
-            .insert_token(&token, &hash_secret(&secret), &now())
+            .insert_token(&token, &hash_secret(&secret))
             .await
             .unwrap();
         secret

@@ -10,3 +10,4 @@ mod input;
 mod lifecycle;
 mod lists;
 mod smoke;
+mod tokens;

@@ -1,0 +1,282 @@
+//! `/user/tokens`: the caller's API tokens. A token's secret is shown when it is made and
+//! when it is rolled, never again; another user's token answers like a missing one. With a
+//! token, managing tokens needs the "API Tokens Read" or "API Tokens Write" group.
+
+use std::collections::BTreeMap;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::{get, put};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::extract::{Auth, Body, Ids, Params, Ref};
+use super::{ApiError, AppState, views};
+use crate::auth::{AuthError, BAD_AUTHORIZATION, generate_token, hash_secret};
+use crate::domain::list::{paginate, text_key};
+use crate::domain::tokens::{self, Effect, IpCondition, Resource, TokenInput, TokenStatus};
+use crate::domain::types::now;
+use crate::domain::{Direction, DomainError, Need, catalog};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/user/tokens", get(list).post(create))
+        .route("/user/tokens/permission_groups", get(permission_groups))
+        .route("/user/tokens/verify", get(verify))
+        .route(
+            "/user/tokens/{token_id}",
+            get(details).put(update).delete(remove),
+        )
+        .route("/user/tokens/{token_id}/value", put(roll))
+}
+
+const AREA: &str = "API Tokens";
+
+#[derive(Deserialize)]
+struct PolicyBody {
+    id: Option<String>,
+    effect: Effect,
+    permission_groups: Vec<Ref>,
+    resources: BTreeMap<String, Resource>,
+}
+
+#[derive(Deserialize)]
+struct RequestIpBody {
+    #[serde(rename = "in", default)]
+    allowed: Vec<String>,
+    #[serde(default)]
+    not_in: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct ConditionBody {
+    /// The SDKs send `request_ip`; the 2024 schema says `request.ip`.
+    #[serde(alias = "request.ip")]
+    request_ip: Option<RequestIpBody>,
+}
+
+/// A create or update body. Update bodies may echo the read-only fields (`id`,
+/// `issued_on`, ...); they are ignored.
+#[derive(Deserialize)]
+struct TokenBody {
+    name: String,
+    policies: Vec<PolicyBody>,
+    condition: Option<ConditionBody>,
+    not_before: Option<String>,
+    expires_on: Option<String>,
+    status: Option<TokenStatus>,
+}
+
+fn nets(raw: &[String], field: &str) -> Result<Vec<ipnet::IpNet>, DomainError> {
+    raw.iter()
+        .map(|n| {
+            tokens::parse_net(n).ok_or_else(|| {
+                DomainError::invalid(
+                    field,
+                    format!("{field}: {n:?} is not an IP address or CIDR range"),
+                )
+            })
+        })
+        .collect()
+}
+
+impl TokenBody {
+    fn input(self) -> Result<(TokenInput, Option<TokenStatus>), DomainError> {
+        let policies = self
+            .policies
+            .into_iter()
+            .map(|p| {
+                Ok(tokens::PolicyInput {
+                    id: p
+                        .id
+                        .map(|id| crate::domain::Id::parse_field(&id, "policies.id"))
+                        .transpose()?,
+                    effect: p.effect,
+                    permission_groups: p
+                        .permission_groups
+                        .iter()
+                        .map(|g| g.parse("policies.permission_groups"))
+                        .collect::<Result<_, _>>()?,
+                    resources: p.resources,
+                })
+            })
+            .collect::<Result<_, DomainError>>()?;
+        let request_ip = self
+            .condition
+            .and_then(|c| c.request_ip)
+            .map(|r| {
+                Ok::<_, DomainError>(IpCondition {
+                    allowed: nets(&r.allowed, "condition.request_ip.in")?,
+                    not_in: nets(&r.not_in, "condition.request_ip.not_in")?,
+                })
+            })
+            .transpose()?;
+        let input = TokenInput {
+            name: self.name,
+            policies,
+            not_before: self.not_before,
+            expires_on: self.expires_on,
+            request_ip,
+        };
+        Ok((input, self.status))
+    }
+}
+
+async fn list(
+    State(app): State<AppState>,
+    Auth(caller): Auth,
+    params: Params,
+) -> Result<Response, ApiError> {
+    caller.require_token_group(AREA, Need::Read)?;
+    let page = params.page()?;
+    let direction = params.choice("direction")?.unwrap_or(Direction::Asc);
+    let include_expired = match params.text("include_expired", 5)?.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => {
+            return Err(DomainError::invalid(
+                "include_expired",
+                "include_expired must be true or false",
+            )
+            .into());
+        }
+    };
+    let at = time::OffsetDateTime::now_utc();
+    let mut items = app.store.user_tokens(&caller.user.id).await?;
+    items.retain(|t| include_expired || t.effective_status(at) != TokenStatus::Expired);
+    let page = paginate(
+        items,
+        page,
+        direction,
+        |t| text_key(Some(&t.issued_on)),
+        |t| t.id.as_str(),
+    );
+    Ok(views::list(&page, |t| views::token(t, None)))
+}
+
+async fn create(
+    State(app): State<AppState>,
+    Auth(caller): Auth,
+    Body(body): Body<TokenBody>,
+) -> Result<Response, ApiError> {
+    caller.require_token_group(AREA, Need::Write)?;
+    let (input, status) = body.input()?;
+    let mut token = tokens::new_token(&caller.user.id, input)?;
+    if let Some(status) = status {
+        token.status = status;
+    }
+    let secret = generate_token();
+    app.store
+        .insert_token(&token, &hash_secret(&secret))
+        .await?;
+    Ok(views::single(views::token(&token, Some(&secret))))
+}
+
+async fn details(
+    State(app): State<AppState>,
+    Auth(caller): Auth,
+    ids: Ids,
+) -> Result<Response, ApiError> {
+    caller.require_token_group(AREA, Need::Read)?;
+    let id = ids.one();
+    let token = app
+        .store
+        .user_tokens(&caller.user.id)
+        .await?
+        .into_iter()
+        .find(|t| t.id == id)
+        .ok_or(DomainError::NotFound("Token"))?;
+    Ok(views::single(views::token(&token, None)))
+}
+
+async fn update(
+    State(app): State<AppState>,
+    Auth(caller): Auth,
+    ids: Ids,
+    Body(body): Body<TokenBody>,
+) -> Result<Response, ApiError> {
+    caller.require_token_group(AREA, Need::Write)?;
+    let (input, status) = body.input()?;
+    let token = app
+        .store
+        .edit_token(
+            &caller.user.id,
+            &ids.one(),
+            &|t| tokens::update_token(t, input.clone(), status),
+            None,
+        )
+        .await?;
+    Ok(views::single(views::token(&token, None)))
+}
+
+async fn remove(
+    State(app): State<AppState>,
+    Auth(caller): Auth,
+    ids: Ids,
+) -> Result<Response, ApiError> {
+    caller.require_token_group(AREA, Need::Write)?;
+    let id = ids.one();
+    app.store.delete_token(&caller.user.id, &id).await?;
+    Ok(views::single(json!({ "id": id })))
+}
+
+/// A new secret for the token; the old one stops working at once.
+async fn roll(
+    State(app): State<AppState>,
+    Auth(caller): Auth,
+    ids: Ids,
+    Body(_): Body<serde_json::Map<String, serde_json::Value>>,
+) -> Result<Response, ApiError> {
+    caller.require_token_group(AREA, Need::Write)?;
+    let secret = generate_token();
+    app.store
+        .edit_token(
+            &caller.user.id,
+            &ids.one(),
+            &|t| {
+                t.modified_on = now();
+                Ok(())
+            },
+            Some(&hash_secret(&secret)),
+        )
+        .await?;
+    Ok(views::single(secret))
+}
+
+/// Answers for the token the request came with; only a bearer token can be verified.
+async fn verify(Auth(caller): Auth) -> Result<Response, ApiError> {
+    let Some(token) = caller.token else {
+        return Err(AuthError::Malformed(vec![BAD_AUTHORIZATION]).into());
+    };
+    let status = token.effective_status(time::OffsetDateTime::now_utc());
+    let mut result = json!({ "id": token.id, "status": status });
+    for (field, value) in [
+        ("not_before", token.not_before),
+        ("expires_on", token.expires_on),
+    ] {
+        if let Some(value) = value {
+            result[field] = value.into();
+        }
+    }
+    Ok(views::single_with_message(
+        result,
+        10000,
+        "This API Token is valid and active",
+    ))
+}
+
+/// The permission groups a token may name, as the token form lists them: `name` and
+/// `scope` filter (exact, case-insensitive name).
+async fn permission_groups(Auth(caller): Auth, params: Params) -> Result<Response, ApiError> {
+    caller.require_token_group(AREA, Need::Read)?;
+    let name = params.text("name", 200)?;
+    let scope = params.text("scope", 200)?;
+    let groups: Vec<_> = catalog::permission_groups()
+        .iter()
+        .filter(|g| name.as_ref().is_none_or(|n| g.name.eq_ignore_ascii_case(n)))
+        .filter(|g| scope.as_ref().is_none_or(|s| &g.scopes == s))
+        .map(|g| json!({ "id": g.id, "name": g.name, "scopes": [g.scopes] }))
+        .collect();
+    Ok(views::single(groups))
+}

@@ -1,0 +1,514 @@
+//! API tokens: what a token may do (its policies), when and from where it works, and the
+//! rules for making and changing one. A token only ever narrows its owner's rights: account
+//! endpoints check the owner's membership first and the token's policies on top, so a token
+//! never grants more than its owner has.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::DomainError;
+use super::catalog;
+use super::model::PermissionGroup;
+use super::permissions::Permissions;
+use super::types::{Id, bounded, now};
+
+wire_enum!(
+    /// Whether a token policy allows or denies what it names.
+    Effect, "policies.effect" {
+        Allow => "allow",
+        Deny => "deny",
+    }
+);
+
+wire_enum!(
+    TokenStatus, "status" {
+        Active => "active",
+        Disabled => "disabled",
+        Expired => "expired",
+    }
+);
+
+pub const ACCOUNT_RESOURCE: &str = "com.cloudflare.api.account";
+pub const USER_RESOURCE: &str = "com.cloudflare.api.user";
+const ZONE_RESOURCE: &str = "com.cloudflare.api.account.zone";
+
+/// What a policy applies to: `"*"` for the named resource itself, or a map of the resources
+/// inside it (zones of an account), which does not cover the account itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Resource {
+    All(String),
+    Within(BTreeMap<String, String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenPolicy {
+    pub id: Id,
+    pub effect: Effect,
+    pub permission_groups: Vec<Id>,
+    pub resources: BTreeMap<String, Resource>,
+}
+
+/// Client addresses a token may be used from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpCondition {
+    #[serde(rename = "in", default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed: Vec<IpNet>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_in: Vec<IpNet>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Token {
+    pub id: Id,
+    pub user_id: Id,
+    pub name: String,
+    pub status: TokenStatus,
+    pub policies: Vec<TokenPolicy>,
+    pub not_before: Option<String>,
+    pub expires_on: Option<String>,
+    pub request_ip: Option<IpCondition>,
+    pub issued_on: String,
+    pub modified_on: String,
+    pub last_used_on: Option<String>,
+}
+
+/// Why a presented token may not be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Disabled, expired or not valid yet.
+    Inactive,
+    /// The client's address is outside the token's `request_ip` condition.
+    Location(Option<IpAddr>),
+}
+
+/// What a request asks of a token: the permission groups that would allow it, on one
+/// resource.
+pub struct Want<'a> {
+    pub groups: &'a dyn Fn(&PermissionGroup) -> bool,
+    pub resource: &'a str,
+}
+
+fn parse_time(raw: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(raw, &Rfc3339).ok()
+}
+
+impl Token {
+    /// The status a client sees: an active token past its expiry is expired.
+    pub fn effective_status(&self, at: OffsetDateTime) -> TokenStatus {
+        let expired = self
+            .expires_on
+            .as_deref()
+            .and_then(parse_time)
+            .is_some_and(|e| e <= at);
+        match self.status {
+            TokenStatus::Active if expired => TokenStatus::Expired,
+            status => status,
+        }
+    }
+
+    /// Checks that the token works now, from `ip` (unknown when the server cannot tell,
+    /// which a token with an address condition refuses).
+    pub fn check_usable(&self, at: OffsetDateTime, ip: Option<IpAddr>) -> Result<(), Refusal> {
+        let early = self
+            .not_before
+            .as_deref()
+            .and_then(parse_time)
+            .is_some_and(|nb| at < nb);
+        if self.effective_status(at) != TokenStatus::Active || early {
+            return Err(Refusal::Inactive);
+        }
+        if let Some(cond) = &self.request_ip {
+            let Some(ip) = ip else {
+                return Err(Refusal::Location(None));
+            };
+            let inside = |nets: &[IpNet]| nets.iter().any(|n| n.contains(&ip));
+            if (!cond.allowed.is_empty() && !inside(&cond.allowed)) || inside(&cond.not_in) {
+                return Err(Refusal::Location(Some(ip)));
+            }
+        }
+        Ok(())
+    }
+
+    fn policies_on<'a>(
+        &'a self,
+        effect: Effect,
+        resource: &'a str,
+    ) -> impl Iterator<Item = &'static PermissionGroup> + 'a {
+        self.policies
+            .iter()
+            .filter(move |p| p.effect == effect && covers(&p.resources, resource))
+            .flat_map(|p| p.permission_groups.iter())
+            .filter_map(catalog::permission_group)
+    }
+
+    /// Whether a permission group `want` accepts is allowed on its resource and not denied.
+    pub fn allows(&self, want: &Want<'_>) -> bool {
+        let denied: Vec<&Id> = self
+            .policies_on(Effect::Deny, want.resource)
+            .filter(|g| (want.groups)(g))
+            .map(|g| &g.id)
+            .collect();
+        self.policies_on(Effect::Allow, want.resource)
+            .any(|g| (want.groups)(g) && !denied.contains(&&g.id))
+    }
+
+    /// The account grants the token carries on `resource`: allowed groups' grants without
+    /// denied groups' grants.
+    pub fn grants_on(&self, resource: &str) -> Permissions {
+        let union = |effect| {
+            self.policies_on(effect, resource)
+                .fold(Permissions::default(), |acc, g| acc.union(&g.grants))
+        };
+        union(Effect::Allow).without(&union(Effect::Deny))
+    }
+}
+
+/// A policy's resources cover `resource` when they name it, or a wildcard over its kind
+/// (`com.cloudflare.api.account.*`), with `"*"`.
+fn covers(resources: &BTreeMap<String, Resource>, resource: &str) -> bool {
+    resources.iter().any(|(key, value)| {
+        let named = key == resource
+            || key.strip_suffix('*').is_some_and(|prefix| {
+                resource
+                    .strip_prefix(prefix)
+                    .is_some_and(|rest| !rest.contains('.'))
+            });
+        named && matches!(value, Resource::All(v) if v == "*")
+    })
+}
+
+pub fn account_resource(account: &Id) -> String {
+    format!("{ACCOUNT_RESOURCE}.{account}")
+}
+
+pub fn user_resource(user: &Id) -> String {
+    format!("{USER_RESOURCE}.{user}")
+}
+
+/// A token's editable fields as a client sent them, checked by [`TokenInput::check`].
+#[derive(Debug, Clone)]
+pub struct TokenInput {
+    pub name: String,
+    pub policies: Vec<PolicyInput>,
+    pub not_before: Option<String>,
+    pub expires_on: Option<String>,
+    pub request_ip: Option<IpCondition>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PolicyInput {
+    pub id: Option<Id>,
+    pub effect: Effect,
+    pub permission_groups: Vec<Id>,
+    pub resources: BTreeMap<String, Resource>,
+}
+
+/// Accepts `com.cloudflare.api.account.<id>|*`, `com.cloudflare.api.account.zone.<id>|*`
+/// and the owner's own `com.cloudflare.api.user.<id>`.
+fn check_resource_key(key: &str, owner: &Id, field: &str) -> Result<(), DomainError> {
+    let id_or_star =
+        |rest: &str| rest == "*" || Id::parse(rest).is_some_and(|id| id.as_str() == rest);
+    let ok = if let Some(rest) = key.strip_prefix(&format!("{ZONE_RESOURCE}.")) {
+        id_or_star(rest)
+    } else if let Some(rest) = key.strip_prefix(&format!("{ACCOUNT_RESOURCE}.")) {
+        id_or_star(rest)
+    } else if let Some(rest) = key.strip_prefix(&format!("{USER_RESOURCE}.")) {
+        rest == owner.as_str() || rest == "*"
+    } else {
+        false
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(DomainError::invalid(
+            field,
+            format!(
+                "{field}: {key:?} is not a resource this token can name (com.cloudflare.api.account.<id or *>, com.cloudflare.api.account.zone.<id or *>, or com.cloudflare.api.user.<your user id>)"
+            ),
+        ))
+    }
+}
+
+fn check_time(raw: &str, field: &str) -> Result<OffsetDateTime, DomainError> {
+    parse_time(raw).ok_or_else(|| {
+        DomainError::invalid(
+            field,
+            format!("{field} must be an RFC 3339 time, e.g. 2030-01-01T00:00:00Z"),
+        )
+    })
+}
+
+impl TokenInput {
+    /// Checks every field and builds the token's policies; a policy without an id gets one.
+    fn check(self, owner: &Id) -> Result<TokenFields, DomainError> {
+        let name = bounded(self.name.trim(), "name", 1, 120)?;
+        if self.policies.is_empty() {
+            return Err(DomainError::invalid(
+                "policies",
+                "policies must hold at least one policy",
+            ));
+        }
+        let mut policies = Vec::with_capacity(self.policies.len());
+        for (i, p) in self.policies.into_iter().enumerate() {
+            if p.permission_groups.is_empty() {
+                return Err(DomainError::invalid(
+                    "policies.permission_groups",
+                    format!("policies[{i}].permission_groups must name at least one group"),
+                ));
+            }
+            if let Some(g) = p
+                .permission_groups
+                .iter()
+                .find(|g| catalog::permission_group(g).is_none())
+            {
+                return Err(DomainError::invalid(
+                    "policies.permission_groups",
+                    format!("policies[{i}].permission_groups: unknown permission group {g}"),
+                ));
+            }
+            if p.resources.is_empty() {
+                return Err(DomainError::invalid(
+                    "policies.resources",
+                    format!("policies[{i}].resources must name at least one resource"),
+                ));
+            }
+            let field = format!("policies[{i}].resources");
+            for (key, value) in &p.resources {
+                check_resource_key(key, owner, &field)?;
+                match value {
+                    Resource::All(v) if v == "*" => {}
+                    Resource::Within(inner) if !inner.is_empty() => {
+                        for (k, v) in inner {
+                            check_resource_key(k, owner, &field)?;
+                            if v != "*" {
+                                return Err(DomainError::invalid(
+                                    "policies.resources",
+                                    format!("{field}: nested resources take \"*\""),
+                                ));
+                            }
+                        }
+                    }
+                    _ => {
+                        return Err(DomainError::invalid(
+                            "policies.resources",
+                            format!("{field}: {key:?} must map to \"*\" or to a map of resources"),
+                        ));
+                    }
+                }
+            }
+            policies.push(TokenPolicy {
+                id: p.id.unwrap_or_else(Id::generate),
+                effect: p.effect,
+                permission_groups: p.permission_groups,
+                resources: p.resources,
+            });
+        }
+        let not_before = self
+            .not_before
+            .map(|t| check_time(&t, "not_before").map(|at| (t, at)))
+            .transpose()?;
+        let expires_on = self
+            .expires_on
+            .map(|t| check_time(&t, "expires_on").map(|at| (t, at)))
+            .transpose()?;
+        if let Some((_, expires)) = &expires_on {
+            if *expires <= OffsetDateTime::now_utc() {
+                return Err(DomainError::invalid(
+                    "expires_on",
+                    "expires_on must be in the future",
+                ));
+            }
+            if not_before.as_ref().is_some_and(|(_, nb)| nb >= expires) {
+                return Err(DomainError::invalid(
+                    "expires_on",
+                    "expires_on must be after not_before",
+                ));
+            }
+        }
+        Ok(TokenFields {
+            name,
+            policies,
+            not_before: not_before.map(|(t, _)| t),
+            expires_on: expires_on.map(|(t, _)| t),
+            request_ip: self.request_ip.filter(|c| *c != IpCondition::default()),
+        })
+    }
+}
+
+struct TokenFields {
+    name: String,
+    policies: Vec<TokenPolicy>,
+    not_before: Option<String>,
+    expires_on: Option<String>,
+    request_ip: Option<IpCondition>,
+}
+
+/// A new token of `owner`, active from now.
+pub fn new_token(owner: &Id, input: TokenInput) -> Result<Token, DomainError> {
+    let f = input.check(owner)?;
+    let at = now();
+    Ok(Token {
+        id: Id::generate(),
+        user_id: owner.clone(),
+        name: f.name,
+        status: TokenStatus::Active,
+        policies: f.policies,
+        not_before: f.not_before,
+        expires_on: f.expires_on,
+        request_ip: f.request_ip,
+        issued_on: at.clone(),
+        modified_on: at,
+        last_used_on: None,
+    })
+}
+
+/// A token allowing `groups` on every account its owner can reach and on the owner
+/// themselves: what `roster token create` makes.
+pub fn simple_token(
+    owner: &Id,
+    name: String,
+    groups: Vec<Id>,
+    expires_on: Option<String>,
+) -> Result<Token, DomainError> {
+    let resources = [format!("{ACCOUNT_RESOURCE}.*"), user_resource(owner)]
+        .into_iter()
+        .map(|r| (r, Resource::All("*".into())))
+        .collect();
+    let input = TokenInput {
+        name,
+        policies: vec![PolicyInput {
+            id: None,
+            effect: Effect::Allow,
+            permission_groups: groups,
+            resources,
+        }],
+        not_before: None,
+        expires_on,
+        request_ip: None,
+    };
+    new_token(owner, input)
+}
+
+/// Replaces a token's editable fields (a PUT); a status left out stays as it is.
+pub fn update_token(
+    token: &mut Token,
+    input: TokenInput,
+    status: Option<TokenStatus>,
+) -> Result<(), DomainError> {
+    let f = input.check(&token.user_id)?;
+    token.name = f.name;
+    token.policies = f.policies;
+    token.not_before = f.not_before;
+    token.expires_on = f.expires_on;
+    token.request_ip = f.request_ip;
+    if let Some(status) = status {
+        token.status = status;
+    }
+    token.modified_on = now();
+    Ok(())
+}
+
+/// Parses a CIDR, or a single address as its own /32 or /128.
+pub fn parse_net(raw: &str) -> Option<IpNet> {
+    IpNet::from_str(raw)
+        .ok()
+        .or_else(|| IpAddr::from_str(raw).ok().map(IpNet::from))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(policies: Vec<TokenPolicy>) -> Token {
+        Token {
+            id: Id::generate(),
+            user_id: Id::generate(),
+            name: "t".into(),
+            status: TokenStatus::Active,
+            policies,
+            not_before: None,
+            expires_on: None,
+            request_ip: None,
+            issued_on: now(),
+            modified_on: now(),
+            last_used_on: None,
+        }
+    }
+
+    fn policy(effect: Effect, group: &str, resource: &str) -> TokenPolicy {
+        TokenPolicy {
+            id: Id::generate(),
+            effect,
+            permission_groups: vec![catalog::permission_group_named(group).unwrap().id.clone()],
+            resources: BTreeMap::from([(resource.to_string(), Resource::All("*".into()))]),
+        }
+    }
+
+    #[test]
+    fn wildcards_cover_one_level_and_nested_maps_cover_nothing_above_them() {
+        let account = format!("{ACCOUNT_RESOURCE}.0123456789abcdef0123456789abcdef");
+        let star = BTreeMap::from([(format!("{ACCOUNT_RESOURCE}.*"), Resource::All("*".into()))]);
+        assert!(covers(&star, &account));
+        assert!(!covers(
+            &star,
+            &format!("{ZONE_RESOURCE}.0123456789abcdef0123456789abcdef")
+        ));
+        let nested = BTreeMap::from([(
+            account.clone(),
+            Resource::Within(BTreeMap::from([(format!("{ZONE_RESOURCE}.*"), "*".into())])),
+        )]);
+        assert!(!covers(&nested, &account));
+    }
+
+    #[test]
+    fn deny_wins_over_allow() {
+        let account = format!("{ACCOUNT_RESOURCE}.0123456789abcdef0123456789abcdef");
+        let t = token(vec![
+            policy(
+                Effect::Allow,
+                "Account Settings Write",
+                &format!("{ACCOUNT_RESOURCE}.*"),
+            ),
+            policy(Effect::Deny, "Account Settings Write", &account),
+        ]);
+        assert_eq!(t.grants_on(&account), Permissions::default());
+        let other = format!("{ACCOUNT_RESOURCE}.ffffffffffffffffffffffffffffffff");
+        assert_ne!(t.grants_on(&other), Permissions::default());
+    }
+
+    #[test]
+    fn address_conditions_and_time_windows() {
+        let mut t = token(vec![]);
+        t.request_ip = Some(IpCondition {
+            allowed: vec![parse_net("10.0.0.0/8").unwrap()],
+            not_in: vec![parse_net("10.1.0.0/16").unwrap()],
+        });
+        let at = OffsetDateTime::now_utc();
+        assert_eq!(
+            t.check_usable(at, Some("10.2.3.4".parse().unwrap())),
+            Ok(())
+        );
+        assert!(
+            t.check_usable(at, Some("10.1.3.4".parse().unwrap()))
+                .is_err()
+        );
+        assert!(
+            t.check_usable(at, Some("192.0.2.1".parse().unwrap()))
+                .is_err()
+        );
+        assert!(t.check_usable(at, None).is_err());
+        t.request_ip = None;
+        t.not_before = Some("2999-01-01T00:00:00Z".into());
+        assert_eq!(t.check_usable(at, None), Err(Refusal::Inactive));
+        t.not_before = None;
+        t.expires_on = Some("2000-01-01T00:00:00Z".into());
+        assert_eq!(t.effective_status(at), TokenStatus::Expired);
+    }
+}
