@@ -221,12 +221,12 @@ async fn remove(
     Ok(views::single(json!({ "id": id })))
 }
 
-/// A new secret for the token; the old one stops working at once.
+/// A new secret for the token; the old one stops working at once. The request has no
+/// body (the SDKs send none; `{}` is fine too).
 async fn roll(
     State(app): State<AppState>,
     Auth(caller): Auth,
     ids: Ids,
-    Body(_): Body<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<Response, ApiError> {
     caller.require_token_group(AREA, Need::Write)?;
     let secret = generate_token();

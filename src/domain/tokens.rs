@@ -236,13 +236,22 @@ fn check_resource_key(key: &str, owner: &Id, field: &str) -> Result<(), DomainEr
     }
 }
 
-fn check_time(raw: &str, field: &str) -> Result<OffsetDateTime, DomainError> {
-    parse_time(raw).ok_or_else(|| {
-        DomainError::invalid(
-            field,
-            format!("{field} must be an RFC 3339 time, e.g. 2030-01-01T00:00:00Z"),
-        )
-    })
+/// Reads a client's time: RFC 3339, or an ISO 8601 date-time without an offset (the SDKs
+/// send naive datetimes that way), taken as UTC and stored in RFC 3339.
+fn check_time(raw: &str, field: &str) -> Result<(String, OffsetDateTime), DomainError> {
+    if let Some(at) = parse_time(raw) {
+        return Ok((raw.to_string(), at));
+    }
+    time::PrimitiveDateTime::parse(raw, &time::format_description::well_known::Iso8601::DEFAULT)
+        .ok()
+        .map(|naive| naive.assume_utc())
+        .and_then(|at| at.format(&Rfc3339).ok().map(|text| (text, at)))
+        .ok_or_else(|| {
+            DomainError::invalid(
+                field,
+                format!("{field} must be an RFC 3339 time, e.g. 2030-01-01T00:00:00Z"),
+            )
+        })
 }
 
 impl TokenInput {
@@ -312,11 +321,11 @@ impl TokenInput {
         }
         let not_before = self
             .not_before
-            .map(|t| check_time(&t, "not_before").map(|at| (t, at)))
+            .map(|t| check_time(&t, "not_before"))
             .transpose()?;
         let expires_on = self
             .expires_on
-            .map(|t| check_time(&t, "expires_on").map(|at| (t, at)))
+            .map(|t| check_time(&t, "expires_on"))
             .transpose()?;
         if let Some((_, expires)) = &expires_on {
             if *expires <= OffsetDateTime::now_utc() {
@@ -469,18 +478,30 @@ mod tests {
 
     #[test]
     fn deny_wins_over_allow() {
+        use crate::domain::permissions::Key;
         let account = format!("{ACCOUNT_RESOURCE}.0123456789abcdef0123456789abcdef");
-        let t = token(vec![
-            policy(
-                Effect::Allow,
-                "Account Settings Write",
-                &format!("{ACCOUNT_RESOURCE}.*"),
-            ),
+        let everywhere = format!("{ACCOUNT_RESOURCE}.*");
+        let capped = token(vec![
+            policy(Effect::Allow, "Account Settings Write", &everywhere),
             policy(Effect::Deny, "Account Settings Write", &account),
         ]);
-        assert_eq!(t.grants_on(&account), Permissions::default());
+        let grants = capped.grants_on(&account);
+        assert!(grants.can_read(Key::Organization) && !grants.can_write(Key::Organization));
         let other = format!("{ACCOUNT_RESOURCE}.ffffffffffffffffffffffffffffffff");
-        assert_ne!(t.grants_on(&other), Permissions::default());
+        assert!(capped.grants_on(&other).can_write(Key::Organization));
+        let removed = token(vec![
+            policy(Effect::Allow, "Account Settings Write", &everywhere),
+            policy(Effect::Deny, "Account Settings Read", &account),
+        ]);
+        assert_eq!(removed.grants_on(&account), Permissions::default());
+    }
+
+    #[test]
+    fn naive_times_are_utc() {
+        let (text, _) = check_time("2999-01-01T00:00:00", "expires_on").unwrap();
+        assert_eq!(text, "2999-01-01T00:00:00Z");
+        assert!(check_time("2999-01-01", "expires_on").is_err());
+        assert!(check_time("soon", "expires_on").is_err());
     }
 
     #[test]

@@ -53,7 +53,15 @@ from cloudflare.types.memberships import (  # noqa: E402
     MembershipUpdateResponse,
 )
 from cloudflare.types.shared import Member, PermissionGrant, Role  # noqa: E402
-from cloudflare.types.user import UserEditResponse, UserGetResponse  # noqa: E402
+from cloudflare.types.shared import Token  # noqa: E402
+from cloudflare.types.user import (  # noqa: E402
+    TokenCreateResponse,
+    TokenDeleteResponse,
+    TokenVerifyResponse,
+    UserEditResponse,
+    UserGetResponse,
+)
+from cloudflare.types.user.tokens import PermissionGroupListResponse as TokenPermissionGroup  # noqa: E402
 
 SDK_VERSION = "5.9.0"
 
@@ -689,6 +697,54 @@ def member_list_after_the_flow():
     equal(len(members), DEMO_MEMBER_COUNT, "back to the demo's member count")
     statuses = {m.email: m.status for m in members}
     equal(statuses["jane@example.com"], "accepted", "jane is a member now")
+
+
+# --- API tokens ------------------------------------------------------------------------------
+
+@check
+def api_tokens():
+    groups = {g.name: g.id for g in (typed(g, TokenPermissionGroup) for g in JOHN_C.user.tokens.permission_groups.list())}
+    ensure("Memberships Read" in groups and "API Tokens Write" in groups, "token permission groups", sorted(groups))
+    policies = [{
+        "effect": "allow",
+        "permission_groups": [{"id": groups["Memberships Read"]}],
+        "resources": {"com.cloudflare.api.user." + JOHN_ID: "*"},
+    }]
+    created = typed(JOHN_C.user.tokens.create(
+        name="sdk token", policies=policies, condition={"request_ip": {"in": ["127.0.0.0/8", "::1/128"]}},
+        expires_on=datetime(2999, 1, 1),
+    ), TokenCreateResponse)
+    ensure(created.value and len(created.value) == 40, "the secret, once", created.value)
+    equal(created.status, "active", "new token status")
+
+    bearer = Cloudflare(api_token=created.value, base_url=BASE_URL, max_retries=0)
+    equal(sorted(m.id for m in bearer.memberships.list()), sorted(m.id for m in JOHN_C.memberships.list()),
+          "memberships.list with the new token")
+    verified = typed(bearer.user.tokens.verify(), TokenVerifyResponse)
+    equal((verified.id, verified.status), (created.id, "active"), "verify")
+    e = raises(PermissionDeniedError, 403, bearer.user.get)
+    equal(e.body["errors"][0]["code"], 9109, "a group the token lacks")
+
+    got = typed(JOHN_C.user.tokens.get(created.id), Token)
+    equal(got.name, "sdk token", "token name")
+    ensure(got.last_used_on is not None, "use recorded", got.last_used_on)
+    listed = [typed(t, Token) for t in JOHN_C.user.tokens.list()]
+    ensure(created.id in [t.id for t in listed], "listed")
+
+    updated = typed(JOHN_C.user.tokens.update(created.id, name="sdk token (off)", policies=policies, status="disabled"), Token)
+    equal(updated.status, "disabled", "disabled")
+    e = raises(PermissionDeniedError, 403, bearer.memberships.list)
+    equal(e.body["errors"][0]["code"], 10000, "a disabled token")
+
+    JOHN_C.user.tokens.update(created.id, name="sdk token", policies=policies, status="active")
+    rolled = JOHN_C.user.tokens.value.update(created.id)
+    ensure(isinstance(rolled, str) and len(rolled) == 40 and rolled != created.value, "rolled value", rolled)
+    raises(PermissionDeniedError, 403, bearer.memberships.list)
+    Cloudflare(api_token=rolled, base_url=BASE_URL).memberships.list()
+
+    deleted = typed(JOHN_C.user.tokens.delete(created.id), TokenDeleteResponse)
+    equal(deleted.id, created.id, "deleted id")
+    raises(NotFoundError, 404, JOHN_C.user.tokens.get, created.id)
 
 
 # --- main ------------------------------------------------------------------------------------
