@@ -33,7 +33,18 @@ async fn serve(store: Arc<dyn Store>) -> String {
         .expect("seed");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/client/v4", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, roster::api::service(store)).await });
+    // Rate limiting off: one user makes every request here.
+    let limits = roster::api::Limits {
+        rate: None,
+        ..Default::default()
+    };
+    let app = roster::api::router(store, &limits);
+    tokio::spawn(roster::server::serve(
+        listener,
+        app,
+        Duration::from_secs(30),
+        std::future::pending(),
+    ));
     base
 }
 

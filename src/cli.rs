@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
@@ -13,7 +14,7 @@ use crate::domain::types::{bounded, now};
 use crate::domain::{Email, Id, User, catalog, tokens};
 use crate::store::export::Export;
 use crate::store::{PgStore, SqliteStore, Store};
-use crate::{api, fixture};
+use crate::{api, fixture, server};
 
 #[derive(Parser)]
 #[command(
@@ -77,6 +78,8 @@ pub enum Command {
         /// Log one JSON object per line instead of text.
         #[arg(long, env = "ROSTER_LOG_JSON")]
         log_json: bool,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Apply the database migrations and exit (`serve` applies them at start too).
     Migrate,
@@ -97,6 +100,38 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+}
+
+#[derive(Args)]
+pub struct LimitArgs {
+    /// Requests per user per --rate-limit-window, as Cloudflare's API allows; 0 switches
+    /// rate limiting off (for test suites).
+    #[arg(long, env = "ROSTER_RATE_LIMIT", default_value_t = 1200)]
+    rate_limit: u32,
+    /// The rate limit's window, in seconds.
+    #[arg(long, env = "ROSTER_RATE_LIMIT_WINDOW", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    rate_limit_window: u64,
+    /// Request bodies over this many bytes get 413.
+    #[arg(long, env = "ROSTER_MAX_BODY_BYTES", default_value_t = 1 << 20)]
+    max_body_bytes: usize,
+    /// Seconds a connection may take to send a request's headers, or sit idle between
+    /// requests, before it is closed.
+    #[arg(long, env = "ROSTER_HEADER_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    header_timeout: u64,
+    /// Seconds a request may take, reading its body included, before it gets 408.
+    #[arg(long, env = "ROSTER_REQUEST_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    request_timeout: u64,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> api::Limits {
+        api::Limits {
+            rate: std::num::NonZeroU32::new(self.rate_limit)
+                .map(|n| (n, Duration::from_secs(self.rate_limit_window))),
+            max_body_bytes: self.max_body_bytes,
+            request_timeout: Duration::from_secs(self.request_timeout),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -138,11 +173,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let store = cli.db.open().await?;
     match cli.command {
-        Command::Serve { listen, demo, .. } => {
+        Command::Serve {
+            listen,
+            demo,
+            limits,
+            ..
+        } => {
             if demo && fixture::load_demo(store.as_ref()).await? {
                 tracing::info!("demo data loaded");
             }
-            serve(store, listen).await
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("binding {listen}"))?;
+            tracing::info!(address = %listener.local_addr()?, "listening");
+            let app = api::router(store, &limits.limits());
+            let header_timeout = Duration::from_secs(limits.header_timeout);
+            server::serve(listener, app, header_timeout, shutdown_signal()).await;
+            tracing::info!("stopped");
+            Ok(())
         }
         Command::Migrate => {
             let (version, description) = crate::store::schema_version();
@@ -253,18 +301,6 @@ fn init_tracing(json: bool) {
     } else {
         builder.init();
     }
-}
-
-async fn serve(store: Arc<dyn Store>, listen: SocketAddr) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("binding {listen}"))?;
-    tracing::info!(address = %listener.local_addr()?, "listening");
-    axum::serve(listener, api::service(store))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
-    tracing::info!("stopped");
-    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -7,11 +7,13 @@
 //! - [`domain`]: the objects and rules (no HTTP, no SQL);
 //! - [`store`]: the one storage trait and its SQLite and PostgreSQL backends.
 //!
-//! [`fixture`] loads demo data and seed files; [`cli`] is the operator's command line.
+//! [`server`] accepts connections and hands requests to the router; [`fixture`] loads demo
+//! data and seed files; [`cli`] is the operator's command line.
 
 pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod domain;
 pub mod fixture;
+pub mod server;
 pub mod store;

@@ -369,3 +369,54 @@ fn tokens_stop_working_when_they_expire() {
     let (status, body) = server.get("/user", &[("Authorization", &format!("Bearer {future}"))]);
     assert_eq!(status, 200, "{body}");
 }
+
+/// Reads until the server closes the connection; how long that took.
+fn until_closed(stream: &mut std::net::TcpStream) -> std::time::Duration {
+    use std::io::Read;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(15)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return started.elapsed(),
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return started.elapsed(),
+            Err(e) => panic!("the server kept the connection open: {e}"),
+        }
+    }
+}
+
+#[test]
+fn idle_and_slow_connections_are_closed() {
+    use std::io::Write;
+    let db = TestDatabase::new();
+    let server = Server::start(&db, &["--demo", "--header-timeout", "1"]);
+    let connect = || std::net::TcpStream::connect(&server.addr).unwrap();
+
+    // Says nothing.
+    until_closed(&mut connect());
+    // Trickles half a request head.
+    let mut slow = connect();
+    slow.write_all(b"GET /client/v4/user HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    until_closed(&mut slow);
+    // Idles after a complete exchange on a keep-alive connection.
+    let mut idle = connect();
+    idle.write_all(
+        b"GET /client/v4/memberships HTTP/1.1\r\nHost: x\r\nX-Auth-Email: user@example.com\r\n\
+          X-Auth-Key: 144c9defac04969c7bfad8efaa8ea194\r\n\r\n",
+    )
+    .unwrap();
+    until_closed(&mut idle);
+    // The server itself keeps answering.
+    let (status, _) = server.get(
+        "/user",
+        &[
+            ("X-Auth-Email", "user@example.com"),
+            ("X-Auth-Key", "144c9defac04969c7bfad8efaa8ea194"),
+        ],
+    );
+    assert_eq!(status, 200);
+}

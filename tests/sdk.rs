@@ -63,10 +63,11 @@ struct Demo {
 }
 
 impl Demo {
-    fn start() -> Demo {
+    fn start(extra: &[&str]) -> Demo {
         let db = TestDatabase::new();
+        let args: Vec<&str> = ["--demo"].iter().chain(extra).copied().collect();
         Demo {
-            server: Server::start(&db, &["--demo"]),
+            server: Server::start(&db, &args),
             _db: db,
         }
     }
@@ -199,7 +200,7 @@ fn install_node_sdk() -> PathBuf {
 #[test]
 fn python_sdk_end_to_end() {
     let python = python_sdk();
-    let server = Demo::start();
+    let server = Demo::start(&[]);
     let mut cmd = Command::new(python);
     cmd.arg(manifest_dir().join("tests").join("sdk").join("e2e.py"));
     run_script(cmd, &server, "tests/sdk/e2e.py (Python SDK)");
@@ -208,7 +209,7 @@ fn python_sdk_end_to_end() {
 #[test]
 fn typescript_sdk_end_to_end() {
     let dir = node_sdk();
-    let server = Demo::start();
+    let server = Demo::start(&[]);
     let mut cmd = Command::new("node");
     cmd.arg("e2e.mjs").current_dir(&dir);
     run_script(cmd, &server, "tests/sdk/e2e.mjs (TypeScript SDK)");
@@ -238,7 +239,7 @@ fn run_snippet(mut cmd: Command, what: &str) -> String {
 #[test]
 fn readme_python_snippet_works_verbatim() {
     let python = python_sdk();
-    let server = Demo::start();
+    let server = Demo::start(&[]);
     let mut cmd = Command::new(python);
     cmd.args(["-c", &readme_snippet("python", &server)]);
     let printed = run_snippet(cmd, "the README's Python snippet");
@@ -252,7 +253,7 @@ fn readme_python_snippet_works_verbatim() {
 #[test]
 fn readme_typescript_snippet_works_verbatim() {
     let dir = node_sdk();
-    let server = Demo::start();
+    let server = Demo::start(&[]);
     let script = dir.join(format!("readme-{}.mjs", std::process::id()));
     std::fs::write(&script, readme_snippet("ts", &server)).expect("write the snippet");
     let mut cmd = Command::new("node");
@@ -270,7 +271,8 @@ fn readme_typescript_snippet_works_verbatim() {
 #[test]
 fn fuzzed_requests_never_get_a_server_error() {
     let python = python_sdk();
-    let server = Demo::start();
+    // Thousands of requests from one user: the rate limit would answer most of them.
+    let server = Demo::start(&["--rate-limit", "0"]);
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("schemathesis.toml");
     std::fs::write(
@@ -308,4 +310,11 @@ fn fuzzed_requests_never_get_a_server_error() {
         stdout.contains(" passed"),
         "schemathesis ran no case:\n{stdout}"
     );
+    // The run's summary (operations and generated cases), for the test log.
+    for line in stdout
+        .lines()
+        .filter(|l| l.contains("cases") || l.contains("passed"))
+    {
+        eprintln!("schemathesis: {}", line.trim());
+    }
 }

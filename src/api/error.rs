@@ -23,17 +23,21 @@ pub enum ApiError {
     MethodNotAllowed { method: String, path: String },
     #[error("internal error: {0}")]
     Internal(String),
-    /// Cloudflare's answer when a client should slow down; Roster gives it when concurrent
-    /// writes to one account kept colliding.
+    /// Cloudflare's answer when a client should slow down: over the rate limit, or
+    /// concurrent writes to one account kept colliding. Carries `Retry-After` in seconds.
     #[error("Please wait and consider throttling your request speed")]
-    Busy,
+    Busy(u64),
+    #[error("Request body too large: the limit is {0} bytes")]
+    TooLarge(usize),
+    #[error("Request timed out: the request took longer than {0} seconds")]
+    Timeout(u64),
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Domain(d) => ApiError::Domain(d),
-            StoreError::Contention => ApiError::Busy,
+            StoreError::Contention => ApiError::Busy(1),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -61,6 +65,8 @@ pub mod codes {
     pub const LAST_ADMINISTRATOR: u32 = 1007;
     pub const IN_USE: u32 = 1008;
     pub const DUPLICATE: u32 = 1009;
+    pub const TOO_LARGE: u32 = 1010;
+    pub const TIMEOUT: u32 = 1011;
     pub const RATE_LIMITED: u32 = 971;
     pub const METHOD_NOT_ALLOWED: u32 = 7001;
     pub const NO_ROUTE: u32 = 7003;
@@ -138,11 +144,15 @@ impl ApiError {
                 METHOD_NOT_ALLOWED,
                 format!("Method {method} not allowed for {path}"),
             ),
-            ApiError::Busy => one(
+            ApiError::Busy(_) => one(
                 StatusCode::TOO_MANY_REQUESTS,
                 RATE_LIMITED,
                 self.to_string(),
             ),
+            ApiError::TooLarge(_) => {
+                one(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE, self.to_string())
+            }
+            ApiError::Timeout(_) => one(StatusCode::REQUEST_TIMEOUT, TIMEOUT, self.to_string()),
             ApiError::Internal(_) => one(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 INTERNAL,
@@ -160,11 +170,10 @@ impl IntoResponse for ApiError {
         let (status, errors) = self.status_and_errors();
         let body = json!({"success": false, "errors": errors, "messages": [], "result": null});
         let mut response = (status, axum::Json(body)).into_response();
-        if status == StatusCode::TOO_MANY_REQUESTS {
-            let after = axum::http::HeaderValue::from_static("1");
+        if let ApiError::Busy(seconds) = self {
             response
                 .headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, after);
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
         }
         if status == StatusCode::CONFLICT {
             // The official SDKs retry a 409 as a lock timeout unless told not to; Roster's

@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, OriginalUri, Path, Request};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -27,9 +28,14 @@ impl FromRequestParts<AppState> for Auth {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip());
-        Ok(Auth(
-            crate::auth::authenticate(state.store.as_ref(), &parts.headers, client).await?,
-        ))
+        let caller =
+            crate::auth::authenticate(state.store.as_ref(), &parts.headers, client).await?;
+        if let Some(limiter) = &state.limiter {
+            limiter
+                .check(caller.user.id.as_str())
+                .map_err(ApiError::Busy)?;
+        }
+        Ok(Auth(caller))
     }
 }
 
@@ -139,13 +145,17 @@ impl Params {
 /// named by its path.
 pub struct Body<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|e| ApiError::BadBody(e.body_text()))?;
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::TooLarge(state.max_body_bytes)
+            } else {
+                ApiError::BadBody(e.body_text())
+            }
+        })?;
         let json: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|e| ApiError::BadBody(e.to_string()))?;
         // serde would read a struct from a JSON array too; every body of this API is an

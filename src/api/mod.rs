@@ -6,6 +6,7 @@ mod accounts;
 pub mod error;
 mod extract;
 mod iam;
+mod limit;
 mod members;
 mod memberships;
 mod roles;
@@ -13,13 +14,15 @@ mod tokens;
 mod user;
 mod views;
 
-use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::OriginalUri;
-use axum::extract::connect_info::IntoMakeServiceWithConnectInfo;
 use axum::http::{HeaderName, HeaderValue, Method, Request};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{
@@ -33,9 +36,36 @@ pub use error::ApiError;
 use crate::domain::{AccountState, DomainError, Id};
 use crate::store::Store;
 
+/// What an operator tunes about serving (`roster serve` flags); the defaults are
+/// Cloudflare's.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Requests per user per window; `None` switches rate limiting off.
+    pub rate: Option<(NonZeroU32, Duration)>,
+    /// Request bodies over this many bytes are refused with 413.
+    pub max_body_bytes: usize,
+    /// A request (reading its body included) that takes longer is answered 408.
+    pub request_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            rate: Some((
+                NonZeroU32::new(1200).expect("non-zero"),
+                Duration::from_secs(300),
+            )),
+            max_body_bytes: 1 << 20,
+            request_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    limiter: Option<Arc<limit::UserLimiter>>,
+    max_body_bytes: usize,
 }
 
 impl AppState {
@@ -50,7 +80,7 @@ impl AppState {
 
 pub const PREFIX: &str = "/client/v4";
 
-pub fn router(store: Arc<dyn Store>) -> Router {
+pub fn router(store: Arc<dyn Store>, limits: &Limits) -> Router {
     let v4 = Router::new()
         .merge(memberships::router())
         .merge(members::router())
@@ -61,10 +91,25 @@ pub fn router(store: Arc<dyn Store>) -> Router {
         .merge(tokens::router())
         .method_not_allowed_fallback(method_not_allowed);
     let ray = HeaderName::from_static("cf-ray");
+    let state = AppState {
+        store,
+        limiter: limits
+            .rate
+            .map(|(requests, window)| Arc::new(limit::UserLimiter::new(requests, window))),
+        max_body_bytes: limits.max_body_bytes,
+    };
+    let timeout = limits.request_timeout;
     Router::new()
         .nest(PREFIX, v4)
         .fallback(no_route)
-        .with_state(AppState { store })
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(middleware::from_fn(move |req, next: Next| async move {
+            match tokio::time::timeout(timeout, next.run(req)).await {
+                Ok(response) => response,
+                Err(_) => ApiError::Timeout(timeout.as_secs()).into_response(),
+            }
+        }))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal("handler panicked".into()).into_response()
         }))
@@ -79,12 +124,6 @@ pub fn router(store: Arc<dyn Store>) -> Router {
         })
         .on_response(DefaultOnResponse::new().level(Level::INFO)))
         .layer(SetRequestIdLayer::new(ray, RayId))
-}
-
-/// The router as a server runs it: handlers see the client's address (token address
-/// conditions need it).
-pub fn service(store: Arc<dyn Store>) -> IntoMakeServiceWithConnectInfo<Router, SocketAddr> {
-    router(store).into_make_service_with_connect_info::<SocketAddr>()
 }
 
 async fn no_route(OriginalUri(uri): OriginalUri) -> Response {

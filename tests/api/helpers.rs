@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use reqwest::Method;
+use roster::api::Limits;
 use roster::auth::{generate_api_key, generate_token, hash_secret};
 use roster::domain::types::now;
 use roster::domain::{Email, Id, User, catalog, tokens};
@@ -45,6 +46,11 @@ impl TestServer {
     /// A fresh, empty database: a SQLite file in a temporary directory, or, when
     /// `ROSTER_TEST_DATABASE_URL` is set, a new schema of that PostgreSQL database.
     pub async fn start() -> TestServer {
+        TestServer::start_with(&Limits::default()).await
+    }
+
+    /// A fresh server with these limits (rate, body size, timeouts).
+    pub async fn start_with(limits: &Limits) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let store: Arc<dyn Store> = match std::env::var("ROSTER_TEST_DATABASE_URL") {
             Ok(url) => Arc::new(fresh_postgres_schema(&url).await),
@@ -58,8 +64,13 @@ impl TestServer {
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let app = roster::api::service(store.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+        let app = roster::api::router(store.clone(), limits);
+        tokio::spawn(roster::server::serve(
+            listener,
+            app,
+            std::time::Duration::from_secs(30),
+            std::future::pending(),
+        ));
         TestServer {
             addr,
             store,

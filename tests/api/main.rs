@@ -8,6 +8,7 @@ mod auth;
 mod contract;
 mod input;
 mod lifecycle;
+mod limits;
 mod lists;
 mod smoke;
 mod tokens;

@@ -1,0 +1,147 @@
+//! Limits that keep one client from hurting the others: the per-user rate limit (429 with
+//! `Retry-After`, as Cloudflare's), slow requests (408), and many connections at once.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use roster::api::Limits;
+use roster::api::error::codes;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::helpers::*;
+
+const DNS: &str = "87e7860bc4c445faba075646dac38cca";
+
+fn limits(rate: Option<u32>) -> Limits {
+    Limits {
+        rate: rate.map(|n| (NonZeroU32::new(n).unwrap(), Duration::from_secs(300))),
+        ..Limits::default()
+    }
+}
+
+#[tokio::test]
+async fn over_the_rate_limit_is_429_with_retry_after_and_changes_nothing() {
+    let server = TestServer::start_with(&limits(Some(4))).await;
+    let owner = server.user("owner@example.com").await;
+    let other = server.user("other@example.com").await;
+    let account = server.account(&owner, "Acme").await;
+    for _ in 0..3 {
+        server.as_user(&owner).get("/user").await.result();
+    }
+    let members = format!("/accounts/{account}/members");
+    let r = server
+        .as_user(&owner)
+        .post(
+            &members,
+            json!({"email": "new@example.com", "roles": [DNS]}),
+        )
+        .await;
+    r.expect_error(429, i64::from(codes::RATE_LIMITED));
+    assert_eq!(
+        r.error_message(),
+        "Please wait and consider throttling your request speed"
+    );
+    let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    // One request's share of 300 s.
+    assert!((1..=75).contains(&retry), "Retry-After {retry}");
+    // Another user is not held back, and the refused invitation was not made.
+    server.as_user(&other).get("/user").await.result();
+    server
+        .as_user(&owner)
+        .get(&members)
+        .await
+        .expect_error(429, i64::from(codes::RATE_LIMITED));
+    let fresh = TestServer::start_with(&limits(None)).await;
+    let admin = fresh.user("admin@example.com").await;
+    for _ in 0..50 {
+        fresh.as_user(&admin).get("/user").await.result();
+    }
+    drop(fresh);
+    let invited = server
+        .store
+        .user_memberships("new@example.com")
+        .await
+        .unwrap();
+    assert!(invited.is_empty(), "a rate-limited write changes nothing");
+}
+
+#[tokio::test]
+async fn a_request_slower_than_the_timeout_is_408() {
+    let server = TestServer::start_with(&Limits {
+        request_timeout: Duration::from_secs(1),
+        ..Limits::default()
+    })
+    .await;
+    let owner = server.user("owner@example.com").await;
+    let account = server.account(&owner, "Acme").await;
+    let body = json!({"email": "slow@example.com", "roles": [DNS]}).to_string();
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "POST /client/v4/accounts/{account}/members HTTP/1.1\r\nHost: x\r\nX-Auth-Email: {}\r\n\
+         X-Auth-Key: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        owner.email,
+        owner.key,
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // Half the body, then nothing.
+    stream.write_all(&body.as_bytes()[..10]).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&answer).contains("\"success\":false") {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed without an answer");
+            answer.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .expect("answered within the timeout");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains(&format!("\"code\":{}", codes::TIMEOUT)),
+        "{answer}"
+    );
+    assert!(
+        server
+            .store
+            .user_memberships("slow@example.com")
+            .await
+            .unwrap()
+            .is_empty(),
+        "the slow invitation was not made"
+    );
+}
+
+#[tokio::test]
+async fn two_hundred_concurrent_connections_are_all_answered() {
+    let server = TestServer::start_with(&limits(None)).await;
+    let owner = server.user("owner@example.com").await;
+    let account = server.account(&owner, "Acme").await;
+    let url = server.url(&format!("/accounts/{account}/members"));
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        // One client each, so each holds its own connection.
+        let http = reqwest::Client::new();
+        let (url, owner) = (url.clone(), owner.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for _ in 0..3 {
+                let res = http
+                    .get(&url)
+                    .header("X-Auth-Email", &owner.email)
+                    .header("X-Auth-Key", &owner.key)
+                    .send()
+                    .await
+                    .expect("answered");
+                statuses.push(res.status().as_u16());
+            }
+            statuses
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), [200, 200, 200]);
+    }
+}
