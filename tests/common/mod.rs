@@ -249,6 +249,12 @@ impl Server {
         )
     }
 
+    /// SIGKILL: the process dies at once, wherever it was.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reap");
+    }
+
     /// SIGTERM, and the exit status of the graceful shutdown.
     pub fn stop(mut self) -> std::process::ExitStatus {
         std::process::Command::new("kill")
