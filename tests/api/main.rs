@@ -6,6 +6,7 @@ mod schema;
 mod admin;
 mod auth;
 mod contract;
+mod fuzz;
 mod input;
 mod lifecycle;
 mod limits;
