@@ -11,5 +11,6 @@ mod input;
 mod lifecycle;
 mod limits;
 mod lists;
+mod matrix;
 mod smoke;
 mod tokens;
