@@ -6,7 +6,7 @@ use axum::response::Response;
 use axum::routing::get;
 use serde::Deserialize;
 
-use super::extract::{Auth, Body, Ids, Params};
+use super::extract::{Auth, Body, Ids, Params, not_null};
 use super::{ApiError, AppState, views};
 use crate::domain::list::{paginate, same_name, text_key};
 use crate::domain::types::{DefaultNameservers, bounded, now};
@@ -63,7 +63,7 @@ async fn details(
 #[derive(Deserialize)]
 struct CreateAccount {
     name: String,
-    #[serde(rename = "type")]
+    #[serde(default, deserialize_with = "not_null", rename = "type")]
     account_type: Option<AccountType>,
 }
 
@@ -90,16 +90,22 @@ async fn create(
 #[derive(Clone, Deserialize)]
 struct UpdateAccount {
     /// The SDKs send the account's id again; one that names another account is refused.
+    #[serde(default, deserialize_with = "not_null")]
     id: Option<String>,
     name: String,
+    #[serde(default, deserialize_with = "not_null")]
     settings: Option<SettingsInput>,
 }
 
 #[derive(Clone, Deserialize)]
 struct SettingsInput {
+    #[serde(default, deserialize_with = "not_null")]
     enforce_twofactor: Option<bool>,
+    #[serde(default, deserialize_with = "not_null")]
     abuse_contact_email: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
     default_nameservers: Option<DefaultNameservers>,
+    #[serde(default, deserialize_with = "not_null")]
     use_account_custom_ns_by_default: Option<bool>,
 }
 

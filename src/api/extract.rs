@@ -190,3 +190,11 @@ impl Ref {
         }
     }
 }
+
+/// For optional body fields the schema does not make nullable: absent is fine, an explicit
+/// `null` is a wrong type, as for any other field.
+pub fn not_null<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}

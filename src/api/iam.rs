@@ -7,7 +7,7 @@ use axum::response::Response;
 use axum::routing::get;
 use serde::Deserialize;
 
-use super::extract::{Auth, Body, Ids, Params};
+use super::extract::{Auth, Body, Ids, Params, not_null};
 use super::{ApiError, AppState, views};
 use crate::domain::list::{paginate, same_name, text_key};
 use crate::domain::*;
@@ -132,8 +132,10 @@ async fn resource_group_details(
 /// names the groups it makes itself.
 #[derive(Deserialize)]
 struct CreateResourceGroup {
+    #[serde(default, deserialize_with = "not_null")]
     name: Option<String>,
     scope: Scope,
+    #[serde(default, deserialize_with = "not_null")]
     meta: Option<Meta>,
 }
 
@@ -164,8 +166,11 @@ async fn create_resource_group(
 /// missing is kept.
 #[derive(Deserialize)]
 struct UpdateResourceGroup {
+    #[serde(default, deserialize_with = "not_null")]
     name: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
     scope: Option<Scope>,
+    #[serde(default, deserialize_with = "not_null")]
     meta: Option<Meta>,
 }
 

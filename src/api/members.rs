@@ -6,7 +6,7 @@ use axum::response::Response;
 use axum::routing::get;
 use serde::Deserialize;
 
-use super::extract::{Auth, Body, Ids, Params, Ref};
+use super::extract::{Auth, Body, Ids, Params, Ref, not_null};
 use super::{ApiError, AppState, views};
 use crate::domain::list::{paginate, text_key};
 use crate::domain::types::{Access, MemberOrder};
@@ -24,6 +24,7 @@ pub fn router() -> Router<AppState> {
 
 #[derive(Deserialize)]
 struct PolicyInput {
+    #[serde(default, deserialize_with = "not_null")]
     id: Option<String>,
     access: Access,
     permission_groups: Vec<Ref>,
@@ -131,8 +132,11 @@ async fn details(
 #[derive(Deserialize)]
 struct CreateMember {
     email: String,
+    #[serde(default, deserialize_with = "not_null")]
     roles: Option<Vec<Ref>>,
+    #[serde(default, deserialize_with = "not_null")]
     policies: Option<Vec<PolicyInput>>,
+    #[serde(default, deserialize_with = "not_null")]
     status: Option<Status>,
 }
 
@@ -171,7 +175,9 @@ async fn create(
 
 #[derive(Deserialize)]
 struct UpdateMember {
+    #[serde(default, deserialize_with = "not_null")]
     roles: Option<Vec<Ref>>,
+    #[serde(default, deserialize_with = "not_null")]
     policies: Option<Vec<PolicyInput>>,
 }
 

@@ -11,7 +11,7 @@ use axum::routing::{get, put};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::extract::{Auth, Body, Ids, Params, Ref};
+use super::extract::{Auth, Body, Ids, Params, Ref, not_null};
 use super::{ApiError, AppState, views};
 use crate::auth::{AuthError, BAD_AUTHORIZATION, generate_token, hash_secret};
 use crate::domain::list::{paginate, text_key};
@@ -35,6 +35,7 @@ const AREA: &str = "API Tokens";
 
 #[derive(Deserialize)]
 struct PolicyBody {
+    #[serde(default, deserialize_with = "not_null")]
     id: Option<String>,
     effect: Effect,
     permission_groups: Vec<Ref>,
@@ -52,7 +53,7 @@ struct RequestIpBody {
 #[derive(Deserialize)]
 struct ConditionBody {
     /// The SDKs send `request_ip`; the 2024 schema says `request.ip`.
-    #[serde(alias = "request.ip")]
+    #[serde(default, deserialize_with = "not_null", alias = "request.ip")]
     request_ip: Option<RequestIpBody>,
 }
 
@@ -62,9 +63,13 @@ struct ConditionBody {
 struct TokenBody {
     name: String,
     policies: Vec<PolicyBody>,
+    #[serde(default, deserialize_with = "not_null")]
     condition: Option<ConditionBody>,
+    #[serde(default, deserialize_with = "not_null")]
     not_before: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
     expires_on: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
     status: Option<TokenStatus>,
 }
 

@@ -1334,3 +1334,65 @@ async fn resource_group_meta_round_trips() {
         .await;
     assert_rejected(&r, 400, codes::INVALID_INPUT, "meta", "meta with a number");
 }
+
+/// Optional fields the schema does not make nullable refuse an explicit `null` (absent is
+/// fine); only `PATCH /user` reads `null` as "clear this field", as the SDKs send it.
+#[tokio::test]
+async fn null_is_not_a_value_for_optional_fields() {
+    let server = TestServer::start().await;
+    let owner = server.user("owner@example.com").await;
+    let a = server.account(&owner, "Acme").await;
+    let member = server.invite(&owner, &a, "m@example.com", &[DNS]).await;
+    let as_owner = server.as_user(&owner);
+    let cases = [
+        (
+            "PUT",
+            format!("/accounts/{a}"),
+            json!({"name": "Acme", "settings": null}),
+            "settings",
+        ),
+        (
+            "PUT",
+            format!("/accounts/{a}/members/{member}"),
+            json!({"roles": null}),
+            "roles",
+        ),
+        (
+            "POST",
+            format!("/accounts/{a}/members"),
+            json!({"email": "n@example.com", "roles": [DNS], "status": null}),
+            "status",
+        ),
+        (
+            "POST",
+            format!("/accounts/{a}/iam/resource_groups"),
+            json!({"name": null, "scope": {"key": format!("com.cloudflare.api.account.{a}"), "objects": [{"key": "*"}]}}),
+            "name",
+        ),
+        (
+            "POST",
+            "/user/tokens".to_string(),
+            json!({"name": "t", "policies": [], "expires_on": null}),
+            "expires_on",
+        ),
+    ];
+    for (method, path, body, field) in cases {
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let r = as_owner
+            .send(method.clone(), &path, Some(body.to_string()))
+            .await;
+        assert_rejected(
+            &r,
+            400,
+            codes::INVALID_INPUT,
+            field,
+            &format!("{method} {path}"),
+        );
+    }
+    let r = as_owner
+        .get(&format!("/accounts/{a}/members/{member}"))
+        .await;
+    assert_eq!(r.result()["roles"][0]["id"], DNS, "nothing changed");
+    let cleared = as_owner.patch("/user", json!({"telephone": null})).await;
+    assert!(cleared.result()["telephone"].is_null());
+}

@@ -1,6 +1,8 @@
 //! The API test suite: one binary, one fresh database per test, real TCP.
 
 mod helpers;
+#[path = "../common/openapi.rs"]
+mod openapi;
 mod schema;
 
 mod admin;

@@ -13,7 +13,7 @@ use regex::Regex;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-const OPENAPI: &str = include_str!("../openapi/cloudflare-memberships-openapi.json");
+use crate::openapi;
 
 struct Operation {
     method: String,
@@ -45,44 +45,6 @@ fn convert(value: &mut Value) {
     }
 }
 
-/// The SDK-over-schema decisions, one line each (mirrored in README.md).
-fn patch(doc: &mut Value) {
-    let schemas = &mut doc["components"]["schemas"];
-    // Roles carry the twelve-key permission map (SDK `Role.permissions`), not strings.
-    schemas["iam_schemas-permissions"] = json!({"$ref": "#/components/schemas/iam_permissions"});
-    // A member's status can be `rejected` (the members list filters on it).
-    for s in ["iam_member", "iam_member_with_policies"] {
-        schemas[s]["properties"]["status"]["enum"] = json!(["accepted", "pending", "rejected"]);
-    }
-    // Cloudflare's own rate-limit code, 971, is below the schema's minimum for codes.
-    schemas["iam_messages"]["items"]["properties"]["code"]["minimum"] = json!(971);
-    // A resource group's scope is one object (SDK `ResourceGroup*Response.scope`).
-    schemas["iam_resource_group"]["properties"]["scope"] =
-        json!({"$ref": "#/components/schemas/iam_scope"});
-    // Single permission and resource groups come in the v4 envelope, as the SDKs unwrap.
-    let enveloped = |inner: &str| {
-        json!({"allOf": [
-            {"$ref": "#/components/schemas/iam_api-response-single"},
-            {"properties": {"result": {"$ref": format!("#/components/schemas/{inner}")}}}
-        ]})
-    };
-    let paths = &mut doc["paths"];
-    let ok = |paths: &mut Value, path: &str, method: &str, schema: Value| {
-        paths[path][method]["responses"]["200"]["content"]["application/json"]["schema"] = schema;
-    };
-    let pg = "/accounts/{account_id}/iam/permission_groups/{permission_group_id}";
-    let rg = "/accounts/{account_id}/iam/resource_groups/{resource_group_id}";
-    ok(paths, pg, "get", enveloped("iam_permission_group"));
-    ok(paths, rg, "get", enveloped("iam_resource_group"));
-    ok(paths, rg, "put", enveloped("iam_resource_group"));
-    ok(
-        paths,
-        "/accounts/{account_id}/iam/resource_groups",
-        "post",
-        enveloped("iam_resource_group"),
-    );
-}
-
 fn validator(schema: &Value, components: &Value) -> Validator {
     let root = json!({"allOf": [schema], "components": components});
     jsonschema::draft202012::new(&root).expect("schema compiles")
@@ -91,8 +53,7 @@ fn validator(schema: &Value, components: &Value) -> Validator {
 fn operations() -> &'static Vec<Operation> {
     static OPS: OnceLock<Vec<Operation>> = OnceLock::new();
     OPS.get_or_init(|| {
-        let mut doc: Value = serde_json::from_str(OPENAPI).expect("openapi parses");
-        patch(&mut doc);
+        let mut doc = openapi::patched();
         convert(&mut doc);
         let components = json!({"schemas": doc["components"]["schemas"].clone()});
         let mut ops = Vec::new();
@@ -122,8 +83,7 @@ fn operations() -> &'static Vec<Operation> {
 }
 
 fn component(name: &'static str) -> Validator {
-    let mut doc: Value = serde_json::from_str(OPENAPI).unwrap();
-    patch(&mut doc);
+    let mut doc = openapi::patched();
     convert(&mut doc);
     let components = json!({"schemas": doc["components"]["schemas"].clone()});
     validator(

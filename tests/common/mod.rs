@@ -5,6 +5,8 @@
 // Each test binary that includes this module uses a different part of it.
 #![allow(dead_code)]
 
+pub mod openapi;
+
 use sqlx::{ConnectOptions, Executor};
 use tempfile::TempDir;
 
