@@ -62,7 +62,51 @@ struct Demo {
     _db: TestDatabase,
 }
 
+/// The bulk data the end-to-end scripts page through (their `BULK_*` constants): a user
+/// with 251 memberships, and an account of 300 members.
+fn bulk_fixture() -> serde_json::Value {
+    let members: Vec<_> = std::iter::once(serde_json::json!({
+        "email": "bulk@example.com", "roles": ["Super Administrator - All Privileges"],
+    }))
+    .chain((1..300).map(|i| {
+        serde_json::json!({
+            "email": format!("member{i:03}@bulk.example.com"),
+            "status": if i % 3 == 0 { "pending" } else { "accepted" },
+            "roles": ["Administrator Read Only"],
+        })
+    }))
+    .collect();
+    let accounts = std::iter::once(serde_json::json!({
+        "id": "b0000000000000000000000000000000", "name": "Bulk Members", "members": members,
+    }))
+    .chain((0..250).map(|i| {
+        serde_json::json!({
+            "id": format!("b1{i:030}"),
+            "name": format!("Bulk {i:03}"),
+            "members": [{"email": "bulk@example.com", "status": if i % 2 == 0 { "accepted" } else { "pending" }, "roles": ["Administrator"]}],
+        })
+    }))
+    .collect::<Vec<_>>();
+    serde_json::json!({
+        "users": [{"email": "bulk@example.com", "first_name": "Bulk", "api_key": "b".repeat(37)}],
+        "accounts": accounts,
+    })
+}
+
 impl Demo {
+    /// The demo plus the bulk data, for the end-to-end scripts.
+    fn with_bulk() -> Demo {
+        let db = TestDatabase::new();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("bulk.json");
+        std::fs::write(&file, bulk_fixture().to_string()).expect("write the bulk fixture");
+        common::roster(&db, &["seed", file.to_str().expect("UTF-8 path")]);
+        Demo {
+            server: Server::start(&db, &["--demo"]),
+            _db: db,
+        }
+    }
+
     fn start(extra: &[&str]) -> Demo {
         let db = TestDatabase::new();
         let args: Vec<&str> = ["--demo"].iter().chain(extra).copied().collect();
@@ -200,7 +244,7 @@ fn install_node_sdk() -> PathBuf {
 #[test]
 fn python_sdk_end_to_end() {
     let python = python_sdk();
-    let server = Demo::start(&[]);
+    let server = Demo::with_bulk();
     let mut cmd = Command::new(python);
     cmd.arg(manifest_dir().join("tests").join("sdk").join("e2e.py"));
     run_script(cmd, &server, "tests/sdk/e2e.py (Python SDK)");
@@ -209,7 +253,7 @@ fn python_sdk_end_to_end() {
 #[test]
 fn typescript_sdk_end_to_end() {
     let dir = node_sdk();
-    let server = Demo::start(&[]);
+    let server = Demo::with_bulk();
     let mut cmd = Command::new("node");
     cmd.arg("e2e.mjs").current_dir(&dir);
     run_script(cmd, &server, "tests/sdk/e2e.mjs (TypeScript SDK)");

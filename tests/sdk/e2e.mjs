@@ -1,5 +1,6 @@
 // End-to-end test: Cloudflare's official TypeScript SDK (npm `cloudflare`, pinned in
-// tests/sdk/package.json) against Roster: a smaller flow than tests/sdk/e2e.py.
+// tests/sdk/package.json) against Roster: every endpoint, auto-pagination over a few
+// hundred memberships and members, typed errors, and both auth styles.
 //
 // Run against a fresh `roster serve --demo`, from a directory whose node_modules holds the
 // SDK (tests/sdk.rs copies this file into target/sdk-node and runs it there):
@@ -8,7 +9,9 @@
 //
 // The last line printed is `N passed, M failed`; the exit status is non-zero on any failure.
 
-import Cloudflare, { APIError, ConflictError, NotFoundError, PermissionDeniedError } from 'cloudflare';
+import Cloudflare, {
+  APIError, BadRequestError, ConflictError, NotFoundError, PermissionDeniedError,
+} from 'cloudflare';
 import { VERSION } from 'cloudflare/version';
 import assert from 'node:assert/strict';
 
@@ -19,6 +22,11 @@ const JOHN_DEMO_MEMBERSHIP = '4536bcfad5faccb111b47003c79917fa';
 const JOHN_ACME_INVITATION = 'a5c2e0f1d3b4a5968778695a4b3c2d1f';
 const JANE_ACME_MEMBERSHIP = 'a5c2e0f1d3b4a5968778695a4b3c2d1e';
 const ACCOUNT_ADMIN_ROLE = '3536bcfad5faccb999b47003c79917fb';
+const JOHN_ID = '7c5dae5552338874e5053f2534d2767a';
+const DEMO_RESOURCE_GROUP = '6d7f2f5f5b1d4a0e9081fdc98d432fd1';
+const ZONE_READ_GROUP = 'c8fed203ed3043cba015a93ad1616f1f';
+// The bulk data tests/sdk.rs seeds beside the demo.
+const BULK_ACCOUNT = 'b0000000000000000000000000000000';
 const PERMISSION_KEYS = [
   'analytics', 'billing', 'cache_purge', 'dns', 'dns_records', 'lb',
   'logs', 'organization', 'ssl', 'waf', 'zone_settings', 'zones',
@@ -157,6 +165,106 @@ check('a user without 2FA cannot accept an invitation to a 2FA account', async (
   const rejected = await bob.memberships.update(invited.id, { status: 'rejected' });
   assert.equal(rejected.status, 'rejected');
   await john.accounts.members.delete(invited.id, { account_id: DEMO_ACCOUNT });
+});
+
+check('user get and edit', async () => {
+  const me = await john.user.get();
+  assert.equal(me.id, JOHN_ID);
+  assert.equal(me.email, 'user@example.com');
+  const edited = await john.user.edit({ telephone: '+1 555 0100' });
+  assert.equal(edited.telephone, '+1 555 0100');
+  await rejects(PermissionDeniedError, 403, client('user@example.com', '0'.repeat(37)).user.get());
+});
+
+check('accounts list, get, update', async () => {
+  const names = [];
+  for await (const a of john.accounts.list({ per_page: 5 })) names.push(a.name);
+  assert.ok(names.includes('Demo Account') && names.includes('Sandbox'), names.join());
+  const demo = await john.accounts.get({ account_id: DEMO_ACCOUNT });
+  assert.equal(demo.name, 'Demo Account');
+  const renamed = await john.accounts.update({
+    account_id: DEMO_ACCOUNT, id: DEMO_ACCOUNT, name: 'Demo Account (TS)', type: 'standard',
+  });
+  assert.equal(renamed.name, 'Demo Account (TS)');
+  await john.accounts.update({ account_id: DEMO_ACCOUNT, id: DEMO_ACCOUNT, name: 'Demo Account', type: 'standard' });
+  await rejects(NotFoundError, 404, john.accounts.get({ account_id: '0'.repeat(32) }));
+});
+
+check('permission groups and resource groups', async () => {
+  const groups = [];
+  for await (const g of john.iam.permissionGroups.list({ account_id: DEMO_ACCOUNT, per_page: 5 })) groups.push(g);
+  assert.ok(groups.some((g) => g.id === ZONE_READ_GROUP && g.name === 'Zone Read'));
+  const zoneRead = await john.iam.permissionGroups.get(ZONE_READ_GROUP, { account_id: DEMO_ACCOUNT });
+  assert.equal(zoneRead.name, 'Zone Read');
+  const rg = john.iam.resourceGroups;
+  const created = await rg.create({
+    account_id: DEMO_ACCOUNT, name: 'TS zones',
+    scope: { key: `com.cloudflare.api.account.${DEMO_ACCOUNT}`, objects: [{ key: '*' }] },
+  });
+  assert.equal(created.name, 'TS zones');
+  const listed = [];
+  for await (const g of rg.list({ account_id: DEMO_ACCOUNT })) listed.push(g.id);
+  assert.ok(listed.includes(created.id) && listed.includes(DEMO_RESOURCE_GROUP));
+  const renamed = await rg.update(created.id, { account_id: DEMO_ACCOUNT, name: 'TS zones 2' });
+  assert.equal(renamed.name, 'TS zones 2');
+  assert.equal((await rg.get(created.id, { account_id: DEMO_ACCOUNT })).name, 'TS zones 2');
+  await rg.delete(created.id, { account_id: DEMO_ACCOUNT });
+  await rejects(NotFoundError, 404, rg.get(created.id, { account_id: DEMO_ACCOUNT }));
+  await rejects(BadRequestError, 400, rg.create({
+    account_id: DEMO_ACCOUNT, name: 'bad', scope: { key: 'com.cloudflare.api.account.nope', objects: [{ key: '*' }] },
+  }));
+});
+
+check('accept and leave an invitation', async () => {
+  const accepted = await john.memberships.update(JOHN_ACME_INVITATION, { status: 'accepted' });
+  assert.equal(accepted.status, 'accepted');
+  const left = await john.memberships.delete(JOHN_ACME_INVITATION);
+  assert.equal(left.id, JOHN_ACME_INVITATION);
+  await rejects(NotFoundError, 404, john.memberships.get(JOHN_ACME_INVITATION));
+});
+
+check('a few hundred memberships and members, page by page', async () => {
+  const bulk = client('bulk@example.com', 'b'.repeat(37));
+  const memberships = [];
+  for await (const m of bulk.memberships.list({ per_page: 50 })) memberships.push(m.id);
+  assert.equal(memberships.length, 251);
+  assert.equal(new Set(memberships).size, 251, 'no membership repeats');
+  const emails = [];
+  for await (const m of bulk.accounts.members.list({ account_id: BULK_ACCOUNT, per_page: 50, order: 'user.email' })) {
+    emails.push(m.email);
+  }
+  assert.equal(emails.length, 300);
+  assert.equal(new Set(emails).size, 300, 'no member repeats');
+  assert.deepEqual(emails, [...emails].sort((a, b) => a.localeCompare(b, 'en', { sensitivity: 'base' })));
+  const error = await rejects(BadRequestError, 400, bulk.accounts.members.list({ account_id: BULK_ACCOUNT, per_page: 3 }));
+  assert.match(error.errors[0].message, /per_page/);
+});
+
+check('API tokens: create, bearer auth, verify, roll, delete', async () => {
+  const groups = [];
+  for await (const g of john.user.tokens.permissionGroups.list()) groups.push(g);
+  const read = groups.find((g) => g.name === 'Memberships Read');
+  assert.ok(read, 'Memberships Read is offered');
+  const created = await john.user.tokens.create({
+    name: 'ts token',
+    policies: [{ effect: 'allow', permission_groups: [{ id: read.id }], resources: { [`com.cloudflare.api.user.${JOHN_ID}`]: '*' } }],
+  });
+  assert.equal(created.value.length, 40);
+  const bearer = new Cloudflare({ apiToken: created.value, baseURL: BASE_URL, maxRetries: 0 });
+  const ids = [];
+  for await (const m of bearer.memberships.list()) ids.push(m.id);
+  assert.ok(ids.includes(JOHN_DEMO_MEMBERSHIP));
+  const verified = await bearer.user.tokens.verify();
+  assert.deepEqual([verified.id, verified.status], [created.id, 'active']);
+  await rejects(PermissionDeniedError, 403, bearer.user.get());
+  const listed = [];
+  for await (const t of john.user.tokens.list()) listed.push(t.id);
+  assert.ok(listed.includes(created.id));
+  const rolled = await john.user.tokens.value.update(created.id);
+  assert.equal(typeof rolled, 'string');
+  await rejects(PermissionDeniedError, 403, bearer.memberships.get(JOHN_DEMO_MEMBERSHIP));
+  await john.user.tokens.delete(created.id);
+  await rejects(NotFoundError, 404, john.user.tokens.get(created.id));
 });
 
 if (!BASE_URL) {

@@ -84,6 +84,11 @@ DEMO_RESOURCE_GROUP = "6d7f2f5f5b1d4a0e9081fdc98d432fd1"
 ZONE_READ_GROUP = "c8fed203ed3043cba015a93ad1616f1f"
 MAGIC_GROUP = "82e64a83756745bbbb1c9c2701bf816b"
 DEMO_MEMBER_COUNT = 11
+# The bulk data tests/sdk.rs seeds beside the demo.
+BULK = ("bulk@example.com", "b" * 37)
+BULK_ACCOUNT = "b0000000000000000000000000000000"
+BULK_MEMBERSHIPS = 251
+BULK_MEMBERS = 300
 PERMISSION_KEYS = [
     "analytics", "billing", "cache_purge", "dns", "dns_records", "lb",
     "logs", "organization", "ssl", "waf", "zone_settings", "zones",
@@ -697,6 +702,30 @@ def member_list_after_the_flow():
     equal(len(members), DEMO_MEMBER_COUNT, "back to the demo's member count")
     statuses = {m.email: m.status for m in members}
     equal(statuses["jane@example.com"], "accepted", "jane is a member now")
+
+
+# --- a few hundred of everything ---------------------------------------------------------------
+
+@check
+def bulk_auto_pagination():
+    bulk = client(BULK)
+    items, pages = all_pages(bulk.memberships.list(per_page=50))
+    for m in items:
+        typed(m, Membership)
+    equal(len(items), BULK_MEMBERSHIPS, "memberships paged through")
+    equal(len({m.id for m in items}), BULK_MEMBERSHIPS, "no membership repeats")
+    equal(pages, 7, "six pages of memberships and the empty page that ends them")
+    pending = list(bulk.memberships.list(status="pending", per_page=50))
+    equal(len(pending), 125, "pending memberships across pages")
+    members, pages = all_pages(bulk.accounts.members.list(account_id=BULK_ACCOUNT, per_page=50, order="user.email"))
+    for m in members:
+        typed(m, Member)
+    equal(len(members), BULK_MEMBERS, "members paged through")
+    emails = [m.email for m in members]
+    equal(len(set(emails)), BULK_MEMBERS, "no member repeats")
+    equal(emails, sorted(emails, key=str.lower), "ordered by email across pages")
+    e = raises(BadRequestError, 400, bulk.accounts.members.list, account_id=BULK_ACCOUNT, per_page=3)
+    ensure("per_page" in e.body["errors"][0]["message"], "the error names per_page", e.body)
 
 
 # --- API tokens ------------------------------------------------------------------------------
