@@ -8,10 +8,9 @@ use serde::Deserialize;
 
 use super::extract::{Auth, Body, Ids, Params, Ref, not_null};
 use super::{ApiError, AppState, views};
-use crate::domain::list::{paginate, text_key};
 use crate::domain::types::{Access, MemberOrder};
 use crate::domain::*;
-use crate::store::Written;
+use crate::store::{MemberQuery, Written};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -87,32 +86,23 @@ async fn list(
     let status: Option<Status> = params.choice("status")?;
     let order: Option<MemberOrder> = params.choice("order")?;
     let direction = params.choice("direction")?.unwrap_or(Direction::Asc);
-    let state = app.load_account(&ids.one()).await?;
-    state.authorize(&caller, Need::Read)?;
-    let members = state
-        .members
-        .iter()
-        .filter(|m| status.is_none_or(|s| m.status == s))
-        .collect();
-    let page = paginate(
-        members,
-        page,
+    let query = MemberQuery {
+        status,
+        order,
         direction,
-        |m| {
-            let user = m.visible_user();
-            match order {
-                None => text_key(Some(m.id.as_str())),
-                Some(MemberOrder::FirstName) => {
-                    text_key(user.and_then(|u| u.first_name.as_deref()))
-                }
-                Some(MemberOrder::LastName) => text_key(user.and_then(|u| u.last_name.as_deref())),
-                Some(MemberOrder::Email) => text_key(Some(m.email.as_str())),
-                Some(MemberOrder::Status) => text_key(Some(m.status.as_str())),
-            }
-        },
-        |m| m.id.as_str(),
-    );
-    Ok(views::list(&page, |m| views::member(m, &state.catalog)))
+        page,
+    };
+    let found = app
+        .store
+        .member_page(&ids.one(), caller.user.email.folded(), &query)
+        .await?
+        .ok_or(DomainError::NotFound("Account"))?;
+    found
+        .catalog
+        .authorize(&found.account, found.caller.as_ref(), &caller, Need::Read)?;
+    Ok(views::list(&found.page, |m| {
+        views::member(m, &found.catalog)
+    }))
 }
 
 async fn details(

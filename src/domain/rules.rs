@@ -125,6 +125,25 @@ impl AccountCatalog {
 
     /// Whether `m`, the caller's own membership of `account`, lets them do `need` there:
     /// it must be accepted, grant the right, and the caller's token (if any) must too.
+    /// [`AccountState::authorize`] for a caller whose accepted membership (`mine`) was
+    /// loaded on its own, without the account's other members.
+    pub fn authorize(
+        &self,
+        account: &Account,
+        mine: Option<&Membership>,
+        caller: &Caller,
+        need: Need,
+    ) -> Result<(), DomainError> {
+        let mine = mine
+            .filter(|m| m.status == Status::Accepted)
+            .ok_or(DomainError::NotFound("Account"))?;
+        if self.allows(account, mine, caller, need) {
+            Ok(())
+        } else {
+            Err(DomainError::Forbidden)
+        }
+    }
+
     pub fn allows(&self, account: &Account, m: &Membership, caller: &Caller, need: Need) -> bool {
         m.status == Status::Accepted
             && allows(&self.permissions(account, &m.grants), need)
@@ -265,18 +284,12 @@ impl AccountState {
     /// The caller's accepted membership, if it allows `need`. Non-members (and invitees who
     /// have not accepted) see the account as missing; members without the right get 403.
     pub fn authorize(&self, caller: &Caller, need: Need) -> Result<&Membership, DomainError> {
-        let mine = self
-            .members
-            .iter()
-            .find(|m| {
-                m.status == Status::Accepted && m.email.folded() == caller.user.email.folded()
-            })
-            .ok_or(DomainError::NotFound("Account"))?;
-        if self.catalog.allows(&self.account, mine, caller, need) {
-            Ok(mine)
-        } else {
-            Err(DomainError::Forbidden)
-        }
+        let mine = self.members.iter().find(|m| {
+            m.status == Status::Accepted && m.email.folded() == caller.user.email.folded()
+        });
+        self.catalog
+            .authorize(&self.account, mine, caller, need)
+            .map(|()| mine.expect("authorized callers are members"))
     }
 
     pub fn invite(&self, new: NewMember, user: Option<User>) -> Result<Change, DomainError> {

@@ -13,7 +13,9 @@ use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
 
+use crate::domain::list::{Page, PageRequest};
 use crate::domain::tokens::Token;
+use crate::domain::types::{Direction, MemberOrder, Status};
 use crate::domain::{
     Account, AccountCatalog, AccountState, Change, DomainError, Id, Membership, User,
 };
@@ -71,6 +73,25 @@ impl Written {
 }
 
 /// A user's membership together with the account and catalog needed to show it.
+/// One page of an account's members, as `GET /accounts/{id}/members` asks for it.
+#[derive(Debug, Clone)]
+pub struct MemberQuery {
+    pub status: Option<Status>,
+    pub order: Option<MemberOrder>,
+    pub direction: Direction,
+    pub page: PageRequest,
+}
+
+/// What a members page needs: the account, its catalog, the caller's own accepted
+/// membership (to authorize), and the page, read in one snapshot.
+#[derive(Debug)]
+pub struct MemberPage {
+    pub account: Account,
+    pub catalog: AccountCatalog,
+    pub caller: Option<Membership>,
+    pub page: Page<Membership>,
+}
+
 #[derive(Debug, Clone)]
 pub struct UserMembership {
     pub account: Account,
@@ -81,6 +102,15 @@ pub struct UserMembership {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     async fn load_account(&self, id: &Id) -> Result<Option<AccountState>, StoreError>;
+
+    /// A page of the account's members, ordered and filtered in the database (so its cost
+    /// does not grow with the account), with what authorizing the caller needs.
+    async fn member_page(
+        &self,
+        account: &Id,
+        caller_email_folded: &str,
+        query: &MemberQuery,
+    ) -> Result<Option<MemberPage>, StoreError>;
 
     /// Runs `decide` on the account's current state and applies its changes atomically.
     /// A missing account is `NotFound("Account")`.

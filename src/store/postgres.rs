@@ -55,6 +55,9 @@ impl PgStore {
             .await
     }
 
+    /// Sort text bytewise, as SQLite and Rust do, whatever the database's locale.
+    const COLLATE: &'static str = r#" COLLATE "C""#;
+
     /// Writers to different accounts do not conflict, so each account has its own queue.
     fn gate_key(account: &str) -> &str {
         account

@@ -67,7 +67,9 @@ macro_rules! sql_store {
             use $crate::store::sql::*;
             use $crate::store::export::*;
             use $crate::domain::tokens::{Token, TokenStatus};
-            use $crate::store::{Decide, EditToken, EditUser, Store, StoreError, UserMembership, Written};
+            use $crate::domain::list::Page;
+            use $crate::domain::types::{Direction, MemberOrder};
+            use $crate::store::{Decide, EditToken, EditUser, MemberPage, MemberQuery, Store, StoreError, UserMembership, Written};
 
             fn user_from_row(row: &$row) -> Result<Option<User>, StoreError> {
                 let Some(id) = row.try_get::<Option<String>, _>("u_id")? else {
@@ -449,6 +451,105 @@ macro_rules! sql_store {
                 async fn load_account(&self, id: &Id) -> Result<Option<AccountState>, StoreError> {
                     let mut conn = self.read().await?;
                     load_account(&mut conn, id).await
+                }
+
+                async fn member_page(
+                    &self,
+                    account: &Id,
+                    caller_email_folded: &str,
+                    query: &MemberQuery,
+                ) -> Result<Option<MemberPage>, StoreError> {
+                    let mut conn = self.read().await?;
+                    let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.id = $1");
+                    let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(account.as_str())
+                        .fetch_optional(&mut *conn)
+                        .await?
+                    else {
+                        return Ok(None);
+                    };
+                    let account_row = account_from_row(&row)?;
+                    let members = format!(
+                        "SELECT {MEMBERSHIP_COLUMNS}, {USER_COLUMNS} FROM memberships m \
+                         LEFT JOIN users u ON u.email_lower = m.email_lower WHERE m.account_id = $1"
+                    );
+                    let caller = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "{members} AND m.email_lower = $2 AND m.status = 'accepted'"
+                    )))
+                    .bind(account.as_str())
+                    .bind(caller_email_folded)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                    .as_ref()
+                    .map(membership_from_row)
+                    .transpose()?;
+                    let catalog = load_catalogs(&mut conn, ONE_ACCOUNT, account.as_str())
+                        .await?
+                        .remove(account.as_str())
+                        .unwrap_or_default();
+                    // `$2` is the status filter, or NULL for every status.
+                    let filter = "($2 IS NULL OR m.status = $2)";
+                    let status = query.status.map(|s| s.as_str());
+                    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                        "SELECT COUNT(*) FROM memberships m WHERE m.account_id = $1 AND {filter}"
+                    )))
+                    .bind(account.as_str())
+                    .bind(status)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    // The same order as `list::paginate` with `text_key`: missing values
+                    // first, case-insensitive, ties by id; an invitee's name counts only once
+                    // they accept (`Membership::visible_user`).
+                    // (expression, whether it can be NULL)
+                    let key = match query.order {
+                        None => None,
+                        Some(MemberOrder::FirstName) => Some((
+                            "CASE WHEN m.status = 'accepted' THEN lower(u.first_name) END",
+                            true,
+                        )),
+                        Some(MemberOrder::LastName) => Some((
+                            "CASE WHEN m.status = 'accepted' THEN lower(u.last_name) END",
+                            true,
+                        )),
+                        Some(MemberOrder::Email) => Some(("m.email_lower", false)),
+                        Some(MemberOrder::Status) => Some(("m.status", false)),
+                    };
+                    let dir = match query.direction {
+                        Direction::Asc => "ASC",
+                        Direction::Desc => "DESC",
+                    };
+                    // Ids are lowercase hex, which sorts the same in every collation, so
+                    // the indexes on (account_id, ..., id) serve these orders.
+                    let collate = Self::COLLATE;
+                    let order = match key {
+                        None => format!("m.id {dir}"),
+                        Some((k, false)) => format!("{k}{collate} {dir}, m.id {dir}"),
+                        Some((k, true)) => format!(
+                            "({k}) IS NOT NULL {dir}, ({k}){collate} {dir}, m.id {dir}"
+                        ),
+                    };
+                    let per_page = i64::from(query.page.per_page);
+                    let offset = (i64::from(query.page.page) - 1) * per_page;
+                    let items = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "{members} AND {filter} ORDER BY {order} LIMIT {per_page} OFFSET {offset}"
+                    )))
+                    .bind(account.as_str())
+                    .bind(status)
+                    .fetch_all(&mut *conn)
+                    .await?
+                    .iter()
+                    .map(membership_from_row)
+                    .collect::<Result<Vec<_>, _>>()?;
+                    Ok(Some(MemberPage {
+                        account: account_row,
+                        catalog,
+                        caller,
+                        page: Page {
+                            items,
+                            request: query.page,
+                            total_count: usize::try_from(total).unwrap_or_default(),
+                        },
+                    }))
                 }
 
                 async fn write_account(&self, id: &Id, decide: Decide<'_>) -> Result<Written, StoreError> {

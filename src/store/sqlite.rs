@@ -62,6 +62,9 @@ impl SqliteStore {
         self.pool.begin_with("BEGIN IMMEDIATE").await
     }
 
+    /// Text sorts bytewise by default, as Rust's `str` does.
+    const COLLATE: &'static str = "";
+
     /// The file has one writer at a time whatever the account.
     fn gate_key(_account: &str) -> &'static str {
         ""
