@@ -1,6 +1,10 @@
 //! The load loop: a fixed number of keep-alive HTTP/1.1 connections, each sending one
 //! request at a time for a fixed duration, with latency recorded per iteration (one
 //! iteration is one request, or a request and the ones that follow from its answer).
+//!
+//! An iteration counts if it finishes after the warmup, even if it started during it, so a
+//! stall that spans the start of the measurement shows in the latencies and not only as a
+//! lower rate; the rate is over the time from the end of the warmup to the last answer.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -63,6 +67,7 @@ struct Tally {
     first_error: Option<String>,
     latency: Histogram<u64>,
     size_sums: Vec<(u64, u64)>,
+    last_finish: Option<Instant>,
 }
 
 pub async fn run(
@@ -103,23 +108,22 @@ pub async fn run(
         seconds: 0.0,
     };
     let mut size_sums: Vec<(u64, u64)> = Vec::new();
+    let mut last_finish = measure_from;
     for task in tasks {
         let tally = task.await.context("a connection task panicked")??;
         outcome.iterations += tally.iterations;
         outcome.errors += tally.errors;
         outcome.first_error = outcome.first_error.or(tally.first_error);
         outcome.latency.add(&tally.latency)?;
+        last_finish = last_finish.max(tally.last_finish.unwrap_or(measure_from));
         size_sums.resize(size_sums.len().max(tally.size_sums.len()), (0, 0));
         for (total, (sum, count)) in size_sums.iter_mut().zip(tally.size_sums) {
             total.0 += sum;
             total.1 += count;
         }
     }
-    // An exhausted pool ends the run early; the rate is over the time actually measured.
-    let finished = Instant::now().min(end);
-    outcome.seconds = finished
-        .saturating_duration_since(measure_from)
-        .as_secs_f64();
+    // An exhausted pool ends the run early; slow answers end it late.
+    outcome.seconds = last_finish.duration_since(measure_from).as_secs_f64();
     outcome.exhausted = exhausted.load(Ordering::Relaxed);
     outcome.sizes = size_sums
         .iter()
@@ -158,6 +162,7 @@ async fn connection(
         first_error: None,
         latency: new_histogram(),
         size_sums: Vec::new(),
+        last_finish: None,
     };
     let mut sender = connect(addr).await?;
     while Instant::now() < end && !exhausted.load(Ordering::Relaxed) {
@@ -203,15 +208,17 @@ async fn connection(
             exhausted.store(true, Ordering::Relaxed);
             break;
         }
-        if started < measure_from {
+        let finished = Instant::now();
+        if finished < measure_from {
             continue;
         }
         tally.iterations += 1;
+        tally.last_finish = Some(finished);
         if let Some(failure) = failure {
             tally.errors += 1;
             tally.first_error.get_or_insert(failure);
         }
-        let micros = started.elapsed().as_micros().max(1) as u64;
+        let micros = (finished - started).as_micros().max(1) as u64;
         tally.latency.saturating_record(micros);
     }
     Ok(tally)
