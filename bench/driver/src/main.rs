@@ -1,0 +1,320 @@
+//! The bench driver: `gen` writes a dataset for `roster import`, `run` loads a running
+//! Roster and the baseline with each scenario and prints a table, `report` prints how the
+//! figures of several runs grow with the dataset. `bench/run` calls all three.
+
+mod dataset;
+mod load;
+mod scenarios;
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use serde::{Deserialize, Serialize};
+
+use dataset::Layout;
+use load::{Settings, Target};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write the dataset for `users` users as a `roster import` file.
+    Gen {
+        #[arg(long)]
+        users: u64,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Measure every scenario against Roster and the baseline; print a table and save it.
+    Run(RunArgs),
+    /// Print the figures of several `run --json` files side by side.
+    Report { files: Vec<PathBuf> },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The dataset size the server was loaded with.
+    #[arg(long)]
+    users: u64,
+    #[arg(long)]
+    roster: SocketAddr,
+    #[arg(long)]
+    baseline: SocketAddr,
+    /// A name for this run in the tables, e.g. the backend.
+    #[arg(long, default_value = "sqlite")]
+    label: String,
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Seconds of load before measuring, per scenario and target.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Seconds measured, per scenario and target.
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Runtime threads of the driver. One keeps the driver to one of the two cores, the
+    /// same for Roster and the baseline.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Comma-separated scenario names; all when absent.
+    #[arg(long, value_delimiter = ',')]
+    scenarios: Vec<String>,
+    /// The server's pid, to read its peak RSS after the run.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// What the script measured around the run, carried into the saved figures.
+    #[arg(long)]
+    db_bytes: Option<u64>,
+    #[arg(long)]
+    gen_seconds: Option<f64>,
+    #[arg(long)]
+    import_seconds: Option<f64>,
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RunReport {
+    label: String,
+    users: u64,
+    accounts: u64,
+    memberships: u64,
+    db_bytes: Option<u64>,
+    gen_seconds: Option<f64>,
+    import_seconds: Option<f64>,
+    peak_rss_kb: Option<u64>,
+    scenarios: Vec<Figures>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Figures {
+    name: String,
+    rate: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    iterations: u64,
+    errors: u64,
+    first_error: Option<String>,
+    exhausted: bool,
+    response_bytes: Vec<usize>,
+    base_rate: f64,
+    base_p50_ms: f64,
+    base_p99_ms: f64,
+    base_errors: u64,
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Gen { users, out } => {
+            let layout = Layout::new(users)?;
+            let mut file = BufWriter::with_capacity(
+                1 << 20,
+                File::create(&out).with_context(|| format!("creating {}", out.display()))?,
+            );
+            layout.write_export(&mut file)?;
+            file.flush()?;
+            Ok(())
+        }
+        Command::Run(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(args.threads.max(1))
+                .enable_all()
+                .build()?;
+            runtime.block_on(run(args))
+        }
+        Command::Report { files } => report(&files),
+    }
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let layout = Arc::new(Layout::new(args.users)?);
+    let names: Vec<String> = if args.scenarios.is_empty() {
+        scenarios::NAMES.iter().map(|s| s.to_string()).collect()
+    } else {
+        args.scenarios.clone()
+    };
+    let settings = |addr| Settings {
+        addr,
+        connections: args.connections,
+        warmup: Duration::from_secs_f64(args.warmup),
+        duration: Duration::from_secs_f64(args.duration),
+    };
+    let mut figures = Vec::new();
+    for name in &names {
+        let scenario = scenarios::by_name(name, layout.clone())
+            .with_context(|| format!("unknown scenario {name:?}"))?;
+        let roster = load::run(&settings(args.roster), scenario.clone(), Target::Roster).await?;
+        let target = Target::Baseline(roster.sizes.clone());
+        let base = load::run(&settings(args.baseline), scenario, target).await?;
+        let ms = |h: &hdrhistogram::Histogram<u64>, q| h.value_at_quantile(q) as f64 / 1000.0;
+        let rate = |o: &load::Outcome| o.iterations as f64 / o.seconds.max(1e-9);
+        figures.push(Figures {
+            name: name.clone(),
+            rate: rate(&roster),
+            p50_ms: ms(&roster.latency, 0.5),
+            p99_ms: ms(&roster.latency, 0.99),
+            iterations: roster.iterations,
+            errors: roster.errors,
+            first_error: roster.first_error,
+            exhausted: roster.exhausted,
+            response_bytes: roster.sizes,
+            base_rate: rate(&base),
+            base_p50_ms: ms(&base.latency, 0.5),
+            base_p99_ms: ms(&base.latency, 0.99),
+            base_errors: base.errors,
+        });
+    }
+    let report = RunReport {
+        label: args.label,
+        users: layout.users,
+        accounts: layout.accounts(),
+        memberships: layout.memberships(),
+        db_bytes: args.db_bytes,
+        gen_seconds: args.gen_seconds,
+        import_seconds: args.import_seconds,
+        peak_rss_kb: args.server_pid.and_then(peak_rss_kb),
+        scenarios: figures,
+    };
+    print_run(&report);
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// VmHWM: the most resident memory the process has had, so the peak of the whole run.
+fn peak_rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn mb(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+fn print_run(r: &RunReport) {
+    let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+    println!();
+    println!(
+        "== {} users={} accounts={} memberships={}",
+        r.label, r.users, r.accounts, r.memberships
+    );
+    println!(
+        "   database {}, generate {}, import {}, server peak RSS {}",
+        or_dash(r.db_bytes.map(mb)),
+        or_dash(r.gen_seconds.map(|s| format!("{s:.1} s"))),
+        or_dash(r.import_seconds.map(|s| format!("{s:.1} s"))),
+        or_dash(r.peak_rss_kb.map(|kb| mb(kb * 1024))),
+    );
+    println!(
+        "{:<36} {:>9} {:>8} {:>8} {:>9} {:>8} {:>8} {:>7} {:>7} {:>7} {:>6}",
+        "scenario",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "base r/s",
+        "base p50",
+        "base p99",
+        "x rate",
+        "x p50",
+        "x p99",
+        "errors"
+    );
+    for f in &r.scenarios {
+        println!(
+            "{:<36} {:>9.0} {:>8.2} {:>8.2} {:>9.0} {:>8.2} {:>8.2} {:>7.2} {:>7.1} {:>7.1} {:>6}",
+            format!("{} ({})", f.name, scenarios::describe(&f.name)),
+            f.rate,
+            f.p50_ms,
+            f.p99_ms,
+            f.base_rate,
+            f.base_p50_ms,
+            f.base_p99_ms,
+            f.rate / f.base_rate.max(1e-9),
+            f.p50_ms / f.base_p50_ms.max(1e-9),
+            f.p99_ms / f.base_p99_ms.max(1e-9),
+            f.errors,
+        );
+    }
+    for f in &r.scenarios {
+        if f.errors > 0 || f.base_errors > 0 {
+            println!(
+                "   ERRORS in {}: {} of {} iterations failed (baseline: {}); first: {}",
+                f.name,
+                f.errors,
+                f.iterations,
+                f.base_errors,
+                f.first_error.as_deref().unwrap_or("-")
+            );
+        }
+        if f.exhausted {
+            println!(
+                "   {} ran out of fresh pairs before the end: its rate is over the time it ran",
+                f.name
+            );
+        }
+    }
+    let sizes: Vec<String> = r
+        .scenarios
+        .iter()
+        .map(|f| format!("{} {:?}", f.name, f.response_bytes))
+        .collect();
+    println!("   response bytes per step: {}", sizes.join(", "));
+}
+
+fn report(files: &[PathBuf]) -> anyhow::Result<()> {
+    let mut runs = Vec::new();
+    for path in files {
+        let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        runs.push(serde_json::from_slice::<RunReport>(&text)?);
+    }
+    let mut labels: Vec<&str> = runs.iter().map(|r| r.label.as_str()).collect();
+    labels.sort();
+    labels.dedup();
+    for label in labels {
+        let mut mine: Vec<&RunReport> = runs.iter().filter(|r| r.label == label).collect();
+        mine.sort_by_key(|r| r.users);
+        let (Some(first), Some(last)) = (mine.first(), mine.last()) else {
+            continue;
+        };
+        println!();
+        println!("== {label}: p50 ms by dataset size (users), and largest / smallest");
+        let mut header = format!("{:<16}", "scenario");
+        for r in &mine {
+            header += &format!(" {:>10}", r.users);
+        }
+        println!("{header} {:>8}", "growth");
+        for (k, f) in first.scenarios.iter().enumerate() {
+            let mut line = format!("{:<16}", f.name);
+            for r in &mine {
+                let p50 = r.scenarios.get(k).map_or(f64::NAN, |g| g.p50_ms);
+                line += &format!(" {p50:>10.2}");
+            }
+            let end = last.scenarios.get(k).map_or(f64::NAN, |g| g.p50_ms);
+            println!("{line} {:>7.1}x", end / f.p50_ms.max(1e-9));
+        }
+        let mut rss = format!("{:<16}", "peak RSS MB");
+        let mut db = format!("{:<16}", "database MB");
+        let mut import = format!("{:<16}", "import s");
+        for r in &mine {
+            let cell =
+                |v: Option<f64>| v.map_or(format!(" {:>10}", "-"), |v| format!(" {v:>10.1}"));
+            rss += &cell(r.peak_rss_kb.map(|kb| kb as f64 * 1024.0 / 1e6));
+            db += &cell(r.db_bytes.map(|b| b as f64 / 1e6));
+            import += &cell(r.import_seconds);
+        }
+        println!("{rss}\n{db}\n{import}");
+    }
+    Ok(())
+}
