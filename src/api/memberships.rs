@@ -61,10 +61,8 @@ async fn list(
 
 async fn own(app: &AppState, caller: &Caller, id: &Id) -> Result<UserMembership, ApiError> {
     app.store
-        .user_memberships(caller.user.email.folded())
+        .user_membership(caller.user.email.folded(), id)
         .await?
-        .into_iter()
-        .find(|m| &m.membership.id == id)
         .ok_or(DomainError::NotFound("Membership").into())
 }
 

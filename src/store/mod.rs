@@ -128,6 +128,14 @@ pub trait Store: Send + Sync + 'static {
     async fn user_memberships(&self, email_folded: &str)
     -> Result<Vec<UserMembership>, StoreError>;
 
+    /// One membership of the user with this folded email; another user's is `None`, as a
+    /// missing one.
+    async fn user_membership(
+        &self,
+        email_folded: &str,
+        id: &Id,
+    ) -> Result<Option<UserMembership>, StoreError>;
+
     /// The user and their API key hash.
     async fn user_by_email(&self, email_folded: &str)
     -> Result<Option<(User, String)>, StoreError>;

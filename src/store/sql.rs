@@ -530,8 +530,19 @@ macro_rules! sql_store {
                     };
                     let per_page = i64::from(query.page.per_page);
                     let offset = (i64::from(query.page.page) - 1) * per_page;
+                    // The page's ids first, from the memberships index alone where the order
+                    // allows (a deep page skips thousands of rows), then their rows.
+                    let join_users = if key.is_some_and(|(_, nullable)| nullable) {
+                        "LEFT JOIN users u ON u.email_lower = m.email_lower"
+                    } else {
+                        ""
+                    };
                     let items = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "{members} AND {filter} ORDER BY {order} LIMIT {per_page} OFFSET {offset}"
+                        "SELECT {MEMBERSHIP_COLUMNS}, {USER_COLUMNS} FROM (\
+                         SELECT m.id FROM memberships m {join_users} WHERE m.account_id = $1 AND {filter} \
+                         ORDER BY {order} LIMIT {per_page} OFFSET {offset}) page \
+                         JOIN memberships m ON m.id = page.id \
+                         LEFT JOIN users u ON u.email_lower = m.email_lower ORDER BY {order}"
                     )))
                     .bind(account.as_str())
                     .bind(status)
@@ -623,6 +634,38 @@ macro_rules! sql_store {
                         });
                     }
                     Ok(out)
+                }
+
+                async fn user_membership(
+                    &self,
+                    email_folded: &str,
+                    id: &Id,
+                ) -> Result<Option<UserMembership>, StoreError> {
+                    let mut conn = self.read().await?;
+                    let sql = format!(
+                        "SELECT {MEMBERSHIP_COLUMNS}, {USER_COLUMNS}, {ACCOUNT_COLUMNS} FROM memberships m \
+                         JOIN accounts a ON a.id = m.account_id \
+                         LEFT JOIN users u ON u.email_lower = m.email_lower \
+                         WHERE m.id = $1 AND m.email_lower = $2"
+                    );
+                    let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(id.as_str())
+                        .bind(email_folded)
+                        .fetch_optional(&mut *conn)
+                        .await?
+                    else {
+                        return Ok(None);
+                    };
+                    let account = account_from_row(&row)?;
+                    let catalog = load_catalogs(&mut conn, ONE_ACCOUNT, account.id.as_str())
+                        .await?
+                        .remove(account.id.as_str())
+                        .unwrap_or_default();
+                    Ok(Some(UserMembership {
+                        account,
+                        membership: membership_from_row(&row)?,
+                        catalog,
+                    }))
                 }
 
                 async fn user_by_email(
@@ -847,7 +890,11 @@ macro_rules! sql_store {
                         tx.commit().await?;
                         Ok(())
                     })
-                    .await
+                    .await?;
+                    // Fresh statistics, or the planner may scan where an index serves (seen
+                    // on PostgreSQL right after a large import).
+                    sqlx::query("ANALYZE").execute(&self.pool).await?;
+                    Ok(())
                 }
             }
         }

@@ -91,8 +91,11 @@ impl Layout {
     }
 
     /// Writes the dataset as a `roster import` file.
-    pub fn write_export(&self, out: &mut impl Write) -> anyhow::Result<()> {
-        write!(out, r#"{{"format":"roster-export","version":1,"users":["#)?;
+    pub fn write_export(&self, out: &mut impl Write, schema_version: u32) -> anyhow::Result<()> {
+        write!(
+            out,
+            r#"{{"format":"roster-export","version":{schema_version},"users":["#
+        )?;
         let mut rows = Rows::new(out);
         let admin = self.admin();
         rows.put(&user_row(&id(0xad, 0), &admin, "Bench", "Admin"))?;

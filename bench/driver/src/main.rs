@@ -34,6 +34,9 @@ enum Command {
         users: u64,
         #[arg(long)]
         out: PathBuf,
+        /// The schema version the import file claims (what `roster migrate` prints).
+        #[arg(long)]
+        schema_version: u32,
     },
     /// Measure every scenario against Roster and the baseline; print a table and save it.
     Run(RunArgs),
@@ -114,13 +117,17 @@ struct Figures {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Gen { users, out } => {
+        Command::Gen {
+            users,
+            out,
+            schema_version,
+        } => {
             let layout = Layout::new(users)?;
             let mut file = BufWriter::with_capacity(
                 1 << 20,
                 File::create(&out).with_context(|| format!("creating {}", out.display()))?,
             );
-            layout.write_export(&mut file)?;
+            layout.write_export(&mut file, schema_version)?;
             file.flush()?;
             Ok(())
         }
