@@ -307,7 +307,7 @@ fn seeding_again_leaves_what_the_api_changed() {
 fn tokens_stop_working_when_they_expire() {
     let db = TestDatabase::new();
     roster(&db, &["user", "create", "--email", "t@example.com"]);
-    let token = |expires: &str| {
+    let create = |expires: &str| {
         let args = [
             "token",
             "create",
@@ -318,42 +318,26 @@ fn tokens_stop_working_when_they_expire() {
             "--expires-on",
             expires,
         ];
-        stdout(&roster(&db, &args))
+        try_roster(&db, &args)
+    };
+    let token = |expires: &str| {
+        let out = create(expires);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout(&out)
     };
     let soon = time::OffsetDateTime::now_utc() + time::Duration::seconds(2);
     let soon_text = soon
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
     let (past, future) = (token(&soon_text), token("2999-01-01T00:00:00+02:00"));
-    let already = try_roster(
-        &db,
-        &[
-            "token",
-            "create",
-            "--email",
-            "t@example.com",
-            "--permission-group",
-            "User Details Read",
-            "--expires-on",
-            "2020-01-01T00:00:00Z",
-        ],
-    );
+    let already = create("2020-01-01T00:00:00Z");
     assert!(String::from_utf8_lossy(&already.stderr).contains("expires_on must be in the future"));
-    let bad = try_roster(
-        &db,
-        &[
-            "token",
-            "create",
-            "--email",
-            "t@example.com",
-            "--permission-group",
-            "User Details Read",
-            "--expires-on",
-            "tomorrow",
-        ],
-    );
     assert!(
-        !bad.status.success(),
+        !create("tomorrow").status.success(),
         "an expiry that is no time is refused"
     );
     let server = Server::start(&db, &[]);

@@ -161,6 +161,14 @@ pub fn single_with_message<T: Serialize>(result: T, code: u32, message: &'static
     .into_response()
 }
 
+/// The built-in groups these ids name (an id no longer in the catalog is left out).
+fn permission_groups(ids: &[Id]) -> Vec<PermissionGroupView<'static>> {
+    ids.iter()
+        .filter_map(catalog::permission_group)
+        .map(permission_group)
+        .collect()
+}
+
 #[derive(Serialize)]
 pub struct ResourceGroupView<'a> {
     id: &'a Id,
@@ -195,12 +203,7 @@ fn policies<'a>(grants: &'a Grants, catalog: &'a AccountCatalog) -> Vec<PolicyVi
         .map(|p| PolicyView {
             id: &p.id,
             access: p.access,
-            permission_groups: p
-                .permission_groups
-                .iter()
-                .filter_map(catalog::permission_group)
-                .map(permission_group)
-                .collect(),
+            permission_groups: permission_groups(&p.permission_groups),
             resource_groups: p
                 .resource_groups
                 .iter()
@@ -385,12 +388,7 @@ pub fn token<'a>(t: &'a Token, value: Option<&'a str>) -> TokenView<'a> {
             .map(|p| TokenPolicyView {
                 id: &p.id,
                 effect: p.effect,
-                permission_groups: p
-                    .permission_groups
-                    .iter()
-                    .filter_map(catalog::permission_group)
-                    .map(permission_group)
-                    .collect(),
+                permission_groups: permission_groups(&p.permission_groups),
                 resources: &p.resources,
             })
             .collect(),

@@ -40,6 +40,15 @@ pub(super) const TOKEN_COLUMNS: &str = "t.id AS t_id, t.user_id AS t_user_id, t.
     t.expires_on AS t_expires_on, t.request_ip AS t_request_ip, t.created_on AS t_created_on, \
     t.modified_on AS t_modified_on, t.last_used_on AS t_last_used_on";
 
+/// An account's memberships with their users; `$1` is the account id.
+pub(super) static MEMBERS_OF_ACCOUNT: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| {
+        format!(
+            "SELECT {MEMBERSHIP_COLUMNS}, {USER_COLUMNS} FROM memberships m \
+         LEFT JOIN users u ON u.email_lower = m.email_lower WHERE m.account_id = $1"
+        )
+    });
+
 /// Selects which accounts' catalogs to load: `$1` is an account id or a folded email.
 pub(super) const ONE_ACCOUNT: &str = "account_id = $1";
 pub(super) const ACCOUNTS_OF_EMAIL: &str =
@@ -207,34 +216,40 @@ macro_rules! sql_store {
                 Ok(catalogs)
             }
 
+            async fn fetch_account(conn: &mut $conn, id: &Id) -> Result<Option<Account>, StoreError> {
+                let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.id = $1");
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(id.as_str())
+                    .fetch_optional(&mut *conn)
+                    .await?
+                    .as_ref()
+                    .map(account_from_row)
+                    .transpose()
+            }
+
+            /// One account's own roles and resource groups.
+            async fn account_catalog(conn: &mut $conn, id: &Id) -> Result<AccountCatalog, StoreError> {
+                Ok(load_catalogs(conn, ONE_ACCOUNT, id.as_str())
+                    .await?
+                    .remove(id.as_str())
+                    .unwrap_or_default())
+            }
+
             async fn load_account(
                 conn: &mut $conn,
                 id: &Id,
             ) -> Result<Option<AccountState>, StoreError> {
-                let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.id = $1");
-                let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(id.as_str())
-                    .fetch_optional(&mut *conn)
-                    .await?
-                else {
+                let Some(account) = fetch_account(conn, id).await? else {
                     return Ok(None);
                 };
-                let account = account_from_row(&row)?;
-                let sql = format!(
-                    "SELECT {MEMBERSHIP_COLUMNS}, {USER_COLUMNS} FROM memberships m \
-                     LEFT JOIN users u ON u.email_lower = m.email_lower WHERE m.account_id = $1"
-                );
-                let members = sqlx::query(sqlx::AssertSqlSafe(sql))
+                let members = sqlx::query(sqlx::AssertSqlSafe(MEMBERS_OF_ACCOUNT.as_str()))
                     .bind(id.as_str())
                     .fetch_all(&mut *conn)
                     .await?
                     .iter()
                     .map(membership_from_row)
                     .collect::<Result<Vec<_>, _>>()?;
-                let catalog = load_catalogs(conn, ONE_ACCOUNT, id.as_str())
-                    .await?
-                    .remove(id.as_str())
-                    .unwrap_or_default();
+                let catalog = account_catalog(conn, id).await?;
                 Ok(Some(AccountState {
                     account,
                     members,
@@ -460,19 +475,10 @@ macro_rules! sql_store {
                     query: &MemberQuery,
                 ) -> Result<Option<MemberPage>, StoreError> {
                     let mut conn = self.read().await?;
-                    let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.id = $1");
-                    let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
-                        .bind(account.as_str())
-                        .fetch_optional(&mut *conn)
-                        .await?
-                    else {
+                    let Some(account_row) = fetch_account(&mut conn, account).await? else {
                         return Ok(None);
                     };
-                    let account_row = account_from_row(&row)?;
-                    let members = format!(
-                        "SELECT {MEMBERSHIP_COLUMNS}, {USER_COLUMNS} FROM memberships m \
-                         LEFT JOIN users u ON u.email_lower = m.email_lower WHERE m.account_id = $1"
-                    );
+                    let members = MEMBERS_OF_ACCOUNT.as_str();
                     let caller = sqlx::query(sqlx::AssertSqlSafe(format!(
                         "{members} AND m.email_lower = $2 AND m.status = 'accepted'"
                     )))
@@ -483,10 +489,7 @@ macro_rules! sql_store {
                     .as_ref()
                     .map(membership_from_row)
                     .transpose()?;
-                    let catalog = load_catalogs(&mut conn, ONE_ACCOUNT, account.as_str())
-                        .await?
-                        .remove(account.as_str())
-                        .unwrap_or_default();
+                    let catalog = account_catalog(&mut conn, account).await?;
                     // `$2` is the status filter, or NULL for every status.
                     let filter = "($2 IS NULL OR m.status = $2)";
                     let status = query.status.map(|s| s.as_str());
@@ -657,10 +660,7 @@ macro_rules! sql_store {
                         return Ok(None);
                     };
                     let account = account_from_row(&row)?;
-                    let catalog = load_catalogs(&mut conn, ONE_ACCOUNT, account.id.as_str())
-                        .await?
-                        .remove(account.id.as_str())
-                        .unwrap_or_default();
+                    let catalog = account_catalog(&mut conn, &account.id).await?;
                     Ok(Some(UserMembership {
                         account,
                         membership: membership_from_row(&row)?,
