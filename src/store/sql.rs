@@ -171,47 +171,39 @@ macro_rules! sql_store {
                 filter: &'static str,
                 param: &str,
             ) -> Result<HashMap<String, AccountCatalog>, StoreError> {
+                // Roles and resource groups in one round trip: `a` and `b` are a role's
+                // description and permissions, or a group's scope and meta.
                 let mut catalogs: HashMap<String, AccountCatalog> = HashMap::new();
                 let sql = format!(
-                    "SELECT account_id, id, name, description, permissions FROM account_roles WHERE {filter} ORDER BY id"
+                    "SELECT 'role' AS kind, account_id, id, name, description AS a, permissions AS b \
+                     FROM account_roles WHERE {filter} \
+                     UNION ALL SELECT 'group' AS kind, account_id, id, name, scope AS a, meta AS b \
+                     FROM resource_groups WHERE {filter} ORDER BY 1, 3"
                 );
                 for r in sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(param)
                     .fetch_all(&mut *conn)
                     .await?
                 {
-                    let permissions: String = r.try_get("permissions")?;
-                    catalogs
-                        .entry(r.try_get("account_id")?)
-                        .or_default()
-                        .custom_roles
-                        .push(Role {
-                            id: Id::from_trusted(r.try_get("id")?),
-                            name: r.try_get("name")?,
-                            description: r.try_get("description")?,
-                            permissions: json(&permissions, "account_roles.permissions")?,
+                    let kind: String = r.try_get("kind")?;
+                    let (a, b): (String, String) = (r.try_get("a")?, r.try_get("b")?);
+                    let catalog = catalogs.entry(r.try_get("account_id")?).or_default();
+                    let (id, name) = (Id::from_trusted(r.try_get("id")?), r.try_get("name")?);
+                    if kind == "role" {
+                        catalog.custom_roles.push(Role {
+                            id,
+                            name,
+                            description: a,
+                            permissions: json(&b, "account_roles.permissions")?,
                         });
-                }
-                let sql = format!(
-                    "SELECT account_id, id, name, scope, meta FROM resource_groups WHERE {filter} ORDER BY id"
-                );
-                for r in sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(param)
-                    .fetch_all(&mut *conn)
-                    .await?
-                {
-                    let scope: String = r.try_get("scope")?;
-                    let meta: String = r.try_get("meta")?;
-                    catalogs
-                        .entry(r.try_get("account_id")?)
-                        .or_default()
-                        .resource_groups
-                        .push(ResourceGroup {
-                            id: Id::from_trusted(r.try_get("id")?),
-                            name: r.try_get("name")?,
-                            scope: json(&scope, "resource_groups.scope")?,
-                            meta: json(&meta, "resource_groups.meta")?,
+                    } else {
+                        catalog.resource_groups.push(ResourceGroup {
+                            id,
+                            name,
+                            scope: json(&a, "resource_groups.scope")?,
+                            meta: json(&b, "resource_groups.meta")?,
                         });
+                    }
                 }
                 Ok(catalogs)
             }
