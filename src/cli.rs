@@ -162,7 +162,7 @@ pub enum TokenCommand {
         #[arg(long, default_value = "roster token")]
         name: String,
         /// When the token stops working (RFC 3339, e.g. 2027-01-01T00:00:00Z).
-        #[arg(long, value_parser = rfc3339)]
+        #[arg(long)]
         expires_on: Option<String>,
     },
 }
@@ -284,12 +284,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-fn rfc3339(raw: &str) -> Result<String, String> {
-    time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
-        .map(|_| raw.to_string())
-        .map_err(|e| format!("not an RFC 3339 time: {e}"))
 }
 
 fn init_tracing(json: bool) {

@@ -80,6 +80,16 @@ fn import(db: &TestDatabase, data: &Value) -> std::process::Output {
     try_roster(db, &["import", file.to_str().unwrap()])
 }
 
+/// Imports `data` into `db`, which must accept it.
+fn import_ok(db: &TestDatabase, data: &Value) {
+    let out = import(db, data);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn rows(data: &Value) -> usize {
     data.as_object()
         .unwrap()
@@ -168,22 +178,12 @@ fn a_deployment_moves_between_backends_with_nothing_lost() {
 
     // There: SQLite to the backend under test (PostgreSQL in the PostgreSQL run).
     let target = TestDatabase::new();
-    let out = import(&target, &original);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    import_ok(&target, &original);
     assert_eq!(export(&target), original);
 
     // And back, into a new SQLite file.
     let back = TestDatabase::sqlite();
-    let out = import(&back, &export(&target));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    import_ok(&back, &export(&target));
     assert_eq!(export(&back), original);
 
     // The moved deployment serves the same answers to the same credentials.
@@ -280,12 +280,7 @@ fn an_import_is_all_or_nothing() {
     refused(&bad, "tokens[eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee]");
 
     // The untouched export still goes in.
-    let out = import(&target, &original);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    import_ok(&target, &original);
     assert_eq!(export(&target), original);
 }
 
