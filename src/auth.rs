@@ -150,7 +150,7 @@ async fn authenticate_token(
             .map_or(true, |last| at - last > time::Duration::MINUTE)
     });
     if stale {
-        store.touch_token(&record.id, &now()).await?;
+        store.touch_token(&presented, &now()).await?;
     }
     Ok(Caller {
         user,

@@ -43,16 +43,28 @@ pub struct Database {
     /// `roster serve` processes may share one database.
     #[arg(long, global = true, env = "DATABASE_URL")]
     pub database_url: Option<String>,
+    /// Seconds a verified API key or token is trusted without asking the database again.
+    /// This process's own changes to users and tokens apply at once; another process's
+    /// (sharing a PostgreSQL database) within this many seconds. 0 asks every time.
+    #[arg(
+        long,
+        global = true,
+        env = "ROSTER_CREDENTIAL_CACHE",
+        default_value_t = 5
+    )]
+    pub credential_cache: u64,
 }
 
 impl Database {
     pub async fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
+        let ttl = Duration::from_secs(self.credential_cache);
         match &self.database_url {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
                 Ok(Arc::new(
                     PgStore::open(url)
                         .await
-                        .context("connecting to PostgreSQL")?,
+                        .context("connecting to PostgreSQL")?
+                        .with_credential_ttl(ttl),
                 ))
             }
             // Not echoed: a URL may carry a password.
@@ -60,7 +72,8 @@ impl Database {
             None => Ok(Arc::new(
                 SqliteStore::open(&self.database)
                     .await
-                    .with_context(|| format!("opening {}", self.database.display()))?,
+                    .with_context(|| format!("opening {}", self.database.display()))?
+                    .with_credential_ttl(ttl),
             )),
         }
     }

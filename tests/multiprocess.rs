@@ -1,6 +1,6 @@
-//! Two `roster serve` processes on one PostgreSQL database, raced by concurrent clients.
-//! Runs when `ROSTER_TEST_DATABASE_URL` is set (`.ci/run` sets it); without PostgreSQL
-//! there is nothing to share and the test says so and returns.
+//! Two `roster serve` processes on one database. The race runs when
+//! `ROSTER_TEST_DATABASE_URL` is set (`.ci/run` sets it); without PostgreSQL it says so and
+//! returns. The credentials test runs on both backends.
 
 mod common;
 
@@ -9,7 +9,7 @@ use std::process::Command;
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
-use common::{Server, TestDatabase};
+use common::{Server, TestDatabase, stdout};
 
 const BIN: &str = env!("CARGO_BIN_EXE_roster");
 const SUPER_ADMIN: &str = "795df1c379e2469e89ab15cca71e91a0";
@@ -303,4 +303,70 @@ async fn two_processes_keep_every_invariant_under_races() {
     }
     // The servers stop before the database is dropped.
     drop((one, two));
+}
+
+/// A token disabled and a profile changed through one process hold in the other too: at
+/// once on PostgreSQL (the change is announced to every process), and on SQLite once the
+/// other's cached copy is older than its `--credential-cache` seconds.
+#[test]
+fn credentials_changed_through_one_process_apply_in_the_other() {
+    let db = TestDatabase::new();
+    let key = stdout(&common::roster(
+        &db,
+        &["user", "create", "--email", "u@example.com"],
+    ));
+    let token = stdout(&common::roster(
+        &db,
+        &[
+            "token",
+            "create",
+            "--email",
+            "u@example.com",
+            "--permission-group",
+            "User Details Read",
+        ],
+    ));
+    // On PostgreSQL the second process would trust what it verified for ten minutes if
+    // nobody told it otherwise.
+    let ttl = if db.is_postgres() { "600" } else { "2" };
+    let (a, b) = (
+        Server::start(&db, &[]),
+        Server::start(&db, &["--credential-cache", ttl]),
+    );
+    let bearer = format!("Bearer {token}");
+    let with_token = [("Authorization", bearer.as_str())];
+    let with_key = [
+        ("X-Auth-Email", "u@example.com"),
+        ("X-Auth-Key", key.as_str()),
+    ];
+    assert_eq!(b.get("/user", &with_token).0, 200);
+    assert_eq!(
+        b.get("/user", &with_key).1["result"]["first_name"],
+        Value::Null
+    );
+
+    let (_, tokens) = a.get("/user/tokens", &with_key);
+    let listed = &tokens["result"][0];
+    let disable =
+        json!({"name": listed["name"], "policies": listed["policies"], "status": "disabled"});
+    let path = format!("/user/tokens/{}", listed["id"].as_str().unwrap());
+    let (status, body) = a.send("PUT", &path, &with_key, Some(&disable.to_string()));
+    assert_eq!(status, 200, "{body}");
+    let rename = json!({"first_name": "Una"}).to_string();
+    let (status, body) = a.send("PATCH", "/user", &with_key, Some(&rename));
+    assert_eq!(status, 200, "{body}");
+
+    let started = std::time::Instant::now();
+    loop {
+        let refused = b.get("/user", &with_token).0 == 403;
+        let renamed = b.get("/user", &with_key).1["result"]["first_name"] == "Una";
+        if refused && renamed {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the other process still answers from its old copy: token refused {refused}, renamed {renamed}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }

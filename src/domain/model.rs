@@ -119,6 +119,20 @@ pub enum Grants {
     Policies(Vec<Policy>),
 }
 
+impl Grants {
+    /// Whether showing or weighing these grants needs the account's own roles and resource
+    /// groups; built-in roles are the same in every account, so reads of role-only
+    /// memberships skip a query.
+    pub fn need_account_catalog(&self) -> bool {
+        match self {
+            Grants::Roles(ids) => ids
+                .iter()
+                .any(|id| !super::catalog::builtin_roles().iter().any(|r| &r.id == id)),
+            Grants::Policies(policies) => !policies.is_empty(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Membership {
     pub id: Id,

@@ -3,6 +3,7 @@
 //! state, the domain decides the [`Change`]s, the store applies them and commits. Unique
 //! indexes back up the rules (one live membership per account and email).
 
+mod credentials;
 pub mod export;
 mod postgres;
 mod sql;
@@ -136,7 +137,8 @@ pub trait Store: Send + Sync + 'static {
         id: &Id,
     ) -> Result<Option<UserMembership>, StoreError>;
 
-    /// The user and their API key hash.
+    /// The user and their API key hash. This and [`Store::token_by_hash`] may answer from a
+    /// cache of a few seconds (see `credentials.rs`); this process's own changes clear it.
     async fn user_by_email(&self, email_folded: &str)
     -> Result<Option<(User, String)>, StoreError>;
 
@@ -159,8 +161,9 @@ pub trait Store: Send + Sync + 'static {
     /// Another user's token is `NotFound("Token")`, as a missing one.
     async fn delete_token(&self, user: &Id, id: &Id) -> Result<(), StoreError>;
 
-    /// Records that the token was used (best effort, outside any transaction).
-    async fn touch_token(&self, id: &Id, at: &str) -> Result<(), StoreError>;
+    /// Records that the token with this secret hash was used (best effort, outside any
+    /// transaction).
+    async fn touch_token(&self, hash: &str, at: &str) -> Result<(), StoreError>;
 
     /// A duplicate email is `Duplicate`.
     async fn insert_user(&self, user: &User, api_key_hash: &str) -> Result<(), StoreError>;

@@ -6,17 +6,32 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use tokio::sync::oneshot;
 
+use super::credentials::{Credentials, DEFAULT_TTL};
 use super::{StoreError, WriteGate};
 
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
     gate: Arc<WriteGate>,
+    credentials: Arc<Credentials>,
+    /// Dropped with the last clone of the store, which ends [`follow_changes`].
+    _following: Arc<oneshot::Sender<()>>,
 }
 
+/// The channel on which processes sharing the database announce changed credentials.
+const CREDENTIALS_CHANNEL: &str = "roster_credentials";
+
 impl PgStore {
+    /// How long a verified credential may be used without asking the database again
+    /// (see [`Credentials`]); zero asks every time.
+    pub fn with_credential_ttl(self, ttl: Duration) -> Self {
+        self.credentials.set_ttl(ttl);
+        self
+    }
+
     /// Connects and migrates. Several processes may start at once: the migrator takes an
     /// advisory lock.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
@@ -25,16 +40,51 @@ impl PgStore {
     }
 
     pub async fn open_with(options: PgConnectOptions) -> Result<Self, StoreError> {
+        // sqlx pings every connection it hands out by default: a round trip to the server
+        // per request. Ping only connections that sat idle long enough for a firewall or a
+        // server restart to have dropped them.
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > Duration::from_secs(30) {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
+        let credentials = Arc::new(Credentials::new(DEFAULT_TTL));
+        let mut listener = PgListener::connect_with(&pool).await?;
+        listener.listen(CREDENTIALS_CHANNEL).await?;
+        let (following, stop) = oneshot::channel();
+        tokio::spawn(follow_changes(listener, credentials.clone(), stop));
         Ok(PgStore {
             pool,
             gate: Arc::default(),
+            credentials,
+            _following: Arc::new(following),
         })
+    }
+
+    /// A user or token changed: this process forgets what it cached, and tells the others.
+    /// (After the commit: a process that reads in between may cache the old row, for at
+    /// most the time to live.)
+    /// The change itself is committed: failing to announce it leaves the others stale for
+    /// at most the time to live, which is no reason to report the change as failed.
+    async fn credentials_changed(&self) {
+        self.credentials.clear();
+        let announced = sqlx::query("SELECT pg_notify($1, '')")
+            .bind(CREDENTIALS_CHANNEL)
+            .execute(&self.pool)
+            .await;
+        if let Err(e) = announced {
+            tracing::warn!(error = %e, "announcing a credential change");
+        }
     }
 
     /// A read-only snapshot, so the account, its members and its catalog agree; dropping
@@ -71,3 +121,23 @@ impl PgStore {
 }
 
 super::sql::sql_store!(PgStore, sqlx::postgres::PgConnection, sqlx::postgres::PgRow);
+
+/// Clears the credentials cache whenever a process sharing the database announces a change,
+/// and whenever the connection that listens was lost (announcements may have been missed).
+async fn follow_changes(
+    mut listener: PgListener,
+    credentials: Arc<Credentials>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    loop {
+        let heard = tokio::select! {
+            _ = &mut stop => return,
+            heard = listener.try_recv() => heard,
+        };
+        credentials.clear();
+        if let Err(e) = heard {
+            tracing::warn!(error = %e, "listening for credential changes");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}

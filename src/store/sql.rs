@@ -58,8 +58,8 @@ pub(super) fn unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
-/// The shared store implementation for one backend: `$store` must have `pool` and `gate`
-/// fields and `read`, `snapshot`, `begin_write`, `retryable` and `gate_key` methods; `$conn` and `$row` are the
+/// The shared store implementation for one backend: `$store` must have `pool`, `gate`
+/// and `credentials` fields and `read`, `snapshot`, `begin_write`, `credentials_changed`, `retryable` and `gate_key` methods; `$conn` and `$row` are the
 /// backend's connection and row types.
 macro_rules! sql_store {
     ($store:ident, $conn:ty, $row:ty) => {
@@ -614,21 +614,23 @@ macro_rules! sql_store {
                         .bind(email_folded)
                         .fetch_all(&mut *conn)
                         .await?;
-                    let catalogs = load_catalogs(&mut conn, ACCOUNTS_OF_EMAIL, email_folded).await?;
-                    let mut out = Vec::with_capacity(rows.len());
-                    for row in &rows {
-                        let account = account_from_row(row)?;
-                        let catalog = catalogs
-                            .get(account.id.as_str())
-                            .cloned()
-                            .unwrap_or_default();
-                        out.push(UserMembership {
+                    let found = rows
+                        .iter()
+                        .map(|row| Ok((account_from_row(row)?, membership_from_row(row)?)))
+                        .collect::<Result<Vec<_>, StoreError>>()?;
+                    let catalogs = if found.iter().any(|(_, m)| m.grants.need_account_catalog()) {
+                        load_catalogs(&mut conn, ACCOUNTS_OF_EMAIL, email_folded).await?
+                    } else {
+                        HashMap::new()
+                    };
+                    Ok(found
+                        .into_iter()
+                        .map(|(account, membership)| UserMembership {
+                            catalog: catalogs.get(account.id.as_str()).cloned().unwrap_or_default(),
                             account,
-                            membership: membership_from_row(row)?,
-                            catalog,
-                        });
-                    }
-                    Ok(out)
+                            membership,
+                        })
+                        .collect())
                 }
 
                 async fn user_membership(
@@ -652,10 +654,15 @@ macro_rules! sql_store {
                         return Ok(None);
                     };
                     let account = account_from_row(&row)?;
-                    let catalog = account_catalog(&mut conn, &account.id).await?;
+                    let membership = membership_from_row(&row)?;
+                    let catalog = if membership.grants.need_account_catalog() {
+                        account_catalog(&mut conn, &account.id).await?
+                    } else {
+                        AccountCatalog::default()
+                    };
                     Ok(Some(UserMembership {
                         account,
-                        membership: membership_from_row(&row)?,
+                        membership,
                         catalog,
                     }))
                 }
@@ -664,22 +671,28 @@ macro_rules! sql_store {
                     &self,
                     email_folded: &str,
                 ) -> Result<Option<(User, String)>, StoreError> {
+                    let lookup = match self.credentials.key(email_folded) {
+                        Ok(found) => return Ok(Some(found)),
+                        Err(lookup) => lookup,
+                    };
                     let sql =
                         format!("SELECT {USER_COLUMNS}, u.api_key_hash FROM users u WHERE u.email_lower = $1");
                     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
                         .bind(email_folded)
                         .fetch_optional(&self.pool)
                         .await?;
-                    match row {
-                        None => Ok(None),
-                        Some(row) => {
-                            let user = user_from_row(&row)?.ok_or_else(|| corrupt("users", "missing id"))?;
-                            Ok(Some((user, row.try_get("api_key_hash")?)))
-                        }
-                    }
+                    let Some(row) = row else { return Ok(None) };
+                    let user = user_from_row(&row)?.ok_or_else(|| corrupt("users", "missing id"))?;
+                    let found = (user, row.try_get("api_key_hash")?);
+                    self.credentials.keep_key(lookup, email_folded, &found);
+                    Ok(Some(found))
                 }
 
                 async fn token_by_hash(&self, hash: &str) -> Result<Option<(Token, User)>, StoreError> {
+                    let lookup = match self.credentials.token(hash) {
+                        Ok(found) => return Ok(Some(found)),
+                        Err(lookup) => lookup,
+                    };
                     let sql = format!(
                         "SELECT {USER_COLUMNS}, {TOKEN_COLUMNS} FROM tokens t JOIN users u ON u.id = t.user_id \
                          WHERE t.token_hash = $1"
@@ -690,7 +703,9 @@ macro_rules! sql_store {
                         .await?;
                     let Some(row) = row else { return Ok(None) };
                     let user = user_from_row(&row)?.ok_or_else(|| corrupt("tokens", "missing user"))?;
-                    Ok(Some((token_from_row(&row)?, user)))
+                    let found = (token_from_row(&row)?, user);
+                    self.credentials.keep_token(lookup, hash, &found);
+                    Ok(Some(found))
                 }
 
                 async fn user_tokens(&self, user: &Id) -> Result<Vec<Token>, StoreError> {
@@ -735,6 +750,7 @@ macro_rules! sql_store {
                         .execute(&mut *tx)
                         .await?;
                         tx.commit().await?;
+                        self.credentials_changed().await;
                         Ok(token)
                     })
                     .await
@@ -746,18 +762,20 @@ macro_rules! sql_store {
                         .bind(user.as_str())
                         .execute(&self.pool)
                         .await?;
+                    self.credentials_changed().await;
                     if done.rows_affected() == 0 {
                         return Err(DomainError::NotFound("Token").into());
                     }
                     Ok(())
                 }
 
-                async fn touch_token(&self, id: &Id, at: &str) -> Result<(), StoreError> {
-                    sqlx::query("UPDATE tokens SET last_used_on = $2 WHERE id = $1")
-                        .bind(id.as_str())
+                async fn touch_token(&self, hash: &str, at: &str) -> Result<(), StoreError> {
+                    sqlx::query("UPDATE tokens SET last_used_on = $2 WHERE token_hash = $1")
+                        .bind(hash)
                         .bind(at)
                         .execute(&self.pool)
                         .await?;
+                    self.credentials.touched(hash, at);
                     Ok(())
                 }
 
@@ -819,6 +837,7 @@ macro_rules! sql_store {
                         .execute(&mut *tx)
                         .await?;
                         tx.commit().await?;
+                        self.credentials_changed().await;
                         Ok(user)
                     })
                     .await
@@ -880,6 +899,7 @@ macro_rules! sql_store {
                         }
                         insert_rows(&mut tx, data).await?;
                         tx.commit().await?;
+                        self.credentials_changed().await;
                         Ok(())
                     })
                     .await?;

@@ -8,15 +8,24 @@ use std::time::Duration;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+use super::credentials::{Credentials, DEFAULT_TTL};
 use super::{StoreError, WriteGate};
 
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
     gate: Arc<WriteGate>,
+    credentials: Arc<Credentials>,
 }
 
 impl SqliteStore {
+    /// How long a verified credential may be used without asking the database again
+    /// (see [`Credentials`]); zero asks every time.
+    pub fn with_credential_ttl(self, ttl: Duration) -> Self {
+        self.credentials.set_ttl(ttl);
+        self
+    }
+
     /// Opens (creating if needed) and migrates the database file.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::new()
@@ -26,8 +35,11 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        // No ping before handing out a connection: the file cannot hang up, and each ping
+        // is a round trip to the connection's worker thread (half of a one-query request).
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         // sqlx takes no lock while migrating SQLite, so processes starting together on a
@@ -43,6 +55,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             pool,
             gate: Arc::default(),
+            credentials: Arc::new(Credentials::new(DEFAULT_TTL)),
         })
     }
 
@@ -60,6 +73,12 @@ impl SqliteStore {
 
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
         self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    /// A user or token changed. Another process on the same file is not told: it sees the
+    /// change once its cached copy is older than the time to live.
+    async fn credentials_changed(&self) {
+        self.credentials.clear();
     }
 
     /// Text sorts bytewise by default, as Rust's `str` does.

@@ -351,6 +351,19 @@ async fn updating_roles_and_switching_to_policies() {
         mine.result()["permissions"]["organization"],
         json!({"read": true, "write": true})
     );
+    // Reads of role-only memberships skip the account's own groups; a policy needs them,
+    // in the list as in the single read.
+    let listed = server.as_user(&gus).get("/memberships").await;
+    let listed = listed.result().as_array().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        listed[0]["permissions"]["organization"],
+        json!({"read": true, "write": true})
+    );
+    assert_eq!(
+        listed[0]["policies"][0]["resource_groups"][0]["name"],
+        "whole account"
+    );
     // A group in use by a policy cannot be deleted.
     admin
         .delete(&format!(
