@@ -231,6 +231,7 @@ fn plan_account(a: &AccountFixture) -> Result<PlannedAccount, DomainError> {
     let mut state = AccountState {
         account: account.clone(),
         members: Vec::new(),
+        focus: crate::domain::Focus::everyone(),
         catalog: AccountCatalog::default(),
     };
     for r in &a.roles {
@@ -296,7 +297,7 @@ pub async fn load(store: &dyn Store, fixture: &Fixture) -> Result<Loaded, StoreE
             Err(e) => return Err(e),
         }
         let written = store
-            .write_account(&planned.account.id, &|state| {
+            .write_account(&planned.account.id, &Focus::everyone(), &|state| {
                 Ok(account_changes(planned, state))
             })
             .await?;

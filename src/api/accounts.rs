@@ -156,7 +156,7 @@ async fn update(
     let account_id = ids.one();
     let written = app
         .store
-        .write_account(&account_id, &|state| {
+        .write_account(&account_id, &Focus::caller(&caller), &|state| {
             state.authorize(&caller, Need::Write)?;
             Ok(vec![Change::PutAccount(body.apply(&state.account)?)])
         })

@@ -154,7 +154,7 @@ async fn create_resource_group(
     };
     let written = app
         .store
-        .write_account(&account_id, &|state| {
+        .write_account(&account_id, &Focus::caller(&caller), &|state| {
             state.authorize(&caller, Need::Write)?;
             Ok(vec![state.put_resource_group(group.clone())?])
         })
@@ -183,7 +183,7 @@ async fn update_resource_group(
     let (account_id, group_id) = ids.two();
     let written = app
         .store
-        .write_account(&account_id, &|state| {
+        .write_account(&account_id, &Focus::caller(&caller), &|state| {
             state.authorize(&caller, Need::Write)?;
             let current = state
                 .catalog
@@ -208,10 +208,14 @@ async fn delete_resource_group(
 ) -> Result<Response, ApiError> {
     let (account_id, group_id) = ids.two();
     app.store
-        .write_account(&account_id, &|state| {
-            state.authorize(&caller, Need::Write)?;
-            Ok(vec![state.delete_resource_group(&group_id)?])
-        })
+        .write_account(
+            &account_id,
+            &Focus::caller(&caller).mentioning(&group_id),
+            &|state| {
+                state.authorize(&caller, Need::Write)?;
+                Ok(vec![state.delete_resource_group(&group_id)?])
+            },
+        )
         .await?;
     Ok(views::single(views::IdOnly { id: &group_id }))
 }

@@ -155,10 +155,14 @@ async fn create(
         .map(|(u, _)| u);
     let written = app
         .store
-        .write_account(&account_id, &|state| {
-            state.authorize(&caller, Need::Write)?;
-            Ok(vec![state.invite(new.clone(), invitee.clone())?])
-        })
+        .write_account(
+            &account_id,
+            &Focus::caller(&caller).email(new.email.folded()),
+            &|state| {
+                state.authorize(&caller, Need::Write)?;
+                Ok(vec![state.invite(new.clone(), invitee.clone())?])
+            },
+        )
         .await?;
     show_member(&written)
 }
@@ -185,14 +189,18 @@ async fn update(
     };
     let written = app
         .store
-        .write_account(&account_id, &|state| {
-            state.authorize(&caller, Need::Write)?;
-            let grants = match &grants {
-                Some(grants) => grants.clone(),
-                None => state.member(&member_id)?.grants.clone(),
-            };
-            Ok(vec![state.update_grants(&member_id, grants)?])
-        })
+        .write_account(
+            &account_id,
+            &Focus::caller(&caller).member(&member_id).administrators(),
+            &|state| {
+                state.authorize(&caller, Need::Write)?;
+                let grants = match &grants {
+                    Some(grants) => grants.clone(),
+                    None => state.member(&member_id)?.grants.clone(),
+                };
+                Ok(vec![state.update_grants(&member_id, grants)?])
+            },
+        )
         .await?;
     show_member(&written)
 }
@@ -204,10 +212,14 @@ async fn remove(
 ) -> Result<Response, ApiError> {
     let (account_id, member_id) = ids.two();
     app.store
-        .write_account(&account_id, &|state| {
-            state.authorize(&caller, Need::Write)?;
-            Ok(vec![state.remove_member(&member_id)?])
-        })
+        .write_account(
+            &account_id,
+            &Focus::caller(&caller).member(&member_id).administrators(),
+            &|state| {
+                state.authorize(&caller, Need::Write)?;
+                Ok(vec![state.remove_member(&member_id)?])
+            },
+        )
         .await?;
     Ok(views::single(views::IdOnly { id: &member_id }))
 }

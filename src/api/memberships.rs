@@ -11,7 +11,7 @@ use super::extract::{Auth, Body, Ids, Params};
 use super::{ApiError, AppState, views};
 use crate::domain::list::{paginate, same_name, text_key};
 use crate::domain::types::{Answer, MembershipOrder};
-use crate::domain::{Caller, Direction, DomainError, Id, Need, Status};
+use crate::domain::{Caller, Direction, DomainError, Focus, Id, Need, Status};
 use crate::store::UserMembership;
 
 pub fn router() -> Router<AppState> {
@@ -96,9 +96,11 @@ async fn respond(
     let current = own(&app, &caller, &id).await?;
     let written = app
         .store
-        .write_account(&current.account.id, &|state| {
-            Ok(vec![state.respond(&id, &caller.user, body.status)?])
-        })
+        .write_account(
+            &current.account.id,
+            &Focus::default().member(&id),
+            &|state| Ok(vec![state.respond(&id, &caller.user, body.status)?]),
+        )
         .await?;
     let m = written
         .membership()
@@ -120,9 +122,11 @@ async fn leave(
     let id = ids.one();
     let current = own(&app, &caller, &id).await?;
     app.store
-        .write_account(&current.account.id, &|state| {
-            Ok(vec![state.leave(&id, &caller.user)?])
-        })
+        .write_account(
+            &current.account.id,
+            &Focus::default().member(&id).administrators(),
+            &|state| Ok(vec![state.leave(&id, &caller.user)?]),
+        )
         .await?;
     Ok(views::single(views::IdOnly { id: &id }))
 }

@@ -13,7 +13,9 @@ pub mod types;
 pub mod tokens;
 
 pub use model::*;
-pub use rules::{AccountCatalog, AccountState, Caller, Change, Need, NewMember, activation_code};
+pub use rules::{
+    AccountCatalog, AccountState, Caller, Change, Focus, Need, NewMember, activation_code,
+};
 pub use types::{AccountType, Direction, Email, Id, Status};
 
 /// Why the domain refused a request. Each maps to one Cloudflare error in `api::error`.

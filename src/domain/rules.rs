@@ -88,6 +88,13 @@ impl AccountCatalog {
         self.roles().find(|r| &r.id == id)
     }
 
+    /// Roles that make an accepted member an administrator (organization write).
+    pub fn administrator_roles(&self) -> impl Iterator<Item = &Id> {
+        self.roles()
+            .filter(|r| r.permissions.can_write(Key::Organization))
+            .map(|r| &r.id)
+    }
+
     pub fn resource_group(&self, id: &Id) -> Option<&ResourceGroup> {
         self.resource_groups.iter().find(|g| &g.id == id)
     }
@@ -208,13 +215,85 @@ impl AccountCatalog {
     }
 }
 
-/// One account with every membership (and its user) and its catalog, as one transaction
-/// sees it.
+/// One account with its memberships (and their users) and its catalog, as one transaction
+/// sees it: every membership for a read of the account, the ones in `focus` for a write.
 #[derive(Debug, Clone)]
 pub struct AccountState {
     pub account: Account,
     pub members: Vec<Membership>,
     pub catalog: AccountCatalog,
+    pub focus: Focus,
+}
+
+/// Which of an account's memberships a write loads. Loading every member would make each
+/// write cost as much as the account is big; a rule looks only at a few: the caller's, the
+/// one it changes (by id or email), the administrators (the last one must stay), and the
+/// members whose policies name a resource group (before that group goes). A rule that finds
+/// what it needs missing from the focus panics: that is a bug in the caller's focus, and
+/// deciding without those members would break an invariant.
+#[derive(Debug, Clone, Default)]
+pub struct Focus {
+    pub everyone: bool,
+    pub ids: Vec<Id>,
+    /// Folded emails.
+    pub emails: Vec<String>,
+    pub administrators: bool,
+    /// Resource groups whose users are wanted.
+    pub mentioning: Vec<Id>,
+}
+
+impl Focus {
+    pub fn everyone() -> Focus {
+        Focus {
+            everyone: true,
+            ..Focus::default()
+        }
+    }
+
+    /// The caller's own membership, which authorizing them needs.
+    pub fn caller(caller: &Caller) -> Focus {
+        Focus::default().email(caller.user.email.folded())
+    }
+
+    pub fn member(mut self, id: &Id) -> Focus {
+        self.ids.push(id.clone());
+        self
+    }
+
+    pub fn email(mut self, folded: &str) -> Focus {
+        self.emails.push(folded.to_string());
+        self
+    }
+
+    pub fn administrators(mut self) -> Focus {
+        self.administrators = true;
+        self
+    }
+
+    pub fn mentioning(mut self, group: &Id) -> Focus {
+        self.mentioning.push(group.clone());
+        self
+    }
+
+    fn has_id(&self, id: &Id) -> bool {
+        self.everyone || self.ids.contains(id)
+    }
+
+    fn has_email(&self, folded: &str) -> bool {
+        self.everyone || self.emails.iter().any(|e| e == folded)
+    }
+
+    fn has_administrators(&self) -> bool {
+        self.everyone || self.administrators
+    }
+
+    fn has_mentions_of(&self, group: &Id) -> bool {
+        self.everyone || self.mentioning.contains(group)
+    }
+}
+
+fn require_loaded(loaded: bool, what: &str) {
+    assert!(loaded, "a write decided without loading {what}");
 }
 
 /// A write the store applies inside the transaction that loaded the state.
@@ -275,6 +354,7 @@ impl AccountState {
     }
 
     pub fn member(&self, id: &Id) -> Result<&Membership, DomainError> {
+        require_loaded(self.focus.has_id(id), "the member it changes");
         self.members
             .iter()
             .find(|m| &m.id == id)
@@ -284,6 +364,10 @@ impl AccountState {
     /// The caller's accepted membership, if it allows `need`. Non-members (and invitees who
     /// have not accepted) see the account as missing; members without the right get 403.
     pub fn authorize(&self, caller: &Caller, need: Need) -> Result<&Membership, DomainError> {
+        require_loaded(
+            self.focus.has_email(caller.user.email.folded()),
+            "the caller's membership",
+        );
         let mine = self.members.iter().find(|m| {
             m.status == Status::Accepted && m.email.folded() == caller.user.email.folded()
         });
@@ -294,6 +378,10 @@ impl AccountState {
 
     pub fn invite(&self, new: NewMember, user: Option<User>) -> Result<Change, DomainError> {
         self.catalog.check_grants(&new.grants)?;
+        require_loaded(
+            self.focus.has_email(new.email.folded()),
+            "the invitee's memberships",
+        );
         let taken = self
             .members
             .iter()
@@ -348,6 +436,7 @@ impl AccountState {
         id: &Id,
         replacement: Option<&Membership>,
     ) -> Result<(), DomainError> {
+        require_loaded(self.focus.has_administrators(), "the administrators");
         let had = self.members.iter().any(|m| self.is_administrator(m));
         if had && !self.keeps_administrator(id, replacement) {
             Err(DomainError::LastAdministrator)
@@ -373,6 +462,7 @@ impl AccountState {
 
     /// The user's own membership `id` in this account; anyone else's answers as missing.
     fn own_membership(&self, id: &Id, user: &User) -> Result<&Membership, DomainError> {
+        require_loaded(self.focus.has_id(id), "the membership it changes");
         self.members
             .iter()
             .find(|m| &m.id == id && m.email.folded() == user.email.folded())
@@ -454,6 +544,7 @@ impl AccountState {
         self.catalog
             .resource_group(id)
             .ok_or(DomainError::NotFound("Resource group"))?;
+        require_loaded(self.focus.has_mentions_of(id), "the group's users");
         let in_use = self.members.iter().any(|m| match &m.grants {
             Grants::Policies(ps) => ps.iter().any(|p| p.resource_groups.contains(id)),
             Grants::Roles(_) => false,

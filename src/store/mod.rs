@@ -18,7 +18,7 @@ use crate::domain::list::{Page, PageRequest};
 use crate::domain::tokens::Token;
 use crate::domain::types::{Direction, MemberOrder, Status};
 use crate::domain::{
-    Account, AccountCatalog, AccountState, Change, DomainError, Id, Membership, User,
+    Account, AccountCatalog, AccountState, Change, DomainError, Focus, Id, Membership, User,
 };
 
 pub use postgres::PgStore;
@@ -113,9 +113,14 @@ pub trait Store: Send + Sync + 'static {
         query: &MemberQuery,
     ) -> Result<Option<MemberPage>, StoreError>;
 
-    /// Runs `decide` on the account's current state and applies its changes atomically.
-    /// A missing account is `NotFound("Account")`.
-    async fn write_account(&self, id: &Id, decide: Decide<'_>) -> Result<Written, StoreError>;
+    /// Runs `decide` on the account's current state, with the memberships `focus` names,
+    /// and applies its changes atomically. A missing account is `NotFound("Account")`.
+    async fn write_account(
+        &self,
+        id: &Id,
+        focus: &Focus,
+        decide: Decide<'_>,
+    ) -> Result<Written, StoreError>;
 
     /// Inserts a new account with its first member (its creator; fixtures may have none) in
     /// one transaction.

@@ -231,21 +231,71 @@ macro_rules! sql_store {
                 conn: &mut $conn,
                 id: &Id,
             ) -> Result<Option<AccountState>, StoreError> {
+                load_focused(conn, id, &Focus::everyone()).await
+            }
+
+            /// The account with the memberships `focus` names (see [`Focus`]): the ids and
+            /// emails through the indexes; the administrators and a group's users by
+            /// matching the stored grants' text against the roles that confer organization
+            /// write, any policies, or the group's id (a superset: the rules decide).
+            async fn load_focused(
+                conn: &mut $conn,
+                id: &Id,
+                focus: &Focus,
+            ) -> Result<Option<AccountState>, StoreError> {
                 let Some(account) = fetch_account(conn, id).await? else {
                     return Ok(None);
                 };
-                let members = sqlx::query(sqlx::AssertSqlSafe(MEMBERS_OF_ACCOUNT.as_str()))
-                    .bind(id.as_str())
+                let catalog = account_catalog(conn, id).await?;
+                let mut params: Vec<String> = vec![id.as_str().to_string()];
+                let place = |value: String, params: &mut Vec<String>| {
+                    params.push(value);
+                    format!("${}", params.len())
+                };
+                let mut wanted: Vec<String> = Vec::new();
+                if !focus.everyone {
+                    let ids: Vec<String> = focus.ids.iter().map(|i| place(i.as_str().to_string(), &mut params)).collect();
+                    if !ids.is_empty() {
+                        wanted.push(format!("m.id IN ({})", ids.join(", ")));
+                    }
+                    let emails: Vec<String> = focus.emails.iter().map(|e| place(e.clone(), &mut params)).collect();
+                    if !emails.is_empty() {
+                        wanted.push(format!("m.email_lower IN ({})", emails.join(", ")));
+                    }
+                    if focus.administrators {
+                        let mut grants = vec![format!("m.grants LIKE {}", place("%\"policies\"%".into(), &mut params))];
+                        for role in catalog.administrator_roles() {
+                            grants.push(format!("m.grants LIKE {}", place(format!("%{role}%"), &mut params)));
+                        }
+                        wanted.push(format!("(m.status = 'accepted' AND ({}))", grants.join(" OR ")));
+                    }
+                    for group in &focus.mentioning {
+                        wanted.push(format!("m.grants LIKE {}", place(format!("%{group}%"), &mut params)));
+                    }
+                    if wanted.is_empty() {
+                        wanted.push("1 = 0".into());
+                    }
+                }
+                let sql = if wanted.is_empty() {
+                    MEMBERS_OF_ACCOUNT.clone()
+                } else {
+                    format!("{} AND ({})", MEMBERS_OF_ACCOUNT.as_str(), wanted.join(" OR "))
+                };
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for p in &params {
+                    query = query.bind(p.as_str());
+                }
+                let members = query
                     .fetch_all(&mut *conn)
                     .await?
                     .iter()
                     .map(membership_from_row)
                     .collect::<Result<Vec<_>, _>>()?;
-                let catalog = account_catalog(conn, id).await?;
                 Ok(Some(AccountState {
                     account,
                     members,
                     catalog,
+                    focus: focus.clone(),
                 }))
             }
 
@@ -558,11 +608,16 @@ macro_rules! sql_store {
                     }))
                 }
 
-                async fn write_account(&self, id: &Id, decide: Decide<'_>) -> Result<Written, StoreError> {
+                async fn write_account(
+                    &self,
+                    id: &Id,
+                    focus: &Focus,
+                    decide: Decide<'_>,
+                ) -> Result<Written, StoreError> {
                     let _turn = self.gate.enter(Self::gate_key(id.as_str())).await;
                     $crate::store::with_retries(Self::retryable, || async {
                         let mut tx = self.begin_write().await?;
-                        let state = load_account(&mut tx, id)
+                        let state = load_focused(&mut tx, id, focus)
                             .await?
                             .ok_or(DomainError::NotFound("Account"))?;
                         let changes = decide(&state)?;

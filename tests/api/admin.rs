@@ -121,3 +121,52 @@ async fn racing_removals_keep_an_administrator() {
         assert_eq!(admins, 1, "round {round}: {}", members.body);
     }
 }
+
+/// Writes load only the members their rules need, and find administrators by their grants:
+/// one made so by a policy must count.
+#[tokio::test]
+async fn an_administrator_by_policy_counts() {
+    let server = TestServer::start().await;
+    let owner = server.user("owner@example.com").await;
+    let by_policy = server.user("policy@example.com").await;
+    let account = server.account(&owner, "Policies").await;
+    let admin = server.as_user(&owner);
+    let group = admin
+        .post(
+            &format!("/accounts/{account}/iam/resource_groups"),
+            json!({"name": "all", "scope": {"key": format!("com.cloudflare.api.account.{account}"), "objects": [{"key": "*"}]}}),
+        )
+        .await;
+    let group = group.result()["id"].as_str().unwrap().to_string();
+    let policy_id = server
+        .add_member(&owner, &account, &by_policy, &[ADMIN_RO])
+        .await;
+    let settings_write = "bcc19b668966402dadd900f2b4243d2e";
+    admin
+        .put(
+            &format!("/accounts/{account}/members/{policy_id}"),
+            json!({"policies": [{"access": "allow", "permission_groups": [{"id": settings_write}], "resource_groups": [{"id": group}]}]}),
+        )
+        .await
+        .result();
+    // The owner may go: the policy makes its holder an administrator.
+    let owner_id = owner_membership(&server, &owner).await;
+    admin
+        .delete(&format!("/memberships/{owner_id}"))
+        .await
+        .result();
+    let policy_admin = server.as_user(&by_policy);
+    policy_admin
+        .delete(&format!("/memberships/{policy_id}"))
+        .await
+        .expect_error(409, 1007);
+
+    // And the policy is all that keeps it an administrator: demoting it is refused too.
+    policy_admin
+        .put(
+            &format!("/accounts/{account}/members/{policy_id}"),
+            json!({"roles": [ADMIN_RO]}),
+        )
+        .await
+        .expect_error(409, 1007);
+}
