@@ -95,6 +95,11 @@ impl PgStore {
             .await
     }
 
+    /// A connection for one statement, which needs no snapshot.
+    async fn single(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, sqlx::Error> {
+        self.pool.acquire().await
+    }
+
     async fn snapshot(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
         self.read().await
     }

@@ -659,7 +659,9 @@ macro_rules! sql_store {
                     &self,
                     email_folded: &str,
                 ) -> Result<Vec<UserMembership>, StoreError> {
-                    let mut conn = self.read().await?;
+                    // One statement, or two when a catalog is needed: a catalog newer than the
+                    // memberships at worst lacks a group they name, which the views skip.
+                    let mut conn = self.single().await?;
                     let sql = format!(
                         "SELECT {MEMBERSHIP_COLUMNS}, {USER_COLUMNS}, {ACCOUNT_COLUMNS} FROM memberships m \
                          JOIN accounts a ON a.id = m.account_id \
@@ -693,7 +695,9 @@ macro_rules! sql_store {
                     email_folded: &str,
                     id: &Id,
                 ) -> Result<Option<UserMembership>, StoreError> {
-                    let mut conn = self.read().await?;
+                    // One statement, or two when a catalog is needed: a catalog newer than the
+                    // memberships at worst lacks a group they name, which the views skip.
+                    let mut conn = self.single().await?;
                     let sql = format!(
                         "SELECT {MEMBERSHIP_COLUMNS}, {USER_COLUMNS}, {ACCOUNT_COLUMNS} FROM memberships m \
                          JOIN accounts a ON a.id = m.account_id \
@@ -734,7 +738,7 @@ macro_rules! sql_store {
                         format!("SELECT {USER_COLUMNS}, u.api_key_hash FROM users u WHERE u.email_lower = $1");
                     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
                         .bind(email_folded)
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(&mut *self.single().await?)
                         .await?;
                     let Some(row) = row else { return Ok(None) };
                     let user = user_from_row(&row)?.ok_or_else(|| corrupt("users", "missing id"))?;
@@ -754,7 +758,7 @@ macro_rules! sql_store {
                     );
                     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
                         .bind(hash)
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(&mut *self.single().await?)
                         .await?;
                     let Some(row) = row else { return Ok(None) };
                     let user = user_from_row(&row)?.ok_or_else(|| corrupt("tokens", "missing user"))?;
@@ -767,7 +771,7 @@ macro_rules! sql_store {
                     let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens t WHERE t.user_id = $1");
                     sqlx::query(sqlx::AssertSqlSafe(sql))
                         .bind(user.as_str())
-                        .fetch_all(&self.pool)
+                        .fetch_all(&mut *self.single().await?)
                         .await?
                         .iter()
                         .map(token_from_row)

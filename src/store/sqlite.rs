@@ -5,8 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::SqlitePool;
+use sqlx::sqlite::SqliteConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, SqlitePool};
 
 use super::credentials::{Credentials, DEFAULT_TTL};
 use super::{StoreError, WriteGate};
@@ -16,6 +17,30 @@ pub struct SqliteStore {
     pool: SqlitePool,
     gate: Arc<WriteGate>,
     credentials: Arc<Credentials>,
+    readers: deadpool::managed::Pool<Readers>,
+}
+
+/// Connections for reads, kept outside sqlx's pool: that pool pings every connection it
+/// takes back, a round trip to the connection's worker thread on every request, which
+/// guards against network failures a file does not have. (Reads here are single
+/// autocommit statements, so a read cut short leaves no transaction open.)
+struct Readers(SqliteConnectOptions);
+
+impl deadpool::managed::Manager for Readers {
+    type Type = SqliteConnection;
+    type Error = sqlx::Error;
+
+    async fn create(&self) -> Result<SqliteConnection, sqlx::Error> {
+        self.0.connect().await
+    }
+
+    async fn recycle(
+        &self,
+        _: &mut SqliteConnection,
+        _: &deadpool::managed::Metrics,
+    ) -> deadpool::managed::RecycleResult<sqlx::Error> {
+        Ok(())
+    }
 }
 
 impl SqliteStore {
@@ -36,11 +61,12 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         // No ping before handing out a connection: the file cannot hang up, and each ping
-        // is a round trip to the connection's worker thread (half of a one-query request).
+        // is a round trip to the connection's worker thread. Writes, exports and imports
+        // use this pool; reads use `readers`.
         let pool = SqlitePoolOptions::new()
-            .max_connections(8)
+            .max_connections(4)
             .test_before_acquire(false)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         // sqlx takes no lock while migrating SQLite, so processes starting together on a
         // new file may collide; the one that lost finds the work done when it tries again.
@@ -52,18 +78,33 @@ impl SqliteStore {
             }
             tokio::time::sleep(Duration::from_millis(100 * tries)).await;
         }
+        let readers = deadpool::managed::Pool::builder(Readers(options))
+            .max_size(8)
+            .build()
+            .expect("a pool with a runtime-free configuration builds");
         Ok(SqliteStore {
             pool,
             gate: Arc::default(),
             credentials: Arc::new(Credentials::new(DEFAULT_TTL)),
+            readers,
         })
     }
 
     /// Reads take no transaction here: BEGIN and COMMIT cost a third of a members-list
     /// request (measured with `cargo bench`), and writers are serialized, so a read spanning
     /// a commit sees at worst a reference the write removed, which the views skip.
-    async fn read(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>, sqlx::Error> {
-        self.pool.acquire().await
+    async fn read(&self) -> Result<deadpool::managed::Object<Readers>, sqlx::Error> {
+        use deadpool::managed::PoolError;
+        self.readers.get().await.map_err(|e| match e {
+            PoolError::Backend(e) => e,
+            PoolError::Timeout(_) => sqlx::Error::PoolTimedOut,
+            _ => sqlx::Error::PoolClosed,
+        })
+    }
+
+    /// A connection for one statement: the same as for any read.
+    async fn single(&self) -> Result<deadpool::managed::Object<Readers>, sqlx::Error> {
+        self.read().await
     }
 
     /// One WAL snapshot for reads that must agree across tables (an export).
