@@ -59,7 +59,7 @@ pub(super) fn unique_violation(e: &sqlx::Error) -> bool {
 }
 
 /// The shared store implementation for one backend: `$store` must have `pool`, `gate`
-/// and `credentials` fields and `read`, `snapshot`, `begin_write`, `credentials_changed`, `retryable` and `gate_key` methods; `$conn` and `$row` are the
+/// and `credentials` fields and `read`, `snapshot`, `begin_write`, `credentials_changed`, `AFTER_IMPORT`, `retryable` and `gate_key` methods; `$conn` and `$row` are the
 /// backend's connection and row types.
 macro_rules! sql_store {
     ($store:ident, $conn:ty, $row:ty) => {
@@ -962,9 +962,7 @@ macro_rules! sql_store {
                         Ok(())
                     })
                     .await?;
-                    // Fresh statistics, or the planner may scan where an index serves (seen
-                    // on PostgreSQL right after a large import).
-                    sqlx::query("ANALYZE").execute(&self.pool).await?;
+                    sqlx::query(Self::AFTER_IMPORT).execute(&self.pool).await?;
                     Ok(())
                 }
             }
