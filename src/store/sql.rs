@@ -428,78 +428,139 @@ macro_rules! sql_store {
                 }
             }
 
+            type Db = <$conn as sqlx::Connection>::Database;
+
+            /// Inserts `rows` into `table` many to a statement: a row per statement made a
+            /// million-user import take minutes, a round trip each. A statement the
+            /// database refuses is replayed row by row (under savepoints, as PostgreSQL
+            /// aborts a transaction at its first error) to name the row it refuses.
+            async fn insert_all<T>(
+                conn: &mut $conn,
+                table: &str,
+                columns: &str,
+                rows: &[T],
+                id: fn(&T) -> &str,
+                bind: fn(&mut sqlx::query_builder::Separated<'_, Db, &'static str>, &T),
+            ) -> Result<(), StoreError> {
+                // Within both backends' limits on parameters a statement (12 columns here
+                // at most: 6,000 of SQLite's 32,766).
+                const ROWS: usize = 500;
+                let statement = |chunk: &[T]| {
+                    let mut q = sqlx::QueryBuilder::<Db>::new(format!("INSERT INTO {table} ({columns}) "));
+                    q.push_values(chunk, |mut b, row| bind(&mut b, row));
+                    q
+                };
+                for chunk in rows.chunks(ROWS) {
+                    let mut savepoint = sqlx::Connection::begin(&mut *conn).await?;
+                    let mut q = statement(chunk);
+                    let first = match q.build().execute(&mut *savepoint).await {
+                        Ok(_) => {
+                            savepoint.commit().await?;
+                            continue;
+                        }
+                        Err(e) => e,
+                    };
+                    savepoint.rollback().await?;
+                    for row in chunk {
+                        let mut savepoint = sqlx::Connection::begin(&mut *conn).await?;
+                        let mut q = statement(std::slice::from_ref(row));
+                        let one = q.build().execute(&mut *savepoint).await;
+                        if let Err(e) = one {
+                            return Err(refused(table, id(row), e));
+                        }
+                        savepoint.commit().await?;
+                    }
+                    return Err(first.into());
+                }
+                Ok(())
+            }
+
             /// Inserts every row, parents before children, as stored.
             async fn insert_rows(conn: &mut $conn, data: &Export) -> Result<(), StoreError> {
-                for u in &data.users {
-                    sqlx::query(
-                        "INSERT INTO users (id, email, email_lower, first_name, last_name, telephone, country, \
-                         zipcode, two_factor, api_key_hash, created_on, modified_on) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                    )
-                    .bind(&u.id).bind(&u.email).bind(&u.email_lower).bind(&u.first_name)
-                    .bind(&u.last_name).bind(&u.telephone).bind(&u.country).bind(&u.zipcode)
-                    .bind(u.two_factor).bind(&u.api_key_hash).bind(&u.created_on).bind(&u.modified_on)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(|e| refused("users", &u.id, e))?;
-                }
-                for a in &data.accounts {
-                    sqlx::query(
-                        "INSERT INTO accounts (id, name, type, created_on, enforce_twofactor, abuse_contact_email, \
-                         default_nameservers, use_account_custom_ns_by_default, managed_by) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    )
-                    .bind(&a.id).bind(&a.name).bind(&a.account_type).bind(&a.created_on)
-                    .bind(a.enforce_twofactor).bind(&a.abuse_contact_email).bind(&a.default_nameservers)
-                    .bind(a.use_account_custom_ns_by_default).bind(&a.managed_by)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(|e| refused("accounts", &a.id, e))?;
-                }
-                for r in &data.account_roles {
-                    sqlx::query(
-                        "INSERT INTO account_roles (account_id, id, name, description, permissions) \
-                         VALUES ($1, $2, $3, $4, $5)",
-                    )
-                    .bind(&r.account_id).bind(&r.id).bind(&r.name).bind(&r.description).bind(&r.permissions)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(|e| refused("account_roles", &r.id, e))?;
-                }
-                for g in &data.resource_groups {
-                    sqlx::query(
-                        "INSERT INTO resource_groups (id, account_id, name, scope, meta) VALUES ($1, $2, $3, $4, $5)",
-                    )
-                    .bind(&g.id).bind(&g.account_id).bind(&g.name).bind(&g.scope).bind(&g.meta)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(|e| refused("resource_groups", &g.id, e))?;
-                }
-                for m in &data.memberships {
-                    sqlx::query(
-                        "INSERT INTO memberships (id, account_id, email, email_lower, status, grants, code, \
-                         api_access_enabled, created_on, modified_on) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                    )
-                    .bind(&m.id).bind(&m.account_id).bind(&m.email).bind(&m.email_lower).bind(&m.status)
-                    .bind(&m.grants).bind(&m.code).bind(m.api_access_enabled).bind(&m.created_on)
-                    .bind(&m.modified_on)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(|e| refused("memberships", &m.id, e))?;
-                }
-                for t in &data.tokens {
-                    sqlx::query(
-                        "INSERT INTO tokens (id, user_id, name, token_hash, status, policies, not_before, \
-                         expires_on, request_ip, created_on, modified_on, last_used_on) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                    )
-                    .bind(&t.id).bind(&t.user_id).bind(&t.name).bind(&t.token_hash).bind(&t.status)
-                    .bind(&t.policies).bind(&t.not_before).bind(&t.expires_on).bind(&t.request_ip)
-                    .bind(&t.created_on).bind(&t.modified_on).bind(&t.last_used_on)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(|e| refused("tokens", &t.id, e))?;
-                }
+                insert_all(
+                    conn,
+                    "users",
+                    "id, email, email_lower, first_name, last_name, telephone, country, zipcode, \
+                     two_factor, api_key_hash, created_on, modified_on",
+                    &data.users,
+                    |u| &u.id,
+                    |b, u| {
+                        b.push_bind(&u.id).push_bind(&u.email).push_bind(&u.email_lower)
+                            .push_bind(&u.first_name).push_bind(&u.last_name).push_bind(&u.telephone)
+                            .push_bind(&u.country).push_bind(&u.zipcode).push_bind(u.two_factor)
+                            .push_bind(&u.api_key_hash).push_bind(&u.created_on).push_bind(&u.modified_on);
+                    },
+                )
+                .await?;
+                insert_all(
+                    conn,
+                    "accounts",
+                    "id, name, type, created_on, enforce_twofactor, abuse_contact_email, \
+                     default_nameservers, use_account_custom_ns_by_default, managed_by",
+                    &data.accounts,
+                    |a| &a.id,
+                    |b, a| {
+                        b.push_bind(&a.id).push_bind(&a.name).push_bind(&a.account_type)
+                            .push_bind(&a.created_on).push_bind(a.enforce_twofactor)
+                            .push_bind(&a.abuse_contact_email).push_bind(&a.default_nameservers)
+                            .push_bind(a.use_account_custom_ns_by_default).push_bind(&a.managed_by);
+                    },
+                )
+                .await?;
+                insert_all(
+                    conn,
+                    "account_roles",
+                    "account_id, id, name, description, permissions",
+                    &data.account_roles,
+                    |r| &r.id,
+                    |b, r| {
+                        b.push_bind(&r.account_id).push_bind(&r.id).push_bind(&r.name)
+                            .push_bind(&r.description).push_bind(&r.permissions);
+                    },
+                )
+                .await?;
+                insert_all(
+                    conn,
+                    "resource_groups",
+                    "id, account_id, name, scope, meta",
+                    &data.resource_groups,
+                    |g| &g.id,
+                    |b, g| {
+                        b.push_bind(&g.id).push_bind(&g.account_id).push_bind(&g.name)
+                            .push_bind(&g.scope).push_bind(&g.meta);
+                    },
+                )
+                .await?;
+                insert_all(
+                    conn,
+                    "memberships",
+                    "id, account_id, email, email_lower, status, grants, code, api_access_enabled, \
+                     created_on, modified_on",
+                    &data.memberships,
+                    |m| &m.id,
+                    |b, m| {
+                        b.push_bind(&m.id).push_bind(&m.account_id).push_bind(&m.email)
+                            .push_bind(&m.email_lower).push_bind(&m.status).push_bind(&m.grants)
+                            .push_bind(&m.code).push_bind(m.api_access_enabled)
+                            .push_bind(&m.created_on).push_bind(&m.modified_on);
+                    },
+                )
+                .await?;
+                insert_all(
+                    conn,
+                    "tokens",
+                    "id, user_id, name, token_hash, status, policies, not_before, expires_on, \
+                     request_ip, created_on, modified_on, last_used_on",
+                    &data.tokens,
+                    |t| &t.id,
+                    |b, t| {
+                        b.push_bind(&t.id).push_bind(&t.user_id).push_bind(&t.name)
+                            .push_bind(&t.token_hash).push_bind(&t.status).push_bind(&t.policies)
+                            .push_bind(&t.not_before).push_bind(&t.expires_on).push_bind(&t.request_ip)
+                            .push_bind(&t.created_on).push_bind(&t.modified_on).push_bind(&t.last_used_on);
+                    },
+                )
+                .await?;
                 Ok(())
             }
 
