@@ -131,13 +131,9 @@ async fn an_administrator_by_policy_counts() {
     let by_policy = server.user("policy@example.com").await;
     let account = server.account(&owner, "Policies").await;
     let admin = server.as_user(&owner);
-    let group = admin
-        .post(
-            &format!("/accounts/{account}/iam/resource_groups"),
-            json!({"name": "all", "scope": {"key": format!("com.cloudflare.api.account.{account}"), "objects": [{"key": "*"}]}}),
-        )
+    let group = server
+        .whole_account_group(&owner, &account, Some("all"))
         .await;
-    let group = group.result()["id"].as_str().unwrap().to_string();
     let policy_id = server
         .add_member(&owner, &account, &by_policy, &[ADMIN_RO])
         .await;

@@ -215,6 +215,24 @@ impl TestServer {
         r.result()["id"].as_str().expect("member id").to_string()
     }
 
+    /// A resource group over the whole account (`name`: absent when `None`); its id.
+    pub async fn whole_account_group(
+        &self,
+        admin: &Creds,
+        account: &str,
+        name: Option<&str>,
+    ) -> String {
+        let mut body = json!({"scope": {"key": format!("com.cloudflare.api.account.{account}"), "objects": [{"key": "*"}]}});
+        if let Some(name) = name {
+            body["name"] = json!(name);
+        }
+        let r = self
+            .as_user(admin)
+            .post(&format!("/accounts/{account}/iam/resource_groups"), body)
+            .await;
+        r.result()["id"].as_str().expect("group id").to_string()
+    }
+
     /// Invites `who` and has them accept: a full accepted member.
     pub async fn add_member(
         &self,

@@ -318,13 +318,9 @@ async fn updating_roles_and_switching_to_policies() {
         .await;
     assert_eq!(mine.result()["roles"], json!(["Administrator Read Only"]));
 
-    let group = admin
-        .post(
-            &format!("/accounts/{account}/iam/resource_groups"),
-            json!({"name": "whole account", "scope": {"key": format!("com.cloudflare.api.account.{account}"), "objects": [{"key": "*"}]}}),
-        )
+    let group_id = server
+        .whole_account_group(&owner, &account, Some("whole account"))
         .await;
-    let group_id = group.result()["id"].as_str().unwrap().to_string();
     let settings_write = "bcc19b668966402dadd900f2b4243d2e";
     let r = admin
         .put(&path, json!({"policies": [{"access": "allow", "permission_groups": [{"id": settings_write}], "resource_groups": [{"id": group_id}]}]}))
@@ -377,13 +373,7 @@ async fn updating_roles_and_switching_to_policies() {
 async fn deny_policies_override_allows() {
     let (server, owner, account) = setup().await;
     let admin = server.as_user(&owner);
-    let group = admin
-        .post(
-            &format!("/accounts/{account}/iam/resource_groups"),
-            json!({"scope": {"key": format!("com.cloudflare.api.account.{account}"), "objects": [{"key": "*"}]}}),
-        )
-        .await;
-    let group_id = group.result()["id"].as_str().unwrap().to_string();
+    let group_id = server.whole_account_group(&owner, &account, None).await;
     let (read, write) = (
         "15b972a8f4cb43e78efbafb322f7dee5",
         "bcc19b668966402dadd900f2b4243d2e",
