@@ -71,11 +71,10 @@ impl PgStore {
         })
     }
 
-    /// A user or token changed: this process forgets what it cached, and tells the others.
-    /// (After the commit: a process that reads in between may cache the old row, for at
-    /// most the time to live.)
-    /// The change itself is committed: failing to announce it leaves the others stale for
-    /// at most the time to live, which is no reason to report the change as failed.
+    /// A user or token changed (and is committed): this process forgets what it cached and
+    /// tells the others. A process that reads between the commit and the announcement may
+    /// keep the old row, and a failed announcement leaves the others with theirs: for at
+    /// most the time to live either way, which is no reason to report the change as failed.
     async fn credentials_changed(&self) {
         self.credentials.clear();
         let announced = sqlx::query("SELECT pg_notify($1, '')")

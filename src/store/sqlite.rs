@@ -22,8 +22,9 @@ pub struct SqliteStore {
 
 /// Connections for reads, kept outside sqlx's pool: that pool pings every connection it
 /// takes back, a round trip to the connection's worker thread on every request, which
-/// guards against network failures a file does not have. (Reads here are single
-/// autocommit statements, so a read cut short leaves no transaction open.)
+/// guards against network failures a file does not have. (Reads take no transaction, and
+/// the connection's worker resets a statement even when its caller stopped listening, so a
+/// read cut short leaves nothing open.)
 struct Readers(SqliteConnectOptions);
 
 impl deadpool::managed::Manager for Readers {
