@@ -592,7 +592,6 @@ macro_rules! sql_store {
                     .as_ref()
                     .map(membership_from_row)
                     .transpose()?;
-                    let catalog = account_catalog(&mut conn, account).await?;
                     // `$2` is the status filter, or NULL for every status.
                     let filter = "($2 IS NULL OR m.status = $2)";
                     let status = query.status.map(|s| s.as_str());
@@ -657,6 +656,17 @@ macro_rules! sql_store {
                     .iter()
                     .map(membership_from_row)
                     .collect::<Result<Vec<_>, _>>()?;
+                    // Built-in roles are the same in every account: the account's own roles
+                    // and groups only when the caller's grants or the page's need them.
+                    let needed = caller
+                        .iter()
+                        .chain(&items)
+                        .any(|m| m.grants.need_account_catalog());
+                    let catalog = if needed {
+                        account_catalog(&mut conn, account).await?
+                    } else {
+                        AccountCatalog::default()
+                    };
                     Ok(Some(MemberPage {
                         account: account_row,
                         catalog,
