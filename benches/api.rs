@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use roster::store::{PgStore, SqliteStore, Store};
+use roster::store::{DEFAULT_CREDENTIAL_TTL, PgStore, SqliteStore, Store};
 use serde_json::{Value, json};
 
 const MEMBERS: usize = 500;
@@ -115,7 +115,7 @@ async fn run(backend: &str, store: Arc<dyn Store>) {
 #[tokio::main]
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
-    let sqlite = SqliteStore::open(&dir.path().join("bench.db"))
+    let sqlite = SqliteStore::open(&dir.path().join("bench.db"), DEFAULT_CREDENTIAL_TTL)
         .await
         .expect("sqlite");
     run("SQLite", Arc::new(sqlite)).await;
@@ -131,9 +131,12 @@ async fn main() {
         )
         .await
         .expect("schema");
-        let pg = PgStore::open_with(options.clone().options([("search_path", schema.as_str())]))
-            .await
-            .expect("postgres");
+        let pg = PgStore::open_with(
+            options.clone().options([("search_path", schema.as_str())]),
+            DEFAULT_CREDENTIAL_TTL,
+        )
+        .await
+        .expect("postgres");
         run("PostgreSQL", Arc::new(pg)).await;
         sqlx::Executor::execute(
             &mut admin,

@@ -13,7 +13,7 @@ use crate::auth::{generate_api_key, generate_token, hash_secret};
 use crate::domain::types::{bounded, now};
 use crate::domain::{Email, Id, User, catalog, tokens};
 use crate::store::export::Export;
-use crate::store::{PgStore, SqliteStore, Store};
+use crate::store::{DEFAULT_CREDENTIAL_TTL, PgStore, SqliteStore, Store};
 use crate::{api, fixture, server};
 
 #[derive(Parser)]
@@ -50,7 +50,7 @@ pub struct Database {
         long,
         global = true,
         env = "ROSTER_CREDENTIAL_CACHE",
-        default_value_t = 5
+        default_value_t = DEFAULT_CREDENTIAL_TTL.as_secs()
     )]
     pub credential_cache: u64,
 }
@@ -61,19 +61,17 @@ impl Database {
         match &self.database_url {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
                 Ok(Arc::new(
-                    PgStore::open(url)
+                    PgStore::open(url, ttl)
                         .await
-                        .context("connecting to PostgreSQL")?
-                        .with_credential_ttl(ttl),
+                        .context("connecting to PostgreSQL")?,
                 ))
             }
             // Not echoed: a URL may carry a password.
             Some(_) => bail!("--database-url must be a postgres:// or postgresql:// URL"),
             None => Ok(Arc::new(
-                SqliteStore::open(&self.database)
+                SqliteStore::open(&self.database, ttl)
                     .await
-                    .with_context(|| format!("opening {}", self.database.display()))?
-                    .with_credential_ttl(ttl),
+                    .with_context(|| format!("opening {}", self.database.display()))?,
             )),
         }
     }

@@ -9,7 +9,6 @@
 //! entry is older than the time to live, or sooner: the PostgreSQL backend announces
 //! every such change to the other processes (`NOTIFY`), which clear their caches.
 
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -18,7 +17,8 @@ use moka::sync::Cache;
 use crate::domain::User;
 use crate::domain::tokens::Token;
 
-/// Time to live of a cached credential when the operator does not choose one.
+/// Time to live of a cached credential when the operator does not choose one
+/// (`--credential-cache`).
 pub const DEFAULT_TTL: Duration = Duration::from_secs(5);
 
 /// Entries per map: a few hundred bytes each.
@@ -26,12 +26,11 @@ const CAPACITY: u64 = 100_000;
 
 pub(crate) struct Credentials {
     /// `None` when caching is off (a zero time to live).
-    maps: RwLock<Option<Maps>>,
+    maps: Option<Maps>,
     /// Bumped by every change, so a lookup that raced a change does not keep what it read.
     generation: AtomicU64,
 }
 
-#[derive(Clone)]
 struct Maps {
     keys: Cache<String, (User, String)>,
     tokens: Cache<String, (Token, User)>,
@@ -45,29 +44,21 @@ pub(crate) struct Lookup(u64);
 impl Credentials {
     pub(crate) fn new(ttl: Duration) -> Self {
         Credentials {
-            maps: RwLock::new(Maps::new(ttl)),
+            maps: Maps::new(ttl),
             generation: AtomicU64::new(0),
         }
     }
 
-    /// Starts over with another time to live.
-    pub(crate) fn set_ttl(&self, ttl: Duration) {
-        *self.maps.write().expect("never poisoned") = Maps::new(ttl);
-        self.clear();
-    }
-
-    fn maps(&self) -> Option<Maps> {
-        self.maps.read().expect("never poisoned").clone()
-    }
-
     pub(crate) fn key(&self, email_folded: &str) -> Result<(User, String), Lookup> {
-        self.maps()
+        self.maps
+            .as_ref()
             .and_then(|m| m.keys.get(email_folded))
             .ok_or_else(|| self.lookup())
     }
 
     pub(crate) fn token(&self, hash: &str) -> Result<(Token, User), Lookup> {
-        self.maps()
+        self.maps
+            .as_ref()
             .and_then(|m| m.tokens.get(hash))
             .ok_or_else(|| self.lookup())
     }
@@ -77,7 +68,7 @@ impl Credentials {
     }
 
     pub(crate) fn keep_key(&self, lookup: Lookup, email_folded: &str, found: &(User, String)) {
-        if let Some(m) = self.maps() {
+        if let Some(m) = &self.maps {
             m.keys.insert(email_folded.to_string(), found.clone());
             // A change between the lookup and now may have cleared the maps before this
             // insert: then what was read may be older than the change.
@@ -88,7 +79,7 @@ impl Credentials {
     }
 
     pub(crate) fn keep_token(&self, lookup: Lookup, hash: &str, found: &(Token, User)) {
-        if let Some(m) = self.maps() {
+        if let Some(m) = &self.maps {
             m.tokens.insert(hash.to_string(), found.clone());
             if self.generation.load(Ordering::SeqCst) != lookup.0 {
                 m.tokens.invalidate(hash);
@@ -99,7 +90,7 @@ impl Credentials {
     /// The token was used at `at`: the cached copy says so too, so that the next request
     /// does not record the use again.
     pub(crate) fn touched(&self, hash: &str, at: &str) {
-        if let Some(m) = self.maps() {
+        if let Some(m) = &self.maps {
             let lookup = self.lookup();
             if let Some((mut token, user)) = m.tokens.get(hash) {
                 token.last_used_on = Some(at.to_string());
@@ -112,7 +103,7 @@ impl Credentials {
     /// PostgreSQL, in another process.
     pub(crate) fn clear(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
-        if let Some(m) = self.maps() {
+        if let Some(m) = &self.maps {
             m.keys.invalidate_all();
             m.tokens.invalidate_all();
         }

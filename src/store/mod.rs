@@ -21,6 +21,7 @@ use crate::domain::{
     Account, AccountCatalog, AccountState, Change, DomainError, Focus, Id, Membership, User,
 };
 
+pub use credentials::DEFAULT_TTL as DEFAULT_CREDENTIAL_TTL;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 

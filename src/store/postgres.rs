@@ -9,7 +9,7 @@ use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use tokio::sync::oneshot;
 
-use super::credentials::{Credentials, DEFAULT_TTL};
+use super::credentials::Credentials;
 use super::{StoreError, WriteGate};
 
 #[derive(Clone)]
@@ -25,21 +25,18 @@ pub struct PgStore {
 const CREDENTIALS_CHANNEL: &str = "roster_credentials";
 
 impl PgStore {
-    /// How long a verified credential may be used without asking the database again
-    /// (see [`Credentials`]); zero asks every time.
-    pub fn with_credential_ttl(self, ttl: Duration) -> Self {
-        self.credentials.set_ttl(ttl);
-        self
-    }
-
     /// Connects and migrates. Several processes may start at once: the migrator takes an
-    /// advisory lock.
-    pub async fn open(url: &str) -> Result<Self, StoreError> {
+    /// advisory lock. A verified credential is trusted for `credential_ttl` without asking
+    /// the database again (see [`Credentials`]); zero asks every time.
+    pub async fn open(url: &str, credential_ttl: Duration) -> Result<Self, StoreError> {
         let options: PgConnectOptions = url.parse()?;
-        Self::open_with(options).await
+        Self::open_with(options, credential_ttl).await
     }
 
-    pub async fn open_with(options: PgConnectOptions) -> Result<Self, StoreError> {
+    pub async fn open_with(
+        options: PgConnectOptions,
+        credential_ttl: Duration,
+    ) -> Result<Self, StoreError> {
         // sqlx pings every connection it hands out by default: a round trip to the server
         // per request. Ping only connections that sat idle long enough for a firewall or a
         // server restart to have dropped them.
@@ -58,7 +55,7 @@ impl PgStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        let credentials = Arc::new(Credentials::new(DEFAULT_TTL));
+        let credentials = Arc::new(Credentials::new(credential_ttl));
         let mut listener = PgListener::connect_with(&pool).await?;
         listener.listen(CREDENTIALS_CHANNEL).await?;
         let (following, stop) = oneshot::channel();

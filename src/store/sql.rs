@@ -227,6 +227,21 @@ macro_rules! sql_store {
                     .unwrap_or_default())
             }
 
+            /// The account's own roles and groups when any of `members` needs them to be
+            /// shown or weighed; built-in roles are the same everywhere, so reads of
+            /// role-only memberships skip the query.
+            async fn catalog_for<'m>(
+                conn: &mut $conn,
+                id: &Id,
+                mut members: impl Iterator<Item = &'m Membership>,
+            ) -> Result<AccountCatalog, StoreError> {
+                if members.any(|m| m.grants.need_account_catalog()) {
+                    account_catalog(conn, id).await
+                } else {
+                    Ok(AccountCatalog::default())
+                }
+            }
+
             async fn load_account(
                 conn: &mut $conn,
                 id: &Id,
@@ -656,17 +671,7 @@ macro_rules! sql_store {
                     .iter()
                     .map(membership_from_row)
                     .collect::<Result<Vec<_>, _>>()?;
-                    // Built-in roles are the same in every account: the account's own roles
-                    // and groups only when the caller's grants or the page's need them.
-                    let needed = caller
-                        .iter()
-                        .chain(&items)
-                        .any(|m| m.grants.need_account_catalog());
-                    let catalog = if needed {
-                        account_catalog(&mut conn, account).await?
-                    } else {
-                        AccountCatalog::default()
-                    };
+                    let catalog = catalog_for(&mut conn, account, caller.iter().chain(&items)).await?;
                     Ok(Some(MemberPage {
                         account: account_row,
                         catalog,
@@ -785,11 +790,7 @@ macro_rules! sql_store {
                     };
                     let account = account_from_row(&row)?;
                     let membership = membership_from_row(&row)?;
-                    let catalog = if membership.grants.need_account_catalog() {
-                        account_catalog(&mut conn, &account.id).await?
-                    } else {
-                        AccountCatalog::default()
-                    };
+                    let catalog = catalog_for(&mut conn, &account.id, std::iter::once(&membership)).await?;
                     Ok(Some(UserMembership {
                         account,
                         membership,

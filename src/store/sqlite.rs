@@ -9,7 +9,7 @@ use sqlx::sqlite::SqliteConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, SqlitePool};
 
-use super::credentials::{Credentials, DEFAULT_TTL};
+use super::credentials::Credentials;
 use super::{StoreError, WriteGate};
 
 #[derive(Clone)]
@@ -45,15 +45,10 @@ impl deadpool::managed::Manager for Readers {
 }
 
 impl SqliteStore {
-    /// How long a verified credential may be used without asking the database again
-    /// (see [`Credentials`]); zero asks every time.
-    pub fn with_credential_ttl(self, ttl: Duration) -> Self {
-        self.credentials.set_ttl(ttl);
-        self
-    }
-
-    /// Opens (creating if needed) and migrates the database file.
-    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+    /// Opens (creating if needed) and migrates the database file. A verified credential is
+    /// trusted for `credential_ttl` without asking the database again (see
+    /// [`Credentials`]); zero asks every time.
+    pub async fn open(path: &Path, credential_ttl: Duration) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -86,7 +81,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             pool,
             gate: Arc::default(),
-            credentials: Arc::new(Credentials::new(DEFAULT_TTL)),
+            credentials: Arc::new(Credentials::new(credential_ttl)),
             readers,
         })
     }

@@ -9,7 +9,7 @@ use axum::http::{Method, Request};
 use http_body_util::BodyExt;
 use proptest::prelude::*;
 use roster::api::Limits;
-use roster::store::{SqliteStore, Store};
+use roster::store::{DEFAULT_CREDENTIAL_TTL, SqliteStore, Store};
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -58,7 +58,7 @@ fn fixture() -> &'static Fixture {
         let dir = tempfile::tempdir().unwrap();
         let app = runtime.block_on(async {
             let store: Arc<dyn Store> = Arc::new(
-                SqliteStore::open(&dir.path().join("fuzz.db"))
+                SqliteStore::open(&dir.path().join("fuzz.db"), DEFAULT_CREDENTIAL_TTL)
                     .await
                     .unwrap(),
             );

@@ -10,7 +10,7 @@ use roster::api::Limits;
 use roster::auth::{generate_api_key, generate_token, hash_secret};
 use roster::domain::types::now;
 use roster::domain::{Email, Id, User, catalog, tokens};
-use roster::store::{PgStore, SqliteStore, Store};
+use roster::store::{DEFAULT_CREDENTIAL_TTL, PgStore, SqliteStore, Store};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -55,7 +55,7 @@ impl TestServer {
         let store: Arc<dyn Store> = match std::env::var("ROSTER_TEST_DATABASE_URL") {
             Ok(url) => Arc::new(fresh_postgres_schema(&url).await),
             Err(_) => Arc::new(
-                SqliteStore::open(&dir.path().join("roster.db"))
+                SqliteStore::open(&dir.path().join("roster.db"), DEFAULT_CREDENTIAL_TTL)
                     .await
                     .expect("open store"),
             ),
@@ -264,9 +264,12 @@ pub async fn fresh_postgres_schema(url: &str) -> PgStore {
         .execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
         .await
         .expect("create schema");
-    PgStore::open_with(options.options([("search_path", schema.as_str())]))
-        .await
-        .expect("open PostgreSQL store")
+    PgStore::open_with(
+        options.options([("search_path", schema.as_str())]),
+        DEFAULT_CREDENTIAL_TTL,
+    )
+    .await
+    .expect("open PostgreSQL store")
 }
 
 pub struct Client {
