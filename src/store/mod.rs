@@ -6,6 +6,8 @@
 mod credentials;
 pub mod export;
 mod postgres;
+mod queries;
+mod read;
 mod sql;
 mod sqlite;
 
@@ -31,6 +33,8 @@ pub enum StoreError {
     Domain(#[from] DomainError),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("corrupt row: {0}")]

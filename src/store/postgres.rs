@@ -126,7 +126,7 @@ impl PgStore {
     }
 }
 
-super::sql::sql_store!(PgStore, sqlx::postgres::PgConnection, sqlx::postgres::PgRow);
+super::sql::sql_store!(PgStore, sqlx::postgres::PgConnection);
 
 /// Clears the credentials cache whenever a process sharing the database announces a change,
 /// and whenever the connection that listens was lost (announcements may have been missed).

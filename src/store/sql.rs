@@ -1,8 +1,8 @@
 //! The SQL both backends share. The statements are portable (numbered parameters,
 //! `ON CONFLICT`, partial unique indexes), so one body of code serves SQLite and PostgreSQL:
-//! [`sql_store!`] stamps it out for each backend's connection and row types. A backend
-//! module supplies only how to open the pool, how to begin a write transaction and which
-//! errors are worth retrying.
+//! [`sql_store!`] stamps out the writes for each backend's sqlx connection type, and the
+//! reads come from [`super::queries`]. A backend module supplies only how to open its
+//! connections, how to begin a write transaction and which errors are worth retrying.
 
 use crate::store::StoreError;
 
@@ -59,260 +59,22 @@ pub(super) fn unique_violation(e: &sqlx::Error) -> bool {
 }
 
 /// The shared store implementation for one backend: `$store` must have `pool`, `gate`
-/// and `credentials` fields and `read`, `snapshot`, `begin_write`, `credentials_changed`, `AFTER_IMPORT`, `retryable` and `gate_key` methods; `$conn` and `$row` are the
-/// backend's connection and row types.
+/// and `credentials` fields and `read`, `single`, `snapshot`, `begin_write`,
+/// `credentials_changed`, `AFTER_IMPORT`, `COLLATE`, `retryable` and `gate_key` items;
+/// `$conn` is the backend's sqlx connection type.
 macro_rules! sql_store {
-    ($store:ident, $conn:ty, $row:ty) => {
+    ($store:ident, $conn:ty) => {
         mod shared {
-            use std::collections::HashMap;
-            use std::str::FromStr;
 
             use async_trait::async_trait;
-            use sqlx::Row;
 
             use super::$store;
-            use $crate::domain::types::DefaultNameservers;
             use $crate::domain::*;
             use $crate::store::sql::*;
+            use $crate::store::queries;
             use $crate::store::export::*;
-            use $crate::domain::tokens::{Token, TokenStatus};
-            use $crate::domain::list::Page;
-            use $crate::domain::types::{Direction, MemberOrder};
+            use $crate::domain::tokens::Token;
             use $crate::store::{Decide, EditToken, EditUser, MemberPage, MemberQuery, Store, StoreError, UserMembership, Written};
-
-            fn user_from_row(row: &$row) -> Result<Option<User>, StoreError> {
-                let Some(id) = row.try_get::<Option<String>, _>("u_id")? else {
-                    return Ok(None);
-                };
-                Ok(Some(User {
-                    id: Id::from_trusted(id),
-                    email: Email::from_trusted(row.try_get("u_email")?),
-                    first_name: row.try_get("u_first_name")?,
-                    last_name: row.try_get("u_last_name")?,
-                    telephone: row.try_get("u_telephone")?,
-                    country: row.try_get("u_country")?,
-                    zipcode: row.try_get("u_zipcode")?,
-                    two_factor_authentication_enabled: row.try_get("u_two_factor")?,
-                    created_on: row.try_get("u_created_on")?,
-                    modified_on: row.try_get("u_modified_on")?,
-                }))
-            }
-
-            fn account_from_row(row: &$row) -> Result<Account, StoreError> {
-                let managed_by: Option<String> = row.try_get("a_managed_by")?;
-                Ok(Account {
-                    id: Id::from_trusted(row.try_get("a_id")?),
-                    name: row.try_get("a_name")?,
-                    account_type: AccountType::from_str(row.try_get("a_type")?)?,
-                    created_on: row.try_get("a_created_on")?,
-                    settings: AccountSettings {
-                        enforce_twofactor: row.try_get("a_enforce_twofactor")?,
-                        abuse_contact_email: row.try_get("a_abuse_contact_email")?,
-                        default_nameservers: DefaultNameservers::from_str(
-                            row.try_get("a_default_nameservers")?,
-                        )?,
-                        use_account_custom_ns_by_default: row.try_get("a_use_account_custom_ns_by_default")?,
-                    },
-                    managed_by: managed_by
-                        .map(|m| json(&m, "accounts.managed_by"))
-                        .transpose()?,
-                })
-            }
-
-            fn membership_from_row(row: &$row) -> Result<Membership, StoreError> {
-                let grants: String = row.try_get("m_grants")?;
-                Ok(Membership {
-                    id: Id::from_trusted(row.try_get("m_id")?),
-                    account_id: Id::from_trusted(row.try_get("m_account_id")?),
-                    email: Email::from_trusted(row.try_get("m_email")?),
-                    status: Status::from_str(row.try_get("m_status")?)?,
-                    grants: json(&grants, "memberships.grants")?,
-                    code: row.try_get("m_code")?,
-                    api_access_enabled: row.try_get("m_api_access_enabled")?,
-                    created_on: row.try_get("m_created_on")?,
-                    modified_on: row.try_get("m_modified_on")?,
-                    user: user_from_row(row)?,
-                })
-            }
-
-            fn token_from_row(row: &$row) -> Result<Token, StoreError> {
-                let policies: String = row.try_get("t_policies")?;
-                let request_ip: Option<String> = row.try_get("t_request_ip")?;
-                Ok(Token {
-                    id: Id::from_trusted(row.try_get("t_id")?),
-                    user_id: Id::from_trusted(row.try_get("t_user_id")?),
-                    name: row.try_get("t_name")?,
-                    status: TokenStatus::from_str(row.try_get("t_status")?)?,
-                    policies: json(&policies, "tokens.policies")?,
-                    not_before: row.try_get("t_not_before")?,
-                    expires_on: row.try_get("t_expires_on")?,
-                    request_ip: request_ip.map(|r| json(&r, "tokens.request_ip")).transpose()?,
-                    issued_on: row.try_get("t_created_on")?,
-                    modified_on: row.try_get("t_modified_on")?,
-                    last_used_on: row.try_get("t_last_used_on")?,
-                })
-            }
-
-            async fn fetch_token(conn: &mut $conn, user: &Id, id: &Id) -> Result<Option<Token>, StoreError> {
-                let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens t WHERE t.id = $1 AND t.user_id = $2");
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(id.as_str())
-                    .bind(user.as_str())
-                    .fetch_optional(&mut *conn)
-                    .await?
-                    .as_ref()
-                    .map(token_from_row)
-                    .transpose()
-            }
-
-            /// The custom roles and resource groups of the accounts `filter` selects, by account id.
-            async fn load_catalogs(
-                conn: &mut $conn,
-                filter: &'static str,
-                param: &str,
-            ) -> Result<HashMap<String, AccountCatalog>, StoreError> {
-                // Roles and resource groups in one round trip: `a` and `b` are a role's
-                // description and permissions, or a group's scope and meta.
-                let mut catalogs: HashMap<String, AccountCatalog> = HashMap::new();
-                let sql = format!(
-                    "SELECT 'role' AS kind, account_id, id, name, description AS a, permissions AS b \
-                     FROM account_roles WHERE {filter} \
-                     UNION ALL SELECT 'group' AS kind, account_id, id, name, scope AS a, meta AS b \
-                     FROM resource_groups WHERE {filter} ORDER BY 1, 3"
-                );
-                for r in sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(param)
-                    .fetch_all(&mut *conn)
-                    .await?
-                {
-                    let kind: String = r.try_get("kind")?;
-                    let (a, b): (String, String) = (r.try_get("a")?, r.try_get("b")?);
-                    let catalog = catalogs.entry(r.try_get("account_id")?).or_default();
-                    let (id, name) = (Id::from_trusted(r.try_get("id")?), r.try_get("name")?);
-                    if kind == "role" {
-                        catalog.custom_roles.push(Role {
-                            id,
-                            name,
-                            description: a,
-                            permissions: json(&b, "account_roles.permissions")?,
-                        });
-                    } else {
-                        catalog.resource_groups.push(ResourceGroup {
-                            id,
-                            name,
-                            scope: json(&a, "resource_groups.scope")?,
-                            meta: json(&b, "resource_groups.meta")?,
-                        });
-                    }
-                }
-                Ok(catalogs)
-            }
-
-            async fn fetch_account(conn: &mut $conn, id: &Id) -> Result<Option<Account>, StoreError> {
-                let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.id = $1");
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(id.as_str())
-                    .fetch_optional(&mut *conn)
-                    .await?
-                    .as_ref()
-                    .map(account_from_row)
-                    .transpose()
-            }
-
-            /// One account's own roles and resource groups.
-            async fn account_catalog(conn: &mut $conn, id: &Id) -> Result<AccountCatalog, StoreError> {
-                Ok(load_catalogs(conn, ONE_ACCOUNT, id.as_str())
-                    .await?
-                    .remove(id.as_str())
-                    .unwrap_or_default())
-            }
-
-            /// The account's own roles and groups when any of `members` needs them to be
-            /// shown or weighed; built-in roles are the same everywhere, so reads of
-            /// role-only memberships skip the query.
-            async fn catalog_for<'m>(
-                conn: &mut $conn,
-                id: &Id,
-                mut members: impl Iterator<Item = &'m Membership>,
-            ) -> Result<AccountCatalog, StoreError> {
-                if members.any(|m| m.grants.need_account_catalog()) {
-                    account_catalog(conn, id).await
-                } else {
-                    Ok(AccountCatalog::default())
-                }
-            }
-
-            async fn load_account(
-                conn: &mut $conn,
-                id: &Id,
-            ) -> Result<Option<AccountState>, StoreError> {
-                load_focused(conn, id, &Focus::everyone()).await
-            }
-
-            /// The account with the memberships `focus` names (see [`Focus`]): the ids and
-            /// emails through the indexes; the administrators and a group's users by
-            /// matching the stored grants' text against the roles that confer organization
-            /// write, any policies, or the group's id (a superset: the rules decide).
-            async fn load_focused(
-                conn: &mut $conn,
-                id: &Id,
-                focus: &Focus,
-            ) -> Result<Option<AccountState>, StoreError> {
-                let Some(account) = fetch_account(conn, id).await? else {
-                    return Ok(None);
-                };
-                let catalog = account_catalog(conn, id).await?;
-                let mut params: Vec<String> = vec![id.as_str().to_string()];
-                let place = |value: String, params: &mut Vec<String>| {
-                    params.push(value);
-                    format!("${}", params.len())
-                };
-                let mut wanted: Vec<String> = Vec::new();
-                if !focus.everyone {
-                    let ids: Vec<String> = focus.ids.iter().map(|i| place(i.as_str().to_string(), &mut params)).collect();
-                    if !ids.is_empty() {
-                        wanted.push(format!("m.id IN ({})", ids.join(", ")));
-                    }
-                    let emails: Vec<String> = focus.emails.iter().map(|e| place(e.clone(), &mut params)).collect();
-                    if !emails.is_empty() {
-                        wanted.push(format!("m.email_lower IN ({})", emails.join(", ")));
-                    }
-                    if focus.administrators {
-                        let mut grants = vec![format!("m.grants LIKE {}", place("%\"policies\"%".into(), &mut params))];
-                        for role in catalog.administrator_roles() {
-                            grants.push(format!("m.grants LIKE {}", place(format!("%{role}%"), &mut params)));
-                        }
-                        wanted.push(format!("(m.status = 'accepted' AND ({}))", grants.join(" OR ")));
-                    }
-                    for group in &focus.mentioning {
-                        wanted.push(format!("m.grants LIKE {}", place(format!("%{group}%"), &mut params)));
-                    }
-                    if wanted.is_empty() {
-                        wanted.push("1 = 0".into());
-                    }
-                }
-                let sql = if wanted.is_empty() {
-                    MEMBERS_OF_ACCOUNT.clone()
-                } else {
-                    format!("{} AND ({})", MEMBERS_OF_ACCOUNT.as_str(), wanted.join(" OR "))
-                };
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for p in &params {
-                    query = query.bind(p.as_str());
-                }
-                let members = query
-                    .fetch_all(&mut *conn)
-                    .await?
-                    .iter()
-                    .map(membership_from_row)
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(Some(AccountState {
-                    account,
-                    members,
-                    catalog,
-                    focus: focus.clone(),
-                }))
-            }
 
             /// Inserts or updates a membership. An id taken by another account's membership
             /// is refused rather than overwritten.
@@ -582,8 +344,7 @@ macro_rules! sql_store {
             #[async_trait]
             impl Store for $store {
                 async fn load_account(&self, id: &Id) -> Result<Option<AccountState>, StoreError> {
-                    let mut conn = self.read().await?;
-                    load_account(&mut conn, id).await
+                    queries::load_focused(&mut *self.read().await?, id, &Focus::everyone()).await
                 }
 
                 async fn member_page(
@@ -593,95 +354,7 @@ macro_rules! sql_store {
                     query: &MemberQuery,
                 ) -> Result<Option<MemberPage>, StoreError> {
                     let mut conn = self.read().await?;
-                    let Some(account_row) = fetch_account(&mut conn, account).await? else {
-                        return Ok(None);
-                    };
-                    let members = MEMBERS_OF_ACCOUNT.as_str();
-                    let caller = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "{members} AND m.email_lower = $2 AND m.status = 'accepted'"
-                    )))
-                    .bind(account.as_str())
-                    .bind(caller_email_folded)
-                    .fetch_optional(&mut *conn)
-                    .await?
-                    .as_ref()
-                    .map(membership_from_row)
-                    .transpose()?;
-                    // `$2` is the status filter, or NULL for every status.
-                    let filter = "($2 IS NULL OR m.status = $2)";
-                    let status = query.status.map(|s| s.as_str());
-                    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                        "SELECT COUNT(*) FROM memberships m WHERE m.account_id = $1 AND {filter}"
-                    )))
-                    .bind(account.as_str())
-                    .bind(status)
-                    .fetch_one(&mut *conn)
-                    .await?;
-                    // The same order as `list::paginate` with `text_key`: missing values
-                    // first, case-insensitive, ties by id; an invitee's name counts only once
-                    // they accept (`Membership::visible_user`).
-                    // (expression, whether it can be NULL)
-                    let key = match query.order {
-                        None => None,
-                        Some(MemberOrder::FirstName) => Some((
-                            "CASE WHEN m.status = 'accepted' THEN lower(u.first_name) END",
-                            true,
-                        )),
-                        Some(MemberOrder::LastName) => Some((
-                            "CASE WHEN m.status = 'accepted' THEN lower(u.last_name) END",
-                            true,
-                        )),
-                        Some(MemberOrder::Email) => Some(("m.email_lower", false)),
-                        Some(MemberOrder::Status) => Some(("m.status", false)),
-                    };
-                    let dir = match query.direction {
-                        Direction::Asc => "ASC",
-                        Direction::Desc => "DESC",
-                    };
-                    // Ids are lowercase hex, which sorts the same in every collation, so
-                    // the indexes on (account_id, ..., id) serve these orders.
-                    let collate = Self::COLLATE;
-                    let order = match key {
-                        None => format!("m.id {dir}"),
-                        Some((k, false)) => format!("{k}{collate} {dir}, m.id {dir}"),
-                        Some((k, true)) => format!(
-                            "({k}) IS NOT NULL {dir}, ({k}){collate} {dir}, m.id {dir}"
-                        ),
-                    };
-                    let per_page = i64::from(query.page.per_page);
-                    let offset = (i64::from(query.page.page) - 1) * per_page;
-                    // The page's ids first, from the memberships index alone where the order
-                    // allows (a deep page skips thousands of rows), then their rows.
-                    let join_users = if key.is_some_and(|(_, nullable)| nullable) {
-                        "LEFT JOIN users u ON u.email_lower = m.email_lower"
-                    } else {
-                        ""
-                    };
-                    let items = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "SELECT {MEMBERSHIP_COLUMNS}, {USER_COLUMNS} FROM (\
-                         SELECT m.id FROM memberships m {join_users} WHERE m.account_id = $1 AND {filter} \
-                         ORDER BY {order} LIMIT {per_page} OFFSET {offset}) page \
-                         JOIN memberships m ON m.id = page.id \
-                         LEFT JOIN users u ON u.email_lower = m.email_lower ORDER BY {order}"
-                    )))
-                    .bind(account.as_str())
-                    .bind(status)
-                    .fetch_all(&mut *conn)
-                    .await?
-                    .iter()
-                    .map(membership_from_row)
-                    .collect::<Result<Vec<_>, _>>()?;
-                    let catalog = catalog_for(&mut conn, account, caller.iter().chain(&items)).await?;
-                    Ok(Some(MemberPage {
-                        account: account_row,
-                        catalog,
-                        caller,
-                        page: Page {
-                            items,
-                            request: query.page,
-                            total_count: usize::try_from(total).unwrap_or_default(),
-                        },
-                    }))
+                    queries::member_page(&mut *conn, Self::COLLATE, account, caller_email_folded, query).await
                 }
 
                 async fn write_account(
@@ -693,7 +366,7 @@ macro_rules! sql_store {
                     let _turn = self.gate.enter(Self::gate_key(id.as_str())).await;
                     $crate::store::with_retries(Self::retryable, || async {
                         let mut tx = self.begin_write().await?;
-                        let state = load_focused(&mut tx, id, focus)
+                        let state = queries::load_focused(&mut *tx, id, focus)
                             .await?
                             .ok_or(DomainError::NotFound("Account"))?;
                         let changes = decide(&state)?;
@@ -735,35 +408,7 @@ macro_rules! sql_store {
                     &self,
                     email_folded: &str,
                 ) -> Result<Vec<UserMembership>, StoreError> {
-                    // One statement, or two when a catalog is needed: a catalog newer than the
-                    // memberships at worst lacks a group they name, which the views skip.
-                    let mut conn = self.single().await?;
-                    let sql = format!(
-                        "SELECT {MEMBERSHIP_COLUMNS}, {USER_COLUMNS}, {ACCOUNT_COLUMNS} FROM memberships m \
-                         JOIN accounts a ON a.id = m.account_id \
-                         LEFT JOIN users u ON u.email_lower = m.email_lower WHERE m.email_lower = $1"
-                    );
-                    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                        .bind(email_folded)
-                        .fetch_all(&mut *conn)
-                        .await?;
-                    let found = rows
-                        .iter()
-                        .map(|row| Ok((account_from_row(row)?, membership_from_row(row)?)))
-                        .collect::<Result<Vec<_>, StoreError>>()?;
-                    let catalogs = if found.iter().any(|(_, m)| m.grants.need_account_catalog()) {
-                        load_catalogs(&mut conn, ACCOUNTS_OF_EMAIL, email_folded).await?
-                    } else {
-                        HashMap::new()
-                    };
-                    Ok(found
-                        .into_iter()
-                        .map(|(account, membership)| UserMembership {
-                            catalog: catalogs.get(account.id.as_str()).cloned().unwrap_or_default(),
-                            account,
-                            membership,
-                        })
-                        .collect())
+                    queries::user_memberships(&mut *self.single().await?, email_folded).await
                 }
 
                 async fn user_membership(
@@ -771,31 +416,7 @@ macro_rules! sql_store {
                     email_folded: &str,
                     id: &Id,
                 ) -> Result<Option<UserMembership>, StoreError> {
-                    // One statement, or two when a catalog is needed: a catalog newer than the
-                    // memberships at worst lacks a group they name, which the views skip.
-                    let mut conn = self.single().await?;
-                    let sql = format!(
-                        "SELECT {MEMBERSHIP_COLUMNS}, {USER_COLUMNS}, {ACCOUNT_COLUMNS} FROM memberships m \
-                         JOIN accounts a ON a.id = m.account_id \
-                         LEFT JOIN users u ON u.email_lower = m.email_lower \
-                         WHERE m.id = $1 AND m.email_lower = $2"
-                    );
-                    let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
-                        .bind(id.as_str())
-                        .bind(email_folded)
-                        .fetch_optional(&mut *conn)
-                        .await?
-                    else {
-                        return Ok(None);
-                    };
-                    let account = account_from_row(&row)?;
-                    let membership = membership_from_row(&row)?;
-                    let catalog = catalog_for(&mut conn, &account.id, std::iter::once(&membership)).await?;
-                    Ok(Some(UserMembership {
-                        account,
-                        membership,
-                        catalog,
-                    }))
+                    queries::user_membership(&mut *self.single().await?, email_folded, id).await
                 }
 
                 async fn user_by_email(
@@ -806,17 +427,11 @@ macro_rules! sql_store {
                         Ok(found) => return Ok(Some(found)),
                         Err(lookup) => lookup,
                     };
-                    let sql =
-                        format!("SELECT {USER_COLUMNS}, u.api_key_hash FROM users u WHERE u.email_lower = $1");
-                    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-                        .bind(email_folded)
-                        .fetch_optional(&mut *self.single().await?)
-                        .await?;
-                    let Some(row) = row else { return Ok(None) };
-                    let user = user_from_row(&row)?.ok_or_else(|| corrupt("users", "missing id"))?;
-                    let found = (user, row.try_get("api_key_hash")?);
-                    self.credentials.keep_key(lookup, email_folded, &found);
-                    Ok(Some(found))
+                    let found = queries::user_by_email(&mut *self.single().await?, email_folded).await?;
+                    if let Some(found) = &found {
+                        self.credentials.keep_key(lookup, email_folded, found);
+                    }
+                    Ok(found)
                 }
 
                 async fn token_by_hash(&self, hash: &str) -> Result<Option<(Token, User)>, StoreError> {
@@ -824,30 +439,15 @@ macro_rules! sql_store {
                         Ok(found) => return Ok(Some(found)),
                         Err(lookup) => lookup,
                     };
-                    let sql = format!(
-                        "SELECT {USER_COLUMNS}, {TOKEN_COLUMNS} FROM tokens t JOIN users u ON u.id = t.user_id \
-                         WHERE t.token_hash = $1"
-                    );
-                    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-                        .bind(hash)
-                        .fetch_optional(&mut *self.single().await?)
-                        .await?;
-                    let Some(row) = row else { return Ok(None) };
-                    let user = user_from_row(&row)?.ok_or_else(|| corrupt("tokens", "missing user"))?;
-                    let found = (token_from_row(&row)?, user);
-                    self.credentials.keep_token(lookup, hash, &found);
-                    Ok(Some(found))
+                    let found = queries::token_by_hash(&mut *self.single().await?, hash).await?;
+                    if let Some(found) = &found {
+                        self.credentials.keep_token(lookup, hash, found);
+                    }
+                    Ok(found)
                 }
 
                 async fn user_tokens(&self, user: &Id) -> Result<Vec<Token>, StoreError> {
-                    let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens t WHERE t.user_id = $1");
-                    sqlx::query(sqlx::AssertSqlSafe(sql))
-                        .bind(user.as_str())
-                        .fetch_all(&mut *self.single().await?)
-                        .await?
-                        .iter()
-                        .map(token_from_row)
-                        .collect()
+                    queries::user_tokens(&mut *self.single().await?, user).await
                 }
 
                 async fn edit_token(
@@ -860,7 +460,7 @@ macro_rules! sql_store {
                     let _turn = self.gate.enter(Self::gate_key(user.as_str())).await;
                     $crate::store::with_retries(Self::retryable, || async {
                         let mut tx = self.begin_write().await?;
-                        let mut token = fetch_token(&mut tx, user, id)
+                        let mut token = queries::fetch_token(&mut *tx, user, id)
                             .await?
                             .ok_or(DomainError::NotFound("Token"))?;
                         edit(&mut token)?;
@@ -942,16 +542,9 @@ macro_rules! sql_store {
                     let _turn = self.gate.enter(Self::gate_key(id.as_str())).await;
                     $crate::store::with_retries(Self::retryable, || async {
                         let mut tx = self.begin_write().await?;
-                        let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1");
-                        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-                            .bind(id.as_str())
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                        let mut user = match row {
-                            Some(row) => user_from_row(&row)?,
-                            None => None,
-                        }
-                        .ok_or(DomainError::NotFound("User"))?;
+                        let mut user = queries::fetch_user(&mut *tx, id)
+                            .await?
+                            .ok_or(DomainError::NotFound("User"))?;
                         edit(&mut user)?;
                         sqlx::query(
                             "UPDATE users SET first_name = $2, last_name = $3, telephone = $4, country = $5, \

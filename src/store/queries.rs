@@ -1,0 +1,481 @@
+//! The reads both backends share, written once over [`Fetch`]: rows into domain values.
+//! The statements are portable (numbered parameters, `$1`..), so the same text runs on
+//! PostgreSQL, on SQLite inside a write transaction (sqlx) and on SQLite's read
+//! connections (rusqlite).
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use super::read::{Cols, Fetch};
+use super::sql::{
+    ACCOUNT_COLUMNS, ACCOUNTS_OF_EMAIL, MEMBERS_OF_ACCOUNT, MEMBERSHIP_COLUMNS, ONE_ACCOUNT,
+    TOKEN_COLUMNS, USER_COLUMNS, corrupt, json,
+};
+use super::{MemberPage, MemberQuery, StoreError, UserMembership};
+use crate::domain::list::Page;
+use crate::domain::tokens::{Token, TokenStatus};
+use crate::domain::types::{DefaultNameservers, Direction, MemberOrder};
+use crate::domain::*;
+
+pub(super) fn user_from_row(row: &dyn Cols) -> Result<Option<User>, StoreError> {
+    let Some(id) = row.maybe_text("u_id")? else {
+        return Ok(None);
+    };
+    Ok(Some(User {
+        id: Id::from_trusted(id),
+        email: Email::from_trusted(row.text("u_email")?),
+        first_name: row.maybe_text("u_first_name")?,
+        last_name: row.maybe_text("u_last_name")?,
+        telephone: row.maybe_text("u_telephone")?,
+        country: row.maybe_text("u_country")?,
+        zipcode: row.maybe_text("u_zipcode")?,
+        two_factor_authentication_enabled: row.flag("u_two_factor")?,
+        created_on: row.text("u_created_on")?,
+        modified_on: row.text("u_modified_on")?,
+    }))
+}
+
+fn account_from_row(row: &dyn Cols) -> Result<Account, StoreError> {
+    Ok(Account {
+        id: Id::from_trusted(row.text("a_id")?),
+        name: row.text("a_name")?,
+        account_type: AccountType::from_str(&row.text("a_type")?)?,
+        created_on: row.text("a_created_on")?,
+        settings: AccountSettings {
+            enforce_twofactor: row.flag("a_enforce_twofactor")?,
+            abuse_contact_email: row.maybe_text("a_abuse_contact_email")?,
+            default_nameservers: DefaultNameservers::from_str(&row.text("a_default_nameservers")?)?,
+            use_account_custom_ns_by_default: row.flag("a_use_account_custom_ns_by_default")?,
+        },
+        managed_by: row
+            .maybe_text("a_managed_by")?
+            .map(|m| json(&m, "accounts.managed_by"))
+            .transpose()?,
+    })
+}
+
+fn membership_from_row(row: &dyn Cols) -> Result<Membership, StoreError> {
+    Ok(Membership {
+        id: Id::from_trusted(row.text("m_id")?),
+        account_id: Id::from_trusted(row.text("m_account_id")?),
+        email: Email::from_trusted(row.text("m_email")?),
+        status: Status::from_str(&row.text("m_status")?)?,
+        grants: json(&row.text("m_grants")?, "memberships.grants")?,
+        code: row.text("m_code")?,
+        api_access_enabled: row.maybe_flag("m_api_access_enabled")?,
+        created_on: row.text("m_created_on")?,
+        modified_on: row.text("m_modified_on")?,
+        user: user_from_row(row)?,
+    })
+}
+
+fn token_from_row(row: &dyn Cols) -> Result<Token, StoreError> {
+    Ok(Token {
+        id: Id::from_trusted(row.text("t_id")?),
+        user_id: Id::from_trusted(row.text("t_user_id")?),
+        name: row.text("t_name")?,
+        status: TokenStatus::from_str(&row.text("t_status")?)?,
+        policies: json(&row.text("t_policies")?, "tokens.policies")?,
+        not_before: row.maybe_text("t_not_before")?,
+        expires_on: row.maybe_text("t_expires_on")?,
+        request_ip: row
+            .maybe_text("t_request_ip")?
+            .map(|r| json(&r, "tokens.request_ip"))
+            .transpose()?,
+        issued_on: row.text("t_created_on")?,
+        modified_on: row.text("t_modified_on")?,
+        last_used_on: row.maybe_text("t_last_used_on")?,
+    })
+}
+
+pub(super) async fn fetch_token(
+    conn: &mut impl Fetch,
+    user: &Id,
+    id: &Id,
+) -> Result<Option<Token>, StoreError> {
+    let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens t WHERE t.id = $1 AND t.user_id = $2");
+    conn.row(
+        &sql,
+        &[Some(id.as_str()), Some(user.as_str())],
+        token_from_row,
+    )
+    .await
+}
+
+pub(super) async fn fetch_user(conn: &mut impl Fetch, id: &Id) -> Result<Option<User>, StoreError> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1");
+    Ok(conn
+        .row(&sql, &[Some(id.as_str())], user_from_row)
+        .await?
+        .flatten())
+}
+
+/// The user with this folded email and the digest of their API key.
+pub(super) async fn user_by_email(
+    conn: &mut impl Fetch,
+    email_folded: &str,
+) -> Result<Option<(User, String)>, StoreError> {
+    let sql =
+        format!("SELECT {USER_COLUMNS}, u.api_key_hash FROM users u WHERE u.email_lower = $1");
+    conn.row(&sql, &[Some(email_folded)], |row| {
+        let user = user_from_row(row)?.ok_or_else(|| corrupt("users", "missing id"))?;
+        Ok((user, row.text("api_key_hash")?))
+    })
+    .await
+}
+
+/// The token with this digest and its owner.
+pub(super) async fn token_by_hash(
+    conn: &mut impl Fetch,
+    hash: &str,
+) -> Result<Option<(Token, User)>, StoreError> {
+    let sql = format!(
+        "SELECT {USER_COLUMNS}, {TOKEN_COLUMNS} FROM tokens t JOIN users u ON u.id = t.user_id \
+         WHERE t.token_hash = $1"
+    );
+    conn.row(&sql, &[Some(hash)], |row| {
+        let user = user_from_row(row)?.ok_or_else(|| corrupt("tokens", "missing user"))?;
+        Ok((token_from_row(row)?, user))
+    })
+    .await
+}
+
+pub(super) async fn user_tokens(
+    conn: &mut impl Fetch,
+    user: &Id,
+) -> Result<Vec<Token>, StoreError> {
+    let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens t WHERE t.user_id = $1");
+    conn.rows(&sql, &[Some(user.as_str())], token_from_row)
+        .await
+}
+
+enum CatalogEntry {
+    Role(String, Role),
+    Group(String, ResourceGroup),
+}
+
+/// The custom roles and resource groups of the accounts `filter` selects, by account id.
+async fn load_catalogs(
+    conn: &mut impl Fetch,
+    filter: &'static str,
+    param: &str,
+) -> Result<HashMap<String, AccountCatalog>, StoreError> {
+    // Roles and resource groups in one round trip: `a` and `b` are a role's
+    // description and permissions, or a group's scope and meta.
+    let sql = format!(
+        "SELECT 'role' AS kind, account_id, id, name, description AS a, permissions AS b \
+         FROM account_roles WHERE {filter} \
+         UNION ALL SELECT 'group' AS kind, account_id, id, name, scope AS a, meta AS b \
+         FROM resource_groups WHERE {filter} ORDER BY 1, 3"
+    );
+    let entries = conn
+        .rows(&sql, &[Some(param)], |r| {
+            let (account, kind) = (r.text("account_id")?, r.text("kind")?);
+            let (a, b) = (r.text("a")?, r.text("b")?);
+            let (id, name) = (Id::from_trusted(r.text("id")?), r.text("name")?);
+            Ok(if kind == "role" {
+                CatalogEntry::Role(
+                    account,
+                    Role {
+                        id,
+                        name,
+                        description: a,
+                        permissions: json(&b, "account_roles.permissions")?,
+                    },
+                )
+            } else {
+                CatalogEntry::Group(
+                    account,
+                    ResourceGroup {
+                        id,
+                        name,
+                        scope: json(&a, "resource_groups.scope")?,
+                        meta: json(&b, "resource_groups.meta")?,
+                    },
+                )
+            })
+        })
+        .await?;
+    let mut catalogs: HashMap<String, AccountCatalog> = HashMap::new();
+    for entry in entries {
+        match entry {
+            CatalogEntry::Role(account, role) => {
+                catalogs.entry(account).or_default().custom_roles.push(role)
+            }
+            CatalogEntry::Group(account, group) => catalogs
+                .entry(account)
+                .or_default()
+                .resource_groups
+                .push(group),
+        }
+    }
+    Ok(catalogs)
+}
+
+async fn fetch_account(conn: &mut impl Fetch, id: &Id) -> Result<Option<Account>, StoreError> {
+    let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.id = $1");
+    conn.row(&sql, &[Some(id.as_str())], account_from_row).await
+}
+
+/// One account's own roles and resource groups.
+async fn account_catalog(conn: &mut impl Fetch, id: &Id) -> Result<AccountCatalog, StoreError> {
+    Ok(load_catalogs(conn, ONE_ACCOUNT, id.as_str())
+        .await?
+        .remove(id.as_str())
+        .unwrap_or_default())
+}
+
+/// The account's own roles and groups when any of `members` needs them to be
+/// shown or weighed; built-in roles are the same everywhere, so reads of
+/// role-only memberships skip the query.
+async fn catalog_for<'m>(
+    conn: &mut impl Fetch,
+    id: &Id,
+    mut members: impl Iterator<Item = &'m Membership>,
+) -> Result<AccountCatalog, StoreError> {
+    if members.any(|m| m.grants.need_account_catalog()) {
+        account_catalog(conn, id).await
+    } else {
+        Ok(AccountCatalog::default())
+    }
+}
+
+/// The account with the memberships `focus` names (see [`Focus`]): the ids and
+/// emails through the indexes; the administrators and a group's users by
+/// matching the stored grants' text against the roles that confer organization
+/// write, any policies, or the group's id (a superset: the rules decide).
+pub(super) async fn load_focused(
+    conn: &mut impl Fetch,
+    id: &Id,
+    focus: &Focus,
+) -> Result<Option<AccountState>, StoreError> {
+    let Some(account) = fetch_account(conn, id).await? else {
+        return Ok(None);
+    };
+    let catalog = account_catalog(conn, id).await?;
+    let mut params: Vec<String> = vec![id.as_str().to_string()];
+    let place = |value: String, params: &mut Vec<String>| {
+        params.push(value);
+        format!("${}", params.len())
+    };
+    let mut wanted: Vec<String> = Vec::new();
+    if !focus.everyone {
+        let ids: Vec<String> = focus
+            .ids
+            .iter()
+            .map(|i| place(i.as_str().to_string(), &mut params))
+            .collect();
+        if !ids.is_empty() {
+            wanted.push(format!("m.id IN ({})", ids.join(", ")));
+        }
+        let emails: Vec<String> = focus
+            .emails
+            .iter()
+            .map(|e| place(e.clone(), &mut params))
+            .collect();
+        if !emails.is_empty() {
+            wanted.push(format!("m.email_lower IN ({})", emails.join(", ")));
+        }
+        if focus.administrators {
+            let mut grants = vec![format!(
+                "m.grants LIKE {}",
+                place("%\"policies\"%".into(), &mut params)
+            )];
+            for role in catalog.administrator_roles() {
+                grants.push(format!(
+                    "m.grants LIKE {}",
+                    place(format!("%{role}%"), &mut params)
+                ));
+            }
+            wanted.push(format!(
+                "(m.status = 'accepted' AND ({}))",
+                grants.join(" OR ")
+            ));
+        }
+        for group in &focus.mentioning {
+            wanted.push(format!(
+                "m.grants LIKE {}",
+                place(format!("%{group}%"), &mut params)
+            ));
+        }
+        if wanted.is_empty() {
+            wanted.push("1 = 0".into());
+        }
+    }
+    let sql = if wanted.is_empty() {
+        MEMBERS_OF_ACCOUNT.clone()
+    } else {
+        format!(
+            "{} AND ({})",
+            MEMBERS_OF_ACCOUNT.as_str(),
+            wanted.join(" OR ")
+        )
+    };
+    let args: Vec<Option<&str>> = params.iter().map(|p| Some(p.as_str())).collect();
+    let members = conn.rows(&sql, &args, membership_from_row).await?;
+    Ok(Some(AccountState {
+        account,
+        members,
+        catalog,
+        focus: focus.clone(),
+    }))
+}
+
+/// A members page; `collate` is what makes the backend sort text bytewise.
+pub(super) async fn member_page(
+    conn: &mut impl Fetch,
+    collate: &str,
+    account: &Id,
+    caller_email_folded: &str,
+    query: &MemberQuery,
+) -> Result<Option<MemberPage>, StoreError> {
+    let Some(account_row) = fetch_account(conn, account).await? else {
+        return Ok(None);
+    };
+    let members = MEMBERS_OF_ACCOUNT.as_str();
+    let caller = conn
+        .row(
+            &format!("{members} AND m.email_lower = $2 AND m.status = 'accepted'"),
+            &[Some(account.as_str()), Some(caller_email_folded)],
+            membership_from_row,
+        )
+        .await?;
+    // `$2` is the status filter, or NULL for every status.
+    let filter = "($2 IS NULL OR m.status = $2)";
+    let args = [Some(account.as_str()), query.status.map(|s| s.as_str())];
+    let total = conn
+        .row(
+            &format!(
+                "SELECT COUNT(*) AS n FROM memberships m WHERE m.account_id = $1 AND {filter}"
+            ),
+            &args,
+            |r| r.int("n"),
+        )
+        .await?
+        .unwrap_or_default();
+    // The same order as `list::paginate` with `text_key`: missing values
+    // first, case-insensitive, ties by id; an invitee's name counts only once
+    // they accept (`Membership::visible_user`).
+    // (expression, whether it can be NULL)
+    let key = match query.order {
+        None => None,
+        Some(MemberOrder::FirstName) => Some((
+            "CASE WHEN m.status = 'accepted' THEN lower(u.first_name) END",
+            true,
+        )),
+        Some(MemberOrder::LastName) => Some((
+            "CASE WHEN m.status = 'accepted' THEN lower(u.last_name) END",
+            true,
+        )),
+        Some(MemberOrder::Email) => Some(("m.email_lower", false)),
+        Some(MemberOrder::Status) => Some(("m.status", false)),
+    };
+    let dir = match query.direction {
+        Direction::Asc => "ASC",
+        Direction::Desc => "DESC",
+    };
+    // Ids are lowercase hex, which sorts the same in every collation, so
+    // the indexes on (account_id, ..., id) serve these orders.
+    let order = match key {
+        None => format!("m.id {dir}"),
+        Some((k, false)) => format!("{k}{collate} {dir}, m.id {dir}"),
+        Some((k, true)) => format!("({k}) IS NOT NULL {dir}, ({k}){collate} {dir}, m.id {dir}"),
+    };
+    let per_page = i64::from(query.page.per_page);
+    let offset = (i64::from(query.page.page) - 1) * per_page;
+    // The page's ids first, from the memberships index alone where the order
+    // allows (a deep page skips thousands of rows), then their rows.
+    let join_users = if key.is_some_and(|(_, nullable)| nullable) {
+        "LEFT JOIN users u ON u.email_lower = m.email_lower"
+    } else {
+        ""
+    };
+    let items = conn
+        .rows(
+            &format!(
+                "SELECT {MEMBERSHIP_COLUMNS}, {USER_COLUMNS} FROM (\
+                 SELECT m.id FROM memberships m {join_users} WHERE m.account_id = $1 AND {filter} \
+                 ORDER BY {order} LIMIT {per_page} OFFSET {offset}) page \
+                 JOIN memberships m ON m.id = page.id \
+                 LEFT JOIN users u ON u.email_lower = m.email_lower ORDER BY {order}"
+            ),
+            &args,
+            membership_from_row,
+        )
+        .await?;
+    let catalog = catalog_for(conn, account, caller.iter().chain(&items)).await?;
+    Ok(Some(MemberPage {
+        account: account_row,
+        catalog,
+        caller,
+        page: Page {
+            items,
+            request: query.page,
+            total_count: usize::try_from(total).unwrap_or_default(),
+        },
+    }))
+}
+
+/// Every membership of the user with this folded email, with its account.
+pub(super) async fn user_memberships(
+    conn: &mut impl Fetch,
+    email_folded: &str,
+) -> Result<Vec<UserMembership>, StoreError> {
+    // One statement, or two when a catalog is needed: a catalog newer than the
+    // memberships at worst lacks a group they name, which the views skip.
+    let sql = format!(
+        "SELECT {MEMBERSHIP_COLUMNS}, {USER_COLUMNS}, {ACCOUNT_COLUMNS} FROM memberships m \
+         JOIN accounts a ON a.id = m.account_id \
+         LEFT JOIN users u ON u.email_lower = m.email_lower WHERE m.email_lower = $1"
+    );
+    let found = conn
+        .rows(&sql, &[Some(email_folded)], |row| {
+            Ok((account_from_row(row)?, membership_from_row(row)?))
+        })
+        .await?;
+    let catalogs = if found.iter().any(|(_, m)| m.grants.need_account_catalog()) {
+        load_catalogs(conn, ACCOUNTS_OF_EMAIL, email_folded).await?
+    } else {
+        HashMap::new()
+    };
+    Ok(found
+        .into_iter()
+        .map(|(account, membership)| UserMembership {
+            catalog: catalogs
+                .get(account.id.as_str())
+                .cloned()
+                .unwrap_or_default(),
+            account,
+            membership,
+        })
+        .collect())
+}
+
+/// One membership of the user with this folded email, with its account.
+pub(super) async fn user_membership(
+    conn: &mut impl Fetch,
+    email_folded: &str,
+    id: &Id,
+) -> Result<Option<UserMembership>, StoreError> {
+    // One statement, or two when a catalog is needed (as above).
+    let sql = format!(
+        "SELECT {MEMBERSHIP_COLUMNS}, {USER_COLUMNS}, {ACCOUNT_COLUMNS} FROM memberships m \
+         JOIN accounts a ON a.id = m.account_id \
+         LEFT JOIN users u ON u.email_lower = m.email_lower \
+         WHERE m.id = $1 AND m.email_lower = $2"
+    );
+    let Some((account, membership)) = conn
+        .row(&sql, &[Some(id.as_str()), Some(email_folded)], |row| {
+            Ok((account_from_row(row)?, membership_from_row(row)?))
+        })
+        .await?
+    else {
+        return Ok(None);
+    };
+    let catalog = catalog_for(conn, &account.id, std::iter::once(&membership)).await?;
+    Ok(Some(UserMembership {
+        account,
+        membership,
+        catalog,
+    }))
+}

@@ -1,0 +1,207 @@
+//! How the shared SQL asks for rows, whatever connection answers: sqlx's SQLite and
+//! PostgreSQL connections (PostgreSQL reads, and every read inside a write transaction) and
+//! rusqlite's connection, which SQLite reads use. rusqlite runs a statement on the calling
+//! thread; sqlx's SQLite driver hands every statement to the connection's own thread and
+//! its rows back over channels, and those thread wake-ups cost more than the indexed
+//! lookups they carry (measured in bench/README.md).
+
+use std::future::Future;
+
+use super::StoreError;
+
+/// One row's columns by name, in the few types the tables hold.
+pub(super) trait Cols {
+    fn text(&self, name: &str) -> Result<String, StoreError>;
+    fn maybe_text(&self, name: &str) -> Result<Option<String>, StoreError>;
+    fn flag(&self, name: &str) -> Result<bool, StoreError>;
+    fn maybe_flag(&self, name: &str) -> Result<Option<bool>, StoreError>;
+    fn int(&self, name: &str) -> Result<i64, StoreError>;
+}
+
+/// Runs one statement whose parameters are `$1`, `$2`, ... (text, or NULL) and maps each
+/// row it returns.
+pub(super) trait Fetch: Send {
+    fn rows<T: Send>(
+        &mut self,
+        sql: &str,
+        args: &[Option<&str>],
+        map: impl Fn(&dyn Cols) -> Result<T, StoreError> + Send,
+    ) -> impl Future<Output = Result<Vec<T>, StoreError>> + Send;
+
+    /// The first row, if any.
+    fn row<T: Send>(
+        &mut self,
+        sql: &str,
+        args: &[Option<&str>],
+        map: impl Fn(&dyn Cols) -> Result<T, StoreError> + Send,
+    ) -> impl Future<Output = Result<Option<T>, StoreError>> + Send;
+}
+
+macro_rules! sqlx_fetch {
+    ($conn:ty, $row:ty) => {
+        impl Cols for $row {
+            fn text(&self, name: &str) -> Result<String, StoreError> {
+                Ok(sqlx::Row::try_get(self, name)?)
+            }
+            fn maybe_text(&self, name: &str) -> Result<Option<String>, StoreError> {
+                Ok(sqlx::Row::try_get(self, name)?)
+            }
+            fn flag(&self, name: &str) -> Result<bool, StoreError> {
+                Ok(sqlx::Row::try_get(self, name)?)
+            }
+            fn maybe_flag(&self, name: &str) -> Result<Option<bool>, StoreError> {
+                Ok(sqlx::Row::try_get(self, name)?)
+            }
+            fn int(&self, name: &str) -> Result<i64, StoreError> {
+                Ok(sqlx::Row::try_get(self, name)?)
+            }
+        }
+
+        impl Fetch for $conn {
+            async fn rows<T: Send>(
+                &mut self,
+                sql: &str,
+                args: &[Option<&str>],
+                map: impl Fn(&dyn Cols) -> Result<T, StoreError> + Send,
+            ) -> Result<Vec<T>, StoreError> {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()));
+                for arg in args {
+                    query = query.bind(*arg);
+                }
+                query
+                    .fetch_all(&mut *self)
+                    .await?
+                    .iter()
+                    .map(|r| map(r))
+                    .collect()
+            }
+
+            async fn row<T: Send>(
+                &mut self,
+                sql: &str,
+                args: &[Option<&str>],
+                map: impl Fn(&dyn Cols) -> Result<T, StoreError> + Send,
+            ) -> Result<Option<T>, StoreError> {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()));
+                for arg in args {
+                    query = query.bind(*arg);
+                }
+                query
+                    .fetch_optional(&mut *self)
+                    .await?
+                    .as_ref()
+                    .map(|r| map(r))
+                    .transpose()
+            }
+        }
+    };
+}
+
+sqlx_fetch!(sqlx::SqliteConnection, sqlx::sqlite::SqliteRow);
+sqlx_fetch!(sqlx::PgConnection, sqlx::postgres::PgRow);
+
+impl Cols for rusqlite::Row<'_> {
+    fn text(&self, name: &str) -> Result<String, StoreError> {
+        Ok(self.get(name)?)
+    }
+    fn maybe_text(&self, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.get(name)?)
+    }
+    fn flag(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self.get(name)?)
+    }
+    fn maybe_flag(&self, name: &str) -> Result<Option<bool>, StoreError> {
+        Ok(self.get(name)?)
+    }
+    fn int(&self, name: &str) -> Result<i64, StoreError> {
+        Ok(self.get(name)?)
+    }
+}
+
+/// Runs `sql` to the end (or to its first row when `first`), mapping each row.
+fn run<T>(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    args: &[Option<&str>],
+    first: bool,
+    map: impl Fn(&dyn Cols) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut statement = conn.prepare_cached(sql)?;
+    // SQLite numbers `$n` parameters in order of first appearance, not by n: bind by name.
+    for index in 1..=statement.parameter_count() {
+        let name = statement.parameter_name(index).unwrap_or_default();
+        let arg = name
+            .strip_prefix('$')
+            .and_then(|n| n.parse::<usize>().ok())
+            .and_then(|n| args.get(n.checked_sub(1)?))
+            .ok_or_else(|| StoreError::Corrupt(format!("no argument for {name} in {sql}")))?;
+        statement.raw_bind_parameter(index, arg)?;
+    }
+    let mut rows = statement.raw_query();
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(map(row)?);
+        if first {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+impl Fetch for rusqlite::Connection {
+    fn rows<T: Send>(
+        &mut self,
+        sql: &str,
+        args: &[Option<&str>],
+        map: impl Fn(&dyn Cols) -> Result<T, StoreError> + Send,
+    ) -> impl Future<Output = Result<Vec<T>, StoreError>> + Send {
+        std::future::ready(run(self, sql, args, false, map))
+    }
+
+    fn row<T: Send>(
+        &mut self,
+        sql: &str,
+        args: &[Option<&str>],
+        map: impl Fn(&dyn Cols) -> Result<T, StoreError> + Send,
+    ) -> impl Future<Output = Result<Option<T>, StoreError>> + Send {
+        std::future::ready(run(self, sql, args, true, map).map(|rows| rows.into_iter().next()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::StatementStatus;
+
+    use super::run;
+
+    /// The build leaves out STAT4 (.cargo/config.toml): with it, a statement on an
+    /// analyzed index is compiled again for every new value bound, which tripled the cost
+    /// of a one-row read.
+    #[test]
+    fn a_statement_runs_again_without_being_compiled_again() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE m (id TEXT PRIMARY KEY, email TEXT NOT NULL);
+             CREATE INDEX m_email ON m (email);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+             INSERT INTO m SELECT 'id' || i, 'user' || (i % 50) FROM n;
+             ANALYZE;",
+        )
+        .unwrap();
+        for email in ["user1", "user2", "user3"] {
+            let found = run(
+                &conn,
+                "SELECT id FROM m WHERE email = $1",
+                &[Some(email)],
+                false,
+                |r| r.text("id"),
+            )
+            .unwrap();
+            assert_eq!(found.len(), 40);
+        }
+        let statement = conn
+            .prepare_cached("SELECT id FROM m WHERE email = $1")
+            .unwrap();
+        assert_eq!(statement.get_status(StatementStatus::RePrepare), 0);
+    }
+}
