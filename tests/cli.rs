@@ -56,6 +56,20 @@ fn readme_curl_example_works_against_the_demo() {
 }
 
 #[test]
+fn the_log_in_a_file_has_no_colour_codes() {
+    let db = TestDatabase::new();
+    let server = Server::start(&db, &["--demo"]);
+    let (status, _) = server.get("/user", &[]);
+    assert_eq!(status, 400);
+    let log = server.log_text();
+    assert!(
+        log.contains("/client/v4/user"),
+        "the request is logged:\n{log}"
+    );
+    assert!(!log.contains('\u{1b}'), "no escape codes:\n{log}");
+}
+
+#[test]
 fn operator_commands_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let db = TestDatabase::new();

@@ -154,7 +154,8 @@ impl Server {
             .args(db.args())
             .args(["serve", "--listen", &addr])
             .args(extra)
-            .env("NO_COLOR", "1")
+            // The server chooses colours by itself: none, as its output is a file.
+            .env_remove("NO_COLOR")
             .env_remove("ROSTER_DATABASE")
             .env_remove("ROSTER_LISTEN")
             .env_remove("DATABASE_URL")
