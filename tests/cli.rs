@@ -56,7 +56,7 @@ fn readme_curl_example_works_against_the_demo() {
 }
 
 #[test]
-fn the_log_in_a_file_has_no_colour_codes() {
+fn the_access_log_in_a_file_is_plain_text_with_microseconds() {
     let db = TestDatabase::new();
     let server = Server::start(&db, &["--demo"]);
     let (status, _) = server.get("/user", &[]);
@@ -67,6 +67,10 @@ fn the_log_in_a_file_has_no_colour_codes() {
         "the request is logged:\n{log}"
     );
     assert!(!log.contains('\u{1b}'), "no escape codes:\n{log}");
+    assert!(
+        log.contains(" μs status=400"),
+        "latency in microseconds:\n{log}"
+    );
 }
 
 #[test]

@@ -185,6 +185,10 @@ fn a_deployment_moves_between_backends_with_nothing_lost() {
     let back = TestDatabase::sqlite();
     import_ok(&back, &export(&target));
     assert_eq!(export(&back), original);
+    // The imported file stands alone: nothing is left behind in its write-ahead log.
+    let wal = format!("{}-wal", back.args()[1]);
+    let left = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(left, 0, "{wal} holds {left} bytes after the import");
 
     // The moved deployment serves the same answers to the same credentials.
     let server = Server::start(&target, &[]);

@@ -24,6 +24,7 @@ use axum::extract::OriginalUri;
 use axum::http::{HeaderName, HeaderValue, Method, Request};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
@@ -122,7 +123,8 @@ pub fn router(store: Arc<dyn Store>, limits: &Limits) -> Router {
                 .unwrap_or_default();
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), ray)
         })
-        .on_response(DefaultOnResponse::new().level(Level::INFO)))
+        // Microseconds: most answers take less than a millisecond, logged as "0 ms".
+        .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Micros)))
         .layer(SetRequestIdLayer::new(ray, RayId))
 }
 
