@@ -4,6 +4,11 @@
 //! thread; sqlx's SQLite driver hands every statement to the connection's own thread and
 //! its rows back over channels, and those thread wake-ups cost more than the indexed
 //! lookups they carry (measured in bench/README.md).
+//!
+//! Running on the calling thread means running on one of the runtime's workers, which is
+//! fine for what the reads are: indexed lookups of microseconds, and at worst a deep
+//! members page of about a millisecond. None waits for a lock: in WAL mode readers never
+//! wait for the writer.
 
 use std::future::Future;
 
