@@ -186,7 +186,7 @@ fn run<T>(
             .strip_prefix('$')
             .and_then(|n| n.parse::<usize>().ok())
             .and_then(|n| args.get(n.checked_sub(1)?))
-            .ok_or_else(|| StoreError::Corrupt(format!("no argument for {name} in {sql}")))?;
+            .ok_or_else(|| rusqlite::Error::InvalidParameterName(format!("{name} in {sql}")))?;
         statement.raw_bind_parameter(index, arg)?;
     }
     let names = Names::of(&statement);
@@ -226,6 +226,28 @@ mod tests {
     use rusqlite::StatementStatus;
 
     use super::run;
+
+    #[test]
+    fn parameters_bind_by_their_number_not_their_place() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let sql = "SELECT $2 AS b, $1 AS a, $2 IS NULL AS none";
+        let row = |args: &[Option<&str>]| {
+            run(&conn, sql, args, true, |r| {
+                Ok((r.maybe_text("a")?, r.maybe_text("b")?, r.flag("none")?))
+            })
+            .unwrap()
+        };
+        assert_eq!(
+            row(&[Some("x"), Some("y")]),
+            [(Some("x".into()), Some("y".into()), false)]
+        );
+        assert_eq!(row(&[Some("x"), None]), [(Some("x".into()), None, true)]);
+        let missing = run(&conn, sql, &[Some("x")], true, |r| r.text("a"));
+        assert!(
+            missing.is_err(),
+            "a parameter without an argument is refused"
+        );
+    }
 
     /// The build leaves out STAT4 (.cargo/config.toml): with it, a statement on an
     /// analyzed index is compiled again for every new value bound, which tripled the cost
