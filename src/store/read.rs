@@ -249,6 +249,28 @@ mod tests {
         );
     }
 
+    /// The bundled SQLite is built as .cargo/config.toml says, whoever builds it.
+    #[test]
+    fn sqlite_is_built_without_what_slows_reads() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let mut statement = conn.prepare("PRAGMA compile_options").unwrap();
+        let options: Vec<String> = statement
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+            "{options:?}"
+        );
+        for left_out in ["ENABLE_STAT4", "ENABLE_MEMORY_MANAGEMENT"] {
+            assert!(
+                !options.iter().any(|o| o == left_out),
+                "{left_out}: {options:?}"
+            );
+        }
+    }
+
     /// The build leaves out STAT4 (.cargo/config.toml): with it, a statement on an
     /// analyzed index is compiled again for every new value bound, which tripled the cost
     /// of a one-row read.
