@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::LazyLock;
 
 use super::read::{Cols, Fetch};
 use super::sql::{
@@ -416,6 +417,23 @@ pub(super) async fn member_page(
     }))
 }
 
+/// A user's memberships with their accounts; `$1` is the folded email.
+static OWN_MEMBERSHIPS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {MEMBERSHIP_COLUMNS}, {USER_COLUMNS}, {ACCOUNT_COLUMNS} FROM memberships m \
+         JOIN accounts a ON a.id = m.account_id \
+         LEFT JOIN users u ON u.email_lower = m.email_lower WHERE m.email_lower = $1"
+    )
+});
+
+/// One of them; `$2` is its id.
+static OWN_MEMBERSHIP: LazyLock<String> =
+    LazyLock::new(|| format!("{} AND m.id = $2", OWN_MEMBERSHIPS.as_str()));
+
+fn with_account(row: &dyn Cols) -> Result<(Account, Membership), StoreError> {
+    Ok((account_from_row(row)?, membership_from_row(row)?))
+}
+
 /// Every membership of the user with this folded email, with its account.
 pub(super) async fn user_memberships(
     conn: &mut impl Fetch,
@@ -423,15 +441,8 @@ pub(super) async fn user_memberships(
 ) -> Result<Vec<UserMembership>, StoreError> {
     // One statement, or two when a catalog is needed: a catalog newer than the
     // memberships at worst lacks a group they name, which the views skip.
-    let sql = format!(
-        "SELECT {MEMBERSHIP_COLUMNS}, {USER_COLUMNS}, {ACCOUNT_COLUMNS} FROM memberships m \
-         JOIN accounts a ON a.id = m.account_id \
-         LEFT JOIN users u ON u.email_lower = m.email_lower WHERE m.email_lower = $1"
-    );
     let found = conn
-        .rows(&sql, &[Some(email_folded)], |row| {
-            Ok((account_from_row(row)?, membership_from_row(row)?))
-        })
+        .rows(&OWN_MEMBERSHIPS, &[Some(email_folded)], with_account)
         .await?;
     let catalogs = if found.iter().any(|(_, m)| m.grants.need_account_catalog()) {
         load_catalogs(conn, ACCOUNTS_OF_EMAIL, email_folded).await?
@@ -458,16 +469,12 @@ pub(super) async fn user_membership(
     id: &Id,
 ) -> Result<Option<UserMembership>, StoreError> {
     // One statement, or two when a catalog is needed (as above).
-    let sql = format!(
-        "SELECT {MEMBERSHIP_COLUMNS}, {USER_COLUMNS}, {ACCOUNT_COLUMNS} FROM memberships m \
-         JOIN accounts a ON a.id = m.account_id \
-         LEFT JOIN users u ON u.email_lower = m.email_lower \
-         WHERE m.id = $1 AND m.email_lower = $2"
-    );
     let Some((account, membership)) = conn
-        .row(&sql, &[Some(id.as_str()), Some(email_folded)], |row| {
-            Ok((account_from_row(row)?, membership_from_row(row)?))
-        })
+        .row(
+            &OWN_MEMBERSHIP,
+            &[Some(email_folded), Some(id.as_str())],
+            with_account,
+        )
         .await?
     else {
         return Ok(None);

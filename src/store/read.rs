@@ -42,6 +42,18 @@ pub(super) trait Fetch: Send {
     ) -> impl Future<Output = Result<Option<T>, StoreError>> + Send;
 }
 
+/// `sql` with `args` bound to `$1`, `$2`, ... in order, for sqlx.
+fn bound<DB: sqlx::Database>(
+    sql: &str,
+    args: &[Option<&str>],
+) -> sqlx::query::Query<'static, DB, DB::Arguments>
+where
+    for<'a> Option<&'a str>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    let query = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()));
+    args.iter().fold(query, |query, arg| query.bind(*arg))
+}
+
 macro_rules! sqlx_fetch {
     ($conn:ty, $row:ty) => {
         impl Cols for $row {
@@ -69,11 +81,7 @@ macro_rules! sqlx_fetch {
                 args: &[Option<&str>],
                 map: impl Fn(&dyn Cols) -> Result<T, StoreError> + Send,
             ) -> Result<Vec<T>, StoreError> {
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()));
-                for arg in args {
-                    query = query.bind(*arg);
-                }
-                query
+                bound(sql, args)
                     .fetch_all(&mut *self)
                     .await?
                     .iter()
@@ -87,11 +95,7 @@ macro_rules! sqlx_fetch {
                 args: &[Option<&str>],
                 map: impl Fn(&dyn Cols) -> Result<T, StoreError> + Send,
             ) -> Result<Option<T>, StoreError> {
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()));
-                for arg in args {
-                    query = query.bind(*arg);
-                }
-                query
+                bound(sql, args)
                     .fetch_optional(&mut *self)
                     .await?
                     .as_ref()
