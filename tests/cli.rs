@@ -68,8 +68,10 @@ fn the_access_log_in_a_file_is_plain_text_with_microseconds() {
     );
     assert!(!log.contains('\u{1b}'), "no escape codes:\n{log}");
     assert!(
-        log.contains(" μs status=400"),
-        "latency in microseconds:\n{log}"
+        regex::Regex::new(r"status=400 latency_us=\d+")
+            .unwrap()
+            .is_match(&log),
+        "status and latency in microseconds:\n{log}"
     );
 }
 

@@ -164,9 +164,6 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let ApiError::Internal(detail) = &self {
-            tracing::error!(%detail, "internal error");
-        }
         let (status, errors) = self.status_and_errors();
         let body = json!({"success": false, "errors": errors, "messages": [], "result": null});
         let mut response = (status, axum::Json(body)).into_response();
@@ -174,6 +171,12 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        if let ApiError::Internal(detail) = self {
+            // Logged with the request by the access log.
+            response
+                .extensions_mut()
+                .insert(super::access::InternalDetail(detail));
         }
         if status == StatusCode::CONFLICT {
             // The official SDKs retry a 409 as a lock timeout unless told not to; Roster's

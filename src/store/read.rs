@@ -10,7 +10,10 @@
 //! members page of about a millisecond. None waits for a lock: in WAL mode readers never
 //! wait for the writer.
 
+use std::cell::Cell;
 use std::future::Future;
+
+use rusqlite::StatementStatus;
 
 use super::StoreError;
 
@@ -109,12 +112,15 @@ macro_rules! sqlx_fetch {
 sqlx_fetch!(sqlx::SqliteConnection, sqlx::sqlite::SqliteRow);
 sqlx_fetch!(sqlx::PgConnection, sqlx::postgres::PgRow);
 
-/// A statement's column names, copied once per run: rusqlite's own lookup by name asks
-/// SQLite for each column's name (and checks its UTF-8) on every call, which was a tenth of
-/// a one-row read.
+/// A statement's column names, copied once: rusqlite's own lookup by name asks SQLite for
+/// each column's name (and checks its UTF-8) on every call, which was a tenth of a one-row
+/// read, and copying them on every run was still a sixteenth of a request.
 struct Names {
     text: String,
     ends: Vec<usize>,
+    /// The statement's recompilation count when the names were copied: SQLite recompiles a
+    /// statement after a schema change, and its columns may have changed with it.
+    compiled: i32,
 }
 
 impl Names {
@@ -122,6 +128,7 @@ impl Names {
         let mut names = Names {
             text: String::new(),
             ends: Vec::with_capacity(statement.column_count()),
+            compiled: statement.get_status(StatementStatus::RePrepare),
         };
         for name in statement.column_names() {
             names.text.push_str(name);
@@ -130,28 +137,78 @@ impl Names {
         names
     }
 
-    fn index(&self, name: &str) -> Option<usize> {
-        let mut start = 0;
-        self.ends.iter().position(|&end| {
-            let found = &self.text[start..end] == name;
-            start = end;
-            found
-        })
+    /// `name`'s column, looked for from `from` on and then from the start: row mappings
+    /// ask for columns in about the order they are selected, so this is mostly one
+    /// comparison where a scan from the start was a dozen.
+    fn index(&self, name: &str, from: usize) -> Option<usize> {
+        let start = |i: usize| if i == 0 { 0 } else { self.ends[i - 1] };
+        let is = |i: usize| &self.text[start(i)..self.ends[i]] == name;
+        (from..self.ends.len()).chain(0..from).find(|&i| is(i))
     }
+}
+
+/// Statements whose names a reader keeps; past it the kept names are dropped and copied
+/// again (member filters by id or email make one statement per list length).
+const NAMES_KEPT: usize = 64;
+
+/// A read connection (rusqlite, see the module doc) and the column names of the statements
+/// it has run.
+pub(super) struct Reader {
+    conn: rusqlite::Connection,
+    // Keyed by statement text: SipHash over a few hundred bytes cost as much as copying
+    // the names, foldhash a tenth of it.
+    names: foldhash::HashMap<String, Names>,
+}
+
+impl Reader {
+    pub(super) fn new(conn: rusqlite::Connection) -> Reader {
+        Reader {
+            conn,
+            names: foldhash::HashMap::default(),
+        }
+    }
+}
+
+/// `statement`'s names, copied on its first row ever or after SQLite recompiled it (which
+/// happens inside the step that produced the row).
+fn names_of<'n>(
+    kept: &'n mut foldhash::HashMap<String, Names>,
+    sql: &str,
+    statement: &rusqlite::Statement<'_>,
+) -> &'n Names {
+    let compiled = statement.get_status(StatementStatus::RePrepare);
+    if !matches!(kept.get(sql), Some(n) if n.compiled == compiled) {
+        if kept.len() >= NAMES_KEPT {
+            kept.clear();
+        }
+        kept.insert(sql.to_owned(), Names::of(statement));
+    }
+    &kept[sql]
 }
 
 /// A rusqlite row whose columns are found through [`Names`].
 struct Named<'r, 's> {
     row: &'r rusqlite::Row<'s>,
     names: &'r Names,
+    /// Where the next lookup starts: after the column found last.
+    next: Cell<usize>,
 }
 
-impl Named<'_, '_> {
+impl<'r, 's> Named<'r, 's> {
+    fn new(row: &'r rusqlite::Row<'s>, names: &'r Names) -> Self {
+        Named {
+            row,
+            names,
+            next: Cell::new(0),
+        }
+    }
+
     fn get<T: rusqlite::types::FromSql>(&self, name: &str) -> Result<T, StoreError> {
         let index = self
             .names
-            .index(name)
+            .index(name, self.next.get())
             .ok_or_else(|| rusqlite::Error::InvalidColumnName(name.to_string()))?;
+        self.next.set(index + 1);
         Ok(self.row.get(index)?)
     }
 }
@@ -176,12 +233,13 @@ impl Cols for Named<'_, '_> {
 
 /// Runs `sql` to the end (or to its first row when `first`), mapping each row.
 fn run<T>(
-    conn: &rusqlite::Connection,
+    reader: &mut Reader,
     sql: &str,
     args: &[Option<&str>],
     first: bool,
     map: impl Fn(&dyn Cols) -> Result<T, StoreError>,
 ) -> Result<Vec<T>, StoreError> {
+    let Reader { conn, names } = reader;
     let mut statement = conn.prepare_cached(sql)?;
     // SQLite numbers `$n` parameters in order of first appearance, not by n: bind by name.
     for index in 1..=statement.parameter_count() {
@@ -193,19 +251,19 @@ fn run<T>(
             .ok_or_else(|| rusqlite::Error::InvalidParameterName(format!("{name} in {sql}")))?;
         statement.raw_bind_parameter(index, arg)?;
     }
-    let names = Names::of(&statement);
     let mut rows = statement.raw_query();
-    let mut out = Vec::new();
-    while let Some(row) = rows.next()? {
-        out.push(map(&Named { row, names: &names })?);
-        if first {
-            break;
-        }
+    let Some(row) = rows.next()? else {
+        return Ok(Vec::new());
+    };
+    let names = names_of(names, sql, row.as_ref());
+    let mut out = vec![map(&Named::new(row, names))?];
+    while !first && let Some(row) = rows.next()? {
+        out.push(map(&Named::new(row, names))?);
     }
     Ok(out)
 }
 
-impl Fetch for rusqlite::Connection {
+impl Fetch for Reader {
     fn rows<T: Send>(
         &mut self,
         sql: &str,
@@ -229,14 +287,14 @@ impl Fetch for rusqlite::Connection {
 mod tests {
     use rusqlite::StatementStatus;
 
-    use super::run;
+    use super::{Reader, run};
 
     #[test]
     fn parameters_bind_by_their_number_not_their_place() {
-        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let mut reader = Reader::new(rusqlite::Connection::open_in_memory().unwrap());
         let sql = "SELECT $2 AS b, $1 AS a, $2 IS NULL AS none";
-        let row = |args: &[Option<&str>]| {
-            run(&conn, sql, args, true, |r| {
+        let mut row = |args: &[Option<&str>]| {
+            run(&mut reader, sql, args, true, |r| {
                 Ok((r.maybe_text("a")?, r.maybe_text("b")?, r.flag("none")?))
             })
             .unwrap()
@@ -246,7 +304,7 @@ mod tests {
             [(Some("x".into()), Some("y".into()), false)]
         );
         assert_eq!(row(&[Some("x"), None]), [(Some("x".into()), None, true)]);
-        let missing = run(&conn, sql, &[Some("x")], true, |r| r.text("a"));
+        let missing = run(&mut reader, sql, &[Some("x")], true, |r| r.text("a"));
         assert!(
             missing.is_err(),
             "a parameter without an argument is refused"
@@ -280,18 +338,20 @@ mod tests {
     /// of a one-row read.
     #[test]
     fn a_statement_runs_again_without_being_compiled_again() {
-        let conn = rusqlite::Connection::open_in_memory().unwrap();
-        conn.execute_batch(
-            "CREATE TABLE m (id TEXT PRIMARY KEY, email TEXT NOT NULL);
+        let mut reader = Reader::new(rusqlite::Connection::open_in_memory().unwrap());
+        reader
+            .conn
+            .execute_batch(
+                "CREATE TABLE m (id TEXT PRIMARY KEY, email TEXT NOT NULL);
              CREATE INDEX m_email ON m (email);
              WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
              INSERT INTO m SELECT 'id' || i, 'user' || (i % 50) FROM n;
              ANALYZE;",
-        )
-        .unwrap();
+            )
+            .unwrap();
         for email in ["user1", "user2", "user3"] {
             let found = run(
-                &conn,
+                &mut reader,
                 "SELECT id FROM m WHERE email = $1",
                 &[Some(email)],
                 false,
@@ -300,9 +360,30 @@ mod tests {
             .unwrap();
             assert_eq!(found.len(), 40);
         }
-        let statement = conn
+        let statement = reader
+            .conn
             .prepare_cached("SELECT id FROM m WHERE email = $1")
             .unwrap();
         assert_eq!(statement.get_status(StatementStatus::RePrepare), 0);
+    }
+
+    /// Column names are copied once per statement; a statement SQLite compiles again after
+    /// a schema change gets them copied again.
+    #[test]
+    fn columns_are_found_by_name_after_the_schema_changes() {
+        let mut reader = Reader::new(rusqlite::Connection::open_in_memory().unwrap());
+        let read = |reader: &mut Reader| {
+            run(reader, "SELECT * FROM t", &[], true, |r| {
+                Ok((r.text("a")?, r.text("b")?))
+            })
+            .unwrap()
+        };
+        let setup = "CREATE TABLE t (a TEXT, b TEXT); INSERT INTO t VALUES ('1', '2');";
+        reader.conn.execute_batch(setup).unwrap();
+        assert_eq!(read(&mut reader), [("1".to_string(), "2".to_string())]);
+        let reordered =
+            "DROP TABLE t; CREATE TABLE t (b TEXT, a TEXT); INSERT INTO t VALUES ('2', '1');";
+        reader.conn.execute_batch(reordered).unwrap();
+        assert_eq!(read(&mut reader), [("1".to_string(), "2".to_string())]);
     }
 }

@@ -9,6 +9,7 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use super::credentials::Credentials;
+use super::read::Reader;
 use super::{StoreError, WriteGate};
 
 /// How long a statement waits for the database lock before giving up.
@@ -28,22 +29,22 @@ pub struct SqliteStore {
 struct Readers(PathBuf);
 
 impl deadpool::managed::Manager for Readers {
-    type Type = rusqlite::Connection;
+    type Type = Reader;
     type Error = rusqlite::Error;
 
-    async fn create(&self) -> Result<rusqlite::Connection, rusqlite::Error> {
+    async fn create(&self) -> Result<Reader, rusqlite::Error> {
         let conn = rusqlite::Connection::open(&self.0)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         // A read connection never writes, whatever a bug might send it.
         conn.pragma_update(None, "query_only", true)?;
         // Room for every statement the reads use; each is prepared once per connection.
         conn.set_prepared_statement_cache_capacity(64);
-        Ok(conn)
+        Ok(Reader::new(conn))
     }
 
     async fn recycle(
         &self,
-        _: &mut rusqlite::Connection,
+        _: &mut Reader,
         _: &deadpool::managed::Metrics,
     ) -> deadpool::managed::RecycleResult<rusqlite::Error> {
         Ok(())

@@ -44,6 +44,8 @@ pub enum Target {
 
 pub struct Settings {
     pub addr: SocketAddr,
+    /// The server's pid, to read the CPU time it spends while measured.
+    pub pid: Option<u32>,
     pub connections: usize,
     pub warmup: Duration,
     pub duration: Duration,
@@ -59,6 +61,9 @@ pub struct Outcome {
     /// Mean response body size of each step.
     pub sizes: Vec<usize>,
     pub seconds: f64,
+    /// Server CPU seconds (user and system, all threads) between the end of the warmup
+    /// and the end of the round.
+    pub cpu_seconds: Option<f64>,
 }
 
 struct Tally {
@@ -70,20 +75,30 @@ struct Tally {
     last_finish: Option<Instant>,
 }
 
+/// One measured round. `counter` numbers the iterations and is shared by the rounds of
+/// one target, so a later round does not replay (re-invite) an earlier one's iterations.
 pub async fn run(
     settings: &Settings,
     scenario: Arc<dyn Scenario>,
     target: Target,
+    counter: &Arc<AtomicU64>,
 ) -> anyhow::Result<Outcome> {
-    let counter = Arc::new(AtomicU64::new(0));
     let exhausted = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let measure_from = started + settings.warmup;
     let end = measure_from + settings.duration;
+    let cpu = settings.pid.map(|pid| {
+        tokio::spawn(async move {
+            tokio::time::sleep_until(measure_from.into()).await;
+            let before = cpu_seconds(pid)?;
+            tokio::time::sleep_until(end.into()).await;
+            Some(cpu_seconds(pid)? - before)
+        })
+    });
     let mut tasks = Vec::new();
     for _ in 0..settings.connections {
         let (scenario, target) = (scenario.clone(), target.clone());
-        let (counter, exhausted) = (counter.clone(), exhausted.clone());
+        let (counter, exhausted) = (Arc::clone(counter), exhausted.clone());
         let addr = settings.addr;
         tasks.push(tokio::spawn(async move {
             connection(
@@ -106,6 +121,7 @@ pub async fn run(
         latency: new_histogram(),
         sizes: Vec::new(),
         seconds: 0.0,
+        cpu_seconds: None,
     };
     let mut size_sums: Vec<(u64, u64)> = Vec::new();
     let mut last_finish = measure_from;
@@ -125,11 +141,44 @@ pub async fn run(
     // An exhausted pool ends the run early; slow answers end it late.
     outcome.seconds = last_finish.duration_since(measure_from).as_secs_f64();
     outcome.exhausted = exhausted.load(Ordering::Relaxed);
+    if let Some(cpu) = cpu {
+        outcome.cpu_seconds = cpu.await.context("the CPU sampler panicked")?;
+    }
     outcome.sizes = size_sums
         .iter()
         .map(|(sum, count)| (sum / (*count).max(1)) as usize)
         .collect();
     Ok(outcome)
+}
+
+impl Outcome {
+    /// Two rounds of the same target as one: counts and seconds add up, the latency
+    /// histograms merge, the body sizes are the first round's.
+    pub fn merge(mut self, other: Outcome) -> anyhow::Result<Outcome> {
+        self.iterations += other.iterations;
+        self.errors += other.errors;
+        self.first_error = self.first_error.or(other.first_error);
+        self.exhausted |= other.exhausted;
+        self.latency.add(&other.latency)?;
+        if self.sizes.is_empty() {
+            self.sizes = other.sizes;
+        }
+        self.seconds += other.seconds;
+        self.cpu_seconds = self.cpu_seconds.zip(other.cpu_seconds).map(|(a, b)| a + b);
+        Ok(self)
+    }
+}
+
+/// utime + stime of every thread of `pid`, from /proc/{pid}/stat (fields 14 and 15, in
+/// clock ticks of 1/100 s: USER_HZ is 100 on Linux whatever the kernel's own tick).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; count fields after its closing paren.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split(' ').skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
 }
 
 fn new_histogram() -> Histogram<u64> {

@@ -11,6 +11,7 @@ use std::io::{BufWriter, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -39,7 +40,7 @@ enum Command {
         schema_version: u32,
     },
     /// Measure every scenario against Roster and the baseline; print a table and save it.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the figures of several `run --json` files side by side.
     Report { files: Vec<PathBuf> },
 }
@@ -61,9 +62,14 @@ struct RunArgs {
     /// Seconds of load before measuring, per scenario and target.
     #[arg(long, default_value_t = 1.0)]
     warmup: f64,
-    /// Seconds measured, per scenario and target.
+    /// Seconds measured, per scenario and target, over all rounds.
     #[arg(long, default_value_t = 5.0)]
     duration: f64,
+    /// Roster and the baseline take turns this many times per scenario, each turn a
+    /// warmup and then its share of the duration: the machine's speed drifts by a third
+    /// within a minute here, and turns expose both to the same drift.
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
     /// Runtime threads of the driver. One keeps the driver to one of the two cores, the
     /// same for Roster and the baseline.
     #[arg(long, default_value_t = 1)]
@@ -71,9 +77,12 @@ struct RunArgs {
     /// Comma-separated scenario names; all when absent.
     #[arg(long, value_delimiter = ',')]
     scenarios: Vec<String>,
-    /// The server's pid, to read its peak RSS after the run.
+    /// The server's pid, to read its peak RSS after the run and its CPU time per iteration.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// The baseline's pid, to read its CPU time per iteration.
+    #[arg(long)]
+    baseline_pid: Option<u32>,
     /// What the script measured around the run, carried into the saved figures.
     #[arg(long)]
     db_bytes: Option<u64>,
@@ -113,6 +122,12 @@ struct Figures {
     base_p50_ms: f64,
     base_p99_ms: f64,
     base_errors: u64,
+    /// Server CPU microseconds per iteration; absent without the pids (and in files
+    /// written before it was measured).
+    #[serde(default)]
+    cpu_us: Option<f64>,
+    #[serde(default)]
+    base_cpu_us: Option<f64>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -136,7 +151,7 @@ fn main() -> anyhow::Result<()> {
                 .worker_threads(args.threads.max(1))
                 .enable_all()
                 .build()?;
-            runtime.block_on(run(args))
+            runtime.block_on(run(*args))
         }
         Command::Report { files } => report(&files),
     }
@@ -149,22 +164,34 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     } else {
         args.scenarios.clone()
     };
-    let settings = |addr| Settings {
+    let rounds = args.rounds.max(1);
+    let settings = |addr, pid| Settings {
         addr,
+        pid,
         connections: args.connections,
         warmup: Duration::from_secs_f64(args.warmup),
-        duration: Duration::from_secs_f64(args.duration),
+        duration: Duration::from_secs_f64(args.duration / f64::from(rounds)),
     };
     let mut figures = Vec::new();
     for name in &names {
         let scenario = scenarios::by_name(name, layout.clone())
             .with_context(|| format!("unknown scenario {name:?}"))?;
-        let roster = load::run(&settings(args.roster), scenario.clone(), Target::Roster).await?;
-        let target = Target::Baseline(roster.sizes.clone());
-        let base = load::run(&settings(args.baseline), scenario, target).await?;
+        let (roster, base) = take_turns(
+            rounds,
+            &settings(args.roster, args.server_pid),
+            &settings(args.baseline, args.baseline_pid),
+            scenario,
+        )
+        .await?;
         let ms = |h: &hdrhistogram::Histogram<u64>, q| h.value_at_quantile(q) as f64 / 1000.0;
         let rate = |o: &load::Outcome| o.iterations as f64 / o.seconds.max(1e-9);
+        let cpu_us = |o: &load::Outcome| {
+            o.cpu_seconds
+                .map(|s| s * 1e6 / (o.iterations as f64).max(1.0))
+        };
         figures.push(Figures {
+            cpu_us: cpu_us(&roster),
+            base_cpu_us: cpu_us(&base),
             name: name.clone(),
             rate: rate(&roster),
             p50_ms: ms(&roster.latency, 0.5),
@@ -199,6 +226,29 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Roster's and the baseline's rounds of one scenario, alternating, each target's merged.
+async fn take_turns(
+    rounds: u32,
+    roster: &Settings,
+    baseline: &Settings,
+    scenario: Arc<dyn load::Scenario>,
+) -> anyhow::Result<(load::Outcome, load::Outcome)> {
+    let (roster_n, base_n) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let mut r = load::run(roster, scenario.clone(), Target::Roster, &roster_n).await?;
+    // The baseline answers with the body sizes Roster's first round saw.
+    let target = Target::Baseline(r.sizes.clone());
+    let mut b = load::run(baseline, scenario.clone(), target.clone(), &base_n).await?;
+    for _ in 1..rounds {
+        // An exhausted pool (every invite used) has nothing left for another round.
+        if r.exhausted || b.exhausted {
+            break;
+        }
+        r = r.merge(load::run(roster, scenario.clone(), Target::Roster, &roster_n).await?)?;
+        b = b.merge(load::run(baseline, scenario.clone(), target.clone(), &base_n).await?)?;
+    }
+    Ok((r, b))
+}
+
 /// VmHWM: the most resident memory the process has had, so the peak of the whole run.
 fn peak_rss_kb(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -225,7 +275,7 @@ fn print_run(r: &RunReport) {
         or_dash(r.peak_rss_kb.map(|kb| mb(kb * 1024))),
     );
     println!(
-        "{:<36} {:>9} {:>8} {:>8} {:>9} {:>8} {:>8} {:>7} {:>7} {:>7} {:>6}",
+        "{:<36} {:>9} {:>8} {:>8} {:>9} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>8} {:>6} {:>6}",
         "scenario",
         "req/s",
         "p50 ms",
@@ -236,11 +286,14 @@ fn print_run(r: &RunReport) {
         "x rate",
         "x p50",
         "x p99",
+        "cpu us",
+        "base cpu",
+        "x cpu",
         "errors"
     );
     for f in &r.scenarios {
         println!(
-            "{:<36} {:>9.0} {:>8.2} {:>8.2} {:>9.0} {:>8.2} {:>8.2} {:>7.2} {:>7.1} {:>7.1} {:>6}",
+            "{:<36} {:>9.0} {:>8.2} {:>8.2} {:>9.0} {:>8.2} {:>8.2} {:>7.2} {:>7.1} {:>7.1} {:>7} {:>8} {:>6} {:>6}",
             format!("{} ({})", f.name, scenarios::describe(&f.name)),
             f.rate,
             f.p50_ms,
@@ -251,6 +304,14 @@ fn print_run(r: &RunReport) {
             f.rate / f.base_rate.max(1e-9),
             f.p50_ms / f.base_p50_ms.max(1e-9),
             f.p99_ms / f.base_p99_ms.max(1e-9),
+            or_dash(f.cpu_us.map(|c| format!("{c:.1}"))),
+            or_dash(f.base_cpu_us.map(|c| format!("{c:.1}"))),
+            // Like "x rate": the baseline's cost over Roster's, so 1 is as cheap.
+            or_dash(
+                f.cpu_us
+                    .zip(f.base_cpu_us)
+                    .map(|(c, b)| format!("{:.2}", b / c.max(1e-9)))
+            ),
             f.errors,
         );
     }
