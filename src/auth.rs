@@ -39,7 +39,11 @@ pub const BAD_KEY: (u32, &str) = (6103, "Invalid format for X-Auth-Key header");
 pub const BAD_AUTHORIZATION: (u32, &str) = (6111, "Invalid format for Authorization header");
 
 pub fn hash_secret(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
+    // Into a buffer: `hex::encode` collects char by char, a third of the cost of hashing.
+    let mut digits = [0u8; 64];
+    hex::encode_to_slice(Sha256::digest(secret.as_bytes()), &mut digits)
+        .expect("a SHA-256 digest is 64 hex digits");
+    String::from_utf8(digits.to_vec()).expect("hex digits are ASCII")
 }
 
 fn same_digest(a: &str, b: &str) -> bool {

@@ -179,9 +179,11 @@ pub enum TokenCommand {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    if let Command::Serve { log_json, .. } = &cli.command {
-        init_tracing(*log_json);
-    }
+    // Held to the end: dropping it writes out the log lines still queued.
+    let _log = match &cli.command {
+        Command::Serve { log_json, .. } => Some(init_tracing(*log_json)),
+        _ => None,
+    };
     let store = cli.db.open().await?;
     match cli.command {
         Command::Serve {
@@ -297,19 +299,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn init_tracing(json: bool) {
+fn init_tracing(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "roster=info,tower_http=info".into());
+        .unwrap_or_else(|_| "roster=info".into());
+    // Lines are formatted by the request and written by a thread of their own, in batches:
+    // a write to stdout per request was a system call on every request's path. Not lossy:
+    // when the queue is full, requests wait for the writer rather than lose their lines.
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::BufWriter::new(std::io::stdout()));
     // Colour codes only for a person at a terminal: in a file or a pipe they are noise,
     // and formatting them was a twentieth of a short request's CPU.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_writer(writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
     if json {
         builder.json().init();
     } else {
         builder.init();
     }
+    guard
 }
 
 async fn shutdown_signal() {

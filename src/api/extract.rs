@@ -55,16 +55,12 @@ impl FromRequestParts<AppState> for Ids {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let path = original_path(parts);
-        let no_route = || ApiError::NoRoute(path.clone());
-        let Path(raw) = Path::<Vec<(String, String)>>::from_request_parts(parts, state)
-            .await
-            .map_err(|_| no_route())?;
-        raw.iter()
-            .map(|(_, v)| Id::parse(v))
-            .collect::<Option<Vec<_>>>()
-            .map(Ids)
-            .ok_or_else(no_route)
+        let ids = match Path::<Vec<(String, String)>>::from_request_parts(parts, state).await {
+            Ok(Path(raw)) => raw.iter().map(|(_, v)| Id::parse(v)).collect(),
+            Err(_) => None,
+        };
+        ids.map(Ids)
+            .ok_or_else(|| ApiError::NoRoute(original_path(parts)))
     }
 }
 
