@@ -10,9 +10,9 @@
 //! every such change to the other processes (`NOTIFY`), which clear their caches.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use moka::sync::Cache;
+use quick_cache::sync::Cache;
 
 use crate::domain::User;
 use crate::domain::tokens::Token;
@@ -22,7 +22,7 @@ use crate::domain::tokens::Token;
 pub const DEFAULT_TTL: Duration = Duration::from_secs(5);
 
 /// Entries per map: a few hundred bytes each.
-const CAPACITY: u64 = 100_000;
+const CAPACITY: usize = 100_000;
 
 pub(crate) struct Credentials {
     /// `None` when caching is off (a zero time to live).
@@ -31,9 +31,13 @@ pub(crate) struct Credentials {
     generation: AtomicU64,
 }
 
+/// quick_cache rather than moka: a lookup in moka recorded itself for its eviction policy
+/// and its expiry, a tenth of a request's CPU when callers rotate over many users; here an
+/// entry carries the time it was kept, and the lookup checks its age.
 struct Maps {
-    keys: Cache<String, (User, String)>,
-    tokens: Cache<String, (Token, User)>,
+    ttl: Duration,
+    keys: Cache<String, (Instant, (User, String))>,
+    tokens: Cache<String, (Instant, (Token, User))>,
 }
 
 /// What a lookup saw before it went to the database: its answer is kept only if no change
@@ -52,14 +56,14 @@ impl Credentials {
     pub(crate) fn key(&self, email_folded: &str) -> Result<(User, String), Lookup> {
         self.maps
             .as_ref()
-            .and_then(|m| m.keys.get(email_folded))
+            .and_then(|m| m.fresh(&m.keys, email_folded))
             .ok_or_else(|| self.lookup())
     }
 
     pub(crate) fn token(&self, hash: &str) -> Result<(Token, User), Lookup> {
         self.maps
             .as_ref()
-            .and_then(|m| m.tokens.get(hash))
+            .and_then(|m| m.fresh(&m.tokens, hash))
             .ok_or_else(|| self.lookup())
     }
 
@@ -69,20 +73,22 @@ impl Credentials {
 
     pub(crate) fn keep_key(&self, lookup: Lookup, email_folded: &str, found: &(User, String)) {
         if let Some(m) = &self.maps {
-            m.keys.insert(email_folded.to_string(), found.clone());
+            m.keys
+                .insert(email_folded.to_string(), (Instant::now(), found.clone()));
             // A change between the lookup and now may have cleared the maps before this
             // insert: then what was read may be older than the change.
             if self.generation.load(Ordering::SeqCst) != lookup.0 {
-                m.keys.invalidate(email_folded);
+                m.keys.remove(email_folded);
             }
         }
     }
 
     pub(crate) fn keep_token(&self, lookup: Lookup, hash: &str, found: &(Token, User)) {
         if let Some(m) = &self.maps {
-            m.tokens.insert(hash.to_string(), found.clone());
+            m.tokens
+                .insert(hash.to_string(), (Instant::now(), found.clone()));
             if self.generation.load(Ordering::SeqCst) != lookup.0 {
-                m.tokens.invalidate(hash);
+                m.tokens.remove(hash);
             }
         }
     }
@@ -92,7 +98,7 @@ impl Credentials {
     pub(crate) fn touched(&self, hash: &str, at: &str) {
         if let Some(m) = &self.maps {
             let lookup = self.lookup();
-            if let Some((mut token, user)) = m.tokens.get(hash) {
+            if let Some((mut token, user)) = m.fresh(&m.tokens, hash) {
                 token.last_used_on = Some(at.to_string());
                 self.keep_token(lookup, hash, &(token, user));
             }
@@ -104,8 +110,8 @@ impl Credentials {
     pub(crate) fn clear(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         if let Some(m) = &self.maps {
-            m.keys.invalidate_all();
-            m.tokens.invalidate_all();
+            m.keys.clear();
+            m.tokens.clear();
         }
     }
 }
@@ -113,17 +119,17 @@ impl Credentials {
 impl Maps {
     fn new(ttl: Duration) -> Option<Maps> {
         (!ttl.is_zero()).then(|| Maps {
-            keys: map(ttl),
-            tokens: map(ttl),
+            ttl,
+            keys: Cache::new(CAPACITY),
+            tokens: Cache::new(CAPACITY),
         })
     }
-}
 
-fn map<V: Clone + Send + Sync + 'static>(ttl: Duration) -> Cache<String, V> {
-    Cache::builder()
-        .max_capacity(CAPACITY)
-        .time_to_live(ttl)
-        .build()
+    /// What `map` holds for `key`, if it was kept less than the time to live ago.
+    fn fresh<V: Clone>(&self, map: &Cache<String, (Instant, V)>, key: &str) -> Option<V> {
+        map.get(key)
+            .and_then(|(kept, v)| (kept.elapsed() < self.ttl).then_some(v))
+    }
 }
 
 #[cfg(test)]
@@ -170,6 +176,16 @@ mod tests {
         let cache = Credentials::new(Duration::ZERO);
         let lookup = cache.key("a@example.com").unwrap_err();
         cache.keep_key(lookup, "a@example.com", &(user(), "digest".into()));
+        assert!(cache.key("a@example.com").is_err());
+    }
+
+    #[test]
+    fn an_answer_older_than_the_time_to_live_is_not_used() {
+        let cache = Credentials::new(Duration::from_millis(50));
+        let lookup = cache.key("a@example.com").unwrap_err();
+        cache.keep_key(lookup, "a@example.com", &(user(), "digest".into()));
+        assert!(cache.key("a@example.com").is_ok());
+        std::thread::sleep(Duration::from_millis(80));
         assert!(cache.key("a@example.com").is_err());
     }
 }
