@@ -119,7 +119,10 @@ struct Names {
     text: String,
     ends: Vec<usize>,
     /// The statement's recompilation count when the names were copied: SQLite recompiles a
-    /// statement after a schema change, and its columns may have changed with it.
+    /// statement after a schema change, and a `SELECT *`'s columns change with the table.
+    /// (A statement prepared afresh after the statement cache dropped it counts from zero
+    /// again, so that check alone would not do for `SELECT *`: the store's statements name
+    /// every column, which makes their names a function of their text.)
     compiled: i32,
 }
 
