@@ -59,7 +59,7 @@ struct RunArgs {
     label: String,
     #[arg(long, default_value_t = 32)]
     connections: usize,
-    /// Seconds of load before measuring, per scenario and target.
+    /// Seconds of load before measuring, before every round.
     #[arg(long, default_value_t = 1.0)]
     warmup: f64,
     /// Seconds measured, per scenario and target, over all rounds.
