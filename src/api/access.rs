@@ -19,13 +19,6 @@ use tower_http::request_id::RequestId;
 pub struct InternalDetail(pub String);
 
 pub async fn log(req: Request, next: Next) -> Response {
-    if !tracing::enabled!(tracing::Level::INFO) {
-        let response = next.run(req).await;
-        if let Some(InternalDetail(detail)) = response.extensions().get() {
-            tracing::error!(%detail, status = response.status().as_u16(), "internal error");
-        }
-        return response;
-    }
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
