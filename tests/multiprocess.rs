@@ -370,3 +370,98 @@ fn credentials_changed_through_one_process_apply_in_the_other() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// What one process changes in a user's memberships, the other shows on the very next
+/// request, although it has just answered the same requests (SQLite answers repeated
+/// reads from a cache that any commit to the file, from any process, invalidates).
+#[test]
+fn memberships_changed_through_one_process_show_at_once_in_the_other() {
+    let db = TestDatabase::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("fixture.json");
+    let (admin, member) = (key(1), key(2));
+    let (staying, leaving, invited) = (id(0xa1, 1), id(0xa2, 2), id(0xa3, 3));
+    let accounts: Vec<Value> = [&staying, &leaving, &invited]
+        .into_iter()
+        .enumerate()
+        .map(|(n, membership)| {
+            json!({
+                "id": id(0xac, n),
+                "name": format!("Account {n}"),
+                "members": [
+                    {"email": "admin@example.com", "roles": [SUPER_ADMIN]},
+                    {
+                        "id": membership,
+                        "email": "u@example.com",
+                        "roles": [READ_ONLY],
+                        "status": if membership == &invited { "pending" } else { "accepted" },
+                    },
+                ],
+            })
+        })
+        .collect();
+    let fixture = json!({
+        "users": [
+            {"email": "admin@example.com", "api_key": admin},
+            {"email": "u@example.com", "api_key": member},
+        ],
+        "accounts": accounts,
+    });
+    std::fs::write(&file, fixture.to_string()).unwrap();
+    let seeded = Command::new(BIN)
+        .args(db.args())
+        .arg("seed")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        seeded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&seeded.stderr)
+    );
+    let (a, b) = (Server::start(&db, &[]), Server::start(&db, &[]));
+    let with_key = [
+        ("X-Auth-Email", "u@example.com"),
+        ("X-Auth-Key", member.as_str()),
+    ];
+    let statuses = |server: &Server| {
+        let (status, body) = server.get("/memberships?order=id", &with_key);
+        assert_eq!(status, 200, "{body}");
+        body["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| (m["id"].as_str().unwrap().to_string(), m["status"].clone()))
+            .collect::<Vec<_>>()
+    };
+    for _ in 0..3 {
+        assert_eq!(b.get(&format!("/memberships/{leaving}"), &with_key).0, 200);
+        assert_eq!(statuses(&b).len(), 3);
+    }
+
+    let (status, body) = a.send(
+        "DELETE",
+        &format!("/memberships/{leaving}"),
+        &with_key,
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    let accept = json!({"status": "accepted"}).to_string();
+    let path = format!("/memberships/{invited}");
+    let (status, body) = a.send("PUT", &path, &with_key, Some(&accept));
+    assert_eq!(status, 200, "{body}");
+
+    let (status, body) = b.get(&format!("/memberships/{leaving}"), &with_key);
+    assert_eq!(
+        status, 404,
+        "a membership deleted elsewhere is gone at once: {body}"
+    );
+    assert_eq!(b.get(&path, &with_key).1["result"]["status"], "accepted");
+    assert_eq!(
+        statuses(&b),
+        [
+            (staying.clone(), json!("accepted")),
+            (invited.clone(), json!("accepted")),
+        ]
+    );
+}

@@ -32,13 +32,13 @@ async fn list(
         .store
         .user_memberships(caller.user.email.folded())
         .await?
-        .into_iter()
+        .iter()
         .filter(|m| {
             m.catalog
                 .allows(&m.account, &m.membership, &caller, Need::Read)
         })
         .filter(|m| name.as_ref().is_none_or(|n| same_name(&m.account.name, n)))
-        .map(|m| m.account)
+        .map(|m| m.account.clone())
         .collect();
     let page = paginate(
         accounts,

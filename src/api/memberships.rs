@@ -32,17 +32,20 @@ async fn list(
     let order = params.choice("order")?.unwrap_or(MembershipOrder::Id);
     let direction = params.choice("direction")?.unwrap_or(Direction::Asc);
     let names = [params.text("account.name", 100)?, params.text("name", 100)?];
-    let mut items = app
+    let all = app
         .store
         .user_memberships(caller.user.email.folded())
         .await?;
-    items.retain(|m| {
-        status.is_none_or(|s| m.membership.status == s)
-            && names
-                .iter()
-                .flatten()
-                .all(|n| same_name(&m.account.name, n))
-    });
+    let items: Vec<&UserMembership> = all
+        .iter()
+        .filter(|m| {
+            status.is_none_or(|s| m.membership.status == s)
+                && names
+                    .iter()
+                    .flatten()
+                    .all(|n| same_name(&m.account.name, n))
+        })
+        .collect();
     let page = paginate(
         items,
         page,

@@ -5,6 +5,7 @@
 
 mod credentials;
 pub mod export;
+mod membership_cache;
 mod postgres;
 mod queries;
 mod read;
@@ -135,9 +136,12 @@ pub trait Store: Send + Sync + 'static {
         owner: Option<&Membership>,
     ) -> Result<(), StoreError>;
 
-    /// Every membership of the user with this folded email, with its account.
-    async fn user_memberships(&self, email_folded: &str)
-    -> Result<Vec<UserMembership>, StoreError>;
+    /// Every membership of the user with this folded email, with its account. Shared:
+    /// SQLite may answer from a cache that is exact (see `membership_cache.rs`).
+    async fn user_memberships(
+        &self,
+        email_folded: &str,
+    ) -> Result<Arc<Vec<UserMembership>>, StoreError>;
 
     /// One membership of the user with this folded email; another user's is `None`, as a
     /// missing one.

@@ -10,7 +10,8 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use tokio::sync::oneshot;
 
 use super::credentials::Credentials;
-use super::{StoreError, WriteGate};
+use super::{StoreError, UserMembership, WriteGate, queries};
+use crate::domain::Id;
 
 #[derive(Clone)]
 pub struct PgStore {
@@ -94,6 +95,24 @@ impl PgStore {
     /// A connection for one statement, which needs no snapshot.
     async fn single(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, sqlx::Error> {
         self.pool.acquire().await
+    }
+
+    /// Every membership of the user. Not cached: PostgreSQL has no cheap way to ask whether
+    /// anything changed (see `membership_cache.rs` for SQLite's).
+    async fn own_memberships(
+        &self,
+        email_folded: &str,
+    ) -> Result<Arc<Vec<UserMembership>>, StoreError> {
+        let found = queries::user_memberships(&mut *self.single().await?, email_folded).await?;
+        Ok(Arc::new(found))
+    }
+
+    async fn own_membership(
+        &self,
+        email_folded: &str,
+        id: &Id,
+    ) -> Result<Option<UserMembership>, StoreError> {
+        queries::user_membership(&mut *self.single().await?, email_folded, id).await
     }
 
     async fn snapshot(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {

@@ -161,6 +161,8 @@ pub(super) struct Reader {
     // Keyed by statement text: SipHash over a few hundred bytes cost as much as copying
     // the names, foldhash a tenth of it.
     names: foldhash::HashMap<String, Names>,
+    /// `PRAGMA data_version` when [`Reader::changed`] last asked.
+    version: Option<i64>,
 }
 
 impl Reader {
@@ -168,7 +170,18 @@ impl Reader {
         Reader {
             conn,
             names: foldhash::HashMap::default(),
+            version: None,
         }
+    }
+
+    /// Whether any other connection, of this process or another, committed to the database
+    /// since this connection last asked; on its first question, always yes.
+    pub(super) fn changed(&mut self) -> Result<bool, StoreError> {
+        let version = self
+            .conn
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |row| row.get(0))?;
+        Ok(self.version.replace(version) != Some(version))
     }
 }
 
@@ -242,7 +255,7 @@ fn run<T>(
     first: bool,
     map: impl Fn(&dyn Cols) -> Result<T, StoreError>,
 ) -> Result<Vec<T>, StoreError> {
-    let Reader { conn, names } = reader;
+    let Reader { conn, names, .. } = reader;
     let mut statement = conn.prepare_cached(sql)?;
     // SQLite numbers `$n` parameters in order of first appearance, not by n: bind by name.
     for index in 1..=statement.parameter_count() {
@@ -388,5 +401,23 @@ mod tests {
             "DROP TABLE t; CREATE TABLE t (b TEXT, a TEXT); INSERT INTO t VALUES ('2', '1');";
         reader.conn.execute_batch(reordered).unwrap();
         assert_eq!(read(&mut reader), [("1".to_string(), "2".to_string())]);
+    }
+
+    /// A reader learns of a commit made through any other connection to the file.
+    #[test]
+    fn a_reader_is_told_of_commits_made_elsewhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let writer = rusqlite::Connection::open(&path).unwrap();
+        writer.execute_batch("CREATE TABLE t (a TEXT)").unwrap();
+        let mut reader = Reader::new(rusqlite::Connection::open(&path).unwrap());
+        assert!(
+            reader.changed().unwrap(),
+            "the first question is always yes"
+        );
+        assert!(!reader.changed().unwrap());
+        writer.execute("INSERT INTO t VALUES ('1')", []).unwrap();
+        assert!(reader.changed().unwrap());
+        assert!(!reader.changed().unwrap());
     }
 }

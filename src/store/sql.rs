@@ -60,11 +60,13 @@ pub(super) fn unique_violation(e: &sqlx::Error) -> bool {
 
 /// The shared store implementation for one backend: `$store` must have `pool`, `gate`
 /// and `credentials` fields and `read`, `single`, `snapshot`, `begin_write`,
-/// `credentials_changed`, `AFTER_IMPORT`, `COLLATE`, `retryable` and `gate_key` items;
+/// `credentials_changed`, `own_memberships`, `own_membership`, `AFTER_IMPORT`, `COLLATE`, `retryable` and `gate_key` items;
 /// `$conn` is the backend's sqlx connection type.
 macro_rules! sql_store {
     ($store:ident, $conn:ty) => {
         mod shared {
+
+            use std::sync::Arc;
 
             use async_trait::async_trait;
 
@@ -407,8 +409,8 @@ macro_rules! sql_store {
                 async fn user_memberships(
                     &self,
                     email_folded: &str,
-                ) -> Result<Vec<UserMembership>, StoreError> {
-                    queries::user_memberships(&mut *self.single().await?, email_folded).await
+                ) -> Result<Arc<Vec<UserMembership>>, StoreError> {
+                    self.own_memberships(email_folded).await
                 }
 
                 async fn user_membership(
@@ -416,7 +418,7 @@ macro_rules! sql_store {
                     email_folded: &str,
                     id: &Id,
                 ) -> Result<Option<UserMembership>, StoreError> {
-                    queries::user_membership(&mut *self.single().await?, email_folded, id).await
+                    self.own_membership(email_folded, id).await
                 }
 
                 async fn user_by_email(

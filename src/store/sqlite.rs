@@ -9,8 +9,10 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use super::credentials::Credentials;
+use super::membership_cache::MembershipCache;
 use super::read::Reader;
-use super::{StoreError, WriteGate};
+use super::{StoreError, UserMembership, WriteGate, queries};
+use crate::domain::Id;
 
 /// How long a statement waits for the database lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -21,6 +23,7 @@ pub struct SqliteStore {
     gate: Arc<WriteGate>,
     credentials: Arc<Credentials>,
     readers: deadpool::managed::Pool<Readers>,
+    memberships: Arc<MembershipCache>,
 }
 
 /// Connections for reads, run by rusqlite on the calling thread (see [`super::read`]):
@@ -90,6 +93,7 @@ impl SqliteStore {
             gate: Arc::default(),
             credentials: Arc::new(Credentials::new(credential_ttl)),
             readers,
+            memberships: Arc::new(MembershipCache::new()),
         })
     }
 
@@ -108,6 +112,54 @@ impl SqliteStore {
     /// A connection for one statement: the same as for any read.
     async fn single(&self) -> Result<deadpool::managed::Object<Readers>, StoreError> {
         self.read().await
+    }
+
+    /// Every membership of the user, from the cache when nothing was committed since it
+    /// was read (see [`MembershipCache`]).
+    async fn own_memberships(
+        &self,
+        email_folded: &str,
+    ) -> Result<Arc<Vec<UserMembership>>, StoreError> {
+        let mut reader = self.read().await?;
+        match self.cached(&mut reader, email_folded).await? {
+            Some(all) => Ok(all),
+            None => Ok(Arc::new(
+                queries::user_memberships(&mut *reader, email_folded).await?,
+            )),
+        }
+    }
+
+    async fn own_membership(
+        &self,
+        email_folded: &str,
+        id: &Id,
+    ) -> Result<Option<UserMembership>, StoreError> {
+        let mut reader = self.read().await?;
+        match self.cached(&mut reader, email_folded).await? {
+            Some(all) => Ok(all.iter().find(|m| &m.membership.id == id).cloned()),
+            None => queries::user_membership(&mut *reader, email_folded, id).await,
+        }
+    }
+
+    /// The user's memberships from the cache, or read whole and kept; `None` when the user
+    /// is not worth keeping yet, and the caller reads just what it needs. Only a read that
+    /// uses or fills the cache asks whether the database changed (a statement of its own).
+    async fn cached(
+        &self,
+        reader: &mut Reader,
+        email_folded: &str,
+    ) -> Result<Option<Arc<Vec<UserMembership>>>, StoreError> {
+        let kept = self.memberships.kept(email_folded);
+        if kept.is_none() && !self.memberships.admit(email_folded) {
+            return Ok(None);
+        }
+        let stamp = self.memberships.stamp(reader.changed()?);
+        if let Some(all) = self.memberships.valid(stamp, kept) {
+            return Ok(Some(all));
+        }
+        let all = Arc::new(queries::user_memberships(reader, email_folded).await?);
+        self.memberships.keep(stamp, email_folded, &all);
+        Ok(Some(all))
     }
 
     /// One WAL snapshot for reads that must agree across tables (an export).
