@@ -79,7 +79,6 @@ impl Written {
     }
 }
 
-/// A user's membership together with the account and catalog needed to show it.
 /// One page of an account's members, as `GET /accounts/{id}/members` asks for it.
 #[derive(Debug, Clone)]
 pub struct MemberQuery {
@@ -99,6 +98,8 @@ pub struct MemberPage {
     pub page: Page<Membership>,
 }
 
+/// A user's membership together with the account and catalog needed to show it.
+/// `membership.user` is not loaded: it is the caller.
 #[derive(Debug, Clone)]
 pub struct UserMembership {
     pub account: Account,
