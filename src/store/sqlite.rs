@@ -17,6 +17,13 @@ use crate::domain::Id;
 /// How long a statement waits for the database lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Page cache of each read connection (SQLite's default is 2 MiB). At 1M users a deep
+/// members page and the upper levels of the indexes no longer fitted in 2 MiB, and every
+/// miss is a `pread` from the OS: 16 MiB took the deep page from 15 to 10.5 ms and
+/// `GET /memberships/{id}` from 0.43x to 0.48x of the baseline, for about 30 MB more
+/// RSS (there are about as many read connections as runtime workers: reads never wait).
+const READ_CACHE_KIB: i64 = 16 * 1024;
+
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -40,6 +47,7 @@ impl deadpool::managed::Manager for Readers {
         conn.busy_timeout(BUSY_TIMEOUT)?;
         // A read connection never writes, whatever a bug might send it.
         conn.pragma_update(None, "query_only", true)?;
+        conn.pragma_update(None, "cache_size", -READ_CACHE_KIB)?;
         // Room for every statement the reads use; each is prepared once per connection.
         conn.set_prepared_statement_cache_capacity(64);
         Ok(Reader::new(conn))
