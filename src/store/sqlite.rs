@@ -150,7 +150,8 @@ impl SqliteStore {
     }
 
     /// The user's memberships from the cache, or read whole and kept; `None` when the user
-    /// is not worth keeping yet, and the caller reads just what it needs. Only a read that
+    /// is not worth keeping yet or the database is being written to, and the caller reads
+    /// just what it needs. Only a read that
     /// uses or fills the cache asks whether the database changed (a statement of its own).
     async fn cached(
         &self,
@@ -161,9 +162,15 @@ impl SqliteStore {
         if kept.is_none() && !self.memberships.admit(email_folded) {
             return Ok(None);
         }
-        let stamp = self.memberships.stamp(reader.changed()?);
+        let changed = reader.changed()?;
+        let stamp = self.memberships.stamp(changed);
         if let Some(all) = self.memberships.valid(stamp, kept) {
             return Ok(Some(all));
+        }
+        if changed {
+            // Something was written since this connection last asked: while writes come
+            // that often, whatever is kept dies before it is used again.
+            return Ok(None);
         }
         let all = Arc::new(queries::user_memberships(reader, email_folded).await?);
         self.memberships.keep(stamp, email_folded, &all);
