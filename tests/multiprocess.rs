@@ -85,6 +85,24 @@ fn fixture() -> Value {
     json!({"users": users, "accounts": accounts})
 }
 
+/// Loads `fixture` with `roster seed`.
+fn seed(db: &TestDatabase, fixture: &Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("fixture.json");
+    std::fs::write(&file, fixture.to_string()).unwrap();
+    let seeded = Command::new(BIN)
+        .args(db.args())
+        .arg("seed")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        seeded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&seeded.stderr)
+    );
+}
+
 fn caller(http: &reqwest::Client, email: String, key: String) -> Caller {
     Caller {
         http: http.clone(),
@@ -102,20 +120,7 @@ async fn two_processes_keep_every_invariant_under_races() {
         );
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("race.json");
-    std::fs::write(&file, fixture().to_string()).unwrap();
-    let seeded = Command::new(BIN)
-        .args(db.args())
-        .arg("seed")
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        seeded.status.success(),
-        "{}",
-        String::from_utf8_lossy(&seeded.stderr)
-    );
+    seed(&db, &fixture());
 
     // Both processes migrate the same database at start.
     let (one, two) = (Server::start(&db, &[]), Server::start(&db, &[]));
@@ -377,8 +382,6 @@ fn credentials_changed_through_one_process_apply_in_the_other() {
 #[test]
 fn memberships_changed_through_one_process_show_at_once_in_the_other() {
     let db = TestDatabase::new();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("fixture.json");
     let (admin, member) = (key(1), key(2));
     let (staying, leaving, invited) = (id(0xa1, 1), id(0xa2, 2), id(0xa3, 3));
     let accounts: Vec<Value> = [&staying, &leaving, &invited]
@@ -407,18 +410,7 @@ fn memberships_changed_through_one_process_show_at_once_in_the_other() {
         ],
         "accounts": accounts,
     });
-    std::fs::write(&file, fixture.to_string()).unwrap();
-    let seeded = Command::new(BIN)
-        .args(db.args())
-        .arg("seed")
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        seeded.status.success(),
-        "{}",
-        String::from_utf8_lossy(&seeded.stderr)
-    );
+    seed(&db, &fixture);
     let (a, b) = (Server::start(&db, &[]), Server::start(&db, &[]));
     let with_key = [
         ("X-Auth-Email", "u@example.com"),
