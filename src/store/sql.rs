@@ -60,8 +60,8 @@ pub(super) fn unique_violation(e: &sqlx::Error) -> bool {
 
 /// The shared store implementation for one backend: `$store` must have `pool`, `gate`
 /// and `credentials` fields and `read`, `single`, `snapshot`, `begin_write`,
-/// `credentials_changed`, `own_memberships`, `own_membership`, `AFTER_IMPORT`, `COLLATE`, `retryable` and `gate_key` items;
-/// `$conn` is the backend's sqlx connection type.
+/// `credentials_changed`, `own_memberships`, `own_membership`, `AFTER_IMPORT`, `COLLATE`,
+/// `retryable` and `gate_key` items; `$conn` is the backend's sqlx connection type.
 macro_rules! sql_store {
     ($store:ident, $conn:ty) => {
         mod shared {

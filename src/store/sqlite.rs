@@ -151,8 +151,8 @@ impl SqliteStore {
 
     /// The user's memberships from the cache, or read whole and kept; `None` when the user
     /// is not worth keeping yet or the database is being written to, and the caller reads
-    /// just what it needs. Only a read that
-    /// uses or fills the cache asks whether the database changed (a statement of its own).
+    /// just what it needs. Only a read that uses or fills the cache asks whether the
+    /// database changed (a statement of its own).
     async fn cached(
         &self,
         reader: &mut Reader,
@@ -168,8 +168,8 @@ impl SqliteStore {
             return Ok(Some(all));
         }
         if changed {
-            // Something was written since this connection last asked: while writes come
-            // that often, whatever is kept dies before it is used again.
+            // A commit since this connection last asked: where writes come that often,
+            // what is kept dies before it is used again.
             return Ok(None);
         }
         let all = Arc::new(queries::user_memberships(reader, email_folded).await?);
