@@ -2,9 +2,13 @@
 //! Where the 2024 schema and today's official SDKs disagree, these follow the SDKs (see the
 //! README's compatibility notes).
 
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex, PoisonError};
+
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use serde_json::value::RawValue;
 
 use crate::domain::list::Page;
 use crate::domain::permissions::Permissions;
@@ -113,7 +117,7 @@ pub struct RoleView<'a> {
     id: &'a Id,
     name: &'a str,
     description: &'a str,
-    permissions: Permissions,
+    permissions: Box<RawValue>,
 }
 
 pub fn role(r: &Role) -> RoleView<'_> {
@@ -121,7 +125,7 @@ pub fn role(r: &Role) -> RoleView<'_> {
         id: &r.id,
         name: &r.name,
         description: &r.description,
-        permissions: r.permissions,
+        permissions: permissions_json(r.permissions),
     }
 }
 
@@ -270,7 +274,7 @@ pub struct MembershipView<'a> {
     api_access_enabled: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     code: Option<&'a str>,
-    permissions: Permissions,
+    permissions: Box<RawValue>,
     policies: Vec<PolicyView<'a>>,
     roles: Vec<&'a str>,
     status: Status,
@@ -286,7 +290,7 @@ pub fn membership<'a>(
         account: account(a),
         api_access_enabled: m.api_access_enabled,
         code: (m.status == Status::Pending).then_some(m.code.as_str()),
-        permissions: catalog.permissions(a, &m.grants),
+        permissions: permissions_json(catalog.permissions(a, &m.grants)),
         policies: policies(&m.grants, catalog),
         roles: roles(&m.grants, catalog)
             .into_iter()
@@ -294,6 +298,26 @@ pub fn membership<'a>(
             .collect(),
         status: m.status,
     }
+}
+
+/// Distinct permission sets whose JSON is kept; members' sets are few (one per combination
+/// of roles or policies in use), and past this many the rest are serialized each time.
+const PERMISSIONS_KEPT: usize = 1024;
+
+/// A member's permissions as JSON, serialized once per distinct set: the twelve keys and
+/// their read/write fields were most of the cost of serializing a membership.
+fn permissions_json(p: Permissions) -> Box<RawValue> {
+    static KEPT: LazyLock<Mutex<HashMap<Permissions, Box<RawValue>>>> =
+        LazyLock::new(Mutex::default);
+    let mut kept = KEPT.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(json) = kept.get(&p) {
+        return json.clone();
+    }
+    let json = serde_json::value::to_raw_value(&p).expect("permissions serialize");
+    if kept.len() < PERMISSIONS_KEPT {
+        kept.insert(p, json.clone());
+    }
+    json
 }
 
 #[derive(Serialize)]
@@ -397,5 +421,29 @@ pub fn token<'a>(t: &'a Token, value: Option<&'a str>) -> TokenView<'a> {
             .as_ref()
             .map(|r| ConditionView { request_ip: r }),
         value,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::permissions::{Grant, Key};
+
+    /// Each set gets its own JSON, the first time and from the kept copies alike.
+    #[test]
+    fn permissions_json_is_each_sets_own() {
+        let sets = [
+            Permissions::all(Grant::READ),
+            Permissions::all(Grant::READ).with(Key::Dns, Grant::WRITE),
+            Permissions::default(),
+        ];
+        for _ in 0..2 {
+            for set in sets {
+                assert_eq!(
+                    permissions_json(set).get(),
+                    serde_json::to_string(&set).unwrap()
+                );
+            }
+        }
     }
 }

@@ -36,7 +36,7 @@ pub const KEYS: [(Key, &str); 12] = [
     (Key::Zones, "zones"),
 ];
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, Deserialize)]
 pub struct Grant {
     #[serde(default)]
     pub read: bool,
@@ -60,7 +60,7 @@ impl Grant {
 }
 
 /// A grant for each of the twelve keys, indexed in `KEYS` order.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Permissions([Grant; 12]);
 
 impl Permissions {
