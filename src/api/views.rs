@@ -2,8 +2,8 @@
 //! Where the 2024 schema and today's official SDKs disagree, these follow the SDKs (see the
 //! README's compatibility notes).
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex, PoisonError};
 
 use axum::Json;
 use axum::response::{IntoResponse, Response};
@@ -304,20 +304,23 @@ pub fn membership<'a>(
 /// of roles or policies in use), and past this many the rest are serialized each time.
 const PERMISSIONS_KEPT: usize = 1024;
 
-/// A member's permissions as JSON, serialized once per distinct set: the twelve keys and
-/// their read/write fields were most of the cost of serializing a membership.
+/// A member's permissions as JSON, serialized once per distinct set and thread (no lock
+/// to share between workers): the twelve keys and their read/write fields were most of the
+/// cost of serializing a membership.
 fn permissions_json(p: Permissions) -> Box<RawValue> {
-    static KEPT: LazyLock<Mutex<HashMap<Permissions, Box<RawValue>>>> =
-        LazyLock::new(Mutex::default);
-    let mut kept = KEPT.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(json) = kept.get(&p) {
-        return json.clone();
+    thread_local! {
+        static KEPT: RefCell<HashMap<Permissions, Box<RawValue>>> = RefCell::default();
     }
-    let json = serde_json::value::to_raw_value(&p).expect("permissions serialize");
-    if kept.len() < PERMISSIONS_KEPT {
-        kept.insert(p, json.clone());
-    }
-    json
+    KEPT.with_borrow_mut(|kept| {
+        if let Some(json) = kept.get(&p) {
+            return json.clone();
+        }
+        let json = serde_json::value::to_raw_value(&p).expect("permissions serialize");
+        if kept.len() < PERMISSIONS_KEPT {
+            kept.insert(p, json.clone());
+        }
+        json
+    })
 }
 
 #[derive(Serialize)]
