@@ -39,7 +39,8 @@ const CAPACITY: u64 = 50_000;
 /// the cache holds, so a user comes back within the time the cache would keep them.
 const RECENT: usize = 1 << 14;
 
-type Entry = (u64, Arc<Vec<UserMembership>>);
+/// Memberships and the generation they were read at.
+pub(super) type Entry = (u64, Arc<Vec<UserMembership>>);
 
 pub(super) struct MembershipCache {
     entries: Cache<String, Entry, ByMemberships>,
@@ -52,6 +53,13 @@ pub(super) struct MembershipCache {
 /// The generation a read saw when it asked whether the database changed.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Stamp(u64);
+
+impl Stamp {
+    /// `kept`'s memberships, if nothing changed between their read and this stamp.
+    pub(super) fn valid(self, kept: Option<Entry>) -> Option<Arc<Vec<UserMembership>>> {
+        kept.and_then(|(read_at, list)| (read_at == self.0).then_some(list))
+    }
+}
 
 #[derive(Clone)]
 struct ByMemberships;
@@ -93,15 +101,6 @@ impl MembershipCache {
         }
     }
 
-    /// `kept`'s memberships, if nothing changed since they were read.
-    pub(super) fn valid(
-        &self,
-        stamp: Stamp,
-        kept: Option<Entry>,
-    ) -> Option<Arc<Vec<UserMembership>>> {
-        kept.and_then(|(read_at, list)| (read_at == stamp.0).then_some(list))
-    }
-
     /// Keeps what a read stamped `stamp` found, unless the generation has moved on since
     /// (what it read may already be out of date; it would never be served anyway).
     pub(super) fn keep(&self, stamp: Stamp, email_folded: &str, list: &Arc<Vec<UserMembership>>) {
@@ -119,7 +118,7 @@ mod tests {
     #[test]
     fn an_entry_is_served_only_to_reads_that_saw_no_change_since() {
         let cache = MembershipCache::new();
-        let get = |stamp| cache.valid(stamp, cache.kept("a@example.com"));
+        let get = |stamp: Stamp| stamp.valid(cache.kept("a@example.com"));
         let first = cache.stamp(true);
         cache.keep(first, "a@example.com", &Arc::new(Vec::new()));
         assert!(get(cache.stamp(false)).is_some());

@@ -164,7 +164,7 @@ impl SqliteStore {
         }
         let changed = reader.changed()?;
         let stamp = self.memberships.stamp(changed);
-        if let Some(all) = self.memberships.valid(stamp, kept) {
+        if let Some(all) = stamp.valid(kept) {
             return Ok(Some(all));
         }
         if changed {
