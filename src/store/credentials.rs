@@ -73,23 +73,28 @@ impl Credentials {
 
     pub(crate) fn keep_key(&self, lookup: Lookup, email_folded: &str, found: &(User, String)) {
         if let Some(m) = &self.maps {
-            m.keys
-                .insert(email_folded.to_string(), (Instant::now(), found.clone()));
-            // A change between the lookup and now may have cleared the maps before this
-            // insert: then what was read may be older than the change.
-            if self.generation.load(Ordering::SeqCst) != lookup.0 {
-                m.keys.remove(email_folded);
-            }
+            self.keep(&m.keys, lookup, email_folded, found);
         }
     }
 
     pub(crate) fn keep_token(&self, lookup: Lookup, hash: &str, found: &(Token, User)) {
         if let Some(m) = &self.maps {
-            m.tokens
-                .insert(hash.to_string(), (Instant::now(), found.clone()));
-            if self.generation.load(Ordering::SeqCst) != lookup.0 {
-                m.tokens.remove(hash);
-            }
+            self.keep(&m.tokens, lookup, hash, found);
+        }
+    }
+
+    fn keep<V: Clone>(
+        &self,
+        map: &Cache<String, (Instant, V)>,
+        lookup: Lookup,
+        key: &str,
+        found: &V,
+    ) {
+        map.insert(key.to_string(), (Instant::now(), found.clone()));
+        // A change between the lookup and now may have cleared the maps before this
+        // insert: then what was read may be older than the change.
+        if self.generation.load(Ordering::SeqCst) != lookup.0 {
+            map.remove(key);
         }
     }
 
