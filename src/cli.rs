@@ -14,7 +14,7 @@ use crate::domain::types::{bounded, now};
 use crate::domain::{Email, Id, User, catalog, tokens};
 use crate::store::export::Export;
 use crate::store::{DEFAULT_CREDENTIAL_TTL, PgStore, SqliteStore, Store};
-use crate::{api, fixture, server};
+use crate::{api, fixture, log_output, server};
 
 #[derive(Parser)]
 #[command(
@@ -299,15 +299,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn init_tracing(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
+fn init_tracing(json: bool) -> log_output::Flush {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "roster=info".into());
-    // Lines are formatted by the request and written by a thread of their own, in batches:
-    // a write to stdout per request was a system call on every request's path. Not lossy:
-    // when the queue is full, requests wait for the writer rather than lose their lines.
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .finish(std::io::BufWriter::new(std::io::stdout()));
+    let (writer, flush) = log_output::batched(std::io::stdout());
     // Colour codes only for a person at a terminal: in a file or a pipe they are noise,
     // and formatting them was a twentieth of a short request's CPU.
     let builder = tracing_subscriber::fmt()
@@ -319,7 +314,7 @@ fn init_tracing(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
     } else {
         builder.init();
     }
-    guard
+    flush
 }
 
 async fn shutdown_signal() {

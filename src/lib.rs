@@ -8,12 +8,14 @@
 //! - [`store`]: the one storage trait and its SQLite and PostgreSQL backends.
 //!
 //! [`server`] accepts connections and hands requests to the router; [`fixture`] loads demo
-//! data and seed files; [`cli`] is the operator's command line.
+//! data and seed files; [`cli`] is the operator's command line; `log_output` writes
+//! `roster serve`'s log.
 
 pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod domain;
 pub mod fixture;
+mod log_output;
 pub mod server;
 pub mod store;

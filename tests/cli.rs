@@ -61,7 +61,13 @@ fn the_access_log_in_a_file_is_plain_text_with_microseconds() {
     let server = Server::start(&db, &["--demo"]);
     let (status, _) = server.get("/user", &[]);
     assert_eq!(status, 400);
-    let log = server.log_text();
+    // Lines are written in batches, at the latest a tenth of a second after the request.
+    let asked = std::time::Instant::now();
+    let mut log = server.log_text();
+    while !log.contains("/client/v4/user") && asked.elapsed().as_secs() < 10 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        log = server.log_text();
+    }
     assert!(
         log.contains("/client/v4/user"),
         "the request is logged:\n{log}"
