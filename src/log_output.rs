@@ -1,5 +1,6 @@
 //! Where `roster serve`'s log lines go: gathered in memory and written out in batches by a
-//! thread of their own, at the latest [`EVERY`] after they were logged.
+//! thread of their own, at the latest [`EVERY`] after they were logged. While no line waits
+//! the thread sleeps: an idle server makes no system calls for its log.
 //!
 //! tracing-appender's non-blocking writer, used before, queued each line on a channel and
 //! woke its writer thread for it: a futex wake, the thread's spinning (`sched_yield`) and
@@ -37,7 +38,8 @@ pub struct Flush {
 
 struct Shared {
     waiting: Mutex<Waiting>,
-    /// Told when there is enough to write, or when the process stops.
+    /// Told when the first line of a batch comes, when there is enough to write, or when
+    /// the process stops.
     wake: Condvar,
     /// Told when the writer has taken what was waiting.
     taken: Condvar,
@@ -76,7 +78,11 @@ fn with_limit(mut out: impl Write + Send + 'static, most: usize) -> (Batched, Fl
         .spawn(move || {
             let mut batch = Vec::new();
             loop {
-                let waiting = theirs.waiting();
+                // Asleep while there is nothing to write, then gathering for EVERY.
+                let waiting = theirs
+                    .wake
+                    .wait_while(theirs.waiting(), |w| w.bytes.is_empty() && !w.stopping)
+                    .unwrap_or_else(PoisonError::into_inner);
                 let (mut waiting, _) = theirs
                     .wake
                     .wait_timeout_while(waiting, EVERY, |w| !w.woken && !w.stopping)
@@ -114,8 +120,12 @@ impl Write for Batched {
                 .wait(waiting)
                 .unwrap_or_else(PoisonError::into_inner);
         }
+        let first = waiting.bytes.is_empty();
         waiting.bytes.extend_from_slice(line);
-        if waiting.bytes.len() >= SOON.min(shared.most) && !waiting.woken {
+        if first {
+            // The writer sleeps while nothing waits: this starts its gathering.
+            shared.wake.notify_one();
+        } else if waiting.bytes.len() >= SOON.min(shared.most) && !waiting.woken {
             waiting.woken = true;
             shared.wake.notify_one();
         }
