@@ -110,7 +110,7 @@ fn with_limit(mut out: impl Write + Send + 'static, most: usize) -> (Batched, Fl
     )
 }
 
-impl Write for Batched {
+impl Write for &Batched {
     fn write(&mut self, line: &[u8]) -> io::Result<usize> {
         let shared = &self.0;
         let mut waiting = shared.waiting();
@@ -138,10 +138,10 @@ impl Write for Batched {
 }
 
 impl<'a> MakeWriter<'a> for Batched {
-    type Writer = Batched;
+    type Writer = &'a Batched;
 
-    fn make_writer(&'a self) -> Batched {
-        self.clone()
+    fn make_writer(&'a self) -> &'a Batched {
+        self
     }
 }
 
@@ -183,8 +183,8 @@ mod tests {
     #[test]
     fn a_line_is_written_without_waiting_for_more() {
         let out = Out::default();
-        let (mut log, _flush) = batched(out.clone());
-        log.write_all(b"one\n").unwrap();
+        let (log, _flush) = batched(out.clone());
+        (&log).write_all(b"one\n").unwrap();
         let logged = Instant::now();
         while out.text().is_empty() {
             assert!(logged.elapsed() < EVERY * 50, "never written");
@@ -200,10 +200,10 @@ mod tests {
         let (log, flush) = with_limit(out.clone(), 64);
         let threads: Vec<_> = (0..4)
             .map(|t| {
-                let mut log = log.clone();
+                let log = log.clone();
                 std::thread::spawn(move || {
                     for i in 0..2_000 {
-                        log.write_all(format!("{t} {i}\n").as_bytes()).unwrap();
+                        (&log).write_all(format!("{t} {i}\n").as_bytes()).unwrap();
                     }
                 })
             })
