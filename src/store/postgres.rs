@@ -67,6 +67,9 @@ impl PgStore {
         let singles = deadpool::managed::Pool::builder(Singles(options))
             .max_size(8)
             .wait_timeout(Some(Duration::from_secs(10)))
+            .create_timeout(Some(Duration::from_secs(10)))
+            // A ping the network swallows: the connection is dropped, not waited for.
+            .recycle_timeout(Some(Duration::from_secs(10)))
             .runtime(deadpool::Runtime::Tokio1)
             .build()
             .expect("a pool with a runtime builds");
