@@ -195,7 +195,7 @@ async fn follow_changes(
 /// request (a seventh of a one-query read's CPU in perf, and the server's share besides),
 /// to flush what a dropped transaction or a statement cut short left behind. These run
 /// no transactions, and only one whose statement did not finish, or that sat idle, is
-/// pinged before its next use (and dropped if the ping fails).
+/// pinged before its next use (and dropped if the ping fails or takes 10 s).
 struct Singles(PgConnectOptions);
 
 struct Single {
