@@ -235,10 +235,7 @@ impl Fetch for Single {
         args: &[Option<&str>],
         map: impl Fn(&dyn Cols) -> Result<T, StoreError> + Send,
     ) -> Result<Vec<T>, StoreError> {
-        self.finished = false;
-        let rows = self.conn.rows(sql, args, map).await?;
-        self.finished = true;
-        Ok(rows)
+        to_the_end(&mut self.finished, self.conn.rows(sql, args, map)).await
     }
 
     async fn row<T: Send>(
@@ -247,11 +244,19 @@ impl Fetch for Single {
         args: &[Option<&str>],
         map: impl Fn(&dyn Cols) -> Result<T, StoreError> + Send,
     ) -> Result<Option<T>, StoreError> {
-        self.finished = false;
-        let row = self.conn.row(sql, args, map).await?;
-        self.finished = true;
-        Ok(row)
+        to_the_end(&mut self.finished, self.conn.row(sql, args, map)).await
     }
+}
+
+/// `statement`'s answer; `finished` says yes only once it has run to the end.
+async fn to_the_end<T>(
+    finished: &mut bool,
+    statement: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    *finished = false;
+    let answer = statement.await?;
+    *finished = true;
+    Ok(answer)
 }
 
 #[cfg(test)]
