@@ -4,8 +4,8 @@
 //!
 //! tracing-appender's non-blocking writer, used before, queued each line on a channel and
 //! woke its writer thread for it: a futex wake, the thread's spinning (`sched_yield`) and
-//! a `write` per request, a tenth of a one-row read's CPU when callers rotate over many
-//! users. Here a line costs a mutex and a copy.
+//! a `write` per request, nearly a tenth of a one-row read's CPU when callers rotate over
+//! many users. Here a line costs a mutex and a copy.
 //!
 //! Nothing is dropped: when [`MOST`] bytes wait, the request that logs waits for the writer
 //! to take them. Dropping the [`Flush`] guard writes out what is left.
