@@ -339,7 +339,11 @@ pub async fn load_demo(store: &dyn Store) -> Result<bool, StoreError> {
         .as_deref()
         .and_then(Id::parse)
         .expect("demo account id");
-    if store.load_account(&account).await?.is_some() {
+    if store
+        .load_account(&account, &Focus::default())
+        .await?
+        .is_some()
+    {
         return Ok(false);
     }
     load(store, &demo).await?;

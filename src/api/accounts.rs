@@ -55,7 +55,9 @@ async fn details(
     Auth(caller): Auth,
     ids: Ids,
 ) -> Result<Response, ApiError> {
-    let state = app.load_account(&ids.one()).await?;
+    let state = app
+        .load_account(&ids.one(), &Focus::caller(&caller))
+        .await?;
     state.authorize(&caller, Need::Read)?;
     Ok(views::single(views::account(&state.account)))
 }

@@ -52,7 +52,7 @@ async fn list_permission_groups(
     let id = id_filter(&params)?;
     let name = params.text("name", 200)?;
     let label = params.text("label", 200)?;
-    app.load_account(&ids.one())
+    app.load_account(&ids.one(), &Focus::caller(&caller))
         .await?
         .authorize(&caller, Need::Read)?;
     let groups = catalog::permission_groups()
@@ -77,7 +77,7 @@ async fn permission_group_details(
     ids: Ids,
 ) -> Result<Response, ApiError> {
     let (account_id, group_id) = ids.two();
-    app.load_account(&account_id)
+    app.load_account(&account_id, &Focus::caller(&caller))
         .await?
         .authorize(&caller, Need::Read)?;
     let group =
@@ -94,7 +94,9 @@ async fn list_resource_groups(
     let page = params.page()?;
     let id = id_filter(&params)?;
     let name = params.text("name", 200)?;
-    let state = app.load_account(&ids.one()).await?;
+    let state = app
+        .load_account(&ids.one(), &Focus::caller(&caller))
+        .await?;
     state.authorize(&caller, Need::Read)?;
     let groups = state
         .catalog
@@ -119,7 +121,9 @@ async fn resource_group_details(
     ids: Ids,
 ) -> Result<Response, ApiError> {
     let (account_id, group_id) = ids.two();
-    let state = app.load_account(&account_id).await?;
+    let state = app
+        .load_account(&account_id, &Focus::caller(&caller))
+        .await?;
     state.authorize(&caller, Need::Read)?;
     let group = state
         .catalog

@@ -111,7 +111,9 @@ async fn details(
     ids: Ids,
 ) -> Result<Response, ApiError> {
     let (account_id, member_id) = ids.two();
-    let state = app.load_account(&account_id).await?;
+    let state = app
+        .load_account(&account_id, &Focus::caller(&caller).member(&member_id))
+        .await?;
     state.authorize(&caller, Need::Read)?;
     Ok(views::single(views::member(
         state.member(&member_id)?,

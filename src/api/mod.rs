@@ -32,7 +32,7 @@ use tower_http::request_id::{
 
 pub use error::ApiError;
 
-use crate::domain::{AccountState, DomainError, Id};
+use crate::domain::{AccountState, DomainError, Focus, Id};
 use crate::store::Store;
 
 /// What an operator tunes about serving (`roster serve` flags); the defaults are
@@ -68,10 +68,11 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// An account's state for a read; a missing account is a 404.
-    async fn load_account(&self, id: &Id) -> Result<AccountState, ApiError> {
+    /// An account's state for a read, with the memberships `focus` names (the caller's, to
+    /// authorize them); a missing account is a 404.
+    async fn load_account(&self, id: &Id, focus: &Focus) -> Result<AccountState, ApiError> {
         self.store
-            .load_account(id)
+            .load_account(id, focus)
             .await?
             .ok_or(DomainError::NotFound("Account").into())
     }

@@ -8,7 +8,7 @@ use axum::routing::get;
 use super::extract::{Auth, Ids, Params};
 use super::{ApiError, AppState, views};
 use crate::domain::list::paginate;
-use crate::domain::{Direction, DomainError, Need};
+use crate::domain::{Direction, DomainError, Focus, Need};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -23,7 +23,9 @@ async fn list(
     params: Params,
 ) -> Result<Response, ApiError> {
     let page = params.page()?;
-    let state = app.load_account(&ids.one()).await?;
+    let state = app
+        .load_account(&ids.one(), &Focus::caller(&caller))
+        .await?;
     state.authorize(&caller, Need::Read)?;
     let roles = state.catalog.roles().enumerate().collect();
     // The catalog's own order (Super Administrator first) is the order people expect.
@@ -43,7 +45,9 @@ async fn details(
     ids: Ids,
 ) -> Result<Response, ApiError> {
     let (account_id, role_id) = ids.two();
-    let state = app.load_account(&account_id).await?;
+    let state = app
+        .load_account(&account_id, &Focus::caller(&caller))
+        .await?;
     state.authorize(&caller, Need::Read)?;
     let role = state
         .catalog

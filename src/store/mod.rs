@@ -109,7 +109,14 @@ pub struct UserMembership {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    async fn load_account(&self, id: &Id) -> Result<Option<AccountState>, StoreError>;
+    /// The account, its catalog and the memberships `focus` names, for a read: never every
+    /// member unless asked (`Focus::everyone`), so authorizing a caller costs the same in a
+    /// 12-member and a 10,000-member account.
+    async fn load_account(
+        &self,
+        id: &Id,
+        focus: &Focus,
+    ) -> Result<Option<AccountState>, StoreError>;
 
     /// A page of the account's members, ordered and filtered in the database (so its cost
     /// does not grow with the account), with what authorizing the caller needs.
@@ -260,6 +267,84 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use super::*;
+    use crate::domain::types::now;
+    use crate::domain::{AccountSettings, AccountType, Email, Status};
+
+    fn user(email: &str) -> User {
+        User {
+            id: Id::generate(),
+            email: Email::parse(email, "email").unwrap(),
+            first_name: None,
+            last_name: None,
+            telephone: None,
+            country: None,
+            zipcode: None,
+            two_factor_authentication_enabled: false,
+            created_on: now(),
+            modified_on: now(),
+        }
+    }
+
+    /// A read loads the memberships its focus names and no others: authorizing a caller
+    /// in a big account must not cost what the account's size costs.
+    #[tokio::test]
+    async fn an_account_read_loads_only_the_memberships_it_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db"), std::time::Duration::ZERO)
+            .await
+            .unwrap();
+        let owner = user("Owner@example.com");
+        let account = Account {
+            id: Id::generate(),
+            name: "Big".into(),
+            account_type: AccountType::Standard,
+            created_on: now(),
+            settings: AccountSettings::default(),
+            managed_by: None,
+        };
+        let founder = account.founding_member(&owner);
+        store
+            .create_account(&account, Some(&founder))
+            .await
+            .unwrap();
+        let mut invited = Vec::new();
+        for i in 0..20 {
+            let written = store
+                .write_account(&account.id, &Focus::everyone(), &|state| {
+                    let new = crate::domain::NewMember {
+                        email: Email::parse(&format!("guest{i}@example.com"), "email")?,
+                        grants: founder.grants.clone(),
+                        status: Status::Pending,
+                    };
+                    Ok(vec![state.invite(new, None)?])
+                })
+                .await
+                .unwrap();
+            invited.push(written.membership().unwrap().id.clone());
+        }
+        let load = |focus: Focus| {
+            let (store, id) = (store.clone(), account.id.clone());
+            async move { store.load_account(&id, &focus).await.unwrap().unwrap() }
+        };
+        let ids = |state: &AccountState| -> Vec<Id> {
+            let mut ids: Vec<Id> = state.members.iter().map(|m| m.id.clone()).collect();
+            ids.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+            ids
+        };
+
+        assert_eq!(load(Focus::default()).await.members.len(), 0);
+        let caller = Focus::default().email(owner.email.folded());
+        assert_eq!(ids(&load(caller.clone()).await), vec![founder.id.clone()]);
+        let mut both = vec![founder.id.clone(), invited[7].clone()];
+        both.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        assert_eq!(ids(&load(caller.member(&invited[7])).await), both);
+        assert_eq!(load(Focus::everyone()).await.members.len(), 21);
+        let missing = store
+            .load_account(&Id::generate(), &Focus::default())
+            .await
+            .unwrap();
+        assert!(missing.is_none());
+    }
 
     #[tokio::test]
     async fn retries_passing_failures_a_bounded_number_of_times() {

@@ -300,7 +300,13 @@ pub(super) async fn load_focused(
             ));
         }
         if wanted.is_empty() {
-            wanted.push("1 = 0".into());
+            // A read that only needs the account and its catalog.
+            return Ok(Some(AccountState {
+                account,
+                members: Vec::new(),
+                catalog,
+                focus: focus.clone(),
+            }));
         }
     }
     let sql = if wanted.is_empty() {

@@ -345,8 +345,8 @@ macro_rules! sql_store {
 
             #[async_trait]
             impl Store for $store {
-                async fn load_account(&self, id: &Id) -> Result<Option<AccountState>, StoreError> {
-                    queries::load_focused(&mut *self.read().await?, id, &Focus::everyone()).await
+                async fn load_account(&self, id: &Id, focus: &Focus) -> Result<Option<AccountState>, StoreError> {
+                    queries::load_focused(&mut *self.read().await?, id, focus).await
                 }
 
                 async fn member_page(

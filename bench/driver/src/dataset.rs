@@ -79,6 +79,19 @@ impl Layout {
         id(0xa2, 1 + self.small_accounts + j)
     }
 
+    /// The `j`-th membership of the big account.
+    pub fn big_membership(&self, j: u64) -> String {
+        id(0xa3, self.users * SLOTS + j)
+    }
+
+    /// The small account in which user `i` is an Administrator, and a membership in it.
+    pub fn small_account_of(&self, i: u64) -> (String, String) {
+        (
+            self.small_account(self.user_slot_account(i, 0)),
+            self.user_membership(i, 0),
+        )
+    }
+
     /// The membership of user `i` in its `slot`-th small account.
     pub fn user_membership(&self, i: u64, slot: u64) -> String {
         id(0xa3, i * SLOTS + slot)

@@ -1,5 +1,8 @@
 //! The measured requests. Callers rotate over the whole user base where the scenario allows,
-//! so a large dataset is not measured through a handful of hot rows.
+//! so a large dataset is not measured through a handful of hot rows; `membership_hot` draws
+//! them from a skewed distribution instead, as real callers come back. The `*_big` and
+//! `*_small` scenarios make the same requests as an administrator of the 10,000-member
+//! account and of a 12-member one, so their ratio is what an account's size costs.
 
 use std::sync::Arc;
 
@@ -11,21 +14,37 @@ use crate::load::{Scenario, Step};
 /// Deep enough into the big account that every earlier member is sorted and skipped.
 pub const DEEP_PAGE: u64 = 150;
 
-pub const NAMES: [&str; 5] = [
+pub const NAMES: [&str; 13] = [
     "membership",
+    "membership_hot",
     "memberships",
     "members_deep",
     "invite_accept",
+    "invite",
     "auth_mix",
+    "roles_big",
+    "roles_small",
+    "member_big",
+    "member_small",
+    "account_gets_big",
+    "account_gets_small",
 ];
 
 pub fn by_name(name: &str, layout: Arc<Layout>) -> Option<Arc<dyn Scenario>> {
     let scenario: Arc<dyn Scenario> = match name {
         "membership" => Arc::new(Membership(layout)),
+        "membership_hot" => Arc::new(MembershipHot(layout)),
         "memberships" => Arc::new(Memberships(layout)),
         "members_deep" => Arc::new(MembersDeep(layout)),
         "invite_accept" => Arc::new(InviteAccept(layout)),
         "auth_mix" => Arc::new(AuthMix(layout)),
+        "invite" => Arc::new(Invite(layout)),
+        "roles_big" => Arc::new(AccountGet(layout, Size::Big, Some(0))),
+        "roles_small" => Arc::new(AccountGet(layout, Size::Small, Some(0))),
+        "member_big" => Arc::new(AccountGet(layout, Size::Big, Some(1))),
+        "member_small" => Arc::new(AccountGet(layout, Size::Small, Some(1))),
+        "account_gets_big" => Arc::new(AccountGet(layout, Size::Big, None)),
+        "account_gets_small" => Arc::new(AccountGet(layout, Size::Small, None)),
         _ => return None,
     };
     Some(scenario)
@@ -34,10 +53,18 @@ pub fn by_name(name: &str, layout: Arc<Layout>) -> Option<Arc<dyn Scenario>> {
 pub fn describe(name: &str) -> &'static str {
     match name {
         "membership" => "GET /memberships/{id}",
+        "membership_hot" => "GET /memberships/{id}, callers come back",
         "memberships" => "GET /memberships?status=accepted",
         "members_deep" => "GET /accounts/{big}/members p150",
         "invite_accept" => "POST members + PUT membership",
         "auth_mix" => "GET /user, many users",
+        "invite" => "POST /accounts/{id}/members",
+        "roles_big" => "GET roles, 10,000 members",
+        "roles_small" => "GET roles, 12 members",
+        "member_big" => "GET one member, 10,000 members",
+        "member_small" => "GET one member, 12 members",
+        "account_gets_big" => "every account GET, 10,000 members",
+        "account_gets_small" => "every account GET, 12 members",
         _ => "",
     }
 }
@@ -62,6 +89,34 @@ impl Scenario for Membership {
         let id = self.0.user_membership(i, 0);
         (idx == 0).then(|| get(format!("/client/v4/memberships/{id}"), user.email, user.key))
     }
+}
+
+/// As `Membership`, with callers drawn log-uniformly over the users (the continuous form
+/// of Zipf's law with exponent 1): the first few hundred users make half the requests at
+/// 100,000 users, and every user is drawn now and then.
+struct MembershipHot(Arc<Layout>);
+
+impl Scenario for MembershipHot {
+    fn step(&self, n: u64, idx: usize, _: &[u8]) -> Option<Step> {
+        let i = skewed(n, self.0.users);
+        let user = self.0.user(i);
+        let id = self.0.user_membership(i, 0);
+        (idx == 0).then(|| get(format!("/client/v4/memberships/{id}"), user.email, user.key))
+    }
+}
+
+/// A rank in `0..count` for iteration `n`, rank `k` about `1 / (k + 1)` times as likely as
+/// rank 0: a uniform draw (a hash of `n`, so both targets get the same callers) mapped
+/// through the inverse of `ln(k + 1) / ln(count + 1)`.
+fn skewed(n: u64, count: u64) -> u64 {
+    // splitmix64's finalizer: consecutive n give unrelated draws.
+    let mut z = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    let uniform = (z >> 11) as f64 / (1u64 << 53) as f64;
+    let rank = ((count as f64 + 1.0).ln() * uniform).exp() - 1.0;
+    (rank as u64).min(count - 1)
 }
 
 /// Each user lists their accepted memberships.
@@ -145,5 +200,73 @@ impl Scenario for AuthMix {
         // A different stride from the other scenarios, so this is not their cache replayed.
         let user = self.0.user(n.wrapping_mul(7919) % self.0.users);
         (idx == 0).then(|| get("/client/v4/user".to_string(), user.email, user.key))
+    }
+}
+
+/// The admin invites a new address to an invite account (answered 200): one write per
+/// iteration, to compare with the reads' rate on the same server. Addresses come from a
+/// range no other scenario uses, so no iteration collides with another.
+struct Invite(Arc<Layout>);
+
+impl Scenario for Invite {
+    fn step(&self, n: u64, idx: usize, _: &[u8]) -> Option<Step> {
+        let layout = &self.0;
+        let admin = layout.admin();
+        (idx == 0).then(|| Step {
+            method: Method::POST,
+            path: format!(
+                "/client/v4/accounts/{}/members",
+                layout.invite_account(n % layout.invite_accounts)
+            ),
+            email: admin.email,
+            key: admin.key,
+            body: Some(
+                serde_json::json!({"email": format!("new{n}@invite.bench.example"), "roles": [crate::dataset::ADMINISTRATOR]})
+                    .to_string(),
+            ),
+        })
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Size {
+    /// The 10,000-member account, read by its Super Administrator.
+    Big,
+    /// A 12-member account, read by one of its Administrators.
+    Small,
+}
+
+/// The account-scoped GETs, in the big or a small account: `Some(k)` always the `k`-th,
+/// `None` each in turn.
+struct AccountGet(Arc<Layout>, Size, Option<u64>);
+
+/// How many GETs `AccountGet` knows.
+const ACCOUNT_GETS: u64 = 6;
+
+impl Scenario for AccountGet {
+    fn step(&self, n: u64, idx: usize, _: &[u8]) -> Option<Step> {
+        let layout = &self.0;
+        let (caller, account, member) = match self.1 {
+            Size::Big => (
+                layout.admin(),
+                layout.big_account(),
+                layout.big_membership(n % crate::dataset::BIG_MEMBERS),
+            ),
+            Size::Small => {
+                let i = n % layout.users;
+                let (account, member) = layout.small_account_of(i);
+                (layout.user(i), account, member)
+            }
+        };
+        let base = format!("/client/v4/accounts/{account}");
+        let path = match self.2.unwrap_or(n % ACCOUNT_GETS) {
+            0 => format!("{base}/roles"),
+            1 => format!("{base}/members/{member}"),
+            2 => base,
+            3 => format!("{base}/roles/{}", crate::dataset::ADMINISTRATOR),
+            4 => format!("{base}/iam/permission_groups?per_page=20"),
+            _ => format!("{base}/iam/resource_groups"),
+        };
+        (idx == 0).then(|| get(path, caller.email, caller.key))
     }
 }
