@@ -346,6 +346,21 @@ mod tests {
         assert!(missing.is_none());
     }
 
+    /// PostgreSQL's migrations may differ from SQLite's in their SQL, never in their
+    /// versions: an export names one version, which either backend must import.
+    #[test]
+    fn both_backends_migrate_through_the_same_versions() {
+        let versions = |m: sqlx::migrate::Migrator| -> Vec<(i64, String)> {
+            m.iter()
+                .map(|m| (m.version, m.description.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            versions(sqlx::migrate!("./migrations")),
+            versions(sqlx::migrate!("./migrations/postgres"))
+        );
+    }
+
     #[tokio::test]
     async fn retries_passing_failures_a_bounded_number_of_times() {
         let tries = AtomicU32::new(0);

@@ -61,7 +61,7 @@ impl PgStore {
             })
             .connect_with(options.clone())
             .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         // Few: each holds a connection for one statement, and the server's connections are
         // shared by every process (a hundred by default).
         let singles = deadpool::managed::Pool::builder(Singles(options))

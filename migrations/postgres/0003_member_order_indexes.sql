@@ -1,0 +1,1 @@
+../0003_member_order_indexes.sql
