@@ -294,6 +294,7 @@ fn migrate_brings_a_new_database_to_the_current_schema() {
     let newest = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.ends_with(".sql"))
         .max()
         .unwrap();
     let (version, description) = newest.trim_end_matches(".sql").split_once('_').unwrap();

@@ -30,7 +30,7 @@ pub struct Export {
     pub tokens: Vec<TokenRow>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserRow {
     pub id: String,
@@ -47,13 +47,12 @@ pub struct UserRow {
     pub modified_on: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccountRow {
     pub id: String,
     pub name: String,
     #[serde(rename = "type")]
-    #[sqlx(rename = "type")]
     pub account_type: String,
     pub created_on: String,
     pub enforce_twofactor: bool,
@@ -63,7 +62,7 @@ pub struct AccountRow {
     pub managed_by: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccountRoleRow {
     pub account_id: String,
@@ -73,7 +72,7 @@ pub struct AccountRoleRow {
     pub permissions: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceGroupRow {
     pub id: String,
@@ -83,7 +82,7 @@ pub struct ResourceGroupRow {
     pub meta: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MembershipRow {
     pub id: String,
@@ -98,7 +97,7 @@ pub struct MembershipRow {
     pub modified_on: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRow {
     pub id: String,

@@ -2,13 +2,34 @@
 //! closure over the account's state, run inside one transaction: the store loads the
 //! state, the domain decides the [`Change`]s, the store applies them and commits. Unique
 //! indexes back up the rules (one live membership per account and email).
+//!
+//! The layout: `sql.rs` implements [`Store`] once, over a small `Backend` trait that
+//! `sqlite.rs` (rusqlite) and `postgres.rs` (sqlx) implement; `queries.rs` holds the reads
+//! and `conn.rs` how a statement runs on either driver. Two caches sit in front of the
+//! database, each exact about this process's own writes: `credentials.rs` (who a key or
+//! token is) and, on SQLite, `membership_cache.rs` (a user's memberships).
+//!
+//! Each operation, per backend: the connection it runs on, its isolation, what it locks,
+//! and what answers before the database.
+//!
+//! | operation | SQLite | PostgreSQL | cache |
+//! |---|---|---|---|
+//! | `load_account`, `member_page` | a reader, no transaction (statements may straddle a commit; the views skip what a write removed) | a pooled connection, `REPEATABLE READ READ ONLY` | none |
+//! | `user_memberships`, `user_membership` | a reader, no transaction | a single-statement connection (`Singles`), no transaction | SQLite: memberships, checked against `data_version` |
+//! | `user_by_email`, `token_by_hash` | a reader | `Singles` | credentials, for the time to live |
+//! | `user_tokens` | a reader | `Singles` | none |
+//! | `write_account`, `create_account` | the writer, `BEGIN IMMEDIATE` (the file's write lock) | pooled, `READ COMMITTED`, account row `FOR UPDATE`, this process's writers queued per account | clears nothing: memberships are checked on read |
+//! | `edit_user`, `edit_token` | the writer, `BEGIN IMMEDIATE` | pooled, `READ COMMITTED`, user row `FOR UPDATE`, queued per user | clears credentials; PostgreSQL tells other processes (`NOTIFY`) |
+//! | `insert_user`, `insert_token`, `delete_token`, `touch_token` | the writer, `BEGIN IMMEDIATE` | pooled, `READ COMMITTED`, the rows written | clear credentials (`touch_token`: updates its entry) |
+//! | `export` | the writer, `BEGIN` (one snapshot; this process's writes wait) | pooled, `REPEATABLE READ READ ONLY` | none |
+//! | `import` | the writer, `BEGIN IMMEDIATE` | pooled, `READ COMMITTED`, every table `EXCLUSIVE` | clears credentials |
 
+mod conn;
 mod credentials;
 pub mod export;
 mod membership_cache;
 mod postgres;
 mod queries;
-mod read;
 mod sql;
 mod sqlite;
 
@@ -26,6 +47,7 @@ use crate::domain::{
 
 pub use credentials::DEFAULT_TTL as DEFAULT_CREDENTIAL_TTL;
 pub use postgres::PgStore;
+pub use sql::SqlStore;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -205,10 +227,10 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Runs a write transaction, again while it fails for a reason the backend calls passing
-/// (a serialization failure under SERIALIZABLE isolation), at most `ATTEMPTS` times with a
-/// growing, jittered pause so that colliding writers spread out.
+/// (a deadlock), at most `ATTEMPTS` times with a growing, jittered pause so that colliding
+/// writers spread out.
 pub(crate) async fn with_retries<T, F, Fut>(
-    retryable: fn(&sqlx::Error) -> bool,
+    retryable: fn(&StoreError) -> bool,
     mut attempt: F,
 ) -> Result<T, StoreError>
 where
@@ -220,11 +242,11 @@ where
     loop {
         tries += 1;
         match attempt().await {
-            Err(StoreError::Database(e)) if retryable(&e) && tries >= ATTEMPTS => {
+            Err(e) if retryable(&e) && tries >= ATTEMPTS => {
                 tracing::warn!(tries, error = %e, "giving up on a contended write");
                 return Err(StoreError::Contention);
             }
-            Err(StoreError::Database(e)) if retryable(&e) => {
+            Err(e) if retryable(&e) => {
                 let ceiling = 2u64 << tries.min(8);
                 let pause = rand::Rng::random_range(&mut rand::rng(), 1..=ceiling);
                 tracing::debug!(tries, pause_ms = pause, "retrying a serialization failure");
@@ -235,10 +257,9 @@ where
     }
 }
 
-/// Queues this process's writers per key (an account id, or one key for a whole SQLite
-/// file) so that they take turns instead of colliding in the database: SQLite would make
-/// them poll for its lock, PostgreSQL would abort all but one as serialization failures.
-/// Writers in other processes still collide, and `with_retries` handles that.
+/// Queues this process's PostgreSQL writers per key (an account or user id) so that they
+/// take turns for a connection instead of each holding one while the row lock makes it
+/// wait. Writers in other processes wait on the row lock itself.
 #[derive(Default)]
 pub(crate) struct WriteGate {
     turns: std::sync::Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,

@@ -1,29 +1,34 @@
-//! The PostgreSQL backend (also for PostgreSQL-wire engines such as CockroachDB). Writes run
-//! SERIALIZABLE and are retried on serialization failures, so rules that span rows (the
-//! last administrator) hold across server processes sharing the database.
+//! The PostgreSQL backend (also for PostgreSQL-wire engines such as CockroachDB), on sqlx.
+//! Writes run READ COMMITTED and first lock the row their rules depend on (`FOR UPDATE` on
+//! the account, or the user): writers to one account take turns, whichever process they
+//! run in, and see each other's commits, so a rule that spans rows (the last
+//! administrator) holds; writers to different accounts never wait for each other, and no
+//! writer is aborted and retried for touching a table another one touched.
 
+use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPoolOptions};
-use sqlx::{Connection, PgPool};
+use sqlx::{Connection, PgPool, Postgres as Pg, Transaction};
 use tokio::sync::oneshot;
 
+use super::conn::{Arg, Cols, Conn};
 use super::credentials::Credentials;
-use super::read::{Cols, Fetch};
-use super::{StoreError, UserMembership, WriteGate, queries};
-use crate::domain::Id;
+use super::sql::{Backend, Lock, SqlStore};
+use super::{StoreError, WriteGate};
 
 /// A connection idle for longer is pinged before it is used again: a firewall or a server
 /// restart may have dropped it.
 const IDLE_PING: Duration = Duration::from_secs(30);
 
+pub type PgStore = SqlStore<Postgres>;
+
 #[derive(Clone)]
-pub struct PgStore {
+pub struct Postgres {
     pool: PgPool,
     singles: deadpool::managed::Pool<Singles>,
     gate: Arc<WriteGate>,
-    credentials: Arc<Credentials>,
     /// Dropped with the last clone of the store, which ends [`follow_changes`].
     _following: Arc<oneshot::Sender<()>>,
 }
@@ -78,21 +83,124 @@ impl PgStore {
         listener.listen(CREDENTIALS_CHANNEL).await?;
         let (following, stop) = oneshot::channel();
         tokio::spawn(follow_changes(listener, credentials.clone(), stop));
-        Ok(PgStore {
-            pool,
-            singles,
-            gate: Arc::default(),
+        Ok(SqlStore {
+            backend: Postgres {
+                pool,
+                singles,
+                gate: Arc::default(),
+                _following: Arc::new(following),
+            },
             credentials,
-            _following: Arc::new(following),
+        })
+    }
+}
+
+/// A transaction, with this process's turn at what it locks (see [`WriteGate`]).
+pub struct Tx {
+    tx: Transaction<'static, Pg>,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Deref for Tx {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        &self.tx
+    }
+}
+
+impl DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+}
+
+impl Backend for Postgres {
+    type Single = deadpool::managed::Object<Singles>;
+    type Snapshot = Tx;
+    type Tx = Tx;
+
+    /// Sort text bytewise, as SQLite and Rust do, whatever the database's locale.
+    const COLLATE: &'static str = r#" COLLATE "C""#;
+
+    /// A connection for one statement, which needs no snapshot.
+    async fn single(&self) -> Result<Self::Single, StoreError> {
+        use deadpool::managed::PoolError;
+        self.singles.get().await.map_err(|e| {
+            match e {
+                PoolError::Backend(e) => e,
+                PoolError::Timeout(_) => sqlx::Error::PoolTimedOut,
+                _ => sqlx::Error::PoolClosed,
+            }
+            .into()
         })
     }
 
-    /// A user or token changed (and is committed): this process forgets what it cached and
-    /// tells the others. A process that reads between the commit and the announcement may
-    /// keep the old row, and a failed announcement leaves the others with theirs: for at
-    /// most the time to live either way, which is no reason to report the change as failed.
-    async fn credentials_changed(&self) {
-        self.credentials.clear();
+    /// A read-only snapshot, so the account, its members and its catalog agree; dropping
+    /// it ends it.
+    async fn snapshot(&self) -> Result<Tx, StoreError> {
+        self.begin(Lock::Snapshot).await
+    }
+
+    /// This process's writers queue per account or user before they take a connection
+    /// (colliding in the database, each would hold one while it waits for the row lock).
+    async fn begin(&self, lock: Lock<'_>) -> Result<Tx, StoreError> {
+        let (key, row_lock, begin) = match lock {
+            Lock::Account(id) => (
+                Some(id.as_str()),
+                Some("SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE"),
+                "BEGIN",
+            ),
+            Lock::User(id) => (
+                Some(id.as_str()),
+                Some("SELECT 1 FROM users WHERE id = $1 FOR UPDATE"),
+                "BEGIN",
+            ),
+            Lock::Rows => (None, None, "BEGIN"),
+            // An import writes every table, and refuses unless they are empty: no other
+            // writer may add rows meanwhile.
+            Lock::Everything => (
+                None,
+                Some(
+                    "LOCK TABLE users, accounts, account_roles, resource_groups, memberships,                      tokens IN EXCLUSIVE MODE",
+                ),
+                "BEGIN",
+            ),
+            Lock::Snapshot => (
+                None,
+                None,
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+            ),
+        };
+        let turn = match key {
+            Some(key) => Some(self.gate.enter(key).await),
+            None => None,
+        };
+        let mut tx = Tx {
+            tx: self.pool.begin_with(begin).await?,
+            _turn: turn,
+        };
+        if let Some(sql) = row_lock {
+            let args: Vec<Arg<'_>> = key.map(Arg::from).into_iter().collect();
+            tx.rows(sql, &args, |_| Ok(())).await?;
+        }
+        Ok(tx)
+    }
+
+    async fn commit(&self, tx: Tx) -> Result<(), StoreError> {
+        Ok(tx.tx.commit().await?)
+    }
+
+    /// Deadlocks (40P01), and serialization failures (40001), which only engines that run
+    /// every transaction serializable (CockroachDB) report here: the transaction did
+    /// nothing.
+    fn retryable(e: &StoreError) -> bool {
+        matches!(e, StoreError::Database(sqlx::Error::Database(d)) if matches!(d.code().as_deref(), Some("40001" | "40P01")))
+    }
+
+    /// A process that reads between the commit and the announcement may keep the old row,
+    /// and a failed announcement leaves the others with theirs: for at most the time to
+    /// live either way, which is no reason to report the change as failed.
+    async fn announce_credentials(&self) {
         let announced = sqlx::query("SELECT pg_notify($1, '')")
             .bind(CREDENTIALS_CHANNEL)
             .execute(&self.pool)
@@ -102,73 +210,14 @@ impl PgStore {
         }
     }
 
-    /// A read-only snapshot, so the account, its members and its catalog agree; dropping
-    /// it ends it.
-    async fn read(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
-        self.pool
-            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .await
-    }
-
-    /// A connection for one statement, which needs no snapshot.
-    async fn single(&self) -> Result<deadpool::managed::Object<Singles>, sqlx::Error> {
-        use deadpool::managed::PoolError;
-        self.singles.get().await.map_err(|e| match e {
-            PoolError::Backend(e) => e,
-            PoolError::Timeout(_) => sqlx::Error::PoolTimedOut,
-            _ => sqlx::Error::PoolClosed,
-        })
-    }
-
-    /// Every membership of the user. Not cached: PostgreSQL has no cheap way to ask whether
-    /// anything changed (see `membership_cache.rs` for SQLite's).
-    async fn own_memberships(
-        &self,
-        email_folded: &str,
-    ) -> Result<Arc<Vec<UserMembership>>, StoreError> {
-        let found = queries::user_memberships(&mut *self.single().await?, email_folded).await?;
-        Ok(Arc::new(found))
-    }
-
-    async fn own_membership(
-        &self,
-        email_folded: &str,
-        id: &Id,
-    ) -> Result<Option<UserMembership>, StoreError> {
-        queries::user_membership(&mut *self.single().await?, email_folded, id).await
-    }
-
-    async fn snapshot(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
-        self.read().await
-    }
-
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
-        self.pool
-            .begin_with("BEGIN ISOLATION LEVEL SERIALIZABLE")
-            .await
-    }
-
     /// Fresh statistics, or the planner scans where an index serves; and the visibility
     /// map, without which index-only scans (counting an account's members) visit every
     /// row: right after an import, a members page cost three times as much.
-    const AFTER_IMPORT: &'static str = "VACUUM ANALYZE";
-
-    /// Sort text bytewise, as SQLite and Rust do, whatever the database's locale.
-    const COLLATE: &'static str = r#" COLLATE "C""#;
-
-    /// Writers to different accounts do not conflict, so each account has its own queue.
-    fn gate_key(account: &str) -> &str {
-        account
-    }
-
-    /// Serialization failures (40001) and deadlocks (40P01) mean "try again": the
-    /// transaction did nothing.
-    fn retryable(e: &sqlx::Error) -> bool {
-        matches!(e, sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("40001" | "40P01")))
+    async fn after_import(&self) -> Result<(), StoreError> {
+        sqlx::query("VACUUM ANALYZE").execute(&self.pool).await?;
+        Ok(())
     }
 }
-
-super::sql::sql_store!(PgStore, sqlx::postgres::PgConnection);
 
 /// Clears the credentials cache whenever a process sharing the database announces a change,
 /// and whenever the connection that listens was lost (announcements may have been missed).
@@ -196,9 +245,9 @@ async fn follow_changes(
 /// to flush what a dropped transaction or a statement cut short left behind. These run
 /// no transactions, and only one whose statement did not finish, or that sat idle, is
 /// pinged before its next use (and dropped if the ping fails or takes 10 s).
-struct Singles(PgConnectOptions);
+pub struct Singles(PgConnectOptions);
 
-struct Single {
+pub struct Single {
     conn: PgConnection,
     /// Whether its last statement ran to the end.
     finished: bool,
@@ -228,11 +277,11 @@ impl deadpool::managed::Manager for Singles {
     }
 }
 
-impl Fetch for Single {
+impl Conn for Single {
     async fn rows<T: Send>(
         &mut self,
         sql: &str,
-        args: &[Option<&str>],
+        args: &[Arg<'_>],
         map: impl Fn(&dyn Cols) -> Result<T, StoreError> + Send,
     ) -> Result<Vec<T>, StoreError> {
         to_the_end(&mut self.finished, self.conn.rows(sql, args, map)).await
@@ -241,10 +290,14 @@ impl Fetch for Single {
     async fn row<T: Send>(
         &mut self,
         sql: &str,
-        args: &[Option<&str>],
+        args: &[Arg<'_>],
         map: impl Fn(&dyn Cols) -> Result<T, StoreError> + Send,
     ) -> Result<Option<T>, StoreError> {
         to_the_end(&mut self.finished, self.conn.row(sql, args, map)).await
+    }
+
+    async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, StoreError> {
+        to_the_end(&mut self.finished, self.conn.execute(sql, args)).await
     }
 }
 
@@ -300,7 +353,7 @@ mod tests {
         drop(single);
         // The pool's one connection: the lost one, unless it was found dead and replaced.
         let mut again = singles.get().await.unwrap();
-        let answer = again.row("SELECT $1 AS t", &[Some("after")], text).await;
+        let answer = again.row("SELECT $1 AS t", &["after".into()], text).await;
         assert_eq!(answer.unwrap().as_deref(), Some("after"));
     }
 }

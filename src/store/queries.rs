@@ -1,4 +1,4 @@
-//! The reads both backends share, written once over [`Fetch`]: rows into domain values.
+//! The reads both backends share, written once over [`Conn`]: rows into domain values.
 //! The statements are portable (numbered parameters, `$1`..), so the same text runs on
 //! PostgreSQL, on SQLite inside a write transaction (sqlx) and on SQLite's read
 //! connections (rusqlite).
@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::LazyLock;
 
-use super::read::{Cols, Fetch};
+use super::conn::{Arg, Cols, Conn};
 use super::sql::{
     ACCOUNT_COLUMNS, ACCOUNTS_OF_EMAIL, MEMBERS_OF_ACCOUNT, MEMBERSHIP_COLUMNS, ONE_ACCOUNT,
     TOKEN_COLUMNS, USER_COLUMNS, corrupt, json,
@@ -90,35 +90,35 @@ fn token_from_row(row: &dyn Cols) -> Result<Token, StoreError> {
 }
 
 pub(super) async fn fetch_token(
-    conn: &mut impl Fetch,
+    conn: &mut impl Conn,
     user: &Id,
     id: &Id,
 ) -> Result<Option<Token>, StoreError> {
     let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens t WHERE t.id = $1 AND t.user_id = $2");
     conn.row(
         &sql,
-        &[Some(id.as_str()), Some(user.as_str())],
+        &[id.as_str().into(), user.as_str().into()],
         token_from_row,
     )
     .await
 }
 
-pub(super) async fn fetch_user(conn: &mut impl Fetch, id: &Id) -> Result<Option<User>, StoreError> {
+pub(super) async fn fetch_user(conn: &mut impl Conn, id: &Id) -> Result<Option<User>, StoreError> {
     let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1");
     Ok(conn
-        .row(&sql, &[Some(id.as_str())], user_from_row)
+        .row(&sql, &[id.as_str().into()], user_from_row)
         .await?
         .flatten())
 }
 
 /// The user with this folded email and the digest of their API key.
 pub(super) async fn user_by_email(
-    conn: &mut impl Fetch,
+    conn: &mut impl Conn,
     email_folded: &str,
 ) -> Result<Option<(User, String)>, StoreError> {
     let sql =
         format!("SELECT {USER_COLUMNS}, u.api_key_hash FROM users u WHERE u.email_lower = $1");
-    conn.row(&sql, &[Some(email_folded)], |row| {
+    conn.row(&sql, &[email_folded.into()], |row| {
         let user = user_from_row(row)?.ok_or_else(|| corrupt("users", "missing id"))?;
         Ok((user, row.text("api_key_hash")?))
     })
@@ -127,26 +127,23 @@ pub(super) async fn user_by_email(
 
 /// The token with this digest and its owner.
 pub(super) async fn token_by_hash(
-    conn: &mut impl Fetch,
+    conn: &mut impl Conn,
     hash: &str,
 ) -> Result<Option<(Token, User)>, StoreError> {
     let sql = format!(
         "SELECT {USER_COLUMNS}, {TOKEN_COLUMNS} FROM tokens t JOIN users u ON u.id = t.user_id \
          WHERE t.token_hash = $1"
     );
-    conn.row(&sql, &[Some(hash)], |row| {
+    conn.row(&sql, &[hash.into()], |row| {
         let user = user_from_row(row)?.ok_or_else(|| corrupt("tokens", "missing user"))?;
         Ok((token_from_row(row)?, user))
     })
     .await
 }
 
-pub(super) async fn user_tokens(
-    conn: &mut impl Fetch,
-    user: &Id,
-) -> Result<Vec<Token>, StoreError> {
+pub(super) async fn user_tokens(conn: &mut impl Conn, user: &Id) -> Result<Vec<Token>, StoreError> {
     let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens t WHERE t.user_id = $1");
-    conn.rows(&sql, &[Some(user.as_str())], token_from_row)
+    conn.rows(&sql, &[user.as_str().into()], token_from_row)
         .await
 }
 
@@ -157,7 +154,7 @@ enum CatalogEntry {
 
 /// The custom roles and resource groups of the accounts `filter` selects, by account id.
 async fn load_catalogs(
-    conn: &mut impl Fetch,
+    conn: &mut impl Conn,
     filter: &'static str,
     param: &str,
 ) -> Result<HashMap<String, AccountCatalog>, StoreError> {
@@ -170,7 +167,7 @@ async fn load_catalogs(
          FROM resource_groups WHERE {filter} ORDER BY 1, 3"
     );
     let entries = conn
-        .rows(&sql, &[Some(param)], |r| {
+        .rows(&sql, &[param.into()], |r| {
             let (account, kind) = (r.text("account_id")?, r.text("kind")?);
             let (a, b) = (r.text("a")?, r.text("b")?);
             let (id, name) = (Id::from_trusted(r.text("id")?), r.text("name")?);
@@ -213,13 +210,14 @@ async fn load_catalogs(
     Ok(catalogs)
 }
 
-async fn fetch_account(conn: &mut impl Fetch, id: &Id) -> Result<Option<Account>, StoreError> {
+async fn fetch_account(conn: &mut impl Conn, id: &Id) -> Result<Option<Account>, StoreError> {
     let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.id = $1");
-    conn.row(&sql, &[Some(id.as_str())], account_from_row).await
+    conn.row(&sql, &[id.as_str().into()], account_from_row)
+        .await
 }
 
 /// One account's own roles and resource groups.
-async fn account_catalog(conn: &mut impl Fetch, id: &Id) -> Result<AccountCatalog, StoreError> {
+async fn account_catalog(conn: &mut impl Conn, id: &Id) -> Result<AccountCatalog, StoreError> {
     Ok(load_catalogs(conn, ONE_ACCOUNT, id.as_str())
         .await?
         .remove(id.as_str())
@@ -230,7 +228,7 @@ async fn account_catalog(conn: &mut impl Fetch, id: &Id) -> Result<AccountCatalo
 /// shown or weighed; built-in roles are the same everywhere, so reads of
 /// role-only memberships skip the query.
 async fn catalog_for<'m>(
-    conn: &mut impl Fetch,
+    conn: &mut impl Conn,
     id: &Id,
     mut members: impl Iterator<Item = &'m Membership>,
 ) -> Result<AccountCatalog, StoreError> {
@@ -246,7 +244,7 @@ async fn catalog_for<'m>(
 /// matching the stored grants' text against the roles that confer organization
 /// write, any policies, or the group's id (a superset: the rules decide).
 pub(super) async fn load_focused(
-    conn: &mut impl Fetch,
+    conn: &mut impl Conn,
     id: &Id,
     focus: &Focus,
 ) -> Result<Option<AccountState>, StoreError> {
@@ -318,7 +316,7 @@ pub(super) async fn load_focused(
             wanted.join(" OR ")
         )
     };
-    let args: Vec<Option<&str>> = params.iter().map(|p| Some(p.as_str())).collect();
+    let args: Vec<Arg<'_>> = params.iter().map(|p| p.as_str().into()).collect();
     let members = conn.rows(&sql, &args, membership_from_row).await?;
     Ok(Some(AccountState {
         account,
@@ -330,7 +328,7 @@ pub(super) async fn load_focused(
 
 /// A members page; `collate` is what makes the backend sort text bytewise.
 pub(super) async fn member_page(
-    conn: &mut impl Fetch,
+    conn: &mut impl Conn,
     collate: &str,
     account: &Id,
     caller_email_folded: &str,
@@ -343,13 +341,16 @@ pub(super) async fn member_page(
     let caller = conn
         .row(
             &format!("{members} AND m.email_lower = $2 AND m.status = 'accepted'"),
-            &[Some(account.as_str()), Some(caller_email_folded)],
+            &[account.as_str().into(), caller_email_folded.into()],
             membership_from_row,
         )
         .await?;
     // `$2` is the status filter, or NULL for every status.
     let filter = "($2 IS NULL OR m.status = $2)";
-    let args = [Some(account.as_str()), query.status.map(|s| s.as_str())];
+    let args = [
+        account.as_str().into(),
+        Arg::Text(query.status.map(|s| s.as_str())),
+    ];
     let total = conn
         .row(
             &format!(
@@ -444,13 +445,13 @@ fn with_account(row: &dyn Cols) -> Result<(Account, Membership), StoreError> {
 
 /// Every membership of the user with this folded email, with its account.
 pub(super) async fn user_memberships(
-    conn: &mut impl Fetch,
+    conn: &mut impl Conn,
     email_folded: &str,
 ) -> Result<Vec<UserMembership>, StoreError> {
     // One statement, or two when a catalog is needed: a catalog newer than the
     // memberships at worst lacks a group they name, which the views skip.
     let found = conn
-        .rows(&OWN_MEMBERSHIPS, &[Some(email_folded)], with_account)
+        .rows(&OWN_MEMBERSHIPS, &[email_folded.into()], with_account)
         .await?;
     let catalogs = if found.iter().any(|(_, m)| m.grants.need_account_catalog()) {
         load_catalogs(conn, ACCOUNTS_OF_EMAIL, email_folded).await?
@@ -472,7 +473,7 @@ pub(super) async fn user_memberships(
 
 /// One membership of the user with this folded email, with its account.
 pub(super) async fn user_membership(
-    conn: &mut impl Fetch,
+    conn: &mut impl Conn,
     email_folded: &str,
     id: &Id,
 ) -> Result<Option<UserMembership>, StoreError> {
@@ -480,7 +481,7 @@ pub(super) async fn user_membership(
     let Some((account, membership)) = conn
         .row(
             &OWN_MEMBERSHIP,
-            &[Some(email_folded), Some(id.as_str())],
+            &[email_folded.into(), id.as_str().into()],
             with_account,
         )
         .await?

@@ -1,10 +1,24 @@
-//! The SQL both backends share. The statements are portable (numbered parameters,
-//! `ON CONFLICT`, partial unique indexes), so one body of code serves SQLite and PostgreSQL:
-//! [`sql_store!`] stamps out the writes for each backend's sqlx connection type, and the
-//! reads come from [`super::queries`]. A backend module supplies only how to open its
-//! connections, how to begin a write transaction and which errors are worth retrying.
+//! The store, written once for both backends: [`SqlStore`] runs the shared SQL (portable:
+//! numbered parameters, `ON CONFLICT`, partial unique indexes) over a [`Backend`], which
+//! says only how to get a connection, how to begin and commit a write and what it locks,
+//! and what the backend adds (SQLite's membership cache, PostgreSQL's announcements).
+//! The reads themselves are in [`super::queries`].
 
-use crate::store::StoreError;
+use std::ops::DerefMut;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::conn::{Arg, Cols, Conn};
+use super::credentials::Credentials;
+use super::export::*;
+use super::queries;
+use super::{
+    Decide, EditToken, EditUser, MemberPage, MemberQuery, Store, StoreError, UserMembership,
+    Written,
+};
+use crate::domain::tokens::Token;
+use crate::domain::*;
 
 pub(super) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
@@ -16,6 +30,12 @@ pub(super) fn json<T: serde::de::DeserializeOwned>(raw: &str, what: &str) -> Res
 
 pub(super) fn to_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("domain values always serialize")
+}
+
+impl<'a> From<&'a Id> for Arg<'a> {
+    fn from(id: &'a Id) -> Self {
+        Arg::Text(Some(id.as_str()))
+    }
 }
 
 pub(super) const USER_COLUMNS: &str = "u.id AS u_id, u.email AS u_email, u.first_name AS u_first_name, \
@@ -54,587 +74,888 @@ pub(super) const ONE_ACCOUNT: &str = "account_id = $1";
 pub(super) const ACCOUNTS_OF_EMAIL: &str =
     "account_id IN (SELECT account_id FROM memberships WHERE email_lower = $1)";
 
-pub(super) fn unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+/// What a write transaction holds until it ends, beside the rows it writes. Rules that
+/// span rows (the last administrator, one live membership per email) are decided on what
+/// the transaction read, so a writer that could change those rows must wait its turn.
+#[derive(Debug, Clone, Copy)]
+pub enum Lock<'a> {
+    /// The account: its row, and through it its memberships, roles and groups.
+    Account(&'a Id),
+    /// The user: their row, and through it their tokens.
+    User(&'a Id),
+    /// Nothing beyond the rows written: one statement that decides nothing.
+    Rows,
+    /// Every table, for an import into an empty database.
+    Everything,
+    /// Nothing: reads only, all from one snapshot (an export).
+    Snapshot,
 }
 
-/// The shared store implementation for one backend: `$store` must have `pool`, `gate`
-/// and `credentials` fields and `read`, `single`, `snapshot`, `begin_write`,
-/// `credentials_changed`, `own_memberships`, `own_membership`, `AFTER_IMPORT`, `COLLATE`,
-/// `retryable` and `gate_key` items; `$conn` is the backend's sqlx connection type.
-macro_rules! sql_store {
-    ($store:ident, $conn:ty) => {
-        mod shared {
+/// What a database engine must provide for [`SqlStore`]. Each backend's module doc says
+/// what its connections, transactions and locks are; `super` has the table.
+pub trait Backend: Send + Sync + 'static {
+    /// A connection for a read of one statement.
+    type Single: DerefMut<Target: Conn + Sized> + Send;
+    /// A connection for a read of several statements.
+    type Snapshot: DerefMut<Target: Conn + Sized> + Send;
+    /// A transaction; dropped without [`Backend::commit`], it is rolled back.
+    type Tx: DerefMut<Target: Conn + Sized> + Send;
 
-            use std::sync::Arc;
+    /// Written after a text expression to sort it bytewise, as Rust's `str` does.
+    const COLLATE: &'static str;
 
-            use async_trait::async_trait;
+    fn single(&self) -> impl Future<Output = Result<Self::Single, StoreError>> + Send;
 
-            use super::$store;
-            use $crate::domain::*;
-            use $crate::store::sql::*;
-            use $crate::store::queries;
-            use $crate::store::export::*;
-            use $crate::domain::tokens::Token;
-            use $crate::store::{Decide, EditToken, EditUser, MemberPage, MemberQuery, Store, StoreError, UserMembership, Written};
+    fn snapshot(&self) -> impl Future<Output = Result<Self::Snapshot, StoreError>> + Send;
 
-            /// Inserts or updates a membership. An id taken by another account's membership
-            /// is refused rather than overwritten.
-            async fn put_membership(conn: &mut $conn, m: &Membership) -> Result<(), StoreError> {
-                let result = sqlx::query(
-                    "INSERT INTO memberships (id, account_id, email, email_lower, status, grants, code, \
-                     api_access_enabled, created_on, modified_on) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                     ON CONFLICT (id) DO UPDATE SET email = excluded.email, email_lower = excluded.email_lower, \
-                     status = excluded.status, grants = excluded.grants, \
-                     api_access_enabled = excluded.api_access_enabled, modified_on = excluded.modified_on \
-                     WHERE memberships.account_id = excluded.account_id",
-                )
-                .bind(m.id.as_str())
-                .bind(m.account_id.as_str())
-                .bind(m.email.as_str())
-                .bind(m.email.folded())
-                .bind(m.status.as_str())
-                .bind(to_json(&m.grants))
-                .bind(&m.code)
-                .bind(m.api_access_enabled)
-                .bind(&m.created_on)
-                .bind(&m.modified_on)
-                .execute(&mut *conn)
-                .await;
-                match result {
-                    Err(e) if unique_violation(&e) => {
-                        Err(DomainError::AlreadyMember(m.email.as_str().to_string()).into())
-                    }
-                    Ok(done) if done.rows_affected() == 0 => {
-                        Err(DomainError::Duplicate(format!("Membership id {}", m.id)).into())
-                    }
-                    other => other.map(|_| ()).map_err(Into::into),
+    fn begin(&self, lock: Lock<'_>) -> impl Future<Output = Result<Self::Tx, StoreError>> + Send;
+
+    fn commit(&self, tx: Self::Tx) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Whether a failed write did nothing and is worth trying again.
+    fn retryable(e: &StoreError) -> bool;
+
+    /// Tells other processes sharing the database that users or tokens changed, where the
+    /// backend can.
+    fn announce_credentials(&self) -> impl Future<Output = ()> + Send;
+
+    /// What the database needs after an import: statistics, and the rows on disk.
+    fn after_import(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Every membership of the user with this folded email, with its account.
+    fn own_memberships(
+        &self,
+        email_folded: &str,
+    ) -> impl Future<Output = Result<Arc<Vec<UserMembership>>, StoreError>> + Send {
+        async move {
+            let mut conn = self.single().await?;
+            let found = queries::user_memberships(&mut *conn, email_folded).await?;
+            Ok(Arc::new(found))
+        }
+    }
+
+    fn own_membership(
+        &self,
+        email_folded: &str,
+        id: &Id,
+    ) -> impl Future<Output = Result<Option<UserMembership>, StoreError>> + Send {
+        async move {
+            let mut conn = self.single().await?;
+            queries::user_membership(&mut *conn, email_folded, id).await
+        }
+    }
+}
+
+/// The [`Store`] over one backend, with the credentials cache in front of its user and
+/// token lookups (see `credentials.rs`).
+#[derive(Clone)]
+pub struct SqlStore<B> {
+    pub(super) backend: B,
+    pub(super) credentials: Arc<Credentials>,
+}
+
+pub(super) fn unique_violation(e: &StoreError) -> bool {
+    violation(e).is_some_and(|v| v.kind == Violation::Unique)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Violation {
+    Unique,
+    Reference,
+    Check,
+}
+
+struct Refusal {
+    kind: Violation,
+    message: String,
+}
+
+/// The rule a refused row broke, on either backend.
+fn violation(e: &StoreError) -> Option<Refusal> {
+    match e {
+        StoreError::Database(sqlx::Error::Database(d)) => {
+            let kind = if d.is_unique_violation() {
+                Violation::Unique
+            } else if d.is_foreign_key_violation() {
+                Violation::Reference
+            } else if d.is_check_violation() {
+                Violation::Check
+            } else {
+                return None;
+            };
+            Some(Refusal {
+                kind,
+                message: d.message().to_string(),
+            })
+        }
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, message)) => {
+            use rusqlite::ffi;
+            let kind = match f.extended_code {
+                ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
+                    Violation::Unique
                 }
-            }
+                ffi::SQLITE_CONSTRAINT_FOREIGNKEY => Violation::Reference,
+                ffi::SQLITE_CONSTRAINT_CHECK => Violation::Check,
+                _ => return None,
+            };
+            Some(Refusal {
+                kind,
+                message: message.clone().unwrap_or_else(|| f.to_string()),
+            })
+        }
+        _ => None,
+    }
+}
 
-            async fn put_account(conn: &mut $conn, a: &Account) -> Result<(), StoreError> {
-                sqlx::query(
-                    "INSERT INTO accounts (id, name, type, created_on, enforce_twofactor, abuse_contact_email, \
-                     default_nameservers, use_account_custom_ns_by_default, managed_by) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO UPDATE SET \
-                     name = excluded.name, type = excluded.type, enforce_twofactor = excluded.enforce_twofactor, \
-                     abuse_contact_email = excluded.abuse_contact_email, \
-                     default_nameservers = excluded.default_nameservers, \
-                     use_account_custom_ns_by_default = excluded.use_account_custom_ns_by_default, \
-                     managed_by = excluded.managed_by",
-                )
-                .bind(a.id.as_str())
-                .bind(&a.name)
-                .bind(a.account_type.as_str())
-                .bind(&a.created_on)
-                .bind(a.settings.enforce_twofactor)
-                .bind(&a.settings.abuse_contact_email)
-                .bind(a.settings.default_nameservers.as_str())
-                .bind(a.settings.use_account_custom_ns_by_default)
-                .bind(a.managed_by.as_ref().map(to_json))
-                .execute(&mut *conn)
-                .await?;
-                Ok(())
-            }
+/// Inserts or updates a membership. An id taken by another account's membership is refused
+/// rather than overwritten.
+async fn put_membership(conn: &mut impl Conn, m: &Membership) -> Result<(), StoreError> {
+    let grants = to_json(&m.grants);
+    let result = conn
+        .execute(
+            "INSERT INTO memberships (id, account_id, email, email_lower, status, grants, code, \
+             api_access_enabled, created_on, modified_on) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (id) DO UPDATE SET email = excluded.email, email_lower = excluded.email_lower, \
+             status = excluded.status, grants = excluded.grants, \
+             api_access_enabled = excluded.api_access_enabled, modified_on = excluded.modified_on \
+             WHERE memberships.account_id = excluded.account_id",
+            &[
+                (&m.id).into(),
+                (&m.account_id).into(),
+                m.email.as_str().into(),
+                m.email.folded().into(),
+                m.status.as_str().into(),
+                (&grants).into(),
+                (&m.code).into(),
+                m.api_access_enabled.into(),
+                (&m.created_on).into(),
+                (&m.modified_on).into(),
+            ],
+        )
+        .await;
+    match result {
+        Err(e) if unique_violation(&e) => {
+            Err(DomainError::AlreadyMember(m.email.as_str().to_string()).into())
+        }
+        Ok(0) => Err(DomainError::Duplicate(format!("Membership id {}", m.id)).into()),
+        other => other.map(|_| ()),
+    }
+}
 
-            async fn apply(
-                conn: &mut $conn,
-                account_id: &Id,
-                change: &Change,
-            ) -> Result<(), StoreError> {
-                match change {
-                    Change::PutMembership(m) => put_membership(conn, m).await?,
-                    Change::DeleteMembership(id) => {
-                        sqlx::query("DELETE FROM memberships WHERE id = $1 AND account_id = $2")
-                            .bind(id.as_str())
-                            .bind(account_id.as_str())
-                            .execute(&mut *conn)
-                            .await?;
-                    }
-                    Change::PutResourceGroup(g) => {
-                        let done = sqlx::query(
-                            "INSERT INTO resource_groups (id, account_id, name, scope, meta) VALUES ($1, $2, $3, $4, $5) \
-                             ON CONFLICT (id) DO UPDATE SET name = excluded.name, scope = excluded.scope, meta = excluded.meta \
-                             WHERE resource_groups.account_id = excluded.account_id",
-                        )
-                        .bind(g.id.as_str())
-                        .bind(account_id.as_str())
-                        .bind(&g.name)
-                        .bind(to_json(&g.scope))
-                        .bind(to_json(&g.meta))
-                        .execute(&mut *conn)
-                        .await?;
-                        if done.rows_affected() == 0 {
-                            return Err(DomainError::Duplicate(format!("Resource group id {}", g.id)).into());
-                        }
-                    }
-                    Change::DeleteResourceGroup(id) => {
-                        sqlx::query("DELETE FROM resource_groups WHERE id = $1 AND account_id = $2")
-                            .bind(id.as_str())
-                            .bind(account_id.as_str())
-                            .execute(&mut *conn)
-                            .await?;
-                    }
-                    Change::PutAccount(a) => put_account(conn, a).await?,
-                    Change::PutCustomRole(r) => {
-                        sqlx::query(
-                            "INSERT INTO account_roles (account_id, id, name, description, permissions) \
-                             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_id, id) DO UPDATE SET \
-                             name = excluded.name, description = excluded.description, permissions = excluded.permissions",
-                        )
-                        .bind(account_id.as_str())
-                        .bind(r.id.as_str())
-                        .bind(&r.name)
-                        .bind(&r.description)
-                        .bind(to_json(&r.permissions))
-                        .execute(&mut *conn)
-                        .await?;
-                    }
-                }
-                Ok(())
-            }
+/// Stores an account's own fields: a new account, or with `replace` an existing one.
+async fn put_account(conn: &mut impl Conn, a: &Account, replace: bool) -> Result<(), StoreError> {
+    let sql = if replace {
+        "INSERT INTO accounts (id, name, type, created_on, enforce_twofactor, abuse_contact_email, \
+         default_nameservers, use_account_custom_ns_by_default, managed_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO UPDATE SET \
+         name = excluded.name, type = excluded.type, enforce_twofactor = excluded.enforce_twofactor, \
+         abuse_contact_email = excluded.abuse_contact_email, \
+         default_nameservers = excluded.default_nameservers, \
+         use_account_custom_ns_by_default = excluded.use_account_custom_ns_by_default, \
+         managed_by = excluded.managed_by"
+    } else {
+        "INSERT INTO accounts (id, name, type, created_on, enforce_twofactor, abuse_contact_email, \
+         default_nameservers, use_account_custom_ns_by_default, managed_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    };
+    let managed_by = a.managed_by.as_ref().map(to_json);
+    let result = conn
+        .execute(
+            sql,
+            &[
+                (&a.id).into(),
+                (&a.name).into(),
+                a.account_type.as_str().into(),
+                (&a.created_on).into(),
+                a.settings.enforce_twofactor.into(),
+                (&a.settings.abuse_contact_email).into(),
+                a.settings.default_nameservers.as_str().into(),
+                a.settings.use_account_custom_ns_by_default.into(),
+                (&managed_by).into(),
+            ],
+        )
+        .await;
+    match result {
+        Err(e) if unique_violation(&e) => {
+            Err(DomainError::Duplicate(format!("Account {}", a.id)).into())
+        }
+        other => other.map(|_| ()),
+    }
+}
 
-            /// A row the database refuses (a duplicate id or email, a second live membership,
-            /// a reference to nothing) names the table and row; other errors pass through.
-            fn refused(table: &str, id: &str, e: sqlx::Error) -> StoreError {
-                match &e {
-                    sqlx::Error::Database(d)
-                        if d.is_unique_violation() || d.is_foreign_key_violation() || d.is_check_violation() =>
-                    {
-                        StoreError::Import(format!("{table}[{id}]: {}", d.message()))
-                    }
-                    _ => e.into(),
-                }
-            }
-
-            type Db = <$conn as sqlx::Connection>::Database;
-
-            /// Inserts `rows` into `table` many to a statement: a row per statement made a
-            /// million-user import take minutes, a round trip each. A statement the
-            /// database refuses is replayed row by row (under savepoints, as PostgreSQL
-            /// aborts a transaction at its first error) to name the row it refuses.
-            async fn insert_all<T>(
-                conn: &mut $conn,
-                table: &str,
-                columns: &str,
-                rows: &[T],
-                id: fn(&T) -> &str,
-                bind: fn(&mut sqlx::query_builder::Separated<'_, Db, &'static str>, &T),
-            ) -> Result<(), StoreError> {
-                // Within both backends' limits on parameters a statement (12 columns here
-                // at most: 6,000 of SQLite's 32,766).
-                const ROWS: usize = 500;
-                let statement = |chunk: &[T]| {
-                    let mut q = sqlx::QueryBuilder::<Db>::new(format!("INSERT INTO {table} ({columns}) "));
-                    q.push_values(chunk, |mut b, row| bind(&mut b, row));
-                    q
-                };
-                for chunk in rows.chunks(ROWS) {
-                    let mut savepoint = sqlx::Connection::begin(&mut *conn).await?;
-                    let mut q = statement(chunk);
-                    let first = match q.build().execute(&mut *savepoint).await {
-                        Ok(_) => {
-                            savepoint.commit().await?;
-                            continue;
-                        }
-                        Err(e) => e,
-                    };
-                    savepoint.rollback().await?;
-                    for row in chunk {
-                        let mut savepoint = sqlx::Connection::begin(&mut *conn).await?;
-                        let mut q = statement(std::slice::from_ref(row));
-                        let one = q.build().execute(&mut *savepoint).await;
-                        if let Err(e) = one {
-                            return Err(refused(table, id(row), e));
-                        }
-                        savepoint.commit().await?;
-                    }
-                    return Err(first.into());
-                }
-                Ok(())
-            }
-
-            /// Inserts every row, parents before children, as stored.
-            async fn insert_rows(conn: &mut $conn, data: &Export) -> Result<(), StoreError> {
-                insert_all(
-                    conn,
-                    "users",
-                    "id, email, email_lower, first_name, last_name, telephone, country, zipcode, \
-                     two_factor, api_key_hash, created_on, modified_on",
-                    &data.users,
-                    |u| &u.id,
-                    |b, u| {
-                        b.push_bind(&u.id).push_bind(&u.email).push_bind(&u.email_lower)
-                            .push_bind(&u.first_name).push_bind(&u.last_name).push_bind(&u.telephone)
-                            .push_bind(&u.country).push_bind(&u.zipcode).push_bind(u.two_factor)
-                            .push_bind(&u.api_key_hash).push_bind(&u.created_on).push_bind(&u.modified_on);
-                    },
-                )
-                .await?;
-                insert_all(
-                    conn,
-                    "accounts",
-                    "id, name, type, created_on, enforce_twofactor, abuse_contact_email, \
-                     default_nameservers, use_account_custom_ns_by_default, managed_by",
-                    &data.accounts,
-                    |a| &a.id,
-                    |b, a| {
-                        b.push_bind(&a.id).push_bind(&a.name).push_bind(&a.account_type)
-                            .push_bind(&a.created_on).push_bind(a.enforce_twofactor)
-                            .push_bind(&a.abuse_contact_email).push_bind(&a.default_nameservers)
-                            .push_bind(a.use_account_custom_ns_by_default).push_bind(&a.managed_by);
-                    },
+async fn apply(conn: &mut impl Conn, account_id: &Id, change: &Change) -> Result<(), StoreError> {
+    match change {
+        Change::PutMembership(m) => put_membership(conn, m).await?,
+        Change::DeleteMembership(id) => {
+            conn.execute(
+                "DELETE FROM memberships WHERE id = $1 AND account_id = $2",
+                &[id.into(), account_id.into()],
+            )
+            .await?;
+        }
+        Change::PutResourceGroup(g) => {
+            let (scope, meta) = (to_json(&g.scope), to_json(&g.meta));
+            let done = conn
+                .execute(
+                    "INSERT INTO resource_groups (id, account_id, name, scope, meta) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (id) DO UPDATE SET name = excluded.name, scope = excluded.scope, meta = excluded.meta \
+                     WHERE resource_groups.account_id = excluded.account_id",
+                    &[(&g.id).into(), account_id.into(), (&g.name).into(), (&scope).into(), (&meta).into()],
                 )
                 .await?;
-                insert_all(
-                    conn,
-                    "account_roles",
-                    "account_id, id, name, description, permissions",
-                    &data.account_roles,
-                    |r| &r.id,
-                    |b, r| {
-                        b.push_bind(&r.account_id).push_bind(&r.id).push_bind(&r.name)
-                            .push_bind(&r.description).push_bind(&r.permissions);
-                    },
-                )
-                .await?;
-                insert_all(
-                    conn,
-                    "resource_groups",
-                    "id, account_id, name, scope, meta",
-                    &data.resource_groups,
-                    |g| &g.id,
-                    |b, g| {
-                        b.push_bind(&g.id).push_bind(&g.account_id).push_bind(&g.name)
-                            .push_bind(&g.scope).push_bind(&g.meta);
-                    },
-                )
-                .await?;
-                insert_all(
-                    conn,
-                    "memberships",
-                    "id, account_id, email, email_lower, status, grants, code, api_access_enabled, \
-                     created_on, modified_on",
-                    &data.memberships,
-                    |m| &m.id,
-                    |b, m| {
-                        b.push_bind(&m.id).push_bind(&m.account_id).push_bind(&m.email)
-                            .push_bind(&m.email_lower).push_bind(&m.status).push_bind(&m.grants)
-                            .push_bind(&m.code).push_bind(m.api_access_enabled)
-                            .push_bind(&m.created_on).push_bind(&m.modified_on);
-                    },
-                )
-                .await?;
-                insert_all(
-                    conn,
-                    "tokens",
-                    "id, user_id, name, token_hash, status, policies, not_before, expires_on, \
-                     request_ip, created_on, modified_on, last_used_on",
-                    &data.tokens,
-                    |t| &t.id,
-                    |b, t| {
-                        b.push_bind(&t.id).push_bind(&t.user_id).push_bind(&t.name)
-                            .push_bind(&t.token_hash).push_bind(&t.status).push_bind(&t.policies)
-                            .push_bind(&t.not_before).push_bind(&t.expires_on).push_bind(&t.request_ip)
-                            .push_bind(&t.created_on).push_bind(&t.modified_on).push_bind(&t.last_used_on);
-                    },
-                )
-                .await?;
-                Ok(())
-            }
-
-            #[async_trait]
-            impl Store for $store {
-                async fn load_account(&self, id: &Id, focus: &Focus) -> Result<Option<AccountState>, StoreError> {
-                    queries::load_focused(&mut *self.read().await?, id, focus).await
-                }
-
-                async fn member_page(
-                    &self,
-                    account: &Id,
-                    caller_email_folded: &str,
-                    query: &MemberQuery,
-                ) -> Result<Option<MemberPage>, StoreError> {
-                    let mut conn = self.read().await?;
-                    queries::member_page(&mut *conn, Self::COLLATE, account, caller_email_folded, query).await
-                }
-
-                async fn write_account(
-                    &self,
-                    id: &Id,
-                    focus: &Focus,
-                    decide: Decide<'_>,
-                ) -> Result<Written, StoreError> {
-                    let _turn = self.gate.enter(Self::gate_key(id.as_str())).await;
-                    $crate::store::with_retries(Self::retryable, || async {
-                        let mut tx = self.begin_write().await?;
-                        let state = queries::load_focused(&mut *tx, id, focus)
-                            .await?
-                            .ok_or(DomainError::NotFound("Account"))?;
-                        let changes = decide(&state)?;
-                        for change in &changes {
-                            apply(&mut tx, id, change).await?;
-                        }
-                        tx.commit().await?;
-                        Ok(Written { state, changes })
-                    })
-                    .await
-                }
-
-                async fn create_account(
-                    &self,
-                    account: &Account,
-                    owner: Option<&Membership>,
-                ) -> Result<(), StoreError> {
-                    let _turn = self.gate.enter(Self::gate_key(account.id.as_str())).await;
-                    $crate::store::with_retries(Self::retryable, || async {
-                        let mut tx = self.begin_write().await?;
-                        let exists = sqlx::query("SELECT 1 FROM accounts WHERE id = $1")
-                            .bind(account.id.as_str())
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                        if exists.is_some() {
-                            return Err(DomainError::Duplicate(format!("Account {}", account.id)).into());
-                        }
-                        put_account(&mut tx, account).await?;
-                        if let Some(owner) = owner {
-                            put_membership(&mut tx, owner).await?;
-                        }
-                        tx.commit().await?;
-                        Ok(())
-                    })
-                    .await
-                }
-
-                async fn user_memberships(
-                    &self,
-                    email_folded: &str,
-                ) -> Result<Arc<Vec<UserMembership>>, StoreError> {
-                    self.own_memberships(email_folded).await
-                }
-
-                async fn user_membership(
-                    &self,
-                    email_folded: &str,
-                    id: &Id,
-                ) -> Result<Option<UserMembership>, StoreError> {
-                    self.own_membership(email_folded, id).await
-                }
-
-                async fn user_by_email(
-                    &self,
-                    email_folded: &str,
-                ) -> Result<Option<(User, String)>, StoreError> {
-                    let lookup = match self.credentials.key(email_folded) {
-                        Ok(found) => return Ok(Some(found)),
-                        Err(lookup) => lookup,
-                    };
-                    let found = queries::user_by_email(&mut *self.single().await?, email_folded).await?;
-                    if let Some(found) = &found {
-                        self.credentials.keep_key(lookup, email_folded, found);
-                    }
-                    Ok(found)
-                }
-
-                async fn token_by_hash(&self, hash: &str) -> Result<Option<(Token, User)>, StoreError> {
-                    let lookup = match self.credentials.token(hash) {
-                        Ok(found) => return Ok(Some(found)),
-                        Err(lookup) => lookup,
-                    };
-                    let found = queries::token_by_hash(&mut *self.single().await?, hash).await?;
-                    if let Some(found) = &found {
-                        self.credentials.keep_token(lookup, hash, found);
-                    }
-                    Ok(found)
-                }
-
-                async fn user_tokens(&self, user: &Id) -> Result<Vec<Token>, StoreError> {
-                    queries::user_tokens(&mut *self.single().await?, user).await
-                }
-
-                async fn edit_token(
-                    &self,
-                    user: &Id,
-                    id: &Id,
-                    edit: EditToken<'_>,
-                    new_hash: Option<&str>,
-                ) -> Result<Token, StoreError> {
-                    let _turn = self.gate.enter(Self::gate_key(user.as_str())).await;
-                    $crate::store::with_retries(Self::retryable, || async {
-                        let mut tx = self.begin_write().await?;
-                        let mut token = queries::fetch_token(&mut *tx, user, id)
-                            .await?
-                            .ok_or(DomainError::NotFound("Token"))?;
-                        edit(&mut token)?;
-                        sqlx::query(
-                            "UPDATE tokens SET name = $2, status = $3, policies = $4, not_before = $5, \
-                             expires_on = $6, request_ip = $7, modified_on = $8, \
-                             token_hash = COALESCE($9, token_hash) WHERE id = $1",
-                        )
-                        .bind(token.id.as_str())
-                        .bind(&token.name)
-                        .bind(token.status.as_str())
-                        .bind(to_json(&token.policies))
-                        .bind(&token.not_before)
-                        .bind(&token.expires_on)
-                        .bind(token.request_ip.as_ref().map(to_json))
-                        .bind(&token.modified_on)
-                        .bind(new_hash)
-                        .execute(&mut *tx)
-                        .await?;
-                        tx.commit().await?;
-                        self.credentials_changed().await;
-                        Ok(token)
-                    })
-                    .await
-                }
-
-                async fn delete_token(&self, user: &Id, id: &Id) -> Result<(), StoreError> {
-                    let done = sqlx::query("DELETE FROM tokens WHERE id = $1 AND user_id = $2")
-                        .bind(id.as_str())
-                        .bind(user.as_str())
-                        .execute(&self.pool)
-                        .await?;
-                    self.credentials_changed().await;
-                    if done.rows_affected() == 0 {
-                        return Err(DomainError::NotFound("Token").into());
-                    }
-                    Ok(())
-                }
-
-                async fn touch_token(&self, hash: &str, at: &str) -> Result<(), StoreError> {
-                    sqlx::query("UPDATE tokens SET last_used_on = $2 WHERE token_hash = $1")
-                        .bind(hash)
-                        .bind(at)
-                        .execute(&self.pool)
-                        .await?;
-                    self.credentials.touched(hash, at);
-                    Ok(())
-                }
-
-                async fn insert_user(&self, user: &User, api_key_hash: &str) -> Result<(), StoreError> {
-                    let result = sqlx::query(
-                        "INSERT INTO users (id, email, email_lower, first_name, last_name, telephone, country, \
-                         zipcode, two_factor, api_key_hash, created_on, modified_on) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                    )
-                    .bind(user.id.as_str())
-                    .bind(user.email.as_str())
-                    .bind(user.email.folded())
-                    .bind(&user.first_name)
-                    .bind(&user.last_name)
-                    .bind(&user.telephone)
-                    .bind(&user.country)
-                    .bind(&user.zipcode)
-                    .bind(user.two_factor_authentication_enabled)
-                    .bind(api_key_hash)
-                    .bind(&user.created_on)
-                    .bind(&user.modified_on)
-                    .execute(&self.pool)
-                    .await;
-                    match result {
-                        Err(e) if unique_violation(&e) => {
-                            Err(DomainError::Duplicate(format!("User {}", user.email.as_str())).into())
-                        }
-                        other => other.map(|_| ()).map_err(Into::into),
-                    }
-                }
-
-                async fn edit_user(&self, id: &Id, edit: EditUser<'_>) -> Result<User, StoreError> {
-                    let _turn = self.gate.enter(Self::gate_key(id.as_str())).await;
-                    $crate::store::with_retries(Self::retryable, || async {
-                        let mut tx = self.begin_write().await?;
-                        let mut user = queries::fetch_user(&mut *tx, id)
-                            .await?
-                            .ok_or(DomainError::NotFound("User"))?;
-                        edit(&mut user)?;
-                        sqlx::query(
-                            "UPDATE users SET first_name = $2, last_name = $3, telephone = $4, country = $5, \
-                             zipcode = $6, two_factor = $7, modified_on = $8 WHERE id = $1",
-                        )
-                        .bind(user.id.as_str())
-                        .bind(&user.first_name)
-                        .bind(&user.last_name)
-                        .bind(&user.telephone)
-                        .bind(&user.country)
-                        .bind(&user.zipcode)
-                        .bind(user.two_factor_authentication_enabled)
-                        .bind(&user.modified_on)
-                        .execute(&mut *tx)
-                        .await?;
-                        tx.commit().await?;
-                        self.credentials_changed().await;
-                        Ok(user)
-                    })
-                    .await
-                }
-
-                async fn insert_token(&self, token: &Token, hash: &str) -> Result<(), StoreError> {
-                    sqlx::query(
-                        "INSERT INTO tokens (id, user_id, name, token_hash, status, policies, not_before, \
-                         expires_on, request_ip, created_on, modified_on, last_used_on) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                    )
-                    .bind(token.id.as_str())
-                    .bind(token.user_id.as_str())
-                    .bind(&token.name)
-                    .bind(hash)
-                    .bind(token.status.as_str())
-                    .bind(to_json(&token.policies))
-                    .bind(&token.not_before)
-                    .bind(&token.expires_on)
-                    .bind(token.request_ip.as_ref().map(to_json))
-                    .bind(&token.issued_on)
-                    .bind(&token.modified_on)
-                    .bind(&token.last_used_on)
-                    .execute(&self.pool)
-                    .await?;
-                    Ok(())
-                }
-
-                async fn export(&self) -> Result<Export, StoreError> {
-                    let mut tx = self.snapshot().await?;
-                    let mut data = Export {
-                        format: FORMAT.to_string(),
-                        version: $crate::store::schema_version().0,
-                        users: sqlx::query_as("SELECT * FROM users").fetch_all(&mut *tx).await?,
-                        accounts: sqlx::query_as("SELECT * FROM accounts").fetch_all(&mut *tx).await?,
-                        account_roles: sqlx::query_as("SELECT * FROM account_roles").fetch_all(&mut *tx).await?,
-                        resource_groups: sqlx::query_as("SELECT * FROM resource_groups").fetch_all(&mut *tx).await?,
-                        memberships: sqlx::query_as("SELECT * FROM memberships").fetch_all(&mut *tx).await?,
-                        tokens: sqlx::query_as("SELECT * FROM tokens").fetch_all(&mut *tx).await?,
-                    };
-                    data.sort();
-                    Ok(data)
-                }
-
-                async fn import(&self, data: &Export) -> Result<(), StoreError> {
-                    data.check().map_err(StoreError::Import)?;
-                    $crate::store::with_retries(Self::retryable, || async {
-                        let mut tx = self.begin_write().await?;
-                        let held: i64 = sqlx::query_scalar(
-                            "SELECT (SELECT COUNT(*) FROM users) + (SELECT COUNT(*) FROM accounts) \
-                             + (SELECT COUNT(*) FROM tokens)",
-                        )
-                        .fetch_one(&mut *tx)
-                        .await?;
-                        if held > 0 {
-                            return Err(StoreError::Import(
-                                "the database already holds users or accounts; import into a new, empty database".into(),
-                            ));
-                        }
-                        insert_rows(&mut tx, data).await?;
-                        tx.commit().await?;
-                        self.credentials_changed().await;
-                        Ok(())
-                    })
-                    .await?;
-                    sqlx::query(Self::AFTER_IMPORT).execute(&self.pool).await?;
-                    Ok(())
-                }
+            if done == 0 {
+                return Err(DomainError::Duplicate(format!("Resource group id {}", g.id)).into());
             }
         }
-    };
+        Change::DeleteResourceGroup(id) => {
+            conn.execute(
+                "DELETE FROM resource_groups WHERE id = $1 AND account_id = $2",
+                &[id.into(), account_id.into()],
+            )
+            .await?;
+        }
+        Change::PutAccount(a) => put_account(conn, a, true).await?,
+        Change::PutCustomRole(r) => {
+            let permissions = to_json(&r.permissions);
+            conn.execute(
+                "INSERT INTO account_roles (account_id, id, name, description, permissions) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_id, id) DO UPDATE SET \
+                 name = excluded.name, description = excluded.description, permissions = excluded.permissions",
+                &[account_id.into(), (&r.id).into(), (&r.name).into(), (&r.description).into(), (&permissions).into()],
+            )
+            .await?;
+        }
+    }
+    Ok(())
 }
 
-pub(super) use sql_store;
+/// One table as `roster export` writes it and `roster import` reads it: its columns, in
+/// order, and how a row goes to and from them.
+struct Table<R> {
+    name: &'static str,
+    columns: &'static [&'static str],
+    id: fn(&R) -> &str,
+    from_row: fn(&dyn Cols) -> Result<R, StoreError>,
+    args: for<'r> fn(&'r R) -> Vec<Arg<'r>>,
+}
+
+const USERS: Table<UserRow> = Table {
+    name: "users",
+    columns: &[
+        "id",
+        "email",
+        "email_lower",
+        "first_name",
+        "last_name",
+        "telephone",
+        "country",
+        "zipcode",
+        "two_factor",
+        "api_key_hash",
+        "created_on",
+        "modified_on",
+    ],
+    id: |u| &u.id,
+    from_row: |r| {
+        Ok(UserRow {
+            id: r.text("id")?,
+            email: r.text("email")?,
+            email_lower: r.text("email_lower")?,
+            first_name: r.maybe_text("first_name")?,
+            last_name: r.maybe_text("last_name")?,
+            telephone: r.maybe_text("telephone")?,
+            country: r.maybe_text("country")?,
+            zipcode: r.maybe_text("zipcode")?,
+            two_factor: r.flag("two_factor")?,
+            api_key_hash: r.text("api_key_hash")?,
+            created_on: r.text("created_on")?,
+            modified_on: r.text("modified_on")?,
+        })
+    },
+    args: |u| {
+        vec![
+            (&u.id).into(),
+            (&u.email).into(),
+            (&u.email_lower).into(),
+            (&u.first_name).into(),
+            (&u.last_name).into(),
+            (&u.telephone).into(),
+            (&u.country).into(),
+            (&u.zipcode).into(),
+            u.two_factor.into(),
+            (&u.api_key_hash).into(),
+            (&u.created_on).into(),
+            (&u.modified_on).into(),
+        ]
+    },
+};
+
+const ACCOUNTS: Table<AccountRow> = Table {
+    name: "accounts",
+    columns: &[
+        "id",
+        "name",
+        "type",
+        "created_on",
+        "enforce_twofactor",
+        "abuse_contact_email",
+        "default_nameservers",
+        "use_account_custom_ns_by_default",
+        "managed_by",
+    ],
+    id: |a| &a.id,
+    from_row: |r| {
+        Ok(AccountRow {
+            id: r.text("id")?,
+            name: r.text("name")?,
+            account_type: r.text("type")?,
+            created_on: r.text("created_on")?,
+            enforce_twofactor: r.flag("enforce_twofactor")?,
+            abuse_contact_email: r.maybe_text("abuse_contact_email")?,
+            default_nameservers: r.text("default_nameservers")?,
+            use_account_custom_ns_by_default: r.flag("use_account_custom_ns_by_default")?,
+            managed_by: r.maybe_text("managed_by")?,
+        })
+    },
+    args: |a| {
+        vec![
+            (&a.id).into(),
+            (&a.name).into(),
+            (&a.account_type).into(),
+            (&a.created_on).into(),
+            a.enforce_twofactor.into(),
+            (&a.abuse_contact_email).into(),
+            (&a.default_nameservers).into(),
+            a.use_account_custom_ns_by_default.into(),
+            (&a.managed_by).into(),
+        ]
+    },
+};
+
+const ACCOUNT_ROLES: Table<AccountRoleRow> = Table {
+    name: "account_roles",
+    columns: &["account_id", "id", "name", "description", "permissions"],
+    id: |r| &r.id,
+    from_row: |r| {
+        Ok(AccountRoleRow {
+            account_id: r.text("account_id")?,
+            id: r.text("id")?,
+            name: r.text("name")?,
+            description: r.text("description")?,
+            permissions: r.text("permissions")?,
+        })
+    },
+    args: |r| {
+        vec![
+            (&r.account_id).into(),
+            (&r.id).into(),
+            (&r.name).into(),
+            (&r.description).into(),
+            (&r.permissions).into(),
+        ]
+    },
+};
+
+const RESOURCE_GROUPS: Table<ResourceGroupRow> = Table {
+    name: "resource_groups",
+    columns: &["id", "account_id", "name", "scope", "meta"],
+    id: |g| &g.id,
+    from_row: |r| {
+        Ok(ResourceGroupRow {
+            id: r.text("id")?,
+            account_id: r.text("account_id")?,
+            name: r.text("name")?,
+            scope: r.text("scope")?,
+            meta: r.text("meta")?,
+        })
+    },
+    args: |g| {
+        vec![
+            (&g.id).into(),
+            (&g.account_id).into(),
+            (&g.name).into(),
+            (&g.scope).into(),
+            (&g.meta).into(),
+        ]
+    },
+};
+
+const MEMBERSHIPS: Table<MembershipRow> = Table {
+    name: "memberships",
+    columns: &[
+        "id",
+        "account_id",
+        "email",
+        "email_lower",
+        "status",
+        "grants",
+        "code",
+        "api_access_enabled",
+        "created_on",
+        "modified_on",
+    ],
+    id: |m| &m.id,
+    from_row: |r| {
+        Ok(MembershipRow {
+            id: r.text("id")?,
+            account_id: r.text("account_id")?,
+            email: r.text("email")?,
+            email_lower: r.text("email_lower")?,
+            status: r.text("status")?,
+            grants: r.text("grants")?,
+            code: r.text("code")?,
+            api_access_enabled: r.maybe_flag("api_access_enabled")?,
+            created_on: r.text("created_on")?,
+            modified_on: r.text("modified_on")?,
+        })
+    },
+    args: |m| {
+        vec![
+            (&m.id).into(),
+            (&m.account_id).into(),
+            (&m.email).into(),
+            (&m.email_lower).into(),
+            (&m.status).into(),
+            (&m.grants).into(),
+            (&m.code).into(),
+            m.api_access_enabled.into(),
+            (&m.created_on).into(),
+            (&m.modified_on).into(),
+        ]
+    },
+};
+
+const TOKENS: Table<TokenRow> = Table {
+    name: "tokens",
+    columns: &[
+        "id",
+        "user_id",
+        "name",
+        "token_hash",
+        "status",
+        "policies",
+        "not_before",
+        "expires_on",
+        "request_ip",
+        "created_on",
+        "modified_on",
+        "last_used_on",
+    ],
+    id: |t| &t.id,
+    from_row: |r| {
+        Ok(TokenRow {
+            id: r.text("id")?,
+            user_id: r.text("user_id")?,
+            name: r.text("name")?,
+            token_hash: r.text("token_hash")?,
+            status: r.text("status")?,
+            policies: r.text("policies")?,
+            not_before: r.maybe_text("not_before")?,
+            expires_on: r.maybe_text("expires_on")?,
+            request_ip: r.maybe_text("request_ip")?,
+            created_on: r.text("created_on")?,
+            modified_on: r.text("modified_on")?,
+            last_used_on: r.maybe_text("last_used_on")?,
+        })
+    },
+    args: |t| {
+        vec![
+            (&t.id).into(),
+            (&t.user_id).into(),
+            (&t.name).into(),
+            (&t.token_hash).into(),
+            (&t.status).into(),
+            (&t.policies).into(),
+            (&t.not_before).into(),
+            (&t.expires_on).into(),
+            (&t.request_ip).into(),
+            (&t.created_on).into(),
+            (&t.modified_on).into(),
+            (&t.last_used_on).into(),
+        ]
+    },
+};
+
+impl<R: Send> Table<R> {
+    async fn read_all(&self, conn: &mut impl Conn) -> Result<Vec<R>, StoreError> {
+        let sql = format!("SELECT {} FROM {}", self.columns.join(", "), self.name);
+        conn.rows(&sql, &[], self.from_row).await
+    }
+
+    /// Inserts `rows` many to a statement: a row per statement made a million-user import
+    /// take minutes. A statement the database refuses is replayed row by row, each under a
+    /// savepoint (PostgreSQL aborts a transaction at its first error), to name the row.
+    async fn insert_all(&self, conn: &mut impl Conn, rows: &[R]) -> Result<(), StoreError> {
+        // Within both backends' limits on parameters a statement (12 columns here at most:
+        // 6,000 of SQLite's 32,766).
+        const ROWS: usize = 500;
+        let width = self.columns.len();
+        let statement = |count: usize| {
+            let values: Vec<String> = (0..count)
+                .map(|r| {
+                    let row: Vec<String> =
+                        (1..=width).map(|c| format!("${}", r * width + c)).collect();
+                    format!("({})", row.join(", "))
+                })
+                .collect();
+            format!(
+                "INSERT INTO {} ({}) VALUES {}",
+                self.name,
+                self.columns.join(", "),
+                values.join(", ")
+            )
+        };
+        for chunk in rows.chunks(ROWS) {
+            let args: Vec<Arg<'_>> = chunk.iter().flat_map(|r| (self.args)(r)).collect();
+            conn.execute("SAVEPOINT chunk", &[]).await?;
+            let first = match conn.execute(&statement(chunk.len()), &args).await {
+                Ok(_) => {
+                    conn.execute("RELEASE SAVEPOINT chunk", &[]).await?;
+                    continue;
+                }
+                Err(e) => e,
+            };
+            conn.execute("ROLLBACK TO SAVEPOINT chunk", &[]).await?;
+            for row in chunk {
+                if let Err(e) = conn.execute(&statement(1), &(self.args)(row)).await {
+                    return Err(match violation(&e) {
+                        Some(v) => StoreError::Import(format!(
+                            "{}[{}]: {}",
+                            self.name,
+                            (self.id)(row),
+                            v.message
+                        )),
+                        None => e,
+                    });
+                }
+            }
+            return Err(first);
+        }
+        Ok(())
+    }
+}
+
+impl<B: Backend> SqlStore<B> {
+    /// Runs one statement that decides nothing in a transaction of its own; how many rows
+    /// it changed.
+    async fn write_one(&self, sql: &str, args: &[Arg<'_>]) -> Result<u64, StoreError> {
+        super::with_retries(B::retryable, || async {
+            let mut tx = self.backend.begin(Lock::Rows).await?;
+            let changed = tx.execute(sql, args).await?;
+            self.backend.commit(tx).await?;
+            Ok(changed)
+        })
+        .await
+    }
+
+    /// A user or token changed (and is committed): this process forgets what it cached
+    /// and tells the others where the backend can.
+    async fn credentials_changed(&self) {
+        self.credentials.clear();
+        self.backend.announce_credentials().await;
+    }
+}
+
+#[async_trait]
+impl<B: Backend> Store for SqlStore<B> {
+    async fn load_account(
+        &self,
+        id: &Id,
+        focus: &Focus,
+    ) -> Result<Option<AccountState>, StoreError> {
+        queries::load_focused(&mut *self.backend.snapshot().await?, id, focus).await
+    }
+
+    async fn member_page(
+        &self,
+        account: &Id,
+        caller_email_folded: &str,
+        query: &MemberQuery,
+    ) -> Result<Option<MemberPage>, StoreError> {
+        let mut conn = self.backend.snapshot().await?;
+        queries::member_page(&mut *conn, B::COLLATE, account, caller_email_folded, query).await
+    }
+
+    async fn write_account(
+        &self,
+        id: &Id,
+        focus: &Focus,
+        decide: Decide<'_>,
+    ) -> Result<Written, StoreError> {
+        super::with_retries(B::retryable, || async {
+            let mut tx = self.backend.begin(Lock::Account(id)).await?;
+            let state = queries::load_focused(&mut *tx, id, focus)
+                .await?
+                .ok_or(DomainError::NotFound("Account"))?;
+            let changes = decide(&state)?;
+            for change in &changes {
+                apply(&mut *tx, id, change).await?;
+            }
+            self.backend.commit(tx).await?;
+            Ok(Written { state, changes })
+        })
+        .await
+    }
+
+    async fn create_account(
+        &self,
+        account: &Account,
+        owner: Option<&Membership>,
+    ) -> Result<(), StoreError> {
+        super::with_retries(B::retryable, || async {
+            let mut tx = self.backend.begin(Lock::Account(&account.id)).await?;
+            put_account(&mut *tx, account, false).await?;
+            if let Some(owner) = owner {
+                put_membership(&mut *tx, owner).await?;
+            }
+            self.backend.commit(tx).await
+        })
+        .await
+    }
+
+    async fn user_memberships(
+        &self,
+        email_folded: &str,
+    ) -> Result<Arc<Vec<UserMembership>>, StoreError> {
+        self.backend.own_memberships(email_folded).await
+    }
+
+    async fn user_membership(
+        &self,
+        email_folded: &str,
+        id: &Id,
+    ) -> Result<Option<UserMembership>, StoreError> {
+        self.backend.own_membership(email_folded, id).await
+    }
+
+    async fn user_by_email(
+        &self,
+        email_folded: &str,
+    ) -> Result<Option<(User, String)>, StoreError> {
+        let lookup = match self.credentials.key(email_folded) {
+            Ok(found) => return Ok(Some(found)),
+            Err(lookup) => lookup,
+        };
+        let found =
+            queries::user_by_email(&mut *self.backend.single().await?, email_folded).await?;
+        if let Some(found) = &found {
+            self.credentials.keep_key(lookup, email_folded, found);
+        }
+        Ok(found)
+    }
+
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<(Token, User)>, StoreError> {
+        let lookup = match self.credentials.token(hash) {
+            Ok(found) => return Ok(Some(found)),
+            Err(lookup) => lookup,
+        };
+        let found = queries::token_by_hash(&mut *self.backend.single().await?, hash).await?;
+        if let Some(found) = &found {
+            self.credentials.keep_token(lookup, hash, found);
+        }
+        Ok(found)
+    }
+
+    async fn user_tokens(&self, user: &Id) -> Result<Vec<Token>, StoreError> {
+        queries::user_tokens(&mut *self.backend.single().await?, user).await
+    }
+
+    async fn edit_token(
+        &self,
+        user: &Id,
+        id: &Id,
+        edit: EditToken<'_>,
+        new_hash: Option<&str>,
+    ) -> Result<Token, StoreError> {
+        let token = super::with_retries(B::retryable, || async {
+            let mut tx = self.backend.begin(Lock::User(user)).await?;
+            let mut token = queries::fetch_token(&mut *tx, user, id)
+                .await?
+                .ok_or(DomainError::NotFound("Token"))?;
+            edit(&mut token)?;
+            let policies = to_json(&token.policies);
+            let request_ip = token.request_ip.as_ref().map(to_json);
+            tx.execute(
+                "UPDATE tokens SET name = $2, status = $3, policies = $4, not_before = $5, \
+                     expires_on = $6, request_ip = $7, modified_on = $8, \
+                     token_hash = COALESCE($9, token_hash) WHERE id = $1",
+                &[
+                    (&token.id).into(),
+                    (&token.name).into(),
+                    token.status.as_str().into(),
+                    (&policies).into(),
+                    (&token.not_before).into(),
+                    (&token.expires_on).into(),
+                    (&request_ip).into(),
+                    (&token.modified_on).into(),
+                    new_hash.into(),
+                ],
+            )
+            .await?;
+            self.backend.commit(tx).await?;
+            Ok(token)
+        })
+        .await?;
+        self.credentials_changed().await;
+        Ok(token)
+    }
+
+    async fn delete_token(&self, user: &Id, id: &Id) -> Result<(), StoreError> {
+        let deleted = self
+            .write_one(
+                "DELETE FROM tokens WHERE id = $1 AND user_id = $2",
+                &[id.into(), user.into()],
+            )
+            .await?;
+        self.credentials_changed().await;
+        if deleted == 0 {
+            return Err(DomainError::NotFound("Token").into());
+        }
+        Ok(())
+    }
+
+    async fn touch_token(&self, hash: &str, at: &str) -> Result<(), StoreError> {
+        self.write_one(
+            "UPDATE tokens SET last_used_on = $2 WHERE token_hash = $1",
+            &[hash.into(), at.into()],
+        )
+        .await?;
+        self.credentials.touched(hash, at);
+        Ok(())
+    }
+
+    async fn insert_user(&self, user: &User, api_key_hash: &str) -> Result<(), StoreError> {
+        let result = self
+            .write_one(
+                "INSERT INTO users (id, email, email_lower, first_name, last_name, telephone, \
+                     country, zipcode, two_factor, api_key_hash, created_on, modified_on) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                &[
+                    (&user.id).into(),
+                    user.email.as_str().into(),
+                    user.email.folded().into(),
+                    (&user.first_name).into(),
+                    (&user.last_name).into(),
+                    (&user.telephone).into(),
+                    (&user.country).into(),
+                    (&user.zipcode).into(),
+                    user.two_factor_authentication_enabled.into(),
+                    api_key_hash.into(),
+                    (&user.created_on).into(),
+                    (&user.modified_on).into(),
+                ],
+            )
+            .await;
+        match result {
+            Err(e) if unique_violation(&e) => {
+                Err(DomainError::Duplicate(format!("User {}", user.email.as_str())).into())
+            }
+            other => other.map(|_| ()),
+        }
+    }
+
+    async fn edit_user(&self, id: &Id, edit: EditUser<'_>) -> Result<User, StoreError> {
+        let user = super::with_retries(B::retryable, || async {
+            let mut tx = self.backend.begin(Lock::User(id)).await?;
+            let mut user = queries::fetch_user(&mut *tx, id)
+                .await?
+                .ok_or(DomainError::NotFound("User"))?;
+            edit(&mut user)?;
+            tx.execute(
+                "UPDATE users SET first_name = $2, last_name = $3, telephone = $4, \
+                     country = $5, zipcode = $6, two_factor = $7, modified_on = $8 WHERE id = $1",
+                &[
+                    (&user.id).into(),
+                    (&user.first_name).into(),
+                    (&user.last_name).into(),
+                    (&user.telephone).into(),
+                    (&user.country).into(),
+                    (&user.zipcode).into(),
+                    user.two_factor_authentication_enabled.into(),
+                    (&user.modified_on).into(),
+                ],
+            )
+            .await?;
+            self.backend.commit(tx).await?;
+            Ok(user)
+        })
+        .await?;
+        self.credentials_changed().await;
+        Ok(user)
+    }
+
+    async fn insert_token(&self, token: &Token, hash: &str) -> Result<(), StoreError> {
+        let policies = to_json(&token.policies);
+        let request_ip = token.request_ip.as_ref().map(to_json);
+        self.write_one(
+            "INSERT INTO tokens (id, user_id, name, token_hash, status, policies, not_before, \
+                 expires_on, request_ip, created_on, modified_on, last_used_on) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            &[
+                (&token.id).into(),
+                (&token.user_id).into(),
+                (&token.name).into(),
+                hash.into(),
+                token.status.as_str().into(),
+                (&policies).into(),
+                (&token.not_before).into(),
+                (&token.expires_on).into(),
+                (&request_ip).into(),
+                (&token.issued_on).into(),
+                (&token.modified_on).into(),
+                (&token.last_used_on).into(),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn export(&self) -> Result<Export, StoreError> {
+        let mut tx = self.backend.begin(Lock::Snapshot).await?;
+        let conn = &mut *tx;
+        let mut data = Export {
+            format: FORMAT.to_string(),
+            version: super::schema_version().0,
+            users: USERS.read_all(conn).await?,
+            accounts: ACCOUNTS.read_all(conn).await?,
+            account_roles: ACCOUNT_ROLES.read_all(conn).await?,
+            resource_groups: RESOURCE_GROUPS.read_all(conn).await?,
+            memberships: MEMBERSHIPS.read_all(conn).await?,
+            tokens: TOKENS.read_all(conn).await?,
+        };
+        data.sort();
+        Ok(data)
+    }
+
+    async fn import(&self, data: &Export) -> Result<(), StoreError> {
+        data.check().map_err(StoreError::Import)?;
+        super::with_retries(B::retryable, || async {
+            let mut tx = self.backend.begin(Lock::Everything).await?;
+            let held = tx
+                .row(
+                    "SELECT (SELECT COUNT(*) FROM users) + (SELECT COUNT(*) FROM accounts) \
+                     + (SELECT COUNT(*) FROM tokens) AS n",
+                    &[],
+                    |r| r.int("n"),
+                )
+                .await?;
+            if held.unwrap_or_default() > 0 {
+                return Err(StoreError::Import(
+                    "the database already holds users or accounts; import into a new, empty database".into(),
+                ));
+            }
+            // Parents before children.
+            let conn = &mut *tx;
+            USERS.insert_all(conn, &data.users).await?;
+            ACCOUNTS.insert_all(conn, &data.accounts).await?;
+            ACCOUNT_ROLES.insert_all(conn, &data.account_roles).await?;
+            RESOURCE_GROUPS.insert_all(conn, &data.resource_groups).await?;
+            MEMBERSHIPS.insert_all(conn, &data.memberships).await?;
+            TOKENS.insert_all(conn, &data.tokens).await?;
+            self.backend.commit(tx).await
+        })
+        .await?;
+        self.credentials_changed().await;
+        self.backend.after_import().await
+    }
+}

@@ -1,24 +1,78 @@
-//! How the shared SQL asks for rows, whatever connection answers: sqlx's SQLite and
-//! PostgreSQL connections (PostgreSQL reads, and every read inside a write transaction) and
-//! rusqlite's connection, which SQLite reads use. rusqlite runs a statement on the calling
-//! thread; sqlx's SQLite driver hands every statement to the connection's own thread and
-//! its rows back over channels, and those thread wake-ups cost more than the indexed
-//! lookups they carry (measured in bench/README.md).
+//! How the store's SQL runs, whatever the backend: [`Conn`] runs one statement whose
+//! parameters are `$1`, `$2`, ... and maps each row by column name. One driver per backend:
+//! rusqlite for SQLite ([`Lite`]), sqlx for PostgreSQL.
 //!
-//! Running on the calling thread means running on one of the runtime's workers, which is
-//! fine for what the reads are: indexed lookups of microseconds, and at worst a deep
-//! members page of about a millisecond. None waits for a lock: in WAL mode readers never
-//! wait for the writer.
+//! rusqlite runs a statement on the calling thread, one of the runtime's workers. sqlx's
+//! SQLite driver handed every statement to the connection's own thread and its rows back
+//! over channels, and those wake-ups cost more than the indexed lookups they carried: a
+//! quarter of a write's CPU was switching threads (bench/README.md). That is fine for what
+//! runs here: indexed lookups and small writes of microseconds, a deep members page of
+//! about a millisecond. Readers never wait for the writer in WAL mode, and the writer never
+//! sleeps on a worker waiting for another process's lock (see `sqlite.rs`).
 
 use std::cell::Cell;
 use std::future::Future;
 
 use rusqlite::StatementStatus;
+use rusqlite::types::{ToSqlOutput, Value};
 
 use super::StoreError;
 
+/// A statement's parameter: text or a flag, either of which may be NULL.
+#[derive(Debug, Clone, Copy)]
+pub enum Arg<'a> {
+    Text(Option<&'a str>),
+    Flag(Option<bool>),
+}
+
+impl<'a> From<&'a str> for Arg<'a> {
+    fn from(v: &'a str) -> Self {
+        Arg::Text(Some(v))
+    }
+}
+
+impl<'a> From<&'a String> for Arg<'a> {
+    fn from(v: &'a String) -> Self {
+        Arg::Text(Some(v))
+    }
+}
+
+impl<'a> From<Option<&'a str>> for Arg<'a> {
+    fn from(v: Option<&'a str>) -> Self {
+        Arg::Text(v)
+    }
+}
+
+impl<'a> From<&'a Option<String>> for Arg<'a> {
+    fn from(v: &'a Option<String>) -> Self {
+        Arg::Text(v.as_deref())
+    }
+}
+
+impl From<bool> for Arg<'_> {
+    fn from(v: bool) -> Self {
+        Arg::Flag(Some(v))
+    }
+}
+
+impl From<Option<bool>> for Arg<'_> {
+    fn from(v: Option<bool>) -> Self {
+        Arg::Flag(v)
+    }
+}
+
+impl rusqlite::ToSql for Arg<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match *self {
+            Arg::Text(Some(v)) => ToSqlOutput::from(v),
+            Arg::Flag(Some(v)) => ToSqlOutput::from(v),
+            Arg::Text(None) | Arg::Flag(None) => ToSqlOutput::Owned(Value::Null),
+        })
+    }
+}
+
 /// One row's columns by name, in the few types the tables hold.
-pub(super) trait Cols {
+pub trait Cols {
     fn text(&self, name: &str) -> Result<String, StoreError>;
     fn maybe_text(&self, name: &str) -> Result<Option<String>, StoreError>;
     fn flag(&self, name: &str) -> Result<bool, StoreError>;
@@ -26,13 +80,13 @@ pub(super) trait Cols {
     fn int(&self, name: &str) -> Result<i64, StoreError>;
 }
 
-/// Runs one statement whose parameters are `$1`, `$2`, ... (text, or NULL) and maps each
-/// row it returns.
-pub(super) trait Fetch: Send {
+/// A connection that runs one statement at a time.
+pub trait Conn: Send {
+    /// Every row `sql` returns, each through `map`.
     fn rows<T: Send>(
         &mut self,
         sql: &str,
-        args: &[Option<&str>],
+        args: &[Arg<'_>],
         map: impl Fn(&dyn Cols) -> Result<T, StoreError> + Send,
     ) -> impl Future<Output = Result<Vec<T>, StoreError>> + Send;
 
@@ -40,77 +94,81 @@ pub(super) trait Fetch: Send {
     fn row<T: Send>(
         &mut self,
         sql: &str,
-        args: &[Option<&str>],
+        args: &[Arg<'_>],
         map: impl Fn(&dyn Cols) -> Result<T, StoreError> + Send,
     ) -> impl Future<Output = Result<Option<T>, StoreError>> + Send;
+
+    /// Runs a statement that returns no rows; how many rows it changed.
+    fn execute(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
 /// `sql` with `args` bound to `$1`, `$2`, ... in order, for sqlx.
-fn bound<DB: sqlx::Database>(
+fn bound(
     sql: &str,
-    args: &[Option<&str>],
-) -> sqlx::query::Query<'static, DB, DB::Arguments>
-where
-    for<'a> Option<&'a str>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-{
+    args: &[Arg<'_>],
+) -> sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments> {
     let query = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()));
-    args.iter().fold(query, |query, arg| query.bind(*arg))
+    args.iter().fold(query, |query, arg| match *arg {
+        Arg::Text(v) => query.bind(v),
+        Arg::Flag(v) => query.bind(v),
+    })
 }
 
-macro_rules! sqlx_fetch {
-    ($conn:ty, $row:ty) => {
-        impl Cols for $row {
-            fn text(&self, name: &str) -> Result<String, StoreError> {
-                Ok(sqlx::Row::try_get(self, name)?)
-            }
-            fn maybe_text(&self, name: &str) -> Result<Option<String>, StoreError> {
-                Ok(sqlx::Row::try_get(self, name)?)
-            }
-            fn flag(&self, name: &str) -> Result<bool, StoreError> {
-                Ok(sqlx::Row::try_get(self, name)?)
-            }
-            fn maybe_flag(&self, name: &str) -> Result<Option<bool>, StoreError> {
-                Ok(sqlx::Row::try_get(self, name)?)
-            }
-            fn int(&self, name: &str) -> Result<i64, StoreError> {
-                Ok(sqlx::Row::try_get(self, name)?)
-            }
-        }
-
-        impl Fetch for $conn {
-            async fn rows<T: Send>(
-                &mut self,
-                sql: &str,
-                args: &[Option<&str>],
-                map: impl Fn(&dyn Cols) -> Result<T, StoreError> + Send,
-            ) -> Result<Vec<T>, StoreError> {
-                bound(sql, args)
-                    .fetch_all(&mut *self)
-                    .await?
-                    .iter()
-                    .map(|r| map(r))
-                    .collect()
-            }
-
-            async fn row<T: Send>(
-                &mut self,
-                sql: &str,
-                args: &[Option<&str>],
-                map: impl Fn(&dyn Cols) -> Result<T, StoreError> + Send,
-            ) -> Result<Option<T>, StoreError> {
-                bound(sql, args)
-                    .fetch_optional(&mut *self)
-                    .await?
-                    .as_ref()
-                    .map(|r| map(r))
-                    .transpose()
-            }
-        }
-    };
+impl Cols for sqlx::postgres::PgRow {
+    fn text(&self, name: &str) -> Result<String, StoreError> {
+        Ok(sqlx::Row::try_get(self, name)?)
+    }
+    fn maybe_text(&self, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::Row::try_get(self, name)?)
+    }
+    fn flag(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(sqlx::Row::try_get(self, name)?)
+    }
+    fn maybe_flag(&self, name: &str) -> Result<Option<bool>, StoreError> {
+        Ok(sqlx::Row::try_get(self, name)?)
+    }
+    fn int(&self, name: &str) -> Result<i64, StoreError> {
+        Ok(sqlx::Row::try_get(self, name)?)
+    }
 }
 
-sqlx_fetch!(sqlx::SqliteConnection, sqlx::sqlite::SqliteRow);
-sqlx_fetch!(sqlx::PgConnection, sqlx::postgres::PgRow);
+impl Conn for sqlx::PgConnection {
+    async fn rows<T: Send>(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+        map: impl Fn(&dyn Cols) -> Result<T, StoreError> + Send,
+    ) -> Result<Vec<T>, StoreError> {
+        bound(sql, args)
+            .fetch_all(&mut *self)
+            .await?
+            .iter()
+            .map(|r| map(r))
+            .collect()
+    }
+
+    async fn row<T: Send>(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+        map: impl Fn(&dyn Cols) -> Result<T, StoreError> + Send,
+    ) -> Result<Option<T>, StoreError> {
+        bound(sql, args)
+            .fetch_optional(&mut *self)
+            .await?
+            .as_ref()
+            .map(|r| map(r))
+            .transpose()
+    }
+
+    async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, StoreError> {
+        Ok(bound(sql, args).execute(&mut *self).await?.rows_affected())
+    }
+}
 
 /// A statement's column names, copied once: rusqlite's own lookup by name asks SQLite for
 /// each column's name (and checks its UTF-8) on every call, which was a tenth of a one-row
@@ -154,20 +212,20 @@ impl Names {
 /// again (member filters by id or email make one statement per list length).
 const NAMES_KEPT: usize = 64;
 
-/// A read connection (rusqlite, see the module doc) and the column names of the statements
-/// it has run.
-pub(super) struct Reader {
-    conn: rusqlite::Connection,
+/// A SQLite connection (rusqlite, see the module doc) and the column names of the
+/// statements it has run.
+pub struct Lite {
+    pub(super) conn: rusqlite::Connection,
     // Keyed by statement text: SipHash over a few hundred bytes cost as much as copying
     // the names, foldhash a tenth of it.
     names: foldhash::HashMap<String, Names>,
-    /// `PRAGMA data_version` when [`Reader::changed`] last asked.
+    /// `PRAGMA data_version` when [`Lite::changed`] last asked.
     version: Option<i64>,
 }
 
-impl Reader {
-    pub(super) fn new(conn: rusqlite::Connection) -> Reader {
-        Reader {
+impl Lite {
+    pub(super) fn new(conn: rusqlite::Connection) -> Lite {
+        Lite {
             conn,
             names: foldhash::HashMap::default(),
             version: None,
@@ -247,15 +305,12 @@ impl Cols for Named<'_, '_> {
     }
 }
 
-/// Runs `sql` to the end (or to its first row when `first`), mapping each row.
-fn run<T>(
-    reader: &mut Reader,
+/// `sql`, prepared once per connection, with `args` bound to its `$n` parameters.
+fn prepared<'c>(
+    conn: &'c rusqlite::Connection,
     sql: &str,
-    args: &[Option<&str>],
-    first: bool,
-    map: impl Fn(&dyn Cols) -> Result<T, StoreError>,
-) -> Result<Vec<T>, StoreError> {
-    let Reader { conn, names, .. } = reader;
+    args: &[Arg<'_>],
+) -> Result<rusqlite::CachedStatement<'c>, StoreError> {
     let mut statement = conn.prepare_cached(sql)?;
     // SQLite numbers `$n` parameters in order of first appearance, not by n: bind by name.
     for index in 1..=statement.parameter_count() {
@@ -267,6 +322,19 @@ fn run<T>(
             .ok_or_else(|| rusqlite::Error::InvalidParameterName(format!("{name} in {sql}")))?;
         statement.raw_bind_parameter(index, arg)?;
     }
+    Ok(statement)
+}
+
+/// Runs `sql` to the end (or to its first row when `first`), mapping each row.
+fn run<T>(
+    lite: &mut Lite,
+    sql: &str,
+    args: &[Arg<'_>],
+    first: bool,
+    map: impl Fn(&dyn Cols) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let Lite { conn, names, .. } = lite;
+    let mut statement = prepared(conn, sql, args)?;
     let mut rows = statement.raw_query();
     let Some(row) = rows.next()? else {
         return Ok(Vec::new());
@@ -279,11 +347,19 @@ fn run<T>(
     Ok(out)
 }
 
-impl Fetch for Reader {
+impl Lite {
+    /// [`Conn::execute`], for callers that are not async (the migrations).
+    pub(super) fn run_statement(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, StoreError> {
+        let mut statement = prepared(&self.conn, sql, args)?;
+        Ok(statement.raw_execute()? as u64)
+    }
+}
+
+impl Conn for Lite {
     fn rows<T: Send>(
         &mut self,
         sql: &str,
-        args: &[Option<&str>],
+        args: &[Arg<'_>],
         map: impl Fn(&dyn Cols) -> Result<T, StoreError> + Send,
     ) -> impl Future<Output = Result<Vec<T>, StoreError>> + Send {
         std::future::ready(run(self, sql, args, false, map))
@@ -292,10 +368,18 @@ impl Fetch for Reader {
     fn row<T: Send>(
         &mut self,
         sql: &str,
-        args: &[Option<&str>],
+        args: &[Arg<'_>],
         map: impl Fn(&dyn Cols) -> Result<T, StoreError> + Send,
     ) -> impl Future<Output = Result<Option<T>, StoreError>> + Send {
         std::future::ready(run(self, sql, args, true, map).map(|rows| rows.into_iter().next()))
+    }
+
+    fn execute(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        std::future::ready(self.run_statement(sql, args))
     }
 }
 
@@ -303,24 +387,27 @@ impl Fetch for Reader {
 mod tests {
     use rusqlite::StatementStatus;
 
-    use super::{Reader, run};
+    use super::{Arg, Lite, run};
 
     #[test]
     fn parameters_bind_by_their_number_not_their_place() {
-        let mut reader = Reader::new(rusqlite::Connection::open_in_memory().unwrap());
+        let mut reader = Lite::new(rusqlite::Connection::open_in_memory().unwrap());
         let sql = "SELECT $2 AS b, $1 AS a, $2 IS NULL AS none";
-        let mut row = |args: &[Option<&str>]| {
+        let mut row = |args: &[Arg<'_>]| {
             run(&mut reader, sql, args, true, |r| {
                 Ok((r.maybe_text("a")?, r.maybe_text("b")?, r.flag("none")?))
             })
             .unwrap()
         };
         assert_eq!(
-            row(&[Some("x"), Some("y")]),
+            row(&["x".into(), "y".into()]),
             [(Some("x".into()), Some("y".into()), false)]
         );
-        assert_eq!(row(&[Some("x"), None]), [(Some("x".into()), None, true)]);
-        let missing = run(&mut reader, sql, &[Some("x")], true, |r| r.text("a"));
+        assert_eq!(
+            row(&["x".into(), Arg::Text(None)]),
+            [(Some("x".into()), None, true)]
+        );
+        let missing = run(&mut reader, sql, &["x".into()], true, |r| r.text("a"));
         assert!(
             missing.is_err(),
             "a parameter without an argument is refused"
@@ -354,7 +441,7 @@ mod tests {
     /// of a one-row read.
     #[test]
     fn a_statement_runs_again_without_being_compiled_again() {
-        let mut reader = Reader::new(rusqlite::Connection::open_in_memory().unwrap());
+        let mut reader = Lite::new(rusqlite::Connection::open_in_memory().unwrap());
         reader
             .conn
             .execute_batch(
@@ -369,7 +456,7 @@ mod tests {
             let found = run(
                 &mut reader,
                 "SELECT id FROM m WHERE email = $1",
-                &[Some(email)],
+                &[email.into()],
                 false,
                 |r| r.text("id"),
             )
@@ -387,8 +474,8 @@ mod tests {
     /// a schema change gets them copied again.
     #[test]
     fn columns_are_found_by_name_after_the_schema_changes() {
-        let mut reader = Reader::new(rusqlite::Connection::open_in_memory().unwrap());
-        let read = |reader: &mut Reader| {
+        let mut reader = Lite::new(rusqlite::Connection::open_in_memory().unwrap());
+        let read = |reader: &mut Lite| {
             run(reader, "SELECT * FROM t", &[], true, |r| {
                 Ok((r.text("a")?, r.text("b")?))
             })
@@ -410,7 +497,7 @@ mod tests {
         let path = dir.path().join("db");
         let writer = rusqlite::Connection::open(&path).unwrap();
         writer.execute_batch("CREATE TABLE t (a TEXT)").unwrap();
-        let mut reader = Reader::new(rusqlite::Connection::open(&path).unwrap());
+        let mut reader = Lite::new(rusqlite::Connection::open(&path).unwrap());
         assert!(
             reader.changed().unwrap(),
             "the first question is always yes"
