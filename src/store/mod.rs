@@ -65,6 +65,9 @@ pub enum StoreError {
     /// Concurrent writers kept colliding past the retry budget; the caller may try later.
     #[error("too much write contention on one account")]
     Contention,
+    /// A commit failed: none of the writes it held were made.
+    #[error("database error: committing: {0}")]
+    Commit(String),
     /// An import refused before anything was written.
     #[error("cannot import: {0}")]
     Import(String),
