@@ -6,8 +6,11 @@
 //! neither happens there:
 //! - waiting for another process's write lock: the first try does not wait, and a writer
 //!   that finds the lock taken waits on a blocking thread;
-//! - checkpointing the write-ahead log into the file (which syncs it): the write connection
-//!   never does; a thread of its own does after every [`CHECKPOINT_EVERY`] commits.
+//! - checkpointing the write-ahead log into the file (which syncs it and waits for readers
+//!   to leave the log): the write connection does it after every [`CHECKPOINT_AFTER`]
+//!   writes, on a blocking thread, while the writes that arrive meanwhile queue. Left to a
+//!   connection of its own, a checkpoint never caught up with a writer that never stops, and
+//!   the log grew by gigabytes a minute.
 //!
 //! Writes that arrive together commit together. Each write runs inside a savepoint of the
 //! transaction open on the write connection; when it ends and other writes are queued for
@@ -23,7 +26,6 @@ use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode};
@@ -44,9 +46,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// (bench/README.md). There are about as many read connections as runtime workers.
 const READ_CACHE_KIB: i64 = 16 * 1024;
 
-/// Commits between checkpoints: SQLite's own default is a checkpoint once the log holds
-/// 1,000 pages, and a small write adds a few.
-const CHECKPOINT_EVERY: u32 = 256;
+/// Writes between checkpoints: SQLite's own default is a checkpoint once the log holds
+/// 1,000 pages, and a write adds a few (a row and its index entries).
+const CHECKPOINT_AFTER: usize = 1024;
 
 /// Writes one commit holds at most, so that the first of them is not kept waiting long.
 const BATCH: usize = 64;
@@ -101,7 +103,8 @@ pub struct Writer {
     lite: Lite,
     batch: Option<Batch>,
     commits: u32,
-    checkpoints: SyncSender<()>,
+    /// Writes committed since the last checkpoint.
+    unchecked: usize,
 }
 
 /// The transaction open on the write connection: how many writes it holds, and how those
@@ -138,13 +141,22 @@ impl Writer {
         ));
         committed?;
         self.commits = self.commits.wrapping_add(1);
-        if self.commits.is_multiple_of(CHECKPOINT_EVERY) {
-            // Full: a checkpoint is already asked for.
-            if let Err(TrySendError::Disconnected(())) = self.checkpoints.try_send(()) {
-                tracing::warn!("the checkpoint thread has stopped");
-            }
-        }
+        self.unchecked += batch.writes.max(1);
         Ok(())
+    }
+
+    /// Copies the log into the database file and waits until no reader uses the log, so
+    /// that the next commit writes it from its start again. Blocks: off the runtime.
+    fn checkpoint(&mut self) {
+        self.unchecked = 0;
+        let conn = &self.lite.conn;
+        let done = conn
+            .busy_timeout(BUSY_TIMEOUT)
+            .and_then(|()| conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())))
+            .and_then(|()| conn.busy_timeout(Duration::ZERO));
+        if let Err(e) = done {
+            tracing::warn!(error = %e, "checkpointing the write-ahead log");
+        }
     }
 }
 
@@ -235,22 +247,6 @@ impl SqliteStore {
         migrate(&mut lite)?;
         // No waiting on the calling thread from now on (see `begin`).
         lite.conn.busy_timeout(Duration::ZERO)?;
-        let (checkpoints, wanted) = mpsc::sync_channel(1);
-        let checkpointer = Connection::open(path)?;
-        checkpointer.busy_timeout(BUSY_TIMEOUT)?;
-        std::thread::Builder::new()
-            .name("roster-checkpoint".into())
-            .spawn(move || {
-                // Ends when the store (the sender) is dropped.
-                while wanted.recv().is_ok() {
-                    let done =
-                        checkpointer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-                    if let Err(e) = done {
-                        tracing::warn!(error = %e, "checkpointing the write-ahead log");
-                    }
-                }
-            })
-            .map_err(|e| StoreError::Corrupt(format!("starting the checkpoint thread: {e}")))?;
         let readers = deadpool::managed::Pool::builder(Readers(path.to_path_buf()))
             .max_size(8)
             .build()
@@ -262,7 +258,7 @@ impl SqliteStore {
                     lite,
                     batch: None,
                     commits: 0,
-                    checkpoints,
+                    unchecked: 0,
                 })),
                 queued: Arc::default(),
                 memberships: Arc::new(MembershipCache::new()),
@@ -453,7 +449,12 @@ impl Backend for Sqlite {
         let batch = writer.batch.as_mut().expect("a write is in a batch");
         batch.writes += 1;
         if batch.writes >= BATCH || self.queued.load(Ordering::SeqCst) == 0 {
-            return writer.finish();
+            writer.finish()?;
+            if writer.unchecked >= CHECKPOINT_AFTER {
+                // The connection stays taken until the checkpoint is done; this write is.
+                tokio::task::spawn_blocking(move || writer.checkpoint());
+            }
+            return Ok(());
         }
         let mut outcome = batch.outcome.subscribe();
         drop(writer);
@@ -603,6 +604,30 @@ mod tests {
         stored.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         written.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         assert_eq!(stored, written);
+    }
+
+    /// The log is written from its start again after every `CHECKPOINT_AFTER` writes, so
+    /// a writer that never stops does not grow it without end.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_write_ahead_log_stays_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let store = SqliteStore::open(&path, Duration::ZERO).await.unwrap();
+        let wal = || std::fs::metadata(dir.path().join("db-wal")).unwrap().len();
+        let mut one_interval = 0;
+        for i in 0..3 * CHECKPOINT_AFTER {
+            store.create_account(&account(), None).await.unwrap();
+            if i == CHECKPOINT_AFTER - 2 {
+                one_interval = wal();
+            }
+        }
+        // Waits for a checkpoint under way.
+        drop(store.backend.writer.lock().await);
+        assert!(
+            wal() <= one_interval * 3 / 2,
+            "the log grew from {one_interval} to {} bytes",
+            wal()
+        );
     }
 
     /// A write queued behind a batch and then abandoned leaves nobody to commit the batch
