@@ -304,6 +304,60 @@ async fn two_processes_keep_every_invariant_under_races() {
     drop((one, two));
 }
 
+/// One administrator floods an account with invitations through one process while another
+/// changes a member's roles through the other: every change is made, none is refused as
+/// contention (429). Writers to one account take turns at its row lock (PostgreSQL) or the
+/// file's write lock (SQLite); none is aborted for touching what another touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_writer_is_not_starved_by_another_process_flooding_the_account() {
+    let db = TestDatabase::new();
+    let r = 0;
+    seed(&db, &fixture());
+    let (one, two) = (
+        Server::start(&db, &["--rate-limit", "0"]),
+        Server::start(&db, &["--rate-limit", "0"]),
+    );
+    let http = reqwest::Client::new();
+    let a = caller(&http, format!("a{r}@example.com"), user_key(r, 0));
+    let b = caller(&http, format!("b{r}@example.com"), user_key(r, 1));
+    let account = id(0xac, r);
+
+    let mut flood = JoinSet::new();
+    for lane in 0..16 {
+        let (a, base, account) = (a.clone(), one.base_url.clone(), account.clone());
+        flood.spawn(async move {
+            for n in 0..25 {
+                let body =
+                    json!({"email": format!("flood{lane}-{n}@example.com"), "roles": [READ_ONLY]});
+                let path = format!("/accounts/{account}/members");
+                let (status, body) = a
+                    .send(&base, reqwest::Method::POST, &path, Some(body))
+                    .await;
+                assert_eq!(status, 200, "{body}");
+            }
+        });
+    }
+    let invitee = id(0xc0, r);
+    for n in 0..20 {
+        let role = if n % 2 == 0 { SUPER_ADMIN } else { READ_ONLY };
+        let path = format!("/accounts/{account}/members/{invitee}");
+        let (status, body) = b
+            .send(
+                &two.base_url,
+                reqwest::Method::PUT,
+                &path,
+                Some(json!({"roles": [role]})),
+            )
+            .await;
+        assert_eq!(status, 200, "change {n} through the other process: {body}");
+        assert_eq!(body["result"]["roles"][0]["id"], role);
+    }
+    while let Some(done) = flood.join_next().await {
+        done.expect("flood lane");
+    }
+    drop((one, two));
+}
+
 /// A token disabled and a profile changed through one process hold in the other too: at
 /// once on PostgreSQL (the change is announced to every process), and on SQLite once the
 /// other's cached copy is older than its `--credential-cache` seconds.
