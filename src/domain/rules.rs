@@ -559,6 +559,301 @@ impl AccountState {
 #[cfg(test)]
 mod tests {
     use super::catalog;
+    use super::*;
+    use crate::domain::types::Access;
+
+    const READ_ONLY: &str = "25a6523fbf0a4cdaa8af77b778c7dd19";
+    const ACCOUNT_SETTINGS_READ: &str = "15b972a8f4cb43e78efbafb322f7dee5";
+
+    fn id(raw: &str) -> Id {
+        Id::parse(raw).unwrap()
+    }
+
+    fn user(email: &str, two_factor: bool) -> User {
+        User {
+            id: Id::generate(),
+            email: Email::parse(email, "email").unwrap(),
+            first_name: None,
+            last_name: None,
+            telephone: None,
+            country: None,
+            zipcode: None,
+            two_factor_authentication_enabled: two_factor,
+            created_on: now(),
+            modified_on: now(),
+        }
+    }
+
+    fn caller(email: &str) -> Caller {
+        Caller {
+            user: user(email, false),
+            token: None,
+        }
+    }
+
+    fn member(email: &str, status: Status, roles: &[&str]) -> Membership {
+        Membership {
+            id: Id::generate(),
+            account_id: id("ac000000000000000000000000000000"),
+            email: Email::parse(email, "email").unwrap(),
+            status,
+            grants: Grants::Roles(roles.iter().map(|r| id(r)).collect()),
+            code: activation_code(),
+            api_access_enabled: None,
+            created_on: now(),
+            modified_on: now(),
+            user: None,
+        }
+    }
+
+    /// An account holding `members`, loaded as if every one of them was asked for.
+    fn account(members: Vec<Membership>) -> AccountState {
+        AccountState {
+            account: Account {
+                id: id("ac000000000000000000000000000000"),
+                name: "Rules".into(),
+                account_type: AccountType::Standard,
+                created_on: now(),
+                settings: super::super::AccountSettings::default(),
+                managed_by: None,
+            },
+            members,
+            catalog: AccountCatalog::default(),
+            focus: Focus::everyone(),
+        }
+    }
+
+    fn new_member(email: &str, status: Status) -> NewMember {
+        NewMember {
+            email: Email::parse(email, "email").unwrap(),
+            grants: Grants::Roles(vec![id(READ_ONLY)]),
+            status,
+        }
+    }
+
+    #[test]
+    fn only_accepted_members_with_the_right_see_or_change_the_account() {
+        let admin = member(
+            "admin@example.com",
+            Status::Accepted,
+            &[catalog::SUPER_ADMINISTRATOR],
+        );
+        let reader = member("reader@example.com", Status::Accepted, &[READ_ONLY]);
+        let invitee = member(
+            "invitee@example.com",
+            Status::Pending,
+            &[catalog::SUPER_ADMINISTRATOR],
+        );
+        let state = account(vec![admin, reader, invitee]);
+        assert!(
+            state
+                .authorize(&caller("ADMIN@example.com"), Need::Write)
+                .is_ok()
+        );
+        assert!(
+            state
+                .authorize(&caller("reader@example.com"), Need::Read)
+                .is_ok()
+        );
+        assert_eq!(
+            state
+                .authorize(&caller("reader@example.com"), Need::Write)
+                .unwrap_err(),
+            DomainError::Forbidden
+        );
+        for stranger in ["invitee@example.com", "nobody@example.com"] {
+            assert_eq!(
+                state.authorize(&caller(stranger), Need::Read).unwrap_err(),
+                DomainError::NotFound("Account")
+            );
+        }
+    }
+
+    #[test]
+    fn an_email_holds_one_live_membership_per_account() {
+        let mut rejected = member("gone@example.com", Status::Rejected, &[READ_ONLY]);
+        rejected.email = Email::parse("Gone@example.com", "email").unwrap();
+        let state = account(vec![
+            member("here@example.com", Status::Pending, &[READ_ONLY]),
+            rejected,
+        ]);
+        assert_eq!(
+            state
+                .invite(new_member("HERE@example.com", Status::Pending), None)
+                .unwrap_err(),
+            DomainError::AlreadyMember("HERE@example.com".into())
+        );
+        // A rejected invitation is history: the address may be invited again.
+        assert!(
+            state
+                .invite(new_member("gone@example.com", Status::Pending), None)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_direct_add_to_an_account_enforcing_two_factor_needs_it() {
+        let mut state = account(vec![]);
+        state.account.settings.enforce_twofactor = true;
+        let new = || new_member("new@example.com", Status::Accepted);
+        assert_eq!(
+            state
+                .invite(new(), Some(user("new@example.com", false)))
+                .unwrap_err(),
+            DomainError::TwoFactorRequired
+        );
+        assert!(
+            state
+                .invite(new(), Some(user("new@example.com", true)))
+                .is_ok()
+        );
+        // An invitation waits for the invitee to accept, and is checked then.
+        assert!(
+            state
+                .invite(new_member("new@example.com", Status::Pending), None)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn the_last_administrator_stays() {
+        let admin = member(
+            "admin@example.com",
+            Status::Accepted,
+            &[catalog::SUPER_ADMINISTRATOR],
+        );
+        let pending = member(
+            "next@example.com",
+            Status::Pending,
+            &[catalog::SUPER_ADMINISTRATOR],
+        );
+        let reader = member("reader@example.com", Status::Accepted, &[READ_ONLY]);
+        let state = account(vec![admin.clone(), pending, reader.clone()]);
+        let demoted = Grants::Roles(vec![id(READ_ONLY)]);
+        assert_eq!(
+            state.remove_member(&admin.id).unwrap_err(),
+            DomainError::LastAdministrator
+        );
+        assert_eq!(
+            state.update_grants(&admin.id, demoted.clone()).unwrap_err(),
+            DomainError::LastAdministrator
+        );
+        assert_eq!(
+            state
+                .leave(&admin.id, &user("admin@example.com", false))
+                .unwrap_err(),
+            DomainError::LastAdministrator
+        );
+        assert!(state.remove_member(&reader.id).is_ok());
+
+        // With a second accepted administrator, either may go.
+        let second = member(
+            "second@example.com",
+            Status::Accepted,
+            &[catalog::SUPER_ADMINISTRATOR],
+        );
+        let state = account(vec![admin.clone(), second]);
+        assert!(state.remove_member(&admin.id).is_ok());
+        assert!(state.update_grants(&admin.id, demoted).is_ok());
+
+        // An account without any (a fixture may load one) is not locked by the rule.
+        let state = account(vec![reader.clone()]);
+        assert!(state.remove_member(&reader.id).is_ok());
+    }
+
+    #[test]
+    fn an_invitee_answers_their_own_invitation_once() {
+        let invited = member("invitee@example.com", Status::Pending, &[READ_ONLY]);
+        let state = account(vec![invited.clone()]);
+        let invitee = user("invitee@example.com", false);
+        let accepted = match state
+            .respond(&invited.id, &invitee, Answer::Accepted)
+            .unwrap()
+        {
+            Change::PutMembership(m) => m,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(accepted.status, Status::Accepted);
+        assert_eq!(
+            state
+                .respond(
+                    &invited.id,
+                    &user("other@example.com", false),
+                    Answer::Accepted
+                )
+                .unwrap_err(),
+            DomainError::NotFound("Membership")
+        );
+        let state = account(vec![accepted.clone()]);
+        // Accepting again changes nothing; rejecting now is too late.
+        assert!(
+            state
+                .respond(&accepted.id, &invitee, Answer::Accepted)
+                .is_ok()
+        );
+        assert_eq!(
+            state
+                .respond(&accepted.id, &invitee, Answer::Rejected)
+                .unwrap_err(),
+            DomainError::NotPending("accepted")
+        );
+    }
+
+    #[test]
+    fn a_deny_policy_takes_away_what_an_allow_policy_grants() {
+        let mut state = account(vec![]);
+        let group = ResourceGroup {
+            id: Id::generate(),
+            name: "this account".into(),
+            scope: Scope {
+                key: state.account.scope_key(),
+                objects: vec![ScopeObject { key: "*".into() }],
+            },
+            meta: Default::default(),
+        };
+        state.catalog.resource_groups.push(group.clone());
+        let policy = |access| Policy {
+            id: Id::generate(),
+            access,
+            permission_groups: vec![id(ACCOUNT_SETTINGS_READ)],
+            resource_groups: vec![group.id.clone()],
+        };
+        let allowed = Grants::Policies(vec![policy(Access::Allow)]);
+        let denied = Grants::Policies(vec![policy(Access::Allow), policy(Access::Deny)]);
+        assert!(
+            state
+                .catalog
+                .permissions(&state.account, &allowed)
+                .can_read(Key::Organization)
+        );
+        assert!(
+            !state
+                .catalog
+                .permissions(&state.account, &denied)
+                .can_read(Key::Organization)
+        );
+        // A group in use by a member's policy cannot go.
+        let mut holder = member("holder@example.com", Status::Accepted, &[]);
+        holder.grants = allowed;
+        state.members.push(holder);
+        assert_eq!(
+            state.delete_resource_group(&group.id).unwrap_err(),
+            DomainError::ResourceGroupInUse
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "a write decided without loading the administrators")]
+    fn a_rule_refuses_to_decide_without_the_members_it_needs() {
+        let admin = member(
+            "admin@example.com",
+            Status::Accepted,
+            &[catalog::SUPER_ADMINISTRATOR],
+        );
+        let mut state = account(vec![admin.clone()]);
+        state.focus = Focus::default().member(&admin.id);
+        let _ = state.remove_member(&admin.id);
+    }
 
     /// `require_token_group` names groups by area; each must be in the catalog.
     #[test]

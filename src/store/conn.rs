@@ -78,6 +78,9 @@ pub trait Cols {
     fn flag(&self, name: &str) -> Result<bool, StoreError>;
     fn maybe_flag(&self, name: &str) -> Result<Option<bool>, StoreError>;
     fn int(&self, name: &str) -> Result<i64, StoreError>;
+    /// Text, a flag or NULL as JSON, for a column whose type the caller does not know
+    /// (`sql::Table`): SQLite stores flags as integers, and no such column holds a number.
+    fn value(&self, name: &str) -> Result<serde_json::Value, StoreError>;
 }
 
 /// A connection that runs one statement at a time.
@@ -133,6 +136,14 @@ impl Cols for sqlx::postgres::PgRow {
     }
     fn int(&self, name: &str) -> Result<i64, StoreError> {
         Ok(sqlx::Row::try_get(self, name)?)
+    }
+    fn value(&self, name: &str) -> Result<serde_json::Value, StoreError> {
+        Ok(match self.maybe_text(name) {
+            Ok(text) => text.map_or(serde_json::Value::Null, Into::into),
+            Err(_) => self
+                .maybe_flag(name)?
+                .map_or(serde_json::Value::Null, Into::into),
+        })
     }
 }
 
@@ -277,13 +288,17 @@ impl<'r, 's> Named<'r, 's> {
         }
     }
 
-    fn get<T: rusqlite::types::FromSql>(&self, name: &str) -> Result<T, StoreError> {
+    fn index(&self, name: &str) -> Result<usize, StoreError> {
         let index = self
             .names
             .index(name, self.next.get())
             .ok_or_else(|| rusqlite::Error::InvalidColumnName(name.to_string()))?;
         self.next.set(index + 1);
-        Ok(self.row.get(index)?)
+        Ok(index)
+    }
+
+    fn get<T: rusqlite::types::FromSql>(&self, name: &str) -> Result<T, StoreError> {
+        Ok(self.row.get(self.index(name)?)?)
     }
 }
 
@@ -302,6 +317,22 @@ impl Cols for Named<'_, '_> {
     }
     fn int(&self, name: &str) -> Result<i64, StoreError> {
         self.get(name)
+    }
+    fn value(&self, name: &str) -> Result<serde_json::Value, StoreError> {
+        use rusqlite::types::ValueRef;
+        Ok(match self.row.get_ref(self.index(name)?)? {
+            ValueRef::Null => serde_json::Value::Null,
+            ValueRef::Integer(flag) => (flag != 0).into(),
+            ValueRef::Text(text) => std::str::from_utf8(text)
+                .map_err(|e| super::sql::corrupt(name, e))?
+                .into(),
+            other => {
+                return Err(super::sql::corrupt(
+                    name,
+                    format!("{:?}", other.data_type()),
+                ));
+            }
+        })
     }
 }
 

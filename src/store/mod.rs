@@ -14,7 +14,7 @@
 //!
 //! | operation | SQLite | PostgreSQL | cache |
 //! |---|---|---|---|
-//! | `load_account`, `member_page` | a reader, no transaction (statements may straddle a commit; the views skip what a write removed) | a pooled connection, `REPEATABLE READ READ ONLY` | none |
+//! | `load_account`, `member_page` | a reader, no transaction (statements may straddle a commit; the views skip what a write removed) | `Singles`, no transaction (the same) | none |
 //! | `user_memberships`, `user_membership` | a reader, no transaction | a single-statement connection (`Singles`), no transaction | SQLite: memberships, checked against `data_version` |
 //! | `user_by_email`, `token_by_hash` | a reader | `Singles` | credentials, for the time to live |
 //! | `user_tokens` | a reader | `Singles` | none |

@@ -67,7 +67,7 @@ impl PgStore {
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        // Few: each holds a connection for one statement, and the server's connections are
+        // Few: each holds a connection for one read, and the server's connections are
         // shared by every process (a hundred by default).
         let singles = deadpool::managed::Pool::builder(Singles(options))
             .max_size(8)
@@ -116,7 +116,7 @@ impl DerefMut for Tx {
 
 impl Backend for Postgres {
     type Single = deadpool::managed::Object<Singles>;
-    type Snapshot = Tx;
+    type Snapshot = deadpool::managed::Object<Singles>;
     type Tx = Tx;
 
     /// Sort text bytewise, as SQLite and Rust do, whatever the database's locale.
@@ -135,10 +135,11 @@ impl Backend for Postgres {
         })
     }
 
-    /// A read-only snapshot, so the account, its members and its catalog agree; dropping
-    /// it ends it.
-    async fn snapshot(&self) -> Result<Tx, StoreError> {
-        self.begin(Lock::Snapshot).await
+    /// Reads of several statements take no transaction either, as on SQLite: BEGIN and
+    /// COMMIT were two of an account read's five round trips, and a read spanning a commit
+    /// sees at worst a reference the write removed, which the views skip.
+    async fn snapshot(&self) -> Result<Self::Snapshot, StoreError> {
+        self.single().await
     }
 
     /// This process's writers queue per account or user before they take a connection
@@ -239,11 +240,10 @@ async fn follow_changes(
     }
 }
 
-/// Connections for reads of one statement, kept by deadpool rather than by sqlx's pool:
-/// sqlx pings every connection it takes back, a round trip to the server after every
-/// request (a seventh of a one-query read's CPU in perf, and the server's share besides),
-/// to flush what a dropped transaction or a statement cut short left behind. These run
-/// no transactions, and only one whose statement did not finish, or that sat idle, is
+/// Connections for reads, kept by deadpool rather than by sqlx's pool: sqlx pings every
+/// connection it takes back, a round trip to the server after every request (a seventh of
+/// a one-query read's CPU in perf, and the server's share besides), to flush what a
+/// dropped transaction or a statement cut short left behind. These run no transactions, and only one whose statement did not finish, or that sat idle, is
 /// pinged before its next use (and dropped if the ping fails or takes 10 s).
 pub struct Singles(PgConnectOptions);
 

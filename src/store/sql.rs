@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::conn::{Arg, Cols, Conn};
+use super::conn::{Arg, Conn};
 use super::credentials::Credentials;
-use super::export::*;
+use super::export::{Export, FORMAT};
 use super::queries;
 use super::{
     Decide, EditToken, EditUser, MemberPage, MemberQuery, Store, StoreError, UserMembership,
@@ -329,17 +329,18 @@ async fn apply(conn: &mut impl Conn, account_id: &Id, change: &Change) -> Result
     Ok(())
 }
 
-/// One table as `roster export` writes it and `roster import` reads it: its columns, in
-/// order, and how a row goes to and from them.
-struct Table<R> {
+/// One table as `roster export` writes it and `roster import` reads it. A row is the
+/// export's own type (see `export.rs`), whose fields are named after the table's columns,
+/// and goes to and from the database through its serde form: these tables hold text and
+/// booleans only, which is what [`Cols::value`] and [`Arg`] carry.
+struct Table {
     name: &'static str,
     columns: &'static [&'static str],
-    id: fn(&R) -> &str,
-    from_row: fn(&dyn Cols) -> Result<R, StoreError>,
-    args: for<'r> fn(&'r R) -> Vec<Arg<'r>>,
+    /// The boolean columns: a NULL bound to one must say so (PostgreSQL types parameters).
+    flags: &'static [&'static str],
 }
 
-const USERS: Table<UserRow> = Table {
+const USERS: Table = Table {
     name: "users",
     columns: &[
         "id",
@@ -355,42 +356,10 @@ const USERS: Table<UserRow> = Table {
         "created_on",
         "modified_on",
     ],
-    id: |u| &u.id,
-    from_row: |r| {
-        Ok(UserRow {
-            id: r.text("id")?,
-            email: r.text("email")?,
-            email_lower: r.text("email_lower")?,
-            first_name: r.maybe_text("first_name")?,
-            last_name: r.maybe_text("last_name")?,
-            telephone: r.maybe_text("telephone")?,
-            country: r.maybe_text("country")?,
-            zipcode: r.maybe_text("zipcode")?,
-            two_factor: r.flag("two_factor")?,
-            api_key_hash: r.text("api_key_hash")?,
-            created_on: r.text("created_on")?,
-            modified_on: r.text("modified_on")?,
-        })
-    },
-    args: |u| {
-        vec![
-            (&u.id).into(),
-            (&u.email).into(),
-            (&u.email_lower).into(),
-            (&u.first_name).into(),
-            (&u.last_name).into(),
-            (&u.telephone).into(),
-            (&u.country).into(),
-            (&u.zipcode).into(),
-            u.two_factor.into(),
-            (&u.api_key_hash).into(),
-            (&u.created_on).into(),
-            (&u.modified_on).into(),
-        ]
-    },
+    flags: &["two_factor"],
 };
 
-const ACCOUNTS: Table<AccountRow> = Table {
+const ACCOUNTS: Table = Table {
     name: "accounts",
     columns: &[
         "id",
@@ -403,84 +372,22 @@ const ACCOUNTS: Table<AccountRow> = Table {
         "use_account_custom_ns_by_default",
         "managed_by",
     ],
-    id: |a| &a.id,
-    from_row: |r| {
-        Ok(AccountRow {
-            id: r.text("id")?,
-            name: r.text("name")?,
-            account_type: r.text("type")?,
-            created_on: r.text("created_on")?,
-            enforce_twofactor: r.flag("enforce_twofactor")?,
-            abuse_contact_email: r.maybe_text("abuse_contact_email")?,
-            default_nameservers: r.text("default_nameservers")?,
-            use_account_custom_ns_by_default: r.flag("use_account_custom_ns_by_default")?,
-            managed_by: r.maybe_text("managed_by")?,
-        })
-    },
-    args: |a| {
-        vec![
-            (&a.id).into(),
-            (&a.name).into(),
-            (&a.account_type).into(),
-            (&a.created_on).into(),
-            a.enforce_twofactor.into(),
-            (&a.abuse_contact_email).into(),
-            (&a.default_nameservers).into(),
-            a.use_account_custom_ns_by_default.into(),
-            (&a.managed_by).into(),
-        ]
-    },
+    flags: &["enforce_twofactor", "use_account_custom_ns_by_default"],
 };
 
-const ACCOUNT_ROLES: Table<AccountRoleRow> = Table {
+const ACCOUNT_ROLES: Table = Table {
     name: "account_roles",
     columns: &["account_id", "id", "name", "description", "permissions"],
-    id: |r| &r.id,
-    from_row: |r| {
-        Ok(AccountRoleRow {
-            account_id: r.text("account_id")?,
-            id: r.text("id")?,
-            name: r.text("name")?,
-            description: r.text("description")?,
-            permissions: r.text("permissions")?,
-        })
-    },
-    args: |r| {
-        vec![
-            (&r.account_id).into(),
-            (&r.id).into(),
-            (&r.name).into(),
-            (&r.description).into(),
-            (&r.permissions).into(),
-        ]
-    },
+    flags: &[],
 };
 
-const RESOURCE_GROUPS: Table<ResourceGroupRow> = Table {
+const RESOURCE_GROUPS: Table = Table {
     name: "resource_groups",
     columns: &["id", "account_id", "name", "scope", "meta"],
-    id: |g| &g.id,
-    from_row: |r| {
-        Ok(ResourceGroupRow {
-            id: r.text("id")?,
-            account_id: r.text("account_id")?,
-            name: r.text("name")?,
-            scope: r.text("scope")?,
-            meta: r.text("meta")?,
-        })
-    },
-    args: |g| {
-        vec![
-            (&g.id).into(),
-            (&g.account_id).into(),
-            (&g.name).into(),
-            (&g.scope).into(),
-            (&g.meta).into(),
-        ]
-    },
+    flags: &[],
 };
 
-const MEMBERSHIPS: Table<MembershipRow> = Table {
+const MEMBERSHIPS: Table = Table {
     name: "memberships",
     columns: &[
         "id",
@@ -494,38 +401,10 @@ const MEMBERSHIPS: Table<MembershipRow> = Table {
         "created_on",
         "modified_on",
     ],
-    id: |m| &m.id,
-    from_row: |r| {
-        Ok(MembershipRow {
-            id: r.text("id")?,
-            account_id: r.text("account_id")?,
-            email: r.text("email")?,
-            email_lower: r.text("email_lower")?,
-            status: r.text("status")?,
-            grants: r.text("grants")?,
-            code: r.text("code")?,
-            api_access_enabled: r.maybe_flag("api_access_enabled")?,
-            created_on: r.text("created_on")?,
-            modified_on: r.text("modified_on")?,
-        })
-    },
-    args: |m| {
-        vec![
-            (&m.id).into(),
-            (&m.account_id).into(),
-            (&m.email).into(),
-            (&m.email_lower).into(),
-            (&m.status).into(),
-            (&m.grants).into(),
-            (&m.code).into(),
-            m.api_access_enabled.into(),
-            (&m.created_on).into(),
-            (&m.modified_on).into(),
-        ]
-    },
+    flags: &["api_access_enabled"],
 };
 
-const TOKENS: Table<TokenRow> = Table {
+const TOKENS: Table = Table {
     name: "tokens",
     columns: &[
         "id",
@@ -541,51 +420,44 @@ const TOKENS: Table<TokenRow> = Table {
         "modified_on",
         "last_used_on",
     ],
-    id: |t| &t.id,
-    from_row: |r| {
-        Ok(TokenRow {
-            id: r.text("id")?,
-            user_id: r.text("user_id")?,
-            name: r.text("name")?,
-            token_hash: r.text("token_hash")?,
-            status: r.text("status")?,
-            policies: r.text("policies")?,
-            not_before: r.maybe_text("not_before")?,
-            expires_on: r.maybe_text("expires_on")?,
-            request_ip: r.maybe_text("request_ip")?,
-            created_on: r.text("created_on")?,
-            modified_on: r.text("modified_on")?,
-            last_used_on: r.maybe_text("last_used_on")?,
-        })
-    },
-    args: |t| {
-        vec![
-            (&t.id).into(),
-            (&t.user_id).into(),
-            (&t.name).into(),
-            (&t.token_hash).into(),
-            (&t.status).into(),
-            (&t.policies).into(),
-            (&t.not_before).into(),
-            (&t.expires_on).into(),
-            (&t.request_ip).into(),
-            (&t.created_on).into(),
-            (&t.modified_on).into(),
-            (&t.last_used_on).into(),
-        ]
-    },
+    flags: &[],
 };
 
-impl<R: Send> Table<R> {
-    async fn read_all(&self, conn: &mut impl Conn) -> Result<Vec<R>, StoreError> {
+/// A column's value as a statement parameter.
+fn arg(value: &serde_json::Value, flag: bool) -> Arg<'_> {
+    match value {
+        serde_json::Value::String(text) => Arg::Text(Some(text)),
+        serde_json::Value::Bool(flag) => Arg::Flag(Some(*flag)),
+        _ if flag => Arg::Flag(None),
+        _ => Arg::Text(None),
+    }
+}
+
+impl Table {
+    async fn read_all<R: serde::de::DeserializeOwned + Send>(
+        &self,
+        conn: &mut impl Conn,
+    ) -> Result<Vec<R>, StoreError> {
         let sql = format!("SELECT {} FROM {}", self.columns.join(", "), self.name);
-        conn.rows(&sql, &[], self.from_row).await
+        conn.rows(&sql, &[], |row| {
+            let fields = self
+                .columns
+                .iter()
+                .map(|c| Ok((c.to_string(), row.value(c)?)))
+                .collect::<Result<serde_json::Map<_, _>, StoreError>>()?;
+            serde_json::from_value(fields.into()).map_err(|e| corrupt(self.name, e))
+        })
+        .await
     }
 
     /// Inserts `rows` many to a statement: a row per statement made a million-user import
     /// take minutes. A statement the database refuses is replayed row by row, each under a
     /// savepoint (PostgreSQL aborts a transaction at its first error), to name the row.
-    async fn insert_all(&self, conn: &mut impl Conn, rows: &[R]) -> Result<(), StoreError> {
+    async fn insert_all<R: serde::Serialize>(
+        &self,
+        conn: &mut impl Conn,
+        rows: &[R],
+    ) -> Result<(), StoreError> {
         // Within both backends' limits on parameters a statement (12 columns here at most:
         // 6,000 of SQLite's 32,766).
         const ROWS: usize = 500;
@@ -605,10 +477,21 @@ impl<R: Send> Table<R> {
                 values.join(", ")
             )
         };
+        let fields = |row: &R| serde_json::to_value(row).expect("export rows serialize");
+        fn args<'f>(table: &Table, fields: &'f [serde_json::Value]) -> Vec<Arg<'f>> {
+            let column = |f: &'f serde_json::Value, c: &&str| arg(&f[*c], table.flags.contains(c));
+            fields
+                .iter()
+                .flat_map(|f| table.columns.iter().map(move |c| column(f, c)))
+                .collect()
+        }
         for chunk in rows.chunks(ROWS) {
-            let args: Vec<Arg<'_>> = chunk.iter().flat_map(|r| (self.args)(r)).collect();
+            let chunk: Vec<serde_json::Value> = chunk.iter().map(fields).collect();
             conn.execute("SAVEPOINT chunk", &[]).await?;
-            let first = match conn.execute(&statement(chunk.len()), &args).await {
+            let first = match conn
+                .execute(&statement(chunk.len()), &args(self, &chunk))
+                .await
+            {
                 Ok(_) => {
                     conn.execute("RELEASE SAVEPOINT chunk", &[]).await?;
                     continue;
@@ -616,13 +499,14 @@ impl<R: Send> Table<R> {
                 Err(e) => e,
             };
             conn.execute("ROLLBACK TO SAVEPOINT chunk", &[]).await?;
-            for row in chunk {
-                if let Err(e) = conn.execute(&statement(1), &(self.args)(row)).await {
+            for row in &chunk {
+                let one = std::slice::from_ref(row);
+                if let Err(e) = conn.execute(&statement(1), &args(self, one)).await {
                     return Err(match violation(&e) {
                         Some(v) => StoreError::Import(format!(
                             "{}[{}]: {}",
                             self.name,
-                            (self.id)(row),
+                            row["id"].as_str().unwrap_or_default(),
                             v.message
                         )),
                         None => e,
