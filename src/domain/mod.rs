@@ -8,6 +8,8 @@ pub mod list;
 pub mod model;
 pub mod permissions;
 pub mod rules;
+#[cfg(test)]
+pub mod testing;
 #[macro_use]
 pub mod types;
 pub mod tokens;

@@ -560,6 +560,7 @@ impl AccountState {
 mod tests {
     use super::catalog;
     use super::*;
+    use crate::domain::testing::user;
     use crate::domain::types::Access;
 
     const READ_ONLY: &str = "25a6523fbf0a4cdaa8af77b778c7dd19";
@@ -567,21 +568,6 @@ mod tests {
 
     fn id(raw: &str) -> Id {
         Id::parse(raw).unwrap()
-    }
-
-    fn user(email: &str, two_factor: bool) -> User {
-        User {
-            id: Id::generate(),
-            email: Email::parse(email, "email").unwrap(),
-            first_name: None,
-            last_name: None,
-            telephone: None,
-            country: None,
-            zipcode: None,
-            two_factor_authentication_enabled: two_factor,
-            created_on: now(),
-            modified_on: now(),
-        }
     }
 
     fn caller(email: &str) -> Caller {
@@ -611,11 +597,7 @@ mod tests {
         AccountState {
             account: Account {
                 id: id("ac000000000000000000000000000000"),
-                name: "Rules".into(),
-                account_type: AccountType::Standard,
-                created_on: now(),
-                settings: super::super::AccountSettings::default(),
-                managed_by: None,
+                ..crate::domain::testing::account()
             },
             members,
             catalog: AccountCatalog::default(),

@@ -291,23 +291,8 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use super::*;
-    use crate::domain::types::now;
-    use crate::domain::{AccountSettings, AccountType, Email, Status};
-
-    fn user(email: &str) -> User {
-        User {
-            id: Id::generate(),
-            email: Email::parse(email, "email").unwrap(),
-            first_name: None,
-            last_name: None,
-            telephone: None,
-            country: None,
-            zipcode: None,
-            two_factor_authentication_enabled: false,
-            created_on: now(),
-            modified_on: now(),
-        }
-    }
+    use crate::domain::testing::{account, user};
+    use crate::domain::{Email, Status};
 
     /// A read loads the memberships its focus names and no others: authorizing a caller
     /// in a big account must not cost what the account's size costs.
@@ -317,15 +302,8 @@ mod tests {
         let store = SqliteStore::open(&dir.path().join("db"), std::time::Duration::ZERO)
             .await
             .unwrap();
-        let owner = user("Owner@example.com");
-        let account = Account {
-            id: Id::generate(),
-            name: "Big".into(),
-            account_type: AccountType::Standard,
-            created_on: now(),
-            settings: AccountSettings::default(),
-            managed_by: None,
-        };
+        let owner = user("Owner@example.com", false);
+        let account = account();
         let founder = account.founding_member(&owner);
         store
             .create_account(&account, Some(&founder))

@@ -534,20 +534,9 @@ impl Backend for Sqlite {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::types::now;
+    use crate::domain::testing::account;
     use crate::domain::*;
     use crate::store::Store;
-
-    fn account() -> Account {
-        Account {
-            id: Id::generate(),
-            name: "Batch".into(),
-            account_type: AccountType::Standard,
-            created_on: now(),
-            settings: AccountSettings::default(),
-            managed_by: None,
-        }
-    }
 
     /// Writes that arrive together share commits; one refused by a rule takes nothing of
     /// the others with it, and every one that was answered as written is there.
