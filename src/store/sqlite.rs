@@ -127,6 +127,18 @@ impl Writer {
         Ok(())
     }
 
+    /// Ends the open batch, if SQLite rolled its transaction back by itself (it may, on
+    /// an I/O error or a full disk): its writes are told they were not made.
+    fn lost(&mut self) {
+        if self.lite.conn.is_autocommit()
+            && let Some(batch) = self.batch.take()
+        {
+            batch
+                .outcome
+                .send_replace(Some(Err("the transaction was rolled back".into())));
+        }
+    }
+
     /// Commits the open batch, if any, and tells its writes.
     fn finish(&mut self) -> Result<(), StoreError> {
         let Some(batch) = self.batch.take() else {
@@ -200,6 +212,7 @@ impl Drop for Tx {
         if let Err(e) = undone {
             tracing::error!(error = %e, "rolling back a write");
         }
+        writer.lost();
         // The others in the batch wait for a commit; with nobody queued, it is now.
         if self.queued.load(Ordering::SeqCst) == 0
             && let Err(e) = writer.finish()
@@ -445,6 +458,10 @@ impl Backend for Sqlite {
         if let Err(e) = writer.lite.conn.execute_batch("RELEASE write") {
             tx.writer = Some(writer);
             return Err(e.into());
+        }
+        writer.lost();
+        if writer.batch.is_none() {
+            return Err(StoreError::Commit("the transaction was rolled back".into()));
         }
         let batch = writer.batch.as_mut().expect("a write is in a batch");
         batch.writes += 1;
