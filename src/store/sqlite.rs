@@ -41,10 +41,11 @@ use crate::domain::Id;
 /// How long a writer waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Page cache of each read connection (SQLite's default is 2 MiB): at a million users a
-/// deep members page and the upper levels of the indexes no longer fitted in 2 MiB
-/// (bench/README.md). There are about as many read connections as runtime workers.
-const READ_CACHE_KIB: i64 = 16 * 1024;
+/// Page cache of each connection (SQLite's default is 2 MiB): at a million users a deep
+/// members page and the upper levels of the indexes no longer fitted in 2 MiB, and the
+/// write connection read index pages back from the OS for every batch (bench/README.md).
+/// There are about as many read connections as runtime workers, and one writer.
+const CACHE_KIB: i64 = 16 * 1024;
 
 /// Writes between checkpoints: SQLite's own default is a checkpoint once the log holds
 /// 1,000 pages, and a write adds a few (a row and its index entries).
@@ -82,7 +83,7 @@ impl deadpool::managed::Manager for Readers {
         conn.busy_timeout(BUSY_TIMEOUT)?;
         // A read connection never writes, whatever a bug might send it.
         conn.pragma_update(None, "query_only", true)?;
-        conn.pragma_update(None, "cache_size", -READ_CACHE_KIB)?;
+        conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
         // Room for every statement the reads use; each is prepared once per connection.
         conn.set_prepared_statement_cache_capacity(64);
         Ok(Lite::new(conn))
@@ -255,6 +256,7 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "normal")?;
         conn.pragma_update(None, "foreign_keys", true)?;
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
         conn.set_prepared_statement_cache_capacity(64);
         let mut lite = Lite::new(conn);
         migrate(&mut lite)?;
