@@ -29,6 +29,39 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// The command line, with the database chosen as an operator expects: a flag given on
+    /// the command line beats the environment (`--database roster.db` while `DATABASE_URL`
+    /// is set means the SQLite file), and naming two databases at once, both as flags or
+    /// both in the environment, is refused rather than resolved silently.
+    pub fn parse_args() -> Cli {
+        use clap::parser::ValueSource::{CommandLine, EnvVariable};
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Cli::command().get_matches();
+        let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        match (
+            matches.value_source("database"),
+            matches.value_source("database_url"),
+        ) {
+            (Some(CommandLine), Some(CommandLine)) => Cli::command()
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "--database and --database-url name two databases: give one",
+                )
+                .exit(),
+            (Some(EnvVariable), Some(EnvVariable)) => Cli::command()
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "ROSTER_DATABASE and DATABASE_URL name two databases: unset one",
+                )
+                .exit(),
+            (Some(CommandLine), Some(EnvVariable)) => cli.db.database_url = None,
+            _ => {}
+        }
+        cli
+    }
+}
+
 #[derive(Args)]
 pub struct Database {
     /// SQLite database file, created and migrated on start.

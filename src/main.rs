@@ -1,5 +1,3 @@
-use clap::Parser;
-
 // glibc's allocator was a sixth of a short request's CPU (malloc, free and their
 // consolidation across the runtime's threads); mimalloc's per-thread heaps cost a
 // fraction of that.
@@ -8,5 +6,5 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    roster::cli::run(roster::cli::Cli::parse()).await
+    roster::cli::run(roster::cli::Cli::parse_args()).await
 }

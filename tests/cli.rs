@@ -430,3 +430,73 @@ fn idle_and_slow_connections_are_closed() {
     );
     assert_eq!(status, 200);
 }
+
+/// `--database FILE` while `DATABASE_URL` is set (the README's own PostgreSQL section sets
+/// it) means the file: a flag beats the environment. Two databases named the same way, both
+/// as flags or both in the environment, are refused before anything is opened.
+#[test]
+fn an_explicit_database_beats_the_environment_and_two_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("flag.db");
+    let file = file.to_str().unwrap();
+    // Nothing listens there: using it would fail.
+    let unreachable = "postgres://nobody@127.0.0.1:1/none";
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_roster"));
+        command
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .env_remove("ROSTER_DATABASE")
+            .current_dir(dir.path());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        command.output().unwrap()
+    };
+
+    let out = run(
+        &["--database", file, "migrate"],
+        &[("DATABASE_URL", unreachable)],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(std::path::Path::new(file).exists());
+    let out = run(
+        &["migrate", "--database", file],
+        &[("DATABASE_URL", unreachable)],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    for (args, env, says) in [
+        (
+            vec!["--database", file, "--database-url", unreachable, "migrate"],
+            vec![],
+            "--database and --database-url",
+        ),
+        (
+            vec!["migrate"],
+            vec![
+                ("ROSTER_DATABASE", "other.db"),
+                ("DATABASE_URL", unreachable),
+            ],
+            "ROSTER_DATABASE and DATABASE_URL",
+        ),
+    ] {
+        let out = run(&args, &env);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{stderr}");
+    }
+    assert!(!dir.path().join("other.db").exists(), "nothing was opened");
+    assert!(
+        !dir.path().join("roster.db").exists(),
+        "nor the default file"
+    );
+}
