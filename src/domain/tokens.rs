@@ -128,6 +128,9 @@ impl Token {
             let Some(ip) = ip else {
                 return Err(Refusal::Location(None));
             };
+            // A dual-stack listener sees IPv4 clients as `::ffff:a.b.c.d`; conditions name
+            // them as IPv4.
+            let ip = ip.to_canonical();
             let inside = |nets: &[IpNet]| nets.iter().any(|n| n.contains(&ip));
             if (!cond.allowed.is_empty() && !inside(&cond.allowed)) || inside(&cond.not_in) {
                 return Err(Refusal::Location(Some(ip)));
@@ -458,6 +461,28 @@ mod tests {
             permission_groups: vec![catalog::permission_group_named(group).unwrap().id.clone()],
             resources: BTreeMap::from([(resource.to_string(), Resource::All("*".into()))]),
         }
+    }
+
+    /// IPv4 clients of a listener on `[::]` arrive as IPv4-mapped IPv6 addresses.
+    #[test]
+    fn address_conditions_compare_mapped_addresses_as_ipv4() {
+        let mut t = token(vec![]);
+        t.request_ip = Some(IpCondition {
+            allowed: vec!["192.0.2.0/24".parse().unwrap()],
+            not_in: vec!["192.0.2.7/32".parse().unwrap()],
+        });
+        let at = OffsetDateTime::now_utc();
+        let mapped = |v4: &str| {
+            Some(IpAddr::V6(
+                v4.parse::<std::net::Ipv4Addr>().unwrap().to_ipv6_mapped(),
+            ))
+        };
+        assert_eq!(t.check_usable(at, mapped("192.0.2.1")), Ok(()));
+        assert_eq!(
+            t.check_usable(at, mapped("192.0.2.7")),
+            Err(Refusal::Location(Some("192.0.2.7".parse().unwrap())))
+        );
+        assert!(t.check_usable(at, mapped("198.51.100.1")).is_err());
     }
 
     #[test]
