@@ -21,7 +21,7 @@ pub struct InternalDetail(pub String);
 pub async fn log(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    let path = super::error::shown(req.uri().path()).into_owned();
     let ray = req
         .extensions()
         .get::<RequestId>()

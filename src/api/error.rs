@@ -31,6 +31,25 @@ pub enum ApiError {
     TooLarge(usize),
     #[error("Request timed out: the request took longer than {0} seconds")]
     Timeout(u64),
+    #[error("Request URI too long: the limit is {0} bytes")]
+    UriTooLong(usize),
+}
+
+/// At most this much of a client's path goes into an answer or a log line: a path is the
+/// client's to make as long as the request limit allows, and echoing it whole let one
+/// request without credentials write tens of kilobytes twice.
+pub const SHOWN: usize = 256;
+
+/// `text` cut to [`SHOWN`] bytes (at a character boundary), marked when cut.
+pub fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= SHOWN {
+        return text.into();
+    }
+    let end = (0..=SHOWN)
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0);
+    format!("{}…", &text[..end]).into()
 }
 
 impl From<StoreError> for ApiError {
@@ -67,6 +86,7 @@ pub mod codes {
     pub const DUPLICATE: u32 = 1009;
     pub const TOO_LARGE: u32 = 1010;
     pub const TIMEOUT: u32 = 1011;
+    pub const URI_TOO_LONG: u32 = 1012;
     pub const RATE_LIMITED: u32 = 971;
     pub const METHOD_NOT_ALLOWED: u32 = 7001;
     pub const NO_ROUTE: u32 = 7003;
@@ -135,14 +155,14 @@ impl ApiError {
             ApiError::NoRoute(path) => (
                 StatusCode::NOT_FOUND,
                 vec![
-                    json!({"code": NO_ROUTE, "message": format!("Could not route to {path}, perhaps your object identifier is invalid?")}),
+                    json!({"code": NO_ROUTE, "message": format!("Could not route to {}, perhaps your object identifier is invalid?", shown(path))}),
                     json!({"code": NO_ROUTE_DETAIL, "message": "No route for that URI"}),
                 ],
             ),
             ApiError::MethodNotAllowed { method, path } => one(
                 StatusCode::METHOD_NOT_ALLOWED,
                 METHOD_NOT_ALLOWED,
-                format!("Method {method} not allowed for {path}"),
+                format!("Method {method} not allowed for {}", shown(path)),
             ),
             ApiError::Busy(_) => one(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -153,6 +173,9 @@ impl ApiError {
                 one(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE, self.to_string())
             }
             ApiError::Timeout(_) => one(StatusCode::REQUEST_TIMEOUT, TIMEOUT, self.to_string()),
+            ApiError::UriTooLong(_) => {
+                one(StatusCode::URI_TOO_LONG, URI_TOO_LONG, self.to_string())
+            }
             ApiError::Internal(_) => one(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 INTERNAL,
@@ -185,5 +208,20 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert("x-should-retry", no);
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_path_is_shown_cut_and_marked() {
+        assert_eq!(shown("/client/v4/x"), "/client/v4/x");
+        let long = "é".repeat(400);
+        let cut = shown(&long);
+        assert!(cut.len() <= SHOWN + '…'.len_utf8(), "{}", cut.len());
+        assert!(cut.ends_with('…'));
+        assert!(long.starts_with(cut.trim_end_matches('…')));
     }
 }

@@ -80,6 +80,10 @@ impl AppState {
 
 pub const PREFIX: &str = "/client/v4";
 
+/// The longest request target (path and query) answered: Cloudflare's edge refuses URLs
+/// over 16 KB with 414.
+pub const MAX_TARGET_BYTES: usize = 16 * 1024;
+
 pub fn router(store: Arc<dyn Store>, limits: &Limits) -> Router {
     let v4 = Router::new()
         .merge(memberships::router())
@@ -110,6 +114,15 @@ pub fn router(store: Arc<dyn Store>, limits: &Limits) -> Router {
         .layer(SetRequestIdLayer::new(ray.clone(), RayId))
         .layer(middleware::from_fn(access::log))
         .layer(PropagateRequestIdLayer::new(ray))
+        .layer(middleware::from_fn(
+            |req: Request<axum::body::Body>, next: Next| async move {
+                let target = req.uri().path_and_query().map_or(0, |t| t.as_str().len());
+                if target > MAX_TARGET_BYTES {
+                    return ApiError::UriTooLong(MAX_TARGET_BYTES).into_response();
+                }
+                next.run(req).await
+            },
+        ))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal("handler panicked".into()).into_response()
         }))

@@ -145,3 +145,30 @@ async fn two_hundred_concurrent_connections_are_all_answered() {
         assert_eq!(task.await.unwrap(), [200, 200, 200]);
     }
 }
+
+/// A long path costs the server no more than a short one: past Cloudflare's 16 KB the
+/// target is refused with 414 before routing, and below it the 404 quotes at most a few
+/// hundred bytes of it. Neither needs credentials, and neither changes anything.
+#[tokio::test]
+async fn long_request_targets_are_refused_or_quoted_short() {
+    let server = TestServer::start().await;
+    for (length, status, code) in [
+        (60_000, 414, codes::URI_TOO_LONG),
+        (roster::api::MAX_TARGET_BYTES + 1, 414, codes::URI_TOO_LONG),
+        (10_000, 404, codes::NO_ROUTE),
+    ] {
+        let path = format!("/{}", "a".repeat(length - "/client/v4/".len()));
+        let r = server.anonymous().get(&path).await;
+        r.expect_error(status, i64::from(code));
+        let body = r.body.to_string();
+        assert!(body.len() < 1_000, "{length}: a {} byte answer", body.len());
+        assert!(r.headers.contains_key("cf-ray"));
+    }
+    // Just under the limit, a query string counts with the path.
+    let query = "a".repeat(roster::api::MAX_TARGET_BYTES);
+    server
+        .anonymous()
+        .get(&format!("/user?{query}"))
+        .await
+        .expect_error(414, i64::from(codes::URI_TOO_LONG));
+}
