@@ -75,7 +75,15 @@ async fn create(
     Body(body): Body<CreateAccount>,
 ) -> Result<Response, ApiError> {
     caller.require_token_group("Account Settings", Need::Write)?;
-    let account_type = body.account_type.unwrap_or(AccountType::Standard);
+    // An account's type is the operator's (fixture or CLI): enterprise unlocks Direct Add.
+    if body.account_type == Some(AccountType::Enterprise) {
+        return Err(DomainError::invalid(
+            "type",
+            "type: accounts created through the API are standard; an operator makes an account enterprise",
+        )
+        .into());
+    }
+    let account_type = AccountType::Standard;
     let account = Account {
         id: Id::generate(),
         name: bounded(body.name.trim(), "name", 1, 100)?,

@@ -390,6 +390,7 @@ impl AccountState {
             return Err(DomainError::AlreadyMember(new.email.as_str().to_string()));
         }
         if new.status == Status::Accepted {
+            self.check_direct_add(user.as_ref())?;
             self.check_two_factor(user.as_ref())?;
         }
         let at = now();
@@ -405,6 +406,25 @@ impl AccountState {
             modified_on: at,
             user,
         }))
+    }
+
+    /// Cloudflare's "Direct Add": a member added as already accepted, without their
+    /// consent, only to an enterprise account (which only an operator makes) and only for a
+    /// user who exists.
+    fn check_direct_add(&self, user: Option<&User>) -> Result<(), DomainError> {
+        if self.account.account_type != AccountType::Enterprise {
+            return Err(DomainError::invalid(
+                "status",
+                "status \"accepted\" (Direct Add) is for enterprise accounts only: invite the member instead",
+            ));
+        }
+        if user.is_none() {
+            return Err(DomainError::invalid(
+                "status",
+                "status \"accepted\" (Direct Add) needs a user who already exists: invite the address instead",
+            ));
+        }
+        Ok(())
     }
 
     fn check_two_factor(&self, user: Option<&User>) -> Result<(), DomainError> {
@@ -674,8 +694,27 @@ mod tests {
     }
 
     #[test]
+    fn a_direct_add_needs_an_enterprise_account_and_a_user() {
+        let mut state = account(vec![]);
+        let new = || new_member("new@example.com", Status::Accepted);
+        let existing = || Some(user("new@example.com", true));
+        let refused = |r: Result<Change, DomainError>| matches!(r, Err(DomainError::Invalid { field, .. }) if field == "status");
+        assert!(
+            refused(state.invite(new(), existing())),
+            "a standard account"
+        );
+        state.account.account_type = AccountType::Enterprise;
+        assert!(
+            refused(state.invite(new(), None)),
+            "an address without a user"
+        );
+        assert!(state.invite(new(), existing()).is_ok());
+    }
+
+    #[test]
     fn a_direct_add_to_an_account_enforcing_two_factor_needs_it() {
         let mut state = account(vec![]);
+        state.account.account_type = AccountType::Enterprise;
         state.account.settings.enforce_twofactor = true;
         let new = || new_member("new@example.com", Status::Accepted);
         assert_eq!(

@@ -496,6 +496,7 @@ async fn two_factor_enforcement_refuses_a_direct_add_of_an_email_without_a_user(
     let server = TestServer::start().await;
     let owner = server.user("owner@example.com").await;
     let account = server.account(&owner, "Strict").await;
+    server.make_enterprise(&account).await;
     let admin = server.as_user(&owner);
     admin
         .put(
@@ -505,14 +506,16 @@ async fn two_factor_enforcement_refuses_a_direct_add_of_an_email_without_a_user(
         .await
         .result();
     let members = format!("/accounts/{account}/members");
-    // No user has this email yet, so nobody has shown a second factor.
+    // No user has this email yet: Direct Add needs one (and nobody has shown a second
+    // factor).
     let r = admin
         .post(
             &members,
             json!({"email": "ghost@example.com", "roles": [ADMIN_RO], "status": "accepted"}),
         )
         .await;
-    r.expect_error(403, 1006);
+    r.expect_error(400, 1002);
+    assert!(r.error_message().contains("already exists"), "{}", r.body);
     let listed = admin.get(&members).await;
     assert_eq!(
         listed.body["result_info"]["total_count"], 1,

@@ -234,6 +234,21 @@ impl TestServer {
     }
 
     /// Invites `who` and has them accept: a full accepted member.
+    /// Makes `account` enterprise, as an operator does (a fixture, the CLI): through the
+    /// API a user creates standard accounts only.
+    pub async fn make_enterprise(&self, account: &str) {
+        use roster::domain::{AccountType, Change, Focus};
+        let id = Id::parse(account).expect("an account id");
+        self.store
+            .write_account(&id, &Focus::default(), &|state| {
+                let mut account = state.account.clone();
+                account.account_type = AccountType::Enterprise;
+                Ok(vec![Change::PutAccount(account)])
+            })
+            .await
+            .expect("the account exists");
+    }
+
     pub async fn add_member(
         &self,
         admin: &Creds,

@@ -1,6 +1,6 @@
 //! The invitation lifecycle and re-invite rules of DESIGN.md.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::*;
 
@@ -214,19 +214,44 @@ async fn inviting_a_live_member_again_is_a_conflict_until_removed() {
 async fn an_inviter_may_add_a_member_directly_as_accepted() {
     let (server, owner, account) = setup().await;
     let eve = server.user("eve@example.com").await;
+    let members = format!("/accounts/{account}/members");
+    let direct = |email: &str| json!({"email": email, "roles": [ADMIN_RO], "status": "accepted"});
+    // Not on a standard account: Direct Add would make anyone a member without consent.
     let r = server
         .as_user(&owner)
-        .post(
-            &format!("/accounts/{account}/members"),
-            json!({"email": eve.email, "roles": [ADMIN_RO], "status": "accepted"}),
-        )
+        .post(&members, direct(&eve.email))
         .await;
-    assert_eq!(r.result()["status"], "accepted");
+    r.expect_error(400, 1002);
+    assert!(r.error_message().contains("enterprise"), "{}", r.body);
+    assert_eq!(
+        server.as_user(&owner).get(&members).await.body["result_info"]["total_count"],
+        1,
+        "nothing was written"
+    );
     server
         .as_user(&eve)
-        .get(&format!("/accounts/{account}/members"))
+        .get(&members)
         .await
-        .result();
+        .expect_error(404, 1003);
+    // On an enterprise account, for a user who exists.
+    server.make_enterprise(&account).await;
+    server
+        .as_user(&owner)
+        .post(&members, direct("nobody@example.com"))
+        .await
+        .expect_error(400, 1002);
+    let r = server
+        .as_user(&owner)
+        .post(&members, direct(&eve.email))
+        .await;
+    assert_eq!(r.result()["status"], "accepted");
+    server.as_user(&eve).get(&members).await.result();
+    let mine = server.as_user(&eve).get("/memberships").await;
+    assert_eq!(
+        mine.result()[0]["api_access_enabled"],
+        true,
+        "enterprise accounts enable API access"
+    );
 }
 
 #[tokio::test]
@@ -261,7 +286,8 @@ async fn two_factor_enforcement_blocks_accepting_without_it() {
         .put(&path, json!({"status": "rejected"}))
         .await
         .result();
-    // Nor can an admin add such a user directly as accepted.
+    // Nor can an admin add such a user directly as accepted (where Direct Add exists).
+    server.make_enterprise(&account).await;
     server
         .as_user(&owner)
         .post(
@@ -372,6 +398,7 @@ async fn updating_roles_and_switching_to_policies() {
 #[tokio::test]
 async fn deny_policies_override_allows() {
     let (server, owner, account) = setup().await;
+    server.make_enterprise(&account).await;
     let admin = server.as_user(&owner);
     let group_id = server.whole_account_group(&owner, &account, None).await;
     let (read, write) = (
@@ -422,12 +449,22 @@ async fn deny_policies_override_allows() {
 async fn creating_an_account_makes_the_caller_super_administrator() {
     let server = TestServer::start().await;
     let kim = server.user("kim@example.com").await;
-    let r = server
+    // An account's type is the operator's: enterprise would unlock Direct Add.
+    server
         .as_user(&kim)
         .post("/accounts", json!({"name": "Kim's", "type": "enterprise"}))
+        .await
+        .expect_error(400, 1002);
+    assert_eq!(
+        server.as_user(&kim).get("/accounts").await.result(),
+        &json!([])
+    );
+    let r = server
+        .as_user(&kim)
+        .post("/accounts", json!({"name": "Kim's", "type": "standard"}))
         .await;
     let account = r.result();
-    assert_eq!(account["type"], "enterprise");
+    assert_eq!(account["type"], "standard");
     let id = account["id"].as_str().unwrap();
     let members = server
         .as_user(&kim)
@@ -439,8 +476,8 @@ async fn creating_an_account_makes_the_caller_super_administrator() {
     let memberships = server.as_user(&kim).get("/memberships").await;
     assert_eq!(
         memberships.result()[0]["api_access_enabled"],
-        true,
-        "enterprise accounts enable API access"
+        Value::Null,
+        "standard accounts leave API access unset"
     );
     let listed = server.as_user(&kim).get("/accounts").await;
     assert_eq!(listed.result()[0]["id"], id);

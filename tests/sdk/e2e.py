@@ -614,17 +614,24 @@ def last_administrator_is_kept():
     still = typed(JOHN_C.accounts.members.get(owner.id, account_id=account_id), Member)
     equal([r.name for r in still.roles], ["Super Administrator - All Privileges"], "role unchanged")
 
-    # With a second administrator (added directly as accepted), the first may leave.
+    # Direct Add ("status": "accepted") is for enterprise accounts, which only an operator
+    # makes: on this standard account it is refused.
+    super_admin = role_id("Super Administrator - All Privileges")
+    raises(BadRequestError, 400, JOHN_C.accounts.members.create, account_id=account_id,
+           email="ana@example.com", roles=[super_admin], status="accepted")
+    # With a second administrator (invited, and accepted), the first may leave.
     # ("Administrator" cannot manage memberships: organization is read-only in that role.)
-    ana = typed(JOHN_C.accounts.members.create(account_id=account_id, email="ana@example.com",
-                                                roles=[role_id("Super Administrator - All Privileges")],
-                                                status="accepted"), Member)
-    equal(ana.status, "accepted", "directly accepted member")
+    invited = typed(JOHN_C.accounts.members.create(account_id=account_id, email="ana@example.com",
+                                                   roles=[super_admin]), Member)
+    equal(invited.status, "pending", "an invitation")
+    ana_c = client(("ana@example.com", "00de000000000000000000000000000000001"))
+    accepted = typed(ana_c.memberships.update(invited.id, status="accepted"), MembershipUpdateResponse)
+    equal(accepted.status, "accepted", "ana accepted")
+    ana = typed(JOHN_C.accounts.members.get(invited.id, account_id=account_id), Member)
     equal(ana.user.first_name, "Ana", "existing user attached")
     left = typed(JOHN_C.memberships.delete(owner.id), MembershipDeleteResponse)
     equal(left.id, owner.id, "left the account")
     raises(NotFoundError, 404, JOHN_C.accounts.members.list, account_id=account_id)
-    ana_c = client(("ana@example.com", "00de000000000000000000000000000000001"))
     raises(ConflictError, 409, ana_c.accounts.members.delete, ana.id, account_id=account_id)
 
 
