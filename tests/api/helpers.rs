@@ -25,6 +25,8 @@ pub struct TestServer {
     pub store: Arc<dyn Store>,
     http: reqwest::Client,
     _dir: TempDir,
+    /// On PostgreSQL, the schema this server's database is, dropped with the server.
+    pub schema: Option<Schema>,
 }
 
 #[derive(Clone, Debug)]
@@ -52,12 +54,18 @@ impl TestServer {
     /// A fresh server with these limits (rate, body size, timeouts).
     pub async fn start_with(limits: &Limits) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store: Arc<dyn Store> = match std::env::var("ROSTER_TEST_DATABASE_URL") {
-            Ok(url) => Arc::new(fresh_postgres_schema(&url).await),
-            Err(_) => Arc::new(
-                SqliteStore::open(&dir.path().join("roster.db"), DEFAULT_CREDENTIAL_TTL)
-                    .await
-                    .expect("open store"),
+        let (store, schema): (Arc<dyn Store>, _) = match std::env::var("ROSTER_TEST_DATABASE_URL") {
+            Ok(url) => {
+                let (store, schema) = fresh_postgres_schema(&url).await;
+                (Arc::new(store), Some(schema))
+            }
+            Err(_) => (
+                Arc::new(
+                    SqliteStore::open(&dir.path().join("roster.db"), DEFAULT_CREDENTIAL_TTL)
+                        .await
+                        .expect("open store"),
+                ),
+                None,
             ),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -76,6 +84,7 @@ impl TestServer {
             store,
             http: reqwest::Client::new(),
             _dir: dir,
+            schema,
         }
     }
 
@@ -265,9 +274,40 @@ impl TestServer {
     }
 }
 
-/// A schema of its own for one test, so tests run in parallel on one PostgreSQL database.
-/// Schemas are named `roster_test_<id>`; `.ci/run` drops leftovers before a run.
-pub async fn fresh_postgres_schema(url: &str) -> PgStore {
+/// A PostgreSQL schema a test made, and the database it is in.
+pub struct Schema {
+    pub url: String,
+    pub name: String,
+}
+
+impl Drop for Schema {
+    /// Each run cleans up exactly what it made (on a thread of its own: drop cannot wait on
+    /// the test's runtime).
+    fn drop(&mut self) {
+        let (url, name) = (self.url.clone(), self.name.clone());
+        let dropped = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(async move {
+                    use sqlx::Executor;
+                    let options: sqlx::postgres::PgConnectOptions = url.parse().ok()?;
+                    let mut admin = sqlx::ConnectOptions::connect(&options).await.ok()?;
+                    let drop = format!("DROP SCHEMA IF EXISTS {name} CASCADE");
+                    admin.execute(sqlx::AssertSqlSafe(drop)).await.ok()
+                })
+        })
+        .join();
+        if !matches!(dropped, Ok(Some(_))) {
+            eprintln!("could not drop the test schema {}", self.name);
+        }
+    }
+}
+
+/// A schema of its own for one test, so tests run in parallel on one PostgreSQL database:
+/// `roster_test_<id>`, dropped when the returned [`Schema`] is.
+pub async fn fresh_postgres_schema(url: &str) -> (PgStore, Schema) {
     use sqlx::Executor;
     let schema = format!("roster_test_{}", Id::generate());
     let options: sqlx::postgres::PgConnectOptions =
@@ -279,12 +319,19 @@ pub async fn fresh_postgres_schema(url: &str) -> PgStore {
         .execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
         .await
         .expect("create schema");
-    PgStore::open_with(
+    let store = PgStore::open_with(
         options.options([("search_path", schema.as_str())]),
         DEFAULT_CREDENTIAL_TTL,
     )
     .await
-    .expect("open PostgreSQL store")
+    .expect("open PostgreSQL store");
+    (
+        store,
+        Schema {
+            url: url.to_string(),
+            name: schema,
+        },
+    )
 }
 
 pub struct Client {

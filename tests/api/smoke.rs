@@ -16,3 +16,31 @@ async fn demo_memberships_answer_like_the_documentation() {
     assert_eq!(demo["roles"], serde_json::json!(["Account Administrator"]));
     assert_eq!(demo["status"], "accepted");
 }
+
+/// On PostgreSQL each test's server has a schema of its own, and takes it away when it
+/// goes: a run leaves nothing behind, and cleans up nothing it did not make.
+#[tokio::test]
+async fn a_test_server_leaves_no_schema_behind() {
+    let server = TestServer::start().await;
+    let Some(schema) = &server.schema else {
+        return; // SQLite: a temporary file, gone with its directory.
+    };
+    let (url, name) = (schema.url.clone(), schema.name.clone());
+    let exists = || {
+        let (url, name) = (url.clone(), name.clone());
+        async move {
+            let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+            let mut conn = sqlx::ConnectOptions::connect(&options).await.unwrap();
+            sqlx::query_scalar::<_, bool>(
+                "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+            )
+            .bind(name)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+        }
+    };
+    assert!(exists().await);
+    drop(server);
+    assert!(!exists().await, "{name} is left behind");
+}
