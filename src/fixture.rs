@@ -125,6 +125,17 @@ pub fn parse(text: &str) -> Result<Fixture, String> {
     serde_json::from_str(text).map_err(|e| format!("invalid fixture: {e}"))
 }
 
+/// `e` with the fixture entry it is about in front of its message.
+fn entry(e: DomainError, at: &str) -> DomainError {
+    match e {
+        DomainError::Invalid { field, message } => DomainError::Invalid {
+            field,
+            message: format!("{at}: {message}"),
+        },
+        e => e,
+    }
+}
+
 fn optional_id(raw: &Option<String>, field: &str) -> Result<Option<Id>, DomainError> {
     raw.as_deref()
         .map(|id| Id::parse_field(id, field))
@@ -139,8 +150,15 @@ fn optional_name(raw: &Option<String>, field: &str) -> Result<Option<String>, Do
 
 /// A fixture checked in full, ready to write.
 struct Plan {
-    users: Vec<(User, String, bool)>,
+    users: Vec<PlannedUser>,
     accounts: Vec<PlannedAccount>,
+}
+
+struct PlannedUser {
+    user: User,
+    key: String,
+    key_generated: bool,
+    id_given: bool,
 }
 
 struct PlannedAccount {
@@ -184,7 +202,12 @@ fn plan(fixture: &Fixture) -> Result<Plan, DomainError> {
             created_on: at.clone(),
             modified_on: at,
         };
-        users.push((user, key, generated));
+        users.push(PlannedUser {
+            user,
+            key,
+            key_generated: generated,
+            id_given: u.id.is_some(),
+        });
     }
     let accounts = fixture
         .accounts
@@ -249,7 +272,21 @@ fn plan_account(a: &AccountFixture) -> Result<PlannedAccount, DomainError> {
             scope: g.scope.clone(),
             meta: g.meta.clone(),
         };
-        if let Change::PutResourceGroup(group) = state.put_resource_group(group)? {
+        let put = state.put_resource_group(group).map_err(|e| match e {
+            // The id is one the fixture did not give: name the account as the file does.
+            DomainError::Invalid { field, .. } if field == "scope.key" && a.id.is_none() => {
+                DomainError::invalid(
+                    "scope.key",
+                    format!(
+                        "accounts[{}].resource_groups: scope.key must name the account itself \
+                         (com.cloudflare.api.account.<its id>); give the account an id to use it here",
+                        a.name
+                    ),
+                )
+            }
+            e => entry(e, &format!("accounts[{}].resource_groups", a.name)),
+        })?;
+        if let Change::PutResourceGroup(group) = put {
             state.catalog.resource_groups.push(group);
         }
     }
@@ -257,15 +294,18 @@ fn plan_account(a: &AccountFixture) -> Result<PlannedAccount, DomainError> {
         .members
         .iter()
         .map(|m| {
-            let grants = member_grants(m, &state.catalog)?;
-            state.catalog.check_grants(&grants)?;
-            Ok(PlannedMember {
-                id: optional_id(&m.id, "members.id")?,
-                email: Email::parse(&m.email, "members.email")?,
-                status: m.status,
-                grants,
-                code: m.code.clone(),
-            })
+            let planned = || {
+                let grants = member_grants(m, &state.catalog)?;
+                state.catalog.check_grants(&grants)?;
+                Ok(PlannedMember {
+                    id: optional_id(&m.id, "members.id")?,
+                    email: Email::parse(&m.email, "members.email")?,
+                    status: m.status,
+                    grants,
+                    code: m.code.clone(),
+                })
+            };
+            planned().map_err(|e| entry(e, &format!("accounts[{}].members[{}]", a.name, m.email)))
         })
         .collect::<Result<_, DomainError>>()?;
     Ok(PlannedAccount {
@@ -278,7 +318,41 @@ fn plan_account(a: &AccountFixture) -> Result<PlannedAccount, DomainError> {
 pub async fn load(store: &dyn Store, fixture: &Fixture) -> Result<Loaded, StoreError> {
     let plan = plan(fixture)?;
     let mut loaded = Loaded::default();
-    for (user, key, generated) in &plan.users {
+    // Users the database holds already are kept; one whose id is another user's is refused,
+    // before anything is written.
+    for planned in &plan.users {
+        let (user, at) = (
+            &planned.user,
+            format!("users[{}]", planned.user.email.as_str()),
+        );
+        let by_email = store
+            .user_by_email(user.email.folded())
+            .await?
+            .map(|(u, _)| u);
+        let by_id = store.user(&user.id).await?;
+        let conflict = match (&by_email, &by_id) {
+            (Some(existing), _) if planned.id_given && existing.id != user.id => Some(format!(
+                "{at}: this email's user has id {}, not {}",
+                existing.id, user.id
+            )),
+            (_, Some(other)) if other.email.folded() != user.email.folded() => Some(format!(
+                "{at}: id {} belongs to another user ({})",
+                user.id,
+                other.email.as_str()
+            )),
+            _ => None,
+        };
+        if let Some(message) = conflict {
+            return Err(DomainError::invalid("users.id", message).into());
+        }
+    }
+    for PlannedUser {
+        user,
+        key,
+        key_generated: generated,
+        ..
+    } in &plan.users
+    {
         match store.insert_user(user, &hash_secret(key)).await {
             Ok(()) if *generated => {
                 loaded
@@ -401,6 +475,12 @@ fn account_changes(planned: &PlannedAccount, state: &AccountState) -> Vec<Change
 
 /// Role and permission-group references may be ids or names (names case-insensitively).
 fn member_grants(m: &MemberFixture, catalog: &AccountCatalog) -> Result<Grants, DomainError> {
+    if !m.policies.is_empty() && !m.roles.is_empty() {
+        return Err(DomainError::invalid(
+            "members",
+            "give a member roles or policies, not both (a member's rights come from one or the other)",
+        ));
+    }
     if !m.policies.is_empty() {
         let policies = m
             .policies

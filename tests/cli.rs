@@ -500,3 +500,68 @@ fn an_explicit_database_beats_the_environment_and_two_are_refused() {
         "nor the default file"
     );
 }
+
+/// A fixture that would lose what it says is refused, naming the entry, with nothing
+/// written: a member given both roles and policies (one of the two would be dropped), and a
+/// user whose id belongs to another user (they would be skipped). A resource group scoped
+/// to an account without an id is named by the account's name, not a generated id.
+#[test]
+fn a_fixture_that_would_lose_data_is_refused_naming_the_entry() {
+    let db = TestDatabase::new();
+    let dir = tempfile::tempdir().unwrap();
+    let seed = |name: &str, text: String| {
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        try_roster(&db, &["seed", file.to_str().unwrap()])
+    };
+    let refused = |out: std::process::Output, says: &[&str]| {
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        for part in says {
+            assert!(stderr.contains(part), "{part:?} not in {stderr}");
+        }
+    };
+    let both = r#"{"users": [{"email": "both@example.com"}],
+        "accounts": [{"id": "00000000000000000000000000000ab1", "name": "Both",
+          "resource_groups": [{"id": "00000000000000000000000000000ab2",
+            "scope": {"key": "com.cloudflare.api.account.00000000000000000000000000000ab1", "objects": [{"key": "*"}]}}],
+          "members": [{"email": "both@example.com", "roles": ["No Such Role"],
+            "policies": [{"access": "allow", "permission_groups": ["Account Settings Read"],
+                          "resource_groups": ["00000000000000000000000000000ab2"]}]}]}]}"#;
+    refused(
+        seed("both.json", both.into()),
+        &["accounts[Both].members[both@example.com]", "not both"],
+    );
+
+    let scoped = r#"{"accounts": [{"name": "No Id", "resource_groups": [
+        {"scope": {"key": "com.cloudflare.api.account.00000000000000000000000000000ab1", "objects": [{"key": "*"}]}}]}]}"#;
+    refused(
+        seed("scoped.json", scoped.into()),
+        &["accounts[No Id].resource_groups", "give the account an id"],
+    );
+
+    let first =
+        r#"{"users": [{"id": "00000000000000000000000000000ab3", "email": "first@example.com"}]}"#;
+    assert!(seed("first.json", first.into()).status.success());
+    let taken = r#"{"users": [{"email": "new@example.com"},
+        {"id": "00000000000000000000000000000ab3", "email": "second@example.com"}]}"#;
+    refused(
+        seed("taken.json", taken.into()),
+        &[
+            "users[second@example.com]",
+            "belongs to another user (first@example.com)",
+        ],
+    );
+    let moved =
+        r#"{"users": [{"id": "00000000000000000000000000000ab4", "email": "first@example.com"}]}"#;
+    refused(
+        seed("moved.json", moved.into()),
+        &[
+            "users[first@example.com]",
+            "has id 00000000000000000000000000000ab3",
+        ],
+    );
+    // Nothing of the refused files was written: new@example.com can still be created.
+    let printed = stdout(&roster(&db, &["user", "create", "--email", "new@example.com"]));
+    assert!(!printed.is_empty());
+}

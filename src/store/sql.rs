@@ -640,6 +640,10 @@ impl<B: Backend> Store for SqlStore<B> {
         Ok(found)
     }
 
+    async fn user(&self, id: &Id) -> Result<Option<User>, StoreError> {
+        queries::fetch_user(&mut *self.backend.single().await?, id).await
+    }
+
     async fn user_tokens(&self, user: &Id) -> Result<Vec<Token>, StoreError> {
         queries::user_tokens(&mut *self.backend.single().await?, user).await
     }
