@@ -152,6 +152,11 @@ pub struct LimitArgs {
     /// rate limiting off (for test suites).
     #[arg(long, env = "ROSTER_RATE_LIMIT", default_value_t = 1200)]
     rate_limit: u32,
+    /// Failed authentications allowed per client address per minute (a third of them for
+    /// one email) before the address gets 429 until its allowance refills; 0 switches this
+    /// off.
+    #[arg(long, env = "ROSTER_FAILED_AUTH_LIMIT", default_value_t = 60)]
+    failed_auth_limit: u32,
     /// The rate limit's window, in seconds.
     #[arg(long, env = "ROSTER_RATE_LIMIT_WINDOW", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     rate_limit_window: u64,
@@ -174,6 +179,7 @@ impl LimitArgs {
                 .map(|n| (n, Duration::from_secs(self.rate_limit_window))),
             max_body_bytes: self.max_body_bytes,
             request_timeout: Duration::from_secs(self.request_timeout),
+            failed_auth: std::num::NonZeroU32::new(self.failed_auth_limit),
         }
     }
 }

@@ -562,6 +562,9 @@ fn a_fixture_that_would_lose_data_is_refused_naming_the_entry() {
         ],
     );
     // Nothing of the refused files was written: new@example.com can still be created.
-    let printed = stdout(&roster(&db, &["user", "create", "--email", "new@example.com"]));
+    let printed = stdout(&roster(
+        &db,
+        &["user", "create", "--email", "new@example.com"],
+    ));
     assert!(!printed.is_empty());
 }

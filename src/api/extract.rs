@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::{ApiError, AppState};
+use crate::auth::AuthError;
 use crate::domain::list::PageRequest;
 use crate::domain::{Caller, DomainError, Id};
 
@@ -28,8 +29,27 @@ impl FromRequestParts<AppState> for Auth {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip());
-        let caller =
-            crate::auth::authenticate(state.store.as_ref(), &parts.headers, client).await?;
+        let email = parts
+            .headers
+            .get("x-auth-email")
+            .and_then(|v| v.to_str().ok());
+        let failures = state.failures.as_deref().zip(client);
+        if let Some((failures, address)) = failures {
+            failures.check(address, email).map_err(ApiError::Busy)?;
+        }
+        let caller = match crate::auth::authenticate(state.store.as_ref(), &parts.headers, client)
+            .await
+        {
+            Ok(caller) => caller,
+            Err(e) => {
+                if let (Some((failures, address)), AuthError::UnknownKey | AuthError::BadToken) =
+                    (failures, &e)
+                {
+                    failures.failed(address, email);
+                }
+                return Err(e.into());
+            }
+        };
         if let Some(limiter) = &state.limiter {
             limiter
                 .check(caller.user.id.as_str())

@@ -1,11 +1,13 @@
 //! Per-user rate limiting, as Cloudflare's API does it: each user gets `requests` per
 //! `window`, refilled evenly (a user who stays under the average never waits, a burst may
-//! spend the whole window's allowance at once). Counted in this process: several processes
-//! behind a load balancer each count their own share.
+//! spend the whole window's allowance at once); and throttling of failed authentications,
+//! per client address. Counted in this process: several processes behind a load balancer
+//! each count their own share.
 
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -41,6 +43,68 @@ impl UserLimiter {
                 .unwrap_or(u64::MAX)
                 .max(1)
         })
+    }
+}
+
+/// How long `limiter` asks `key` to wait, in whole seconds (at least one), if it must.
+fn wait<K: std::hash::Hash + Eq + Clone>(
+    limiter: &DefaultKeyedRateLimiter<K>,
+    key: &K,
+) -> Option<Duration> {
+    limiter
+        .check_key(key)
+        .err()
+        .map(|w| w.wait_time_from(DefaultClock::default().now()))
+}
+
+/// Failed authentications (an unknown key, a token that is not one), counted per client
+/// address and per address and email. Past its allowance an address, or an address asking
+/// for one email, is refused with 429 before its credentials are looked at, until the
+/// allowance has refilled. Keyed by address, so a guesser shuts out itself and whoever
+/// shares its address, never a user it guesses at from elsewhere.
+pub struct FailureLimiter {
+    by_address: DefaultKeyedRateLimiter<IpAddr>,
+    by_email: DefaultKeyedRateLimiter<(IpAddr, String)>,
+    /// Until when an address (email `None`) or an address asking for an email is refused.
+    refused: quick_cache::sync::Cache<(IpAddr, Option<String>), Instant>,
+}
+
+impl FailureLimiter {
+    /// `per_minute` failures from one address, a third of them (at least one) for one email.
+    pub fn new(per_minute: NonZeroU32) -> Self {
+        let per_email = NonZeroU32::new(per_minute.get() / 3).unwrap_or(NonZeroU32::MIN);
+        FailureLimiter {
+            by_address: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            by_email: RateLimiter::keyed(Quota::per_minute(per_email)),
+            refused: quick_cache::sync::Cache::new(100_000),
+        }
+    }
+
+    /// Whether a request from `address` (for `email`) may be authenticated now; if not, the
+    /// whole seconds until it may.
+    pub fn check(&self, address: IpAddr, email: Option<&str>) -> Result<(), u64> {
+        let now = Instant::now();
+        let until = |key| self.refused.get(&key).filter(|until| *until > now);
+        let until = until((address, None))
+            .max(email.and_then(|e| until((address, Some(e.to_ascii_lowercase())))));
+        match until {
+            Some(until) => Err((until - now).as_secs().max(1)),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a failed authentication from `address` (for `email`).
+    pub fn failed(&self, address: IpAddr, email: Option<&str>) {
+        let now = Instant::now();
+        if let Some(wait) = wait(&self.by_address, &address) {
+            self.refused.insert((address, None), now + wait);
+        }
+        if let Some(email) = email.map(str::to_ascii_lowercase) {
+            let key = (address, email);
+            if let Some(wait) = wait(&self.by_email, &key) {
+                self.refused.insert((address, Some(key.1)), now + wait);
+            }
+        }
     }
 }
 

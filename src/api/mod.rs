@@ -45,6 +45,9 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// A request (reading its body included) that takes longer is answered 408.
     pub request_timeout: Duration,
+    /// Failed authentications allowed per client address per minute (a third of them for
+    /// one email); `None` switches the throttling off.
+    pub failed_auth: Option<NonZeroU32>,
 }
 
 impl Default for Limits {
@@ -56,6 +59,7 @@ impl Default for Limits {
             )),
             max_body_bytes: 1 << 20,
             request_timeout: Duration::from_secs(60),
+            failed_auth: NonZeroU32::new(60),
         }
     }
 }
@@ -64,6 +68,7 @@ impl Default for Limits {
 pub struct AppState {
     pub store: Arc<dyn Store>,
     limiter: Option<Arc<limit::UserLimiter>>,
+    failures: Option<Arc<limit::FailureLimiter>>,
     max_body_bytes: usize,
 }
 
@@ -100,6 +105,9 @@ pub fn router(store: Arc<dyn Store>, limits: &Limits) -> Router {
         limiter: limits
             .rate
             .map(|(requests, window)| Arc::new(limit::UserLimiter::new(requests, window))),
+        failures: limits
+            .failed_auth
+            .map(|n| Arc::new(limit::FailureLimiter::new(n))),
         max_body_bytes: limits.max_body_bytes,
     };
     let timeout = limits.request_timeout;

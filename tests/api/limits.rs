@@ -172,3 +172,86 @@ async fn long_request_targets_are_refused_or_quoted_short() {
         .await
         .expect_error(414, i64::from(codes::URI_TOO_LONG));
 }
+
+/// Wrong credentials again and again from one address get 429 (`Retry-After`) before they
+/// are even checked, right ones from that address too; the user they guess at still gets
+/// in from another address, and another email from the guessing address is counted apart.
+#[tokio::test]
+async fn failed_authentications_are_throttled_per_address() {
+    let server = TestServer::start_with(&Limits {
+        // 6 a minute from one address, 2 for one email.
+        failed_auth: NonZeroU32::new(6),
+        ..Limits::default()
+    })
+    .await;
+    let victim = server.user("victim@example.com").await;
+    let other = server.user("other@example.com").await;
+    let from = |last: u8| {
+        reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from([127, 0, 0, last]))
+            .build()
+            .unwrap()
+    };
+    let get_user = |http: reqwest::Client, who: &Creds, key: String| {
+        let url = format!("http://{}/client/v4/user", server.addr);
+        let email = who.email.clone();
+        async move {
+            let r = http
+                .get(url)
+                .header("X-Auth-Email", email)
+                .header("X-Auth-Key", key)
+                .send()
+                .await
+                .unwrap();
+            let retry = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_string());
+            let status = r.status().as_u16();
+            let body: serde_json::Value = r.json().await.unwrap();
+            (status, body["errors"][0]["code"].clone(), retry)
+        }
+    };
+    let (guesser, elsewhere) = (from(2), from(3));
+    let wrong = "0".repeat(37);
+    // Two wrong keys for one email are answered; the third is the last.
+    for _ in 0..3 {
+        let (status, code, _) = get_user(guesser.clone(), &victim, wrong.clone()).await;
+        assert_eq!((status, code), (403, json!(9103)));
+    }
+    let (status, code, retry) = get_user(guesser.clone(), &victim, wrong.clone()).await;
+    assert_eq!((status, code), (429, json!(codes::RATE_LIMITED)));
+    let retry: u64 = retry.expect("Retry-After").parse().unwrap();
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    // The right key from the guessing address waits too: it is not looked at.
+    let (status, _, _) = get_user(guesser.clone(), &victim, victim.key.clone()).await;
+    assert_eq!(status, 429);
+    // The user gets in from elsewhere.
+    let (status, _, _) = get_user(elsewhere.clone(), &victim, victim.key.clone()).await;
+    assert_eq!(status, 200);
+    // Another email from the guessing address is counted on its own...
+    let (status, _, _) = get_user(guesser.clone(), &other, other.key.clone()).await;
+    assert_eq!(status, 200);
+    for _ in 0..2 {
+        let (status, _, _) = get_user(guesser.clone(), &other, wrong.clone()).await;
+        assert_eq!(status, 403);
+    }
+    let (status, _, _) = get_user(guesser.clone(), &other, other.key.clone()).await;
+    assert_eq!(
+        status, 200,
+        "two failures for this email, five from the address"
+    );
+    // ... until the address as a whole is past its six.
+    let nobody = Creds {
+        email: "nobody@example.com".into(),
+        key: wrong.clone(),
+    };
+    for _ in 0..2 {
+        let (status, _, _) = get_user(guesser.clone(), &nobody, wrong.clone()).await;
+        assert_eq!(status, 403);
+    }
+    let (status, _, _) = get_user(guesser.clone(), &other, other.key.clone()).await;
+    assert_eq!(status, 429, "seven failures from the address");
+    let (status, _, _) = get_user(elsewhere, &other, other.key.clone()).await;
+    assert_eq!(status, 200);
+}
