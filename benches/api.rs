@@ -43,6 +43,7 @@ async fn serve(store: Arc<dyn Store>) -> String {
         listener,
         app,
         Duration::from_secs(30),
+        roster::server::DEFAULT_MAX_CONNECTIONS,
         std::future::pending(),
     ));
     base

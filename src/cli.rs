@@ -167,6 +167,9 @@ pub struct LimitArgs {
     /// requests, before it is closed.
     #[arg(long, env = "ROSTER_HEADER_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     header_timeout: u64,
+    /// Connections open at once; past it, new ones wait until one closes.
+    #[arg(long, env = "ROSTER_MAX_CONNECTIONS", default_value_t = server::DEFAULT_MAX_CONNECTIONS as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: u64,
     /// Seconds a request may take, reading its body included, before it gets 408.
     #[arg(long, env = "ROSTER_REQUEST_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     request_timeout: u64,
@@ -240,7 +243,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!(address = %listener.local_addr()?, "listening");
             let app = api::router(store, &limits.limits());
             let header_timeout = Duration::from_secs(limits.header_timeout);
-            server::serve(listener, app, header_timeout, shutdown_signal()).await;
+            server::serve(
+                listener,
+                app,
+                header_timeout,
+                usize::try_from(limits.max_connections).unwrap_or(usize::MAX),
+                shutdown_signal(),
+            )
+            .await;
             tracing::info!("stopped");
             Ok(())
         }

@@ -2,10 +2,14 @@
 //! SDKs speak to a plain-HTTP endpoint), tells handlers the client's address, and drains
 //! open connections on shutdown. A connection that sends no complete request head within
 //! the header timeout (silent, idle between requests, or trickling its headers) is closed,
-//! so slow or idle clients cannot hold connections open forever.
+//! so slow or idle clients cannot hold connections open forever; and at most
+//! `max_connections` are open at once: past that, new ones wait in the kernel's backlog
+//! until one closes (mini-redis's semaphore), rather than each taking a file descriptor and
+//! a task.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -17,10 +21,17 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
 /// How long shutdown waits for requests in flight before it drops them.
 const DRAIN: Duration = Duration::from_secs(30);
+
+/// Connections open at once unless the operator says otherwise (`--max-connections`).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+
+/// The longest pause between attempts after `accept` fails (out of file descriptors, say).
+const MOST_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Serves `app` on `listener` until `shutdown` completes, then lets requests in flight
 /// finish (for at most 30 seconds).
@@ -28,8 +39,11 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     header_timeout: Duration,
+    max_connections: usize,
     shutdown: impl Future<Output = ()>,
 ) {
+    let open = Arc::new(Semaphore::new(max_connections.max(1)));
+    let mut backoff = Duration::from_millis(10);
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -37,13 +51,21 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&open).acquire_owned() => permit.expect("the semaphore is never closed"),
+            () = &mut shutdown => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
+                Ok(accepted) => {
+                    backoff = Duration::from_millis(10);
+                    accepted
+                }
                 Err(e) => {
-                    // Out of file descriptors, say: wait rather than spin.
+                    // Out of file descriptors, say: wait, longer each time, rather than spin.
                     tracing::warn!(error = %e, "accepting a connection failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MOST_BACKOFF);
                     continue;
                 }
             },
@@ -61,6 +83,7 @@ pub async fn serve(
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, %peer, "connection closed");
             }
+            drop(permit);
         });
     }
     drop(listener);

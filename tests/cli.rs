@@ -568,3 +568,38 @@ fn a_fixture_that_would_lose_data_is_refused_naming_the_entry() {
     ));
     assert!(!printed.is_empty());
 }
+
+/// With `--max-connections 1`, a second connection is not served while the first is open,
+/// and is served as soon as the first closes: open connections are capped, nothing is
+/// refused.
+#[test]
+fn connections_past_the_cap_wait_for_one_to_close() {
+    use std::io::{Read, Write};
+    let db = TestDatabase::new();
+    let server = Server::start(&db, &["--demo", "--max-connections", "1"]);
+    let request = b"GET /client/v4/user HTTP/1.1\r\nHost: x\r\nX-Auth-Email: user@example.com\r\n\
+                    X-Auth-Key: 144c9defac04969c7bfad8efaa8ea194\r\n\r\n";
+    let answered = |stream: &mut std::net::TcpStream, wait: std::time::Duration| {
+        stream.set_read_timeout(Some(wait)).unwrap();
+        let mut buf = [0u8; 64];
+        match stream.read(&mut buf) {
+            Ok(n) if n > 0 => Some(String::from_utf8_lossy(&buf[..n]).to_string()),
+            _ => None,
+        }
+    };
+    let mut first = std::net::TcpStream::connect(&server.addr).unwrap();
+    first.write_all(request).unwrap();
+    let head = answered(&mut first, std::time::Duration::from_secs(10)).expect("first answered");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    // The first stays open (keep-alive): the second waits in the backlog.
+    let mut second = std::net::TcpStream::connect(&server.addr).unwrap();
+    second.write_all(request).unwrap();
+    assert_eq!(
+        answered(&mut second, std::time::Duration::from_millis(500)),
+        None,
+        "served past the cap"
+    );
+    drop(first);
+    let head = answered(&mut second, std::time::Duration::from_secs(10)).expect("second answered");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+}

@@ -111,6 +111,7 @@ pub fn router(store: Arc<dyn Store>, limits: &Limits) -> Router {
         max_body_bytes: limits.max_body_bytes,
     };
     let timeout = limits.request_timeout;
+    let max_body = limits.max_body_bytes;
     let routes = Router::new()
         .nest(PREFIX, v4)
         .fallback(no_route)
@@ -123,10 +124,19 @@ pub fn router(store: Arc<dyn Store>, limits: &Limits) -> Router {
         .layer(middleware::from_fn(access::log))
         .layer(PropagateRequestIdLayer::new(ray))
         .layer(middleware::from_fn(
-            |req: Request<axum::body::Body>, next: Next| async move {
+            move |req: Request<axum::body::Body>, next: Next| async move {
                 let target = req.uri().path_and_query().map_or(0, |t| t.as_str().len());
                 if target > MAX_TARGET_BYTES {
                     return ApiError::UriTooLong(MAX_TARGET_BYTES).into_response();
+                }
+                // A body declared too large is refused before it is waited for: reading
+                // it would end in 413 too, or in 408 if the client never sends it.
+                let declared = req
+                    .headers()
+                    .get(axum::http::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+                if declared.is_some_and(|n| n > max_body as u64) {
+                    return ApiError::TooLarge(max_body).into_response();
                 }
                 next.run(req).await
             },

@@ -77,6 +77,7 @@ impl TestServer {
             listener,
             app,
             std::time::Duration::from_secs(30),
+            roster::server::DEFAULT_MAX_CONNECTIONS,
             std::future::pending(),
         ));
         TestServer {

@@ -255,3 +255,32 @@ async fn failed_authentications_are_throttled_per_address() {
     let (status, _, _) = get_user(elsewhere, &other, other.key.clone()).await;
     assert_eq!(status, 200);
 }
+
+/// A body declared larger than the limit is refused at once with 413, not waited for
+/// until the request times out (408).
+#[tokio::test]
+async fn a_body_declared_too_large_is_refused_before_it_is_sent() {
+    let server = TestServer::start_with(&Limits {
+        max_body_bytes: 1000,
+        request_timeout: Duration::from_secs(5),
+        ..Limits::default()
+    })
+    .await;
+    let owner = server.user("owner@example.com").await;
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "POST /client/v4/accounts HTTP/1.1\r\nHost: x\r\nX-Auth-Email: {}\r\nX-Auth-Key: {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000001\r\n\r\n",
+        owner.email, owner.key
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // No body follows.
+    let mut answer = vec![0u8; 4096];
+    let n = stream.read(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(
+        answer.contains(&format!("\"code\":{}", codes::TOO_LARGE)),
+        "{answer}"
+    );
+}
