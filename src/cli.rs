@@ -1,7 +1,6 @@
 //! The operator's command line: `serve`, `migrate`, `seed`, `export`, `import`, `user create`,
 //! `token create`.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,21 +75,12 @@ pub struct Database {
     /// `roster serve` processes may share one database.
     #[arg(long, global = true, env = "DATABASE_URL")]
     pub database_url: Option<String>,
-    /// Seconds a verified API key or token is trusted without asking the database again.
-    /// This process's own changes to users and tokens apply at once; another process's
-    /// (sharing a PostgreSQL database) within this many seconds. 0 asks every time.
-    #[arg(
-        long,
-        global = true,
-        env = "ROSTER_CREDENTIAL_CACHE",
-        default_value_t = DEFAULT_CREDENTIAL_TTL.as_secs()
-    )]
-    pub credential_cache: u64,
 }
 
 impl Database {
-    pub async fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
-        let ttl = Duration::from_secs(self.credential_cache);
+    /// Opens the database; `ttl` is how long a verified credential is trusted (see
+    /// `serve --credential-cache`; one-shot commands trust nothing).
+    pub async fn open(&self, ttl: Duration) -> anyhow::Result<Arc<dyn Store>> {
         match &self.database_url {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
                 Ok(Arc::new(
@@ -114,8 +104,18 @@ impl Database {
 pub enum Command {
     /// Serve the API under /client/v4.
     Serve {
+        /// Address and port to listen on (a host name such as localhost:8080 works too).
         #[arg(long, env = "ROSTER_LISTEN", default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
+        listen: String,
+        /// Seconds a verified API key or token is trusted without asking the database again.
+        /// This process's own changes to users and tokens apply at once; another process's
+        /// (sharing a PostgreSQL database) within this many seconds. 0 asks every time.
+        #[arg(
+            long,
+            env = "ROSTER_CREDENTIAL_CACHE",
+            default_value_t = DEFAULT_CREDENTIAL_TTL.as_secs()
+        )]
+        credential_cache: u64,
         /// Load the documentation's demo data, unless the demo account exists already.
         #[arg(long)]
         demo: bool,
@@ -191,10 +191,13 @@ impl LimitArgs {
 pub enum UserCommand {
     /// Create a user and print their global API key (shown once).
     Create {
+        /// The user's email address, which signs them in with the key printed.
         #[arg(long)]
         email: String,
+        /// The user's first name.
         #[arg(long)]
         first_name: Option<String>,
+        /// The user's last name.
         #[arg(long)]
         last_name: Option<String>,
         /// Mark the user as having two-factor authentication enabled.
@@ -207,11 +210,13 @@ pub enum UserCommand {
 pub enum TokenCommand {
     /// Create an API token for a user and print it (shown once).
     Create {
+        /// The email of the user the token acts for.
         #[arg(long)]
         email: String,
         /// Permission group names, e.g. "Account Settings Read" (repeatable).
         #[arg(long = "permission-group", required = true)]
         permission_groups: Vec<String>,
+        /// The token's name, as the API lists it.
         #[arg(long, default_value = "roster token")]
         name: String,
         /// When the token stops working (RFC 3339, e.g. 2027-01-01T00:00:00Z).
@@ -220,26 +225,50 @@ pub enum TokenCommand {
     },
 }
 
+/// An error for the operator: each cause once, on one line, without a backtrace (these
+/// are expected errors: a bad path, a port in use, a database that does not answer).
+/// Errors that wrap another quote it, so of each cause only the parts (between ": ") the
+/// line does not say yet are added.
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        for part in cause.to_string().split(": ") {
+            if !parts.iter().any(|p| p.contains(part)) {
+                parts.push(part.to_string());
+            }
+        }
+    }
+    parts.join(": ")
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     // Held to the end: dropping it writes out the log lines still queued.
     let _log = match &cli.command {
         Command::Serve { log_json, .. } => Some(init_tracing(*log_json)),
         _ => None,
     };
-    let store = cli.db.open().await?;
-    match cli.command {
+    // The port first: a port in use fails at once, before any migration or loading.
+    let listener = match &cli.command {
+        Command::Serve { listen, .. } => Some(
+            tokio::net::TcpListener::bind(listen.as_str())
+                .await
+                .with_context(|| format!("listening on {listen}"))?,
+        ),
+        _ => None,
+    };
+    let ttl = match &cli.command {
         Command::Serve {
-            listen,
-            demo,
-            limits,
-            ..
-        } => {
+            credential_cache, ..
+        } => Duration::from_secs(*credential_cache),
+        _ => Duration::ZERO,
+    };
+    let store = cli.db.open(ttl).await?;
+    match cli.command {
+        Command::Serve { demo, limits, .. } => {
+            let listener = listener.expect("bound above");
             if demo && fixture::load_demo(store.as_ref()).await? {
                 tracing::info!("demo data loaded");
             }
-            let listener = tokio::net::TcpListener::bind(listen)
-                .await
-                .with_context(|| format!("binding {listen}"))?;
             tracing::info!(address = %listener.local_addr()?, "listening");
             let app = api::router(store, &limits.limits());
             let header_timeout = Duration::from_secs(limits.header_timeout);

@@ -5,6 +5,12 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    roster::cli::run(roster::cli::Cli::parse_args()).await
+async fn main() -> std::process::ExitCode {
+    match roster::cli::run(roster::cli::Cli::parse_args()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", roster::cli::one_line(&e));
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

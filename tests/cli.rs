@@ -603,3 +603,81 @@ fn connections_past_the_cap_wait_for_one_to_close() {
     let head = answered(&mut second, std::time::Duration::from_secs(10)).expect("second answered");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
 }
+
+/// Expected errors read as one line, each cause once, without a backtrace even when
+/// `RUST_BACKTRACE` asks for one; a port in use fails before the database is touched; an
+/// unreachable PostgreSQL says the connection was refused; `--listen` takes a host name.
+#[test]
+fn cli_errors_are_one_line_and_come_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
+            .args(args)
+            .env("RUST_BACKTRACE", "1")
+            .env_remove("DATABASE_URL")
+            .env_remove("ROSTER_DATABASE")
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let one_line = |out: &std::process::Output, says: &str| {
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with("error: "), "{stderr}");
+        assert!(stderr.contains(says), "{says:?} not in {stderr}");
+        let parts: Vec<&str> = stderr.trim().split(": ").collect();
+        for (i, part) in parts.iter().enumerate() {
+            assert!(!parts[..i].contains(part), "{part:?} twice in {stderr}");
+        }
+    };
+    one_line(
+        &run(&["--database", "/nonexistent/dir/x.db", "migrate"]),
+        "unable to open database file",
+    );
+    one_line(
+        &run(&[
+            "--database-url",
+            "postgres://nobody@127.0.0.1:1/none",
+            "migrate",
+        ]),
+        "Connection refused",
+    );
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{port}");
+    one_line(
+        &run(&[
+            "--database",
+            "busy.db",
+            "serve",
+            "--listen",
+            &listen,
+            "--demo",
+        ]),
+        "in use",
+    );
+    assert!(
+        !dir.path().join("busy.db").exists(),
+        "the database was touched"
+    );
+    drop(taken);
+
+    // A host name: resolved, bound, served.
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
+        .args(["--database", "named.db", "serve", "--demo"])
+        .args(["--listen", &format!("localhost:{port}")])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let answered = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::net::TcpStream::connect(("localhost", port)).is_ok()
+    });
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert!(answered, "nothing listened on localhost:{port}");
+}

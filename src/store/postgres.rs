@@ -49,6 +49,9 @@ impl PgStore {
         options: PgConnectOptions,
         credential_ttl: Duration,
     ) -> Result<Self, StoreError> {
+        // One connection first: a server that refuses or does not exist is reported at
+        // once (the pool would retry until its acquire timeout, 10 s, and report that).
+        PgConnection::connect_with(&options).await?.close().await?;
         // sqlx pings every connection it hands out by default: a round trip to the server
         // per request. Ping only connections that sat idle long enough for a firewall or a
         // server restart to have dropped them.
