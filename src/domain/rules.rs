@@ -8,7 +8,9 @@ use super::catalog;
 use super::model::*;
 use super::permissions::{Key, Permissions};
 use super::tokens::{self, Token};
-use super::types::{AccountType, Answer, Email, Id, Status, bounded, now};
+use super::types::{
+    AccountType, Answer, Email, Id, MAX_GRANTS, MAX_PER_POLICY, Status, at_most, bounded, now,
+};
 
 /// The authenticated caller: a user, and when they came with an API token, that token.
 #[derive(Debug, Clone)]
@@ -159,6 +161,24 @@ impl AccountCatalog {
 
     /// Checks that every role or group a request names exists for this account.
     pub fn check_grants(&self, grants: &Grants) -> Result<(), DomainError> {
+        match grants {
+            Grants::Roles(ids) => at_most(ids.len(), MAX_GRANTS, "roles")?,
+            Grants::Policies(policies) => {
+                at_most(policies.len(), MAX_GRANTS, "policies")?;
+                for p in policies {
+                    at_most(
+                        p.permission_groups.len(),
+                        MAX_PER_POLICY,
+                        "policies.permission_groups",
+                    )?;
+                    at_most(
+                        p.resource_groups.len(),
+                        MAX_PER_POLICY,
+                        "policies.resource_groups",
+                    )?;
+                }
+            }
+        }
         match grants {
             Grants::Roles(ids) => {
                 if ids.is_empty() {
@@ -526,6 +546,7 @@ impl AccountState {
                 format!("scope.key must be {expected}"),
             ));
         }
+        at_most(group.scope.objects.len(), MAX_PER_POLICY, "scope.objects")?;
         if group.scope.objects.is_empty() {
             return Err(DomainError::invalid(
                 "scope.objects",

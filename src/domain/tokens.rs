@@ -16,7 +16,7 @@ use super::DomainError;
 use super::catalog;
 use super::model::PermissionGroup;
 use super::permissions::Permissions;
-use super::types::{Id, bounded, now};
+use super::types::{Id, MAX_GRANTS, MAX_PER_POLICY, at_most, bounded, now};
 
 wire_enum!(
     /// Whether a token policy allows or denies what it names.
@@ -267,8 +267,24 @@ impl TokenInput {
                 "policies must hold at least one policy",
             ));
         }
+        at_most(self.policies.len(), MAX_GRANTS, "policies")?;
         let mut policies = Vec::with_capacity(self.policies.len());
         for (i, p) in self.policies.into_iter().enumerate() {
+            let field = |what: &str| format!("policies[{i}].{what}");
+            at_most(
+                p.permission_groups.len(),
+                MAX_PER_POLICY,
+                &field("permission_groups"),
+            )?;
+            let resources = p.resources.len()
+                + p.resources
+                    .values()
+                    .map(|r| match r {
+                        Resource::Within(inner) => inner.len(),
+                        Resource::All(_) => 0,
+                    })
+                    .sum::<usize>();
+            at_most(resources, MAX_PER_POLICY, &field("resources"))?;
             if p.permission_groups.is_empty() {
                 return Err(DomainError::invalid(
                     "policies.permission_groups",

@@ -76,6 +76,41 @@ impl Eq for Email {}
 
 pub const EMAIL_MAX: usize = 90;
 
+/// Bounds on what one request may ask the server to weigh on every later request: a
+/// member's roles or policies, a token's policies, and the groups, resources or objects
+/// in one policy or resource group. Cloudflare documents none; these are Roster's own,
+/// well past what its dashboard makes.
+pub const MAX_GRANTS: usize = 50;
+pub const MAX_PER_POLICY: usize = 100;
+
+/// Checks that `count` items in `field` are within `most`.
+pub fn at_most(count: usize, most: usize, field: &str) -> Result<(), DomainError> {
+    if count > most {
+        return Err(DomainError::invalid(
+            field,
+            format!("{field} holds at most {most} entries ({count} given)"),
+        ));
+    }
+    Ok(())
+}
+
+/// Characters that change how text is shown without being seen: direction overrides and
+/// isolates, zero-width characters, the soft hyphen, the byte order mark. An address
+/// holding one can look like another.
+fn invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
+}
+
 impl Email {
     pub fn parse(raw: &str, field: &str) -> Result<Self, DomainError> {
         let value = raw.trim();
@@ -95,7 +130,9 @@ impl Email {
             && domain.contains('.')
             && !domain.starts_with('.')
             && !domain.ends_with('.')
-            && !value.chars().any(|c| c.is_whitespace() || c.is_control());
+            && !value
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || invisible(c));
         if !valid {
             return Err(bad("is not a valid email address"));
         }

@@ -284,3 +284,73 @@ async fn a_body_declared_too_large_is_refused_before_it_is_sent() {
         "{answer}"
     );
 }
+
+/// What one request may make every later request weigh is bounded, with a clear 400 and
+/// nothing written: a token's policies, a member's policies and a policy's groups. An
+/// email holding invisible or direction-changing characters, which can pass for another
+/// address, is refused.
+#[tokio::test]
+async fn unbounded_grants_and_invisible_characters_are_refused() {
+    let server = TestServer::start().await;
+    let owner = server.user("owner@example.com").await;
+    let account = server.account(&owner, "Bounded").await;
+    let group = server.whole_account_group(&owner, &account, None).await;
+    let me = server.as_user(&owner);
+    let settings_read = "15b972a8f4cb43e78efbafb322f7dee5";
+    let token_policy = json!({
+        "effect": "allow",
+        "permission_groups": [{"id": settings_read}],
+        "resources": {"com.cloudflare.api.account.*": "*"},
+    });
+    let r = me
+        .post(
+            "/user/tokens",
+            json!({"name": "many", "policies": vec![token_policy.clone(); 51]}),
+        )
+        .await;
+    r.expect_error(400, i64::from(codes::INVALID_INPUT));
+    assert!(r.error_message().contains("at most 50"), "{}", r.body);
+    let many_resources: serde_json::Map<String, serde_json::Value> = (0..101)
+        .map(|i| (format!("com.cloudflare.api.account.{i:032x}"), json!("*")))
+        .collect();
+    let mut wide = token_policy.clone();
+    wide["resources"] = many_resources.into();
+    let r = me
+        .post("/user/tokens", json!({"name": "wide", "policies": [wide]}))
+        .await;
+    r.expect_error(400, i64::from(codes::INVALID_INPUT));
+    assert!(r.error_message().contains("at most 100"), "{}", r.body);
+    assert_eq!(me.get("/user/tokens").await.result(), &json!([]));
+
+    let members = format!("/accounts/{account}/members");
+    let member_policy = json!({"access": "allow", "permission_groups": [{"id": settings_read}], "resource_groups": [{"id": group}]});
+    me.post(
+        &members,
+        json!({"email": "many@example.com", "policies": vec![member_policy.clone(); 51]}),
+    )
+    .await
+    .expect_error(400, i64::from(codes::INVALID_INPUT));
+    let mut groups = member_policy.clone();
+    groups["permission_groups"] = vec![json!({"id": settings_read}); 101].into();
+    let r = me
+        .post(
+            &members,
+            json!({"email": "many@example.com", "policies": [groups]}),
+        )
+        .await;
+    r.expect_error(400, i64::from(codes::INVALID_INPUT));
+    assert!(r.error_message().contains("at most 100"), "{}", r.body);
+    for email in [
+        "evil\u{202E}moc.elpmaxe@example.com",
+        "zero\u{200B}width@example.com",
+    ] {
+        me.post(&members, json!({"email": email, "roles": [DNS]}))
+            .await
+            .expect_error(400, i64::from(codes::INVALID_INPUT));
+    }
+    assert_eq!(
+        me.get(&members).await.body["result_info"]["total_count"],
+        1,
+        "nothing was written"
+    );
+}
