@@ -33,6 +33,8 @@ pub enum ApiError {
     Timeout(u64),
     #[error("Request URI too long: the limit is {0} bytes")]
     UriTooLong(usize),
+    #[error("Request header fields too large: the limit is {0} bytes in all")]
+    HeadersTooLarge(usize),
 }
 
 /// At most this much of a client's path goes into an answer or a log line: a path is the
@@ -87,6 +89,7 @@ pub mod codes {
     pub const TOO_LARGE: u32 = 1010;
     pub const TIMEOUT: u32 = 1011;
     pub const URI_TOO_LONG: u32 = 1012;
+    pub const HEADERS_TOO_LARGE: u32 = 1013;
     pub const RATE_LIMITED: u32 = 971;
     pub const METHOD_NOT_ALLOWED: u32 = 7001;
     pub const NO_ROUTE: u32 = 7003;
@@ -176,6 +179,11 @@ impl ApiError {
             ApiError::UriTooLong(_) => {
                 one(StatusCode::URI_TOO_LONG, URI_TOO_LONG, self.to_string())
             }
+            ApiError::HeadersTooLarge(_) => one(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                HEADERS_TOO_LARGE,
+                self.to_string(),
+            ),
             ApiError::Internal(_) => one(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 INTERNAL,

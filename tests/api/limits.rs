@@ -354,3 +354,21 @@ async fn unbounded_grants_and_invisible_characters_are_refused() {
         "nothing was written"
     );
 }
+
+/// Headers past Cloudflare's 32 KB are answered 431 in the v4 envelope, with a ray id,
+/// before anything else is looked at.
+#[tokio::test]
+async fn oversized_headers_get_431_in_the_envelope() {
+    let server = TestServer::start().await;
+    let r = reqwest::Client::new()
+        .get(format!("http://{}/client/v4/user", server.addr))
+        .header("X-Padding", "a".repeat(roster::api::MAX_HEADER_BYTES))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 431);
+    assert!(r.headers().contains_key("cf-ray"));
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["success"], false);
+    assert_eq!(body["errors"][0]["code"], codes::HEADERS_TOO_LARGE);
+}
