@@ -28,7 +28,7 @@ impl FromRequestParts<AppState> for Auth {
         let client = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
+            .map(|c| c.0.ip().to_canonical());
         let email = parts
             .headers
             .get("x-auth-email")

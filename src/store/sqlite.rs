@@ -248,18 +248,19 @@ impl SqliteStore {
     /// trusted for `credential_ttl` without asking the database again (see
     /// [`Credentials`]); zero asks every time.
     pub async fn open(path: &Path, credential_ttl: Duration) -> Result<Self, StoreError> {
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        conn.pragma_update(None, "journal_mode", "wal")?;
-        // In WAL mode a commit is durable once the log is synced at a checkpoint; a power
-        // loss may take the last commits, never corrupt the file.
-        conn.pragma_update(None, "synchronous", "normal")?;
-        conn.pragma_update(None, "foreign_keys", true)?;
-        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
-        conn.set_prepared_statement_cache_capacity(64);
-        let mut lite = Lite::new(conn);
-        migrate(&mut lite)?;
+        // Processes starting together on a new file race to switch it to WAL, which SQLite
+        // refuses without waiting (its busy handler is not asked); the one that lost finds
+        // the work done when it tries again.
+        let mut tries = 0;
+        let lite = loop {
+            match writer(path) {
+                Err(StoreError::Sqlite(e)) if busy(&e) && tries < 5 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(100 * tries)).await;
+                }
+                other => break other?,
+            }
+        };
         // No waiting on the calling thread from now on (see `begin`).
         lite.conn.busy_timeout(Duration::ZERO)?;
         let readers = deadpool::managed::Pool::builder(Readers(path.to_path_buf()))
@@ -281,6 +282,23 @@ impl SqliteStore {
             credentials: Arc::new(Credentials::new(credential_ttl)),
         })
     }
+}
+
+/// The write connection, set up, on a file brought to this build's schema.
+fn writer(path: &Path) -> Result<Lite, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "journal_mode", "wal")?;
+    // In WAL mode a commit is durable once the log is synced at a checkpoint; a power
+    // loss may take the last commits, never corrupt the file.
+    conn.pragma_update(None, "synchronous", "normal")?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    let mut lite = Lite::new(conn);
+    migrate(&mut lite)?;
+    Ok(lite)
 }
 
 /// Applies the migrations this build knows that the file lacks, each in the transaction

@@ -53,6 +53,28 @@ impl TestServer {
 
     /// A fresh server with these limits (rate, body size, timeouts).
     pub async fn start_with(limits: &Limits) -> TestServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        TestServer::start_on(listener, addr, limits).await
+    }
+
+    /// A fresh server listening on every IPv6 and IPv4 address (`[::]`), as a dual-stack
+    /// deployment does, reached over IPv4: it sees its clients as IPv4-mapped addresses.
+    /// `None` where the machine has no IPv6.
+    pub async fn start_dual_stack() -> Option<TestServer> {
+        let listener = tokio::net::TcpListener::bind("[::]:0").await.ok()?;
+        let port = listener.local_addr().expect("addr").port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        Some(TestServer::start_on(listener, addr, &Limits::default()).await)
+    }
+
+    async fn start_on(
+        listener: tokio::net::TcpListener,
+        addr: SocketAddr,
+        limits: &Limits,
+    ) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let (store, schema): (Arc<dyn Store>, _) = match std::env::var("ROSTER_TEST_DATABASE_URL") {
             Ok(url) => {
@@ -68,10 +90,6 @@ impl TestServer {
                 None,
             ),
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
         let app = roster::api::router(store.clone(), limits);
         tokio::spawn(roster::server::serve(
             listener,

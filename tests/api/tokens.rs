@@ -620,3 +620,43 @@ async fn token_permission_groups_are_listed_and_filtered() {
             .all(|g| g["scopes"][0] == "com.cloudflare.api.user")
     );
 }
+
+/// On a dual-stack listener (`[::]`) IPv4 clients arrive as `::ffff:a.b.c.d`; address
+/// conditions written in IPv4 still apply to them, both ways.
+#[tokio::test]
+async fn address_conditions_hold_for_ipv4_clients_of_a_dual_stack_listener() {
+    let Some(server) = TestServer::start_dual_stack().await else {
+        eprintln!("skipped: no IPv6 on this machine");
+        return;
+    };
+    let alice = server.user("alice@example.com").await;
+    let read = policy(
+        "allow",
+        &[MEMBERSHIPS_READ],
+        &[&format!(
+            "com.cloudflare.api.user.{}",
+            user_id(&server, &alice).await
+        )],
+    );
+    for (condition, works) in [
+        (json!({"in": ["127.0.0.1/32"]}), true),
+        (json!({"not_in": ["127.0.0.0/8"]}), false),
+    ] {
+        let (_, secret) = create(
+            &server,
+            &alice,
+            json!({"name": "ip", "policies": [read], "condition": {"request_ip": condition}}),
+        )
+        .await;
+        let r = server.with_token(&secret).get("/memberships").await;
+        if works {
+            r.result();
+        } else {
+            r.expect_error(403, 9109);
+            assert_eq!(
+                r.error_message(),
+                "Cannot use the access token from location: 127.0.0.1"
+            );
+        }
+    }
+}
