@@ -81,6 +81,7 @@ impl deadpool::managed::Manager for Readers {
     async fn create(&self) -> Result<Lite, rusqlite::Error> {
         let conn = Connection::open(&self.0)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        unicode_lower(&conn)?;
         // A read connection never writes, whatever a bug might send it.
         conn.pragma_update(None, "query_only", true)?;
         conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
@@ -284,10 +285,24 @@ impl SqliteStore {
     }
 }
 
+/// Replaces SQLite's `lower()`, which folds ASCII letters only, with Rust's, which folds
+/// as Unicode says: members pages ordered by name then order as the rest of Roster does
+/// (`list::text_key`), and as PostgreSQL does under a UTF-8 locale.
+fn unicode_lower(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    conn.create_scalar_function(
+        "lower",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| Ok(ctx.get::<Option<String>>(0)?.map(|text| text.to_lowercase())),
+    )
+}
+
 /// The write connection, set up, on a file brought to this build's schema.
 fn writer(path: &Path) -> Result<Lite, StoreError> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    unicode_lower(&conn)?;
     conn.pragma_update(None, "journal_mode", "wal")?;
     // In WAL mode a commit is durable once the log is synced at a checkpoint; a power
     // loss may take the last commits, never corrupt the file.
