@@ -6,7 +6,7 @@
 //! committed to the database file since it was read, by this process or any other. SQLite
 //! tells each connection so (`PRAGMA data_version` changes when another connection, of any
 //! process, committed), and every read that uses or fills the cache asks its connection
-//! first ([`Reader::changed`]). When one connection sees a change, the generation goes up
+//! first ([`Lite::changed`]). When one connection sees a change, the generation goes up
 //! and every entry stamped with an older one is dead. Any write anywhere therefore empties the cache, which is right
 //! for what it is for: the same users reading their memberships again and again.
 //!
@@ -20,7 +20,7 @@
 //! before (one row for one membership) and nothing is kept, so that callers spread over
 //! many users do not pay for filling a cache that would evict them before they return.
 //!
-//! [`Reader::changed`]: super::read::Reader::changed
+//! [`Lite::changed`]: super::conn::Lite::changed
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
