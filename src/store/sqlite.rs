@@ -294,7 +294,11 @@ fn unicode_lower(conn: &Connection) -> rusqlite::Result<()> {
         "lower",
         1,
         FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
-        |ctx| Ok(ctx.get::<Option<String>>(0)?.map(|text| text.to_lowercase())),
+        |ctx| {
+            Ok(ctx
+                .get::<Option<String>>(0)?
+                .map(|text| text.to_lowercase()))
+        },
     )
 }
 
