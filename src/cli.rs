@@ -128,7 +128,10 @@ pub enum Command {
     /// Apply the database migrations and exit (`serve` applies them at start too).
     Migrate,
     /// Load users, accounts and memberships from a JSON fixture file.
-    Seed { file: PathBuf },
+    Seed {
+        /// The fixture file (JSON; the README's "Operator CLI" shows its form).
+        file: PathBuf,
+    },
     /// Write every row of the database as JSON (secrets stay hashed, but keep the file as
     /// private as the database), to move a deployment to another database.
     Export {
@@ -137,7 +140,10 @@ pub enum Command {
         output: Option<PathBuf>,
     },
     /// Load an export into a new, empty database: all of it, or nothing.
-    Import { file: PathBuf },
+    Import {
+        /// The file `roster export` wrote.
+        file: PathBuf,
+    },
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
@@ -411,5 +417,38 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// `--help` describes every flag and argument, and shows each only where it applies.
+    #[test]
+    fn every_flag_says_what_it_does_where_it_applies() {
+        fn walk(command: &clap::Command, path: &str, seen: &mut Vec<(String, String)>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                assert!(arg.get_help().is_some(), "{path}: {id} has no description");
+                seen.push((path.to_string(), id.to_string()));
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), seen);
+            }
+        }
+        let mut seen = Vec::new();
+        walk(&Cli::command(), "roster", &mut seen);
+        let cache: Vec<&str> = seen
+            .iter()
+            .filter(|(_, id)| id == "credential_cache")
+            .map(|(path, _)| path.as_str())
+            .collect();
+        assert_eq!(cache, ["roster serve"]);
     }
 }
