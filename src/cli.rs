@@ -78,6 +78,21 @@ pub struct Database {
 }
 
 impl Database {
+    /// Which database this is, for the operator: the SQLite file, or PostgreSQL's host and
+    /// database (never its password).
+    pub fn describe(&self) -> String {
+        match self.database_url.as_deref().map(url::Url::parse) {
+            Some(Ok(url)) => format!(
+                "PostgreSQL {}:{}{}",
+                url.host_str().unwrap_or("localhost"),
+                url.port().unwrap_or(5432),
+                url.path()
+            ),
+            Some(Err(_)) => "PostgreSQL".to_string(),
+            None => format!("SQLite {}", self.database.display()),
+        }
+    }
+
     /// Opens the database; `ttl` is how long a verified credential is trusted (see
     /// `serve --credential-cache`; one-shot commands trust nothing).
     pub async fn open(&self, ttl: Duration) -> anyhow::Result<Arc<dyn Store>> {
@@ -150,6 +165,12 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Print a completion script for a shell, e.g. `roster completions bash >
+    /// /etc/bash_completion.d/roster`.
+    Completions {
+        /// The shell to complete in.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Args)]
@@ -248,6 +269,16 @@ pub fn one_line(e: &anyhow::Error) -> String {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Completions { shell } = &cli.command {
+        use clap::CommandFactory;
+        clap_complete::generate(
+            *shell,
+            &mut Cli::command(),
+            "roster",
+            &mut std::io::stdout(),
+        );
+        return Ok(());
+    }
     // Held to the end: dropping it writes out the log lines still queued.
     let _log = match &cli.command {
         Command::Serve { log_json, .. } => Some(init_tracing(*log_json)),
@@ -270,13 +301,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let store = cli.db.open(ttl).await?;
     match cli.command {
+        Command::Completions { .. } => unreachable!("answered before the database is opened"),
         Command::Serve { demo, limits, .. } => {
             let listener = listener.expect("bound above");
             if demo && fixture::load_demo(store.as_ref()).await? {
                 tracing::info!("demo data loaded");
             }
-            tracing::info!(address = %listener.local_addr()?, "listening");
-            let app = api::router(store, &limits.limits());
+            let served = limits.limits();
+            tracing::info!(
+                "listening on http://{}{}",
+                listener.local_addr()?,
+                api::PREFIX
+            );
+            tracing::info!("database: {}", cli.db.describe());
+            match served.rate {
+                Some((requests, window)) => tracing::info!(
+                    "rate limit: {requests} requests per user per {} s (--rate-limit 0 turns it off)",
+                    window.as_secs()
+                ),
+                None => tracing::info!("rate limit: off"),
+            }
+            if demo {
+                // The documentation's own demo credentials (README), not a secret.
+                let (email, key) = fixture::demo_credentials();
+                tracing::info!("demo: X-Auth-Email {email}, X-Auth-Key {key}");
+            }
+            let app = api::router(store, &served);
             let header_timeout = Duration::from_secs(limits.header_timeout);
             server::serve(
                 listener,

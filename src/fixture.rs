@@ -19,6 +19,14 @@ use crate::store::{Store, StoreError};
 /// The documentation's demo data (see DESIGN.md), in the fixture format.
 pub const DEMO: &str = include_str!("../demo/demo.json");
 
+/// The demo's first user and their API key, as the README shows them.
+pub fn demo_credentials() -> (String, String) {
+    let demo = parse(DEMO).expect("the demo fixture is valid");
+    let user = &demo.users[0];
+    let key = user.api_key.clone().expect("the demo user has a key");
+    (user.email.clone(), key)
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fixture {

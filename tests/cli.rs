@@ -681,3 +681,28 @@ fn cli_errors_are_one_line_and_come_before_any_work() {
     server.wait().unwrap();
     assert!(answered, "nothing listened on localhost:{port}");
 }
+
+/// `roster completions SHELL` prints a completion script without touching a database.
+#[test]
+fn completions_are_printed_for_each_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef roster"),
+        ("fish", "complete -c roster"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
+            .args(["completions", shell])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(script.contains(marker), "{shell}: {script}");
+        assert!(script.contains("serve"), "{shell}");
+    }
+    assert!(
+        !dir.path().join("roster.db").exists(),
+        "no database was opened"
+    );
+}

@@ -4,6 +4,7 @@
 
 mod access;
 mod accounts;
+mod control;
 pub mod error;
 mod extract;
 mod iam;
@@ -119,6 +120,7 @@ pub fn router(store: Arc<dyn Store>, limits: &Limits) -> Router {
     let max_body = limits.max_body_bytes;
     let routes = Router::new()
         .nest(PREFIX, v4)
+        .merge(control::router())
         .fallback(no_route)
         .with_state(state);
     // The layers wrap the router once, outermost first. `Router::layer` would box each

@@ -17,7 +17,7 @@
 //! | `load_account`, `member_page` | a reader, no transaction (statements may straddle a commit; the views skip what a write removed) | `Singles`, no transaction (the same) | none |
 //! | `user_memberships`, `user_membership` | a reader, no transaction | a single-statement connection (`Singles`), no transaction | SQLite: memberships, checked against `data_version` |
 //! | `user_by_email`, `token_by_hash` | a reader | `Singles` | credentials, for the time to live |
-//! | `user`, `user_tokens` | a reader | `Singles` | none |
+//! | `user`, `user_tokens`, `ping` | a reader | `Singles` | none |
 //! | `write_account`, `create_account` | the writer, `BEGIN IMMEDIATE` (the file's write lock) | pooled, `READ COMMITTED`, account row `FOR UPDATE`, this process's writers queued per account | clears nothing: memberships are checked on read |
 //! | `edit_user`, `edit_token` | the writer, `BEGIN IMMEDIATE` | pooled, `READ COMMITTED`, user row `FOR UPDATE`, queued per user | clears credentials; PostgreSQL tells other processes (`NOTIFY`) |
 //! | `insert_user`, `insert_token`, `delete_token`, `touch_token` | the writer, `BEGIN IMMEDIATE` | pooled, `READ COMMITTED`, the rows written | clear credentials (`touch_token`: updates its entry) |
@@ -188,6 +188,9 @@ pub trait Store: Send + Sync + 'static {
     /// cache of a few seconds (see `credentials.rs`); this process's own changes clear it.
     async fn user_by_email(&self, email_folded: &str)
     -> Result<Option<(User, String)>, StoreError>;
+
+    /// Whether the database answers (one statement on a read connection).
+    async fn ping(&self) -> Result<(), StoreError>;
 
     /// The user with this id, if any.
     async fn user(&self, id: &Id) -> Result<Option<User>, StoreError>;

@@ -640,6 +640,12 @@ impl<B: Backend> Store for SqlStore<B> {
         Ok(found)
     }
 
+    async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.backend.single().await?;
+        conn.row("SELECT 1 AS n", &[], |r| r.int("n")).await?;
+        Ok(())
+    }
+
     async fn user(&self, id: &Id) -> Result<Option<User>, StoreError> {
         queries::fetch_user(&mut *self.backend.single().await?, id).await
     }

@@ -44,3 +44,21 @@ async fn a_test_server_leaves_no_schema_behind() {
     drop(server);
     assert!(!exists().await, "{name} is left behind");
 }
+
+/// `GET /_roster/health` needs no credentials, lives outside `/client/v4`, and says the
+/// database answers.
+#[tokio::test]
+async fn health_answers_without_credentials() {
+    let server = TestServer::start().await;
+    let r = reqwest::get(format!("http://{}/_roster/health", server.addr))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["success"], true);
+    assert_eq!(body["result"]["database"], "reachable");
+    let nested = reqwest::get(format!("http://{}/client/v4/_roster/health", server.addr))
+        .await
+        .unwrap();
+    assert_eq!(nested.status().as_u16(), 404);
+}
