@@ -99,11 +99,11 @@ impl deadpool::managed::Manager for Readers {
     }
 }
 
-/// The write connection, the transaction open on it, and what it needs to hand
-/// checkpoints off.
+/// The write connection, the transaction open on it, and when it checkpoints next.
 pub struct Writer {
     lite: Lite,
     batch: Option<Batch>,
+    /// Commits made, each of a batch of writes.
     commits: u32,
     /// Writes committed since the last checkpoint.
     unchecked: usize,
