@@ -74,7 +74,7 @@ fn the_access_log_in_a_file_is_plain_text_with_microseconds() {
     );
     assert!(!log.contains('\u{1b}'), "no escape codes:\n{log}");
     assert!(
-        regex::Regex::new(r"status=400 latency_us=\d+")
+        regex::Regex::new(r"status=400 code=9106 latency_us=\d+")
             .unwrap()
             .is_match(&log),
         "status and latency in microseconds:\n{log}"
@@ -705,4 +705,50 @@ fn completions_are_printed_for_each_shell() {
         !dir.path().join("roster.db").exists(),
         "no database was opened"
     );
+}
+
+/// With `--log-json` each request's line carries the query string, the caller (a user or
+/// token id, never a secret), the status and a failed answer's error code, as fields.
+#[test]
+fn the_json_access_log_says_who_asked_what_and_how_it_failed() {
+    let db = TestDatabase::new();
+    let server = Server::start(&db, &["--demo", "--log-json"]);
+    let (status, _) = server.get("/memberships?status=accepted", &DEMO_USER);
+    assert_eq!(status, 200);
+    let (status, _) = server.get("/nothing", &[]);
+    assert_eq!(status, 404);
+    let asked = std::time::Instant::now();
+    let lines = loop {
+        let lines: Vec<Value> = server
+            .log_text()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|l| l["fields"]["message"] == "request")
+            .collect();
+        if lines.len() >= 2 || asked.elapsed().as_secs() >= 10 {
+            break lines;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let line = |path: &str| {
+        lines
+            .iter()
+            .find(|l| l["fields"]["path"] == path)
+            .unwrap_or_else(|| panic!("{path} not logged: {lines:?}"))["fields"]
+            .clone()
+    };
+    let ok = line("/client/v4/memberships");
+    assert_eq!(ok["query"], "status=accepted");
+    assert!(ok["caller"].as_str().unwrap().starts_with("user "), "{ok}");
+    assert_eq!(ok["status"], 200);
+    assert!(ok.get("code").is_none(), "{ok}");
+    // (`--demo` prints the documented demo key once at start; requests never log it.)
+    let requests = serde_json::to_string(&lines).unwrap();
+    assert!(
+        !requests.contains(DEMO_USER[1].1),
+        "the key is never logged"
+    );
+    let failed = line("/client/v4/nothing");
+    assert_eq!(failed["caller"], "-");
+    assert_eq!(failed["code"], 7003);
 }

@@ -196,8 +196,17 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, errors) = self.status_and_errors();
+        let code = errors
+            .first()
+            .and_then(|e| e["code"].as_u64())
+            .and_then(|c| u32::try_from(c).ok());
         let body = json!({"success": false, "errors": errors, "messages": [], "result": null});
         let mut response = (status, axum::Json(body)).into_response();
+        if let Some(code) = code {
+            response
+                .extensions_mut()
+                .insert(super::access::ErrorCode(code));
+        }
         if let ApiError::Busy(seconds) = self {
             response
                 .headers_mut()

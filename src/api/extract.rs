@@ -50,6 +50,13 @@ impl FromRequestParts<AppState> for Auth {
                 return Err(e.into());
             }
         };
+        if let Some(slot) = parts.extensions.get::<super::access::CallerSlot>() {
+            let who = match &caller.token {
+                Some(token) => format!("token {}", token.id),
+                None => format!("user {}", caller.user.id),
+            };
+            let _ = slot.0.set(who);
+        }
         if let Some(limiter) = &state.limiter {
             limiter
                 .check(caller.user.id.as_str())
