@@ -162,25 +162,8 @@ impl AccountCatalog {
     /// Checks that every role or group a request names exists for this account.
     pub fn check_grants(&self, grants: &Grants) -> Result<(), DomainError> {
         match grants {
-            Grants::Roles(ids) => at_most(ids.len(), MAX_GRANTS, "roles")?,
-            Grants::Policies(policies) => {
-                at_most(policies.len(), MAX_GRANTS, "policies")?;
-                for p in policies {
-                    at_most(
-                        p.permission_groups.len(),
-                        MAX_PER_POLICY,
-                        "policies.permission_groups",
-                    )?;
-                    at_most(
-                        p.resource_groups.len(),
-                        MAX_PER_POLICY,
-                        "policies.resource_groups",
-                    )?;
-                }
-            }
-        }
-        match grants {
             Grants::Roles(ids) => {
+                at_most(ids.len(), MAX_GRANTS, "roles")?;
                 if ids.is_empty() {
                     return Err(DomainError::invalid(
                         "roles",
@@ -195,6 +178,7 @@ impl AccountCatalog {
                 }
             }
             Grants::Policies(policies) => {
+                at_most(policies.len(), MAX_GRANTS, "policies")?;
                 if policies.is_empty() {
                     return Err(DomainError::invalid(
                         "policies",
@@ -202,6 +186,16 @@ impl AccountCatalog {
                     ));
                 }
                 for p in policies {
+                    at_most(
+                        p.permission_groups.len(),
+                        MAX_PER_POLICY,
+                        "policies.permission_groups",
+                    )?;
+                    at_most(
+                        p.resource_groups.len(),
+                        MAX_PER_POLICY,
+                        "policies.resource_groups",
+                    )?;
                     if p.permission_groups.is_empty() || p.resource_groups.is_empty() {
                         return Err(DomainError::invalid(
                             "policies",
