@@ -285,19 +285,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         _ => None,
     };
     // The port first: a port in use fails at once, before any migration or loading.
-    let listener = match &cli.command {
-        Command::Serve { listen, .. } => Some(
-            tokio::net::TcpListener::bind(listen.as_str())
-                .await
-                .with_context(|| format!("listening on {listen}"))?,
-        ),
-        _ => None,
-    };
-    let ttl = match &cli.command {
+    // One-shot commands trust no credential without asking the database.
+    let (listener, ttl) = match &cli.command {
         Command::Serve {
-            credential_cache, ..
-        } => Duration::from_secs(*credential_cache),
-        _ => Duration::ZERO,
+            listen,
+            credential_cache,
+            ..
+        } => (
+            Some(
+                tokio::net::TcpListener::bind(listen.as_str())
+                    .await
+                    .with_context(|| format!("listening on {listen}"))?,
+            ),
+            Duration::from_secs(*credential_cache),
+        ),
+        _ => (None, Duration::ZERO),
     };
     let store = cli.db.open(ttl).await?;
     match cli.command {
