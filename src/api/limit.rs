@@ -9,8 +9,13 @@ use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use super::{ApiError, MAX_HEADER_BYTES, MAX_TARGET_BYTES};
 
 pub struct UserLimiter {
     limiter: DefaultKeyedRateLimiter<String>,
@@ -46,7 +51,7 @@ impl UserLimiter {
     }
 }
 
-/// How long `limiter` asks `key` to wait, in whole seconds (at least one), if it must.
+/// How long `limiter` asks `key` to wait, if it must.
 fn wait<K: std::hash::Hash + Eq + Clone>(
     limiter: &DefaultKeyedRateLimiter<K>,
     key: &K,
@@ -83,6 +88,10 @@ impl FailureLimiter {
     /// Whether a request from `address` (for `email`) may be authenticated now; if not, the
     /// whole seconds until it may.
     pub fn check(&self, address: IpAddr, email: Option<&str>) -> Result<(), u64> {
+        // Every authenticated request asks: with nobody refused, nothing to look up.
+        if self.refused.is_empty() {
+            return Ok(());
+        }
         let now = Instant::now();
         let until = |key| self.refused.get(&key).filter(|until| *until > now);
         let until = until((address, None))
@@ -106,6 +115,33 @@ impl FailureLimiter {
             }
         }
     }
+}
+
+/// Refuses, before routing and before waiting for a body, what Cloudflare's edge refuses:
+/// a request target over [`MAX_TARGET_BYTES`] (414), headers over [`MAX_HEADER_BYTES`]
+/// (431), and a declared body over `max_body` (413; reading it would end in 413 too, or in
+/// 408 if the client never sent it).
+pub async fn refuse_oversized(max_body: usize, req: Request, next: Next) -> Response {
+    let target = req.uri().path_and_query().map_or(0, |t| t.as_str().len());
+    if target > MAX_TARGET_BYTES {
+        return ApiError::UriTooLong(MAX_TARGET_BYTES).into_response();
+    }
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return ApiError::HeadersTooLarge(MAX_HEADER_BYTES).into_response();
+    }
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max_body as u64) {
+        return ApiError::TooLarge(max_body).into_response();
+    }
+    next.run(req).await
 }
 
 #[cfg(test)]

@@ -130,32 +130,9 @@ pub fn router(store: Arc<dyn Store>, limits: &Limits) -> Router {
         .layer(SetRequestIdLayer::new(ray.clone(), RayId))
         .layer(middleware::from_fn(access::log))
         .layer(PropagateRequestIdLayer::new(ray))
-        .layer(middleware::from_fn(
-            move |req: Request<axum::body::Body>, next: Next| async move {
-                let target = req.uri().path_and_query().map_or(0, |t| t.as_str().len());
-                if target > MAX_TARGET_BYTES {
-                    return ApiError::UriTooLong(MAX_TARGET_BYTES).into_response();
-                }
-                let header_bytes: usize = req
-                    .headers()
-                    .iter()
-                    .map(|(name, value)| name.as_str().len() + value.len())
-                    .sum();
-                if header_bytes > MAX_HEADER_BYTES {
-                    return ApiError::HeadersTooLarge(MAX_HEADER_BYTES).into_response();
-                }
-                // A body declared too large is refused before it is waited for: reading
-                // it would end in 413 too, or in 408 if the client never sends it.
-                let declared = req
-                    .headers()
-                    .get(axum::http::header::CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-                if declared.is_some_and(|n| n > max_body as u64) {
-                    return ApiError::TooLarge(max_body).into_response();
-                }
-                next.run(req).await
-            },
-        ))
+        .layer(middleware::from_fn(move |req, next| {
+            limit::refuse_oversized(max_body, req, next)
+        }))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal("handler panicked".into()).into_response()
         }))
