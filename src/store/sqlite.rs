@@ -498,10 +498,6 @@ impl Backend for Sqlite {
             tx.writer = Some(writer);
             return Err(e.into());
         }
-        writer.lost();
-        if writer.batch.is_none() {
-            return Err(StoreError::Commit("the transaction was rolled back".into()));
-        }
         let batch = writer.batch.as_mut().expect("a write is in a batch");
         batch.writes += 1;
         if batch.writes >= BATCH || self.queued.load(Ordering::SeqCst) == 0 {
@@ -594,14 +590,20 @@ mod tests {
     use crate::domain::*;
     use crate::store::Store;
 
-    /// Writes that arrive together share commits; one refused by a rule takes nothing of
-    /// the others with it, and every one that was answered as written is there.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn concurrent_writes_commit_together_and_fail_alone() {
+    /// A store on a new file; the file goes with the directory.
+    async fn fresh() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("db"), Duration::ZERO)
             .await
             .unwrap();
+        (dir, store)
+    }
+
+    /// Writes that arrive together share commits; one refused by a rule takes nothing of
+    /// the others with it, and every one that was answered as written is there.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_writes_commit_together_and_fail_alone() {
+        let (_dir, store) = fresh().await;
         let account = account();
         store.create_account(&account, None).await.unwrap();
         let grants = Grants::Roles(vec![Id::parse(catalog::SUPER_ADMINISTRATOR).unwrap()]);
@@ -655,9 +657,7 @@ mod tests {
     /// a writer that never stops does not grow it without end.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_write_ahead_log_stays_bounded() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db");
-        let store = SqliteStore::open(&path, Duration::ZERO).await.unwrap();
+        let (dir, store) = fresh().await;
         let wal = || std::fs::metadata(dir.path().join("db-wal")).unwrap().len();
         let mut one_interval = 0;
         for i in 0..3 * CHECKPOINT_AFTER {
@@ -679,10 +679,7 @@ mod tests {
     /// as the last of it: the writes waiting in it commit it themselves.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_batch_whose_next_write_was_abandoned_still_commits() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("db"), Duration::ZERO)
-            .await
-            .unwrap();
+        let (_dir, store) = fresh().await;
         let account = account();
         // A write queued for the connection that will never take it.
         let abandoned = Queued::new(&store.backend.queued);
