@@ -204,6 +204,34 @@ async fn inactive_tokens_are_refused_with_10000() {
     assert_eq!(old["status"], "expired");
 }
 
+/// For each (condition, works): a token of `who`'s with policy `read` and that address
+/// condition reads their memberships from 127.0.0.1, or is refused naming that address.
+async fn address_conditions_hold(
+    server: &TestServer,
+    who: &Creds,
+    read: &Value,
+    cases: &[(Value, bool)],
+) {
+    for (condition, works) in cases {
+        let (_, secret) = create(
+            server,
+            who,
+            json!({"name": "ip", "policies": [read], "condition": {"request_ip": condition}}),
+        )
+        .await;
+        let r = server.with_token(&secret).get("/memberships").await;
+        if *works {
+            r.result();
+        } else {
+            r.expect_error(403, 9109);
+            assert_eq!(
+                r.error_message(),
+                "Cannot use the access token from location: 127.0.0.1"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn address_conditions_limit_where_a_token_works() {
     let server = TestServer::start().await;
@@ -219,24 +247,7 @@ async fn address_conditions_limit_where_a_token_works() {
         (json!({"not_in": ["10.0.0.0/8"]}), true),
         (json!({"in": ["127.0.0.1/32", "2001:db8::/32"]}), true),
     ];
-    for (condition, works) in cases {
-        let (_, secret) = create(
-            &server,
-            &alice,
-            json!({"name": "ip", "policies": [read], "condition": {"request_ip": condition}}),
-        )
-        .await;
-        let r = server.with_token(&secret).get("/memberships").await;
-        if works {
-            r.result();
-        } else {
-            r.expect_error(403, 9109);
-            assert_eq!(
-                r.error_message(),
-                "Cannot use the access token from location: 127.0.0.1"
-            );
-        }
-    }
+    address_conditions_hold(&server, &alice, &read, &cases).await;
     // The schema's spelling of the condition is read too.
     let (id, _) = create(
         &server,
@@ -630,33 +641,11 @@ async fn address_conditions_hold_for_ipv4_clients_of_a_dual_stack_listener() {
         return;
     };
     let alice = server.user("alice@example.com").await;
-    let read = policy(
-        "allow",
-        &[MEMBERSHIPS_READ],
-        &[&format!(
-            "com.cloudflare.api.user.{}",
-            user_id(&server, &alice).await
-        )],
-    );
-    for (condition, works) in [
+    let me = format!("com.cloudflare.api.user.{}", user_id(&server, &alice).await);
+    let read = policy("allow", &[MEMBERSHIPS_READ], &[&me]);
+    let cases = [
         (json!({"in": ["127.0.0.1/32"]}), true),
         (json!({"not_in": ["127.0.0.0/8"]}), false),
-    ] {
-        let (_, secret) = create(
-            &server,
-            &alice,
-            json!({"name": "ip", "policies": [read], "condition": {"request_ip": condition}}),
-        )
-        .await;
-        let r = server.with_token(&secret).get("/memberships").await;
-        if works {
-            r.result();
-        } else {
-            r.expect_error(403, 9109);
-            assert_eq!(
-                r.error_message(),
-                "Cannot use the access token from location: 127.0.0.1"
-            );
-        }
-    }
+    ];
+    address_conditions_hold(&server, &alice, &read, &cases).await;
 }
