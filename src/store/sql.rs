@@ -540,6 +540,9 @@ impl<B: Backend> SqlStore<B> {
     }
 }
 
+// Each write spells out begin, its statements and commit inside `with_retries`: a helper
+// taking the transaction as an argument to an async closure cannot be proven `Send` for
+// every lifetime of that argument, which `async_trait` requires.
 #[async_trait]
 impl<B: Backend> Store for SqlStore<B> {
     async fn load_account(
