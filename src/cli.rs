@@ -144,7 +144,7 @@ pub enum Command {
     Migrate,
     /// Load users, accounts and memberships from a JSON fixture file.
     Seed {
-        /// The fixture file (JSON; the README's "Operator CLI" shows its form).
+        /// The fixture file (JSON; docs/operations.md, "Fixture format", shows its form).
         file: PathBuf,
     },
     /// Write every row of the database as JSON (secrets stay hashed, but keep the file as
