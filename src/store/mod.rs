@@ -18,11 +18,11 @@
 //! | `user_memberships`, `user_membership` | a reader, no transaction | a single-statement connection (`Singles`), no transaction | SQLite: memberships, checked against `data_version` |
 //! | `user_by_email`, `token_by_hash` | a reader | `Singles` | credentials, for the time to live |
 //! | `user`, `user_tokens`, `ping` | a reader | `Singles` | none |
-//! | `write_account`, `create_account` | the writer, `BEGIN IMMEDIATE` (the file's write lock) | pooled, `READ COMMITTED`, account row `FOR UPDATE`, this process's writers queued per account | clears nothing: memberships are checked on read |
-//! | `edit_user`, `edit_token` | the writer, `BEGIN IMMEDIATE` | pooled, `READ COMMITTED`, user row `FOR UPDATE`, queued per user | clears credentials; PostgreSQL tells other processes (`NOTIFY`) |
-//! | `insert_user`, `insert_token`, `delete_token`, `touch_token` | the writer, `BEGIN IMMEDIATE` | pooled, `READ COMMITTED`, the rows written | clear credentials (`touch_token`: updates its entry) |
-//! | `export` | the writer, `BEGIN` (one snapshot; this process's writes wait) | pooled, `REPEATABLE READ READ ONLY` | none |
-//! | `import` | the writer, `BEGIN IMMEDIATE` | pooled, `READ COMMITTED`, every table `EXCLUSIVE` | clears credentials |
+//! | `write_account`, `create_account` | the writer: a savepoint in the batch's `BEGIN IMMEDIATE` (the file's write lock; writes arriving together share one commit, see `sqlite.rs`) | pooled, `READ COMMITTED`, account row `FOR UPDATE`, this process's writers queued per account | clears nothing: memberships are checked on read |
+//! | `edit_user`, `edit_token` | the writer, a savepoint in the batch | pooled, `READ COMMITTED`, user row `FOR UPDATE`, queued per user | clears credentials; PostgreSQL tells other processes (`NOTIFY`) |
+//! | `insert_user`, `insert_token`, `delete_token`, `touch_token` | the writer, a savepoint in the batch | pooled, `READ COMMITTED`, the rows written | `delete_token` clears credentials, `touch_token` updates its entry; inserts clear nothing (a refusal is never kept) |
+//! | `export` | the writer, after committing its batch: `BEGIN` (one snapshot; this process's writes wait) | pooled, `REPEATABLE READ READ ONLY` | none |
+//! | `import` | the writer, a savepoint in the batch | pooled, `READ COMMITTED`, every table `EXCLUSIVE` | clears credentials |
 
 mod conn;
 mod credentials;
