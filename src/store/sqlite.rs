@@ -607,7 +607,10 @@ mod tests {
         let account = account();
         store.create_account(&account, None).await.unwrap();
         let grants = Grants::Roles(vec![Id::parse(catalog::SUPER_ADMINISTRATOR).unwrap()]);
-        let before = store.backend.writer.lock().await.commits;
+        // The write connection is held until every write waits for it, so that they arrive
+        // together however the test's threads are scheduled.
+        let held = store.backend.writer.lock().await;
+        let before = held.commits;
         let mut writes = tokio::task::JoinSet::new();
         // 64 invitations to 32 addresses: each address wins once.
         for i in 0..64 {
@@ -627,6 +630,14 @@ mod tests {
                     .map(|written| written.membership().unwrap().id.clone())
             });
         }
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while store.backend.queued.load(Ordering::SeqCst) < 64 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("every write queues for the write connection");
+        drop(held);
         let mut written = Vec::new();
         while let Some(outcome) = writes.join_next().await {
             match outcome.unwrap() {
