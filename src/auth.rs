@@ -3,6 +3,7 @@
 //! to its permission groups). Secrets are stored as SHA-256 digests (they are long random
 //! strings, so a slow password hash buys nothing) and compared in constant time.
 
+use crate::domain::clock;
 use axum::http::HeaderMap;
 use rand::Rng;
 use rand::distr::Alphanumeric;
@@ -142,7 +143,7 @@ async fn authenticate_token(
     let Some((record, user)) = store.token_by_hash(&presented).await? else {
         return Err(AuthError::BadToken);
     };
-    let at = time::OffsetDateTime::now_utc();
+    let at = clock::now_utc();
     record.check_usable(at, client).map_err(|r| match r {
         Refusal::Inactive => AuthError::BadToken,
         Refusal::Location(ip) => AuthError::Location(ip),

@@ -12,7 +12,7 @@ use crate::auth::{generate_api_key, generate_token, hash_secret};
 use crate::domain::types::{bounded, now};
 use crate::domain::{Email, Id, User, catalog, tokens};
 use crate::store::export::Export;
-use crate::store::{DEFAULT_CREDENTIAL_TTL, PgStore, SqliteStore, Store};
+use crate::store::{DEFAULT_CREDENTIAL_TTL, PgStore, SqliteStore, Store, StoreError};
 use crate::{api, fixture, log_output, server};
 
 #[derive(Parser)]
@@ -57,6 +57,24 @@ impl Cli {
             (Some(CommandLine), Some(EnvVariable)) => cli.db.database_url = None,
             _ => {}
         }
+        if let Command::Serve {
+            ephemeral: true, ..
+        } = cli.command
+        {
+            // The environment may name the database a deployment uses; a flag here says
+            // this run wants another, so only a flag conflicts.
+            let named = |arg| matches.value_source(arg) == Some(CommandLine);
+            if named("database") || named("database_url") {
+                Cli::command()
+                    .error(
+                        clap::error::ErrorKind::ArgumentConflict,
+                        "--ephemeral keeps everything in memory: give no --database or --database-url",
+                    )
+                    .exit()
+            }
+            cli.db.database = PathBuf::from(":memory:");
+            cli.db.database_url = None;
+        }
         cli
     }
 }
@@ -89,6 +107,9 @@ impl Database {
                 url.path()
             ),
             Some(Err(_)) => "PostgreSQL".to_string(),
+            None if crate::store::sqlite_in_memory(&self.database) => {
+                "SQLite in memory (nothing is written to disk; it ends with the process)".into()
+            }
             None => format!("SQLite {}", self.database.display()),
         }
     }
@@ -131,9 +152,23 @@ pub enum Command {
             default_value_t = DEFAULT_CREDENTIAL_TTL.as_secs()
         )]
         credential_cache: u64,
-        /// Load the documentation's demo data, unless the demo account exists already.
+        /// Load the documentation's demo data, unless the demo account exists already;
+        /// turns the emulator on.
         #[arg(long)]
         demo: bool,
+        /// Serve the control plane for test suites under /_roster/: reset to the seeded
+        /// state (the demo and --seed), snapshots, the clock, injected faults and the
+        /// journal of requests (docs/emulator.md). Not for production.
+        #[arg(long, env = "ROSTER_EMULATOR")]
+        emulator: bool,
+        /// A fixture file (as `roster seed` takes) loaded at start; with the emulator,
+        /// reset goes back to it. Give each user an `api_key` to keep their key across
+        /// resets.
+        #[arg(long)]
+        seed: Option<PathBuf>,
+        /// Keep everything in memory and write no file: the data ends with the process.
+        #[arg(long)]
+        ephemeral: bool,
         /// Log one JSON object per line instead of text.
         #[arg(long, env = "ROSTER_LOG_JSON")]
         log_json: bool,
@@ -252,6 +287,18 @@ pub enum TokenCommand {
     },
 }
 
+/// What loading a fixture did, for the operator: the keys made for users the file gave
+/// none (on standard output, as `roster user create` prints a key), and the members left
+/// as the API made them.
+fn report(loaded: &fixture::Loaded) {
+    for note in &loaded.skipped {
+        eprintln!("skipped: {note}");
+    }
+    for (email, key) in &loaded.generated_keys {
+        println!("{email}\t{key}");
+    }
+}
+
 /// An error for the operator: each cause once, on one line, without a backtrace (these
 /// are expected errors: a bad path, a port in use, a database that does not answer).
 /// Errors that wrap another quote it, so of each cause only the parts (between ": ") the
@@ -304,11 +351,54 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let store = cli.db.open(ttl).await?;
     match cli.command {
         Command::Completions { .. } => unreachable!("answered before the database is opened"),
-        Command::Serve { demo, limits, .. } => {
+        Command::Serve {
+            demo,
+            emulator,
+            seed,
+            limits,
+            ..
+        } => {
             let listener = listener.expect("bound above");
-            if demo && fixture::load_demo(store.as_ref()).await? {
-                tracing::info!("demo data loaded");
-            }
+            let seed = seed
+                .map(|file| {
+                    let text = std::fs::read_to_string(&file)
+                        .with_context(|| format!("reading {}", file.display()))?;
+                    fixture::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
+                })
+                .transpose()?;
+            let emulator = if emulator || demo {
+                let mut fixtures = Vec::new();
+                if demo {
+                    fixtures
+                        .push(fixture::parse(fixture::DEMO).expect("the demo fixture is valid"));
+                }
+                fixtures.extend(seed);
+                let (seeded, loaded) = fixture::seeded_state(&fixtures).await?;
+                // A new database starts as a reset leaves it, with the same ids and keys.
+                match store.import(&seeded).await {
+                    Ok(()) => {
+                        report(&loaded);
+                        tracing::info!("seeded: {seeded}");
+                    }
+                    // A database in use keeps what the API made of the demo since; a seed
+                    // file loads as `roster seed` would.
+                    Err(StoreError::Import(_)) => {
+                        if demo && fixture::load_demo(store.as_ref()).await? {
+                            tracing::info!("demo data loaded");
+                        }
+                        for fixture in &fixtures[usize::from(demo)..] {
+                            report(&fixture::load(store.as_ref(), fixture).await?);
+                        }
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                Some(Arc::new(api::emulator::Emulator::new(seeded)))
+            } else {
+                if let Some(seed) = seed {
+                    report(&fixture::load(store.as_ref(), &seed).await?);
+                }
+                None
+            };
             let served = limits.limits();
             tracing::info!(
                 "listening on http://{}{}",
@@ -323,12 +413,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 ),
                 None => tracing::info!("rate limit: off"),
             }
+            match emulator {
+                Some(_) => tracing::info!(
+                    "emulator: on, control plane at /_roster/ (reset, snapshots, clock, faults, requests)"
+                ),
+                None => {
+                    tracing::info!("emulator: off (--emulator serves /_roster/reset and the rest)")
+                }
+            }
             if demo {
                 // The documentation's own demo credentials (README), not a secret.
                 let (email, key) = fixture::demo_credentials();
                 tracing::info!("demo: X-Auth-Email {email}, X-Auth-Key {key}");
             }
-            let app = api::router(store, &served);
+            let app = api::router_with(store, &served, emulator);
             let header_timeout = Duration::from_secs(limits.header_timeout);
             server::serve(
                 listener,
@@ -371,13 +469,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
             let parsed = fixture::parse(&text).map_err(anyhow::Error::msg)?;
-            let loaded = fixture::load(store.as_ref(), &parsed).await?;
-            for note in loaded.skipped {
-                eprintln!("skipped: {note}");
-            }
-            for (email, key) in loaded.generated_keys {
-                println!("{email}\t{key}");
-            }
+            report(&fixture::load(store.as_ref(), &parsed).await?);
             Ok(())
         }
         Command::User(UserCommand::Create {

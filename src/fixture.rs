@@ -14,7 +14,8 @@ use crate::auth::{generate_api_key, hash_secret};
 use crate::domain::permissions::Permissions;
 use crate::domain::types::{Access, DefaultNameservers, now};
 use crate::domain::*;
-use crate::store::{Store, StoreError};
+use crate::store::export::Export;
+use crate::store::{SqliteStore, Store, StoreError};
 
 /// The documentation's demo data (see DESIGN.md), in the fixture format.
 pub const DEMO: &str = include_str!("../demo/demo.json");
@@ -410,6 +411,21 @@ pub async fn load(store: &dyn Store, fixture: &Fixture) -> Result<Loaded, StoreE
         }
     }
     Ok(loaded)
+}
+
+/// The state `fixtures` make in a new, empty database, as an export: what the emulator's
+/// reset goes back to. Built in a database of its own in memory, so the server's own
+/// database is not touched.
+pub async fn seeded_state(fixtures: &[Fixture]) -> Result<(Export, Loaded), StoreError> {
+    let scratch =
+        SqliteStore::open(std::path::Path::new(":memory:"), std::time::Duration::ZERO).await?;
+    let mut loaded = Loaded::default();
+    for fixture in fixtures {
+        let more = load(&scratch, fixture).await?;
+        loaded.generated_keys.extend(more.generated_keys);
+        loaded.skipped.extend(more.skipped);
+    }
+    Ok((scratch.export().await?, loaded))
 }
 
 /// Loads the demo data unless the demo account is there already: after the first start it

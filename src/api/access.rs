@@ -2,6 +2,7 @@
 //! request's ray id, query string, caller (a user or token id, never a secret), status,
 //! the Cloudflare error code of a failed answer, and latency; an internal error's detail
 //! (never shown to the client) goes on the same line. `--log-json` keeps each as a field.
+//! The same middleware counts the request in the metrics (see `metrics.rs`).
 //!
 //! One event and no span per request: tower-http's `TraceLayer` opened a span per request,
 //! formatted its fields, entered and left it at every poll and formatted a second event;
@@ -10,10 +11,12 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use axum::extract::Request;
+use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use tower_http::request_id::RequestId;
+
+use super::metrics::Metrics;
 
 /// Put on an answer by [`super::ApiError`] for this log to write; the client sees only
 /// "Internal error".
@@ -29,7 +32,7 @@ pub struct ErrorCode(pub u32);
 #[derive(Clone, Default)]
 pub struct CallerSlot(pub Arc<OnceLock<String>>);
 
-pub async fn log(mut req: Request, next: Next) -> Response {
+pub async fn log(State(metrics): State<Arc<Metrics>>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
     let path = super::error::shown(req.uri().path()).into_owned();
@@ -44,8 +47,14 @@ pub async fn log(mut req: Request, next: Next) -> Response {
         .to_owned();
     let response = next.run(req).await;
     // Microseconds: most answers take less than a millisecond.
-    let latency_us = started.elapsed().as_micros() as u64;
+    let latency = started.elapsed();
+    let latency_us = latency.as_micros() as u64;
     let status = response.status().as_u16();
+    let route = response
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str);
+    metrics.record(route, method.as_str(), status, latency);
     let caller = caller.0.get().map_or("-", String::as_str);
     let code = response.extensions().get::<ErrorCode>().map(|c| c.0);
     match response.extensions().get() {
@@ -103,7 +112,10 @@ mod tests {
                 get(|| async { ApiError::Internal("disk on fire".into()) }),
             )
             .route("/fine", get(|| async { "ok" }))
-            .layer(axum::middleware::from_fn(super::log));
+            .layer(axum::middleware::from_fn_with_state(
+                Arc::default(),
+                super::log,
+            ));
         for (path, status) in [
             ("/boom", StatusCode::INTERNAL_SERVER_ERROR),
             ("/fine", StatusCode::OK),

@@ -10,7 +10,9 @@ use serde_json::json;
 use super::{ApiError, AppState};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/_roster/health", get(health))
+    Router::new()
+        .route("/_roster/health", get(health))
+        .route("/metrics", get(super::metrics::metrics))
 }
 
 /// Whether the server can reach its database; no credentials, so a load balancer or a

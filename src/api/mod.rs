@@ -5,12 +5,14 @@
 mod access;
 mod accounts;
 mod control;
+pub mod emulator;
 pub mod error;
 mod extract;
 mod iam;
 mod limit;
 mod members;
 mod memberships;
+mod metrics;
 mod roles;
 mod tokens;
 mod user;
@@ -71,6 +73,8 @@ pub struct AppState {
     limiter: Option<Arc<limit::UserLimiter>>,
     failures: Option<Arc<limit::FailureLimiter>>,
     max_body_bytes: usize,
+    emulator: Option<Arc<emulator::Emulator>>,
+    metrics: Arc<metrics::Metrics>,
 }
 
 impl AppState {
@@ -96,6 +100,15 @@ pub const MAX_TARGET_BYTES: usize = 16 * 1024;
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 
 pub fn router(store: Arc<dyn Store>, limits: &Limits) -> Router {
+    router_with(store, limits, None)
+}
+
+/// The router, with the emulator's control plane when one is given (`serve --emulator`).
+pub fn router_with(
+    store: Arc<dyn Store>,
+    limits: &Limits,
+    emulator: Option<Arc<emulator::Emulator>>,
+) -> Router {
     let v4 = Router::new()
         .merge(memberships::router())
         .merge(members::router())
@@ -115,12 +128,22 @@ pub fn router(store: Arc<dyn Store>, limits: &Limits) -> Router {
             .failed_auth
             .map(|n| Arc::new(limit::FailureLimiter::new(n))),
         max_body_bytes: limits.max_body_bytes,
+        emulator,
+        metrics: Arc::default(),
     };
     let timeout = limits.request_timeout;
     let max_body = limits.max_body_bytes;
-    let routes = Router::new()
-        .nest(PREFIX, v4)
-        .merge(control::router())
+    let mut routes = Router::new().nest(PREFIX, v4).merge(control::router());
+    if state.emulator.is_some() {
+        routes = routes.merge(emulator::router());
+    }
+    let observe = state
+        .emulator
+        .is_some()
+        .then(|| middleware::from_fn_with_state(state.clone(), emulator::observe));
+    let recorded = Arc::clone(&state.metrics);
+    let routes = routes
+        .route_layer(middleware::from_fn(metrics::note_route))
         .fallback(no_route)
         .with_state(state);
     // The layers wrap the router once, outermost first. `Router::layer` would box each
@@ -128,8 +151,9 @@ pub fn router(store: Arc<dyn Store>, limits: &Limits) -> Router {
     // of a one-row read).
     let service = tower::ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(ray.clone(), RayId))
-        .layer(middleware::from_fn(access::log))
+        .layer(middleware::from_fn_with_state(recorded, access::log))
         .layer(PropagateRequestIdLayer::new(ray))
+        .option_layer(observe)
         .layer(middleware::from_fn(move |req, next| {
             limit::refuse_oversized(max_body, req, next)
         }))

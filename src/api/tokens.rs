@@ -2,6 +2,7 @@
 //! when it is rolled, never again; another user's token answers like a missing one. With a
 //! token, managing tokens needs the "API Tokens Read" or "API Tokens Write" group.
 
+use crate::domain::clock;
 use std::collections::BTreeMap;
 
 use axum::Router;
@@ -147,7 +148,7 @@ async fn list(
             .into());
         }
     };
-    let at = time::OffsetDateTime::now_utc();
+    let at = clock::now_utc();
     let mut items = app.store.user_tokens(&caller.user.id).await?;
     items.retain(|t| include_expired || t.effective_status(at) != TokenStatus::Expired);
     let page = paginate(
@@ -254,7 +255,7 @@ async fn verify(Auth(caller): Auth) -> Result<Response, ApiError> {
     let Some(token) = caller.token else {
         return Err(AuthError::Malformed(vec![BAD_AUTHORIZATION]).into());
     };
-    let status = token.effective_status(time::OffsetDateTime::now_utc());
+    let status = token.effective_status(clock::now_utc());
     let mut result = json!({ "id": token.id, "status": status });
     for (field, value) in [
         ("not_before", token.not_before),

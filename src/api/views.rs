@@ -2,6 +2,7 @@
 //! Where the 2024 schema and today's official SDKs disagree, these follow the SDKs (see the
 //! README's compatibility notes).
 
+use crate::domain::clock;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
@@ -403,7 +404,7 @@ pub fn token<'a>(t: &'a Token, value: Option<&'a str>) -> TokenView<'a> {
     TokenView {
         id: &t.id,
         name: &t.name,
-        status: t.effective_status(time::OffsetDateTime::now_utc()),
+        status: t.effective_status(clock::now_utc()),
         issued_on: &t.issued_on,
         modified_on: &t.modified_on,
         last_used_on: t.last_used_on.as_deref(),

@@ -4,6 +4,7 @@
 //! path whatever database is underneath.
 
 pub mod catalog;
+pub mod clock;
 pub mod list;
 pub mod model;
 pub mod permissions;

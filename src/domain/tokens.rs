@@ -3,6 +3,7 @@
 //! endpoints check the owner's membership first and the token's policies on top, so a token
 //! never grants more than its owner has.
 
+use crate::domain::clock;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -347,7 +348,7 @@ impl TokenInput {
             .map(|t| check_time(&t, "expires_on"))
             .transpose()?;
         if let Some((_, expires)) = &expires_on {
-            if *expires <= OffsetDateTime::now_utc() {
+            if *expires <= clock::now_utc() {
                 return Err(DomainError::invalid(
                     "expires_on",
                     "expires_on must be in the future",
@@ -487,7 +488,7 @@ mod tests {
             allowed: vec!["192.0.2.0/24".parse().unwrap()],
             not_in: vec!["192.0.2.7/32".parse().unwrap()],
         });
-        let at = OffsetDateTime::now_utc();
+        let at = clock::now_utc();
         let mapped = |v4: &str| {
             Some(IpAddr::V6(
                 v4.parse::<std::net::Ipv4Addr>().unwrap().to_ipv6_mapped(),
@@ -552,7 +553,7 @@ mod tests {
             allowed: vec![parse_net("10.0.0.0/8").unwrap()],
             not_in: vec![parse_net("10.1.0.0/16").unwrap()],
         });
-        let at = OffsetDateTime::now_utc();
+        let at = clock::now_utc();
         assert_eq!(
             t.check_usable(at, Some("10.2.3.4".parse().unwrap())),
             Ok(())

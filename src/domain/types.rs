@@ -1,6 +1,7 @@
 //! Value types parsed once at the edge: after parsing they are valid by construction, so
 //! handlers and the store never re-check them.
 
+use crate::domain::clock;
 use std::fmt;
 use std::str::FromStr;
 
@@ -223,7 +224,7 @@ wire_enum!(
 
 /// The current time as Cloudflare writes it (RFC 3339, UTC).
 pub fn now() -> String {
-    time::OffsetDateTime::now_utc()
+    clock::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .expect("UTC timestamps always format")
 }

@@ -110,6 +110,26 @@ impl Credentials {
         }
     }
 
+    /// Entries, hits and misses of the two maps, for `/metrics`.
+    pub(crate) fn figures(&self) -> Vec<super::Figure> {
+        let Some(m) = &self.maps else {
+            return Vec::new();
+        };
+        let mut figures = super::cache_figures(
+            "credentials_keys",
+            m.keys.len(),
+            m.keys.hits(),
+            m.keys.misses(),
+        );
+        figures.extend(super::cache_figures(
+            "credentials_tokens",
+            m.tokens.len(),
+            m.tokens.hits(),
+            m.tokens.misses(),
+        ));
+        figures
+    }
+
     /// A user or token changed (call after the change is committed), here or, for
     /// PostgreSQL, in another process.
     pub(crate) fn clear(&self) {

@@ -85,6 +85,15 @@ impl MembershipCache {
         self.entries.get(email_folded)
     }
 
+    pub(super) fn figures(&self) -> Vec<super::Figure> {
+        super::cache_figures(
+            "memberships",
+            self.entries.len(),
+            self.entries.hits(),
+            self.entries.misses(),
+        )
+    }
+
     /// Whether the user is worth keeping: asked for before, and not forgotten since.
     pub(super) fn admit(&self, email_folded: &str) -> bool {
         let hash = self.hasher.hash_one(email_folded);

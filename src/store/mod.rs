@@ -10,7 +10,8 @@
 //! token is) and, on SQLite, `membership_cache.rs` (a user's memberships).
 //!
 //! Each operation, per backend: the connection it runs on, its isolation, what it locks,
-//! and what answers before the database.
+//! and what answers before the database. In memory (`:memory:`) SQLite has one connection,
+//! which reads too (see `sqlite.rs`), and no memberships cache.
 //!
 //! | operation | SQLite | PostgreSQL | cache |
 //! |---|---|---|---|
@@ -22,7 +23,7 @@
 //! | `edit_user`, `edit_token` | the writer, a savepoint in the batch | pooled, `READ COMMITTED`, user row `FOR UPDATE`, queued per user | clears credentials; PostgreSQL tells other processes (`NOTIFY`) |
 //! | `insert_user`, `insert_token`, `delete_token`, `touch_token` | the writer, a savepoint in the batch | pooled, `READ COMMITTED`, the rows written | `delete_token` clears credentials, `touch_token` updates its entry; inserts clear nothing (a refusal is never kept) |
 //! | `export` | the writer, after committing its batch: `BEGIN` (one snapshot; this process's writes wait) | pooled, `REPEATABLE READ READ ONLY` | none |
-//! | `import` | the writer, a savepoint in the batch | pooled, `READ COMMITTED`, every table `EXCLUSIVE` | clears credentials |
+//! | `import`, `restore` | the writer, a savepoint in the batch | pooled, `READ COMMITTED`, every table `EXCLUSIVE` | clears credentials; PostgreSQL tells other processes |
 
 mod conn;
 mod credentials;
@@ -48,7 +49,7 @@ use crate::domain::{
 pub use credentials::DEFAULT_TTL as DEFAULT_CREDENTIAL_TTL;
 pub use postgres::PgStore;
 pub use sql::SqlStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, in_memory as sqlite_in_memory};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -233,6 +234,73 @@ pub trait Store: Send + Sync + 'static {
     /// Loads an export into this database, which must hold no data yet, in one
     /// transaction: all of it or, when any row is refused, none.
     async fn import(&self, data: &export::Export) -> Result<(), StoreError>;
+
+    /// Puts `data` in place of everything the database holds, in one transaction: other
+    /// requests, in this process or another, see the state before or after, never between.
+    async fn restore(&self, data: &export::Export) -> Result<(), StoreError>;
+
+    /// Its connections and caches now, for `/metrics`.
+    fn figures(&self) -> Vec<Figure>;
+}
+
+/// One figure of the store for `/metrics`: a gauge (a level now) or a counter (a total
+/// since the process started).
+#[derive(Debug, Clone)]
+pub struct Figure {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub labels: Vec<(&'static str, &'static str)>,
+    pub value: u64,
+    pub counter: bool,
+}
+
+impl Figure {
+    pub fn gauge(name: &'static str, help: &'static str, value: u64) -> Figure {
+        Figure {
+            name,
+            help,
+            labels: Vec::new(),
+            value,
+            counter: false,
+        }
+    }
+
+    pub fn counter(name: &'static str, help: &'static str, value: u64) -> Figure {
+        Figure {
+            counter: true,
+            ..Figure::gauge(name, help, value)
+        }
+    }
+
+    pub fn label(mut self, name: &'static str, value: &'static str) -> Figure {
+        self.labels.push((name, value));
+        self
+    }
+}
+
+/// A cache's figures: entries held, lookups answered from it and not.
+pub(crate) fn cache_figures(
+    cache: &'static str,
+    entries: usize,
+    hits: u64,
+    misses: u64,
+) -> Vec<Figure> {
+    vec![
+        Figure::gauge(
+            "roster_cache_entries",
+            "Entries a cache holds.",
+            entries as u64,
+        )
+        .label("cache", cache),
+        Figure::counter("roster_cache_hits_total", "Lookups a cache answered.", hits)
+            .label("cache", cache),
+        Figure::counter(
+            "roster_cache_misses_total",
+            "Lookups a cache could not answer.",
+            misses,
+        )
+        .label("cache", cache),
+    ]
 }
 
 /// Runs a write transaction, again while it fails for a reason the backend calls passing

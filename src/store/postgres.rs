@@ -214,6 +214,37 @@ impl Backend for Postgres {
         }
     }
 
+    fn figures(&self) -> Vec<super::Figure> {
+        use super::Figure;
+        let singles = self.singles.status();
+        vec![
+            Figure::gauge(
+                "roster_db_connections",
+                "Database connections open.",
+                self.pool.size().into(),
+            )
+            .label("pool", "write"),
+            Figure::gauge(
+                "roster_db_connections_idle",
+                "Database connections open and unused.",
+                self.pool.num_idle() as u64,
+            )
+            .label("pool", "write"),
+            Figure::gauge(
+                "roster_db_connections",
+                "Database connections open.",
+                singles.size as u64,
+            )
+            .label("pool", "read"),
+            Figure::gauge(
+                "roster_db_connections_idle",
+                "Database connections open and unused.",
+                singles.available as u64,
+            )
+            .label("pool", "read"),
+        ]
+    }
+
     /// Fresh statistics, or the planner scans where an index serves; and the visibility
     /// map, without which index-only scans (counting an account's members) visit every
     /// row: right after an import, a members page cost three times as much.

@@ -119,6 +119,9 @@ pub trait Backend: Send + Sync + 'static {
     /// backend can.
     fn announce_credentials(&self) -> impl Future<Output = ()> + Send;
 
+    /// The figures of its connections (and caches of its own), for `/metrics`.
+    fn figures(&self) -> Vec<super::Figure>;
+
     /// What the database needs after an import: statistics, and the rows on disk.
     fn after_import(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
@@ -520,6 +523,47 @@ impl Table {
 }
 
 impl<B: Backend> SqlStore<B> {
+    /// Writes an export's rows in one transaction: into an empty database, or (`replace`)
+    /// in place of everything the database holds.
+    async fn load(&self, data: &Export, replace: bool) -> Result<(), StoreError> {
+        data.check().map_err(StoreError::Import)?;
+        super::with_retries(B::retryable, || async {
+            let mut tx = self.backend.begin(Lock::Everything).await?;
+            let conn = &mut *tx;
+            if replace {
+                // Children before parents.
+                for table in [TOKENS, MEMBERSHIPS, RESOURCE_GROUPS, ACCOUNT_ROLES, ACCOUNTS, USERS] {
+                    conn.execute(&format!("DELETE FROM {}", table.name), &[]).await?;
+                }
+            } else {
+                let held = conn
+                    .row(
+                        "SELECT (SELECT COUNT(*) FROM users) + (SELECT COUNT(*) FROM accounts) \
+                         + (SELECT COUNT(*) FROM tokens) AS n",
+                        &[],
+                        |r| r.int("n"),
+                    )
+                    .await?;
+                if held.unwrap_or_default() > 0 {
+                    return Err(StoreError::Import(
+                        "the database already holds users or accounts; import into a new, empty database".into(),
+                    ));
+                }
+            }
+            // Parents before children.
+            USERS.insert_all(conn, &data.users).await?;
+            ACCOUNTS.insert_all(conn, &data.accounts).await?;
+            ACCOUNT_ROLES.insert_all(conn, &data.account_roles).await?;
+            RESOURCE_GROUPS.insert_all(conn, &data.resource_groups).await?;
+            MEMBERSHIPS.insert_all(conn, &data.memberships).await?;
+            TOKENS.insert_all(conn, &data.tokens).await?;
+            self.backend.commit(tx).await
+        })
+        .await?;
+        self.credentials_changed().await;
+        Ok(())
+    }
+
     /// Runs one statement that decides nothing in a transaction of its own; how many rows
     /// it changed.
     async fn write_one(&self, sql: &str, args: &[Arg<'_>]) -> Result<u64, StoreError> {
@@ -825,34 +869,17 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn import(&self, data: &Export) -> Result<(), StoreError> {
-        data.check().map_err(StoreError::Import)?;
-        super::with_retries(B::retryable, || async {
-            let mut tx = self.backend.begin(Lock::Everything).await?;
-            let held = tx
-                .row(
-                    "SELECT (SELECT COUNT(*) FROM users) + (SELECT COUNT(*) FROM accounts) \
-                     + (SELECT COUNT(*) FROM tokens) AS n",
-                    &[],
-                    |r| r.int("n"),
-                )
-                .await?;
-            if held.unwrap_or_default() > 0 {
-                return Err(StoreError::Import(
-                    "the database already holds users or accounts; import into a new, empty database".into(),
-                ));
-            }
-            // Parents before children.
-            let conn = &mut *tx;
-            USERS.insert_all(conn, &data.users).await?;
-            ACCOUNTS.insert_all(conn, &data.accounts).await?;
-            ACCOUNT_ROLES.insert_all(conn, &data.account_roles).await?;
-            RESOURCE_GROUPS.insert_all(conn, &data.resource_groups).await?;
-            MEMBERSHIPS.insert_all(conn, &data.memberships).await?;
-            TOKENS.insert_all(conn, &data.tokens).await?;
-            self.backend.commit(tx).await
-        })
-        .await?;
-        self.credentials_changed().await;
+        self.load(data, false).await?;
         self.backend.after_import().await
+    }
+
+    async fn restore(&self, data: &Export) -> Result<(), StoreError> {
+        self.load(data, true).await
+    }
+
+    fn figures(&self) -> Vec<super::Figure> {
+        let mut figures = self.credentials.figures();
+        figures.extend(self.backend.figures());
+        figures
     }
 }

@@ -21,6 +21,11 @@
 //! is answered after the commit that holds its write. A request abandoned while it waits
 //! (its client went away) still has its write committed, as if it had been abandoned just
 //! after its own commit.
+//!
+//! In memory (`--database :memory:`, `serve --ephemeral`) there is one connection: an
+//! in-memory database belongs to the connection that opened it. Reads then take the write
+//! connection in turn, after committing any batch open on it, and the membership cache is
+//! off (a connection is not told of its own commits).
 
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
@@ -62,7 +67,8 @@ pub type SqliteStore = SqlStore<Sqlite>;
 
 #[derive(Clone)]
 pub struct Sqlite {
-    readers: deadpool::managed::Pool<Readers>,
+    /// `None` in memory, where the write connection reads too.
+    readers: Option<deadpool::managed::Pool<Readers>>,
     writer: Arc<Mutex<Writer>>,
     /// Writes waiting for the write connection.
     queued: Arc<AtomicUsize>,
@@ -96,6 +102,34 @@ impl deadpool::managed::Manager for Readers {
         _: &deadpool::managed::Metrics,
     ) -> deadpool::managed::RecycleResult<rusqlite::Error> {
         Ok(())
+    }
+}
+
+/// A connection to read on: one of the pool's, or in memory the write connection.
+// Every read on a file takes the large variant: boxing it would allocate per read to
+// shrink the rare one.
+#[allow(clippy::large_enum_variant)]
+pub enum Reader {
+    Pooled(deadpool::managed::Object<Readers>),
+    Writer(OwnedMutexGuard<Writer>),
+}
+
+impl Deref for Reader {
+    type Target = Lite;
+    fn deref(&self) -> &Lite {
+        match self {
+            Reader::Pooled(lite) => lite,
+            Reader::Writer(writer) => &writer.lite,
+        }
+    }
+}
+
+impl DerefMut for Reader {
+    fn deref_mut(&mut self) -> &mut Lite {
+        match self {
+            Reader::Pooled(lite) => lite,
+            Reader::Writer(writer) => &mut writer.lite,
+        }
     }
 }
 
@@ -264,10 +298,12 @@ impl SqliteStore {
         };
         // No waiting on the calling thread from now on (see `begin`).
         lite.conn.busy_timeout(Duration::ZERO)?;
-        let readers = deadpool::managed::Pool::builder(Readers(path.to_path_buf()))
-            .max_size(8)
-            .build()
-            .expect("a pool with a runtime-free configuration builds");
+        let readers = (!in_memory(path)).then(|| {
+            deadpool::managed::Pool::builder(Readers(path.to_path_buf()))
+                .max_size(8)
+                .build()
+                .expect("a pool with a runtime-free configuration builds")
+        });
         Ok(SqlStore {
             backend: Sqlite {
                 readers,
@@ -283,6 +319,11 @@ impl SqliteStore {
             credentials: Arc::new(Credentials::new(credential_ttl)),
         })
     }
+}
+
+/// Whether `path` names SQLite's in-memory database rather than a file.
+pub fn in_memory(path: &Path) -> bool {
+    path.as_os_str() == ":memory:"
 }
 
 /// Replaces SQLite's `lower()`, which folds ASCII letters only, with Rust's, which folds
@@ -384,13 +425,23 @@ fn migrate(lite: &mut Lite) -> Result<(), StoreError> {
 }
 
 impl Sqlite {
-    async fn reader(&self) -> Result<deadpool::managed::Object<Readers>, StoreError> {
+    async fn reader(&self) -> Result<Reader, StoreError> {
         use deadpool::managed::PoolError;
-        self.readers.get().await.map_err(|e| match e {
-            PoolError::Backend(e) => e.into(),
-            PoolError::Timeout(_) => sqlx::Error::PoolTimedOut.into(),
-            _ => sqlx::Error::PoolClosed.into(),
-        })
+        let Some(readers) = &self.readers else {
+            let mut writer = Arc::clone(&self.writer).lock_owned().await;
+            // What the write connection holds uncommitted, no other connection would see.
+            writer.finish()?;
+            return Ok(Reader::Writer(writer));
+        };
+        readers
+            .get()
+            .await
+            .map(Reader::Pooled)
+            .map_err(|e| match e {
+                PoolError::Backend(e) => e.into(),
+                PoolError::Timeout(_) => sqlx::Error::PoolTimedOut.into(),
+                _ => sqlx::Error::PoolClosed.into(),
+            })
     }
 
     /// The user's memberships from the cache, or read whole and kept; `None` when the user
@@ -402,6 +453,9 @@ impl Sqlite {
         reader: &mut Lite,
         email_folded: &str,
     ) -> Result<Option<Arc<Vec<UserMembership>>>, StoreError> {
+        if self.readers.is_none() {
+            return Ok(None);
+        }
         let kept = self.memberships.kept(email_folded);
         if kept.is_none() && !self.memberships.admit(email_folded) {
             return Ok(None);
@@ -423,8 +477,8 @@ impl Sqlite {
 }
 
 impl Backend for Sqlite {
-    type Single = deadpool::managed::Object<Readers>;
-    type Snapshot = deadpool::managed::Object<Readers>;
+    type Single = Reader;
+    type Snapshot = Reader;
     type Tx = Tx;
 
     /// Text sorts bytewise by default.
@@ -536,6 +590,36 @@ impl Backend for Sqlite {
     /// SQLite writers never race (they hold the lock), so nothing is retried.
     fn retryable(_: &StoreError) -> bool {
         false
+    }
+
+    fn figures(&self) -> Vec<super::Figure> {
+        use super::Figure;
+        let mut figures = vec![Figure::gauge(
+            "roster_db_writes_queued",
+            "Writes waiting for the write connection.",
+            self.queued.load(Ordering::SeqCst) as u64,
+        )];
+        if let Some(readers) = &self.readers {
+            let status = readers.status();
+            figures.push(
+                Figure::gauge(
+                    "roster_db_connections",
+                    "Database connections open.",
+                    status.size as u64,
+                )
+                .label("pool", "read"),
+            );
+            figures.push(
+                Figure::gauge(
+                    "roster_db_connections_idle",
+                    "Database connections open and unused.",
+                    status.available as u64,
+                )
+                .label("pool", "read"),
+            );
+            figures.extend(self.memberships.figures());
+        }
+        figures
     }
 
     /// Another process on the same file is not told: it sees the change once its cached

@@ -57,7 +57,17 @@ impl TestServer {
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        TestServer::start_on(listener, addr, limits).await
+        TestServer::start_on(listener, addr, limits, false).await
+    }
+
+    /// A server with the emulator's control plane, seeded with the demo data, as
+    /// `roster serve --demo` starts on a new database.
+    pub async fn emulator() -> TestServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        TestServer::start_on(listener, addr, &Limits::default(), true).await
     }
 
     /// A fresh server listening on every IPv6 and IPv4 address (`[::]`), as a dual-stack
@@ -67,13 +77,14 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("[::]:0").await.ok()?;
         let port = listener.local_addr().expect("addr").port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        Some(TestServer::start_on(listener, addr, &Limits::default()).await)
+        Some(TestServer::start_on(listener, addr, &Limits::default(), false).await)
     }
 
     async fn start_on(
         listener: tokio::net::TcpListener,
         addr: SocketAddr,
         limits: &Limits,
+        emulator: bool,
     ) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let (store, schema): (Arc<dyn Store>, _) = match std::env::var("ROSTER_TEST_DATABASE_URL") {
@@ -90,7 +101,18 @@ impl TestServer {
                 None,
             ),
         };
-        let app = roster::api::router(store.clone(), limits);
+        let emulator = match emulator {
+            true => {
+                let demo = roster::fixture::parse(roster::fixture::DEMO).expect("demo parses");
+                let (seed, _) = roster::fixture::seeded_state(&[demo])
+                    .await
+                    .expect("the demo seeds");
+                store.import(&seed).await.expect("the seed imports");
+                Some(Arc::new(roster::api::emulator::Emulator::new(seed)))
+            }
+            false => None,
+        };
+        let app = roster::api::router_with(store.clone(), limits, emulator);
         tokio::spawn(roster::server::serve(
             listener,
             app,
@@ -213,6 +235,22 @@ impl TestServer {
             base: self.url(""),
             http: self.http.clone(),
             headers,
+            api: true,
+        }
+    }
+
+    /// A client for any path of the server (`/_roster/reset`, `/metrics`, or the API's
+    /// under its full path) whose answers are not held to the API's contract: the control
+    /// plane's are Roster's own, and an injected fault answers what it was told to.
+    pub fn raw(&self, headers: &[(&str, &str)]) -> Client {
+        Client {
+            base: format!("http://{}", self.addr),
+            http: self.http.clone(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            api: false,
         }
     }
 
@@ -357,6 +395,8 @@ pub struct Client {
     base: String,
     http: reqwest::Client,
     headers: Vec<(String, String)>,
+    /// Whether answers are checked against the API's contract.
+    api: bool,
 }
 
 #[derive(Debug)]
@@ -440,13 +480,24 @@ impl Client {
         let status = res.status().as_u16();
         let headers = res.headers().clone();
         let text = res.text().await.expect("body read");
-        let body: Value = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("{method} {path}: body is not JSON ({e}): {text}"));
-        assert!(status < 500, "{method} {path} answered {status}: {body}");
+        let body: Value = match self.api {
+            true => serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{method} {path}: body is not JSON ({e}): {text}")),
+            // `/metrics` answers text.
+            false => serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        };
         assert!(
             headers.contains_key("cf-ray"),
             "{method} {path}: no cf-ray header"
         );
+        if !self.api {
+            return Resp {
+                status,
+                headers,
+                body,
+            };
+        }
+        assert!(status < 500, "{method} {path} answered {status}: {body}");
         schema::check(&method, path, status, &body);
         Resp {
             status,

@@ -8,6 +8,7 @@ mod schema;
 mod admin;
 mod auth;
 mod contract;
+mod emulator;
 mod fuzz;
 mod input;
 mod lifecycle;

@@ -1,0 +1,664 @@
+//! The emulator's control plane (`serve --emulator`, which `--demo` implies;
+//! `../shared/DESIGN.md`, "Control plane"): what a test suite asks of a Roster it uses as
+//! a test double. Reset to the seeded state, named snapshots, the clock the rules read,
+//! faults injected into the API's answers, and the journal of the requests received.
+//! Without `--emulator` none of these routes exist: they answer 404 like any unknown path.
+//!
+//! Everything here but the data is this process's own: with several processes on one
+//! PostgreSQL database, a reset or a restore replaces the shared data in one transaction
+//! (the others wait for it, then see the new state), while each process keeps its own
+//! snapshots, clock, faults and journal.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::access::CallerSlot;
+use super::extract::{Body as JsonBody, Params};
+use super::{ApiError, AppState, views};
+use crate::auth::hash_secret;
+use crate::domain::DomainError;
+use crate::domain::clock::Clock;
+use crate::store::export::Export;
+
+/// Requests the journal keeps; the oldest go first.
+const JOURNAL: usize = 1000;
+
+/// The most of a request body the journal keeps (a longer one is kept as `null`).
+const JOURNAL_BODY: usize = 64 * 1024;
+
+/// Headers whose values are secrets: the journal shows that they were sent, not what.
+const SECRET_HEADERS: [&str; 4] = [
+    "x-auth-key",
+    "authorization",
+    "cookie",
+    "x-auth-user-service-key",
+];
+
+pub struct Emulator {
+    seed: Export,
+    clock: Arc<Clock>,
+    snapshots: Mutex<BTreeMap<String, Snapshot>>,
+    faults: Mutex<Faults>,
+    journal: Mutex<VecDeque<Value>>,
+}
+
+struct Snapshot {
+    taken_on: String,
+    data: Arc<Export>,
+}
+
+#[derive(Default)]
+struct Faults {
+    next_id: u64,
+    list: Vec<Fault>,
+}
+
+/// One injected fault, as the client described it, and what is left of it.
+#[derive(Clone, Serialize)]
+struct Fault {
+    id: String,
+    #[serde(flatten)]
+    spec: FaultSpec,
+    /// Matching requests answered so far.
+    hits: u64,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FaultSpec {
+    /// An HTTP method; any when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    method: Option<String>,
+    /// A glob over the whole path (`*` within one segment, `**` across), e.g.
+    /// `/client/v4/accounts/*/members`; any when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    path: Option<String>,
+    /// The `X-Auth-Email` a request presents, or the id of the API token it presents; any
+    /// caller when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    caller: Option<String>,
+    /// The status to answer with instead of the API's answer; none: the request goes on
+    /// (after `delay_ms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    /// The error code and message in the answer's body; Cloudflare's for the status when
+    /// absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    code: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+    /// Seconds, sent as `Retry-After`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    retry_after: Option<u32>,
+    /// Milliseconds to wait before answering (or before the request goes on).
+    #[serde(default)]
+    delay_ms: u64,
+    /// How many matching requests the fault takes; every one when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    times: Option<u64>,
+    /// The chance that a matching request is taken.
+    #[serde(default = "always")]
+    probability: f64,
+}
+
+fn always() -> f64 {
+    1.0
+}
+
+impl FaultSpec {
+    fn check(&self) -> Result<(), DomainError> {
+        if self.status.is_none() && self.delay_ms == 0 {
+            return Err(DomainError::invalid(
+                "status",
+                "give a status to answer with, a delay_ms, or both",
+            ));
+        }
+        if let Some(status) = self.status
+            && !(400..=599).contains(&status)
+        {
+            return Err(DomainError::invalid(
+                "status",
+                "status must be an error status, 400 to 599",
+            ));
+        }
+        if let Some(method) = &self.method
+            && axum::http::Method::from_bytes(method.as_bytes()).is_err()
+        {
+            return Err(DomainError::invalid(
+                "method",
+                "method is not an HTTP method",
+            ));
+        }
+        if let Some(path) = &self.path {
+            path_pattern(path)?;
+        }
+        if self.delay_ms > 30_000 {
+            return Err(DomainError::invalid(
+                "delay_ms",
+                "delay_ms must be at most 30000",
+            ));
+        }
+        if !(self.probability > 0.0 && self.probability <= 1.0) {
+            return Err(DomainError::invalid(
+                "probability",
+                "probability must be more than 0 and at most 1",
+            ));
+        }
+        if self.times == Some(0) {
+            return Err(DomainError::invalid("times", "times must be at least 1"));
+        }
+        if self.retry_after.is_some_and(|s| s > 86_400) {
+            return Err(DomainError::invalid(
+                "retry_after",
+                "retry_after must be at most 86400 seconds",
+            ));
+        }
+        if let Some(message) = &self.message {
+            crate::domain::types::bounded(message, "message", 1, 1000)?;
+        }
+        Ok(())
+    }
+
+    fn matches(&self, method: &str, path: &str, caller: &[String]) -> bool {
+        self.method
+            .as_ref()
+            .is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && self
+                .path
+                .as_ref()
+                .is_none_or(|p| path_pattern(p).is_ok_and(|p| path_matches(&p, path)))
+            && self
+                .caller
+                .as_ref()
+                .is_none_or(|c| caller.iter().any(|k| k.eq_ignore_ascii_case(c)))
+    }
+
+    /// The answer the fault gives in place of the API's.
+    fn answer(&self, status: u16) -> Response {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        let (code, message) = match status {
+            StatusCode::TOO_MANY_REQUESTS => (
+                super::error::codes::RATE_LIMITED,
+                "Please wait and consider throttling your request speed",
+            ),
+            s if s.is_server_error() => (super::error::codes::INTERNAL, "Internal Server Error"),
+            _ => (
+                super::error::codes::INVALID_INPUT,
+                status.canonical_reason().unwrap_or("Bad Request"),
+            ),
+        };
+        let code = self.code.unwrap_or(code);
+        let body = json!({
+            "success": false,
+            "errors": [{"code": code, "message": self.message.as_deref().unwrap_or(message)}],
+            "messages": [],
+            "result": null,
+        });
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert("retry-after", HeaderValue::from(seconds));
+        }
+        response
+            .extensions_mut()
+            .insert(super::access::ErrorCode(code));
+        response
+    }
+}
+
+/// A path glob, as faults and the journal's filter take it.
+fn path_pattern(raw: &str) -> Result<glob::Pattern, DomainError> {
+    if !raw.starts_with('/') {
+        return Err(DomainError::invalid(
+            "path",
+            "path must start with / (e.g. /client/v4/accounts/*/members)",
+        ));
+    }
+    glob::Pattern::new(raw)
+        .map_err(|e| DomainError::invalid("path", format!("path is not a glob: {e}")))
+}
+
+/// `*` stays within a segment; `**` crosses them.
+fn path_matches(pattern: &glob::Pattern, path: &str) -> bool {
+    let options = glob::MatchOptions {
+        case_sensitive: true,
+        require_literal_separator: true,
+        require_literal_leading_dot: false,
+    };
+    pattern.matches_with(path, options)
+}
+
+impl Emulator {
+    /// An emulator whose reset goes back to `seed` (see `fixture::seeded_state`).
+    pub fn new(seed: Export) -> Emulator {
+        Emulator {
+            seed,
+            clock: Arc::default(),
+            snapshots: Mutex::default(),
+            faults: Mutex::default(),
+            journal: Mutex::default(),
+        }
+    }
+
+    fn faults(&self) -> MutexGuard<'_, Faults> {
+        self.faults.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn journal(&self) -> MutexGuard<'_, VecDeque<Value>> {
+        self.journal.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn snapshots(&self) -> MutexGuard<'_, BTreeMap<String, Snapshot>> {
+        self.snapshots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The fault that takes this request, if any, counted as used.
+    fn take_fault(&self, method: &str, path: &str, caller: &[String]) -> Option<FaultSpec> {
+        let mut faults = self.faults();
+        let index = faults.list.iter().position(|f| {
+            f.spec.matches(method, path, caller)
+                && (f.spec.probability >= 1.0 || rand::random::<f64>() < f.spec.probability)
+        })?;
+        let fault = &mut faults.list[index];
+        fault.hits += 1;
+        let spec = fault.spec.clone();
+        if fault.spec.times.is_some_and(|times| fault.hits >= times) {
+            faults.list.remove(index);
+        }
+        Some(spec)
+    }
+}
+
+fn emulator(app: &AppState) -> &Emulator {
+    app.emulator
+        .as_deref()
+        .expect("the emulator's routes are served only with an emulator")
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/_roster/reset", post(reset))
+        .route("/_roster/snapshots", get(snapshots).post(take_snapshot))
+        .route("/_roster/snapshots/{name}", delete(drop_snapshot))
+        .route("/_roster/snapshots/{name}/restore", post(restore_snapshot))
+        .route("/_roster/clock", get(clock).post(move_clock))
+        .route(
+            "/_roster/faults",
+            get(faults).post(add_fault).delete(clear_faults),
+        )
+        .route("/_roster/faults/{id}", delete(remove_fault))
+        .route("/_roster/requests", get(requests).delete(clear_requests))
+}
+
+/// What a state holds, per table.
+fn counts(data: &Export) -> Value {
+    json!({
+        "users": data.users.len(),
+        "accounts": data.accounts.len(),
+        "memberships": data.memberships.len(),
+        "tokens": data.tokens.len(),
+    })
+}
+
+/// Back to the seeded state: the data (one transaction), the clock, no faults, an empty
+/// journal. Snapshots are kept.
+async fn reset(State(app): State<AppState>) -> Result<Response, ApiError> {
+    let emulator = emulator(&app);
+    app.store.restore(&emulator.seed).await?;
+    emulator.clock.reset();
+    emulator.faults().list.clear();
+    emulator.journal().clear();
+    Ok(views::single(counts(&emulator.seed)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnapshotName {
+    name: String,
+}
+
+fn snapshot_name(name: &str) -> Result<(), DomainError> {
+    let fine = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if fine {
+        Ok(())
+    } else {
+        Err(DomainError::invalid(
+            "name",
+            "name must be 1 to 64 letters, digits, '.', '_' or '-'",
+        ))
+    }
+}
+
+fn snapshot_view(name: &str, snapshot: &Snapshot) -> Value {
+    let mut view = counts(&snapshot.data);
+    view["name"] = json!(name);
+    view["taken_on"] = json!(snapshot.taken_on);
+    view
+}
+
+async fn snapshots(State(app): State<AppState>) -> Response {
+    let snapshots = emulator(&app).snapshots();
+    let list: Vec<Value> = snapshots
+        .iter()
+        .map(|(name, s)| snapshot_view(name, s))
+        .collect();
+    views::single(list)
+}
+
+/// Saves the data as it is now under `name`, replacing a snapshot of that name.
+async fn take_snapshot(
+    State(app): State<AppState>,
+    JsonBody(SnapshotName { name }): JsonBody<SnapshotName>,
+) -> Result<Response, ApiError> {
+    snapshot_name(&name)?;
+    let snapshot = Snapshot {
+        taken_on: crate::domain::types::now(),
+        data: Arc::new(app.store.export().await?),
+    };
+    let view = snapshot_view(&name, &snapshot);
+    emulator(&app).snapshots().insert(name, snapshot);
+    Ok(views::single(view))
+}
+
+fn find_snapshot(app: &AppState, name: &str) -> Result<Arc<Export>, ApiError> {
+    emulator(app)
+        .snapshots()
+        .get(name)
+        .map(|s| Arc::clone(&s.data))
+        .ok_or(DomainError::NotFound("Snapshot").into())
+}
+
+async fn restore_snapshot(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let data = find_snapshot(&app, &name)?;
+    app.store.restore(&data).await?;
+    let mut view = counts(&data);
+    view["name"] = json!(name);
+    Ok(views::single(view))
+}
+
+async fn drop_snapshot(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    emulator(&app)
+        .snapshots()
+        .remove(&name)
+        .ok_or(DomainError::NotFound("Snapshot"))?;
+    Ok(views::single(json!({"name": name})))
+}
+
+fn clock_view(clock: &Clock) -> Value {
+    json!({
+        "now": clock.now().format(&Rfc3339).expect("UTC timestamps always format"),
+        "offset_seconds": clock.offset().whole_seconds(),
+    })
+}
+
+async fn clock(State(app): State<AppState>) -> Response {
+    views::single(clock_view(&emulator(&app).clock))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MoveClock {
+    advance_seconds: Option<i64>,
+    now: Option<String>,
+    /// Back to the system's time.
+    #[serde(default)]
+    reset: bool,
+}
+
+async fn move_clock(
+    State(app): State<AppState>,
+    JsonBody(to): JsonBody<MoveClock>,
+) -> Result<Response, ApiError> {
+    let clock = &emulator(&app).clock;
+    match (to.advance_seconds, to.now, to.reset) {
+        (Some(seconds), None, false) => {
+            if !(0..=100 * 365 * 86_400).contains(&seconds) {
+                return Err(DomainError::invalid(
+                    "advance_seconds",
+                    "advance_seconds must be 0 to 100 years; set `now` to move the clock back",
+                )
+                .into());
+            }
+            clock.advance(time::Duration::seconds(seconds));
+        }
+        (None, Some(now), false) => {
+            let at = OffsetDateTime::parse(&now, &Rfc3339).map_err(|_| {
+                DomainError::invalid(
+                    "now",
+                    "now must be an RFC 3339 time, e.g. 2030-01-01T00:00:00Z",
+                )
+            })?;
+            clock.set(at);
+        }
+        (None, None, true) => clock.reset(),
+        _ => {
+            return Err(DomainError::invalid(
+                "advance_seconds",
+                "give one of advance_seconds, now, or reset: true",
+            )
+            .into());
+        }
+    }
+    Ok(views::single(clock_view(clock)))
+}
+
+async fn faults(State(app): State<AppState>) -> Response {
+    views::single(emulator(&app).faults().list.clone())
+}
+
+async fn add_fault(
+    State(app): State<AppState>,
+    JsonBody(spec): JsonBody<FaultSpec>,
+) -> Result<Response, ApiError> {
+    spec.check()?;
+    let mut faults = emulator(&app).faults();
+    faults.next_id += 1;
+    let fault = Fault {
+        id: faults.next_id.to_string(),
+        spec,
+        hits: 0,
+    };
+    faults.list.push(fault.clone());
+    Ok(views::single(fault))
+}
+
+async fn clear_faults(State(app): State<AppState>) -> Response {
+    let mut faults = emulator(&app).faults();
+    let removed = faults.list.len();
+    faults.list.clear();
+    views::single(json!({"removed": removed}))
+}
+
+async fn remove_fault(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let mut faults = emulator(&app).faults();
+    let index = faults
+        .list
+        .iter()
+        .position(|f| f.id == id)
+        .ok_or(DomainError::NotFound("Fault"))?;
+    let fault = faults.list.remove(index);
+    Ok(views::single(json!({"id": fault.id})))
+}
+
+/// The journal, oldest first, filtered by `method`, `path` (a glob, as faults take) and
+/// `status`.
+async fn requests(State(app): State<AppState>, params: Params) -> Result<Response, ApiError> {
+    let method = params.text("method", 16)?;
+    let path = params
+        .text("path", 1024)?
+        .map(|p| path_pattern(&p))
+        .transpose()?;
+    let status = params
+        .text("status", 3)?
+        .map(|s| {
+            s.parse::<u16>()
+                .map_err(|_| DomainError::invalid("status", "status must be an HTTP status"))
+        })
+        .transpose()?;
+    let journal = emulator(&app).journal();
+    let list: Vec<&Value> = journal
+        .iter()
+        .filter(|entry| {
+            method.as_ref().is_none_or(|m| {
+                entry["method"]
+                    .as_str()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(m))
+            }) && path.as_ref().is_none_or(|pattern| {
+                path_matches(pattern, entry["path"].as_str().unwrap_or_default())
+            }) && status.is_none_or(|s| entry["status"] == s)
+        })
+        .collect();
+    Ok(views::single(list))
+}
+
+async fn clear_requests(State(app): State<AppState>) -> Response {
+    let mut journal = emulator(&app).journal();
+    let removed = journal.len();
+    journal.clear();
+    views::single(json!({"removed": removed}))
+}
+
+/// Paths the emulator neither journals nor injects faults into: its own and the
+/// operator's, so that a test can always reach them.
+fn own_path(path: &str) -> bool {
+    path.starts_with("/_roster/") || path == "/metrics"
+}
+
+/// Who a request says it is, for matching faults: its `X-Auth-Email`, and the id of the
+/// API token it presents.
+async fn presented_callers(app: &AppState, headers: &HeaderMap) -> Vec<String> {
+    let mut callers = Vec::new();
+    if let Some(email) = headers.get("x-auth-email").and_then(|v| v.to_str().ok()) {
+        callers.push(email.trim().to_string());
+    }
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if let Some(secret) = bearer
+        && let Ok(Some((token, _))) = app.store.token_by_hash(&hash_secret(secret.trim())).await
+    {
+        callers.push(token.id.as_str().to_string());
+    }
+    callers
+}
+
+/// Runs each request with the emulator's clock, answers it with an injected fault where
+/// one matches, and journals it with its answer's status.
+pub async fn observe(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let emulator = Arc::clone(
+        app.emulator
+            .as_ref()
+            .expect("observed only with an emulator"),
+    );
+    let path = req.uri().path().to_string();
+    if own_path(&path) {
+        return emulator.clock.clone().scope(next.run(req)).await;
+    }
+    let (parts, body) = req.into_parts();
+    let declared = parts
+        .headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    // A body is read here only when it is small and its length declared, so that the
+    // API's own limits answer the rest as they would without the emulator.
+    let (body, kept) = match declared {
+        Some(n) if n <= JOURNAL_BODY => match axum::body::to_bytes(body, n).await {
+            Ok(bytes) => {
+                let kept = serde_json::from_slice::<Value>(&bytes)
+                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+                (Body::from(bytes), kept)
+            }
+            Err(_) => (Body::empty(), Value::Null),
+        },
+        _ => (body, Value::Null),
+    };
+    let mut entry = json!({
+        "at": emulator.clock.now().format(&Rfc3339).expect("UTC timestamps always format"),
+        "method": parts.method.as_str(),
+        "path": super::error::shown(&path),
+        "query": parts.uri.query().map(|q| super::error::shown(q).into_owned()),
+        "headers": headers_shown(&parts.headers),
+        "body": kept,
+    });
+    let caller_slot = parts.extensions.get::<CallerSlot>().cloned();
+    let ray = parts
+        .extensions
+        .get::<tower_http::request_id::RequestId>()
+        .and_then(|id| id.header_value().to_str().ok())
+        .map(str::to_string);
+    let method = parts.method.to_string();
+    let has_faults = !emulator.faults().list.is_empty();
+    let callers = if has_faults {
+        presented_callers(&app, &parts.headers).await
+    } else {
+        Vec::new()
+    };
+    let fault = has_faults
+        .then(|| emulator.take_fault(&method, &path, &callers))
+        .flatten();
+    let req = Request::from_parts(parts, body);
+    let response = match fault {
+        Some(fault) => {
+            if fault.delay_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
+            }
+            match fault.status {
+                Some(status) => fault.answer(status),
+                None => emulator.clock.clone().scope(next.run(req)).await,
+            }
+        }
+        None => emulator.clock.clone().scope(next.run(req)).await,
+    };
+    entry["status"] = json!(response.status().as_u16());
+    entry["caller"] = json!(caller_slot.and_then(|slot| slot.0.get().cloned()));
+    entry["ray_id"] = json!(ray);
+    let mut journal = emulator.journal();
+    if journal.len() == JOURNAL {
+        journal.pop_front();
+    }
+    journal.push_back(entry);
+    response
+}
+
+/// The request's headers, each secret one masked.
+fn headers_shown(headers: &HeaderMap) -> Value {
+    let mut shown = serde_json::Map::new();
+    for (name, value) in headers {
+        let value = if SECRET_HEADERS.contains(&name.as_str()) {
+            "[masked]".to_string()
+        } else {
+            super::error::shown(&String::from_utf8_lossy(value.as_bytes())).into_owned()
+        };
+        shown.insert(name.as_str().to_string(), Value::String(value));
+    }
+    Value::Object(shown)
+}

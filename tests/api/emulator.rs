@@ -1,0 +1,489 @@
+//! The emulator's control plane (`serve --emulator`) and `/metrics`, over HTTP: reset,
+//! snapshots, the clock, faults and the journal, each as a test suite would use them.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const MEMBERSHIPS_READ: &str = "05de63ec42a143408bcece00dee847e4";
+
+fn demo_headers() -> [(&'static str, &'static str); 2] {
+    [
+        ("X-Auth-Email", "user@example.com"),
+        ("X-Auth-Key", "144c9defac04969c7bfad8efaa8ea194"),
+    ]
+}
+
+async fn invite(server: &TestServer, email: &str) -> String {
+    server
+        .invite(&Creds::demo(), DEMO_ACCOUNT, email, &[SUPER_ADMIN])
+        .await
+}
+
+async fn members(server: &TestServer) -> usize {
+    server
+        .as_user(&Creds::demo())
+        .get(&format!("/accounts/{DEMO_ACCOUNT}/members?per_page=50"))
+        .await
+        .body["result_info"]["total_count"]
+        .as_u64()
+        .unwrap() as usize
+}
+
+/// A reset puts back every row the seed made, and removes every row made since, in one
+/// step; the clock, faults and journal go back too.
+#[tokio::test]
+async fn reset_puts_the_seeded_state_back() {
+    let server = TestServer::emulator().await;
+    let seeded = server.store.export().await.unwrap();
+    let control = server.raw(&[]);
+    let before = members(&server).await;
+    invite(&server, "guest@example.com").await;
+    server
+        .as_user(&Creds::demo())
+        .delete(&format!("/memberships/{DEMO_MEMBERSHIP}"))
+        .await;
+    let alice = server.user("alice@example.com").await;
+    server.account(&alice, "Alice's").await;
+    control
+        .post("/_roster/clock", json!({"advance_seconds": 3600}))
+        .await
+        .result();
+    control
+        .post(
+            "/_roster/faults",
+            json!({"path": "/nowhere", "status": 500}),
+        )
+        .await
+        .result();
+
+    let reset = control.post("/_roster/reset", json!({})).await;
+    assert_eq!(reset.result()["users"], seeded.users.len());
+    assert_eq!(control.get("/_roster/requests").await.result(), &json!([]));
+    assert_eq!(server.store.export().await.unwrap(), seeded);
+    assert_eq!(members(&server).await, before);
+    // The user made since is gone, and their key with them.
+    server
+        .as_user(&alice)
+        .get("/memberships")
+        .await
+        .expect_error(403, 9103);
+    assert_eq!(
+        control.get("/_roster/clock").await.result()["offset_seconds"],
+        0
+    );
+    assert_eq!(control.get("/_roster/faults").await.result(), &json!([]));
+}
+
+#[tokio::test]
+async fn a_snapshot_restores_what_it_saved() {
+    let server = TestServer::emulator().await;
+    let control = server.raw(&[]);
+    invite(&server, "kept@example.com").await;
+    let saved = server.store.export().await.unwrap();
+    let taken = control
+        .post("/_roster/snapshots", json!({"name": "with-kept"}))
+        .await;
+    assert_eq!(taken.result()["name"], "with-kept");
+    assert_eq!(taken.result()["memberships"], saved.memberships.len());
+    invite(&server, "later@example.com").await;
+    assert_ne!(server.store.export().await.unwrap(), saved);
+
+    control
+        .post("/_roster/snapshots/with-kept/restore", json!({}))
+        .await
+        .result();
+    assert_eq!(server.store.export().await.unwrap(), saved);
+    // A reset keeps snapshots.
+    control.post("/_roster/reset", json!({})).await.result();
+    let listed = control.get("/_roster/snapshots").await;
+    assert_eq!(listed.result()[0]["name"], "with-kept");
+
+    control
+        .post("/_roster/snapshots/missing/restore", json!({}))
+        .await
+        .expect_error(404, 1003);
+    let bad = control
+        .post("/_roster/snapshots", json!({"name": "no spaces"}))
+        .await;
+    bad.expect_error(400, 1002);
+    assert!(bad.error_message().contains("name"), "{}", bad.body);
+    control
+        .post("/_roster/snapshots", json!({}))
+        .await
+        .expect_error(400, 1002);
+    control
+        .delete("/_roster/snapshots/with-kept")
+        .await
+        .result();
+    assert_eq!(control.get("/_roster/snapshots").await.result(), &json!([]));
+    control
+        .delete("/_roster/snapshots/with-kept")
+        .await
+        .expect_error(404, 1003);
+}
+
+/// Token windows read the moved clock: a token that expires in a day stops working when
+/// the clock is moved two days on, and works again when it is set back.
+#[tokio::test]
+async fn token_windows_and_timestamps_follow_the_clock() {
+    let server = TestServer::emulator().await;
+    let control = server.raw(&[]);
+    let demo = Creds::demo();
+    let me = server.as_user(&demo).get("/user").await.result()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let tomorrow = (time::OffsetDateTime::now_utc() + time::Duration::days(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let made = server
+        .as_user(&demo)
+        .post(
+            "/user/tokens",
+            json!({"name": "short", "expires_on": tomorrow, "policies": [{
+                "effect": "allow",
+                "permission_groups": [{"id": MEMBERSHIPS_READ}],
+                "resources": {format!("com.cloudflare.api.user.{me}"): "*"},
+            }]}),
+        )
+        .await;
+    let secret = made.result()["value"].as_str().unwrap().to_string();
+    server
+        .with_token(&secret)
+        .get("/memberships")
+        .await
+        .result();
+
+    let moved = control
+        .post("/_roster/clock", json!({"advance_seconds": 2 * 86400}))
+        .await;
+    assert_eq!(moved.result()["offset_seconds"], 2 * 86400);
+    server
+        .with_token(&secret)
+        .get("/memberships")
+        .await
+        .expect_error(403, 10000);
+    // What is written now carries the moved time.
+    let later = server
+        .as_user(&demo)
+        .post(
+            "/user/tokens",
+            json!({"name": "later", "policies": [{
+                "effect": "allow",
+                "permission_groups": [{"id": MEMBERSHIPS_READ}],
+                "resources": {format!("com.cloudflare.api.user.{me}"): "*"},
+            }]}),
+        )
+        .await;
+    let year = time::OffsetDateTime::now_utc().year();
+    let on = later.result()["issued_on"].as_str().unwrap().to_string();
+    let shown = control.get("/_roster/clock").await.result()["now"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(on[..10], shown[..10], "{on} against the clock's {shown}");
+
+    control
+        .post(
+            "/_roster/clock",
+            json!({"now": format!("{year}-01-01T00:00:00Z")}),
+        )
+        .await
+        .result();
+    server
+        .with_token(&secret)
+        .get("/memberships")
+        .await
+        .result();
+    control
+        .post("/_roster/clock", json!({"reset": true}))
+        .await
+        .result();
+    server
+        .with_token(&secret)
+        .get("/memberships")
+        .await
+        .result();
+
+    for (body, field) in [
+        (json!({"advance_seconds": -5}), "advance_seconds"),
+        (json!({"now": "yesterday"}), "now"),
+        (
+            json!({"advance_seconds": 5, "now": "2030-01-01T00:00:00Z"}),
+            "one of",
+        ),
+        (json!({}), "one of"),
+    ] {
+        let refused = control.post("/_roster/clock", body).await;
+        refused.expect_error(400, 1002);
+        assert!(refused.error_message().contains(field), "{}", refused.body);
+    }
+    assert_eq!(
+        control.get("/_roster/clock").await.result()["offset_seconds"],
+        0
+    );
+}
+
+/// A fault answers the requests it matches (method, path glob, caller) with its status,
+/// a Cloudflare error body and `Retry-After`, as many times as it was told; the rest go
+/// through.
+#[tokio::test]
+async fn a_fault_answers_what_it_matches_as_often_as_told() {
+    let server = TestServer::emulator().await;
+    let control = server.raw(&[]);
+    let demo = server.raw(&demo_headers());
+    let alice = server.user("alice@example.com").await;
+    let as_alice = server.raw(&[("X-Auth-Email", &alice.email), ("X-Auth-Key", &alice.key)]);
+    let fault = control
+        .post(
+            "/_roster/faults",
+            json!({"method": "GET", "path": "/client/v4/memberships*", "caller": "USER@example.com",
+                   "status": 503, "retry_after": 7, "times": 2}),
+        )
+        .await;
+    let id = fault.result()["id"].as_str().unwrap().to_string();
+
+    // Another caller and another method go through.
+    assert_eq!(as_alice.get("/client/v4/memberships").await.status, 200);
+    assert_eq!(
+        demo.send(Method::POST, "/client/v4/memberships", None)
+            .await
+            .status,
+        405
+    );
+    for _ in 0..2 {
+        let hit = demo.get("/client/v4/memberships?page=1").await;
+        assert_eq!(hit.status, 503, "{}", hit.body);
+        assert_eq!(hit.headers["retry-after"], "7");
+        assert_eq!(hit.body["success"], false);
+        assert_eq!(hit.body["errors"][0]["code"], 1000);
+        assert!(hit.body["result"].is_null());
+    }
+    // Used up: gone from the list, and the API answers again.
+    assert_eq!(demo.get("/client/v4/memberships").await.status, 200);
+    assert_eq!(control.get("/_roster/faults").await.result(), &json!([]));
+    control
+        .delete(&format!("/_roster/faults/{id}"))
+        .await
+        .expect_error(404, 1003);
+
+    // Without `times`, until removed; a 429 says Cloudflare's code.
+    let limit = control
+        .post(
+            "/_roster/faults",
+            json!({"path": "/client/v4/**", "status": 429}),
+        )
+        .await;
+    let id = limit.result()["id"].as_str().unwrap().to_string();
+    for _ in 0..3 {
+        let hit = as_alice.get("/client/v4/user").await;
+        assert_eq!(hit.status, 429);
+        assert_eq!(hit.body["errors"][0]["code"], 971);
+    }
+    // The control plane itself is never faulted.
+    control.get("/_roster/faults").await.result();
+    control
+        .delete(&format!("/_roster/faults/{id}"))
+        .await
+        .result();
+    assert_eq!(as_alice.get("/client/v4/user").await.status, 200);
+
+    // A delay holds the request, then lets it through.
+    control
+        .post("/_roster/faults", json!({"delay_ms": 300, "times": 1}))
+        .await
+        .result();
+    let started = std::time::Instant::now();
+    assert_eq!(demo.get("/client/v4/memberships").await.status, 200);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+
+    // A token is matched by its id.
+    let token = server.token(&Creds::demo(), &["Memberships Read"]).await;
+    let token_id = server
+        .with_token(&token)
+        .get("/user/tokens/verify")
+        .await
+        .result()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    control
+        .post(
+            "/_roster/faults",
+            json!({"caller": token_id, "status": 500}),
+        )
+        .await
+        .result();
+    let bearer = format!("Bearer {token}");
+    let as_token = server.raw(&[("Authorization", &bearer)]);
+    assert_eq!(as_token.get("/client/v4/memberships").await.status, 500);
+    assert_eq!(demo.get("/client/v4/memberships").await.status, 200);
+    let cleared = control.delete("/_roster/faults").await;
+    assert_eq!(cleared.result()["removed"], 1);
+    assert_eq!(as_token.get("/client/v4/memberships").await.status, 200);
+}
+
+#[tokio::test]
+async fn a_fault_is_refused_unless_it_says_something_sensible() {
+    let server = TestServer::emulator().await;
+    let control = server.raw(&[]);
+    for (body, field) in [
+        (json!({"path": "/x"}), "status"),
+        (json!({"status": 200}), "status"),
+        (json!({"status": 503, "probability": 0}), "probability"),
+        (json!({"status": 503, "probability": 1.5}), "probability"),
+        (json!({"status": 503, "times": 0}), "times"),
+        (json!({"status": 503, "path": "client/v4"}), "path"),
+        (json!({"status": 503, "path": "/[x"}), "path"),
+        (json!({"status": 503, "method": "GE T"}), "method"),
+        (json!({"delay_ms": 600000}), "delay_ms"),
+        (json!({"status": 503, "colour": "red"}), "colour"),
+    ] {
+        let refused = control.post("/_roster/faults", body).await;
+        refused.expect_error(400, 1002);
+        assert!(refused.error_message().contains(field), "{}", refused.body);
+    }
+    assert_eq!(control.get("/_roster/faults").await.result(), &json!([]));
+}
+
+/// The journal holds what clients sent, with their secrets masked, and what they got.
+#[tokio::test]
+async fn the_journal_shows_what_clients_sent_without_their_secrets() {
+    let server = TestServer::emulator().await;
+    let control = server.raw(&[]);
+    let demo = server.raw(&demo_headers());
+    let listed = demo.get("/client/v4/memberships?status=accepted").await;
+    let sent = json!({"email": "journal@example.com", "roles": [SUPER_ADMIN]});
+    let invited = demo
+        .post(
+            &format!("/client/v4/accounts/{DEMO_ACCOUNT}/members"),
+            sent.clone(),
+        )
+        .await;
+    assert_eq!(invited.status, 200);
+    demo.get("/client/v4/nowhere").await;
+
+    let journal = control.get("/_roster/requests").await;
+    let entries = journal.result().as_array().unwrap().clone();
+    assert_eq!(
+        entries.len(),
+        3,
+        "control-plane requests are not journaled: {entries:?}"
+    );
+    let first = &entries[0];
+    assert_eq!(first["method"], "GET");
+    assert_eq!(first["path"], "/client/v4/memberships");
+    assert_eq!(first["query"], "status=accepted");
+    assert_eq!(first["status"], 200);
+    assert_eq!(first["ray_id"], listed.headers["cf-ray"].to_str().unwrap());
+    assert!(first["caller"].as_str().unwrap().starts_with("user "));
+    assert_eq!(first["headers"]["x-auth-email"], "user@example.com");
+    assert_eq!(first["headers"]["x-auth-key"], "[masked]");
+    assert!(
+        !journal
+            .body
+            .to_string()
+            .contains("144c9defac04969c7bfad8efaa8ea194")
+    );
+    assert_eq!(entries[1]["body"], sent);
+
+    let only = |query: &str| {
+        let control = &control;
+        let query = query.to_string();
+        async move {
+            control
+                .get(&format!("/_roster/requests?{query}"))
+                .await
+                .result()
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["path"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(only("method=POST").await.len(), 1);
+    assert_eq!(only("status=404").await, vec!["/client/v4/nowhere"]);
+    assert_eq!(only("path=/client/v4/accounts/*/members").await.len(), 1);
+    control
+        .get("/_roster/requests?status=abc")
+        .await
+        .expect_error(400, 1002);
+    assert_eq!(
+        control.delete("/_roster/requests").await.result()["removed"],
+        3
+    );
+    assert_eq!(control.get("/_roster/requests").await.result(), &json!([]));
+}
+
+/// Without `--emulator` the control plane does not exist: its paths are unknown routes,
+/// whatever the method.
+#[tokio::test]
+async fn without_the_emulator_the_control_plane_is_not_there() {
+    let server = TestServer::demo().await;
+    let control = server.raw(&[]);
+    for (method, path) in [
+        (Method::POST, "/_roster/reset"),
+        (Method::GET, "/_roster/reset"),
+        (Method::GET, "/_roster/clock"),
+        (Method::POST, "/_roster/faults"),
+        (Method::GET, "/_roster/requests"),
+        (Method::GET, "/_roster/snapshots"),
+    ] {
+        let r = control.send(method, path, Some("{}".into())).await;
+        assert_eq!(r.status, 404, "{path}: {}", r.body);
+        assert_eq!(r.body["errors"][0]["code"], 7003);
+    }
+    // Health and metrics are always there.
+    assert_eq!(control.get("/_roster/health").await.status, 200);
+    assert_eq!(control.get("/metrics").await.status, 200);
+}
+
+/// `/metrics` counts requests by route template (not by id), method and status, times
+/// them, and shows the store's figures, in Prometheus's text format.
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_show_the_store() {
+    let server = TestServer::demo().await;
+    let demo = server.as_user(&Creds::demo());
+    for _ in 0..3 {
+        demo.get("/memberships").await.result();
+    }
+    demo.get(&format!(
+        "/accounts/{DEMO_ACCOUNT}/members/{}",
+        "0".repeat(32)
+    ))
+    .await
+    .expect_error(404, 1003);
+    let text = match server.raw(&[]).get("/metrics").await.body {
+        Value::String(text) => text,
+        other => panic!("metrics are text: {other}"),
+    };
+    let line = |start: &str| {
+        text.lines()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("no {start} in\n{text}"))
+            .to_string()
+    };
+    assert!(
+        line(r#"roster_http_requests_total{route="/client/v4/memberships",method="GET",status="200"}"#)
+            .ends_with(" 3")
+    );
+    line(
+        r#"roster_http_requests_total{route="/client/v4/accounts/{account_id}/members/{member_id}",method="GET",status="404"}"#,
+    );
+    assert!(
+        line(r#"roster_http_request_duration_seconds_count{route="/client/v4/memberships",method="GET"}"#)
+            .ends_with(" 3")
+    );
+    line(
+        r#"roster_http_request_duration_seconds_bucket{route="/client/v4/memberships",method="GET",le="0.001"}"#,
+    );
+    line(r#"roster_cache_hits_total{cache="credentials_keys"}"#);
+    line("# TYPE roster_http_request_duration_seconds histogram");
+    if server.schema.is_none() {
+        line(r#"roster_db_connections{pool="read"}"#);
+    }
+    assert!(!text.contains(DEMO_ACCOUNT), "ids make no series");
+}
