@@ -752,3 +752,105 @@ fn the_json_access_log_says_who_asked_what_and_how_it_failed() {
     assert_eq!(failed["caller"], "-");
     assert_eq!(failed["code"], 7003);
 }
+
+/// `serve --ephemeral` keeps everything in memory: the demo answers and takes writes, the
+/// start says so, and no file is written, not even the default `roster.db`.
+#[test]
+fn an_ephemeral_server_writes_no_file() {
+    let server = Server::start_with(&[], &["--ephemeral", "--demo"]);
+    let demo = [
+        ("X-Auth-Email", "user@example.com"),
+        ("X-Auth-Key", "144c9defac04969c7bfad8efaa8ea194"),
+    ];
+    let (status, _) = server.get("/memberships", &demo);
+    assert_eq!(status, 200);
+    let members = "/accounts/023e105f4ecef8ad9ca31a8372d0c353/members";
+    let (_, before) = server.get(members, &demo);
+    let (status, body) = server.send(
+        "POST",
+        "/accounts/023e105f4ecef8ad9ca31a8372d0c353/members",
+        &demo,
+        Some(r#"{"email": "kept.in.memory@example.com", "roles": ["87e7860bc4c445faba075646dac38cca"]}"#),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (_, after) = server.get(members, &demo);
+    let count = |page: &Value| page["result_info"]["total_count"].as_u64().unwrap();
+    assert_eq!(count(&after), count(&before) + 1, "{after}");
+    let log = server.log_once_it_says("in memory");
+    assert!(log.contains("SQLite in memory"), "{log}");
+    assert!(server.files().is_empty(), "{:?}", server.files());
+    assert!(server.stop().success());
+}
+
+/// `--ephemeral` names its database itself: a database given as a flag beside it is a
+/// usage error, one from the environment is set aside.
+#[test]
+fn ephemeral_refuses_a_database_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_roster"))
+        .args(["--database", "x.db", "serve", "--ephemeral"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--ephemeral"), "{stderr}");
+    assert!(!dir.path().join("x.db").exists());
+}
+
+/// `serve --seed FILE` loads the file at start, and with the emulator a reset goes back to
+/// the demo and the file together.
+#[test]
+fn a_seed_file_is_what_a_reset_goes_back_to() {
+    let db = TestDatabase::new();
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("seed.json");
+    let key = "c".repeat(37);
+    std::fs::write(
+        &seed,
+        serde_json::json!({
+            "users": [{"email": "seeded@example.com", "api_key": key}],
+            "accounts": [{"id": "5eed0000000000000000000000000000", "name": "Seeded",
+                          "members": [{"email": "seeded@example.com", "roles": ["795df1c379e2469e89ab15cca71e91a0"]}]}],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let server = Server::start(&db, &["--demo", "--seed", seed.to_str().unwrap()]);
+    let seeded = [
+        ("X-Auth-Email", "seeded@example.com"),
+        ("X-Auth-Key", key.as_str()),
+    ];
+    let demo = [
+        ("X-Auth-Email", "user@example.com"),
+        ("X-Auth-Key", "144c9defac04969c7bfad8efaa8ea194"),
+    ];
+    let names = |server: &Server| {
+        let (status, body) = server.get("/accounts", &seeded);
+        assert_eq!(status, 200, "{body}");
+        body["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["name"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&server), vec!["Seeded"]);
+    let (status, _) = server.send("POST", "/accounts", &seeded, Some(r#"{"name": "Later"}"#));
+    assert_eq!(status, 200);
+    assert_eq!(names(&server).len(), 2);
+    let reset = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-X",
+            "POST",
+            &format!("http://{}/_roster/reset", server.addr),
+        ])
+        .output()
+        .unwrap();
+    let reset: Value = serde_json::from_slice(&reset.stdout).expect("JSON");
+    assert_eq!(reset["success"], true, "{reset}");
+    assert_eq!(names(&server), vec!["Seeded"]);
+    let (status, _) = server.get("/memberships", &demo);
+    assert_eq!(status, 200, "the demo is part of the seeded state");
+}

@@ -141,6 +141,12 @@ pub struct Server {
 impl Server {
     /// Starts `roster serve` on `db` with `extra` arguments and waits until it answers HTTP.
     pub fn start(db: &TestDatabase, extra: &[&str]) -> Server {
+        Server::start_with(db.args(), extra)
+    }
+
+    /// Starts `roster serve` with these database arguments (none: the default, or what
+    /// `extra` says), in a directory of its own ([`Server::files`]).
+    pub fn start_with(db_args: &[String], extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         // A free port: bind port 0, note what the OS gave, and let it go for the server.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -151,8 +157,9 @@ impl Server {
         let log = dir.path().join("roster.log");
         let log_file = std::fs::File::create(&log).expect("server log file");
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
-            .args(db.args())
+            .args(db_args)
             .args(["serve", "--listen", &addr])
+            .current_dir(dir.path())
             .args(extra)
             // The server chooses colours by itself: none, as its output is a file.
             .env_remove("NO_COLOR")
@@ -209,6 +216,38 @@ impl Server {
         stream.write_all(request.as_bytes()).is_ok()
             && stream.read_exact(&mut head).is_ok()
             && head.starts_with(b"HTTP/1.1 ")
+    }
+
+    /// The files in the server's working directory, but for its log.
+    pub fn files(&self) -> Vec<String> {
+        let dir = self
+            .log
+            .parent()
+            .expect("the log is in the server's directory");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .expect("the server's directory")
+            .map(|e| {
+                e.expect("an entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .filter(|name| name != "roster.log")
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// The server's log once it holds `text` (lines are written in batches, at the latest
+    /// a tenth of a second after they are logged), or after 10 s without it.
+    pub fn log_once_it_says(&self, text: &str) -> String {
+        let asked = std::time::Instant::now();
+        let mut log = self.log_text();
+        while !log.contains(text) && asked.elapsed().as_secs() < 10 {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            log = self.log_text();
+        }
+        log
     }
 
     /// The server's log, its last 100 lines.
