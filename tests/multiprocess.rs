@@ -505,3 +505,55 @@ fn memberships_changed_through_one_process_show_at_once_in_the_other() {
         ]
     );
 }
+
+/// A reset through one process replaces the data every process serves: the other answers
+/// from the seeded state at once for memberships, and stops accepting a key made since
+/// (a credential it had verified and kept) within its cache's notice (PostgreSQL tells it;
+/// SQLite's copy expires).
+#[test]
+fn a_reset_through_one_process_is_what_the_other_serves() {
+    let db = TestDatabase::new();
+    let a = Server::start(&db, &["--demo"]);
+    let ttl = if db.is_postgres() { "600" } else { "2" };
+    let b = Server::start(&db, &["--credential-cache", ttl]);
+    let demo = [
+        ("X-Auth-Email", "user@example.com"),
+        ("X-Auth-Key", "144c9defac04969c7bfad8efaa8ea194"),
+    ];
+    let members = "/accounts/023e105f4ecef8ad9ca31a8372d0c353/members";
+    let count = |server: &Server| {
+        let (status, body) = server.get(members, &demo);
+        assert_eq!(status, 200, "{body}");
+        body["result_info"]["total_count"].as_u64().unwrap()
+    };
+    let seeded = count(&b);
+    let invite = json!({"email": "since@example.com", "roles": [SUPER_ADMIN]}).to_string();
+    let (status, body) = b.send("POST", members, &demo, Some(&invite));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(count(&b), seeded + 1);
+    let key = stdout(&common::roster(
+        &db,
+        &["user", "create", "--email", "since@example.com"],
+    ));
+    let since = [
+        ("X-Auth-Email", "since@example.com"),
+        ("X-Auth-Key", key.as_str()),
+    ];
+    assert_eq!(b.get("/user", &since).0, 200);
+
+    let out = Command::new("curl")
+        .args(["-s", "-X", "POST", &format!("http://{}/_roster/reset", a.addr)])
+        .output()
+        .expect("curl runs");
+    let reset: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(reset["success"], true, "{reset}");
+    assert_eq!(count(&b), seeded);
+    let started = std::time::Instant::now();
+    while b.get("/user", &since).0 != 403 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the other process still accepts a key the reset removed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
