@@ -542,7 +542,12 @@ fn a_reset_through_one_process_is_what_the_other_serves() {
     assert_eq!(b.get("/user", &since).0, 200);
 
     let out = Command::new("curl")
-        .args(["-s", "-X", "POST", &format!("http://{}/_roster/reset", a.addr)])
+        .args([
+            "-s",
+            "-X",
+            "POST",
+            &format!("http://{}/_roster/reset", a.addr),
+        ])
         .output()
         .expect("curl runs");
     let reset: Value = serde_json::from_slice(&out.stdout).expect("JSON");

@@ -166,7 +166,7 @@ fn install_python_sdk() -> PathBuf {
     let venv = target_dir().join("sdk-venv");
     let python = venv.join("bin").join("python");
     let check = format!(
-        "import cloudflare, importlib.metadata as m; assert cloudflare.__version__ == {PYTHON_SDK:?}; \
+        "import cloudflare, pytest, importlib.metadata as m; assert cloudflare.__version__ == {PYTHON_SDK:?}; \
          assert m.version('schemathesis') == {SCHEMATHESIS:?}"
     );
     let ready = || {
@@ -268,6 +268,19 @@ fn readme_snippet(language: &str, server: &Server) -> String {
     readme[start..end].replace("http://127.0.0.1:8080/client/v4", &server.base_url)
 }
 
+/// The README's code block that starts with `first_line`, pointed at `server`'s root
+/// instead of port 8080.
+fn readme_block(first_line: &str, server: &Server) -> String {
+    let readme = std::fs::read_to_string(manifest_dir().join("README.md")).expect("README.md");
+    let start = readme
+        .find(&format!("\n{first_line}"))
+        .unwrap_or_else(|| panic!("README has a block starting {first_line:?}"))
+        + 1;
+    let end = start + readme[start..].find("```").expect("closed code block");
+    let root = server.base_url.trim_end_matches("/client/v4");
+    readme[start..end].replace("http://127.0.0.1:8080", root)
+}
+
 /// Runs a README snippet and returns what it printed; it must exit 0.
 fn run_snippet(mut cmd: Command, what: &str) -> String {
     let output = cmd.stdin(Stdio::null()).output().expect("run the snippet");
@@ -306,6 +319,48 @@ fn readme_typescript_snippet_works_verbatim() {
     let _ = std::fs::remove_file(&script);
     assert!(
         printed.contains("4536bcfad5faccb111b47003c79917fa user@example.com accepted"),
+        "{printed}"
+    );
+}
+
+/// The README's pytest example passes as written, against `serve --demo`: the reset
+/// fixture lets the same invitation be made twice, and the SDK retries an injected 503.
+#[test]
+fn readme_pytest_example_passes() {
+    let python = python_sdk();
+    let server = Demo::start(&[]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("test_roster.py");
+    std::fs::write(&file, readme_block("# test_roster.py", &server)).expect("write the example");
+    let mut cmd = Command::new(python);
+    cmd.args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .arg(&file)
+        .current_dir(dir.path());
+    let printed = run_snippet(cmd, "the README's pytest example");
+    assert!(printed.contains("3 passed"), "{printed}");
+}
+
+/// The README's node:test example passes as written: the clock moved past a token's
+/// expiry ends it.
+#[test]
+fn readme_node_test_example_passes() {
+    let dir = node_sdk();
+    let server = Demo::start(&[]);
+    let script = dir.join(format!("roster-{}.test.mjs", std::process::id()));
+    std::fs::write(&script, readme_block("// roster.test.mjs", &server))
+        .expect("write the example");
+    let mut cmd = Command::new("node");
+    cmd.arg("--test").arg(&script).current_dir(&dir);
+    let output = cmd.stdin(Stdio::null()).output().expect("run node --test");
+    let _ = std::fs::remove_file(&script);
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{printed}");
+    assert!(
+        printed.contains("# pass 1") && printed.contains("# fail 0"),
         "{printed}"
     );
 }
