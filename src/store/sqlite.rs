@@ -16,7 +16,7 @@
 //! transaction open on the write connection; when it ends and other writes are queued for
 //! the connection, it leaves the transaction open for them and waits for the one commit
 //! that ends it: a commit writes every page it changed to the log and makes every reader
-//! drop its page cache, which cost more than the write itself (bench/README.md). A write
+//! drop its page cache, which cost more than the write itself (bench/README.md and its history). A write
 //! that fails is rolled back to its savepoint and does not touch the others; each request
 //! is answered after the commit that holds its write. A request abandoned while it waits
 //! (its client went away) still has its write committed, as if it had been abandoned just
@@ -48,7 +48,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Page cache of each connection (SQLite's default is 2 MiB): at a million users a deep
 /// members page and the upper levels of the indexes no longer fitted in 2 MiB, and the
-/// write connection read index pages back from the OS for every batch (bench/README.md).
+/// write connection read index pages back from the OS for every batch (bench/README.md history).
 /// There are about as many read connections as runtime workers, and one writer.
 const CACHE_KIB: i64 = 16 * 1024;
 
