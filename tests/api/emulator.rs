@@ -325,6 +325,35 @@ async fn a_fault_answers_what_it_matches_as_often_as_told() {
     assert_eq!(as_token.get("/client/v4/memberships").await.status, 200);
 }
 
+/// A fault with a probability takes about that share of the matching requests (200
+/// requests at one half: outside 40 to 160 has a chance below one in 10^17).
+#[tokio::test]
+async fn a_fault_with_a_probability_takes_a_share_of_the_requests() {
+    let server = TestServer::emulator().await;
+    let control = server.raw(&[]);
+    let demo = server.raw(&demo_headers());
+    control
+        .post(
+            "/_roster/faults",
+            json!({"path": "/client/v4/user", "status": 502, "probability": 0.5}),
+        )
+        .await
+        .result();
+    let mut faulted = 0;
+    for _ in 0..200 {
+        match demo.get("/client/v4/user").await.status {
+            502 => faulted += 1,
+            200 => {}
+            other => panic!("answered {other}"),
+        }
+    }
+    assert!((40..=160).contains(&faulted), "{faulted} of 200");
+    assert_eq!(
+        control.get("/_roster/faults").await.result()[0]["hits"],
+        faulted
+    );
+}
+
 #[tokio::test]
 async fn a_fault_is_refused_unless_it_says_something_sensible() {
     let server = TestServer::emulator().await;
