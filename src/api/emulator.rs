@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::access::CallerSlot;
+use super::access::Notes;
 use super::extract::{Body as JsonBody, Params};
 use super::{ApiError, AppState, views};
 use crate::auth::hash_secret;
@@ -609,7 +609,7 @@ pub async fn observe(State(app): State<AppState>, req: Request, next: Next) -> R
         "headers": headers_shown(&parts.headers),
         "body": kept,
     });
-    let caller_slot = parts.extensions.get::<CallerSlot>().cloned();
+    let notes = parts.extensions.get::<Notes>().cloned();
     let ray = parts
         .extensions
         .get::<tower_http::request_id::RequestId>()
@@ -639,7 +639,7 @@ pub async fn observe(State(app): State<AppState>, req: Request, next: Next) -> R
         None => emulator.clock.clone().scope(next.run(req)).await,
     };
     entry["status"] = json!(response.status().as_u16());
-    entry["caller"] = json!(caller_slot.and_then(|slot| slot.0.get().cloned()));
+    entry["caller"] = json!(notes.and_then(|notes| notes.0.caller.get().cloned()));
     entry["ray_id"] = json!(ray);
     let mut journal = emulator.journal();
     if journal.len() == JOURNAL {

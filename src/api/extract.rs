@@ -24,6 +24,7 @@ impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        super::access::Notes::route(&parts.extensions);
         // The peer address, for tokens limited to some; behind a proxy that is the proxy.
         let client = parts
             .extensions
@@ -50,12 +51,12 @@ impl FromRequestParts<AppState> for Auth {
                 return Err(e.into());
             }
         };
-        if let Some(slot) = parts.extensions.get::<super::access::CallerSlot>() {
+        if let Some(notes) = parts.extensions.get::<super::access::Notes>() {
             let who = match &caller.token {
                 Some(token) => format!("token {}", token.id),
                 None => format!("user {}", caller.user.id),
             };
-            let _ = slot.0.set(who);
+            let _ = notes.0.caller.set(who);
         }
         if let Some(limiter) = &state.limiter {
             limiter
@@ -82,6 +83,7 @@ impl FromRequestParts<AppState> for Ids {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        super::access::Notes::route(&parts.extensions);
         let ids = match Path::<Vec<(String, String)>>::from_request_parts(parts, state).await {
             Ok(Path(raw)) => raw.iter().map(|(_, v)| Id::parse(v)).collect(),
             Err(_) => None,

@@ -3,12 +3,15 @@
 //! caches. Each router records into a recorder of its own rather than the process's global
 //! one, so servers in one process (the tests) count apart.
 
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::RwLock;
 use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use metrics::{Key, Label, Metadata, Recorder, Unit};
+use metrics::{Counter, Histogram, Key, Label, Metadata, Recorder, Unit};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
 
 use super::AppState;
@@ -23,6 +26,19 @@ const LATENCY_BUCKETS: [f64; 12] = [
 
 pub struct Metrics {
     recorder: PrometheusRecorder,
+    /// The series each route, method and status records into, by a hash of the three:
+    /// building the labelled key and finding it in the recorder's registry for every
+    /// request cost a tenth of a one-row read (`bench/instructions`, 83.6k to 92.8k).
+    series: RwLock<HashMap<u64, Vec<Series>>>,
+    hasher: foldhash::fast::FixedState,
+}
+
+struct Series {
+    route: Box<str>,
+    method: Box<str>,
+    status: u16,
+    count: Counter,
+    latency: Histogram,
 }
 
 impl Default for Metrics {
@@ -44,7 +60,11 @@ impl Default for Metrics {
             Some(Unit::Seconds),
             "Time from a request's arrival to its answer, by route template and method.".into(),
         );
-        Metrics { recorder }
+        Metrics {
+            recorder,
+            series: RwLock::default(),
+            hasher: foldhash::fast::FixedState::default(),
+        }
     }
 }
 
@@ -53,7 +73,31 @@ impl Metrics {
     /// (`/client/v4/accounts/{account_id}/members`), so that ids do not each make a series;
     /// a path no route matched is `unmatched`.
     pub fn record(&self, route: &str, method: &str, status: u16, latency: Duration) {
+        let hash = self.hasher.hash_one((route, method, status));
+        let same = |s: &Series| &*s.route == route && &*s.method == method && s.status == status;
+        let series = self.series.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = series
+            .get(&hash)
+            .and_then(|list| list.iter().find(|s| same(s)))
+        {
+            s.count.increment(1);
+            s.latency.record(latency.as_secs_f64());
+            return;
+        }
+        drop(series);
+        let s = self.register(route, method, status);
+        s.count.increment(1);
+        s.latency.record(latency.as_secs_f64());
+        let mut series = self.series.write().unwrap_or_else(|e| e.into_inner());
+        let list = series.entry(hash).or_default();
+        if !list.iter().any(same) {
+            list.push(s);
+        }
+    }
+
+    fn register(&self, route: &str, method: &str, status: u16) -> Series {
         let metadata = Metadata::new(module_path!(), metrics::Level::INFO, None);
+        let (route_text, method_text) = (route, method);
         let route = Label::new("route", route.to_string());
         let method = Label::new("method", method.to_string());
         let counted = Key::from_parts(
@@ -64,13 +108,14 @@ impl Metrics {
                 Label::new("status", status.to_string()),
             ],
         );
-        self.recorder
-            .register_counter(&counted, &metadata)
-            .increment(1);
         let timed = Key::from_parts(LATENCY, vec![route, method]);
-        self.recorder
-            .register_histogram(&timed, &metadata)
-            .record(latency.as_secs_f64());
+        Series {
+            route: route_text.into(),
+            method: method_text.into(),
+            status,
+            count: self.recorder.register_counter(&counted, &metadata),
+            latency: self.recorder.register_histogram(&timed, &metadata),
+        }
     }
 
     fn render(&self, app: &AppState) -> String {
@@ -100,15 +145,11 @@ impl Metrics {
     }
 }
 
-/// Puts the route template a request matched on its answer, where the access log (which
-/// runs outside the router) reads it.
+/// Notes the route template a request matched for the access log, which runs outside the
+/// router (see [`super::access::Notes`]).
 pub async fn note_route(req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let mut response = next.run(req).await;
-    if let Some(route) = route {
-        response.extensions_mut().insert(route);
-    }
-    response
+    super::access::Notes::route(req.extensions());
+    next.run(req).await
 }
 
 /// The text exposition format Prometheus scrapes.

@@ -133,17 +133,21 @@ pub fn router_with(
     };
     let timeout = limits.request_timeout;
     let max_body = limits.max_body_bytes;
-    let mut routes = Router::new().nest(PREFIX, v4).merge(control::router());
+    let mut control = control::router();
     if state.emulator.is_some() {
-        routes = routes.merge(emulator::router());
+        control = control.merge(emulator::router());
     }
+    // The API's extractors note the route for the access log and the metrics; Roster's own
+    // few routes take a layer to do it.
+    let control = control.route_layer(middleware::from_fn(metrics::note_route));
     let observe = state
         .emulator
         .is_some()
         .then(|| middleware::from_fn_with_state(state.clone(), emulator::observe));
     let recorded = Arc::clone(&state.metrics);
-    let routes = routes
-        .route_layer(middleware::from_fn(metrics::note_route))
+    let routes = Router::new()
+        .nest(PREFIX, v4)
+        .merge(control)
         .fallback(no_route)
         .with_state(state);
     // The layers wrap the router once, outermost first. `Router::layer` would box each

@@ -485,6 +485,7 @@ async fn metrics_count_requests_by_route_and_show_the_store() {
     ))
     .await
     .expect_error(404, 1003);
+    server.raw(&[]).get("/_roster/health").await;
     let text = match server.raw(&[]).get("/metrics").await.body {
         Value::String(text) => text,
         other => panic!("metrics are text: {other}"),
@@ -509,6 +510,7 @@ async fn metrics_count_requests_by_route_and_show_the_store() {
     line(
         r#"roster_http_request_duration_seconds_bucket{route="/client/v4/memberships",method="GET",le="0.001"}"#,
     );
+    line(r#"roster_http_requests_total{route="/_roster/health",method="GET",status="200"}"#);
     line(r#"roster_cache_hits_total{cache="credentials_keys"}"#);
     line("# TYPE roster_http_request_duration_seconds histogram");
     if server.schema.is_none() {
