@@ -232,6 +232,10 @@ pub struct LimitArgs {
     /// Connections open at once; past it, new ones wait until one closes.
     #[arg(long, env = "ROSTER_MAX_CONNECTIONS", default_value_t = server::DEFAULT_MAX_CONNECTIONS as u64, value_parser = clap::value_parser!(u64).range(1..))]
     max_connections: u64,
+    /// Days an invitation can be accepted after it was made (Cloudflare's are 7); after
+    /// that it can only be rejected.
+    #[arg(long, env = "ROSTER_INVITATION_TTL_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..=3650))]
+    invitation_ttl_days: u64,
     /// Seconds a request may take, reading its body included, before it gets 408.
     #[arg(long, env = "ROSTER_REQUEST_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     request_timeout: u64,
@@ -245,6 +249,7 @@ impl LimitArgs {
             max_body_bytes: self.max_body_bytes,
             request_timeout: Duration::from_secs(self.request_timeout),
             failed_auth: std::num::NonZeroU32::new(self.failed_auth_limit),
+            invitation_ttl: Duration::from_secs(self.invitation_ttl_days * 86_400),
         }
     }
 }

@@ -15,7 +15,10 @@ use crate::domain::*;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/accounts", get(list).post(create))
-        .route("/accounts/{account_id}", get(details).put(update))
+        .route(
+            "/accounts/{account_id}",
+            get(details).put(update).delete(remove),
+        )
 }
 
 /// Accounts the caller may read: an accepted membership with organization read (and, for a
@@ -177,4 +180,20 @@ async fn update(
             "account update produced no account".into(),
         )),
     }
+}
+
+/// Deletes the account and everything in it, in one transaction: its members'
+/// memberships leave their `/memberships` at once.
+async fn remove(
+    State(app): State<AppState>,
+    Auth(caller): Auth,
+    ids: Ids,
+) -> Result<Response, ApiError> {
+    let account_id = ids.one();
+    app.store
+        .write_account(&account_id, &Focus::caller(&caller), &|state| {
+            Ok(vec![state.delete_account(&caller)?])
+        })
+        .await?;
+    Ok(views::single(views::IdOnly { id: &account_id }))
 }

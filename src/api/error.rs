@@ -90,6 +90,7 @@ pub mod codes {
     pub const TIMEOUT: u32 = 1011;
     pub const URI_TOO_LONG: u32 = 1012;
     pub const HEADERS_TOO_LARGE: u32 = 1013;
+    pub const INVITATION_EXPIRED: u32 = 1014;
     pub const RATE_LIMITED: u32 = 971;
     pub const METHOD_NOT_ALLOWED: u32 = 7001;
     pub const NO_ROUTE: u32 = 7003;
@@ -120,6 +121,9 @@ impl ApiError {
                         one(StatusCode::CONFLICT, ALREADY_MEMBER, message)
                     }
                     DomainError::NotPending(_) => one(StatusCode::CONFLICT, NOT_PENDING, message),
+                    DomainError::InvitationExpired(_) => {
+                        one(StatusCode::CONFLICT, INVITATION_EXPIRED, message)
+                    }
                     DomainError::TwoFactorRequired => {
                         one(StatusCode::FORBIDDEN, TWO_FACTOR_REQUIRED, message)
                     }

@@ -12,7 +12,7 @@ use super::{ApiError, AppState, views};
 use crate::domain::list::{paginate, same_name, text_key};
 use crate::domain::types::{Answer, MembershipOrder};
 use crate::domain::{Caller, Direction, DomainError, Focus, Id, Need, Status};
-use crate::store::UserMembership;
+use crate::store::{UserMembership, Written};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/memberships", get(list)).route(
@@ -62,7 +62,11 @@ async fn list(
     }))
 }
 
-async fn own(app: &AppState, caller: &Caller, id: &Id) -> Result<UserMembership, ApiError> {
+pub(super) async fn own(
+    app: &AppState,
+    caller: &Caller,
+    id: &Id,
+) -> Result<UserMembership, ApiError> {
     app.store
         .user_membership(caller.user.email.folded(), id)
         .await?
@@ -94,17 +98,7 @@ async fn respond(
     ids: Ids,
     Body(body): Body<Respond>,
 ) -> Result<Response, ApiError> {
-    caller.require_token_group("Memberships", Need::Write)?;
-    let id = ids.one();
-    let current = own(&app, &caller, &id).await?;
-    let written = app
-        .store
-        .write_account(
-            &current.account.id,
-            &Focus::default().member(&id),
-            &|state| Ok(vec![state.respond(&id, &caller.user, body.status)?]),
-        )
-        .await?;
+    let written = answer(&app, &caller, &ids.one(), body.status).await?;
     let m = written
         .membership()
         .ok_or_else(|| ApiError::Internal("response stored no membership".into()))?;
@@ -114,6 +108,27 @@ async fn respond(
         m,
         &state.catalog,
     )))
+}
+
+/// The caller's answer to their invitation `id`, as `PUT /memberships/{id}` and
+/// `PATCH /user/invites/{id}` both take it.
+pub(super) async fn answer(
+    app: &AppState,
+    caller: &Caller,
+    id: &Id,
+    status: Answer,
+) -> Result<Written, ApiError> {
+    caller.require_token_group("Memberships", Need::Write)?;
+    let current = own(app, caller, id).await?;
+    let ttl = app.invitation_ttl;
+    Ok(app
+        .store
+        .write_account(
+            &current.account.id,
+            &Focus::default().member(id),
+            &|state| Ok(vec![state.respond(id, &caller.user, status, ttl)?]),
+        )
+        .await?)
 }
 
 async fn leave(

@@ -9,6 +9,7 @@ pub mod emulator;
 pub mod error;
 mod extract;
 mod iam;
+mod invites;
 mod limit;
 mod members;
 mod memberships;
@@ -51,6 +52,8 @@ pub struct Limits {
     /// Failed authentications allowed per client address per minute (a third of them for
     /// one email); `None` switches the throttling off.
     pub failed_auth: Option<NonZeroU32>,
+    /// How long an invitation can be accepted after it was made.
+    pub invitation_ttl: Duration,
 }
 
 impl Default for Limits {
@@ -63,6 +66,7 @@ impl Default for Limits {
             max_body_bytes: 1 << 20,
             request_timeout: Duration::from_secs(60),
             failed_auth: NonZeroU32::new(60),
+            invitation_ttl: Duration::from_secs(7 * 86_400),
         }
     }
 }
@@ -73,6 +77,7 @@ pub struct AppState {
     limiter: Option<Arc<limit::UserLimiter>>,
     failures: Option<Arc<limit::FailureLimiter>>,
     max_body_bytes: usize,
+    invitation_ttl: Duration,
     emulator: Option<Arc<emulator::Emulator>>,
     metrics: Arc<metrics::Metrics>,
 }
@@ -116,6 +121,7 @@ pub fn router_with(
         .merge(iam::router())
         .merge(accounts::router())
         .merge(user::router())
+        .merge(invites::router())
         .merge(tokens::router())
         .method_not_allowed_fallback(method_not_allowed);
     let ray = HeaderName::from_static("cf-ray");
@@ -128,6 +134,7 @@ pub fn router_with(
             .failed_auth
             .map(|n| Arc::new(limit::FailureLimiter::new(n))),
         max_body_bytes: limits.max_body_bytes,
+        invitation_ttl: limits.invitation_ttl,
         emulator,
         metrics: Arc::default(),
     };

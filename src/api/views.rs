@@ -324,6 +324,54 @@ fn permissions_json(p: Permissions) -> Box<RawValue> {
     })
 }
 
+/// A membership as an invitation (`/user/invites`): the fields of the SDKs' `Invite`.
+/// Roster does not record who sent an invitation, so `invited_by` is left out.
+#[derive(Serialize)]
+pub struct InviteView<'a> {
+    id: &'a Id,
+    invited_member_id: &'a Id,
+    invited_member_email: &'a str,
+    organization_id: &'a Id,
+    organization_name: &'a str,
+    organization_is_enforcing_twofactor: bool,
+    invited_on: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_on: Option<String>,
+    roles: Vec<&'a str>,
+    status: &'static str,
+}
+
+pub fn invite<'a>(
+    m: &'a crate::store::UserMembership,
+    invitee: &'a User,
+    ttl: std::time::Duration,
+) -> InviteView<'a> {
+    let membership = &m.membership;
+    let status = if membership.invitation_expired(ttl) {
+        "expired"
+    } else {
+        membership.status.as_str()
+    };
+    InviteView {
+        id: &membership.id,
+        invited_member_id: &invitee.id,
+        invited_member_email: invitee.email.as_str(),
+        organization_id: &m.account.id,
+        organization_name: &m.account.name,
+        organization_is_enforcing_twofactor: m.account.settings.enforce_twofactor,
+        invited_on: &membership.created_on,
+        expires_on: membership.invitation_expires_on(ttl).and_then(|at| {
+            at.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        }),
+        roles: roles(&membership.grants, &m.catalog)
+            .into_iter()
+            .map(|r| r.name.as_str())
+            .collect(),
+        status,
+    }
+}
+
 #[derive(Serialize)]
 pub struct UserView<'a> {
     id: &'a Id,

@@ -34,6 +34,8 @@ pub enum DomainError {
     AlreadyMember(String),
     #[error("This membership is already {0} and can no longer be changed")]
     NotPending(&'static str),
+    #[error("This invitation expired on {0}; an administrator of the account can invite you again")]
+    InvitationExpired(String),
     #[error(
         "This account requires two-factor authentication: the user must enable it before joining"
     )]

@@ -322,6 +322,8 @@ pub enum Change {
     PutAccount(Account),
     /// Only fixtures and the demo add account roles; the API serves the catalog read-only.
     PutCustomRole(Role),
+    /// The account and everything in it.
+    DeleteAccount,
 }
 
 /// An invitation as the API receives it, already parsed.
@@ -504,11 +506,29 @@ impl AccountState {
     }
 
     /// Accepts or rejects an invitation. Accepting an accepted membership again is a no-op.
-    pub fn respond(&self, id: &Id, user: &User, answer: Answer) -> Result<Change, DomainError> {
+    /// The invitee's answer. An invitation older than `invitation_ttl` can still be
+    /// rejected, no longer accepted.
+    pub fn respond(
+        &self,
+        id: &Id,
+        user: &User,
+        answer: Answer,
+        invitation_ttl: std::time::Duration,
+    ) -> Result<Change, DomainError> {
         let current = self.own_membership(id, user)?;
         let status = match (current.status, answer) {
             // Two-factor status as stored now, not as it was when the caller authenticated.
             (Status::Pending, Answer::Accepted) => {
+                if current.invitation_expired(invitation_ttl) {
+                    let at = current
+                        .invitation_expires_on(invitation_ttl)
+                        .and_then(|at| {
+                            at.format(&time::format_description::well_known::Rfc3339)
+                                .ok()
+                        })
+                        .unwrap_or_default();
+                    return Err(DomainError::InvitationExpired(at));
+                }
                 self.check_two_factor(current.user.as_ref())?;
                 Status::Accepted
             }
@@ -522,6 +542,22 @@ impl AccountState {
         updated.status = status;
         updated.modified_on = now();
         Ok(Change::PutMembership(updated))
+    }
+
+    /// Deleting the account: for a member with organization write who is its Super
+    /// Administrator (`../shared/DESIGN.md`, Accounts).
+    pub fn delete_account(&self, caller: &Caller) -> Result<Change, DomainError> {
+        let mine = self.authorize(caller, Need::Write)?;
+        let super_administrator = match &mine.grants {
+            Grants::Roles(roles) => roles
+                .iter()
+                .any(|r| r.as_str() == catalog::SUPER_ADMINISTRATOR),
+            Grants::Policies(_) => false,
+        };
+        if !super_administrator {
+            return Err(DomainError::Forbidden);
+        }
+        Ok(Change::DeleteAccount)
     }
 
     pub fn leave(&self, id: &Id, user: &User) -> Result<Change, DomainError> {
@@ -599,6 +635,7 @@ mod tests {
     use crate::domain::types::Access;
 
     const READ_ONLY: &str = "25a6523fbf0a4cdaa8af77b778c7dd19";
+    const ADMINISTRATOR: &str = "93c0b5f28f784adfabec6701f4e37655";
     const ACCOUNT_SETTINGS_READ: &str = "15b972a8f4cb43e78efbafb322f7dee5";
 
     fn id(raw: &str) -> Id {
@@ -803,7 +840,7 @@ mod tests {
         let state = account(vec![invited.clone()]);
         let invitee = user("invitee@example.com", false);
         let accepted = match state
-            .respond(&invited.id, &invitee, Answer::Accepted)
+            .respond(&invited.id, &invitee, Answer::Accepted, WEEK)
             .unwrap()
         {
             Change::PutMembership(m) => m,
@@ -815,7 +852,8 @@ mod tests {
                 .respond(
                     &invited.id,
                     &user("other@example.com", false),
-                    Answer::Accepted
+                    Answer::Accepted,
+                    WEEK
                 )
                 .unwrap_err(),
             DomainError::NotFound("Membership")
@@ -824,14 +862,73 @@ mod tests {
         // Accepting again changes nothing; rejecting now is too late.
         assert!(
             state
-                .respond(&accepted.id, &invitee, Answer::Accepted)
+                .respond(&accepted.id, &invitee, Answer::Accepted, WEEK)
                 .is_ok()
         );
         assert_eq!(
             state
-                .respond(&accepted.id, &invitee, Answer::Rejected)
+                .respond(&accepted.id, &invitee, Answer::Rejected, WEEK)
                 .unwrap_err(),
             DomainError::NotPending("accepted")
+        );
+    }
+
+    const WEEK: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
+
+    #[test]
+    fn an_expired_invitation_can_be_rejected_not_accepted() {
+        let mut invited = member("late@example.com", Status::Pending, &[READ_ONLY]);
+        invited.created_on = "2020-01-01T00:00:00Z".into();
+        let state = account(vec![invited.clone()]);
+        let invitee = user("late@example.com", false);
+        assert_eq!(
+            state
+                .respond(&invited.id, &invitee, Answer::Accepted, WEEK)
+                .unwrap_err(),
+            DomainError::InvitationExpired("2020-01-08T00:00:00Z".into())
+        );
+        assert!(matches!(
+            state.respond(&invited.id, &invitee, Answer::Rejected, WEEK),
+            Ok(Change::PutMembership(m)) if m.status == Status::Rejected
+        ));
+        // Within its time it is accepted.
+        let ten_years = std::time::Duration::from_secs(3650 * 86_400);
+        assert!(
+            state
+                .respond(&invited.id, &invitee, Answer::Accepted, ten_years)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn only_a_super_administrator_deletes_the_account() {
+        let owner = member(
+            "owner@example.com",
+            Status::Accepted,
+            &[catalog::SUPER_ADMINISTRATOR],
+        );
+        let admin = member("admin@example.com", Status::Accepted, &[ADMINISTRATOR]);
+        // An Administrator has organization write too, and still may not.
+        let state = account(vec![owner, admin]);
+        let caller = |email| Caller {
+            user: user(email, false),
+            token: None,
+        };
+        assert!(matches!(
+            state.delete_account(&caller("owner@example.com")),
+            Ok(Change::DeleteAccount)
+        ));
+        assert_eq!(
+            state
+                .delete_account(&caller("admin@example.com"))
+                .unwrap_err(),
+            DomainError::Forbidden
+        );
+        assert_eq!(
+            state
+                .delete_account(&caller("stranger@example.com"))
+                .unwrap_err(),
+            DomainError::NotFound("Account")
         );
     }
 

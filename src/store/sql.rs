@@ -318,6 +318,19 @@ async fn apply(conn: &mut impl Conn, account_id: &Id, change: &Change) -> Result
             .await?;
         }
         Change::PutAccount(a) => put_account(conn, a, true).await?,
+        Change::DeleteAccount => {
+            // Children first: the same whether or not the connection enforces the foreign
+            // keys' cascades.
+            for table in ["memberships", "resource_groups", "account_roles"] {
+                conn.execute(
+                    &format!("DELETE FROM {table} WHERE account_id = $1"),
+                    &[account_id.into()],
+                )
+                .await?;
+            }
+            conn.execute("DELETE FROM accounts WHERE id = $1", &[account_id.into()])
+                .await?;
+        }
         Change::PutCustomRole(r) => {
             let permissions = to_json(&r.permissions);
             conn.execute(

@@ -42,6 +42,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/user/tokens"),
     ("POST", "/user/tokens"),
     ("GET", "/user/tokens/permission_groups"),
+    ("GET", "/user/invites"),
+    ("GET", "/user/invites/{m}"),
+    ("PATCH", "/user/invites/{m}"),
+    // Another account than the demo's, which the other cases need.
+    ("DELETE", "/accounts/6d7f2f5f5b1d4a0e9081fdc98d432fd1"),
 ];
 
 struct Fixture {

@@ -11,6 +11,7 @@ mod contract;
 mod emulator;
 mod fuzz;
 mod input;
+mod invites;
 mod lifecycle;
 mod limits;
 mod lists;

@@ -102,9 +102,17 @@ async fn every_endpoint_answers_every_kind_of_caller_exactly() {
         )
         .await
         .result();
-    // An invitation to the owner from another account, to read, accept and leave.
+    // An invitation to the owner from another account, to read, accept and leave; and one
+    // to answer as an invite.
     let b = server.account(&host, "B").await;
     let invitation = server.invite(&host, &b, &owner.email, &[DNS]).await;
+    let e_account = server.account(&host, "E").await;
+    let invite = server.invite(&host, &e_account, &owner.email, &[DNS]).await;
+    // An account for the owner to delete, with the weak members of the first.
+    let doomed = server.account(&owner, "D").await;
+    server
+        .add_member(&owner, &doomed, &reader, &[ADMIN_RO])
+        .await;
     // A token of the owner to manage, and one with an unrelated group.
     let created = server
         .as_user(&owner)
@@ -282,6 +290,20 @@ async fn every_endpoint_answers_every_kind_of_caller_exactly() {
             User { theirs: true },
         ),
         e("GET", "/user/tokens/verify".into(), None, Verify),
+        e("GET", "/user/invites".into(), None, User { theirs: false }),
+        e(
+            "GET",
+            format!("/user/invites/{invite}"),
+            None,
+            User { theirs: true },
+        ),
+        e(
+            "PATCH",
+            format!("/user/invites/{invite}"),
+            Some(json!({"status": "accepted"})),
+            User { theirs: true },
+        ),
+        e("DELETE", format!("/accounts/{doomed}"), None, AccountWrite),
     ];
 
     let wrong_key = Creds {

@@ -223,6 +223,27 @@ check('accept and leave an invitation', async () => {
   await rejects(NotFoundError, 404, john.memberships.get(JOHN_ACME_INVITATION));
 });
 
+check('an invite answered, then the account deleted', async () => {
+  const account = await john.accounts.create({ name: 'TS Invites', type: 'standard' });
+  const invited = await john.accounts.members.create({
+    account_id: account.id, email: 'bob@example.com', roles: [state.roles.DNS],
+  });
+  const invites = [];
+  for await (const i of bob.user.invites.list()) invites.push(i);
+  const mine = invites.find((i) => i.id === invited.id);
+  assert.equal(mine?.status, 'pending');
+  assert.equal(mine.organization_id, account.id);
+  assert.ok(new Date(mine.expires_on) > new Date(mine.invited_on), 'it expires after it was made');
+  const shown = await bob.user.invites.get(invited.id);
+  assert.equal(shown.organization_name, 'TS Invites');
+  const accepted = await bob.user.invites.edit(invited.id, { status: 'accepted' });
+  assert.equal(accepted.status, 'accepted');
+  await rejects(PermissionDeniedError, 403, bob.accounts.delete({ account_id: account.id }));
+  const gone = await john.accounts.delete({ account_id: account.id });
+  assert.equal(gone.id, account.id);
+  await rejects(NotFoundError, 404, bob.memberships.get(invited.id));
+});
+
 check('a few hundred memberships and members, page by page', async () => {
   const bulk = client('bulk@example.com', 'b'.repeat(37));
   const memberships = [];

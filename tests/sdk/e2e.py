@@ -36,7 +36,7 @@ from cloudflare import (  # noqa: E402
     PermissionDeniedError,
 )
 from cloudflare.pagination import SyncSinglePage, SyncV4PagePaginationArray  # noqa: E402
-from cloudflare.types.accounts import Account, MemberDeleteResponse  # noqa: E402
+from cloudflare.types.accounts import Account, AccountDeleteResponse, MemberDeleteResponse  # noqa: E402
 from cloudflare.types.iam import (  # noqa: E402
     PermissionGroupGetResponse,
     PermissionGroupListResponse,
@@ -55,6 +55,7 @@ from cloudflare.types.memberships import (  # noqa: E402
 from cloudflare.types.shared import Member, PermissionGrant, Role  # noqa: E402
 from cloudflare.types.shared import Token  # noqa: E402
 from cloudflare.types.user import (  # noqa: E402
+    Invite,
     TokenCreateResponse,
     TokenDeleteResponse,
     TokenVerifyResponse,
@@ -252,6 +253,19 @@ def accounts_create():
     STATE["new_accounts"] = created
     listed = {a.name for a in JOHN_C.accounts.list(per_page=5)}
     ensure(set(NEW_ACCOUNTS) <= listed, "the new accounts are listed", listed)
+
+
+@check
+def user_invites():
+    invites = [typed(i, Invite) for i in JANE_C.user.invites.list()]
+    ensure(isinstance(JANE_C.user.invites.list(), SyncSinglePage), "invites are a single page")
+    demo = [i for i in invites if i.organization_id == DEMO_ACCOUNT]
+    equal([i.id for i in demo], [JANE_DEMO_INVITATION], "jane's demo invitation is her invite")
+    shown = typed(JANE_C.user.invites.get(JANE_DEMO_INVITATION), Invite)
+    equal((shown.status, shown.organization_name), ("pending", "Demo Account"), "the invite")
+    ensure(shown.expires_on > shown.invited_on, "it expires after it was made", shown.expires_on, shown.invited_on)
+    raises(NotFoundError, 404, JOHN_C.user.invites.get, JANE_DEMO_INVITATION)
+    raises(BadRequestError, 400, JANE_C.user.invites.edit, JANE_DEMO_INVITATION, status="maybe")
 
 
 # --- memberships (the user's view) -------------------------------------------------------------
@@ -709,6 +723,23 @@ def member_list_after_the_flow():
     equal(len(members), DEMO_MEMBER_COUNT, "back to the demo's member count")
     statuses = {m.email: m.status for m in members}
     equal(statuses["jane@example.com"], "accepted", "jane is a member now")
+
+
+# --- the user's invites, and deleting an account -------------------------------------------
+
+@check
+def invite_answered_then_account_deleted():
+    account = typed(JOHN_C.accounts.create(name="SDK Invites", type="standard"), Account)
+    invited = typed(JOHN_C.accounts.members.create(account_id=account.id, email=BOB[0],
+                                                   roles=["87e7860bc4c445faba075646dac38cca"]), Member)
+    accepted = typed(BOB_C.user.invites.edit(invited.id, status="accepted"), Invite)
+    equal((accepted.id, accepted.status, accepted.roles), (invited.id, "accepted", ["DNS"]), "accepted invite")
+    equal(BOB_C.memberships.get(invited.id).status, "accepted", "the membership is accepted")
+    raises(PermissionDeniedError, 403, BOB_C.accounts.delete, account_id=account.id)
+    gone = typed(JOHN_C.accounts.delete(account_id=account.id), AccountDeleteResponse)
+    equal(gone.id, account.id, "deleted account id")
+    raises(NotFoundError, 404, JOHN_C.accounts.get, account_id=account.id)
+    raises(NotFoundError, 404, BOB_C.memberships.get, invited.id)
 
 
 # --- a few hundred of everything ---------------------------------------------------------------
