@@ -1228,7 +1228,7 @@ async fn wrong_methods_are_405_with_the_envelope() {
     let a = &w.account;
     let (alice, bob, g) = (&w.alice_member, &w.bob_member, &w.group);
     let cases = [
-        (Method::DELETE, format!("/accounts/{a}")),
+        (Method::PATCH, format!("/accounts/{a}")),
         (Method::POST, format!("/accounts/{a}")),
         (Method::PATCH, "/accounts".to_string()),
         (Method::DELETE, "/accounts".to_string()),
