@@ -491,6 +491,8 @@ fn account_changes(planned: &PlannedAccount, state: &AccountState) -> Vec<Change
             api_access_enabled: planned.account.default_api_access(),
             created_on: live.map_or_else(|| at.clone(), |e| e.created_on.clone()),
             modified_on: at,
+            // The API's to change: loading the fixture again keeps them.
+            groups: live.map(|e| e.groups.clone()).unwrap_or_default(),
             user: None,
         }));
     }

@@ -98,6 +98,12 @@ impl Ids {
         self.0.into_iter().next().expect("route has one id")
     }
 
+    pub fn three(self) -> (Id, Id, Id) {
+        let mut it = self.0.into_iter();
+        let mut next = || it.next().expect("route has three ids");
+        (next(), next(), next())
+    }
+
     pub fn two(self) -> (Id, Id) {
         let mut it = self.0.into_iter();
         (

@@ -22,12 +22,39 @@ pub fn router() -> Router<AppState> {
 }
 
 #[derive(Deserialize)]
-struct PolicyInput {
+pub(super) struct PolicyInput {
     #[serde(default, deserialize_with = "not_null")]
     id: Option<String>,
     access: Access,
     permission_groups: Vec<Ref>,
     resource_groups: Vec<Ref>,
+}
+
+/// Policies as a member's or a user group's body gives them; a policy without an id gets
+/// a new one.
+pub(super) fn parse_policies(policies: Vec<PolicyInput>) -> Result<Vec<Policy>, DomainError> {
+    policies
+        .into_iter()
+        .map(|p| {
+            Ok(Policy {
+                id: match &p.id {
+                    Some(id) => Id::parse_field(id, "policies.id")?,
+                    None => Id::generate(),
+                },
+                access: p.access,
+                permission_groups: p
+                    .permission_groups
+                    .iter()
+                    .map(|g| g.parse("policies.permission_groups"))
+                    .collect::<Result<_, _>>()?,
+                resource_groups: p
+                    .resource_groups
+                    .iter()
+                    .map(|g| g.parse("policies.resource_groups"))
+                    .collect::<Result<_, _>>()?,
+            })
+        })
+        .collect()
 }
 
 fn parse_grants(
@@ -41,30 +68,7 @@ fn parse_grants(
                 .map(|r| r.parse("roles"))
                 .collect::<Result<_, _>>()?,
         )),
-        (None, Some(policies)) => Ok(Grants::Policies(
-            policies
-                .into_iter()
-                .map(|p| {
-                    Ok(Policy {
-                        id: match &p.id {
-                            Some(id) => Id::parse_field(id, "policies.id")?,
-                            None => Id::generate(),
-                        },
-                        access: p.access,
-                        permission_groups: p
-                            .permission_groups
-                            .iter()
-                            .map(|g| g.parse("policies.permission_groups"))
-                            .collect::<Result<_, _>>()?,
-                        resource_groups: p
-                            .resource_groups
-                            .iter()
-                            .map(|g| g.parse("policies.resource_groups"))
-                            .collect::<Result<_, _>>()?,
-                    })
-                })
-                .collect::<Result<_, DomainError>>()?,
-        )),
+        (None, Some(policies)) => Ok(Grants::Policies(parse_policies(policies)?)),
         (Some(_), Some(_)) => Err(DomainError::invalid(
             "roles",
             "give either roles or policies, not both",

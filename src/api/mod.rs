@@ -17,6 +17,7 @@ mod metrics;
 mod roles;
 mod tokens;
 mod user;
+mod user_groups;
 mod views;
 
 use std::num::NonZeroU32;
@@ -122,6 +123,7 @@ pub fn router_with(
         .merge(accounts::router())
         .merge(user::router())
         .merge(invites::router())
+        .merge(user_groups::router())
         .merge(tokens::router())
         .method_not_allowed_fallback(method_not_allowed);
     let ray = HeaderName::from_static("cf-ray");

@@ -203,6 +203,10 @@ fn policies<'a>(grants: &'a Grants, catalog: &'a AccountCatalog) -> Vec<PolicyVi
     let Grants::Policies(policies) = grants else {
         return Vec::new();
     };
+    policy_views(policies, catalog)
+}
+
+fn policy_views<'a>(policies: &'a [Policy], catalog: &'a AccountCatalog) -> Vec<PolicyView<'a>> {
     policies
         .iter()
         .map(|p| PolicyView {
@@ -266,6 +270,77 @@ pub fn member<'a>(m: &'a Membership, catalog: &'a AccountCatalog) -> MemberView<
     }
 }
 
+/// A user group as the SDKs' `UserGroupGetResponse` has it.
+#[derive(Serialize)]
+pub struct UserGroupView<'a> {
+    id: &'a Id,
+    name: &'a str,
+    created_on: &'a str,
+    modified_on: &'a str,
+    policies: Vec<PolicyView<'a>>,
+}
+
+pub fn user_group<'a>(g: &'a UserGroup, catalog: &'a AccountCatalog) -> UserGroupView<'a> {
+    UserGroupView {
+        id: &g.id,
+        name: &g.name,
+        created_on: &g.created_on,
+        modified_on: &g.modified_on,
+        policies: policy_views(&g.policies, catalog),
+    }
+}
+
+/// A member of a user group (the SDKs' `MemberGetResponse`): the user's details only once
+/// they have accepted, as in the members list.
+#[derive(Serialize)]
+pub struct GroupMemberView<'a> {
+    id: &'a Id,
+    email: &'a str,
+    status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created_at: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<GroupMemberUser<'a>>,
+}
+
+#[derive(Serialize)]
+struct GroupMemberUser<'a> {
+    id: &'a Id,
+    email: &'a str,
+    first_name: Option<&'a str>,
+    last_name: Option<&'a str>,
+}
+
+pub fn group_member<'a>(m: &'a Membership, group: &Id) -> GroupMemberView<'a> {
+    GroupMemberView {
+        id: &m.id,
+        email: m.email.as_str(),
+        status: m.status,
+        created_at: m
+            .groups
+            .iter()
+            .find(|g| &g.id == group)
+            .map(|g| g.added_on.as_str()),
+        user: m.visible_user().map(|u| GroupMemberUser {
+            id: &u.id,
+            email: u.email.as_str(),
+            first_name: u.first_name.as_deref(),
+            last_name: u.last_name.as_deref(),
+        }),
+    }
+}
+
+/// A member just taken out of a group (the SDKs' `MemberDeleteResponse`).
+pub fn group_member_removed(m: &Membership) -> GroupMemberView<'_> {
+    GroupMemberView {
+        id: &m.id,
+        email: m.email.as_str(),
+        status: m.status,
+        created_at: None,
+        user: None,
+    }
+}
+
 /// The invitee's view of a membership: the account embedded, role names, effective
 /// permissions, and the activation code while the invitation is pending.
 #[derive(Serialize)]
@@ -291,7 +366,7 @@ pub fn membership<'a>(
         account: account(a),
         api_access_enabled: m.api_access_enabled,
         code: (m.status == Status::Pending).then_some(m.code.as_str()),
-        permissions: permissions_json(catalog.permissions(a, &m.grants)),
+        permissions: permissions_json(catalog.member_permissions(a, m)),
         policies: policies(&m.grants, catalog),
         roles: roles(&m.grants, catalog)
             .into_iter()

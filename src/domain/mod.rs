@@ -44,7 +44,9 @@ pub enum DomainError {
         "The account must keep at least one accepted member who can manage memberships (organization write, e.g. Super Administrator)"
     )]
     LastAdministrator,
-    #[error("Resource group is used by a member policy; change those policies first")]
+    #[error(
+        "Resource group is used by a member's or a user group's policy; change those policies first"
+    )]
     ResourceGroupInUse,
     #[error("{0} already exists")]
     Duplicate(String),

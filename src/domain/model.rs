@@ -102,6 +102,25 @@ pub struct ResourceGroup {
     pub meta: Meta,
 }
 
+/// An IAM user group: a named set of the account's members whose policies each of them
+/// holds on top of their own roles or policies. Its members are kept on their memberships
+/// ([`Membership::groups`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserGroup {
+    pub id: Id,
+    pub name: String,
+    pub policies: Vec<Policy>,
+    pub created_on: String,
+    pub modified_on: String,
+}
+
+/// A membership's place in a user group, and since when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InGroup {
+    pub id: Id,
+    pub added_on: String,
+}
+
 /// A policy as stored: references to groups, resolved against the catalogs when shown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Policy {
@@ -145,12 +164,24 @@ pub struct Membership {
     pub api_access_enabled: Option<bool>,
     pub created_on: String,
     pub modified_on: String,
+    /// The user groups this membership is in.
+    pub groups: Vec<InGroup>,
     /// The user with this membership's email, if one exists yet; memberships attach to
     /// users by email so that an invitation made before sign-up is theirs once they exist.
     pub user: Option<User>,
 }
 
 impl Membership {
+    /// Whether showing or weighing this membership needs the account's own roles, resource
+    /// groups and user groups.
+    pub fn needs_account_catalog(&self) -> bool {
+        self.grants.need_account_catalog() || !self.groups.is_empty()
+    }
+
+    pub fn in_group(&self, group: &Id) -> bool {
+        self.groups.iter().any(|g| &g.id == group)
+    }
+
     /// When this membership, as an invitation, stops being acceptable: `ttl` after it was
     /// made. `None` for a membership that is not pending, or whose time does not parse.
     pub fn invitation_expires_on(&self, ttl: std::time::Duration) -> Option<time::OffsetDateTime> {

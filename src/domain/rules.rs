@@ -77,6 +77,7 @@ fn allows(perms: &Permissions, need: Need) -> bool {
 pub struct AccountCatalog {
     pub custom_roles: Vec<Role>,
     pub resource_groups: Vec<ResourceGroup>,
+    pub user_groups: Vec<UserGroup>,
 }
 
 impl AccountCatalog {
@@ -101,35 +102,68 @@ impl AccountCatalog {
         self.resource_groups.iter().find(|g| &g.id == id)
     }
 
+    pub fn user_group(&self, id: &Id) -> Option<&UserGroup> {
+        self.user_groups.iter().find(|g| &g.id == id)
+    }
+
     /// Effective permissions of `grants` in `account`. A policy counts only where one of
     /// its resource groups is scoped to this account; a deny policy removes what it names
     /// even where an allow policy grants it.
     pub fn permissions(&self, account: &Account, grants: &Grants) -> Permissions {
-        match grants {
+        let (allowed, denied) = self.granted(account, grants, &[]);
+        allowed.without(&denied)
+    }
+
+    /// Effective permissions of a member: their own roles or policies and the policies of
+    /// every user group they are in, a deny in any of them capping all of them.
+    pub fn member_permissions(&self, account: &Account, m: &Membership) -> Permissions {
+        let (allowed, denied) = self.granted(account, &m.grants, &m.groups);
+        allowed.without(&denied)
+    }
+
+    /// What `grants` and the policies of `groups` allow, and what their policies deny.
+    fn granted(
+        &self,
+        account: &Account,
+        grants: &Grants,
+        groups: &[InGroup],
+    ) -> (Permissions, Permissions) {
+        let from_roles = match grants {
             Grants::Roles(ids) => ids
                 .iter()
                 .filter_map(|id| self.role(id))
                 .fold(Permissions::default(), |acc, r| acc.union(&r.permissions)),
-            Grants::Policies(policies) => {
-                let key = account.scope_key();
-                let applies = |p: &&Policy| {
-                    p.resource_groups
-                        .iter()
-                        .filter_map(|id| self.resource_group(id))
-                        .any(|g| g.scope.key == key)
-                };
-                let sum = |access| {
-                    policies
-                        .iter()
-                        .filter(|p| p.access == access)
-                        .filter(applies)
-                        .flat_map(|p| p.permission_groups.iter())
-                        .filter_map(catalog::permission_group)
-                        .fold(Permissions::default(), |acc, g| acc.union(&g.grants))
-                };
-                sum(super::types::Access::Allow).without(&sum(super::types::Access::Deny))
-            }
-        }
+            Grants::Policies(_) => Permissions::default(),
+        };
+        let own = match grants {
+            Grants::Policies(policies) => policies.as_slice(),
+            Grants::Roles(_) => &[],
+        };
+        let of_groups = groups
+            .iter()
+            .filter_map(|g| self.user_group(&g.id))
+            .flat_map(|g| g.policies.iter());
+        let policies: Vec<&Policy> = own.iter().chain(of_groups).collect();
+        let key = account.scope_key();
+        let applies = |p: &&&Policy| {
+            p.resource_groups
+                .iter()
+                .filter_map(|id| self.resource_group(id))
+                .any(|g| g.scope.key == key)
+        };
+        let sum = |access| {
+            policies
+                .iter()
+                .filter(|p| p.access == access)
+                .filter(applies)
+                .flat_map(|p| p.permission_groups.iter())
+                .filter_map(catalog::permission_group)
+                .fold(Permissions::default(), |acc, g| acc.union(&g.grants))
+        };
+        (
+            from_roles.union(&sum(super::types::Access::Allow)),
+            sum(super::types::Access::Deny),
+        )
     }
 
     /// Whether `m`, the caller's own membership of `account`, lets them do `need` there:
@@ -155,7 +189,7 @@ impl AccountCatalog {
 
     pub fn allows(&self, account: &Account, m: &Membership, caller: &Caller, need: Need) -> bool {
         m.status == Status::Accepted
-            && allows(&self.permissions(account, &m.grants), need)
+            && allows(&self.member_permissions(account, m), need)
             && caller.token_allows_account(&account.id, need)
     }
 
@@ -254,6 +288,8 @@ pub struct Focus {
     pub administrators: bool,
     /// Resource groups whose users are wanted.
     pub mentioning: Vec<Id>,
+    /// User groups whose members are wanted.
+    pub groups: Vec<Id>,
 }
 
 impl Focus {
@@ -287,6 +323,15 @@ impl Focus {
     pub fn mentioning(mut self, group: &Id) -> Focus {
         self.mentioning.push(group.clone());
         self
+    }
+
+    pub fn group_members(mut self, group: &Id) -> Focus {
+        self.groups.push(group.clone());
+        self
+    }
+
+    fn has_group_members(&self, group: &Id) -> bool {
+        self.everyone || self.groups.contains(group)
     }
 
     fn has_id(&self, id: &Id) -> bool {
@@ -324,6 +369,8 @@ pub enum Change {
     PutCustomRole(Role),
     /// The account and everything in it.
     DeleteAccount,
+    PutUserGroup(UserGroup),
+    DeleteUserGroup(Id),
 }
 
 /// An invitation as the API receives it, already parsed.
@@ -359,6 +406,7 @@ impl Account {
             api_access_enabled: self.default_api_access(),
             created_on: self.created_on.clone(),
             modified_on: self.created_on.clone(),
+            groups: Vec::new(),
             user: Some(user.clone()),
         }
     }
@@ -366,7 +414,7 @@ impl Account {
 
 impl AccountState {
     pub fn permissions_of(&self, m: &Membership) -> Permissions {
-        self.catalog.permissions(&self.account, &m.grants)
+        self.catalog.member_permissions(&self.account, m)
     }
 
     pub fn member(&self, id: &Id) -> Result<&Membership, DomainError> {
@@ -420,6 +468,7 @@ impl AccountState {
             api_access_enabled: self.account.default_api_access(),
             created_on: at.clone(),
             modified_on: at,
+            groups: Vec::new(),
             user,
         }))
     }
@@ -619,11 +668,209 @@ impl AccountState {
         let in_use = self.members.iter().any(|m| match &m.grants {
             Grants::Policies(ps) => ps.iter().any(|p| p.resource_groups.contains(id)),
             Grants::Roles(_) => false,
-        });
+        }) || self
+            .catalog
+            .user_groups
+            .iter()
+            .flat_map(|g| g.policies.iter())
+            .any(|p| p.resource_groups.contains(id));
         if in_use {
             return Err(DomainError::ResourceGroupInUse);
         }
         Ok(Change::DeleteResourceGroup(id.clone()))
+    }
+
+    /// Refuses a change to user groups after which the account would have no accepted
+    /// member with organization write, where it had one: `catalog` and `members` are the
+    /// account's catalog and the loaded members as the change would leave them.
+    fn guard_administrators(
+        &self,
+        catalog: &AccountCatalog,
+        members: &[Membership],
+    ) -> Result<(), DomainError> {
+        require_loaded(self.focus.has_administrators(), "the administrators");
+        let had = self.members.iter().any(|m| self.is_administrator(m));
+        let keeps = members.iter().any(|m| {
+            m.status == Status::Accepted
+                && catalog
+                    .member_permissions(&self.account, m)
+                    .can_write(Key::Organization)
+        });
+        if had && !keeps {
+            Err(DomainError::LastAdministrator)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn user_group(&self, id: &Id) -> Result<&UserGroup, DomainError> {
+        self.catalog
+            .user_group(id)
+            .ok_or(DomainError::NotFound("User group"))
+    }
+
+    /// A group's name: bounded, and no other group of the account's has it.
+    fn user_group_name(&self, name: &str, id: Option<&Id>) -> Result<String, DomainError> {
+        let name = bounded(name.trim(), "name", 1, 200)?;
+        let taken = self
+            .catalog
+            .user_groups
+            .iter()
+            .any(|g| Some(&g.id) != id && g.name.eq_ignore_ascii_case(&name));
+        if taken {
+            return Err(DomainError::Duplicate(format!("User group {name}")));
+        }
+        Ok(name)
+    }
+
+    fn check_group_policies(&self, policies: &[Policy]) -> Result<(), DomainError> {
+        if policies.is_empty() {
+            return Ok(());
+        }
+        self.catalog
+            .check_grants(&Grants::Policies(policies.to_vec()))
+    }
+
+    pub fn create_user_group(
+        &self,
+        name: &str,
+        policies: Vec<Policy>,
+    ) -> Result<Change, DomainError> {
+        let name = self.user_group_name(name, None)?;
+        self.check_group_policies(&policies)?;
+        let at = now();
+        Ok(Change::PutUserGroup(UserGroup {
+            id: Id::generate(),
+            name,
+            policies,
+            created_on: at.clone(),
+            modified_on: at,
+        }))
+    }
+
+    /// Renames a group or replaces its policies; new policies may not leave the account
+    /// without an administrator.
+    pub fn update_user_group(
+        &self,
+        id: &Id,
+        name: Option<&str>,
+        policies: Option<Vec<Policy>>,
+    ) -> Result<Change, DomainError> {
+        let current = self.user_group(id)?;
+        let mut updated = current.clone();
+        if let Some(name) = name {
+            updated.name = self.user_group_name(name, Some(id))?;
+        }
+        if let Some(policies) = policies {
+            self.check_group_policies(&policies)?;
+            updated.policies = policies;
+        }
+        updated.modified_on = now();
+        if updated.policies != current.policies {
+            require_loaded(self.focus.has_group_members(id), "the group's members");
+            let mut catalog = self.catalog.clone();
+            catalog.user_groups.retain(|g| &g.id != id);
+            catalog.user_groups.push(updated.clone());
+            self.guard_administrators(&catalog, &self.members)?;
+        }
+        Ok(Change::PutUserGroup(updated))
+    }
+
+    /// Deletes a group and takes it off every member in it.
+    pub fn delete_user_group(&self, id: &Id) -> Result<Vec<Change>, DomainError> {
+        self.user_group(id)?;
+        require_loaded(self.focus.has_group_members(id), "the group's members");
+        let mut catalog = self.catalog.clone();
+        catalog.user_groups.retain(|g| &g.id != id);
+        let (after, mut changes) = self.regroup(id, |_, _| false);
+        self.guard_administrators(&catalog, &after)?;
+        changes.push(Change::DeleteUserGroup(id.clone()));
+        Ok(changes)
+    }
+
+    /// Puts the members `ids` in group `id` (`replace`: and takes everyone else out).
+    /// Each must be a pending or accepted member of this account; one already in stays.
+    pub fn set_group_members(
+        &self,
+        id: &Id,
+        ids: &[Id],
+        replace: bool,
+    ) -> Result<Vec<Change>, DomainError> {
+        self.user_group(id)?;
+        at_most(ids.len(), MAX_PER_POLICY, "members")?;
+        for wanted in ids {
+            require_loaded(self.focus.has_id(wanted), "the members it adds");
+            let live = self
+                .members
+                .iter()
+                .any(|m| &m.id == wanted && m.status != Status::Rejected);
+            if !live {
+                return Err(DomainError::invalid(
+                    "members",
+                    format!("members: {wanted} is not a member of this account"),
+                ));
+            }
+        }
+        if replace {
+            require_loaded(self.focus.has_group_members(id), "the group's members");
+        }
+        let (after, changes) = self.regroup(id, |m, in_group| {
+            ids.contains(&m.id) || (in_group && !replace)
+        });
+        if replace {
+            self.guard_administrators(&self.catalog, &after)?;
+        }
+        Ok(changes)
+    }
+
+    /// Takes one member out of group `id`.
+    pub fn remove_group_member(&self, id: &Id, member: &Id) -> Result<Change, DomainError> {
+        self.user_group(id)?;
+        require_loaded(self.focus.has_id(member), "the member it removes");
+        if !self
+            .members
+            .iter()
+            .any(|m| &m.id == member && m.in_group(id))
+        {
+            return Err(DomainError::NotFound("Member"));
+        }
+        let (after, mut changes) = self.regroup(id, |m, in_group| in_group && &m.id != member);
+        self.guard_administrators(&self.catalog, &after)?;
+        Ok(changes.remove(0))
+    }
+
+    /// The loaded members with group `id` on or off as `keep(member, in it now)` says, and
+    /// the changes that store those whose groups changed.
+    fn regroup(
+        &self,
+        id: &Id,
+        keep: impl Fn(&Membership, bool) -> bool,
+    ) -> (Vec<Membership>, Vec<Change>) {
+        let at = now();
+        let mut changes = Vec::new();
+        let after = self
+            .members
+            .iter()
+            .map(|m| {
+                let in_group = m.in_group(id);
+                let wanted = keep(m, in_group);
+                if wanted == in_group {
+                    return m.clone();
+                }
+                let mut updated = m.clone();
+                if wanted {
+                    updated.groups.push(InGroup {
+                        id: id.clone(),
+                        added_on: at.clone(),
+                    });
+                } else {
+                    updated.groups.retain(|g| &g.id != id);
+                }
+                changes.push(Change::PutMembership(updated.clone()));
+                updated
+            })
+            .collect();
+        (after, changes)
     }
 }
 
@@ -660,6 +907,7 @@ mod tests {
             api_access_enabled: None,
             created_on: now(),
             modified_on: now(),
+            groups: Vec::new(),
             user: None,
         }
     }

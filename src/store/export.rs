@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use crate::domain::permissions::Permissions;
 use crate::domain::tokens::{IpCondition, TokenPolicy, TokenStatus};
 use crate::domain::types::DefaultNameservers;
-use crate::domain::{AccountType, Email, Grants, Id, ManagedBy, Meta, Scope, Status};
+use crate::domain::{
+    AccountType, Email, Grants, Id, InGroup, ManagedBy, Meta, Policy, Scope, Status,
+};
 use crate::store::schema_version;
 
 pub const FORMAT: &str = "roster-export";
@@ -26,6 +28,10 @@ pub struct Export {
     pub accounts: Vec<AccountRow>,
     pub account_roles: Vec<AccountRoleRow>,
     pub resource_groups: Vec<ResourceGroupRow>,
+    /// Absent from exports of schema versions before user groups, which `check` refuses
+    /// by their version.
+    #[serde(default)]
+    pub user_groups: Vec<UserGroupRow>,
     pub memberships: Vec<MembershipRow>,
     pub tokens: Vec<TokenRow>,
 }
@@ -95,6 +101,23 @@ pub struct MembershipRow {
     pub api_access_enabled: Option<bool>,
     pub created_on: String,
     pub modified_on: String,
+    #[serde(default = "no_groups")]
+    pub group_ids: String,
+}
+
+fn no_groups() -> String {
+    "[]".into()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserGroupRow {
+    pub id: String,
+    pub account_id: String,
+    pub name: String,
+    pub policies: String,
+    pub created_on: String,
+    pub modified_on: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -119,11 +142,12 @@ impl std::fmt::Display for Export {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} users, {} accounts, {} account roles, {} resource groups, {} memberships, {} tokens",
+            "{} users, {} accounts, {} account roles, {} resource groups, {} user groups, {} memberships, {} tokens",
             self.users.len(),
             self.accounts.len(),
             self.account_roles.len(),
             self.resource_groups.len(),
+            self.user_groups.len(),
             self.memberships.len(),
             self.tokens.len()
         )
@@ -139,6 +163,7 @@ impl Export {
         self.account_roles
             .sort_by(|a, b| (&a.account_id, &a.id).cmp(&(&b.account_id, &b.id)));
         self.resource_groups.sort_by(|a, b| a.id.cmp(&b.id));
+        self.user_groups.sort_by(|a, b| a.id.cmp(&b.id));
         self.memberships.sort_by(|a, b| a.id.cmp(&b.id));
         self.tokens.sort_by(|a, b| a.id.cmp(&b.id));
     }
@@ -195,7 +220,15 @@ impl Export {
             email(&m.email, &m.email_lower, &at)?;
             Status::from_str(&m.status).map_err(|e| format!("{at}: {e}"))?;
             json::<Grants>(&m.grants, &at, "grants")?;
+            json::<Vec<InGroup>>(&m.group_ids, &at, "group_ids")?;
             timestamps(&[&m.created_on, &m.modified_on], &at)?;
+        }
+        for g in &self.user_groups {
+            let at = format!("user_groups[{}]", g.id);
+            id(&g.id, &at)?;
+            id(&g.account_id, &at)?;
+            json::<Vec<Policy>>(&g.policies, &at, "policies")?;
+            timestamps(&[&g.created_on, &g.modified_on], &at)?;
         }
         for t in &self.tokens {
             let at = format!("tokens[{}]", t.id);

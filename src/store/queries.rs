@@ -66,6 +66,7 @@ fn membership_from_row(row: &dyn Cols) -> Result<Membership, StoreError> {
         api_access_enabled: row.maybe_flag("m_api_access_enabled")?,
         created_on: row.text("m_created_on")?,
         modified_on: row.text("m_modified_on")?,
+        groups: json(&row.text("m_group_ids")?, "memberships.group_ids")?,
         user: user_from_row(row)?,
     })
 }
@@ -150,28 +151,46 @@ pub(super) async fn user_tokens(conn: &mut impl Conn, user: &Id) -> Result<Vec<T
 enum CatalogEntry {
     Role(String, Role),
     Group(String, ResourceGroup),
+    UserGroup(String, UserGroup),
 }
 
-/// The custom roles and resource groups of the accounts `filter` selects, by account id.
+/// The custom roles, resource groups and user groups of the accounts `filter` selects, by
+/// account id.
 async fn load_catalogs(
     conn: &mut impl Conn,
     filter: &'static str,
     param: &str,
 ) -> Result<HashMap<String, AccountCatalog>, StoreError> {
-    // Roles and resource groups in one round trip: `a` and `b` are a role's
-    // description and permissions, or a group's scope and meta.
+    // All three in one round trip: `a` and `b` are a role's description and permissions,
+    // a resource group's scope and meta, or a user group's policies and its two times.
     let sql = format!(
         "SELECT 'role' AS kind, account_id, id, name, description AS a, permissions AS b \
          FROM account_roles WHERE {filter} \
          UNION ALL SELECT 'group' AS kind, account_id, id, name, scope AS a, meta AS b \
-         FROM resource_groups WHERE {filter} ORDER BY 1, 3"
+         FROM resource_groups WHERE {filter} \
+         UNION ALL SELECT 'user_group' AS kind, account_id, id, name, policies AS a, \
+         created_on || ' ' || modified_on AS b FROM user_groups WHERE {filter} ORDER BY 1, 3"
     );
     let entries = conn
         .rows(&sql, &[param.into()], |r| {
             let (account, kind) = (r.text("account_id")?, r.text("kind")?);
             let (a, b) = (r.text("a")?, r.text("b")?);
             let (id, name) = (Id::from_trusted(r.text("id")?), r.text("name")?);
-            Ok(if kind == "role" {
+            Ok(if kind == "user_group" {
+                let (created_on, modified_on) = b
+                    .split_once(' ')
+                    .ok_or_else(|| corrupt("user_groups", "created_on and modified_on"))?;
+                CatalogEntry::UserGroup(
+                    account,
+                    UserGroup {
+                        id,
+                        name,
+                        policies: json(&a, "user_groups.policies")?,
+                        created_on: created_on.to_string(),
+                        modified_on: modified_on.to_string(),
+                    },
+                )
+            } else if kind == "role" {
                 CatalogEntry::Role(
                     account,
                     Role {
@@ -205,6 +224,9 @@ async fn load_catalogs(
                 .or_default()
                 .resource_groups
                 .push(group),
+            CatalogEntry::UserGroup(account, group) => {
+                catalogs.entry(account).or_default().user_groups.push(group)
+            }
         }
     }
     Ok(catalogs)
@@ -232,7 +254,7 @@ async fn catalog_for<'m>(
     id: &Id,
     mut members: impl Iterator<Item = &'m Membership>,
 ) -> Result<AccountCatalog, StoreError> {
-    if members.any(|m| m.grants.need_account_catalog()) {
+    if members.any(Membership::needs_account_catalog) {
         account_catalog(conn, id).await
     } else {
         Ok(AccountCatalog::default())
@@ -276,10 +298,14 @@ pub(super) async fn load_focused(
             wanted.push(format!("m.email_lower IN ({})", emails.join(", ")));
         }
         if focus.administrators {
-            let mut grants = vec![format!(
-                "m.grants LIKE {}",
-                place("%\"policies\"%".into(), &mut params)
-            )];
+            // Members in a user group may be administrators through it.
+            let mut grants = vec![
+                format!(
+                    "m.grants LIKE {}",
+                    place("%\"policies\"%".into(), &mut params)
+                ),
+                format!("m.group_ids <> {}", place("[]".into(), &mut params)),
+            ];
             for role in catalog.administrator_roles() {
                 grants.push(format!(
                     "m.grants LIKE {}",
@@ -294,6 +320,12 @@ pub(super) async fn load_focused(
         for group in &focus.mentioning {
             wanted.push(format!(
                 "m.grants LIKE {}",
+                place(format!("%{group}%"), &mut params)
+            ));
+        }
+        for group in &focus.groups {
+            wanted.push(format!(
+                "m.group_ids LIKE {}",
                 place(format!("%{group}%"), &mut params)
             ));
         }
@@ -453,7 +485,7 @@ pub(super) async fn user_memberships(
     let found = conn
         .rows(&OWN_MEMBERSHIPS, &[email_folded.into()], with_account)
         .await?;
-    let catalogs = if found.iter().any(|(_, m)| m.grants.need_account_catalog()) {
+    let catalogs = if found.iter().any(|(_, m)| m.needs_account_catalog()) {
         load_catalogs(conn, ACCOUNTS_OF_EMAIL, email_folded).await?
     } else {
         HashMap::new()

@@ -53,7 +53,7 @@ pub(super) const ACCOUNT_COLUMNS: &str = "a.id AS a_id, a.name AS a_name, a.type
 pub(super) const MEMBERSHIP_COLUMNS: &str = "m.id AS m_id, m.account_id AS m_account_id, m.email AS m_email, \
     m.status AS m_status, m.grants AS m_grants, m.code AS m_code, \
     m.api_access_enabled AS m_api_access_enabled, m.created_on AS m_created_on, \
-    m.modified_on AS m_modified_on";
+    m.modified_on AS m_modified_on, m.group_ids AS m_group_ids";
 
 pub(super) const TOKEN_COLUMNS: &str = "t.id AS t_id, t.user_id AS t_user_id, t.name AS t_name, \
     t.status AS t_status, t.policies AS t_policies, t.not_before AS t_not_before, \
@@ -213,14 +213,16 @@ fn violation(e: &StoreError) -> Option<Refusal> {
 /// Inserts or updates a membership. An id taken by another account's membership is refused
 /// rather than overwritten.
 async fn put_membership(conn: &mut impl Conn, m: &Membership) -> Result<(), StoreError> {
-    let grants = to_json(&m.grants);
+    let (grants, groups) = (to_json(&m.grants), to_json(&m.groups));
     let result = conn
         .execute(
             "INSERT INTO memberships (id, account_id, email, email_lower, status, grants, code, \
-             api_access_enabled, created_on, modified_on) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             api_access_enabled, created_on, modified_on, group_ids) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
              ON CONFLICT (id) DO UPDATE SET email = excluded.email, email_lower = excluded.email_lower, \
              status = excluded.status, grants = excluded.grants, \
-             api_access_enabled = excluded.api_access_enabled, modified_on = excluded.modified_on \
+             api_access_enabled = excluded.api_access_enabled, modified_on = excluded.modified_on, \
+             group_ids = excluded.group_ids \
              WHERE memberships.account_id = excluded.account_id",
             &[
                 (&m.id).into(),
@@ -233,6 +235,7 @@ async fn put_membership(conn: &mut impl Conn, m: &Membership) -> Result<(), Stor
                 m.api_access_enabled.into(),
                 (&m.created_on).into(),
                 (&m.modified_on).into(),
+                (&groups).into(),
             ],
         )
         .await;
@@ -318,10 +321,37 @@ async fn apply(conn: &mut impl Conn, account_id: &Id, change: &Change) -> Result
             .await?;
         }
         Change::PutAccount(a) => put_account(conn, a, true).await?,
+        Change::PutUserGroup(g) => {
+            let policies = to_json(&g.policies);
+            let done = conn
+                .execute(
+                    "INSERT INTO user_groups (id, account_id, name, policies, created_on, modified_on) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
+                     policies = excluded.policies, modified_on = excluded.modified_on \
+                     WHERE user_groups.account_id = excluded.account_id",
+                    &[(&g.id).into(), account_id.into(), (&g.name).into(), (&policies).into(), (&g.created_on).into(), (&g.modified_on).into()],
+                )
+                .await?;
+            if done == 0 {
+                return Err(DomainError::Duplicate(format!("User group id {}", g.id)).into());
+            }
+        }
+        Change::DeleteUserGroup(id) => {
+            conn.execute(
+                "DELETE FROM user_groups WHERE id = $1 AND account_id = $2",
+                &[id.into(), account_id.into()],
+            )
+            .await?;
+        }
         Change::DeleteAccount => {
             // Children first: the same whether or not the connection enforces the foreign
             // keys' cascades.
-            for table in ["memberships", "resource_groups", "account_roles"] {
+            for table in [
+                "memberships",
+                "user_groups",
+                "resource_groups",
+                "account_roles",
+            ] {
                 conn.execute(
                     &format!("DELETE FROM {table} WHERE account_id = $1"),
                     &[account_id.into()],
@@ -416,8 +446,22 @@ const MEMBERSHIPS: Table = Table {
         "api_access_enabled",
         "created_on",
         "modified_on",
+        "group_ids",
     ],
     flags: &["api_access_enabled"],
+};
+
+const USER_GROUPS: Table = Table {
+    name: "user_groups",
+    columns: &[
+        "id",
+        "account_id",
+        "name",
+        "policies",
+        "created_on",
+        "modified_on",
+    ],
+    flags: &[],
 };
 
 const TOKENS: Table = Table {
@@ -545,7 +589,7 @@ impl<B: Backend> SqlStore<B> {
             let conn = &mut *tx;
             if replace {
                 // Children before parents.
-                for table in [TOKENS, MEMBERSHIPS, RESOURCE_GROUPS, ACCOUNT_ROLES, ACCOUNTS, USERS] {
+                for table in [TOKENS, MEMBERSHIPS, USER_GROUPS, RESOURCE_GROUPS, ACCOUNT_ROLES, ACCOUNTS, USERS] {
                     conn.execute(&format!("DELETE FROM {}", table.name), &[]).await?;
                 }
             } else {
@@ -568,6 +612,7 @@ impl<B: Backend> SqlStore<B> {
             ACCOUNTS.insert_all(conn, &data.accounts).await?;
             ACCOUNT_ROLES.insert_all(conn, &data.account_roles).await?;
             RESOURCE_GROUPS.insert_all(conn, &data.resource_groups).await?;
+            USER_GROUPS.insert_all(conn, &data.user_groups).await?;
             MEMBERSHIPS.insert_all(conn, &data.memberships).await?;
             TOKENS.insert_all(conn, &data.tokens).await?;
             self.backend.commit(tx).await
@@ -874,9 +919,14 @@ impl<B: Backend> Store for SqlStore<B> {
             accounts: ACCOUNTS.read_all(conn).await?,
             account_roles: ACCOUNT_ROLES.read_all(conn).await?,
             resource_groups: RESOURCE_GROUPS.read_all(conn).await?,
+            user_groups: USER_GROUPS.read_all(conn).await?,
             memberships: MEMBERSHIPS.read_all(conn).await?,
             tokens: TOKENS.read_all(conn).await?,
         };
+        // Ended here rather than by dropping it: PostgreSQL's driver rolls a dropped
+        // transaction back only when the connection is next used, and until then the
+        // snapshot holds its locks (a schema could not be dropped meanwhile).
+        self.backend.commit(tx).await?;
         data.sort();
         Ok(data)
     }

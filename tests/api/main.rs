@@ -18,3 +18,4 @@ mod lists;
 mod matrix;
 mod smoke;
 mod tokens;
+mod user_groups;
