@@ -180,30 +180,57 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::TooLarge(state.max_body_bytes)
-            } else {
-                ApiError::BadBody(e.body_text())
-            }
-        })?;
-        let json: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| ApiError::BadBody(e.to_string()))?;
         // serde would read a struct from a JSON array too; every body of this API is an
-        // object.
-        if !json.is_object() {
-            return Err(ApiError::BadBody("the body must be a JSON object".into()));
-        }
-        let value = serde_path_to_error::deserialize(json).map_err(|e| {
-            let path = e.path().to_string();
-            let message = match path.as_str() {
-                "." | "" => e.into_inner().to_string(),
-                _ => format!("{path}: {}", e.into_inner()),
-            };
-            DomainError::invalid(&path, message)
-        })?;
-        Ok(Body(value))
+        // object (but for `ListBody`'s).
+        read_json(req, state, false).await.map(Body)
     }
+}
+
+/// A JSON body that may be an array: the official SDKs send a user group's members as a
+/// bare array, where Cloudflare's documentation shows an object holding `members`.
+pub struct ListBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ListBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        read_json(req, state, true).await.map(ListBody)
+    }
+}
+
+async fn read_json<T: DeserializeOwned>(
+    req: Request,
+    state: &AppState,
+    arrays: bool,
+) -> Result<T, ApiError> {
+    let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge(state.max_body_bytes)
+        } else {
+            ApiError::BadBody(e.body_text())
+        }
+    })?;
+    let json: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::BadBody(e.to_string()))?;
+    if !(json.is_object() || (arrays && json.is_array())) {
+        return Err(ApiError::BadBody(
+            if arrays {
+                "the body must be a JSON object or array"
+            } else {
+                "the body must be a JSON object"
+            }
+            .into(),
+        ));
+    }
+    let value = serde_path_to_error::deserialize(json).map_err(|e| {
+        let path = e.path().to_string();
+        let message = match path.as_str() {
+            "." | "" => e.into_inner().to_string(),
+            _ => format!("{path}: {}", e.into_inner()),
+        };
+        DomainError::invalid(&path, message)
+    })?;
+    Ok(value)
 }
 
 /// A role or group reference: Cloudflare accepts a bare id or an object with an `id`.

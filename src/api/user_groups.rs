@@ -8,7 +8,7 @@ use axum::response::Response;
 use axum::routing::get;
 use serde::Deserialize;
 
-use super::extract::{Auth, Body, Ids, Params, not_null};
+use super::extract::{Auth, Body, Ids, ListBody, Params, not_null};
 use super::members::{PolicyInput, parse_policies};
 use super::{ApiError, AppState, views};
 use crate::domain::list::{paginate, same_name, text_key};
@@ -262,9 +262,21 @@ struct MemberRef {
     id: String,
 }
 
+/// The members to add or set: the SDKs send the array itself, Cloudflare's documentation
+/// an object holding it; both are taken.
 #[derive(Deserialize)]
-struct SetMembers {
-    members: Vec<MemberRef>,
+#[serde(untagged)]
+enum SetMembers {
+    List(Vec<MemberRef>),
+    Object { members: Vec<MemberRef> },
+}
+
+impl SetMembers {
+    fn members(&self) -> &[MemberRef] {
+        match self {
+            SetMembers::List(members) | SetMembers::Object { members } => members,
+        }
+    }
 }
 
 /// Adds the members (one already in stays); answers the group's members.
@@ -272,7 +284,7 @@ async fn add_members(
     State(app): State<AppState>,
     Auth(caller): Auth,
     ids: Ids,
-    Body(body): Body<SetMembers>,
+    ListBody(body): ListBody<SetMembers>,
 ) -> Result<Response, ApiError> {
     set_members(app, caller, ids, body, false).await
 }
@@ -282,7 +294,7 @@ async fn replace_members(
     State(app): State<AppState>,
     Auth(caller): Auth,
     ids: Ids,
-    Body(body): Body<SetMembers>,
+    ListBody(body): ListBody<SetMembers>,
 ) -> Result<Response, ApiError> {
     set_members(app, caller, ids, body, true).await
 }
@@ -296,7 +308,7 @@ async fn set_members(
 ) -> Result<Response, ApiError> {
     let (account_id, group_id) = ids.two();
     let wanted: Vec<Id> = body
-        .members
+        .members()
         .iter()
         .map(|m| Id::parse_field(&m.id, "members.id"))
         .collect::<Result<_, _>>()?;

@@ -1180,6 +1180,123 @@ mod tests {
         );
     }
 
+    /// A state whose catalog has a resource group over the whole account and user groups
+    /// holding one policy each (`(name, access, permission group)`).
+    fn with_user_groups(
+        members: Vec<Membership>,
+        groups: &[(&str, Access, &str)],
+    ) -> (AccountState, Vec<Id>) {
+        let mut state = account(members);
+        let everything = ResourceGroup {
+            id: Id::generate(),
+            name: "everything".into(),
+            scope: Scope {
+                key: state.account.scope_key(),
+                objects: vec![ScopeObject { key: "*".into() }],
+            },
+            meta: Default::default(),
+        };
+        let mut ids = Vec::new();
+        for (name, access, group) in groups {
+            let made = UserGroup {
+                id: Id::generate(),
+                name: name.to_string(),
+                policies: vec![Policy {
+                    id: Id::generate(),
+                    access: *access,
+                    permission_groups: vec![id(group)],
+                    resource_groups: vec![everything.id.clone()],
+                }],
+                created_on: now(),
+                modified_on: now(),
+            };
+            ids.push(made.id.clone());
+            state.catalog.user_groups.push(made);
+        }
+        state.catalog.resource_groups.push(everything);
+        (state, ids)
+    }
+
+    fn join(m: &mut Membership, group: &Id) {
+        m.groups.push(InGroup {
+            id: group.clone(),
+            added_on: now(),
+        });
+    }
+
+    #[test]
+    fn a_member_holds_their_groups_policies_and_any_deny_caps_them() {
+        const SETTINGS_WRITE: &str = "bcc19b668966402dadd900f2b4243d2e";
+        let mut zoe = member("zoe@example.com", Status::Accepted, &[]);
+        zoe.grants = Grants::Policies(Vec::new());
+        let (mut state, groups) = with_user_groups(
+            vec![],
+            &[
+                ("writers", Access::Allow, SETTINGS_WRITE),
+                ("no reading", Access::Deny, ACCOUNT_SETTINGS_READ),
+            ],
+        );
+        let perms = |state: &AccountState, m: &Membership| state.permissions_of(m);
+        assert!(!perms(&state, &zoe).can_read(Key::Organization));
+        join(&mut zoe, &groups[0]);
+        assert!(perms(&state, &zoe).can_write(Key::Organization));
+        // A role's rights and a group's add up; a group's deny takes from both.
+        let mut reader = member("reader@example.com", Status::Accepted, &[READ_ONLY]);
+        assert!(perms(&state, &reader).can_read(Key::Organization));
+        join(&mut reader, &groups[1]);
+        assert!(!perms(&state, &reader).can_read(Key::Organization));
+        join(&mut zoe, &groups[1]);
+        assert!(!perms(&state, &zoe).can_write(Key::Organization));
+        // A group the catalog no longer has gives nothing.
+        state.catalog.user_groups.clear();
+        assert!(!perms(&state, &zoe).can_read(Key::Organization));
+    }
+
+    #[test]
+    fn the_last_administrator_may_be_one_through_a_group() {
+        const SETTINGS_WRITE: &str = "bcc19b668966402dadd900f2b4243d2e";
+        let mut zoe = member("zoe@example.com", Status::Accepted, &[READ_ONLY]);
+        let (mut state, groups) =
+            with_user_groups(vec![], &[("admins", Access::Allow, SETTINGS_WRITE)]);
+        join(&mut zoe, &groups[0]);
+        state.members.push(zoe.clone());
+        let admins = &groups[0];
+        assert_eq!(
+            state.remove_group_member(admins, &zoe.id).unwrap_err(),
+            DomainError::LastAdministrator
+        );
+        assert_eq!(
+            state.set_group_members(admins, &[], true).unwrap_err(),
+            DomainError::LastAdministrator
+        );
+        assert_eq!(
+            state.delete_user_group(admins).unwrap_err(),
+            DomainError::LastAdministrator
+        );
+        assert_eq!(
+            state
+                .update_user_group(admins, None, Some(Vec::new()))
+                .unwrap_err(),
+            DomainError::LastAdministrator
+        );
+        assert_eq!(
+            state.remove_member(&zoe.id).unwrap_err(),
+            DomainError::LastAdministrator
+        );
+        // With a second administrator by role, all of it may go.
+        state.members.push(member(
+            "owner@example.com",
+            Status::Accepted,
+            &[catalog::SUPER_ADMINISTRATOR],
+        ));
+        assert!(state.remove_group_member(admins, &zoe.id).is_ok());
+        let deleted = state.delete_user_group(admins).unwrap();
+        assert!(matches!(deleted.last(), Some(Change::DeleteUserGroup(id)) if id == admins));
+        assert!(deleted.iter().any(
+            |c| matches!(c, Change::PutMembership(m) if m.id == zoe.id && m.groups.is_empty())
+        ));
+    }
+
     #[test]
     fn a_deny_policy_takes_away_what_an_allow_policy_grants() {
         let mut state = account(vec![]);

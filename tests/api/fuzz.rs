@@ -45,6 +45,20 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/user/invites"),
     ("GET", "/user/invites/{m}"),
     ("PATCH", "/user/invites/{m}"),
+    ("GET", "/accounts/{a}/iam/user_groups"),
+    ("POST", "/accounts/{a}/iam/user_groups"),
+    (
+        "PUT",
+        "/accounts/{a}/iam/user_groups/6d7f2f5f5b1d4a0e9081fdc98d432fd1",
+    ),
+    (
+        "POST",
+        "/accounts/{a}/iam/user_groups/6d7f2f5f5b1d4a0e9081fdc98d432fd1/members",
+    ),
+    (
+        "GET",
+        "/accounts/{a}/iam/user_groups/6d7f2f5f5b1d4a0e9081fdc98d432fd1/members",
+    ),
     // Another account than the demo's, which the other cases need.
     ("DELETE", "/accounts/6d7f2f5f5b1d4a0e9081fdc98d432fd1"),
 ];

@@ -108,6 +108,18 @@ async fn every_endpoint_answers_every_kind_of_caller_exactly() {
     let invitation = server.invite(&host, &b, &owner.email, &[DNS]).await;
     let e_account = server.account(&host, "E").await;
     let invite = server.invite(&host, &e_account, &owner.email, &[DNS]).await;
+    // A user group to read, fill, empty and delete.
+    let ug = server
+        .as_user(&owner)
+        .post(
+            &format!("/accounts/{a}/iam/user_groups"),
+            json!({"name": "ug"}),
+        )
+        .await
+        .result()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // An account for the owner to delete, with the weak members of the first.
     let doomed = server.account(&owner, "D").await;
     server
@@ -304,6 +316,66 @@ async fn every_endpoint_answers_every_kind_of_caller_exactly() {
             User { theirs: true },
         ),
         e("DELETE", format!("/accounts/{doomed}"), None, AccountWrite),
+        e(
+            "GET",
+            format!("/accounts/{a}/iam/user_groups"),
+            None,
+            AccountRead,
+        ),
+        e(
+            "POST",
+            format!("/accounts/{a}/iam/user_groups"),
+            Some(json!({"name": "another"})),
+            AccountWrite,
+        ),
+        e(
+            "GET",
+            format!("/accounts/{a}/iam/user_groups/{ug}"),
+            None,
+            AccountRead,
+        ),
+        e(
+            "PUT",
+            format!("/accounts/{a}/iam/user_groups/{ug}"),
+            Some(json!({"name": "ug2"})),
+            AccountWrite,
+        ),
+        e(
+            "POST",
+            format!("/accounts/{a}/iam/user_groups/{ug}/members"),
+            Some(json!({"members": [{"id": to_update}]})),
+            AccountWrite,
+        ),
+        e(
+            "PUT",
+            format!("/accounts/{a}/iam/user_groups/{ug}/members"),
+            Some(json!({"members": [{"id": to_update}]})),
+            AccountWrite,
+        ),
+        e(
+            "GET",
+            format!("/accounts/{a}/iam/user_groups/{ug}/members"),
+            None,
+            AccountRead,
+        ),
+        e(
+            "GET",
+            format!("/accounts/{a}/iam/user_groups/{ug}/members/{to_update}"),
+            None,
+            AccountRead,
+        ),
+        e(
+            "DELETE",
+            format!("/accounts/{a}/iam/user_groups/{ug}/members/{to_update}"),
+            None,
+            AccountWrite,
+        ),
+        e(
+            "DELETE",
+            format!("/accounts/{a}/iam/user_groups/{ug}"),
+            None,
+            AccountWrite,
+        ),
     ];
 
     let wrong_key = Creds {

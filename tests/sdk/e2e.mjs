@@ -25,6 +25,7 @@ const ACCOUNT_ADMIN_ROLE = '3536bcfad5faccb999b47003c79917fb';
 const JOHN_ID = '7c5dae5552338874e5053f2534d2767a';
 const DEMO_RESOURCE_GROUP = '6d7f2f5f5b1d4a0e9081fdc98d432fd1';
 const ZONE_READ_GROUP = 'c8fed203ed3043cba015a93ad1616f1f';
+const SETTINGS_READ_GROUP = '15b972a8f4cb43e78efbafb322f7dee5';
 // The bulk data tests/sdk.rs seeds beside the demo.
 const BULK_ACCOUNT = 'b0000000000000000000000000000000';
 const PERMISSION_KEYS = [
@@ -242,6 +243,34 @@ check('an invite answered, then the account deleted', async () => {
   const gone = await john.accounts.delete({ account_id: account.id });
   assert.equal(gone.id, account.id);
   await rejects(NotFoundError, 404, bob.memberships.get(invited.id));
+});
+
+check('a user group grants a member rights they did not have', async () => {
+  const account = (await john.accounts.create({ name: 'TS Groups', type: 'standard' })).id;
+  const everything = (await john.iam.resourceGroups.create({
+    account_id: account, name: 'everything',
+    scope: { key: `com.cloudflare.api.account.${account}`, objects: [{ key: '*' }] },
+  })).id;
+  const policy = (group) => ({ access: 'allow', permission_groups: [{ id: group }], resource_groups: [{ id: everything }] });
+  const member = await john.accounts.members.create({ account_id: account, email: 'bob@example.com', policies: [policy(ZONE_READ_GROUP)] });
+  await bob.memberships.update(member.id, { status: 'accepted' });
+  await rejects(PermissionDeniedError, 403, bob.accounts.get({ account_id: account }));
+  const group = await john.iam.userGroups.create({ account_id: account, name: 'readers', policies: [policy(SETTINGS_READ_GROUP)] });
+  assert.equal(group.policies[0].permission_groups[0].name, 'Account Settings Read');
+  const added = [];
+  for await (const m of john.iam.userGroups.members.create(group.id, { account_id: account, members: [{ id: member.id }] })) added.push(m.id);
+  assert.deepEqual(added, [member.id]);
+  assert.equal((await bob.accounts.get({ account_id: account })).name, 'TS Groups');
+  const groups = [];
+  for await (const g of john.iam.userGroups.list({ account_id: account })) groups.push(g.name);
+  assert.deepEqual(groups, ['readers']);
+  const listed = [];
+  for await (const m of john.iam.userGroups.members.list(group.id, { account_id: account })) listed.push(m.email);
+  assert.deepEqual(listed, ['bob@example.com']);
+  await john.iam.userGroups.members.delete(member.id, { account_id: account, user_group_id: group.id });
+  await rejects(PermissionDeniedError, 403, bob.accounts.get({ account_id: account }));
+  assert.equal((await john.iam.userGroups.delete(group.id, { account_id: account })).id, group.id);
+  await john.accounts.delete({ account_id: account });
 });
 
 check('a few hundred memberships and members, page by page', async () => {

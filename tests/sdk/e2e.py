@@ -46,6 +46,19 @@ from cloudflare.types.iam import (  # noqa: E402
     ResourceGroupListResponse,
     ResourceGroupUpdateResponse,
 )
+from cloudflare.types.iam import (  # noqa: E402
+    UserGroupCreateResponse,
+    UserGroupDeleteResponse,
+    UserGroupGetResponse,
+    UserGroupListResponse,
+    UserGroupUpdateResponse,
+)
+from cloudflare.types.iam.user_groups import (  # noqa: E402
+    MemberCreateResponse as GroupMemberCreateResponse,
+    MemberDeleteResponse as GroupMemberDeleteResponse,
+    MemberGetResponse as GroupMemberGetResponse,
+    MemberListResponse as GroupMemberListResponse,
+)
 from cloudflare.types.memberships import (  # noqa: E402
     Membership,
     MembershipDeleteResponse,
@@ -83,6 +96,7 @@ BOB_SANDBOX_INVITATION = "d4c3b2a1f0e9d8c7b6a5948372615041"
 ACCOUNT_ADMIN_ROLE = "3536bcfad5faccb999b47003c79917fb"
 DEMO_RESOURCE_GROUP = "6d7f2f5f5b1d4a0e9081fdc98d432fd1"
 ZONE_READ_GROUP = "c8fed203ed3043cba015a93ad1616f1f"
+SETTINGS_READ_GROUP = "15b972a8f4cb43e78efbafb322f7dee5"
 MAGIC_GROUP = "82e64a83756745bbbb1c9c2701bf816b"
 DEMO_MEMBER_COUNT = 11
 # The bulk data tests/sdk.rs seeds beside the demo.
@@ -740,6 +754,47 @@ def invite_answered_then_account_deleted():
     equal(gone.id, account.id, "deleted account id")
     raises(NotFoundError, 404, JOHN_C.accounts.get, account_id=account.id)
     raises(NotFoundError, 404, BOB_C.memberships.get, invited.id)
+
+
+@check
+def user_group_grants_a_member_rights():
+    account = typed(JOHN_C.accounts.create(name="SDK Groups", type="standard"), Account).id
+    everything = JOHN_C.iam.resource_groups.create(
+        account_id=account, name="everything",
+        scope={"key": "com.cloudflare.api.account.%s" % account, "objects": [{"key": "*"}]},
+    ).id
+    def policy(group):
+        return {"access": "allow", "permission_groups": [{"id": group}], "resource_groups": [{"id": everything}]}
+    bob = JOHN_C.accounts.members.create(account_id=account, email=BOB[0], policies=[policy(ZONE_READ_GROUP)])
+    BOB_C.memberships.update(bob.id, status="accepted")
+    raises(PermissionDeniedError, 403, BOB_C.accounts.get, account_id=account)
+
+    group = typed(JOHN_C.iam.user_groups.create(account_id=account, name="readers",
+                                                policies=[policy(SETTINGS_READ_GROUP)]), UserGroupCreateResponse)
+    equal(group.policies[0].permission_groups[0].name, "Account Settings Read", "the group's policy")
+    added = [typed(m, GroupMemberCreateResponse)
+             for m in JOHN_C.iam.user_groups.members.create(group.id, account_id=account, members=[{"id": bob.id}])]
+    equal([m.id for m in added], [bob.id], "the group's members")
+    equal(typed(BOB_C.accounts.get(account_id=account), Account).name, "SDK Groups", "bob reads the account now")
+
+    listed = [typed(g, UserGroupListResponse) for g in JOHN_C.iam.user_groups.list(account_id=account, fuzzy_name="READ")]
+    equal([g.id for g in listed], [group.id], "groups by part of their name")
+    typed(JOHN_C.iam.user_groups.get(group.id, account_id=account), UserGroupGetResponse)
+    renamed = typed(JOHN_C.iam.user_groups.update(group.id, account_id=account, name="Readers"), UserGroupUpdateResponse)
+    equal(renamed.name, "Readers", "renamed group")
+    members = [typed(m, GroupMemberListResponse)
+               for m in JOHN_C.iam.user_groups.members.list(group.id, account_id=account)]
+    equal([(m.email, m.status) for m in members], [(BOB[0], "accepted")], "listed members")
+    one = typed(JOHN_C.iam.user_groups.members.get(bob.id, account_id=account, user_group_id=group.id),
+                GroupMemberGetResponse)
+    ensure(one.created_at is not None, "when bob joined the group", one)
+    typed(JOHN_C.iam.user_groups.members.delete(bob.id, account_id=account, user_group_id=group.id),
+          GroupMemberDeleteResponse)
+    raises(PermissionDeniedError, 403, BOB_C.accounts.get, account_id=account)
+    gone = typed(JOHN_C.iam.user_groups.delete(group.id, account_id=account), UserGroupDeleteResponse)
+    equal(gone.id, group.id, "deleted group")
+    raises(NotFoundError, 404, JOHN_C.iam.user_groups.get, group.id, account_id=account)
+    JOHN_C.accounts.delete(account_id=account)
 
 
 # --- a few hundred of everything ---------------------------------------------------------------
