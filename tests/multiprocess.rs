@@ -562,3 +562,178 @@ fn a_reset_through_one_process_is_what_the_other_serves() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// The last-administrator rule counting rights from user groups, under races through two
+/// processes: per round, an account whose only administrators are two members of one group
+/// (by its policy); through both processes at once, each takes the other out of the group,
+/// one empties the group, one deletes it, one takes its write policy away. Whatever wins,
+/// someone can still manage the account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_last_administrator_through_a_group_survives_races() {
+    const GROUP_ROUNDS: usize = 16;
+    const SETTINGS_WRITE: &str = "bcc19b668966402dadd900f2b4243d2e";
+    let db = TestDatabase::new();
+    let mut users = Vec::new();
+    let mut accounts = Vec::new();
+    for r in 0..GROUP_ROUNDS {
+        for (n, who) in ["o", "a", "b"].iter().enumerate() {
+            users.push(json!({"email": format!("g{who}{r}@example.com"), "api_key": key(5000 + 10 * r + n), "two_factor_authentication_enabled": true}));
+        }
+        accounts.push(json!({
+            "id": id(0xad, r),
+            "name": format!("Group race {r}"),
+            "members": [
+                {"email": format!("go{r}@example.com"), "roles": [SUPER_ADMIN]},
+                {"id": id(0xa1, r), "email": format!("ga{r}@example.com"), "roles": [READ_ONLY]},
+                {"id": id(0xb1, r), "email": format!("gb{r}@example.com"), "roles": [READ_ONLY]},
+            ],
+        }));
+    }
+    seed(&db, &json!({"users": users, "accounts": accounts}));
+    let (one, two) = (Server::start(&db, &[]), Server::start(&db, &[]));
+    let bases = [one.base_url.clone(), two.base_url.clone()];
+    let http = reqwest::Client::new();
+    let (post, put, del, get) = (
+        reqwest::Method::POST,
+        reqwest::Method::PUT,
+        reqwest::Method::DELETE,
+        reqwest::Method::GET,
+    );
+
+    let mut set = JoinSet::new();
+    let mut groups = Vec::new();
+    for r in 0..GROUP_ROUNDS {
+        let account = id(0xad, r);
+        let who = |n: usize, name: &str| {
+            caller(
+                &http,
+                format!("g{name}{r}@example.com"),
+                key(5000 + 10 * r + n),
+            )
+        };
+        let (owner, a, b) = (who(0, "o"), who(1, "a"), who(2, "b"));
+        let base = &bases[0];
+        let (_, rg) = owner
+            .send(
+                base,
+                post.clone(),
+                &format!("/accounts/{account}/iam/resource_groups"),
+                Some(json!({"name": "all", "scope": {"key": format!("com.cloudflare.api.account.{account}"), "objects": [{"key": "*"}]}})),
+            )
+            .await;
+        let rg = rg["result"]["id"].as_str().unwrap().to_string();
+        let write_policy = json!([{"access": "allow", "permission_groups": [{"id": SETTINGS_WRITE}], "resource_groups": [{"id": rg}]}]);
+        let (status, made) = owner
+            .send(
+                base,
+                post.clone(),
+                &format!("/accounts/{account}/iam/user_groups"),
+                Some(json!({"name": "admins", "policies": write_policy})),
+            )
+            .await;
+        assert_eq!(status, 200, "{made}");
+        let group = made["result"]["id"].as_str().unwrap().to_string();
+        let path = format!("/accounts/{account}/iam/user_groups/{group}");
+        let (a_id, b_id) = (id(0xa1, r), id(0xb1, r));
+        let (status, body) = owner
+            .send(
+                base,
+                post.clone(),
+                &format!("{path}/members"),
+                Some(json!([{"id": a_id}, {"id": b_id}])),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        // The owner steps down: the group's two members are the administrators now.
+        let (_, mine) = owner.send(base, get.clone(), "/memberships", None).await;
+        let owner_id = mine["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["account"]["id"] == account.as_str())
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (status, body) = owner
+            .send(
+                base,
+                put.clone(),
+                &format!("/accounts/{account}/members/{owner_id}"),
+                Some(json!({"roles": [READ_ONLY]})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+
+        let read_only = json!([{"access": "allow", "permission_groups": [{"id": "15b972a8f4cb43e78efbafb322f7dee5"}], "resource_groups": [{"id": rg}]}]);
+        let race: Vec<(Caller, usize, reqwest::Method, String, Option<Value>)> = vec![
+            (
+                a.clone(),
+                0,
+                del.clone(),
+                format!("{path}/members/{b_id}"),
+                None,
+            ),
+            (
+                b.clone(),
+                1,
+                del.clone(),
+                format!("{path}/members/{a_id}"),
+                None,
+            ),
+            (
+                a.clone(),
+                1,
+                put.clone(),
+                format!("{path}/members"),
+                Some(json!({"members": []})),
+            ),
+            (b.clone(), 0, del.clone(), path.clone(), None),
+            (
+                a.clone(),
+                0,
+                put.clone(),
+                path.clone(),
+                Some(json!({"policies": read_only})),
+            ),
+        ];
+        for (who, process, method, path, body) in race {
+            let base = bases[(r + process) % 2].clone();
+            set.spawn(async move {
+                let (status, body) = who.send(&base, method.clone(), &path, body).await;
+                (method, path, status, body)
+            });
+        }
+        groups.push((account, a, b));
+    }
+    while let Some(done) = set.join_next().await {
+        let (method, path, status, body) = done.expect("request task");
+        // 403: the caller lost their rights to an earlier winner.
+        assert!(
+            matches!(status, 200 | 403 | 404 | 409),
+            "{method} {path}: {status} {body}"
+        );
+    }
+    for (r, (account, a, b)) in groups.iter().enumerate() {
+        let rename = json!({"name": format!("Group race {r}")});
+        let mut managers = 0;
+        for (who, base) in [(a, &bases[0]), (b, &bases[1])] {
+            let (status, _) = who
+                .send(
+                    base,
+                    put.clone(),
+                    &format!("/accounts/{account}"),
+                    Some(rename.clone()),
+                )
+                .await;
+            if status == 200 {
+                managers += 1;
+            }
+        }
+        assert!(
+            managers >= 1,
+            "round {r}: nobody can manage the account any more"
+        );
+    }
+    drop((one, two));
+}
