@@ -68,6 +68,21 @@ pub struct AccountFixture {
     pub resource_groups: Vec<ResourceGroupFixture>,
     #[serde(default)]
     pub members: Vec<MemberFixture>,
+    #[serde(default)]
+    pub user_groups: Vec<UserGroupFixture>,
+}
+
+/// A user group, its policies (permission groups by id or name) and its members (by the
+/// email of one of the account's members in this file).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserGroupFixture {
+    pub id: Option<String>,
+    pub name: String,
+    #[serde(default)]
+    pub policies: Vec<PolicyFixture>,
+    #[serde(default)]
+    pub members: Vec<String>,
 }
 
 fn standard() -> AccountType {
@@ -112,7 +127,7 @@ fn accepted() -> Status {
     Status::Accepted
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyFixture {
     pub id: Option<String>,
@@ -143,6 +158,13 @@ fn entry(e: DomainError, at: &str) -> DomainError {
         },
         e => e,
     }
+}
+
+/// A stable id for what a fixture names without one.
+fn derived_id(seed: &str) -> Id {
+    use sha2::Digest;
+    let digest = hex::encode(sha2::Sha256::digest(seed.as_bytes()));
+    Id::parse(&digest[..32]).expect("32 hex characters are an id")
 }
 
 fn optional_id(raw: &Option<String>, field: &str) -> Result<Option<Id>, DomainError> {
@@ -176,6 +198,21 @@ struct PlannedAccount {
     members: Vec<PlannedMember>,
 }
 
+impl PlannedAccount {
+    /// The fixture's user groups `email` is in.
+    fn groups_of(&self, email: &Email) -> impl Iterator<Item = &Id> {
+        self.catalog
+            .user_groups
+            .iter()
+            .filter(move |g| {
+                self.members
+                    .iter()
+                    .any(|m| &m.email == email && m.in_groups.contains(&g.id))
+            })
+            .map(|g| &g.id)
+    }
+}
+
 #[derive(Clone)]
 struct PlannedMember {
     id: Option<Id>,
@@ -183,6 +220,7 @@ struct PlannedMember {
     status: Status,
     grants: Grants,
     code: Option<String>,
+    in_groups: Vec<Id>,
 }
 
 fn plan(fixture: &Fixture) -> Result<Plan, DomainError> {
@@ -312,11 +350,65 @@ fn plan_account(a: &AccountFixture) -> Result<PlannedAccount, DomainError> {
                     status: m.status,
                     grants,
                     code: m.code.clone(),
+                    in_groups: Vec::new(),
                 })
             };
             planned().map_err(|e| entry(e, &format!("accounts[{}].members[{}]", a.name, m.email)))
         })
-        .collect::<Result<_, DomainError>>()?;
+        .collect::<Result<Vec<_>, DomainError>>()?;
+    let mut members = members;
+    for g in &a.user_groups {
+        let at = format!("accounts[{}].user_groups[{}]", a.name, g.name);
+        let mut planned = || {
+            let policies = match member_grants(
+                &MemberFixture {
+                    id: None,
+                    email: String::new(),
+                    status: Status::Accepted,
+                    roles: Vec::new(),
+                    policies: g.policies.clone(),
+                    code: None,
+                },
+                &state.catalog,
+            )? {
+                Grants::Policies(policies) => policies,
+                Grants::Roles(_) => Vec::new(),
+            };
+            let put = state.create_user_group(&g.name, policies)?;
+            let Change::PutUserGroup(mut group) = put else {
+                unreachable!("creating a user group puts one");
+            };
+            // Without an id, one made from the account and the name: loading the file
+            // again finds the same group.
+            group.id = match optional_id(&g.id, "user_groups.id")? {
+                Some(id) => id,
+                None => derived_id(&format!(
+                    "{}/user_groups/{}",
+                    account.id,
+                    group.name.to_lowercase()
+                )),
+            };
+            for email in &g.members {
+                let email = Email::parse(email, "user_groups.members")?;
+                let member = members
+                    .iter_mut()
+                    .find(|m| m.email == email && m.status != Status::Rejected)
+                    .ok_or_else(|| {
+                        DomainError::invalid(
+                            "user_groups.members",
+                            format!(
+                                "user_groups.members: {} is not one of this account's members in the file",
+                                email.as_str()
+                            ),
+                        )
+                    })?;
+                member.in_groups.push(group.id.clone());
+            }
+            Ok(group)
+        };
+        let group = planned().map_err(|e| entry(e, &at))?;
+        state.catalog.user_groups.push(group);
+    }
     Ok(PlannedAccount {
         account,
         catalog: state.catalog,
@@ -469,6 +561,14 @@ fn account_changes(planned: &PlannedAccount, state: &AccountState) -> Vec<Change
             .cloned()
             .map(Change::PutResourceGroup),
     );
+    changes.extend(
+        planned
+            .catalog
+            .user_groups
+            .iter()
+            .cloned()
+            .map(Change::PutUserGroup),
+    );
     for m in &planned.members {
         let live = state
             .members
@@ -490,9 +590,20 @@ fn account_changes(planned: &PlannedAccount, state: &AccountState) -> Vec<Change
             code: m.code.clone().unwrap_or_else(activation_code),
             api_access_enabled: planned.account.default_api_access(),
             created_on: live.map_or_else(|| at.clone(), |e| e.created_on.clone()),
-            modified_on: at,
-            // The API's to change: loading the fixture again keeps them.
-            groups: live.map(|e| e.groups.clone()).unwrap_or_default(),
+            modified_on: at.clone(),
+            // The file's groups, and those the API gave the member since.
+            groups: {
+                let mut groups = live.map(|e| e.groups.clone()).unwrap_or_default();
+                for group in planned.groups_of(&m.email) {
+                    if !groups.iter().any(|g| &g.id == group) {
+                        groups.push(InGroup {
+                            id: group.clone(),
+                            added_on: at.clone(),
+                        });
+                    }
+                }
+                groups
+            },
             user: None,
         }));
     }

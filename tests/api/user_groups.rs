@@ -427,3 +427,80 @@ async fn group_members_are_added_replaced_listed_and_removed() {
     let export = w.server.store.export().await.unwrap();
     assert!(export.user_groups.iter().all(|g| g.account_id != w.account));
 }
+
+/// The demo has a user group (fixtures may give them); loading the file again keeps one
+/// group and the members the API added since.
+#[tokio::test]
+async fn fixtures_give_user_groups_and_loading_again_keeps_the_apis_changes() {
+    let server = TestServer::demo().await;
+    let demo = server.as_user(&Creds::demo());
+    let groups = format!("/accounts/{DEMO_ACCOUNT}/iam/user_groups");
+    let listed = demo.get(&groups).await;
+    assert_eq!(
+        listed.result().as_array().unwrap().len(),
+        1,
+        "{}",
+        listed.body
+    );
+    let group = listed.result()[0].clone();
+    assert_eq!(group["name"], "Zone readers");
+    assert_eq!(
+        group["policies"][0]["permission_groups"][0]["name"],
+        "Zone Read"
+    );
+    let id = group["id"].as_str().unwrap();
+    let members = format!("{groups}/{id}/members");
+    let emails = |r: Resp| -> Vec<String> {
+        r.result()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["email"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(emails(demo.get(&members).await), ["carlos@example.com"]);
+    let hana = demo
+        .get(&format!("/accounts/{DEMO_ACCOUNT}/members?per_page=50"))
+        .await
+        .result()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["email"] == "hana@example.com")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    demo.post(&members, json!({"members": [{"id": hana}]}))
+        .await
+        .result();
+
+    let fixture = roster::fixture::parse(roster::fixture::DEMO).unwrap();
+    roster::fixture::load(server.store.as_ref(), &fixture)
+        .await
+        .unwrap();
+    assert_eq!(
+        demo.get(&groups).await.result().as_array().unwrap().len(),
+        1
+    );
+    assert_eq!(
+        emails(demo.get(&members).await),
+        ["carlos@example.com", "hana@example.com"]
+    );
+
+    // A group member the file does not make a member is refused, naming the entry.
+    let bad = roster::fixture::parse(
+        &json!({"accounts": [{"name": "Bad", "members": [],
+                 "user_groups": [{"name": "g", "members": ["nobody@example.com"]}]}]})
+        .to_string(),
+    )
+    .unwrap();
+    let refused = roster::fixture::load(server.store.as_ref(), &bad)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("accounts[Bad].user_groups[g]") && refused.contains("nobody@example.com"),
+        "{refused}"
+    );
+}
