@@ -59,9 +59,8 @@ async fn details(
     ids: Ids,
 ) -> Result<Response, ApiError> {
     let state = app
-        .load_account(&ids.one(), &Focus::caller(&caller))
+        .read_account(&ids.one(), &Focus::caller(&caller), &caller)
         .await?;
-    state.authorize(&caller, Need::Read)?;
     Ok(views::single(views::account(&state.account)))
 }
 

@@ -95,9 +95,8 @@ async fn list_resource_groups(
     let id = id_filter(&params)?;
     let name = params.text("name", 200)?;
     let state = app
-        .load_account(&ids.one(), &Focus::caller(&caller))
+        .read_account(&ids.one(), &Focus::caller(&caller), &caller)
         .await?;
-    state.authorize(&caller, Need::Read)?;
     let groups = state
         .catalog
         .resource_groups
@@ -122,9 +121,8 @@ async fn resource_group_details(
 ) -> Result<Response, ApiError> {
     let (account_id, group_id) = ids.two();
     let state = app
-        .load_account(&account_id, &Focus::caller(&caller))
+        .read_account(&account_id, &Focus::caller(&caller), &caller)
         .await?;
-    state.authorize(&caller, Need::Read)?;
     let group = state
         .catalog
         .resource_group(&group_id)

@@ -116,9 +116,12 @@ async fn details(
 ) -> Result<Response, ApiError> {
     let (account_id, member_id) = ids.two();
     let state = app
-        .load_account(&account_id, &Focus::caller(&caller).member(&member_id))
+        .read_account(
+            &account_id,
+            &Focus::caller(&caller).member(&member_id),
+            &caller,
+        )
         .await?;
-    state.authorize(&caller, Need::Read)?;
     Ok(views::single(views::member(
         state.member(&member_id)?,
         &state.catalog,

@@ -37,7 +37,7 @@ use tower_http::request_id::{
 
 pub use error::ApiError;
 
-use crate::domain::{AccountState, DomainError, Focus, Id};
+use crate::domain::{AccountState, Caller, DomainError, Focus, Id, Need};
 use crate::store::Store;
 
 /// What an operator tunes about serving (`roster serve` flags); the defaults are
@@ -91,6 +91,19 @@ impl AppState {
             .load_account(id, focus)
             .await?
             .ok_or(DomainError::NotFound("Account").into())
+    }
+
+    /// The same, for `caller`, who must be allowed to read the account (`focus` must hold
+    /// their membership).
+    async fn read_account(
+        &self,
+        id: &Id,
+        focus: &Focus,
+        caller: &Caller,
+    ) -> Result<AccountState, ApiError> {
+        let state = self.load_account(id, focus).await?;
+        state.authorize(caller, Need::Read)?;
+        Ok(state)
     }
 }
 

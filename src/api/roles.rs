@@ -8,7 +8,7 @@ use axum::routing::get;
 use super::extract::{Auth, Ids, Params};
 use super::{ApiError, AppState, views};
 use crate::domain::list::paginate;
-use crate::domain::{Direction, DomainError, Focus, Need};
+use crate::domain::{Direction, DomainError, Focus};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -24,9 +24,8 @@ async fn list(
 ) -> Result<Response, ApiError> {
     let page = params.page()?;
     let state = app
-        .load_account(&ids.one(), &Focus::caller(&caller))
+        .read_account(&ids.one(), &Focus::caller(&caller), &caller)
         .await?;
-    state.authorize(&caller, Need::Read)?;
     let roles = state.catalog.roles().enumerate().collect();
     // The catalog's own order (Super Administrator first) is the order people expect.
     let page = paginate(
@@ -46,9 +45,8 @@ async fn details(
 ) -> Result<Response, ApiError> {
     let (account_id, role_id) = ids.two();
     let state = app
-        .load_account(&account_id, &Focus::caller(&caller))
+        .read_account(&account_id, &Focus::caller(&caller), &caller)
         .await?;
-    state.authorize(&caller, Need::Read)?;
     let role = state
         .catalog
         .role(&role_id)

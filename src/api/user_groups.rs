@@ -65,9 +65,8 @@ async fn list(
     let name = params.text("name", 200)?;
     let fuzzy = either(&params, ["fuzzy_name", "fuzzyName"], 200)?;
     let state = app
-        .load_account(&ids.one(), &Focus::caller(&caller))
+        .read_account(&ids.one(), &Focus::caller(&caller), &caller)
         .await?;
-    state.authorize(&caller, Need::Read)?;
     let groups = state
         .catalog
         .user_groups
@@ -93,9 +92,8 @@ async fn details(
 ) -> Result<Response, ApiError> {
     let (account_id, group_id) = ids.two();
     let state = app
-        .load_account(&account_id, &Focus::caller(&caller))
+        .read_account(&account_id, &Focus::caller(&caller), &caller)
         .await?;
-    state.authorize(&caller, Need::Read)?;
     let group = state
         .catalog
         .user_group(&group_id)
@@ -229,12 +227,12 @@ async fn list_members(
     let direction = params.choice("direction")?.unwrap_or(Direction::Asc);
     let fuzzy = either(&params, ["fuzzy_email", "fuzzyEmail"], 200)?;
     let state = app
-        .load_account(
+        .read_account(
             &account_id,
             &Focus::caller(&caller).group_members(&group_id),
+            &caller,
         )
         .await?;
-    state.authorize(&caller, Need::Read)?;
     state
         .catalog
         .user_group(&group_id)
@@ -342,9 +340,12 @@ async fn member_details(
 ) -> Result<Response, ApiError> {
     let (account_id, group_id, member_id) = ids.three();
     let state = app
-        .load_account(&account_id, &Focus::caller(&caller).member(&member_id))
+        .read_account(
+            &account_id,
+            &Focus::caller(&caller).member(&member_id),
+            &caller,
+        )
         .await?;
-    state.authorize(&caller, Need::Read)?;
     state
         .catalog
         .user_group(&group_id)
