@@ -6,7 +6,9 @@
 //! 10,000 members (the first 10,000 users, plus pending invitations to addresses with no
 //! user when N is smaller); and enough empty "invite" accounts that the invite-and-accept
 //! scenario never invites the same user to the same account twice. One admin user is Super
-//! Administrator of the big account and of every invite account.
+//! Administrator of the big account and of every invite account. In the big account, every
+//! fourth user member ([`Layout::grouped`]) holds a policy for zone reading only and reads
+//! the account through the one user group, whose policy grants Account Settings Read.
 
 use std::io::Write;
 
@@ -19,6 +21,8 @@ pub const SUPER_ADMINISTRATOR: &str = "795df1c379e2469e89ab15cca71e91a0";
 pub const ADMINISTRATOR: &str = "93c0b5f28f784adfabec6701f4e37655";
 const READ_ONLY: &str = "25a6523fbf0a4cdaa8af77b778c7dd19";
 const DNS: &str = "87e7860bc4c445faba075646dac38cca";
+const ZONE_READ: &str = "c8fed203ed3043cba015a93ad1616f1f";
+const SETTINGS_READ: &str = "15b972a8f4cb43e78efbafb322f7dee5";
 const CREATED: &str = "2024-01-01T00:00:00Z";
 /// Pairs the invite scenario can make at least; at a few thousand pairs a second this
 /// outlasts any run of a minute or less.
@@ -79,6 +83,21 @@ impl Layout {
         id(0xa2, 1 + self.small_accounts + j)
     }
 
+    /// The `k`-th of the big account's members whose reading comes from the user group
+    /// (user index `j`, where `j % 4 == 3`).
+    pub fn grouped(&self, k: u64) -> Caller {
+        let members = self.users.min(BIG_MEMBERS) / 4;
+        self.user((k % members.max(1)) * 4 + 3)
+    }
+
+    fn big_resource_group(&self) -> String {
+        id(0xa5, 0)
+    }
+
+    fn big_user_group(&self) -> String {
+        id(0xa6, 0)
+    }
+
     /// The `j`-th membership of the big account.
     pub fn big_membership(&self, j: u64) -> String {
         id(0xa3, self.users * SLOTS + j)
@@ -133,6 +152,22 @@ impl Layout {
         }
         rows.next_table("account_roles")?;
         rows.next_table("resource_groups")?;
+        let (big, everything, group) = (
+            self.big_account(),
+            self.big_resource_group(),
+            self.big_user_group(),
+        );
+        rows.put(&json!({
+            "id": everything, "account_id": big, "name": "everything",
+            "scope": json!({"key": format!("com.cloudflare.api.account.{big}"), "objects": [{"key": "*"}]}).to_string(),
+            "meta": "{}",
+        }))?;
+        rows.next_table("user_groups")?;
+        rows.put(&json!({
+            "id": group, "account_id": big, "name": "Readers",
+            "policies": json!([policy(0, SETTINGS_READ, &everything)]).to_string(),
+            "created_on": CREATED, "modified_on": CREATED,
+        }))?;
         rows.next_table("memberships")?;
         for i in 0..self.users {
             let email = self.user(i).email;
@@ -156,13 +191,16 @@ impl Layout {
                 (format!("guest{j}@bench.example"), "pending")
             };
             let role = if j % 2 == 0 { READ_ONLY } else { DNS };
-            rows.put(&membership_row(
-                base + j,
-                &self.big_account(),
-                &email,
-                status,
-                role,
-            ))?;
+            let mut row = membership_row(base + j, &self.big_account(), &email, status, role);
+            if j % 4 == 3 && j < self.users {
+                row["grants"] = json!({"policies": [policy(1 + j, ZONE_READ, &everything)]})
+                    .to_string()
+                    .into();
+                row["group_ids"] = json!([{"id": group, "added_on": CREATED}])
+                    .to_string()
+                    .into();
+            }
+            rows.put(&row)?;
         }
         let base = base + BIG_MEMBERS;
         let admin_of = std::iter::once(self.big_account())
@@ -205,12 +243,18 @@ fn account_row(id: &str, name: &str) -> Value {
     })
 }
 
+/// An allow policy for one permission group over `resources`.
+fn policy(n: u64, permission_group: &str, resources: &str) -> Value {
+    json!({"id": id(0xa7, n), "access": "allow", "permission_groups": [permission_group],
+           "resource_groups": [resources]})
+}
+
 fn membership_row(n: u64, account: &str, email: &str, status: &str, role: &str) -> Value {
     json!({
         "id": id(0xa3, n), "account_id": account, "email": email, "email_lower": email,
         "status": status, "grants": json!({"roles": [role]}).to_string(),
         "code": format!("{n:064x}"), "api_access_enabled": null,
-        "created_on": CREATED, "modified_on": CREATED,
+        "created_on": CREATED, "modified_on": CREATED, "group_ids": "[]",
     })
 }
 

@@ -14,7 +14,7 @@ use crate::load::{Scenario, Step};
 /// Deep enough into the big account that every earlier member is sorted and skipped.
 pub const DEEP_PAGE: u64 = 150;
 
-pub const NAMES: [&str; 13] = [
+pub const NAMES: [&str; 14] = [
     "membership",
     "membership_hot",
     "memberships",
@@ -24,6 +24,7 @@ pub const NAMES: [&str; 13] = [
     "auth_mix",
     "roles_big",
     "roles_small",
+    "roles_group",
     "member_big",
     "member_small",
     "account_gets_big",
@@ -41,6 +42,7 @@ pub fn by_name(name: &str, layout: Arc<Layout>) -> Option<Arc<dyn Scenario>> {
         "invite" => Arc::new(Invite(layout)),
         "roles_big" => Arc::new(AccountGet(layout, Size::Big, Some(0))),
         "roles_small" => Arc::new(AccountGet(layout, Size::Small, Some(0))),
+        "roles_group" => Arc::new(AccountGet(layout, Size::Grouped, Some(0))),
         "member_big" => Arc::new(AccountGet(layout, Size::Big, Some(1))),
         "member_small" => Arc::new(AccountGet(layout, Size::Small, Some(1))),
         "account_gets_big" => Arc::new(AccountGet(layout, Size::Big, None)),
@@ -61,6 +63,7 @@ pub fn describe(name: &str) -> &'static str {
         "invite" => "POST /accounts/{id}/members",
         "roles_big" => "GET roles, 10,000 members",
         "roles_small" => "GET roles, 12 members",
+        "roles_group" => "GET roles, read right from a user group",
         "member_big" => "GET one member, 10,000 members",
         "member_small" => "GET one member, 12 members",
         "account_gets_big" => "every account GET, 10,000 members",
@@ -234,6 +237,9 @@ enum Size {
     Big,
     /// A 12-member account, read by one of its Administrators.
     Small,
+    /// The 10,000-member account, read by members who may read it through their user group
+    /// only.
+    Grouped,
 }
 
 /// The account-scoped GETs, in the big or a small account: `Some(k)` always the `k`-th,
@@ -257,6 +263,11 @@ impl Scenario for AccountGet {
                 let (account, member) = layout.small_account_of(i);
                 (layout.user(i), account, member)
             }
+            Size::Grouped => (
+                layout.grouped(n),
+                layout.big_account(),
+                layout.big_membership(n % crate::dataset::BIG_MEMBERS),
+            ),
         };
         let base = format!("/client/v4/accounts/{account}");
         let path = match self.2.unwrap_or(n % ACCOUNT_GETS) {
