@@ -314,11 +314,17 @@ fn counts(data: &Export) -> Value {
     })
 }
 
-/// Back to the seeded state: the data (one transaction), the clock, no faults, an empty
-/// journal. Snapshots are kept.
+/// Back to the seeded state: the data (one transaction), every rate-limit allowance full,
+/// the clock, no faults, an empty journal. Snapshots are kept.
 async fn reset(State(app): State<AppState>) -> Result<Response, ApiError> {
     let emulator = emulator(&app);
     app.store.restore(&emulator.seed).await?;
+    if let Some(limiter) = &app.limiter {
+        limiter.reset();
+    }
+    if let Some(failures) = &app.failures {
+        failures.reset();
+    }
     emulator.clock.reset();
     emulator.faults().list.clear();
     emulator.journal().clear();

@@ -18,7 +18,12 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use super::{ApiError, MAX_HEADER_BYTES, MAX_TARGET_BYTES};
 
 pub struct UserLimiter {
-    limiter: DefaultKeyedRateLimiter<String>,
+    /// Keyed by the reset generation too: governor's keyed limiter cannot forget every key
+    /// at once, and a lock around it would be one more write every request makes to one
+    /// place. After a reset the old keys are never asked for again, and `retain_recent`
+    /// drops each once its allowance has refilled.
+    limiter: DefaultKeyedRateLimiter<(u64, String)>,
+    generation: AtomicU64,
     checks: AtomicU64,
 }
 
@@ -30,8 +35,14 @@ impl UserLimiter {
             .allow_burst(requests);
         UserLimiter {
             limiter: RateLimiter::keyed(quota),
+            generation: AtomicU64::new(0),
             checks: AtomicU64::new(0),
         }
+    }
+
+    /// Every user's full allowance again (the emulator's reset).
+    pub fn reset(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Counts a request of `user`: Ok, or the whole seconds until they may try again.
@@ -40,7 +51,8 @@ impl UserLimiter {
         if self.checks.fetch_add(1, Ordering::Relaxed) % 10_000 == 9_999 {
             self.limiter.retain_recent();
         }
-        self.limiter.check_key(&user.to_string()).map_err(|wait| {
+        let key = (self.generation.load(Ordering::Relaxed), user.to_string());
+        self.limiter.check_key(&key).map_err(|wait| {
             let millis = wait
                 .wait_time_from(DefaultClock::default().now())
                 .as_millis();
@@ -68,8 +80,10 @@ fn wait<K: std::hash::Hash + Eq + Clone>(
 /// allowance has refilled. Keyed by address, so a guesser shuts out itself and whoever
 /// shares its address, never a user it guesses at from elsewhere.
 pub struct FailureLimiter {
-    by_address: DefaultKeyedRateLimiter<IpAddr>,
-    by_email: DefaultKeyedRateLimiter<(IpAddr, String)>,
+    /// Keyed by the reset generation too, as [`UserLimiter`] is.
+    by_address: DefaultKeyedRateLimiter<(u64, IpAddr)>,
+    by_email: DefaultKeyedRateLimiter<(u64, IpAddr, String)>,
+    generation: AtomicU64,
     /// Until when an address (email `None`) or an address asking for an email is refused.
     refused: quick_cache::sync::Cache<(IpAddr, Option<String>), Instant>,
 }
@@ -81,8 +95,15 @@ impl FailureLimiter {
         FailureLimiter {
             by_address: RateLimiter::keyed(Quota::per_minute(per_minute)),
             by_email: RateLimiter::keyed(Quota::per_minute(per_email)),
+            generation: AtomicU64::new(0),
             refused: quick_cache::sync::Cache::new(100_000),
         }
+    }
+
+    /// Every address's full allowance again, nobody refused (the emulator's reset).
+    pub fn reset(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.refused.clear();
     }
 
     /// Whether a request from `address` (for `email`) may be authenticated now; if not, the
@@ -105,13 +126,14 @@ impl FailureLimiter {
     /// Counts a failed authentication from `address` (for `email`).
     pub fn failed(&self, address: IpAddr, email: Option<&str>) {
         let now = Instant::now();
-        if let Some(wait) = wait(&self.by_address, &address) {
+        let generation = self.generation.load(Ordering::Relaxed);
+        if let Some(wait) = wait(&self.by_address, &(generation, address)) {
             self.refused.insert((address, None), now + wait);
         }
         if let Some(email) = email.map(str::to_ascii_lowercase) {
-            let key = (address, email);
+            let key = (generation, address, email);
             if let Some(wait) = wait(&self.by_email, &key) {
-                self.refused.insert((address, Some(key.1)), now + wait);
+                self.refused.insert((address, Some(key.2)), now + wait);
             }
         }
     }

@@ -76,6 +76,54 @@ async fn reset_puts_the_seeded_state_back() {
     assert_eq!(control.get("/_roster/faults").await.result(), &json!([]));
 }
 
+/// A reset gives every user their whole rate-limit allowance back, and every address its
+/// allowance of failed authentications: tests after it start as the first did.
+#[tokio::test]
+async fn reset_restores_the_rate_limits_allowances() {
+    let server = TestServer::emulator_with(&roster::api::Limits {
+        rate: Some((
+            std::num::NonZeroU32::new(2).unwrap(),
+            std::time::Duration::from_secs(300),
+        )),
+        // Nine a minute from an address, three of them for one email.
+        failed_auth: std::num::NonZeroU32::new(9),
+        ..roster::api::Limits::default()
+    })
+    .await;
+    let demo = server.as_user(&Creds::demo());
+    let wrong = server.as_user(&Creds {
+        email: "user@example.com".into(),
+        key: "0".repeat(37),
+    });
+    let spend = || async {
+        demo.get("/user").await.result();
+        demo.get("/user").await.result();
+        demo.get("/user").await.expect_error(429, 971);
+        // Failures for one email exhaust its allowance at this address (three a minute):
+        // from then on its requests are refused before their key is looked at.
+        let first = wrong.get("/user").await;
+        first.expect_error(403, 9103);
+        let mut refused = false;
+        for _ in 0..5 {
+            let r = wrong.get("/user").await;
+            if r.status == 429 {
+                r.expect_error(429, 971);
+                refused = true;
+                break;
+            }
+            r.expect_error(403, 9103);
+        }
+        assert!(refused, "the failures were throttled");
+    };
+    spend().await;
+    server
+        .raw(&[])
+        .post("/_roster/reset", json!({}))
+        .await
+        .result();
+    spend().await;
+}
+
 #[tokio::test]
 async fn a_snapshot_restores_what_it_saved() {
     let server = TestServer::emulator().await;

@@ -63,11 +63,15 @@ impl TestServer {
     /// A server with the emulator's control plane, seeded with the demo data, as
     /// `roster serve --demo` starts on a new database.
     pub async fn emulator() -> TestServer {
+        TestServer::emulator_with(&Limits::default()).await
+    }
+
+    pub async fn emulator_with(limits: &Limits) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        TestServer::start_on(listener, addr, &Limits::default(), true).await
+        TestServer::start_on(listener, addr, limits, true).await
     }
 
     /// A fresh server listening on every IPv6 and IPv4 address (`[::]`), as a dual-stack
