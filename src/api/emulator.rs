@@ -22,8 +22,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::access::Notes;
 use super::extract::{Body as JsonBody, Params};
@@ -31,6 +29,7 @@ use super::{ApiError, AppState, views};
 use crate::auth::hash_secret;
 use crate::domain::DomainError;
 use crate::domain::clock::Clock;
+use crate::domain::types::{parse_timestamp, timestamp};
 use crate::store::export::Export;
 
 /// Requests the journal keeps; the oldest go first.
@@ -416,7 +415,7 @@ async fn drop_snapshot(
 
 fn clock_view(clock: &Clock) -> Value {
     json!({
-        "now": clock.now().format(&Rfc3339).expect("UTC timestamps always format"),
+        "now": timestamp(clock.now()),
         "offset_seconds": clock.offset().whole_seconds(),
     })
 }
@@ -452,7 +451,7 @@ async fn move_clock(
             clock.advance(time::Duration::seconds(seconds));
         }
         (None, Some(now), false) => {
-            let at = OffsetDateTime::parse(&now, &Rfc3339).map_err(|_| {
+            let at = parse_timestamp(&now).ok_or_else(|| {
                 DomainError::invalid(
                     "now",
                     "now must be an RFC 3339 time, e.g. 2030-01-01T00:00:00Z",
@@ -608,7 +607,7 @@ pub async fn observe(State(app): State<AppState>, req: Request, next: Next) -> R
         _ => (body, Value::Null),
     };
     let mut entry = json!({
-        "at": emulator.clock.now().format(&Rfc3339).expect("UTC timestamps always format"),
+        "at": timestamp(emulator.clock.now()),
         "method": parts.method.as_str(),
         "path": super::error::shown(&path),
         "query": parts.uri.query().map(|q| super::error::shown(q).into_owned()),

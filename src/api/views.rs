@@ -422,10 +422,10 @@ pub fn invite<'a>(
     ttl: std::time::Duration,
 ) -> InviteView<'a> {
     let membership = &m.membership;
-    let status = if membership.invitation_expired(ttl) {
-        "expired"
-    } else {
-        membership.status.as_str()
+    let expires_on = membership.invitation_expires_on(ttl);
+    let status = match expires_on {
+        Some(at) if at <= crate::domain::clock::now_utc() => "expired",
+        _ => membership.status.as_str(),
     };
     InviteView {
         id: &membership.id,
@@ -435,10 +435,7 @@ pub fn invite<'a>(
         organization_name: &m.account.name,
         organization_is_enforcing_twofactor: m.account.settings.enforce_twofactor,
         invited_on: &membership.created_on,
-        expires_on: membership.invitation_expires_on(ttl).and_then(|at| {
-            at.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        }),
+        expires_on: expires_on.map(crate::domain::types::timestamp),
         roles: roles(&membership.grants, &m.catalog)
             .into_iter()
             .map(|r| r.name.as_str())

@@ -34,19 +34,13 @@ impl Clock {
 
     /// Moves the clock by `by` (forward when positive).
     pub fn advance(&self, by: Duration) {
-        let ns = by
-            .whole_nanoseconds()
-            .clamp(i64::MIN.into(), i64::MAX.into()) as i64;
-        self.offset_ns.fetch_add(ns, Ordering::SeqCst);
+        self.offset_ns.fetch_add(nanoseconds(by), Ordering::SeqCst);
     }
 
     /// Sets the clock to read `at` now.
     pub fn set(&self, at: OffsetDateTime) {
         let by = at - OffsetDateTime::now_utc();
-        let ns = by
-            .whole_nanoseconds()
-            .clamp(i64::MIN.into(), i64::MAX.into()) as i64;
-        self.offset_ns.store(ns, Ordering::SeqCst);
+        self.offset_ns.store(nanoseconds(by), Ordering::SeqCst);
     }
 
     /// Back to the system's time.
@@ -58,6 +52,12 @@ impl Clock {
     pub async fn scope<F: Future>(self: Arc<Self>, work: F) -> F::Output {
         CURRENT.scope(self, work).await
     }
+}
+
+/// `by` in whole nanoseconds, as far as 64 bits reach (about 292 years either way).
+fn nanoseconds(by: Duration) -> i64 {
+    by.whole_nanoseconds()
+        .clamp(i64::MIN.into(), i64::MAX.into()) as i64
 }
 
 /// The time now, as the rules see it.

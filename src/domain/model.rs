@@ -185,18 +185,8 @@ impl Membership {
     /// When this membership, as an invitation, stops being acceptable: `ttl` after it was
     /// made. `None` for a membership that is not pending, or whose time does not parse.
     pub fn invitation_expires_on(&self, ttl: std::time::Duration) -> Option<time::OffsetDateTime> {
-        let made = time::OffsetDateTime::parse(
-            &self.created_on,
-            &time::format_description::well_known::Rfc3339,
-        )
-        .ok()?;
+        let made = super::types::parse_timestamp(&self.created_on)?;
         (self.status == Status::Pending).then(|| made + ttl)
-    }
-
-    /// Whether this is an invitation whose time has passed, on the rules' clock.
-    pub fn invitation_expired(&self, ttl: std::time::Duration) -> bool {
-        self.invitation_expires_on(ttl)
-            .is_some_and(|at| at <= super::clock::now_utc())
     }
 
     /// The member's user as the account may see them: only once they have accepted, so

@@ -568,15 +568,11 @@ impl AccountState {
         let status = match (current.status, answer) {
             // Two-factor status as stored now, not as it was when the caller authenticated.
             (Status::Pending, Answer::Accepted) => {
-                if current.invitation_expired(invitation_ttl) {
-                    let at = current
-                        .invitation_expires_on(invitation_ttl)
-                        .and_then(|at| {
-                            at.format(&time::format_description::well_known::Rfc3339)
-                                .ok()
-                        })
-                        .unwrap_or_default();
-                    return Err(DomainError::InvitationExpired(at));
+                if let Some(at) = current
+                    .invitation_expires_on(invitation_ttl)
+                    .filter(|at| *at <= super::clock::now_utc())
+                {
+                    return Err(DomainError::InvitationExpired(super::types::timestamp(at)));
                 }
                 self.check_two_factor(current.user.as_ref())?;
                 Status::Accepted

@@ -96,9 +96,7 @@ pub struct Want<'a> {
     pub resource: &'a str,
 }
 
-fn parse_time(raw: &str) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(raw, &Rfc3339).ok()
-}
+use super::types::parse_timestamp as parse_time;
 
 impl Token {
     /// The status a client sees: an active token past its expiry is expired.

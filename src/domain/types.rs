@@ -224,9 +224,18 @@ wire_enum!(
 
 /// The current time as Cloudflare writes it (RFC 3339, UTC).
 pub fn now() -> String {
-    clock::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
+    timestamp(clock::now_utc())
+}
+
+/// A time as Cloudflare writes it (RFC 3339).
+pub fn timestamp(at: time::OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
         .expect("UTC timestamps always format")
+}
+
+/// A time written as [`timestamp`] writes it, if `raw` is one.
+pub fn parse_timestamp(raw: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339).ok()
 }
 
 /// Checks a free-text field: its length in characters, as Cloudflare's limits are, and no
