@@ -127,7 +127,7 @@ fn accepted() -> Status {
     Status::Accepted
 }
 
-#[derive(Clone, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyFixture {
     pub id: Option<String>,
@@ -196,21 +196,6 @@ struct PlannedAccount {
     account: Account,
     catalog: AccountCatalog,
     members: Vec<PlannedMember>,
-}
-
-impl PlannedAccount {
-    /// The fixture's user groups `email` is in.
-    fn groups_of(&self, email: &Email) -> impl Iterator<Item = &Id> {
-        self.catalog
-            .user_groups
-            .iter()
-            .filter(move |g| {
-                self.members
-                    .iter()
-                    .any(|m| &m.email == email && m.in_groups.contains(&g.id))
-            })
-            .map(|g| &g.id)
-    }
 }
 
 #[derive(Clone)]
@@ -360,20 +345,7 @@ fn plan_account(a: &AccountFixture) -> Result<PlannedAccount, DomainError> {
     for g in &a.user_groups {
         let at = format!("accounts[{}].user_groups[{}]", a.name, g.name);
         let mut planned = || {
-            let policies = match member_grants(
-                &MemberFixture {
-                    id: None,
-                    email: String::new(),
-                    status: Status::Accepted,
-                    roles: Vec::new(),
-                    policies: g.policies.clone(),
-                    code: None,
-                },
-                &state.catalog,
-            )? {
-                Grants::Policies(policies) => policies,
-                Grants::Roles(_) => Vec::new(),
-            };
+            let policies = fixture_policies(&g.policies)?;
             let put = state.create_user_group(&g.name, policies)?;
             let Change::PutUserGroup(mut group) = put else {
                 unreachable!("creating a user group puts one");
@@ -594,7 +566,7 @@ fn account_changes(planned: &PlannedAccount, state: &AccountState) -> Vec<Change
             // The file's groups, and those the API gave the member since.
             groups: {
                 let mut groups = live.map(|e| e.groups.clone()).unwrap_or_default();
-                for group in planned.groups_of(&m.email) {
+                for group in &m.in_groups {
                     if !groups.iter().any(|g| &g.id == group) {
                         groups.push(InGroup {
                             id: group.clone(),
@@ -610,6 +582,38 @@ fn account_changes(planned: &PlannedAccount, state: &AccountState) -> Vec<Change
     changes
 }
 
+/// Policies as a fixture gives them: permission groups by id or name.
+fn fixture_policies(policies: &[PolicyFixture]) -> Result<Vec<Policy>, DomainError> {
+    policies
+        .iter()
+        .map(|p| {
+            Ok(Policy {
+                id: optional_id(&p.id, "policies.id")?.unwrap_or_else(Id::generate),
+                access: p.access,
+                permission_groups: p
+                    .permission_groups
+                    .iter()
+                    .map(|g| {
+                        Id::parse(g)
+                            .or_else(|| catalog::permission_group_named(g).map(|pg| pg.id.clone()))
+                            .ok_or_else(|| {
+                                DomainError::invalid(
+                                    "permission_groups",
+                                    format!("unknown permission group {g}"),
+                                )
+                            })
+                    })
+                    .collect::<Result<_, _>>()?,
+                resource_groups: p
+                    .resource_groups
+                    .iter()
+                    .map(|g| Id::parse_field(g, "resource_groups"))
+                    .collect::<Result<_, _>>()?,
+            })
+        })
+        .collect::<Result<_, DomainError>>()
+}
+
 /// Role and permission-group references may be ids or names (names case-insensitively).
 fn member_grants(m: &MemberFixture, catalog: &AccountCatalog) -> Result<Grants, DomainError> {
     if !m.policies.is_empty() && !m.roles.is_empty() {
@@ -619,38 +623,7 @@ fn member_grants(m: &MemberFixture, catalog: &AccountCatalog) -> Result<Grants, 
         ));
     }
     if !m.policies.is_empty() {
-        let policies = m
-            .policies
-            .iter()
-            .map(|p| {
-                Ok(Policy {
-                    id: optional_id(&p.id, "policies.id")?.unwrap_or_else(Id::generate),
-                    access: p.access,
-                    permission_groups: p
-                        .permission_groups
-                        .iter()
-                        .map(|g| {
-                            Id::parse(g)
-                                .or_else(|| {
-                                    catalog::permission_group_named(g).map(|pg| pg.id.clone())
-                                })
-                                .ok_or_else(|| {
-                                    DomainError::invalid(
-                                        "permission_groups",
-                                        format!("unknown permission group {g}"),
-                                    )
-                                })
-                        })
-                        .collect::<Result<_, _>>()?,
-                    resource_groups: p
-                        .resource_groups
-                        .iter()
-                        .map(|g| Id::parse_field(g, "resource_groups"))
-                        .collect::<Result<_, _>>()?,
-                })
-            })
-            .collect::<Result<_, DomainError>>()?;
-        return Ok(Grants::Policies(policies));
+        return Ok(Grants::Policies(fixture_policies(&m.policies)?));
     }
     let roles = m
         .roles

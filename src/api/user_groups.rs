@@ -94,10 +94,7 @@ async fn details(
     let state = app
         .read_account(&account_id, &Focus::caller(&caller), &caller)
         .await?;
-    let group = state
-        .catalog
-        .user_group(&group_id)
-        .ok_or(DomainError::NotFound("User group"))?;
+    let group = state.user_group(&group_id)?;
     Ok(views::single(views::user_group(group, &state.catalog)))
 }
 
@@ -233,10 +230,7 @@ async fn list_members(
             &caller,
         )
         .await?;
-    state
-        .catalog
-        .user_group(&group_id)
-        .ok_or(DomainError::NotFound("User group"))?;
+    state.user_group(&group_id)?;
     let members = members_after(&state, &[], &group_id)
         .into_iter()
         .filter(|m| {
@@ -346,10 +340,7 @@ async fn member_details(
             &caller,
         )
         .await?;
-    state
-        .catalog
-        .user_group(&group_id)
-        .ok_or(DomainError::NotFound("User group"))?;
+    state.user_group(&group_id)?;
     let member = state
         .members
         .iter()

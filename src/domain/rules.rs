@@ -699,7 +699,8 @@ impl AccountState {
         }
     }
 
-    fn user_group(&self, id: &Id) -> Result<&UserGroup, DomainError> {
+    /// The account's user group `id`; a missing one is a 404.
+    pub fn user_group(&self, id: &Id) -> Result<&UserGroup, DomainError> {
         self.catalog
             .user_group(id)
             .ok_or(DomainError::NotFound("User group"))
