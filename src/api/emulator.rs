@@ -71,8 +71,25 @@ struct Fault {
     id: String,
     #[serde(flatten)]
     spec: FaultSpec,
+    /// `spec.path`, compiled once when the fault is added.
+    #[serde(skip)]
+    path: Option<glob::Pattern>,
     /// Matching requests answered so far.
     hits: u64,
+}
+
+impl Fault {
+    fn matches(&self, method: &str, path: &str, caller: &[String]) -> bool {
+        let spec = &self.spec;
+        spec.method
+            .as_ref()
+            .is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && self.path.as_ref().is_none_or(|p| path_matches(p, path))
+            && spec
+                .caller
+                .as_ref()
+                .is_none_or(|c| caller.iter().any(|k| k.eq_ignore_ascii_case(c)))
+    }
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -118,6 +135,7 @@ fn always() -> f64 {
 }
 
 impl FaultSpec {
+    /// Checks every field but `path`, which [`path_pattern`] checks as it compiles it.
     fn check(&self) -> Result<(), DomainError> {
         if self.status.is_none() && self.delay_ms == 0 {
             return Err(DomainError::invalid(
@@ -140,9 +158,6 @@ impl FaultSpec {
                 "method",
                 "method is not an HTTP method",
             ));
-        }
-        if let Some(path) = &self.path {
-            path_pattern(path)?;
         }
         if self.delay_ms > 30_000 {
             return Err(DomainError::invalid(
@@ -169,20 +184,6 @@ impl FaultSpec {
             crate::domain::types::bounded(message, "message", 1, 1000)?;
         }
         Ok(())
-    }
-
-    fn matches(&self, method: &str, path: &str, caller: &[String]) -> bool {
-        self.method
-            .as_ref()
-            .is_none_or(|m| m.eq_ignore_ascii_case(method))
-            && self
-                .path
-                .as_ref()
-                .is_none_or(|p| path_pattern(p).is_ok_and(|p| path_matches(&p, path)))
-            && self
-                .caller
-                .as_ref()
-                .is_none_or(|c| caller.iter().any(|k| k.eq_ignore_ascii_case(c)))
     }
 
     /// The answer the fault gives in place of the API's.
@@ -269,7 +270,7 @@ impl Emulator {
     fn take_fault(&self, method: &str, path: &str, caller: &[String]) -> Option<FaultSpec> {
         let mut faults = self.faults();
         let index = faults.list.iter().position(|f| {
-            f.spec.matches(method, path, caller)
+            f.matches(method, path, caller)
                 && (f.spec.probability >= 1.0 || rand::random::<f64>() < f.spec.probability)
         })?;
         let fault = &mut faults.list[index];
@@ -480,11 +481,13 @@ async fn add_fault(
     JsonBody(spec): JsonBody<FaultSpec>,
 ) -> Result<Response, ApiError> {
     spec.check()?;
+    let path = spec.path.as_deref().map(path_pattern).transpose()?;
     let mut faults = emulator(&app).faults();
     faults.next_id += 1;
     let fault = Fault {
         id: faults.next_id.to_string(),
         spec,
+        path,
         hits: 0,
     };
     faults.list.push(fault.clone());
@@ -631,16 +634,13 @@ pub async fn observe(State(app): State<AppState>, req: Request, next: Next) -> R
         .then(|| emulator.take_fault(&method, &path, &callers))
         .flatten();
     let req = Request::from_parts(parts, body);
-    let response = match fault {
-        Some(fault) => {
-            if fault.delay_ms > 0 {
-                tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
-            }
-            match fault.status {
-                Some(status) => fault.answer(status),
-                None => emulator.clock.clone().scope(next.run(req)).await,
-            }
-        }
+    if let Some(fault) = &fault
+        && fault.delay_ms > 0
+    {
+        tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
+    }
+    let response = match fault.as_ref().and_then(|f| Some((f, f.status?))) {
+        Some((fault, status)) => fault.answer(status),
         None => emulator.clock.clone().scope(next.run(req)).await,
     };
     entry["status"] = json!(response.status().as_u16());
