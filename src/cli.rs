@@ -292,6 +292,23 @@ pub enum TokenCommand {
     },
 }
 
+/// Loads what `serve` was given into a database that holds data already: the demo only
+/// if its account is missing (after the first start it belongs to the API), a seed file
+/// as `roster seed` would.
+async fn load_at_start(
+    store: &dyn Store,
+    demo: bool,
+    seed: Option<&fixture::Fixture>,
+) -> anyhow::Result<()> {
+    if demo && fixture::load_demo(store).await? {
+        tracing::info!("demo data loaded");
+    }
+    if let Some(seed) = seed {
+        report(&fixture::load(store, seed).await?);
+    }
+    Ok(())
+}
+
 /// What loading a fixture did, for the operator: the keys made for users the file gave
 /// none (on standard output, as `roster user create` prints a key), and the members left
 /// as the API made them.
@@ -372,12 +389,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 })
                 .transpose()?;
             let emulator = if emulator || demo {
-                let mut fixtures = Vec::new();
-                if demo {
-                    fixtures
-                        .push(fixture::parse(fixture::DEMO).expect("the demo fixture is valid"));
-                }
-                fixtures.extend(seed);
+                let demo_data =
+                    demo.then(|| fixture::parse(fixture::DEMO).expect("the demo fixture is valid"));
+                let fixtures: Vec<&fixture::Fixture> = demo_data.iter().chain(&seed).collect();
                 let (seeded, loaded) = fixture::seeded_state(&fixtures).await?;
                 // A new database starts as a reset leaves it, with the same ids and keys.
                 match store.import(&seeded).await {
@@ -385,23 +399,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         report(&loaded);
                         tracing::info!("seeded: {seeded}");
                     }
-                    // A database in use keeps what the API made of the demo since; a seed
-                    // file loads as `roster seed` would.
                     Err(StoreError::Import(_)) => {
-                        if demo && fixture::load_demo(store.as_ref()).await? {
-                            tracing::info!("demo data loaded");
-                        }
-                        for fixture in &fixtures[usize::from(demo)..] {
-                            report(&fixture::load(store.as_ref(), fixture).await?);
-                        }
+                        load_at_start(store.as_ref(), demo, seed.as_ref()).await?
                     }
                     Err(e) => return Err(e.into()),
                 }
                 Some(Arc::new(api::emulator::Emulator::new(seeded)))
             } else {
-                if let Some(seed) = seed {
-                    report(&fixture::load(store.as_ref(), &seed).await?);
-                }
+                load_at_start(store.as_ref(), demo, seed.as_ref()).await?;
                 None
             };
             let served = limits.limits();

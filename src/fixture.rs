@@ -480,7 +480,7 @@ pub async fn load(store: &dyn Store, fixture: &Fixture) -> Result<Loaded, StoreE
 /// The state `fixtures` make in a new, empty database, as an export: what the emulator's
 /// reset goes back to. Built in a database of its own in memory, so the server's own
 /// database is not touched.
-pub async fn seeded_state(fixtures: &[Fixture]) -> Result<(Export, Loaded), StoreError> {
+pub async fn seeded_state(fixtures: &[&Fixture]) -> Result<(Export, Loaded), StoreError> {
     let scratch =
         SqliteStore::open(std::path::Path::new(":memory:"), std::time::Duration::ZERO).await?;
     let mut loaded = Loaded::default();

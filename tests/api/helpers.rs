@@ -108,7 +108,7 @@ impl TestServer {
         let emulator = match emulator {
             true => {
                 let demo = roster::fixture::parse(roster::fixture::DEMO).expect("demo parses");
-                let (seed, _) = roster::fixture::seeded_state(&[demo])
+                let (seed, _) = roster::fixture::seeded_state(&[&demo])
                     .await
                     .expect("the demo seeds");
                 store.import(&seed).await.expect("the seed imports");
