@@ -22,7 +22,7 @@
 //! | `write_account`, `create_account` | the writer: a savepoint in the batch's `BEGIN IMMEDIATE` (the file's write lock; writes arriving together share one commit, see `sqlite.rs`) | pooled, `READ COMMITTED`, account row `FOR UPDATE`, this process's writers queued per account | clears nothing: memberships are checked on read |
 //! | `edit_user`, `edit_token` | the writer, a savepoint in the batch | pooled, `READ COMMITTED`, user row `FOR UPDATE`, queued per user | clears credentials; PostgreSQL tells other processes (`NOTIFY`) |
 //! | `insert_user`, `insert_token`, `delete_token`, `touch_token` | the writer, a savepoint in the batch | pooled, `READ COMMITTED`, the rows written | `delete_token` clears credentials, `touch_token` updates its entry; inserts clear nothing (a refusal is never kept) |
-//! | `export` | the writer, after committing its batch: `BEGIN` (one snapshot; this process's writes wait) | pooled, `REPEATABLE READ READ ONLY` | none |
+//! | `export` | the writer, after committing its batch: `BEGIN` (one snapshot; this process's writes wait), committed once read | pooled, `REPEATABLE READ READ ONLY`, committed once read | none |
 //! | `import`, `restore` | the writer, a savepoint in the batch | pooled, `READ COMMITTED`, every table `EXCLUSIVE` | clears credentials; PostgreSQL tells other processes |
 
 mod conn;
