@@ -127,9 +127,7 @@ pub async fn authenticate(
     };
     let presented = hash_secret(&key.to_ascii_lowercase());
     match store.user_by_email(email.folded()).await? {
-        Some((user, stored)) if same_digest(&presented, &stored) => {
-            Ok(Caller { user, token: None })
-        }
+        Some((user, stored)) if same_digest(&presented, &stored) => Ok(Caller::of_user(user, None)),
         _ => Err(AuthError::UnknownKey),
     }
 }

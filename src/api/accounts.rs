@@ -31,17 +31,31 @@ async fn list(
     let page = params.page()?;
     let direction = params.choice("direction")?.unwrap_or(Direction::Asc);
     let name = params.text("name", 100)?;
-    let accounts: Vec<Account> = app
-        .store
-        .user_memberships(caller.user.email.folded())
-        .await?
-        .iter()
-        .filter(|m| {
-            m.catalog
-                .allows(&m.account, &m.membership, &caller, Need::Read)
-        })
-        .filter(|m| name.as_ref().is_none_or(|n| same_name(&m.account.name, n)))
-        .map(|m| m.account.clone())
+    let readable: Vec<Account> = match (&caller.user, caller.token_account()) {
+        // An account's token sees its own account, if its policies let it read it.
+        (_, Some(own)) => {
+            let state = app.load_account(own, &Focus::default()).await?;
+            match state.authorize(&caller, Need::Read) {
+                Ok(()) => vec![state.account],
+                Err(_) => Vec::new(),
+            }
+        }
+        (Some(user), None) => app
+            .store
+            .user_memberships(user.email.folded())
+            .await?
+            .iter()
+            .filter(|m| {
+                m.catalog
+                    .allows(&m.account, &m.membership, &caller, Need::Read)
+            })
+            .map(|m| m.account.clone())
+            .collect(),
+        (None, None) => unreachable!("a caller without a token is a user"),
+    };
+    let accounts: Vec<Account> = readable
+        .into_iter()
+        .filter(|a| name.as_ref().is_none_or(|n| same_name(&a.name, n)))
         .collect();
     let page = paginate(
         accounts,
@@ -94,7 +108,7 @@ async fn create(
         settings: AccountSettings::default(),
         managed_by: None,
     };
-    let owner = account.founding_member(&caller.user);
+    let owner = account.founding_member(caller.user()?);
     app.store.create_account(&account, Some(&owner)).await?;
     Ok(views::single(views::account(&account)))
 }

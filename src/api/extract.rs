@@ -52,18 +52,28 @@ impl FromRequestParts<AppState> for Auth {
             }
         };
         if let Some(notes) = parts.extensions.get::<super::access::Notes>() {
-            let who = match &caller.token {
-                Some(token) => format!("token {}", token.id),
-                None => format!("user {}", caller.user.id),
+            let who = match (&caller.token, &caller.user) {
+                (Some(token), _) => format!("token {}", token.id),
+                (None, Some(user)) => format!("user {}", user.id),
+                (None, None) => unreachable!("a caller without a token is a user"),
             };
             let _ = notes.0.caller.set(who);
         }
         if let Some(limiter) = &state.limiter {
             limiter
-                .check(caller.user.id.as_str())
+                .check(rate_limit_key(&caller))
                 .map_err(ApiError::Busy)?;
         }
         Ok(Auth(caller))
+    }
+}
+
+/// Whose allowance a request spends: its user's, or an account token's own.
+fn rate_limit_key(caller: &Caller) -> &str {
+    match (&caller.user, &caller.token) {
+        (Some(user), _) => user.id.as_str(),
+        (None, Some(token)) => token.id.as_str(),
+        (None, None) => unreachable!("a caller without a token is a user"),
     }
 }
 
@@ -75,9 +85,9 @@ pub fn original_path(parts: &Parts) -> String {
         .map_or_else(|| parts.uri.path().to_string(), |u| u.path().to_string())
 }
 
-/// The path's identifiers, in order. One that is not 32 hex characters makes the whole
-/// path unroutable, as Cloudflare answers it.
-pub struct Ids(pub Vec<Id>);
+/// The path's identifiers, in order, with their names in the route. One that is not 32
+/// hex characters makes the whole path unroutable, as Cloudflare answers it.
+pub struct Ids(Vec<(String, Id)>);
 
 impl FromRequestParts<AppState> for Ids {
     type Rejection = ApiError;
@@ -85,7 +95,10 @@ impl FromRequestParts<AppState> for Ids {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         super::access::Notes::route(&parts.extensions);
         let ids = match Path::<Vec<(String, String)>>::from_request_parts(parts, state).await {
-            Ok(Path(raw)) => raw.iter().map(|(_, v)| Id::parse(v)).collect(),
+            Ok(Path(raw)) => raw
+                .into_iter()
+                .map(|(name, v)| Id::parse(&v).map(|id| (name, id)))
+                .collect(),
             Err(_) => None,
         };
         ids.map(Ids)
@@ -95,21 +108,24 @@ impl FromRequestParts<AppState> for Ids {
 
 impl Ids {
     pub fn one(self) -> Id {
-        self.0.into_iter().next().expect("route has one id")
+        self.0.into_iter().next().expect("route has one id").1
     }
 
     pub fn three(self) -> (Id, Id, Id) {
         let mut it = self.0.into_iter();
-        let mut next = || it.next().expect("route has three ids");
+        let mut next = || it.next().expect("route has three ids").1;
         (next(), next(), next())
     }
 
     pub fn two(self) -> (Id, Id) {
         let mut it = self.0.into_iter();
-        (
-            it.next().expect("route has two ids"),
-            it.next().expect("route has two ids"),
-        )
+        let mut next = || it.next().expect("route has two ids").1;
+        (next(), next())
+    }
+
+    /// The id the route names `name`, for handlers that serve routes of different shapes.
+    pub fn named(&self, name: &str) -> Option<&Id> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, id)| id)
     }
 }
 

@@ -25,10 +25,8 @@ pub fn router() -> Router<AppState> {
 /// the order they were made.
 async fn list(State(app): State<AppState>, Auth(caller): Auth) -> Result<Response, ApiError> {
     caller.require_token_group("Memberships", Need::Read)?;
-    let all = app
-        .store
-        .user_memberships(caller.user.email.folded())
-        .await?;
+    let user = caller.user()?;
+    let all = app.store.user_memberships(user.email.folded()).await?;
     let mut pending: Vec<_> = all
         .iter()
         .filter(|m| m.membership.status == Status::Pending)
@@ -39,7 +37,7 @@ async fn list(State(app): State<AppState>, Auth(caller): Auth) -> Result<Respons
     });
     let invites: Vec<_> = pending
         .iter()
-        .map(|m| views::invite(m, &caller.user, app.invitation_ttl))
+        .map(|m| views::invite(m, user, app.invitation_ttl))
         .collect();
     Ok(views::single(invites))
 }
@@ -53,7 +51,7 @@ async fn details(
     let m = own(&app, &caller, &ids.one()).await?;
     Ok(views::single(views::invite(
         &m,
-        &caller.user,
+        caller.user()?,
         app.invitation_ttl,
     )))
 }
@@ -74,7 +72,7 @@ async fn edit(
     let m = own(&app, &caller, &id).await?;
     Ok(views::single(views::invite(
         &m,
-        &caller.user,
+        caller.user()?,
         app.invitation_ttl,
     )))
 }

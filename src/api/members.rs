@@ -98,7 +98,7 @@ async fn list(
     };
     let found = app
         .store
-        .member_page(&ids.one(), caller.user.email.folded(), &query)
+        .member_page(&ids.one(), caller.email_folded(), &query)
         .await?
         .ok_or(DomainError::NotFound("Account"))?;
     found

@@ -34,7 +34,7 @@ async fn list(
     let names = [params.text("account.name", 100)?, params.text("name", 100)?];
     let all = app
         .store
-        .user_memberships(caller.user.email.folded())
+        .user_memberships(caller.user()?.email.folded())
         .await?;
     let items: Vec<&UserMembership> = all
         .iter()
@@ -68,7 +68,7 @@ pub(super) async fn own(
     id: &Id,
 ) -> Result<UserMembership, ApiError> {
     app.store
-        .user_membership(caller.user.email.folded(), id)
+        .user_membership(caller.user()?.email.folded(), id)
         .await?
         .ok_or(DomainError::NotFound("Membership").into())
 }
@@ -126,7 +126,7 @@ pub(super) async fn answer(
         .write_account(
             &current.account.id,
             &Focus::default().member(id),
-            &|state| Ok(vec![state.respond(id, &caller.user, status, ttl)?]),
+            &|state| Ok(vec![state.respond(id, caller.user()?, status, ttl)?]),
         )
         .await?)
 }
@@ -143,7 +143,7 @@ async fn leave(
         .write_account(
             &current.account.id,
             &Focus::default().member(&id).administrators(),
-            &|state| Ok(vec![state.leave(&id, &caller.user)?]),
+            &|state| Ok(vec![state.leave(&id, caller.user()?)?]),
         )
         .await?;
     Ok(views::single(views::IdOnly { id: &id }))

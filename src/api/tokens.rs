@@ -1,6 +1,9 @@
-//! `/user/tokens`: the caller's API tokens. A token's secret is shown when it is made and
-//! when it is rolled, never again; another user's token answers like a missing one. With a
-//! token, managing tokens needs the "API Tokens Read" or "API Tokens Write" group.
+//! API tokens: the caller's own (`/user/tokens`) and an account's (`/accounts/{id}/tokens`),
+//! served by the same handlers for either owner. A token's secret is shown when it is made
+//! and when it is rolled, never again; another owner's token answers like a missing one.
+//! With a token, managing a user's tokens needs the "API Tokens Read" or "API Tokens Write"
+//! group; an account's tokens need the "Account API Tokens" groups on that account, which a
+//! member holds as Super Administrator or through a policy (`AccountState::authorize_account_tokens`).
 
 use crate::domain::clock;
 use std::collections::BTreeMap;
@@ -16,9 +19,9 @@ use super::extract::{Auth, Body, Ids, Params, Ref, not_null};
 use super::{ApiError, AppState, views};
 use crate::auth::{AuthError, BAD_AUTHORIZATION, generate_token, hash_secret};
 use crate::domain::list::{paginate, text_key};
-use crate::domain::tokens::{self, Effect, IpCondition, Resource, TokenInput, TokenStatus};
+use crate::domain::tokens::{self, Effect, IpCondition, Owner, Resource, TokenInput, TokenStatus};
 use crate::domain::types::now;
-use crate::domain::{Direction, DomainError, Need, catalog};
+use crate::domain::{Caller, Direction, DomainError, Focus, Id, Need, catalog};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -30,8 +33,20 @@ pub fn router() -> Router<AppState> {
             get(details).put(update).delete(remove),
         )
         .route("/user/tokens/{token_id}/value", put(roll))
+        .route("/accounts/{account_id}/tokens", get(list).post(create))
+        .route(
+            "/accounts/{account_id}/tokens/permission_groups",
+            get(permission_groups),
+        )
+        .route("/accounts/{account_id}/tokens/verify", get(verify))
+        .route(
+            "/accounts/{account_id}/tokens/{token_id}",
+            get(details).put(update).delete(remove),
+        )
+        .route("/accounts/{account_id}/tokens/{token_id}/value", put(roll))
 }
 
+/// The permission groups that manage a user's own tokens.
 const AREA: &str = "API Tokens";
 
 #[derive(Deserialize)]
@@ -129,12 +144,36 @@ impl TokenBody {
     }
 }
 
+/// Whose tokens a request is about, once the caller may `need` them: the account's on
+/// `/accounts/{account_id}/tokens`, the caller's own on `/user/tokens`; and the token the
+/// path names, if any.
+async fn owner(
+    app: &AppState,
+    caller: &Caller,
+    ids: &Ids,
+    need: Need,
+) -> Result<(Owner, Option<Id>), ApiError> {
+    let token = ids.named("token_id").cloned();
+    match ids.named("account_id") {
+        Some(account) => {
+            let state = app.load_account(account, &Focus::caller(caller)).await?;
+            state.authorize_account_tokens(caller, need)?;
+            Ok((Owner::Account(account.clone()), token))
+        }
+        None => {
+            caller.require_token_group(AREA, need)?;
+            Ok((Owner::User(caller.user()?.id.clone()), token))
+        }
+    }
+}
+
 async fn list(
     State(app): State<AppState>,
     Auth(caller): Auth,
+    ids: Ids,
     params: Params,
 ) -> Result<Response, ApiError> {
-    caller.require_token_group(AREA, Need::Read)?;
+    let (owner, _) = owner(&app, &caller, &ids, Need::Read).await?;
     let page = params.page()?;
     let direction = params.choice("direction")?.unwrap_or(Direction::Asc);
     let include_expired = match params.text("include_expired", 5)?.as_deref() {
@@ -149,7 +188,7 @@ async fn list(
         }
     };
     let at = clock::now_utc();
-    let mut items = app.store.user_tokens(&caller.user.id).await?;
+    let mut items = app.store.tokens(&owner).await?;
     items.retain(|t| include_expired || t.effective_status(at) != TokenStatus::Expired);
     let page = paginate(
         items,
@@ -164,11 +203,13 @@ async fn list(
 async fn create(
     State(app): State<AppState>,
     Auth(caller): Auth,
+    ids: Ids,
     Body(body): Body<TokenBody>,
 ) -> Result<Response, ApiError> {
-    caller.require_token_group(AREA, Need::Write)?;
+    let (owner, _) = owner(&app, &caller, &ids, Need::Write).await?;
     let (input, status) = body.input()?;
-    let mut token = tokens::new_token(&caller.user.id, input)?;
+    let creator = caller.user.as_ref().map(|u| u.email.as_str().to_string());
+    let mut token = tokens::new_token(owner, input, creator)?;
     if let Some(status) = status {
         token.status = status;
     }
@@ -184,11 +225,11 @@ async fn details(
     Auth(caller): Auth,
     ids: Ids,
 ) -> Result<Response, ApiError> {
-    caller.require_token_group(AREA, Need::Read)?;
-    let id = ids.one();
+    let (owner, id) = owner(&app, &caller, &ids, Need::Read).await?;
+    let id = id.expect("the route names a token");
     let token = app
         .store
-        .user_tokens(&caller.user.id)
+        .tokens(&owner)
         .await?
         .into_iter()
         .find(|t| t.id == id)
@@ -202,13 +243,13 @@ async fn update(
     ids: Ids,
     Body(body): Body<TokenBody>,
 ) -> Result<Response, ApiError> {
-    caller.require_token_group(AREA, Need::Write)?;
+    let (owner, id) = owner(&app, &caller, &ids, Need::Write).await?;
     let (input, status) = body.input()?;
     let token = app
         .store
         .edit_token(
-            &caller.user.id,
-            &ids.one(),
+            &owner,
+            &id.expect("the route names a token"),
             &|t| tokens::update_token(t, input.clone(), status),
             None,
         )
@@ -221,9 +262,9 @@ async fn remove(
     Auth(caller): Auth,
     ids: Ids,
 ) -> Result<Response, ApiError> {
-    caller.require_token_group(AREA, Need::Write)?;
-    let id = ids.one();
-    app.store.delete_token(&caller.user.id, &id).await?;
+    let (owner, id) = owner(&app, &caller, &ids, Need::Write).await?;
+    let id = id.expect("the route names a token");
+    app.store.delete_token(&owner, &id).await?;
     Ok(views::single(json!({ "id": id })))
 }
 
@@ -234,12 +275,12 @@ async fn roll(
     Auth(caller): Auth,
     ids: Ids,
 ) -> Result<Response, ApiError> {
-    caller.require_token_group(AREA, Need::Write)?;
+    let (owner, id) = owner(&app, &caller, &ids, Need::Write).await?;
     let secret = generate_token();
     app.store
         .edit_token(
-            &caller.user.id,
-            &ids.one(),
+            &owner,
+            &id.expect("the route names a token"),
             &|t| {
                 t.modified_on = now();
                 Ok(())
@@ -250,19 +291,29 @@ async fn roll(
     Ok(views::single(secret))
 }
 
-/// Answers for the token the request came with; only a bearer token can be verified.
-async fn verify(Auth(caller): Auth) -> Result<Response, ApiError> {
-    let Some(token) = caller.token else {
+/// Answers for the token the request came with; only a bearer token can be verified, and
+/// only where it belongs: a user's on `/user/tokens/verify`, an account's on that account's
+/// `.../tokens/verify` (elsewhere it is an invalid token, as Cloudflare answers).
+async fn verify(Auth(caller): Auth, ids: Ids) -> Result<Response, ApiError> {
+    let Some(token) = &caller.token else {
         return Err(AuthError::Malformed(vec![BAD_AUTHORIZATION]).into());
     };
+    let belongs = match (&token.owner, ids.named("account_id")) {
+        (Owner::User(_), None) => true,
+        (Owner::Account(own), Some(account)) => own == account,
+        _ => false,
+    };
+    if !belongs {
+        return Err(AuthError::BadToken.into());
+    }
     let status = token.effective_status(clock::now_utc());
     let mut result = json!({ "id": token.id, "status": status });
     for (field, value) in [
-        ("not_before", token.not_before),
-        ("expires_on", token.expires_on),
+        ("not_before", &token.not_before),
+        ("expires_on", &token.expires_on),
     ] {
         if let Some(value) = value {
-            result[field] = value.into();
+            result[field] = value.clone().into();
         }
     }
     Ok(views::single_with_message(
@@ -273,13 +324,20 @@ async fn verify(Auth(caller): Auth) -> Result<Response, ApiError> {
 }
 
 /// The permission groups a token may name, as the token form lists them: `name` and
-/// `scope` filter (exact, case-insensitive name).
-async fn permission_groups(Auth(caller): Auth, params: Params) -> Result<Response, ApiError> {
-    caller.require_token_group(AREA, Need::Read)?;
+/// `scope` filter (exact, case-insensitive name). An account's tokens name account and zone
+/// groups only: no user's groups.
+async fn permission_groups(
+    State(app): State<AppState>,
+    Auth(caller): Auth,
+    ids: Ids,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let (owner, _) = owner(&app, &caller, &ids, Need::Read).await?;
     let name = params.text("name", 200)?;
     let scope = params.text("scope", 200)?;
     let groups: Vec<_> = catalog::permission_groups()
         .iter()
+        .filter(|g| matches!(owner, Owner::User(_)) || g.scopes != tokens::USER_RESOURCE)
         .filter(|g| name.as_ref().is_none_or(|n| g.name.eq_ignore_ascii_case(n)))
         .filter(|g| scope.as_ref().is_none_or(|s| &g.scopes == s))
         .map(|g| json!({ "id": g.id, "name": g.name, "scopes": [g.scopes] }))

@@ -17,7 +17,7 @@ pub fn router() -> Router<AppState> {
 
 async fn details(Auth(caller): Auth) -> Result<Response, ApiError> {
     caller.require_token_group("User Details", Need::Read)?;
-    Ok(views::single(views::user(&caller.user)))
+    Ok(views::single(views::user(caller.user()?)))
 }
 
 /// `null` clears a field; an absent field leaves it as it is.
@@ -63,7 +63,7 @@ async fn edit(
     caller.require_token_group("User Details", Need::Write)?;
     let user = app
         .store
-        .edit_user(&caller.user.id, &|user| {
+        .edit_user(&caller.user()?.id, &|user| {
             edit_field(&mut user.first_name, &body.first_name, "first_name", 60)?;
             edit_field(&mut user.last_name, &body.last_name, "last_name", 60)?;
             edit_field(&mut user.telephone, &body.telephone, "telephone", 20)?;

@@ -501,6 +501,9 @@ pub struct TokenView<'a> {
     policies: Vec<TokenPolicyView<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     condition: Option<ConditionView<'a>>,
+    /// An account's token made by a user: who.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    creator_email_at_creation: Option<&'a str>,
     /// The secret, only right after it was made.
     #[serde(skip_serializing_if = "Option::is_none")]
     value: Option<&'a str>,
@@ -544,6 +547,7 @@ pub fn token<'a>(t: &'a Token, value: Option<&'a str>) -> TokenView<'a> {
             .request_ip
             .as_ref()
             .map(|r| ConditionView { request_ip: r }),
+        creator_email_at_creation: t.creator_email.as_deref(),
         value,
     }
 }

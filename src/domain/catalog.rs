@@ -112,7 +112,7 @@ pub fn builtin_roles() -> &'static [Role] {
 }
 
 /// Groups that only gate API tokens on the caller's own records (`/memberships`, `/user`)
-/// carry no account grants.
+/// or the management of an account's tokens carry no account grants.
 static PERMISSION_GROUPS: LazyLock<Vec<PermissionGroup>> = LazyLock::new(|| {
     const ACCOUNT: &str = "com.cloudflare.api.account";
     const ZONE: &str = "com.cloudflare.api.account.zone";
@@ -301,6 +301,21 @@ static PERMISSION_GROUPS: LazyLock<Vec<PermissionGroup>> = LazyLock::new(|| {
             "API Tokens Write",
             "api_tokens_write",
             USER,
+            NONE,
+        ),
+        // Roster's ids: Cloudflare's own for these two are not published.
+        group(
+            "4a1c3e0b7d2f4c8e9b6a5d3f2e1c0b9a",
+            "Account API Tokens Read",
+            "account_api_tokens_read",
+            ACCOUNT,
+            NONE,
+        ),
+        group(
+            "8b2d4f6a1c3e4e7a9c0b2d4f6a8c1e3b",
+            "Account API Tokens Write",
+            "account_api_tokens_write",
+            ACCOUNT,
             NONE,
         ),
         group(

@@ -12,10 +12,12 @@ use super::types::{
     AccountType, Answer, Email, Id, MAX_GRANTS, MAX_PER_POLICY, Status, at_most, bounded, now,
 };
 
-/// The authenticated caller: a user, and when they came with an API token, that token.
+/// The authenticated caller: a user, and when they came with an API token, that token; or
+/// an account's own token, which acts for no user.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub user: User,
+    /// `None` exactly when `token` belongs to an account.
+    pub user: Option<User>,
     pub token: Option<Token>,
 }
 
@@ -27,29 +29,70 @@ pub enum Need {
 }
 
 impl Caller {
+    pub fn of_user(user: User, token: Option<Token>) -> Caller {
+        Caller {
+            user: Some(user),
+            token,
+        }
+    }
+
+    /// The user the caller acts for. An account's token acts for none: user endpoints
+    /// (`/user`, `/memberships`, ...) refuse it as Cloudflare does.
+    pub fn user(&self) -> Result<&User, DomainError> {
+        self.user.as_ref().ok_or(DomainError::Forbidden)
+    }
+
+    /// The account whose own token the caller came with.
+    pub fn token_account(&self) -> Option<&Id> {
+        match &self.token {
+            Some(Token {
+                owner: tokens::Owner::Account(account),
+                ..
+            }) => Some(account),
+            _ => None,
+        }
+    }
+
+    /// The folded email of the user the caller acts for.
+    pub fn email_folded(&self) -> Option<&str> {
+        self.user.as_ref().map(|u| u.email.folded())
+    }
+
     /// Checks a token against the groups of one area (`Memberships`, `User Details`, `API
     /// Tokens`: `{area} Read` or `{area} Write`, a read accepting either) on the resource
     /// those groups are about: the caller themselves for user groups, any account
     /// (`com.cloudflare.api.account.*`) for account groups used outside one account. A
     /// global API key passes always.
     pub fn require_token_group(&self, area: &str, need: Need) -> Result<(), DomainError> {
+        let Some(scope) =
+            catalog::permission_group_named(&format!("{area} Write")).map(|g| g.scopes.as_str())
+        else {
+            return Err(DomainError::Forbidden);
+        };
+        let resource = if scope == tokens::USER_RESOURCE {
+            tokens::user_resource(&self.user()?.id)
+        } else {
+            format!("{scope}.*")
+        };
+        self.require_token_group_on(area, need, &resource)
+    }
+
+    /// The same check on one resource (an account, for groups used inside it).
+    pub fn require_token_group_on(
+        &self,
+        area: &str,
+        need: Need,
+        resource: &str,
+    ) -> Result<(), DomainError> {
         let Some(token) = &self.token else {
             return Ok(());
         };
         let (read, write) = (format!("{area} Read"), format!("{area} Write"));
         let accepts =
             |g: &PermissionGroup| g.name == write || (need == Need::Read && g.name == read);
-        let Some(scope) = catalog::permission_group_named(&write).map(|g| g.scopes.as_str()) else {
-            return Err(DomainError::Forbidden);
-        };
-        let resource = if scope == tokens::USER_RESOURCE {
-            tokens::user_resource(&self.user.id)
-        } else {
-            format!("{scope}.*")
-        };
         if token.allows(&tokens::Want {
             groups: &accepts,
-            resource: &resource,
+            resource,
         }) {
             Ok(())
         } else {
@@ -64,6 +107,31 @@ impl Caller {
         }
     }
 }
+
+/// The permission groups `policies` of one access name.
+fn named_groups<'a>(
+    policies: &'a [&'a Policy],
+    access: super::types::Access,
+) -> impl Iterator<Item = &'static PermissionGroup> + 'a {
+    policies
+        .iter()
+        .filter(move |p| p.access == access)
+        .flat_map(|p| p.permission_groups.iter())
+        .filter_map(catalog::permission_group)
+}
+
+/// Whether the membership holds the Super Administrator role itself.
+fn is_super_administrator(m: &Membership) -> bool {
+    match &m.grants {
+        Grants::Roles(roles) => roles
+            .iter()
+            .any(|r| r.as_str() == catalog::SUPER_ADMINISTRATOR),
+        Grants::Policies(_) => false,
+    }
+}
+
+/// The permission groups that manage an account's own tokens.
+pub const ACCOUNT_TOKENS: &str = "Account API Tokens";
 
 fn allows(perms: &Permissions, need: Need) -> bool {
     match need {
@@ -135,6 +203,25 @@ impl AccountCatalog {
                 .fold(Permissions::default(), |acc, r| acc.union(&r.permissions)),
             Grants::Policies(_) => Permissions::default(),
         };
+        let policies = self.policies_in(account, grants, groups);
+        let sum = |access| {
+            named_groups(&policies, access)
+                .fold(Permissions::default(), |acc, g| acc.union(&g.grants))
+        };
+        (
+            from_roles.union(&sum(super::types::Access::Allow)),
+            sum(super::types::Access::Deny),
+        )
+    }
+
+    /// The policies of `grants` and of `groups` that apply in `account`: those with a
+    /// resource group scoped to it.
+    fn policies_in<'a>(
+        &'a self,
+        account: &Account,
+        grants: &'a Grants,
+        groups: &[InGroup],
+    ) -> Vec<&'a Policy> {
         let own = match grants {
             Grants::Policies(policies) => policies.as_slice(),
             Grants::Roles(_) => &[],
@@ -143,27 +230,37 @@ impl AccountCatalog {
             .iter()
             .filter_map(|g| self.user_group(&g.id))
             .flat_map(|g| g.policies.iter());
-        let policies: Vec<&Policy> = own.iter().chain(of_groups).collect();
         let key = account.scope_key();
-        let applies = |p: &&&Policy| {
-            p.resource_groups
-                .iter()
-                .filter_map(|id| self.resource_group(id))
-                .any(|g| g.scope.key == key)
-        };
-        let sum = |access| {
-            policies
-                .iter()
-                .filter(|p| p.access == access)
-                .filter(applies)
-                .flat_map(|p| p.permission_groups.iter())
-                .filter_map(catalog::permission_group)
-                .fold(Permissions::default(), |acc, g| acc.union(&g.grants))
-        };
-        (
-            from_roles.union(&sum(super::types::Access::Allow)),
-            sum(super::types::Access::Deny),
-        )
+        own.iter()
+            .chain(of_groups)
+            .filter(|p| {
+                p.resource_groups
+                    .iter()
+                    .filter_map(|id| self.resource_group(id))
+                    .any(|g| g.scope.key == key)
+            })
+            .collect()
+    }
+
+    /// Whether member `m` holds a permission group that `accepts` takes, in `account`: as
+    /// Super Administrator (who holds every group), or through an allow policy of their own
+    /// or of one of their groups that no deny policy names.
+    pub fn member_holds(
+        &self,
+        account: &Account,
+        m: &Membership,
+        accepts: &dyn Fn(&PermissionGroup) -> bool,
+    ) -> bool {
+        if is_super_administrator(m) {
+            return true;
+        }
+        let policies = self.policies_in(account, &m.grants, &m.groups);
+        let denied: Vec<&Id> = named_groups(&policies, super::types::Access::Deny)
+            .filter(|g| accepts(g))
+            .map(|g| &g.id)
+            .collect();
+        named_groups(&policies, super::types::Access::Allow)
+            .any(|g| accepts(g) && !denied.contains(&&g.id))
     }
 
     /// Whether `m`, the caller's own membership of `account`, lets them do `need` there:
@@ -177,6 +274,18 @@ impl AccountCatalog {
         caller: &Caller,
         need: Need,
     ) -> Result<(), DomainError> {
+        if let Some(owner) = caller.token_account() {
+            // An account's token reaches its own account alone, with what its policies
+            // grant there; to any other account it is a stranger.
+            if owner != &account.id {
+                return Err(DomainError::NotFound("Account"));
+            }
+            return if caller.token_allows_account(&account.id, need) {
+                Ok(())
+            } else {
+                Err(DomainError::Forbidden)
+            };
+        }
         let mine = mine
             .filter(|m| m.status == Status::Accepted)
             .ok_or(DomainError::NotFound("Account"))?;
@@ -302,7 +411,10 @@ impl Focus {
 
     /// The caller's own membership, which authorizing them needs.
     pub fn caller(caller: &Caller) -> Focus {
-        Focus::default().email(caller.user.email.folded())
+        match caller.email_folded() {
+            Some(email) => Focus::default().email(email),
+            None => Focus::default(),
+        }
     }
 
     pub fn member(mut self, id: &Id) -> Focus {
@@ -425,19 +537,21 @@ impl AccountState {
             .ok_or(DomainError::NotFound("Member"))
     }
 
-    /// The caller's accepted membership, if it allows `need`. Non-members (and invitees who
-    /// have not accepted) see the account as missing; members without the right get 403.
-    pub fn authorize(&self, caller: &Caller, need: Need) -> Result<&Membership, DomainError> {
-        require_loaded(
-            self.focus.has_email(caller.user.email.folded()),
-            "the caller's membership",
-        );
-        let mine = self.members.iter().find(|m| {
-            m.status == Status::Accepted && m.email.folded() == caller.user.email.folded()
-        });
+    /// Whether the caller may do `need` in the account: an accepted membership that
+    /// allows it (non-members and invitees who have not accepted see the account as
+    /// missing, members without the right get 403), or the account's own token.
+    pub fn authorize(&self, caller: &Caller, need: Need) -> Result<(), DomainError> {
         self.catalog
-            .authorize(&self.account, mine, caller, need)
-            .map(|()| mine.expect("authorized callers are members"))
+            .authorize(&self.account, self.own_membership_of(caller), caller, need)
+    }
+
+    /// The caller's accepted membership, when they act for a user.
+    fn own_membership_of(&self, caller: &Caller) -> Option<&Membership> {
+        let email = caller.email_folded()?;
+        require_loaded(self.focus.has_email(email), "the caller's membership");
+        self.members
+            .iter()
+            .find(|m| m.status == Status::Accepted && m.email.folded() == email)
     }
 
     pub fn invite(&self, new: NewMember, user: Option<User>) -> Result<Change, DomainError> {
@@ -592,17 +706,38 @@ impl AccountState {
     /// Deleting the account: for a member with organization write who is its Super
     /// Administrator (`../shared/DESIGN.md`, Accounts).
     pub fn delete_account(&self, caller: &Caller) -> Result<Change, DomainError> {
-        let mine = self.authorize(caller, Need::Write)?;
-        let super_administrator = match &mine.grants {
-            Grants::Roles(roles) => roles
-                .iter()
-                .any(|r| r.as_str() == catalog::SUPER_ADMINISTRATOR),
-            Grants::Policies(_) => false,
-        };
-        if !super_administrator {
+        self.authorize(caller, Need::Write)?;
+        // An account's token is no Super Administrator: it cannot end its own account.
+        match self.own_membership_of(caller) {
+            Some(mine) if is_super_administrator(mine) => Ok(Change::DeleteAccount),
+            _ => Err(DomainError::Forbidden),
+        }
+    }
+
+    /// Whether the caller may read or manage the account's own tokens: with the "Account
+    /// API Tokens" groups, which a member holds as Super Administrator or through a policy,
+    /// and which the caller's token (theirs or the account's) must carry on this account.
+    pub fn authorize_account_tokens(&self, caller: &Caller, need: Need) -> Result<(), DomainError> {
+        let resource = tokens::account_resource(&self.account.id);
+        if let Some(owner) = caller.token_account() {
+            if owner != &self.account.id {
+                return Err(DomainError::NotFound("Account"));
+            }
+            return caller.require_token_group_on(ACCOUNT_TOKENS, need, &resource);
+        }
+        let mine = self
+            .own_membership_of(caller)
+            .ok_or(DomainError::NotFound("Account"))?;
+        let (read, write) = (
+            format!("{ACCOUNT_TOKENS} Read"),
+            format!("{ACCOUNT_TOKENS} Write"),
+        );
+        let accepts =
+            |g: &PermissionGroup| g.name == write || (need == Need::Read && g.name == read);
+        if !self.catalog.member_holds(&self.account, mine, &accepts) {
             return Err(DomainError::Forbidden);
         }
-        Ok(Change::DeleteAccount)
+        caller.require_token_group_on(ACCOUNT_TOKENS, need, &resource)
     }
 
     pub fn leave(&self, id: &Id, user: &User) -> Result<Change, DomainError> {
@@ -888,7 +1023,7 @@ mod tests {
 
     fn caller(email: &str) -> Caller {
         Caller {
-            user: user(email, false),
+            user: Some(user(email, false)),
             token: None,
         }
     }
@@ -1156,7 +1291,7 @@ mod tests {
         // An Administrator has organization write too, and still may not.
         let state = account(vec![owner, admin]);
         let caller = |email| Caller {
-            user: user(email, false),
+            user: Some(user(email, false)),
             token: None,
         };
         assert!(matches!(
@@ -1247,6 +1382,124 @@ mod tests {
         // A group the catalog no longer has gives nothing.
         state.catalog.user_groups.clear();
         assert!(!perms(&state, &zoe).can_read(Key::Organization));
+    }
+
+    /// An account's own token of `account` allowing `group` on it.
+    fn account_token(account: &Id, group: &str) -> Caller {
+        let input = tokens::TokenInput {
+            name: "ci".into(),
+            policies: vec![tokens::PolicyInput {
+                id: None,
+                effect: tokens::Effect::Allow,
+                permission_groups: vec![id(group)],
+                resources: [(
+                    tokens::account_resource(account),
+                    tokens::Resource::All("*".into()),
+                )]
+                .into(),
+            }],
+            not_before: None,
+            expires_on: None,
+            request_ip: None,
+        };
+        let token = tokens::new_token(tokens::Owner::Account(account.clone()), input, None)
+            .expect("a valid token");
+        Caller {
+            user: None,
+            token: Some(token),
+        }
+    }
+
+    #[test]
+    fn an_account_token_reaches_its_own_account_within_its_policies() {
+        const SETTINGS_WRITE: &str = "bcc19b668966402dadd900f2b4243d2e";
+        let state = account(vec![member(
+            "owner@example.com",
+            Status::Accepted,
+            &[catalog::SUPER_ADMINISTRATOR],
+        )]);
+        let own = state.account.id.clone();
+        let reader = account_token(&own, ACCOUNT_SETTINGS_READ);
+        assert_eq!(state.authorize(&reader, Need::Read), Ok(()));
+        assert_eq!(
+            state.authorize(&reader, Need::Write),
+            Err(DomainError::Forbidden)
+        );
+        assert_eq!(
+            state.authorize(&account_token(&own, SETTINGS_WRITE), Need::Write),
+            Ok(())
+        );
+        // Another account's token is a stranger, whatever it allows.
+        let other = account_token(&id("bc000000000000000000000000000000"), SETTINGS_WRITE);
+        assert_eq!(
+            state.authorize(&other, Need::Read),
+            Err(DomainError::NotFound("Account"))
+        );
+        // It is no Super Administrator, and no user.
+        let writer = account_token(&own, SETTINGS_WRITE);
+        assert_eq!(
+            state.delete_account(&writer).unwrap_err(),
+            DomainError::Forbidden
+        );
+        assert_eq!(writer.user().unwrap_err(), DomainError::Forbidden);
+    }
+
+    #[test]
+    fn the_account_tokens_groups_come_from_super_administrator_or_a_policy() {
+        const TOKENS_READ: &str = "4a1c3e0b7d2f4c8e9b6a5d3f2e1c0b9a";
+        const TOKENS_WRITE: &str = "8b2d4f6a1c3e4e7a9c0b2d4f6a8c1e3b";
+        let owner = member(
+            "owner@example.com",
+            Status::Accepted,
+            &[catalog::SUPER_ADMINISTRATOR],
+        );
+        let mut admin = member("admin@example.com", Status::Accepted, &[ADMINISTRATOR]);
+        let (mut state, groups) = with_user_groups(
+            vec![],
+            &[
+                ("token readers", Access::Allow, TOKENS_READ),
+                ("no token reading", Access::Deny, TOKENS_READ),
+            ],
+        );
+        state.members = vec![owner, admin.clone()];
+        let decide = |state: &AccountState, who: &str, need| {
+            state.authorize_account_tokens(&caller(who), need)
+        };
+        assert_eq!(decide(&state, "owner@example.com", Need::Write), Ok(()));
+        assert_eq!(
+            decide(&state, "admin@example.com", Need::Read),
+            Err(DomainError::Forbidden)
+        );
+        join(&mut admin, &groups[0]);
+        state.members[1] = admin.clone();
+        assert_eq!(decide(&state, "admin@example.com", Need::Read), Ok(()));
+        assert_eq!(
+            decide(&state, "admin@example.com", Need::Write),
+            Err(DomainError::Forbidden)
+        );
+        join(&mut admin, &groups[1]);
+        state.members[1] = admin;
+        assert_eq!(
+            decide(&state, "admin@example.com", Need::Read),
+            Err(DomainError::Forbidden),
+            "a deny caps the allow"
+        );
+        assert_eq!(
+            decide(&state, "stranger@example.com", Need::Read),
+            Err(DomainError::NotFound("Account"))
+        );
+        // The account's own token needs the group on its account.
+        let own = state.account.id.clone();
+        let reader = account_token(&own, TOKENS_READ);
+        assert_eq!(state.authorize_account_tokens(&reader, Need::Read), Ok(()));
+        assert_eq!(
+            state.authorize_account_tokens(&reader, Need::Write),
+            Err(DomainError::Forbidden)
+        );
+        assert_eq!(
+            state.authorize_account_tokens(&account_token(&own, TOKENS_WRITE), Need::Write),
+            Ok(())
+        );
     }
 
     #[test]

@@ -65,10 +65,21 @@ pub struct IpCondition {
     pub not_in: Vec<IpNet>,
 }
 
+/// Who a token belongs to: a user (it acts for them, within their rights) or an account
+/// (it acts for nobody, within its own policies on that account alone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    User(Id),
+    Account(Id),
+}
+
 #[derive(Debug, Clone)]
 pub struct Token {
     pub id: Id,
-    pub user_id: Id,
+    pub owner: Owner,
+    /// For an account's token, the email of the user who made it (Cloudflare's
+    /// `creator_email_at_creation`); none when an operator or another token made it.
+    pub creator_email: Option<String>,
     pub name: String,
     pub status: TokenStatus,
     pub policies: Vec<TokenPolicy>,
@@ -212,30 +223,53 @@ pub struct PolicyInput {
     pub resources: BTreeMap<String, Resource>,
 }
 
-/// Accepts `com.cloudflare.api.account.<id>|*`, `com.cloudflare.api.account.zone.<id>|*`
-/// and the owner's own `com.cloudflare.api.user.<id>`.
-fn check_resource_key(key: &str, owner: &Id, field: &str) -> Result<(), DomainError> {
+/// A user's token accepts `com.cloudflare.api.account.<id>|*`,
+/// `com.cloudflare.api.account.zone.<id>|*` and the owner's own `com.cloudflare.api.user.<id>`.
+/// An account's token names only that account and zones: a zone by id at the top level,
+/// every zone (`*`) only inside the account's own entry, where it means the account's zones.
+fn check_resource_key(
+    key: &str,
+    owner: &Owner,
+    nested: bool,
+    field: &str,
+) -> Result<(), DomainError> {
     let id_or_star =
         |rest: &str| rest == "*" || Id::parse(rest).is_some_and(|id| id.as_str() == rest);
-    let ok = if let Some(rest) = key.strip_prefix(&format!("{ZONE_RESOURCE}.")) {
-        id_or_star(rest)
-    } else if let Some(rest) = key.strip_prefix(&format!("{ACCOUNT_RESOURCE}.")) {
-        id_or_star(rest)
-    } else if let Some(rest) = key.strip_prefix(&format!("{USER_RESOURCE}.")) {
-        rest == owner.as_str() || rest == "*"
-    } else {
-        false
+    let ok = match owner {
+        Owner::User(user) => {
+            if let Some(rest) = key.strip_prefix(&format!("{ZONE_RESOURCE}.")) {
+                id_or_star(rest)
+            } else if let Some(rest) = key.strip_prefix(&format!("{ACCOUNT_RESOURCE}.")) {
+                id_or_star(rest)
+            } else if let Some(rest) = key.strip_prefix(&format!("{USER_RESOURCE}.")) {
+                rest == user.as_str() || rest == "*"
+            } else {
+                false
+            }
+        }
+        Owner::Account(account) => {
+            if let Some(rest) = key.strip_prefix(&format!("{ZONE_RESOURCE}.")) {
+                (nested && rest == "*") || Id::parse(rest).is_some_and(|id| id.as_str() == rest)
+            } else {
+                !nested && key == account_resource(account)
+            }
+        }
     };
     if ok {
-        Ok(())
-    } else {
-        Err(DomainError::invalid(
-            field,
-            format!(
-                "{field}: {key:?} is not a resource this token can name (com.cloudflare.api.account.<id or *>, com.cloudflare.api.account.zone.<id or *>, or com.cloudflare.api.user.<your user id>)"
-            ),
-        ))
+        return Ok(());
     }
+    let allowed = match owner {
+        Owner::User(_) => {
+            "com.cloudflare.api.account.<id or *>, com.cloudflare.api.account.zone.<id or *>, or com.cloudflare.api.user.<your user id>"
+        }
+        Owner::Account(_) => {
+            "this account's com.cloudflare.api.account.<account id>, or com.cloudflare.api.account.zone.<zone id>; an account's token reaches no other account and no user"
+        }
+    };
+    Err(DomainError::invalid(
+        field,
+        format!("{field}: {key:?} is not a resource this token can name ({allowed})"),
+    ))
 }
 
 /// Reads a client's time: RFC 3339, or an ISO 8601 date-time without an offset (the SDKs
@@ -258,7 +292,7 @@ fn check_time(raw: &str, field: &str) -> Result<(String, OffsetDateTime), Domain
 
 impl TokenInput {
     /// Checks every field and builds the token's policies; a policy without an id gets one.
-    fn check(self, owner: &Id) -> Result<TokenFields, DomainError> {
+    fn check(self, owner: &Owner) -> Result<TokenFields, DomainError> {
         let name = bounded(self.name.trim(), "name", 1, 120)?;
         if self.policies.is_empty() {
             return Err(DomainError::invalid(
@@ -300,6 +334,21 @@ impl TokenInput {
                     format!("policies[{i}].permission_groups: unknown permission group {g}"),
                 ));
             }
+            if let (Owner::Account(_), Some(g)) = (
+                owner,
+                p.permission_groups
+                    .iter()
+                    .filter_map(catalog::permission_group)
+                    .find(|g| g.scopes == USER_RESOURCE),
+            ) {
+                return Err(DomainError::invalid(
+                    "policies.permission_groups",
+                    format!(
+                        "policies[{i}].permission_groups: {} is a user's permission group; an account's token acts for no user",
+                        g.name
+                    ),
+                ));
+            }
             if p.resources.is_empty() {
                 return Err(DomainError::invalid(
                     "policies.resources",
@@ -308,12 +357,12 @@ impl TokenInput {
             }
             let field = format!("policies[{i}].resources");
             for (key, value) in &p.resources {
-                check_resource_key(key, owner, &field)?;
+                check_resource_key(key, owner, false, &field)?;
                 match value {
                     Resource::All(v) if v == "*" => {}
                     Resource::Within(inner) if !inner.is_empty() => {
                         for (k, v) in inner {
-                            check_resource_key(k, owner, &field)?;
+                            check_resource_key(k, owner, true, &field)?;
                             if v != "*" {
                                 return Err(DomainError::invalid(
                                     "policies.resources",
@@ -377,13 +426,22 @@ struct TokenFields {
     request_ip: Option<IpCondition>,
 }
 
-/// A new token of `owner`, active from now.
-pub fn new_token(owner: &Id, input: TokenInput) -> Result<Token, DomainError> {
-    let f = input.check(owner)?;
+/// A new token of `owner`, active from now; `creator_email` is kept for an account's token.
+pub fn new_token(
+    owner: Owner,
+    input: TokenInput,
+    creator_email: Option<String>,
+) -> Result<Token, DomainError> {
+    let f = input.check(&owner)?;
     let at = now();
+    let creator_email = match owner {
+        Owner::Account(_) => creator_email,
+        Owner::User(_) => None,
+    };
     Ok(Token {
         id: Id::generate(),
-        user_id: owner.clone(),
+        owner,
+        creator_email,
         name: f.name,
         status: TokenStatus::Active,
         policies: f.policies,
@@ -420,7 +478,7 @@ pub fn simple_token(
         expires_on,
         request_ip: None,
     };
-    new_token(owner, input)
+    new_token(Owner::User(owner.clone()), input, None)
 }
 
 /// Replaces a token's editable fields (a PUT); a status left out stays as it is.
@@ -429,7 +487,7 @@ pub fn update_token(
     input: TokenInput,
     status: Option<TokenStatus>,
 ) -> Result<(), DomainError> {
-    let f = input.check(&token.user_id)?;
+    let f = input.check(&token.owner)?;
     token.name = f.name;
     token.policies = f.policies;
     token.not_before = f.not_before;
@@ -456,7 +514,8 @@ mod tests {
     fn token(policies: Vec<TokenPolicy>) -> Token {
         Token {
             id: Id::generate(),
-            user_id: Id::generate(),
+            owner: Owner::User(Id::generate()),
+            creator_email: None,
             name: "t".into(),
             status: TokenStatus::Active,
             policies,
@@ -514,6 +573,28 @@ mod tests {
             Resource::Within(BTreeMap::from([(format!("{ZONE_RESOURCE}.*"), "*".into())])),
         )]);
         assert!(!covers(&nested, &account));
+    }
+
+    #[test]
+    fn an_account_token_names_its_own_account_and_zones_only() {
+        let own = Id::parse("0123456789abcdef0123456789abcdef").unwrap();
+        let owner = Owner::Account(own.clone());
+        let ok = |key: &str, nested| check_resource_key(key, &owner, nested, "r").is_ok();
+        assert!(ok(&account_resource(&own), false));
+        assert!(ok(&format!("{ZONE_RESOURCE}.{own}"), false));
+        assert!(ok(&format!("{ZONE_RESOURCE}.*"), true));
+        assert!(
+            !ok(&format!("{ZONE_RESOURCE}.*"), false),
+            "every zone anywhere"
+        );
+        assert!(!ok(&format!("{ACCOUNT_RESOURCE}.*"), false));
+        assert!(!ok(&account_resource(&Id::generate()), false));
+        assert!(!ok(&account_resource(&own), true));
+        assert!(!ok(&user_resource(&own), false));
+        // A user's token names any account and its own user.
+        let user = Owner::User(own.clone());
+        assert!(check_resource_key(&format!("{ACCOUNT_RESOURCE}.*"), &user, false, "r").is_ok());
+        assert!(check_resource_key(&user_resource(&own), &user, false, "r").is_ok());
     }
 
     #[test]

@@ -37,7 +37,7 @@ pub(crate) struct Credentials {
 struct Maps {
     ttl: Duration,
     keys: Cache<String, (Instant, (User, String))>,
-    tokens: Cache<String, (Instant, (Token, User))>,
+    tokens: Cache<String, (Instant, (Token, Option<User>))>,
 }
 
 /// What a lookup saw before it went to the database: its answer is kept only if no change
@@ -60,7 +60,7 @@ impl Credentials {
             .ok_or_else(|| self.lookup())
     }
 
-    pub(crate) fn token(&self, hash: &str) -> Result<(Token, User), Lookup> {
+    pub(crate) fn token(&self, hash: &str) -> Result<(Token, Option<User>), Lookup> {
         self.maps
             .as_ref()
             .and_then(|m| m.fresh(&m.tokens, hash))
@@ -77,7 +77,7 @@ impl Credentials {
         }
     }
 
-    pub(crate) fn keep_token(&self, lookup: Lookup, hash: &str, found: &(Token, User)) {
+    pub(crate) fn keep_token(&self, lookup: Lookup, hash: &str, found: &(Token, Option<User>)) {
         if let Some(m) = &self.maps {
             self.keep(&m.tokens, lookup, hash, found);
         }

@@ -124,7 +124,10 @@ pub struct UserGroupRow {
 #[serde(deny_unknown_fields)]
 pub struct TokenRow {
     pub id: String,
-    pub user_id: String,
+    /// Exactly one of `user_id` and `account_id`.
+    pub user_id: Option<String>,
+    pub account_id: Option<String>,
+    pub creator_email: Option<String>,
     pub name: String,
     pub token_hash: String,
     pub status: String,
@@ -233,7 +236,14 @@ impl Export {
         for t in &self.tokens {
             let at = format!("tokens[{}]", t.id);
             id(&t.id, &at)?;
-            id(&t.user_id, &at)?;
+            match (&t.user_id, &t.account_id) {
+                (Some(owner), None) | (None, Some(owner)) => id(owner, &at)?,
+                _ => {
+                    return Err(format!(
+                        "{at}: a token has a user_id or an account_id, not both"
+                    ));
+                }
+            }
             hex_digest(&t.token_hash, &at)?;
             json::<Vec<TokenPolicy>>(&t.policies, &at, "policies")?;
             if let Some(r) = &t.request_ip {

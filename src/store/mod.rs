@@ -40,7 +40,7 @@ use std::sync::{Arc, Weak};
 use async_trait::async_trait;
 
 use crate::domain::list::{Page, PageRequest};
-use crate::domain::tokens::Token;
+use crate::domain::tokens::{Owner, Token};
 use crate::domain::types::{Direction, MemberOrder, Status};
 use crate::domain::{
     Account, AccountCatalog, AccountState, Change, DomainError, Focus, Id, Membership, User,
@@ -149,7 +149,7 @@ pub trait Store: Send + Sync + 'static {
     async fn member_page(
         &self,
         account: &Id,
-        caller_email_folded: &str,
+        caller_email_folded: Option<&str>,
         query: &MemberQuery,
     ) -> Result<Option<MemberPage>, StoreError>;
 
@@ -196,24 +196,24 @@ pub trait Store: Send + Sync + 'static {
     /// The user with this id, if any.
     async fn user(&self, id: &Id) -> Result<Option<User>, StoreError>;
 
-    /// The token with this secret hash, and its owner.
-    async fn token_by_hash(&self, hash: &str) -> Result<Option<(Token, User)>, StoreError>;
+    /// The token with this secret hash and, for a user's token, its user.
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<(Token, Option<User>)>, StoreError>;
 
-    /// The user's tokens, in no particular order.
-    async fn user_tokens(&self, user: &Id) -> Result<Vec<Token>, StoreError>;
+    /// The tokens of a user or of an account, in no particular order.
+    async fn tokens(&self, owner: &Owner) -> Result<Vec<Token>, StoreError>;
 
-    /// Applies `edit` to the user's token in one transaction and, with `new_hash`, replaces
-    /// its secret. Another user's token is `NotFound("Token")`, as a missing one.
+    /// Applies `edit` to the owner's token in one transaction and, with `new_hash`, replaces
+    /// its secret. Another owner's token is `NotFound("Token")`, as a missing one.
     async fn edit_token(
         &self,
-        user: &Id,
+        owner: &Owner,
         id: &Id,
         edit: EditToken<'_>,
         new_hash: Option<&str>,
     ) -> Result<Token, StoreError>;
 
-    /// Another user's token is `NotFound("Token")`, as a missing one.
-    async fn delete_token(&self, user: &Id, id: &Id) -> Result<(), StoreError>;
+    /// Another owner's token is `NotFound("Token")`, as a missing one.
+    async fn delete_token(&self, owner: &Owner, id: &Id) -> Result<(), StoreError>;
 
     /// Records that the token with this secret hash was used (best effort, outside any
     /// transaction).

@@ -14,7 +14,7 @@ use super::sql::{
 };
 use super::{MemberPage, MemberQuery, StoreError, UserMembership};
 use crate::domain::list::Page;
-use crate::domain::tokens::{Token, TokenStatus};
+use crate::domain::tokens::{Owner, Token, TokenStatus};
 use crate::domain::types::{DefaultNameservers, Direction, MemberOrder};
 use crate::domain::*;
 
@@ -74,7 +74,15 @@ fn membership_from_row(row: &dyn Cols) -> Result<Membership, StoreError> {
 fn token_from_row(row: &dyn Cols) -> Result<Token, StoreError> {
     Ok(Token {
         id: Id::from_trusted(row.text("t_id")?),
-        user_id: Id::from_trusted(row.text("t_user_id")?),
+        owner: match (
+            row.maybe_text("t_user_id")?,
+            row.maybe_text("t_account_id")?,
+        ) {
+            (Some(user), None) => Owner::User(Id::from_trusted(user)),
+            (None, Some(account)) => Owner::Account(Id::from_trusted(account)),
+            _ => return Err(corrupt("tokens", "not exactly one owner")),
+        },
+        creator_email: row.maybe_text("t_creator_email")?,
         name: row.text("t_name")?,
         status: TokenStatus::from_str(&row.text("t_status")?)?,
         policies: json(&row.text("t_policies")?, "tokens.policies")?,
@@ -90,15 +98,24 @@ fn token_from_row(row: &dyn Cols) -> Result<Token, StoreError> {
     })
 }
 
+/// The owner's column and id, for a statement's `WHERE`.
+pub(super) fn owner_column(owner: &Owner) -> (&'static str, &Id) {
+    match owner {
+        Owner::User(id) => ("user_id", id),
+        Owner::Account(id) => ("account_id", id),
+    }
+}
+
 pub(super) async fn fetch_token(
     conn: &mut impl Conn,
-    user: &Id,
+    owner: &Owner,
     id: &Id,
 ) -> Result<Option<Token>, StoreError> {
-    let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens t WHERE t.id = $1 AND t.user_id = $2");
+    let (column, owner) = owner_column(owner);
+    let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens t WHERE t.id = $1 AND t.{column} = $2");
     conn.row(
         &sql,
-        &[id.as_str().into(), user.as_str().into()],
+        &[id.as_str().into(), owner.as_str().into()],
         token_from_row,
     )
     .await
@@ -126,25 +143,34 @@ pub(super) async fn user_by_email(
     .await
 }
 
-/// The token with this digest and its owner.
+/// The token with this digest and, for a user's token, its user.
 pub(super) async fn token_by_hash(
     conn: &mut impl Conn,
     hash: &str,
-) -> Result<Option<(Token, User)>, StoreError> {
+) -> Result<Option<(Token, Option<User>)>, StoreError> {
     let sql = format!(
-        "SELECT {USER_COLUMNS}, {TOKEN_COLUMNS} FROM tokens t JOIN users u ON u.id = t.user_id \
+        "SELECT {USER_COLUMNS}, {TOKEN_COLUMNS} FROM tokens t LEFT JOIN users u ON u.id = t.user_id \
          WHERE t.token_hash = $1"
     );
     conn.row(&sql, &[hash.into()], |row| {
-        let user = user_from_row(row)?.ok_or_else(|| corrupt("tokens", "missing user"))?;
-        Ok((token_from_row(row)?, user))
+        let token = token_from_row(row)?;
+        let user = user_from_row(row)?;
+        if matches!(token.owner, Owner::User(_)) && user.is_none() {
+            return Err(corrupt("tokens", "missing user"));
+        }
+        Ok((token, user))
     })
     .await
 }
 
-pub(super) async fn user_tokens(conn: &mut impl Conn, user: &Id) -> Result<Vec<Token>, StoreError> {
-    let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens t WHERE t.user_id = $1");
-    conn.rows(&sql, &[user.as_str().into()], token_from_row)
+/// The tokens of a user or of an account.
+pub(super) async fn tokens_of(
+    conn: &mut impl Conn,
+    owner: &Owner,
+) -> Result<Vec<Token>, StoreError> {
+    let (column, owner) = owner_column(owner);
+    let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens t WHERE t.{column} = $1");
+    conn.rows(&sql, &[owner.as_str().into()], token_from_row)
         .await
 }
 
@@ -363,20 +389,25 @@ pub(super) async fn member_page(
     conn: &mut impl Conn,
     collate: &str,
     account: &Id,
-    caller_email_folded: &str,
+    caller_email_folded: Option<&str>,
     query: &MemberQuery,
 ) -> Result<Option<MemberPage>, StoreError> {
     let Some(account_row) = fetch_account(conn, account).await? else {
         return Ok(None);
     };
     let members = MEMBERS_OF_ACCOUNT.as_str();
-    let caller = conn
-        .row(
-            &format!("{members} AND m.email_lower = $2 AND m.status = 'accepted'"),
-            &[account.as_str().into(), caller_email_folded.into()],
-            membership_from_row,
-        )
-        .await?;
+    // An account's own token has no membership to find.
+    let caller = match caller_email_folded {
+        Some(email) => {
+            conn.row(
+                &format!("{members} AND m.email_lower = $2 AND m.status = 'accepted'"),
+                &[account.as_str().into(), email.into()],
+                membership_from_row,
+            )
+            .await?
+        }
+        None => None,
+    };
     // `$2` is the status filter, or NULL for every status.
     let filter = "($2 IS NULL OR m.status = $2)";
     let args = [

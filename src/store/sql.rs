@@ -17,7 +17,7 @@ use super::{
     Decide, EditToken, EditUser, MemberPage, MemberQuery, Store, StoreError, UserMembership,
     Written,
 };
-use crate::domain::tokens::Token;
+use crate::domain::tokens::{Owner, Token};
 use crate::domain::*;
 
 pub(super) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -55,7 +55,8 @@ pub(super) const MEMBERSHIP_COLUMNS: &str = "m.id AS m_id, m.account_id AS m_acc
     m.api_access_enabled AS m_api_access_enabled, m.created_on AS m_created_on, \
     m.modified_on AS m_modified_on, m.group_ids AS m_group_ids";
 
-pub(super) const TOKEN_COLUMNS: &str = "t.id AS t_id, t.user_id AS t_user_id, t.name AS t_name, \
+pub(super) const TOKEN_COLUMNS: &str = "t.id AS t_id, t.user_id AS t_user_id, \
+    t.account_id AS t_account_id, t.creator_email AS t_creator_email, t.name AS t_name, \
     t.status AS t_status, t.policies AS t_policies, t.not_before AS t_not_before, \
     t.expires_on AS t_expires_on, t.request_ip AS t_request_ip, t.created_on AS t_created_on, \
     t.modified_on AS t_modified_on, t.last_used_on AS t_last_used_on";
@@ -347,6 +348,7 @@ async fn apply(conn: &mut impl Conn, account_id: &Id, change: &Change) -> Result
             // Children first: the same whether or not the connection enforces the foreign
             // keys' cascades.
             for table in [
+                "tokens",
                 "memberships",
                 "user_groups",
                 "resource_groups",
@@ -469,6 +471,8 @@ const TOKENS: Table = Table {
     columns: &[
         "id",
         "user_id",
+        "account_id",
+        "creator_email",
         "name",
         "token_hash",
         "status",
@@ -658,7 +662,7 @@ impl<B: Backend> Store for SqlStore<B> {
     async fn member_page(
         &self,
         account: &Id,
-        caller_email_folded: &str,
+        caller_email_folded: Option<&str>,
         query: &MemberQuery,
     ) -> Result<Option<MemberPage>, StoreError> {
         let mut conn = self.backend.snapshot().await?;
@@ -671,7 +675,7 @@ impl<B: Backend> Store for SqlStore<B> {
         focus: &Focus,
         decide: Decide<'_>,
     ) -> Result<Written, StoreError> {
-        super::with_retries(B::retryable, || async {
+        let written = super::with_retries(B::retryable, || async {
             let mut tx = self.backend.begin(Lock::Account(id)).await?;
             let state = queries::load_focused(&mut *tx, id, focus)
                 .await?
@@ -683,7 +687,16 @@ impl<B: Backend> Store for SqlStore<B> {
             self.backend.commit(tx).await?;
             Ok(Written { state, changes })
         })
-        .await
+        .await?;
+        // The account's own tokens went with it: no cached copy may outlive them.
+        if written
+            .changes
+            .iter()
+            .any(|c| matches!(c, Change::DeleteAccount))
+        {
+            self.credentials_changed().await;
+        }
+        Ok(written)
     }
 
     async fn create_account(
@@ -733,7 +746,7 @@ impl<B: Backend> Store for SqlStore<B> {
         Ok(found)
     }
 
-    async fn token_by_hash(&self, hash: &str) -> Result<Option<(Token, User)>, StoreError> {
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<(Token, Option<User>)>, StoreError> {
         let lookup = match self.credentials.token(hash) {
             Ok(found) => return Ok(Some(found)),
             Err(lookup) => lookup,
@@ -755,20 +768,24 @@ impl<B: Backend> Store for SqlStore<B> {
         queries::fetch_user(&mut *self.backend.single().await?, id).await
     }
 
-    async fn user_tokens(&self, user: &Id) -> Result<Vec<Token>, StoreError> {
-        queries::user_tokens(&mut *self.backend.single().await?, user).await
+    async fn tokens(&self, owner: &Owner) -> Result<Vec<Token>, StoreError> {
+        queries::tokens_of(&mut *self.backend.single().await?, owner).await
     }
 
     async fn edit_token(
         &self,
-        user: &Id,
+        owner: &Owner,
         id: &Id,
         edit: EditToken<'_>,
         new_hash: Option<&str>,
     ) -> Result<Token, StoreError> {
+        let lock = match owner {
+            Owner::User(user) => Lock::User(user),
+            Owner::Account(account) => Lock::Account(account),
+        };
         let token = super::with_retries(B::retryable, || async {
-            let mut tx = self.backend.begin(Lock::User(user)).await?;
-            let mut token = queries::fetch_token(&mut *tx, user, id)
+            let mut tx = self.backend.begin(lock).await?;
+            let mut token = queries::fetch_token(&mut *tx, owner, id)
                 .await?
                 .ok_or(DomainError::NotFound("Token"))?;
             edit(&mut token)?;
@@ -799,11 +816,12 @@ impl<B: Backend> Store for SqlStore<B> {
         Ok(token)
     }
 
-    async fn delete_token(&self, user: &Id, id: &Id) -> Result<(), StoreError> {
+    async fn delete_token(&self, owner: &Owner, id: &Id) -> Result<(), StoreError> {
+        let (column, owner) = queries::owner_column(owner);
         let deleted = self
             .write_one(
-                "DELETE FROM tokens WHERE id = $1 AND user_id = $2",
-                &[id.into(), user.into()],
+                &format!("DELETE FROM tokens WHERE id = $1 AND {column} = $2"),
+                &[id.into(), owner.into()],
             )
             .await?;
         self.credentials_changed().await;
@@ -886,26 +904,43 @@ impl<B: Backend> Store for SqlStore<B> {
     async fn insert_token(&self, token: &Token, hash: &str) -> Result<(), StoreError> {
         let policies = to_json(&token.policies);
         let request_ip = token.request_ip.as_ref().map(to_json);
-        self.write_one(
-            "INSERT INTO tokens (id, user_id, name, token_hash, status, policies, not_before, \
-                 expires_on, request_ip, created_on, modified_on, last_used_on) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            &[
-                (&token.id).into(),
-                (&token.user_id).into(),
-                (&token.name).into(),
-                hash.into(),
-                token.status.as_str().into(),
-                (&policies).into(),
-                (&token.not_before).into(),
-                (&token.expires_on).into(),
-                (&request_ip).into(),
-                (&token.issued_on).into(),
-                (&token.modified_on).into(),
-                (&token.last_used_on).into(),
-            ],
-        )
-        .await?;
+        let (user, account) = match &token.owner {
+            Owner::User(user) => (Some(user), None),
+            Owner::Account(account) => (None, Some(account)),
+        };
+        // Only while its owner exists: an account deleted since the request was authorized
+        // takes no new token (the foreign key would say the same, where it is enforced).
+        let inserted = self
+            .write_one(
+                "INSERT INTO tokens (id, user_id, account_id, creator_email, name, token_hash, \
+                 status, policies, not_before, expires_on, request_ip, created_on, modified_on, \
+                 last_used_on) \
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 \
+                 WHERE EXISTS (SELECT 1 FROM users WHERE id = $2) \
+                 OR EXISTS (SELECT 1 FROM accounts WHERE id = $3)",
+                &[
+                    (&token.id).into(),
+                    Arg::Text(user.map(Id::as_str)),
+                    Arg::Text(account.map(Id::as_str)),
+                    (&token.creator_email).into(),
+                    (&token.name).into(),
+                    hash.into(),
+                    token.status.as_str().into(),
+                    (&policies).into(),
+                    (&token.not_before).into(),
+                    (&token.expires_on).into(),
+                    (&request_ip).into(),
+                    (&token.issued_on).into(),
+                    (&token.modified_on).into(),
+                    (&token.last_used_on).into(),
+                ],
+            )
+            .await?;
+        if inserted == 0 {
+            return Err(
+                DomainError::NotFound(if user.is_some() { "User" } else { "Account" }).into(),
+            );
+        }
         Ok(())
     }
 

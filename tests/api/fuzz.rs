@@ -59,6 +59,13 @@ const ROUTES: &[(&str, &str)] = &[
         "GET",
         "/accounts/{a}/iam/user_groups/6d7f2f5f5b1d4a0e9081fdc98d432fd1/members",
     ),
+    ("GET", "/accounts/{a}/tokens"),
+    ("POST", "/accounts/{a}/tokens"),
+    ("GET", "/accounts/{a}/tokens/permission_groups"),
+    (
+        "PUT",
+        "/accounts/{a}/tokens/6d7f2f5f5b1d4a0e9081fdc98d432fd1",
+    ),
     // Another account than the demo's, which the other cases need.
     ("DELETE", "/accounts/6d7f2f5f5b1d4a0e9081fdc98d432fd1"),
 ];

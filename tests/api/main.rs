@@ -5,6 +5,7 @@ mod helpers;
 mod openapi;
 mod schema;
 
+mod account_tokens;
 mod admin;
 mod auth;
 mod contract;

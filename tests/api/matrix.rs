@@ -25,6 +25,8 @@ enum Needs {
     },
     /// `/user/tokens/verify`: the bearer token itself.
     Verify,
+    /// `/accounts/{id}/tokens/verify`: a bearer token of that account.
+    AccountVerify,
     /// `GET /accounts`: the accounts the caller (and token) reaches, maybe none.
     Listing,
 }
@@ -137,6 +139,27 @@ async fn every_endpoint_answers_every_kind_of_caller_exactly() {
     let token_id = created.result()["id"].as_str().unwrap().to_string();
     let target_secret = created.result()["value"].as_str().unwrap().to_string();
     let unrelated = server.token(&owner, &["Billing Read"]).await;
+    // An account token of A to manage, and one to verify with.
+    let account_token_body = json!({"name": "acct", "policies": [{"effect": "allow",
+        "permission_groups": [{"id": ZONE_READ}],
+        "resources": {format!("com.cloudflare.api.account.{a}"): "*"}}]});
+    let made = server
+        .as_user(&owner)
+        .post(&format!("/accounts/{a}/tokens"), account_token_body.clone())
+        .await;
+    let account_token = made.result()["id"].as_str().unwrap().to_string();
+    let account_secret = made.result()["value"].as_str().unwrap().to_string();
+    // Another account's token, with zone reading there: a stranger to A and to every user.
+    let foreign = server
+        .as_user(&host)
+        .post(
+            &format!("/accounts/{b}/tokens"),
+            json!({"name": "b", "policies": [{"effect": "allow",
+                "permission_groups": [{"id": ZONE_READ}],
+                "resources": {format!("com.cloudflare.api.account.{b}"): "*"}}]}),
+        )
+        .await;
+    let foreign = foreign.result()["value"].as_str().unwrap().to_string();
 
     let token_body = json!({"name": "t", "policies": [{"effect": "allow", "permission_groups": [{"id": ZONE_READ}],
                             "resources": {"com.cloudflare.api.account.*": "*"}}]});
@@ -376,6 +399,49 @@ async fn every_endpoint_answers_every_kind_of_caller_exactly() {
             None,
             AccountWrite,
         ),
+        e("GET", format!("/accounts/{a}/tokens"), None, AccountRead),
+        e(
+            "POST",
+            format!("/accounts/{a}/tokens"),
+            Some(account_token_body.clone()),
+            AccountWrite,
+        ),
+        e(
+            "GET",
+            format!("/accounts/{a}/tokens/permission_groups"),
+            None,
+            AccountRead,
+        ),
+        e(
+            "GET",
+            format!("/accounts/{a}/tokens/{account_token}"),
+            None,
+            AccountRead,
+        ),
+        e(
+            "PUT",
+            format!("/accounts/{a}/tokens/{account_token}"),
+            Some(account_token_body),
+            AccountWrite,
+        ),
+        e(
+            "GET",
+            format!("/accounts/{a}/tokens/verify"),
+            None,
+            AccountVerify,
+        ),
+        e(
+            "PUT",
+            format!("/accounts/{a}/tokens/{account_token}/value"),
+            Some(json!({})),
+            AccountWrite,
+        ),
+        e(
+            "DELETE",
+            format!("/accounts/{a}/tokens/{account_token}"),
+            None,
+            AccountWrite,
+        ),
     ];
 
     let wrong_key = Creds {
@@ -387,6 +453,8 @@ async fn every_endpoint_answers_every_kind_of_caller_exactly() {
         outsider.key.clone(),
         unrelated.clone(),
         target_secret,
+        account_secret.clone(),
+        foreign.clone(),
     ];
     secrets.extend(secrets.clone().iter().map(|s| hash_secret(s)));
     let mut cases = 0;
@@ -402,13 +470,26 @@ async fn every_endpoint_answers_every_kind_of_caller_exactly() {
             User { theirs: true } => Some((404, 1003)),
             // Their own (empty) records, or no token to verify.
             User { theirs: false } | Listing => None,
-            Verify => Some((400, 6003)),
+            Verify | AccountVerify => Some((400, 6003)),
         };
         let token_expects = match ep.needs {
             Verify | Listing => (200, 0),
+            // A user's token is no account's.
+            AccountVerify => (403, 10000),
             _ => (403, 9109),
         };
+        let foreign_expects = match ep.needs {
+            AccountRead | AccountWrite => (404, 1003),
+            User { .. } => (403, 9109),
+            Verify | AccountVerify => (403, 10000),
+            Listing => (200, 0),
+        };
         let callers = [
+            (
+                "another account's token",
+                Some(server.with_token(&foreign)),
+                Some(foreign_expects),
+            ),
             (
                 "no credentials",
                 Some(server.anonymous()),
@@ -442,7 +523,9 @@ async fn every_endpoint_answers_every_kind_of_caller_exactly() {
                 assert_eq!(r.error_code(), code, "{what}: {}", r.body);
             }
             assert_no_secret(&r.body, &secrets, &what);
-            if matches!(ep.needs, Listing) && kind == "token without the group" {
+            if matches!(ep.needs, Listing)
+                && matches!(kind, "token without the group" | "another account's token")
+            {
                 assert_eq!(r.body["result"], json!([]), "{what}: lists nothing");
             }
             cases += 1;
@@ -450,13 +533,14 @@ async fn every_endpoint_answers_every_kind_of_caller_exactly() {
         // Last, the owner (a bearer token for verify), which may change things.
         let valid = match ep.needs {
             Verify => server.with_token(&unrelated),
+            AccountVerify => server.with_token(&account_secret),
             _ => server.as_user(&owner),
         };
         let r = send(&valid, ep).await;
         let what = format!("{} {} as the owner", ep.method, ep.path);
         assert_eq!(r.status, 200, "{what}: {}", r.body);
         let mut allowed = secrets.clone();
-        if ep.path.ends_with("/value") || (ep.method == "POST" && ep.path == "/user/tokens") {
+        if ep.path.ends_with("/value") || (ep.method == "POST" && ep.path.ends_with("/tokens")) {
             // The new secret is the answer; none of the others.
             let fresh = if ep.path.ends_with("/value") {
                 &r.body["result"]
