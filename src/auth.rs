@@ -72,7 +72,7 @@ pub(crate) fn key_format_ok(key: &str) -> bool {
     matches!(key.len(), 32 | 37) && key.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-fn token_format_ok(token: &str) -> bool {
+pub(crate) fn token_format_ok(token: &str) -> bool {
     token.len() == 40
         && token
             .bytes()

@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::auth::{generate_api_key, hash_secret};
 use crate::domain::permissions::Permissions;
+use crate::domain::tokens;
 use crate::domain::types::{Access, DefaultNameservers, now};
 use crate::domain::*;
 use crate::store::export::Export;
@@ -70,6 +71,19 @@ pub struct AccountFixture {
     pub members: Vec<MemberFixture>,
     #[serde(default)]
     pub user_groups: Vec<UserGroupFixture>,
+    #[serde(default)]
+    pub tokens: Vec<TokenFixture>,
+}
+
+/// An account-owned API token allowing its permission groups (ids or names) on the account.
+/// Its secret is kept as given, so that examples can hard-code it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenFixture {
+    pub id: Option<String>,
+    pub name: String,
+    pub value: String,
+    pub permission_groups: Vec<String>,
 }
 
 /// A user group, its policies (permission groups by id or name) and its members (by the
@@ -196,6 +210,8 @@ struct PlannedAccount {
     account: Account,
     catalog: AccountCatalog,
     members: Vec<PlannedMember>,
+    /// Account tokens and the digests of their secrets.
+    tokens: Vec<(tokens::Token, String)>,
 }
 
 #[derive(Clone)]
@@ -381,11 +397,67 @@ fn plan_account(a: &AccountFixture) -> Result<PlannedAccount, DomainError> {
         let group = planned().map_err(|e| entry(e, &at))?;
         state.catalog.user_groups.push(group);
     }
+    let tokens = a
+        .tokens
+        .iter()
+        .map(|t| {
+            let at = format!("accounts[{}].tokens[{}]", a.name, t.name);
+            plan_token(&account.id, t).map_err(|e| entry(e, &at))
+        })
+        .collect::<Result<_, _>>()?;
     Ok(PlannedAccount {
         account,
         catalog: state.catalog,
         members,
+        tokens,
     })
+}
+
+fn plan_token(account: &Id, t: &TokenFixture) -> Result<(tokens::Token, String), DomainError> {
+    if !crate::auth::token_format_ok(&t.value) {
+        return Err(DomainError::invalid(
+            "tokens.value",
+            "tokens.value must be 40 letters, digits, '-' or '_'",
+        ));
+    }
+    let permission_groups = t
+        .permission_groups
+        .iter()
+        .map(|g| {
+            Id::parse(g)
+                .or_else(|| catalog::permission_group_named(g).map(|pg| pg.id.clone()))
+                .ok_or_else(|| {
+                    DomainError::invalid(
+                        "tokens.permission_groups",
+                        format!("unknown permission group {g}"),
+                    )
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    let input = tokens::TokenInput {
+        name: t.name.clone(),
+        policies: vec![tokens::PolicyInput {
+            id: None,
+            effect: tokens::Effect::Allow,
+            permission_groups,
+            resources: [(
+                tokens::account_resource(account),
+                tokens::Resource::All("*".into()),
+            )]
+            .into(),
+        }],
+        not_before: None,
+        expires_on: None,
+        request_ip: None,
+    };
+    let mut token = tokens::new_token(tokens::Owner::Account(account.clone()), input, None)?;
+    // Loading the file again finds the same token.
+    token.id = optional_id(&t.id, "tokens.id")?
+        .unwrap_or_else(|| derived_id(&format!("{account}/tokens/{}", t.name)));
+    for policy in &mut token.policies {
+        policy.id = derived_id(&format!("{}/policy", token.id));
+    }
+    Ok((token, hash_secret(&t.value)))
 }
 
 pub async fn load(store: &dyn Store, fixture: &Fixture) -> Result<Loaded, StoreError> {
@@ -448,6 +520,21 @@ pub async fn load(store: &dyn Store, fixture: &Fixture) -> Result<Loaded, StoreE
                 Ok(account_changes(planned, state))
             })
             .await?;
+        // Tokens the account has already (from an earlier load, maybe changed since through
+        // the API) are left as they are.
+        let owner = tokens::Owner::Account(planned.account.id.clone());
+        for (token, digest) in &planned.tokens {
+            let has = |held: &[tokens::Token]| held.iter().any(|t| t.id == token.id);
+            if has(&store.tokens(&owner).await?) {
+                continue;
+            }
+            if let Err(e) = store.insert_token(token, digest).await {
+                // Another process loading the same file at once made it.
+                if !has(&store.tokens(&owner).await?) {
+                    return Err(e);
+                }
+            }
+        }
         let kept = written
             .changes
             .iter()

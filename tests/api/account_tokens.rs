@@ -426,3 +426,47 @@ async fn account_tokens_roll_change_and_end_with_their_account() {
         .await
         .expect_error(403, 10000);
 }
+
+#[tokio::test]
+async fn the_demo_has_an_account_token_and_fixtures_refuse_bad_ones() {
+    let server = TestServer::demo().await;
+    let bearer = server.with_token("RosterDemoAccountToken000000000000000000");
+    let verified = bearer
+        .get(&format!("/accounts/{DEMO_ACCOUNT}/tokens/verify"))
+        .await;
+    assert_eq!(verified.result()["id"], "a7c3e9f1b2d44c6e8f0a1b3c5d7e9f20");
+    bearer
+        .get(&format!("/accounts/{DEMO_ACCOUNT}/members"))
+        .await
+        .result();
+
+    let bad = |token: Value| {
+        let fixture = json!({"accounts": [{"name": "F", "tokens": [token]}]});
+        roster::fixture::parse(&fixture.to_string())
+    };
+    for (token, complaint) in [
+        (
+            json!({"name": "t", "value": "short", "permission_groups": ["Account Settings Read"]}),
+            "tokens.value",
+        ),
+        (
+            json!({"name": "t", "value": "x".repeat(40), "permission_groups": ["No Such Group"]}),
+            "unknown permission group",
+        ),
+        (
+            json!({"name": "t", "value": "x".repeat(40), "permission_groups": ["Memberships Read"]}),
+            "acts for no user",
+        ),
+    ] {
+        let fixture = bad(token).expect("well-formed JSON");
+        let scratch = TestServer::start().await;
+        let e = roster::fixture::load(scratch.store.as_ref(), &fixture)
+            .await
+            .expect_err("refused");
+        assert!(e.to_string().contains(complaint), "{e}");
+        assert!(
+            e.to_string().contains("accounts[F].tokens[t]"),
+            "names the entry: {e}"
+        );
+    }
+}

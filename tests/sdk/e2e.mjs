@@ -317,6 +317,41 @@ check('API tokens: create, bearer auth, verify, roll, delete', async () => {
   await rejects(NotFoundError, 404, john.user.tokens.get(created.id));
 });
 
+check('an account-owned token as a bearer, outliving its maker', async () => {
+  const account = (await john.accounts.create({ name: 'TS Account Tokens', type: 'standard' })).id;
+  const groups = [];
+  for await (const g of john.accounts.tokens.permissionGroups.list({ account_id: account })) groups.push(g.name);
+  assert.ok(groups.includes('Account Settings Read') && !groups.includes('Memberships Read'), groups.join(', '));
+  const member = await john.accounts.members.create({
+    account_id: account, email: 'bob@example.com', roles: ['795df1c379e2469e89ab15cca71e91a0'],
+  });
+  await bob.memberships.update(member.id, { status: 'accepted' });
+  const policies = [{
+    effect: 'allow', permission_groups: [{ id: SETTINGS_READ_GROUP }],
+    resources: { [`com.cloudflare.api.account.${account}`]: '*' },
+  }];
+  const created = await bob.accounts.tokens.create({ account_id: account, name: 'ci', policies });
+  assert.equal(created.value.length, 40);
+  assert.equal((await john.accounts.tokens.get(created.id, { account_id: account })).creator_email_at_creation, 'bob@example.com');
+  const bearer = new Cloudflare({ apiToken: created.value, baseURL: BASE_URL, maxRetries: 0 });
+  assert.equal((await bearer.accounts.get({ account_id: account })).name, 'TS Account Tokens');
+  const verified = await bearer.accounts.tokens.verify({ account_id: account });
+  assert.deepEqual([verified.id, verified.status], [created.id, 'active']);
+  await rejects(PermissionDeniedError, 403, bearer.user.get());
+  await rejects(NotFoundError, 404, bearer.accounts.get({ account_id: DEMO_ACCOUNT }));
+  // Bob leaves: the account's token stays.
+  await bob.memberships.delete(member.id);
+  await bearer.accounts.get({ account_id: account });
+  const listed = [];
+  for await (const t of john.accounts.tokens.list({ account_id: account })) listed.push(t.id);
+  assert.deepEqual(listed, [created.id]);
+  const rolled = await john.accounts.tokens.value.update(created.id, { account_id: account });
+  assert.equal(typeof rolled, 'string');
+  await rejects(PermissionDeniedError, 403, bearer.accounts.get({ account_id: account }));
+  assert.equal((await john.accounts.tokens.delete(created.id, { account_id: account })).id, created.id);
+  await john.accounts.delete({ account_id: account });
+});
+
 if (!BASE_URL) {
   console.error('ROSTER_BASE_URL is not set (e.g. http://127.0.0.1:8080/client/v4)');
   process.exit(2);

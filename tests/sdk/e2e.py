@@ -37,6 +37,14 @@ from cloudflare import (  # noqa: E402
 )
 from cloudflare.pagination import SyncSinglePage, SyncV4PagePaginationArray  # noqa: E402
 from cloudflare.types.accounts import Account, AccountDeleteResponse, MemberDeleteResponse  # noqa: E402
+from cloudflare.types.accounts import (  # noqa: E402
+    TokenCreateResponse as AccountTokenCreateResponse,
+    TokenDeleteResponse as AccountTokenDeleteResponse,
+    TokenVerifyResponse as AccountTokenVerifyResponse,
+)
+from cloudflare.types.accounts.tokens import (  # noqa: E402
+    PermissionGroupListResponse as AccountTokenPermissionGroup,
+)
 from cloudflare.types.iam import (  # noqa: E402
     PermissionGroupGetResponse,
     PermissionGroupListResponse,
@@ -867,6 +875,62 @@ def api_tokens():
     deleted = typed(JOHN_C.user.tokens.delete(created.id), TokenDeleteResponse)
     equal(deleted.id, created.id, "deleted id")
     raises(NotFoundError, 404, JOHN_C.user.tokens.get, created.id)
+
+
+@check
+def account_owned_tokens():
+    account = typed(JOHN_C.accounts.create(name="SDK Account Tokens", type="standard"), Account).id
+    tokens = JOHN_C.accounts.tokens
+    groups = {g.name: g.id for g in (typed(g, AccountTokenPermissionGroup)
+                                     for g in tokens.permission_groups.list(account_id=account))}
+    ensure("Account Settings Read" in groups and "Memberships Read" not in groups,
+           "an account's token permission groups", sorted(groups))
+    jane = JOHN_C.accounts.members.create(account_id=account, email=JANE[0], roles=["795df1c379e2469e89ab15cca71e91a0"])
+    JANE_C.memberships.update(jane.id, status="accepted")
+    policies = [{
+        "effect": "allow",
+        "permission_groups": [{"id": groups["Account Settings Read"]}],
+        "resources": {"com.cloudflare.api.account." + account: "*"},
+    }]
+    created = typed(JANE_C.accounts.tokens.create(account_id=account, name="ci", policies=policies),
+                    AccountTokenCreateResponse)
+    ensure(created.value and len(created.value) == 40, "the secret, once", created.value)
+    got = typed(tokens.get(created.id, account_id=account), Token)
+    equal(got.creator_email_at_creation, JANE[0], "who made it")
+    listed = [typed(t, Token) for t in tokens.list(account_id=account)]
+    equal([t.id for t in listed], [created.id], "the account's tokens")
+
+    # As a bearer: the account, within its policies, and no user.
+    bearer = Cloudflare(api_token=created.value, base_url=BASE_URL, max_retries=0)
+    equal(typed(bearer.accounts.get(account_id=account), Account).name, "SDK Account Tokens", "read with it")
+    equal([a.id for a in bearer.accounts.list()], [account], "the one account it reaches")
+    verified = typed(bearer.accounts.tokens.verify(account_id=account), AccountTokenVerifyResponse)
+    equal((verified.id, verified.status), (created.id, "active"), "verify")
+    raises(PermissionDeniedError, 403, bearer.accounts.update, account_id=account, id=account, name="x", type="standard")
+    raises(PermissionDeniedError, 403, bearer.user.get)
+    raises(NotFoundError, 404, bearer.accounts.get, account_id=DEMO_ACCOUNT)
+
+    # Jane leaves; the token stays.
+    JANE_C.memberships.delete(jane.id)
+    bearer.accounts.get(account_id=account)
+
+    updated = typed(tokens.update(created.id, account_id=account, name="ci (off)", policies=policies,
+                                  status="disabled"), Token)
+    equal(updated.status, "disabled", "disabled")
+    raises(PermissionDeniedError, 403, bearer.accounts.get, account_id=account)
+    tokens.update(created.id, account_id=account, name="ci", policies=policies, status="active")
+    rolled = tokens.value.update(created.id, account_id=account)
+    ensure(isinstance(rolled, str) and len(rolled) == 40 and rolled != created.value, "rolled value", rolled)
+    fresh = Cloudflare(api_token=rolled, base_url=BASE_URL, max_retries=0)
+    fresh.accounts.get(account_id=account)
+    deleted = typed(tokens.delete(created.id, account_id=account), AccountTokenDeleteResponse)
+    equal(deleted.id, created.id, "deleted id")
+    raises(PermissionDeniedError, 403, fresh.accounts.get, account_id=account)
+
+    # Deleting the account ends its tokens.
+    last = tokens.create(account_id=account, name="last", policies=policies).value
+    JOHN_C.accounts.delete(account_id=account)
+    raises(PermissionDeniedError, 403, Cloudflare(api_token=last, base_url=BASE_URL, max_retries=0).accounts.list)
 
 
 # --- main ------------------------------------------------------------------------------------
