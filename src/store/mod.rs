@@ -18,10 +18,10 @@
 //! | `load_account`, `member_page` | a reader, no transaction (statements may straddle a commit; the views skip what a write removed) | `Singles`, no transaction (the same) | none |
 //! | `user_memberships`, `user_membership` | a reader, no transaction | a single-statement connection (`Singles`), no transaction | SQLite: memberships, checked against `data_version` |
 //! | `user_by_email`, `token_by_hash` | a reader | `Singles` | credentials, for the time to live |
-//! | `user`, `user_tokens`, `ping` | a reader | `Singles` | none |
-//! | `write_account`, `create_account` | the writer: a savepoint in the batch's `BEGIN IMMEDIATE` (the file's write lock; writes arriving together share one commit, see `sqlite.rs`) | pooled, `READ COMMITTED`, account row `FOR UPDATE`, this process's writers queued per account | clears nothing: memberships are checked on read |
-//! | `edit_user`, `edit_token` | the writer, a savepoint in the batch | pooled, `READ COMMITTED`, user row `FOR UPDATE`, queued per user | clears credentials; PostgreSQL tells other processes (`NOTIFY`) |
-//! | `insert_user`, `insert_token`, `delete_token`, `touch_token` | the writer, a savepoint in the batch | pooled, `READ COMMITTED`, the rows written | `delete_token` clears credentials, `touch_token` updates its entry; inserts clear nothing (a refusal is never kept) |
+//! | `user`, `tokens` (a user's or an account's), `ping` | a reader | `Singles` | none |
+//! | `write_account`, `create_account` | the writer: a savepoint in the batch's `BEGIN IMMEDIATE` (the file's write lock; writes arriving together share one commit, see `sqlite.rs`) | pooled, `READ COMMITTED`, account row `FOR UPDATE`, this process's writers queued per account | clears nothing (memberships are checked on read), except deleting an account: credentials, as its tokens went with it |
+//! | `edit_user`, `edit_token` | the writer, a savepoint in the batch | pooled, `READ COMMITTED`, the owner's row (user or account) `FOR UPDATE`, queued per owner | clears credentials; PostgreSQL tells other processes (`NOTIFY`) |
+//! | `insert_user`, `insert_token`, `delete_token`, `touch_token` | the writer, a savepoint in the batch | pooled, `READ COMMITTED`, the rows written (a token only while its owner's row exists) | `delete_token` clears credentials, `touch_token` updates its entry; inserts clear nothing (a refusal is never kept) |
 //! | `export` | the writer, after committing its batch: `BEGIN` (one snapshot; this process's writes wait), committed once read | pooled, `REPEATABLE READ READ ONLY`, committed once read | none |
 //! | `import`, `restore` | the writer, a savepoint in the batch | pooled, `READ COMMITTED`, every table `EXCLUSIVE` | clears credentials; PostgreSQL tells other processes |
 
