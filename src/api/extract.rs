@@ -51,6 +51,7 @@ impl FromRequestParts<AppState> for Auth {
                 return Err(e.into());
             }
         };
+        crate::domain::audit::note_actor(crate::domain::audit::Actor::of(&caller, client));
         if let Some(notes) = parts.extensions.get::<super::access::Notes>() {
             let who = match (&caller.token, &caller.user) {
                 (Some(token), _) => format!("token {}", token.id),
@@ -164,7 +165,7 @@ impl Params {
         self.0.get(name).map(|v| v.parse()).transpose()
     }
 
-    fn number(&self, name: &str) -> Result<Option<u32>, DomainError> {
+    pub fn number(&self, name: &str) -> Result<Option<u32>, DomainError> {
         self.0
             .get(name)
             .map(|v| {

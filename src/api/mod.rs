@@ -4,6 +4,7 @@
 
 mod access;
 mod accounts;
+mod audit;
 mod control;
 pub mod emulator;
 pub mod error;
@@ -138,6 +139,7 @@ pub fn router_with(
         .merge(invites::router())
         .merge(user_groups::router())
         .merge(tokens::router())
+        .merge(audit::router())
         .method_not_allowed_fallback(method_not_allowed);
     let ray = HeaderName::from_static("cf-ray");
     let state = AppState {

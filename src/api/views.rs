@@ -17,13 +17,25 @@ use crate::domain::tokens::{Effect, IpCondition, Resource, Token, TokenStatus};
 use crate::domain::*;
 
 #[derive(Serialize)]
-struct Envelope<T: Serialize> {
+struct Envelope<T: Serialize, I: Serialize = ResultInfo> {
     success: bool,
     errors: [(); 0],
     messages: Vec<Message>,
     result: T,
     #[serde(skip_serializing_if = "Option::is_none")]
-    result_info: Option<ResultInfo>,
+    result_info: Option<I>,
+}
+
+/// A list whose paging is not by total count (the audit log's): `result_info` as given.
+pub fn list_with_info<V: Serialize, I: Serialize>(result: Vec<V>, result_info: I) -> Response {
+    Json(Envelope {
+        success: true,
+        errors: [],
+        messages: Vec::new(),
+        result,
+        result_info: Some(result_info),
+    })
+    .into_response()
 }
 
 #[derive(Serialize)]
@@ -42,7 +54,7 @@ struct Message {
 }
 
 pub fn single<T: Serialize>(result: T) -> Response {
-    Json(Envelope {
+    Json(Envelope::<T> {
         success: true,
         errors: [],
         messages: Vec::new(),
@@ -156,7 +168,7 @@ pub fn permission_group(g: &PermissionGroup) -> PermissionGroupView<'_> {
 
 /// A single result with one informational message, as `/user/tokens/verify` answers.
 pub fn single_with_message<T: Serialize>(result: T, code: u32, message: &'static str) -> Response {
-    Json(Envelope {
+    Json(Envelope::<T> {
         success: true,
         errors: [],
         messages: vec![Message { code, message }],

@@ -3,6 +3,7 @@
 //! and the store writes that change in the same transaction, so the rules have one code
 //! path whatever database is underneath.
 
+pub mod audit;
 pub mod catalog;
 pub mod clock;
 pub mod list;

@@ -34,6 +34,9 @@ pub struct Export {
     pub user_groups: Vec<UserGroupRow>,
     pub memberships: Vec<MembershipRow>,
     pub tokens: Vec<TokenRow>,
+    /// The audit log: an import or a reset restores it with the rest.
+    #[serde(default)]
+    pub audit_logs: Vec<AuditRow>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -140,19 +143,43 @@ pub struct TokenRow {
     pub last_used_on: Option<String>,
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditRow {
+    pub id: String,
+    pub account_id: Option<String>,
+    pub actor_type: String,
+    pub actor_id: Option<String>,
+    pub actor_email: Option<String>,
+    pub actor_ip: Option<String>,
+    pub token_id: Option<String>,
+    pub token_name: Option<String>,
+    pub action_type: String,
+    pub description: String,
+    pub resource_type: String,
+    pub resource_id: String,
+    pub old_value: Option<String>,
+    pub new_value: Option<String>,
+    pub ray_id: Option<String>,
+    pub method: Option<String>,
+    pub uri: Option<String>,
+    pub created_on: String,
+}
+
 /// What an export holds, per table, for the operator's summary.
 impl std::fmt::Display for Export {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} users, {} accounts, {} account roles, {} resource groups, {} user groups, {} memberships, {} tokens",
+            "{} users, {} accounts, {} account roles, {} resource groups, {} user groups, {} memberships, {} tokens, {} audit log entries",
             self.users.len(),
             self.accounts.len(),
             self.account_roles.len(),
             self.resource_groups.len(),
             self.user_groups.len(),
             self.memberships.len(),
-            self.tokens.len()
+            self.tokens.len(),
+            self.audit_logs.len()
         )
     }
 }
@@ -169,6 +196,7 @@ impl Export {
         self.user_groups.sort_by(|a, b| a.id.cmp(&b.id));
         self.memberships.sort_by(|a, b| a.id.cmp(&b.id));
         self.tokens.sort_by(|a, b| a.id.cmp(&b.id));
+        self.audit_logs.sort_by(|a, b| a.id.cmp(&b.id));
     }
 
     /// Checks every value the way Roster itself would have stored it, so a hand-edited or
@@ -232,6 +260,33 @@ impl Export {
             id(&g.account_id, &at)?;
             json::<Vec<Policy>>(&g.policies, &at, "policies")?;
             timestamps(&[&g.created_on, &g.modified_on], &at)?;
+        }
+        for e in &self.audit_logs {
+            let at = format!("audit_logs[{}]", e.id);
+            id(&e.id, &at)?;
+            for owner in [&e.account_id, &e.actor_id, &e.token_id]
+                .into_iter()
+                .flatten()
+            {
+                id(owner, &at)?;
+            }
+            if e.actor_ip
+                .as_ref()
+                .is_some_and(|ip| ip.parse::<std::net::IpAddr>().is_err())
+            {
+                return Err(format!("{at}: actor_ip is not an IP address"));
+            }
+            if crate::domain::audit::ActorKind::parse(&e.actor_type).is_none() {
+                return Err(format!("{at}: unknown actor_type {:?}", e.actor_type));
+            }
+            if crate::domain::audit::parse_when(&e.created_on).as_deref() != Some(&e.created_on) {
+                return Err(format!(
+                    "{at}: created_on must be written as the log writes it"
+                ));
+            }
+            for value in [&e.old_value, &e.new_value].into_iter().flatten() {
+                json::<serde_json::Value>(value, &at, "old_value/new_value")?;
+            }
         }
         for t in &self.tokens {
             let at = format!("tokens[{}]", t.id);

@@ -18,10 +18,11 @@
 //! | `load_account`, `member_page` | a reader, no transaction (statements may straddle a commit; the views skip what a write removed) | `Singles`, no transaction (the same) | none |
 //! | `user_memberships`, `user_membership` | a reader, no transaction | a single-statement connection (`Singles`), no transaction | SQLite: memberships, checked against `data_version` |
 //! | `user_by_email`, `token_by_hash` | a reader | `Singles` | credentials, for the time to live |
-//! | `user`, `tokens` (a user's or an account's), `ping` | a reader | `Singles` | none |
+//! | `user`, `tokens` (a user's or an account's), `audit_log`, `ping` | a reader | `Singles` | none |
 //! | `write_account`, `create_account` | the writer: a savepoint in the batch's `BEGIN IMMEDIATE` (the file's write lock; writes arriving together share one commit, see `sqlite.rs`) | pooled, `READ COMMITTED`, account row `FOR UPDATE`, this process's writers queued per account | clears nothing (memberships are checked on read), except deleting an account: credentials, as its tokens went with it |
-//! | `edit_user`, `edit_token` | the writer, a savepoint in the batch | pooled, `READ COMMITTED`, the owner's row (user or account) `FOR UPDATE`, queued per owner | clears credentials; PostgreSQL tells other processes (`NOTIFY`) |
-//! | `insert_user`, `insert_token`, `delete_token`, `touch_token` | the writer, a savepoint in the batch | pooled, `READ COMMITTED`, the rows written (a token only while its owner's row exists) | `delete_token` clears credentials, `touch_token` updates its entry; inserts clear nothing (a refusal is never kept) |
+//! | `edit_user`, `edit_token`, `delete_token` | the writer, a savepoint in the batch | pooled, `READ COMMITTED`, the owner's row (user or account) `FOR UPDATE`, queued per owner | clears credentials; PostgreSQL tells other processes (`NOTIFY`) |
+//! | `insert_user`, `insert_token`, `touch_token` | the writer, a savepoint in the batch | pooled, `READ COMMITTED`, the rows written (a token only while its owner's row exists) | `touch_token` updates its entry; inserts clear nothing (a refusal is never kept) |
+//! | every write above but `touch_token` (a use, not a change) | also writes its audit entries (`audit_logs`), in its own transaction: a refused or rolled-back change leaves none | the same | none |
 //! | `export` | the writer, after committing its batch: `BEGIN` (one snapshot; this process's writes wait), committed once read | pooled, `REPEATABLE READ READ ONLY`, committed once read | none |
 //! | `import`, `restore` | the writer, a savepoint in the batch | pooled, `READ COMMITTED`, every table `EXCLUSIVE` | clears credentials; PostgreSQL tells other processes |
 
@@ -39,6 +40,7 @@ use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
 
+use crate::domain::audit;
 use crate::domain::list::{Page, PageRequest};
 use crate::domain::tokens::{Owner, Token};
 use crate::domain::types::{Direction, MemberOrder, Status};
@@ -227,6 +229,9 @@ pub trait Store: Send + Sync + 'static {
     async fn edit_user(&self, id: &Id, edit: EditUser<'_>) -> Result<User, StoreError>;
 
     async fn insert_token(&self, token: &Token, hash: &str) -> Result<(), StoreError>;
+
+    /// A page of the audit log.
+    async fn audit_log(&self, query: &audit::Query) -> Result<Vec<audit::Entry>, StoreError>;
 
     /// Every row of every table, from one snapshot.
     async fn export(&self) -> Result<export::Export, StoreError>;

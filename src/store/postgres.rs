@@ -165,7 +165,8 @@ impl Backend for Postgres {
             Lock::Everything => (
                 None,
                 Some(
-                    "LOCK TABLE users, accounts, account_roles, resource_groups, memberships,                      tokens IN EXCLUSIVE MODE",
+                    "LOCK TABLE users, accounts, account_roles, resource_groups, user_groups, \
+                     memberships, tokens, audit_logs IN EXCLUSIVE MODE",
                 ),
                 "BEGIN",
             ),

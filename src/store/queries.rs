@@ -13,6 +13,7 @@ use super::sql::{
     TOKEN_COLUMNS, USER_COLUMNS, corrupt, json,
 };
 use super::{MemberPage, MemberQuery, StoreError, UserMembership};
+use crate::domain::audit;
 use crate::domain::list::Page;
 use crate::domain::tokens::{Owner, Token, TokenStatus};
 use crate::domain::types::{DefaultNameservers, Direction, MemberOrder};
@@ -557,4 +558,111 @@ pub(super) async fn user_membership(
         membership,
         catalog,
     }))
+}
+
+const AUDIT_COLUMNS: &str = "id, account_id, actor_type, actor_id, actor_email, actor_ip, \
+    token_id, token_name, action_type, description, resource_type, resource_id, old_value, \
+    new_value, ray_id, method, uri, created_on";
+
+fn audit_from_row(row: &dyn Cols) -> Result<audit::Entry, StoreError> {
+    let id = |name: &str| -> Result<Option<Id>, StoreError> {
+        Ok(row.maybe_text(name)?.map(Id::from_trusted))
+    };
+    let value = |name: &str| -> Result<Option<serde_json::Value>, StoreError> {
+        row.maybe_text(name)?
+            .map(|v| json(&v, "audit_logs.value"))
+            .transpose()
+    };
+    let kind = row.text("actor_type")?;
+    let raw = match (
+        row.maybe_text("ray_id")?,
+        row.maybe_text("method")?,
+        row.maybe_text("uri")?,
+    ) {
+        (Some(ray), Some(method), Some(uri)) => Some(audit::Raw { ray, method, uri }),
+        _ => None,
+    };
+    Ok(audit::Entry {
+        id: Id::from_trusted(row.text("id")?),
+        account_id: id("account_id")?,
+        actor: audit::Actor {
+            kind: audit::ActorKind::parse(&kind)
+                .ok_or_else(|| corrupt("audit_logs", "unknown actor_type"))?,
+            id: id("actor_id")?,
+            email: row.maybe_text("actor_email")?,
+            ip: row
+                .maybe_text("actor_ip")?
+                .map(|ip| ip.parse().map_err(|_| corrupt("audit_logs", "actor_ip")))
+                .transpose()?,
+            token_id: id("token_id")?,
+            token_name: row.maybe_text("token_name")?,
+        },
+        raw,
+        action: row.text("action_type")?,
+        description: row.text("description")?,
+        resource_type: row.text("resource_type")?,
+        resource_id: row.text("resource_id")?,
+        old_value: value("old_value")?,
+        new_value: value("new_value")?,
+        when: row.text("created_on")?,
+    })
+}
+
+/// A page of the audit log, in the database's order on its `(scope, created_on, id)` index:
+/// only the filters asked for are in the statement, and a cursor seeks rather than skips,
+/// so the newest page and each next one cost the same however long the log is.
+pub(super) async fn audit_log(
+    conn: &mut impl Conn,
+    collate: &str,
+    q: &audit::Query,
+) -> Result<Vec<audit::Entry>, StoreError> {
+    let (scope_column, scope) = match &q.scope {
+        audit::Scope::Account(id) => ("account_id", id.as_str()),
+        audit::Scope::Actor(id) => ("actor_id", id.as_str()),
+    };
+    let at = format!("created_on{collate}");
+    let mut conditions: Vec<(String, &str)> = [
+        ("id =", q.id.as_ref().map(Id::as_str)),
+        ("action_type =", q.action.as_deref()),
+        ("lower(actor_email) =", q.actor_email.as_deref()),
+        ("actor_ip =", q.actor_ip.as_deref()),
+        ("actor_id =", q.actor_id.as_ref().map(Id::as_str)),
+        ("resource_type =", q.resource_type.as_deref()),
+        ("resource_id =", q.resource_id.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(expression, value)| value.map(|v| (expression.to_string(), v)))
+    .collect();
+    if let Some(since) = &q.since {
+        conditions.push((format!("{at} >="), since));
+    }
+    if let Some(before) = &q.before {
+        conditions.push((format!("{at} <"), before));
+    }
+    let mut values: Vec<&str> = vec![scope];
+    let mut sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_logs WHERE {scope_column} = $1");
+    for (expression, value) in conditions {
+        values.push(value);
+        sql.push_str(&format!(" AND {expression} ${}", values.len()));
+    }
+    let (order, past) = if q.oldest_first {
+        ("ASC", ">")
+    } else {
+        ("DESC", "<")
+    };
+    if let Some((when, id)) = &q.after {
+        values.push(when);
+        values.push(id.as_str());
+        let n = values.len();
+        sql.push_str(&format!(
+            " AND ({at}, id{collate}) {past} (${}, ${n})",
+            n - 1
+        ));
+    }
+    sql.push_str(&format!(
+        " ORDER BY {at} {order}, id{collate} {order} LIMIT {} OFFSET {}",
+        q.limit, q.offset
+    ));
+    let args: Vec<Arg<'_>> = values.iter().map(|v| Arg::Text(Some(v))).collect();
+    conn.rows(&sql, &args, audit_from_row).await
 }

@@ -17,6 +17,7 @@ use super::{
     Decide, EditToken, EditUser, MemberPage, MemberQuery, Store, StoreError, UserMembership,
     Written,
 };
+use crate::domain::audit;
 use crate::domain::tokens::{Owner, Token};
 use crate::domain::*;
 
@@ -290,6 +291,44 @@ async fn put_account(conn: &mut impl Conn, a: &Account, replace: bool) -> Result
     }
 }
 
+/// Writes audit entries, in the transaction of the change they record.
+async fn record(conn: &mut impl Conn, entries: &[audit::Entry]) -> Result<(), StoreError> {
+    for e in entries {
+        let old = e.old_value.as_ref().map(|v| v.to_string());
+        let new = e.new_value.as_ref().map(|v| v.to_string());
+        let raw = e.raw.as_ref();
+        let ip = e.actor.ip.map(|ip| ip.to_string());
+        conn.execute(
+            "INSERT INTO audit_logs (id, account_id, actor_type, actor_id, actor_email, actor_ip, \
+             token_id, token_name, action_type, description, resource_type, resource_id, \
+             old_value, new_value, ray_id, method, uri, created_on) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+            &[
+                (&e.id).into(),
+                Arg::Text(e.account_id.as_ref().map(Id::as_str)),
+                e.actor.kind.as_str().into(),
+                Arg::Text(e.actor.id.as_ref().map(Id::as_str)),
+                (&e.actor.email).into(),
+                (&ip).into(),
+                Arg::Text(e.actor.token_id.as_ref().map(Id::as_str)),
+                (&e.actor.token_name).into(),
+                (&e.action).into(),
+                (&e.description).into(),
+                (&e.resource_type).into(),
+                (&e.resource_id).into(),
+                (&old).into(),
+                (&new).into(),
+                Arg::Text(raw.map(|r| r.ray.as_str())),
+                Arg::Text(raw.map(|r| r.method.as_str())),
+                Arg::Text(raw.map(|r| r.uri.as_str())),
+                (&e.when).into(),
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 async fn apply(conn: &mut impl Conn, account_id: &Id, change: &Change) -> Result<(), StoreError> {
     match change {
         Change::PutMembership(m) => put_membership(conn, m).await?,
@@ -487,6 +526,31 @@ const TOKENS: Table = Table {
     flags: &[],
 };
 
+const AUDIT_LOGS: Table = Table {
+    name: "audit_logs",
+    columns: &[
+        "id",
+        "account_id",
+        "actor_type",
+        "actor_id",
+        "actor_email",
+        "actor_ip",
+        "token_id",
+        "token_name",
+        "action_type",
+        "description",
+        "resource_type",
+        "resource_id",
+        "old_value",
+        "new_value",
+        "ray_id",
+        "method",
+        "uri",
+        "created_on",
+    ],
+    flags: &[],
+};
+
 /// A column's value as a statement parameter.
 fn arg(value: &serde_json::Value, flag: bool) -> Arg<'_> {
     match value {
@@ -593,7 +657,7 @@ impl<B: Backend> SqlStore<B> {
             let conn = &mut *tx;
             if replace {
                 // Children before parents.
-                for table in [TOKENS, MEMBERSHIPS, USER_GROUPS, RESOURCE_GROUPS, ACCOUNT_ROLES, ACCOUNTS, USERS] {
+                for table in [AUDIT_LOGS, TOKENS, MEMBERSHIPS, USER_GROUPS, RESOURCE_GROUPS, ACCOUNT_ROLES, ACCOUNTS, USERS] {
                     conn.execute(&format!("DELETE FROM {}", table.name), &[]).await?;
                 }
             } else {
@@ -619,11 +683,32 @@ impl<B: Backend> SqlStore<B> {
             USER_GROUPS.insert_all(conn, &data.user_groups).await?;
             MEMBERSHIPS.insert_all(conn, &data.memberships).await?;
             TOKENS.insert_all(conn, &data.tokens).await?;
+            AUDIT_LOGS.insert_all(conn, &data.audit_logs).await?;
             self.backend.commit(tx).await
         })
         .await?;
         self.credentials_changed().await;
         Ok(())
+    }
+
+    /// Runs one statement that decides nothing and, if it changed a row, records `entries`,
+    /// in a transaction of their own; how many rows it changed.
+    async fn write_logged(
+        &self,
+        entries: &[audit::Entry],
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<u64, StoreError> {
+        super::with_retries(B::retryable, || async {
+            let mut tx = self.backend.begin(Lock::Rows).await?;
+            let changed = tx.execute(sql, args).await?;
+            if changed > 0 {
+                record(&mut *tx, entries).await?;
+            }
+            self.backend.commit(tx).await?;
+            Ok(changed)
+        })
+        .await
     }
 
     /// Runs one statement that decides nothing in a transaction of its own; how many rows
@@ -684,6 +769,7 @@ impl<B: Backend> Store for SqlStore<B> {
             for change in &changes {
                 apply(&mut *tx, id, change).await?;
             }
+            record(&mut *tx, &audit::for_changes(&state, &changes)).await?;
             self.backend.commit(tx).await?;
             Ok(Written { state, changes })
         })
@@ -710,6 +796,7 @@ impl<B: Backend> Store for SqlStore<B> {
             if let Some(owner) = owner {
                 put_membership(&mut *tx, owner).await?;
             }
+            record(&mut *tx, &audit::for_new_account(account, owner)).await?;
             self.backend.commit(tx).await
         })
         .await
@@ -768,6 +855,10 @@ impl<B: Backend> Store for SqlStore<B> {
         queries::fetch_user(&mut *self.backend.single().await?, id).await
     }
 
+    async fn audit_log(&self, query: &audit::Query) -> Result<Vec<audit::Entry>, StoreError> {
+        queries::audit_log(&mut *self.backend.single().await?, B::COLLATE, query).await
+    }
+
     async fn tokens(&self, owner: &Owner) -> Result<Vec<Token>, StoreError> {
         queries::tokens_of(&mut *self.backend.single().await?, owner).await
     }
@@ -788,7 +879,9 @@ impl<B: Backend> Store for SqlStore<B> {
             let mut token = queries::fetch_token(&mut *tx, owner, id)
                 .await?
                 .ok_or(DomainError::NotFound("Token"))?;
+            let before = token.clone();
             edit(&mut token)?;
+            record(&mut *tx, &[audit::for_token(Some(&before), Some(&token))]).await?;
             let policies = to_json(&token.policies);
             let request_ip = token.request_ip.as_ref().map(to_json);
             tx.execute(
@@ -817,15 +910,28 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn delete_token(&self, owner: &Owner, id: &Id) -> Result<(), StoreError> {
-        let (column, owner) = queries::owner_column(owner);
-        let deleted = self
-            .write_one(
+        let lock = match owner {
+            Owner::User(user) => Lock::User(user),
+            Owner::Account(account) => Lock::Account(account),
+        };
+        let (column, owner_id) = queries::owner_column(owner);
+        let deleted = super::with_retries(B::retryable, || async {
+            let mut tx = self.backend.begin(lock).await?;
+            let Some(token) = queries::fetch_token(&mut *tx, owner, id).await? else {
+                return Ok(false);
+            };
+            tx.execute(
                 &format!("DELETE FROM tokens WHERE id = $1 AND {column} = $2"),
-                &[id.into(), owner.into()],
+                &[id.into(), owner_id.into()],
             )
             .await?;
+            record(&mut *tx, &[audit::for_token(Some(&token), None)]).await?;
+            self.backend.commit(tx).await?;
+            Ok(true)
+        })
+        .await?;
         self.credentials_changed().await;
-        if deleted == 0 {
+        if !deleted {
             return Err(DomainError::NotFound("Token").into());
         }
         Ok(())
@@ -842,8 +948,10 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn insert_user(&self, user: &User, api_key_hash: &str) -> Result<(), StoreError> {
+        let entry = [audit::for_user(None, user)];
         let result = self
-            .write_one(
+            .write_logged(
+                &entry,
                 "INSERT INTO users (id, email, email_lower, first_name, last_name, telephone, \
                      country, zipcode, two_factor, api_key_hash, created_on, modified_on) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
@@ -877,7 +985,9 @@ impl<B: Backend> Store for SqlStore<B> {
             let mut user = queries::fetch_user(&mut *tx, id)
                 .await?
                 .ok_or(DomainError::NotFound("User"))?;
+            let before = user.clone();
             edit(&mut user)?;
+            record(&mut *tx, &[audit::for_user(Some(&before), &user)]).await?;
             tx.execute(
                 "UPDATE users SET first_name = $2, last_name = $3, telephone = $4, \
                      country = $5, zipcode = $6, two_factor = $7, modified_on = $8 WHERE id = $1",
@@ -910,8 +1020,10 @@ impl<B: Backend> Store for SqlStore<B> {
         };
         // Only while its owner exists: an account deleted since the request was authorized
         // takes no new token (the foreign key would say the same, where it is enforced).
+        let entry = [audit::for_token(None, Some(token))];
         let inserted = self
-            .write_one(
+            .write_logged(
+                &entry,
                 "INSERT INTO tokens (id, user_id, account_id, creator_email, name, token_hash, \
                  status, policies, not_before, expires_on, request_ip, created_on, modified_on, \
                  last_used_on) \
@@ -957,6 +1069,7 @@ impl<B: Backend> Store for SqlStore<B> {
             user_groups: USER_GROUPS.read_all(conn).await?,
             memberships: MEMBERSHIPS.read_all(conn).await?,
             tokens: TOKENS.read_all(conn).await?,
+            audit_logs: AUDIT_LOGS.read_all(conn).await?,
         };
         // Ended here rather than by dropping it: PostgreSQL's driver rolls a dropped
         // transaction back only when the connection is next used, and until then the

@@ -7,6 +7,7 @@ mod schema;
 
 mod account_tokens;
 mod admin;
+mod audit;
 mod auth;
 mod contract;
 mod emulator;

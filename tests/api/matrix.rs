@@ -399,6 +399,24 @@ async fn every_endpoint_answers_every_kind_of_caller_exactly() {
             None,
             AccountWrite,
         ),
+        e(
+            "GET",
+            format!("/accounts/{a}/audit_logs"),
+            None,
+            AccountRead,
+        ),
+        e(
+            "GET",
+            format!("/accounts/{a}/logs/audit?since=2000-01-01&before=2999-01-01"),
+            None,
+            AccountRead,
+        ),
+        e(
+            "GET",
+            "/user/audit_logs".into(),
+            None,
+            User { theirs: false },
+        ),
         e("GET", format!("/accounts/{a}/tokens"), None, AccountRead),
         e(
             "POST",

@@ -352,6 +352,23 @@ check('an account-owned token as a bearer, outliving its maker', async () => {
   await john.accounts.delete({ account_id: account });
 });
 
+check('the audit log, read after the changes it records', async () => {
+  const account = (await john.accounts.create({ name: 'TS Audit', type: 'standard' })).id;
+  const invited = await john.accounts.members.create({ account_id: account, email: 'ts-audited@example.com', roles: ['87e7860bc4c445faba075646dac38cca'] });
+  await john.accounts.members.delete(invited.id, { account_id: account });
+  const v1 = [];
+  for await (const e of john.auditLogs.list({ account_id: account, per_page: 2 })) v1.push(`${e.action.type} ${e.resource.type}`);
+  assert.deepEqual(v1, ['delete account.member', 'create account.member', 'create account.member', 'create account']);
+  const v2 = [];
+  for await (const e of john.accounts.logs.audit.list({ account_id: account, since: '2000-01-01', before: '2999-01-01', limit: 3 })) v2.push(e);
+  assert.equal(v2.length, 4);
+  assert.deepEqual([v2[0].actor.email, v2[0].resource.id], ['user@example.com', invited.id]);
+  const mine = [];
+  for await (const e of john.user.auditLogs.list({ per_page: 1 })) { mine.push(e); break; }
+  assert.equal(mine[0].resource.id, invited.id);
+  await john.accounts.delete({ account_id: account });
+});
+
 if (!BASE_URL) {
   console.error('ROSTER_BASE_URL is not set (e.g. http://127.0.0.1:8080/client/v4)');
   process.exit(2);

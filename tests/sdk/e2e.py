@@ -74,7 +74,8 @@ from cloudflare.types.memberships import (  # noqa: E402
     MembershipUpdateResponse,
 )
 from cloudflare.types.shared import Member, PermissionGrant, Role  # noqa: E402
-from cloudflare.types.shared import Token  # noqa: E402
+from cloudflare.types.shared import AuditLog, Token  # noqa: E402
+from cloudflare.types.accounts.logs import AuditListResponse  # noqa: E402
 from cloudflare.types.user import (  # noqa: E402
     Invite,
     TokenCreateResponse,
@@ -931,6 +932,32 @@ def account_owned_tokens():
     last = tokens.create(account_id=account, name="last", policies=policies).value
     JOHN_C.accounts.delete(account_id=account)
     raises(PermissionDeniedError, 403, Cloudflare(api_token=last, base_url=BASE_URL, max_retries=0).accounts.list)
+
+
+@check
+def audit_log_after_the_changes():
+    account = typed(JOHN_C.accounts.create(name="SDK Audit", type="standard"), Account).id
+    invited = JOHN_C.accounts.members.create(account_id=account, email="audited@example.com",
+                                              roles=["87e7860bc4c445faba075646dac38cca"])
+    JOHN_C.accounts.members.delete(invited.id, account_id=account)
+    v1 = [typed(e, AuditLog) for e in JOHN_C.audit_logs.list(account_id=account, per_page=2)]
+    equal([(e.action.type, e.resource.type) for e in v1],
+          [("delete", "account.member"), ("create", "account.member"),
+           ("create", "account.member"), ("create", "account")], "v1, newest first, page by page")
+    equal((v1[0].actor.email, v1[0].actor.type, v1[0].resource.id), (JOHN[0], "user", invited.id), "who removed whom")
+    ensure(v1[1].new_value and "audited@example.com" in v1[1].new_value, "the invitation's new value", v1[1])
+    only = list(JOHN_C.audit_logs.list(account_id=account, action={"type": "delete"}, actor={"email": JOHN[0]}))
+    equal([e.id for e in only], [v1[0].id], "filtered by action and actor")
+    since = datetime(2000, 1, 1)
+    v2 = [typed(e, AuditListResponse)
+          for e in JOHN_C.accounts.logs.audit.list(account_id=account, since=since, before=datetime(2999, 1, 1), limit=3)]
+    equal([e.id for e in v2], [e.id for e in v1], "v2 by cursor, the same entries")
+    equal((v2[0].actor.context, v2[0].actor.type, v2[0].raw.method), ("api_key", "user", "DELETE"), "v2 actor and request")
+    mine = [typed(e, AuditLog) for e in JOHN_C.user.audit_logs.list(per_page=5)]
+    equal(mine[0].id, v1[0].id, "the user's own log, newest first")
+    raises(NotFoundError, 404, BOB_C.audit_logs.list, account_id=account)
+    JOHN_C.accounts.delete(account_id=account)
+    equal(next(iter(JOHN_C.user.audit_logs.list(per_page=1))).resource.id, account, "the deletion, in the deleter's log")
 
 
 # --- main ------------------------------------------------------------------------------------
