@@ -406,3 +406,33 @@ async fn the_log_is_read_with_organization_read_and_keeps_a_deleted_accounts_end
         .await
         .expect_error(404, 1003);
 }
+
+#[tokio::test]
+async fn the_demo_has_audit_history() {
+    let server = TestServer::emulator().await;
+    let demo = server.as_user(&Creds::demo());
+    let log = entries(&demo.get(&v1(DEMO_ACCOUNT, "per_page=100")).await);
+    assert!(
+        log.len() > 10,
+        "the demo's making is its history: {}",
+        log.len()
+    );
+    assert!(
+        log.iter()
+            .all(|e| e["actor"]["type"] == "admin" && e["interface"] == "CLI")
+    );
+    assert_eq!(
+        kinds(&log).last().unwrap(),
+        &("create".to_string(), "account".to_string())
+    );
+    // The emulator's reset puts the history back as the demo started.
+    server
+        .invite(&Creds::demo(), DEMO_ACCOUNT, "later@example.com", &[DNS])
+        .await;
+    let grown = entries(&demo.get(&v1(DEMO_ACCOUNT, "per_page=100")).await);
+    assert_eq!(grown.len(), log.len() + 1);
+    let reset = server.raw(&[]).post("/_roster/reset", json!({})).await;
+    assert_eq!(reset.status, 200, "{}", reset.body);
+    let again = entries(&demo.get(&v1(DEMO_ACCOUNT, "per_page=100")).await);
+    assert_eq!(again, log);
+}

@@ -9,6 +9,9 @@
 //! Administrator of the big account and of every invite account. In the big account, every
 //! fourth user member ([`Layout::grouped`]) holds a policy for zone reading only and reads
 //! the account through the one user group, whose policy grants Account Settings Read.
+//! The audit log holds N entries in the big account (the admin's) and
+//! [`SMALL_AUDIT_ENTRIES`] in user 0's small account, so its newest page can be read at
+//! each size beside a short log.
 
 use std::io::Write;
 
@@ -27,6 +30,7 @@ const CREATED: &str = "2024-01-01T00:00:00Z";
 /// Pairs the invite scenario can make at least; at a few thousand pairs a second this
 /// outlasts any run of a minute or less.
 const INVITE_PAIRS: u64 = 200_000;
+pub const SMALL_AUDIT_ENTRIES: u64 = 100;
 
 pub struct Layout {
     pub users: u64,
@@ -215,9 +219,45 @@ impl Layout {
             ))?;
         }
         rows.next_table("tokens")?;
+        rows.next_table("audit_logs")?;
+        let (admin_id, user0_id) = (id(0xad, 0), id(0xa1, 0));
+        let (small, _) = self.small_account_of(0);
+        let logs = [
+            (&big, &admin_id, &admin.email, self.users),
+            (&small, &user0_id, &self.user(0).email, SMALL_AUDIT_ENTRIES),
+        ];
+        let mut n = 0;
+        for (account, actor, email, count) in logs {
+            for k in 0..count {
+                rows.put(&audit_row(
+                    n,
+                    k,
+                    account,
+                    actor,
+                    email,
+                    &self.big_membership(k % BIG_MEMBERS),
+                ))?;
+                n += 1;
+            }
+        }
         write!(rows.out, "]}}")?;
         Ok(())
     }
+}
+
+/// The `k`-th change in an account's log (a microsecond after the one before).
+fn audit_row(n: u64, k: u64, account: &str, actor: &str, email: &str, member: &str) -> Value {
+    json!({
+        "id": id(0xae, n), "account_id": account, "actor_type": "user_key",
+        "actor_id": actor, "actor_email": email, "actor_ip": "192.0.2.1",
+        "token_id": null, "token_name": null, "action_type": "create",
+        "description": "Created member", "resource_type": "account.member",
+        "resource_id": member, "old_value": null,
+        "new_value": json!({"id": member, "status": "pending"}).to_string(),
+        "ray_id": format!("{n:016x}-RST"), "method": "POST",
+        "uri": format!("/client/v4/accounts/{account}/members"),
+        "created_on": format!("2024-01-01T00:{:02}:{:02}.{:06}Z", k / 60_000_000, k / 1_000_000 % 60, k % 1_000_000),
+    })
 }
 
 fn id(kind: u8, i: u64) -> String {

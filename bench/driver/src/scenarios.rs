@@ -14,7 +14,7 @@ use crate::load::{Scenario, Step};
 /// Deep enough into the big account that every earlier member is sorted and skipped.
 pub const DEEP_PAGE: u64 = 150;
 
-pub const NAMES: [&str; 14] = [
+pub const NAMES: [&str; 17] = [
     "membership",
     "membership_hot",
     "memberships",
@@ -29,6 +29,9 @@ pub const NAMES: [&str; 14] = [
     "member_small",
     "account_gets_big",
     "account_gets_small",
+    "audit_big",
+    "audit_small",
+    "audit_v2_big",
 ];
 
 pub fn by_name(name: &str, layout: Arc<Layout>) -> Option<Arc<dyn Scenario>> {
@@ -47,6 +50,9 @@ pub fn by_name(name: &str, layout: Arc<Layout>) -> Option<Arc<dyn Scenario>> {
         "member_small" => Arc::new(AccountGet(layout, Size::Small, Some(1))),
         "account_gets_big" => Arc::new(AccountGet(layout, Size::Big, None)),
         "account_gets_small" => Arc::new(AccountGet(layout, Size::Small, None)),
+        "audit_big" => Arc::new(AuditNewest(layout, Size::Big, false)),
+        "audit_small" => Arc::new(AuditNewest(layout, Size::Small, false)),
+        "audit_v2_big" => Arc::new(AuditNewest(layout, Size::Big, true)),
         _ => return None,
     };
     Some(scenario)
@@ -68,6 +74,9 @@ pub fn describe(name: &str) -> &'static str {
         "member_small" => "GET one member, 12 members",
         "account_gets_big" => "every account GET, 10,000 members",
         "account_gets_small" => "every account GET, 12 members",
+        "audit_big" => "GET audit_logs newest 50, N entries",
+        "audit_small" => "GET audit_logs newest 50, 100 entries",
+        "audit_v2_big" => "GET logs/audit (v2) newest 50, N entries",
         _ => "",
     }
 }
@@ -277,6 +286,29 @@ impl Scenario for AccountGet {
             3 => format!("{base}/roles/{}", crate::dataset::ADMINISTRATOR),
             4 => format!("{base}/iam/permission_groups?per_page=20"),
             _ => format!("{base}/iam/resource_groups"),
+        };
+        (idx == 0).then(|| get(path, caller.email, caller.key))
+    }
+}
+
+/// The newest page of an account's audit log: the big account's (as many entries as the
+/// dataset has users) or user 0's small account's ([`crate::dataset::SMALL_AUDIT_ENTRIES`]),
+/// through v1 or v2.
+struct AuditNewest(Arc<Layout>, Size, bool);
+
+impl Scenario for AuditNewest {
+    fn step(&self, _: u64, idx: usize, _: &[u8]) -> Option<Step> {
+        let layout = &self.0;
+        let (caller, account) = match self.1 {
+            Size::Small => (layout.user(0), layout.small_account_of(0).0),
+            _ => (layout.admin(), layout.big_account()),
+        };
+        let path = if self.2 {
+            format!(
+                "/client/v4/accounts/{account}/logs/audit?since=2000-01-01&before=2999-01-01&limit=50"
+            )
+        } else {
+            format!("/client/v4/accounts/{account}/audit_logs?per_page=50")
         };
         (idx == 0).then(|| get(path, caller.email, caller.key))
     }
