@@ -65,9 +65,11 @@ pub async fn log(State(metrics): State<Arc<Metrics>>, mut req: Request, next: Ne
         .and_then(|id| id.header_value().to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    // The changes the request makes are logged with it (the caller is noted once known).
-    let request = crate::domain::audit::Request::new(ray.clone(), method.to_string(), path.clone());
-    let response = request.scope(next.run(req)).await;
+    // The changes the request makes are audited with it (the caller is noted once known);
+    // this line reads the same ray id and path back from it.
+    let request = crate::domain::audit::Request::new(ray, method.to_string(), path);
+    let response = request.clone().scope(next.run(req)).await;
+    let (ray, path) = (request.ray.as_str(), request.uri.as_str());
     // Microseconds: most answers take less than a millisecond.
     let latency = started.elapsed();
     let latency_us = latency.as_micros() as u64;
