@@ -434,23 +434,7 @@ fn plan_token(account: &Id, t: &TokenFixture) -> Result<(tokens::Token, String),
                 })
         })
         .collect::<Result<_, _>>()?;
-    let input = tokens::TokenInput {
-        name: t.name.clone(),
-        policies: vec![tokens::PolicyInput {
-            id: None,
-            effect: tokens::Effect::Allow,
-            permission_groups,
-            resources: [(
-                tokens::account_resource(account),
-                tokens::Resource::All("*".into()),
-            )]
-            .into(),
-        }],
-        not_before: None,
-        expires_on: None,
-        request_ip: None,
-    };
-    let mut token = tokens::new_token(tokens::Owner::Account(account.clone()), input, None)?;
+    let mut token = tokens::simple_account_token(account, t.name.clone(), permission_groups)?;
     // Loading the file again finds the same token.
     token.id = optional_id(&t.id, "tokens.id")?
         .unwrap_or_else(|| derived_id(&format!("{account}/tokens/{}", t.name)));

@@ -72,15 +72,7 @@ pub fn list<'a, T, V: Serialize>(page: &'a Page<T>, view: impl Fn(&'a T) -> V) -
         total_count: page.total_count,
         total_pages: page.total_pages(),
     };
-    let result: Vec<V> = page.items.iter().map(view).collect();
-    Json(Envelope {
-        success: true,
-        errors: [],
-        messages: Vec::new(),
-        result,
-        result_info: Some(result_info),
-    })
-    .into_response()
+    list_with_info(page.items.iter().map(view).collect(), result_info)
 }
 
 #[derive(Serialize)]

@@ -1386,23 +1386,7 @@ mod tests {
 
     /// An account's own token of `account` allowing `group` on it.
     fn account_token(account: &Id, group: &str) -> Caller {
-        let input = tokens::TokenInput {
-            name: "ci".into(),
-            policies: vec![tokens::PolicyInput {
-                id: None,
-                effect: tokens::Effect::Allow,
-                permission_groups: vec![id(group)],
-                resources: [(
-                    tokens::account_resource(account),
-                    tokens::Resource::All("*".into()),
-                )]
-                .into(),
-            }],
-            not_before: None,
-            expires_on: None,
-            request_ip: None,
-        };
-        let token = tokens::new_token(tokens::Owner::Account(account.clone()), input, None)
+        let token = tokens::simple_account_token(account, "ci".into(), vec![id(group)])
             .expect("a valid token");
         Caller {
             user: None,

@@ -481,6 +481,27 @@ pub fn simple_token(
     new_token(Owner::User(owner.clone()), input, None)
 }
 
+/// An account's token allowing `groups` on that account: what fixtures make.
+pub fn simple_account_token(
+    account: &Id,
+    name: String,
+    groups: Vec<Id>,
+) -> Result<Token, DomainError> {
+    let input = TokenInput {
+        name,
+        policies: vec![PolicyInput {
+            id: None,
+            effect: Effect::Allow,
+            permission_groups: groups,
+            resources: [(account_resource(account), Resource::All("*".into()))].into(),
+        }],
+        not_before: None,
+        expires_on: None,
+        request_ip: None,
+    };
+    new_token(Owner::Account(account.clone()), input, None)
+}
+
 /// Replaces a token's editable fields (a PUT); a status left out stays as it is.
 pub fn update_token(
     token: &mut Token,
