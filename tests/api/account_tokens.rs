@@ -118,13 +118,25 @@ async fn an_account_token_reads_its_account_outlives_its_maker_and_is_no_user() 
         .await
         .expect_error(403, 10000);
 
-    // The maker leaves; the account's token keeps working.
+    // The maker leaves: the account's token keeps working, the maker's own token no
+    // longer reaches the account.
+    let own = server.token(&maker, &["Account Settings Read"]).await;
+    server
+        .with_token(&own)
+        .get(&format!("/accounts/{account}"))
+        .await
+        .result();
     server
         .as_user(&maker)
         .delete(&format!("/memberships/{maker_membership}"))
         .await
         .result();
     bearer.get(&format!("/accounts/{account}")).await.result();
+    server
+        .with_token(&own)
+        .get(&format!("/accounts/{account}"))
+        .await
+        .expect_error(404, 1003);
 }
 
 #[tokio::test]
