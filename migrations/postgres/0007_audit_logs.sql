@@ -1,9 +1,11 @@
 -- The audit log: one row per change, written in the change's own transaction. `created_on`
 -- has a fixed width (microseconds, `Z`), so text order is time order and pages are read by
 -- keyset on (created_on, id), compared bytewise (COLLATE "C", as SQLite does). No foreign keys: an entry outlives what it is about (an
--- account's deletion is itself an entry, in its deleter's log).
+-- account's deletion is itself an entry, in its deleter's log). No index on the random
+-- `id` (ids are 128 random bits): an index on it dirtied one more page, at a random place,
+-- in every write's commit; a lookup by id goes through the scope's index.
 CREATE TABLE audit_logs (
-    id TEXT PRIMARY KEY,
+    id TEXT NOT NULL,
     account_id TEXT,
     actor_type TEXT NOT NULL,
     actor_id TEXT,

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, OriginalUri, Path, Request};
@@ -18,7 +19,7 @@ use crate::domain::list::PageRequest;
 use crate::domain::{Caller, DomainError, Id};
 
 /// The authenticated caller.
-pub struct Auth(pub Caller);
+pub struct Auth(pub Arc<Caller>);
 
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
@@ -51,7 +52,8 @@ impl FromRequestParts<AppState> for Auth {
                 return Err(e.into());
             }
         };
-        crate::domain::audit::note_actor(crate::domain::audit::Actor::of(&caller, client));
+        let caller = Arc::new(caller);
+        crate::domain::audit::note_caller(&caller, client);
         if let Some(notes) = parts.extensions.get::<super::access::Notes>() {
             let who = match (&caller.token, &caller.user) {
                 (Some(token), _) => format!("token {}", token.id),

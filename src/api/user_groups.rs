@@ -293,7 +293,7 @@ async fn replace_members(
 
 async fn set_members(
     app: AppState,
-    caller: Caller,
+    caller: std::sync::Arc<Caller>,
     ids: Ids,
     body: SetMembers,
     replace: bool,

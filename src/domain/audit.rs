@@ -8,6 +8,8 @@
 //! opens a [`Request`] scope around each request and the authentication extractor notes
 //! who called; a change made outside any request (the CLI, fixtures) is the system's.
 
+use std::borrow::Cow;
+use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
 use serde_json::{Value, json};
@@ -15,7 +17,7 @@ use time::OffsetDateTime;
 
 use super::clock;
 use super::model::*;
-use super::rules::{AccountState, Change};
+use super::rules::{AccountState, Caller, Change};
 use super::tokens::{IpCondition, Owner, Token};
 use super::types::Id;
 
@@ -30,8 +32,8 @@ pub struct Actor {
     /// The user, when one acted (with their key or one of their tokens).
     pub id: Option<Id>,
     pub email: Option<String>,
-    /// Kept as an address: formatting it is left to the few requests that change anything.
-    pub ip: Option<std::net::IpAddr>,
+    /// Kept as an address: formatting it is left to when an entry is shown.
+    pub ip: Option<IpAddr>,
     pub token_id: Option<Id>,
     pub token_name: Option<String>,
 }
@@ -83,7 +85,7 @@ impl Actor {
     }
 
     /// The caller of a request, from `ip`.
-    pub fn of(caller: &super::Caller, ip: Option<std::net::IpAddr>) -> Actor {
+    pub fn of(caller: &Caller, ip: Option<IpAddr>) -> Actor {
         let kind = match (&caller.user, &caller.token) {
             (_, Some(t)) if matches!(t.owner, Owner::Account(_)) => ActorKind::AccountToken,
             (_, Some(_)) => ActorKind::UserToken,
@@ -101,22 +103,23 @@ impl Actor {
 }
 
 /// The request a change is made in: its ray id, method and path (as the access log quotes
-/// them) and, once authenticated, its actor.
+/// them) and, once authenticated, its caller, from which an entry's actor is made only when
+/// the request changes something (most only read).
 #[derive(Debug, Default)]
 pub struct Request {
     pub ray: String,
-    pub method: String,
+    pub method: Cow<'static, str>,
     pub uri: String,
-    actor: OnceLock<Actor>,
+    caller: OnceLock<(Arc<Caller>, Option<IpAddr>)>,
 }
 
 impl Request {
-    pub fn new(ray: String, method: String, uri: String) -> Arc<Request> {
+    pub fn new(ray: String, method: Cow<'static, str>, uri: String) -> Arc<Request> {
         Arc::new(Request {
             ray,
             method,
             uri,
-            actor: OnceLock::new(),
+            caller: OnceLock::new(),
         })
     }
 
@@ -126,9 +129,9 @@ impl Request {
     }
 }
 
-/// Notes who the current request's caller is (nothing outside a request).
-pub fn note_actor(actor: Actor) {
-    let _ = REQUEST.try_with(|r| r.actor.set(actor));
+/// Notes who the current request's caller is, from `ip` (nothing outside a request).
+pub fn note_caller(caller: &Arc<Caller>, ip: Option<IpAddr>) {
+    let _ = REQUEST.try_with(|r| r.caller.set((Arc::clone(caller), ip)));
 }
 
 /// The request data an entry keeps.
@@ -142,10 +145,13 @@ pub struct Raw {
 fn current() -> (Actor, Option<Raw>) {
     REQUEST
         .try_with(|r| {
-            let actor = r.actor.get().cloned().unwrap_or_else(Actor::system);
+            let actor = r
+                .caller
+                .get()
+                .map_or_else(Actor::system, |(caller, ip)| Actor::of(caller, *ip));
             let raw = Raw {
                 ray: r.ray.clone(),
-                method: r.method.clone(),
+                method: r.method.to_string(),
                 uri: r.uri.clone(),
             };
             (actor, Some(raw))
@@ -529,17 +535,14 @@ mod tests {
         assert_eq!(outside.actor, Actor::system());
         assert_eq!(outside.raw, None);
         let request = Request::new("ray".into(), "POST".into(), "/x".into());
+        let caller = Arc::new(Caller {
+            user: Some(crate::domain::testing::user("a@example.com", false)),
+            token: None,
+        });
         let inside = request
             .scope(async {
                 let before = entry(None, "create", "user", &Id::generate(), None, None);
-                note_actor(Actor {
-                    kind: ActorKind::UserKey,
-                    id: None,
-                    email: Some("a@example.com".into()),
-                    ip: Some("192.0.2.1".parse().unwrap()),
-                    token_id: None,
-                    token_name: None,
-                });
+                note_caller(&caller, Some("192.0.2.1".parse().unwrap()));
                 (
                     before,
                     entry(None, "create", "user", &Id::generate(), None, None),

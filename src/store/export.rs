@@ -261,9 +261,14 @@ impl Export {
             json::<Vec<Policy>>(&g.policies, &at, "policies")?;
             timestamps(&[&g.created_on, &g.modified_on], &at)?;
         }
+        // The table keeps no index on the id (see migration 0007): uniqueness is checked here.
+        let mut seen = std::collections::HashSet::with_capacity(self.audit_logs.len());
         for e in &self.audit_logs {
             let at = format!("audit_logs[{}]", e.id);
             id(&e.id, &at)?;
+            if !seen.insert(e.id.as_str()) {
+                return Err(format!("{at}: the id is used twice"));
+            }
             for owner in [&e.account_id, &e.actor_id, &e.token_id]
                 .into_iter()
                 .flatten()
