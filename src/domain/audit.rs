@@ -5,8 +5,10 @@
 //! secret or digest, and no invitation's activation code.
 //!
 //! The actor is a task-local, like the clock (`clock.rs`): the API's access-log middleware
-//! opens a [`Request`] scope around each request and the authentication extractor notes
-//! who called; a change made outside any request (the CLI, fixtures) is the system's.
+//! opens a [`Request`] scope around each request whose method may change something (not
+//! around GET, HEAD or OPTIONS, which change nothing: the scope costs a request's future
+//! a box) and the authentication extractor notes who called; a change made outside any
+//! request (the CLI, fixtures) is the system's.
 
 use std::borrow::Cow;
 use std::net::IpAddr;
