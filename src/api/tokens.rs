@@ -21,7 +21,7 @@ use crate::auth::{AuthError, BAD_AUTHORIZATION, generate_token, hash_secret};
 use crate::domain::list::{paginate, text_key};
 use crate::domain::tokens::{self, Effect, IpCondition, Owner, Resource, TokenInput, TokenStatus};
 use crate::domain::types::now;
-use crate::domain::{Caller, Direction, DomainError, Focus, Id, Need, catalog};
+use crate::domain::{AccountState, Caller, Direction, DomainError, Focus, Id, Need, catalog};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -144,25 +144,56 @@ impl TokenBody {
     }
 }
 
-/// Whose tokens a request is about, once the caller may `need` them: the account's on
-/// `/accounts/{account_id}/tokens`, the caller's own on `/user/tokens`; and the token the
-/// path names, if any.
-async fn owner(
+/// What a request is about, once the caller may `need` it.
+struct Target {
+    /// The account's tokens on `/accounts/{account_id}/tokens`, the caller's own on
+    /// `/user/tokens`.
+    owner: Owner,
+    /// The token the path names, if any.
+    token: Option<Id>,
+    /// The account, as authorizing the caller read it (an account's tokens only).
+    account: Option<AccountState>,
+}
+
+impl Target {
+    fn token(&self) -> &Id {
+        self.token.as_ref().expect("the route names a token")
+    }
+
+    /// Checks that a token made or changed here grants no more than the caller holds in the
+    /// account (an account's token; a user's token is capped by its user when used).
+    fn check_within(&self, caller: &Caller, token: &tokens::Token) -> Result<(), DomainError> {
+        match &self.account {
+            Some(state) => state.check_token_within(caller, token),
+            None => Ok(()),
+        }
+    }
+}
+
+async fn target(
     app: &AppState,
     caller: &Caller,
     ids: &Ids,
     need: Need,
-) -> Result<(Owner, Option<Id>), ApiError> {
+) -> Result<Target, ApiError> {
     let token = ids.named("token_id").cloned();
     match ids.named("account_id") {
         Some(account) => {
             let state = app.load_account(account, &Focus::caller(caller)).await?;
             state.authorize_account_tokens(caller, need)?;
-            Ok((Owner::Account(account.clone()), token))
+            Ok(Target {
+                owner: Owner::Account(account.clone()),
+                token,
+                account: Some(state),
+            })
         }
         None => {
             caller.require_token_group(AREA, need)?;
-            Ok((Owner::User(caller.user()?.id.clone()), token))
+            Ok(Target {
+                owner: Owner::User(caller.user()?.id.clone()),
+                token,
+                account: None,
+            })
         }
     }
 }
@@ -173,7 +204,7 @@ async fn list(
     ids: Ids,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let (owner, _) = owner(&app, &caller, &ids, Need::Read).await?;
+    let target = target(&app, &caller, &ids, Need::Read).await?;
     let page = params.page()?;
     let direction = params.choice("direction")?.unwrap_or(Direction::Asc);
     let include_expired = match params.text("include_expired", 5)?.as_deref() {
@@ -188,7 +219,7 @@ async fn list(
         }
     };
     let at = clock::now_utc();
-    let mut items = app.store.tokens(&owner).await?;
+    let mut items = app.store.tokens(&target.owner).await?;
     items.retain(|t| include_expired || t.effective_status(at) != TokenStatus::Expired);
     let page = paginate(
         items,
@@ -206,10 +237,11 @@ async fn create(
     ids: Ids,
     Body(body): Body<TokenBody>,
 ) -> Result<Response, ApiError> {
-    let (owner, _) = owner(&app, &caller, &ids, Need::Write).await?;
+    let target = target(&app, &caller, &ids, Need::Write).await?;
     let (input, status) = body.input()?;
     let creator = caller.user.as_ref().map(|u| u.email.as_str().to_string());
-    let mut token = tokens::new_token(owner, input, creator)?;
+    let mut token = tokens::new_token(target.owner.clone(), input, creator)?;
+    target.check_within(&caller, &token)?;
     if let Some(status) = status {
         token.status = status;
     }
@@ -225,14 +257,13 @@ async fn details(
     Auth(caller): Auth,
     ids: Ids,
 ) -> Result<Response, ApiError> {
-    let (owner, id) = owner(&app, &caller, &ids, Need::Read).await?;
-    let id = id.expect("the route names a token");
+    let target = target(&app, &caller, &ids, Need::Read).await?;
     let token = app
         .store
-        .tokens(&owner)
+        .tokens(&target.owner)
         .await?
         .into_iter()
-        .find(|t| t.id == id)
+        .find(|t| &t.id == target.token())
         .ok_or(DomainError::NotFound("Token"))?;
     Ok(views::single(views::token(&token, None)))
 }
@@ -243,14 +274,17 @@ async fn update(
     ids: Ids,
     Body(body): Body<TokenBody>,
 ) -> Result<Response, ApiError> {
-    let (owner, id) = owner(&app, &caller, &ids, Need::Write).await?;
+    let target = target(&app, &caller, &ids, Need::Write).await?;
     let (input, status) = body.input()?;
     let token = app
         .store
         .edit_token(
-            &owner,
-            &id.expect("the route names a token"),
-            &|t| tokens::update_token(t, input.clone(), status),
+            &target.owner,
+            target.token(),
+            &|t| {
+                tokens::update_token(t, input.clone(), status)?;
+                target.check_within(&caller, t)
+            },
             None,
         )
         .await?;
@@ -262,10 +296,11 @@ async fn remove(
     Auth(caller): Auth,
     ids: Ids,
 ) -> Result<Response, ApiError> {
-    let (owner, id) = owner(&app, &caller, &ids, Need::Write).await?;
-    let id = id.expect("the route names a token");
-    app.store.delete_token(&owner, &id).await?;
-    Ok(views::single(json!({ "id": id })))
+    let target = target(&app, &caller, &ids, Need::Write).await?;
+    app.store
+        .delete_token(&target.owner, target.token())
+        .await?;
+    Ok(views::single(json!({ "id": target.token() })))
 }
 
 /// A new secret for the token; the old one stops working at once. The request has no
@@ -275,12 +310,12 @@ async fn roll(
     Auth(caller): Auth,
     ids: Ids,
 ) -> Result<Response, ApiError> {
-    let (owner, id) = owner(&app, &caller, &ids, Need::Write).await?;
+    let target = target(&app, &caller, &ids, Need::Write).await?;
     let secret = generate_token();
     app.store
         .edit_token(
-            &owner,
-            &id.expect("the route names a token"),
+            &target.owner,
+            target.token(),
             &|t| {
                 t.modified_on = now();
                 Ok(())
@@ -332,7 +367,7 @@ async fn permission_groups(
     ids: Ids,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let (owner, _) = owner(&app, &caller, &ids, Need::Read).await?;
+    let owner = target(&app, &caller, &ids, Need::Read).await?.owner;
     let name = params.text("name", 200)?;
     let scope = params.text("scope", 200)?;
     let groups: Vec<_> = catalog::permission_groups()

@@ -98,6 +98,23 @@ impl Permissions {
         self
     }
 
+    /// What both grant.
+    pub fn intersect(mut self, other: &Permissions) -> Self {
+        for (mine, theirs) in self.0.iter_mut().zip(other.0.iter()) {
+            mine.read &= theirs.read || theirs.write;
+            mine.write &= theirs.write;
+        }
+        self
+    }
+
+    /// Whether everything these grant, `held` grants too.
+    pub fn within(&self, held: &Permissions) -> bool {
+        KEYS.iter().all(|(key, _)| {
+            (!self.can_read(*key) || held.can_read(*key))
+                && (!self.can_write(*key) || held.can_write(*key))
+        })
+    }
+
     pub fn can_read(&self, key: Key) -> bool {
         let g = self.get(key);
         g.read || g.write
@@ -144,6 +161,25 @@ mod tests {
 
     fn org(grant: Grant) -> Permissions {
         Permissions::default().with(Key::Organization, grant)
+    }
+
+    #[test]
+    fn within_and_intersect_compare_key_by_key() {
+        assert!(org(Grant::READ).within(&org(Grant::WRITE)));
+        assert!(!org(Grant::WRITE).within(&org(Grant::READ)));
+        assert!(!org(Grant::READ).within(&Permissions::default()));
+        assert!(Permissions::default().within(&Permissions::default()));
+        let billing = Permissions::default().with(Key::Billing, Grant::READ);
+        assert!(!billing.within(&org(Grant::WRITE)));
+        assert!(billing.within(&Permissions::all(Grant::READ)));
+        assert_eq!(
+            org(Grant::WRITE).intersect(&org(Grant::READ)),
+            org(Grant::READ)
+        );
+        assert_eq!(
+            org(Grant::WRITE).intersect(&billing),
+            Permissions::default()
+        );
     }
 
     #[test]

@@ -740,6 +740,31 @@ impl AccountState {
         caller.require_token_group_on(ACCOUNT_TOKENS, need, &resource)
     }
 
+    /// Checks that an account token made or changed by the caller grants nothing on the
+    /// account the caller does not hold there (as Cloudflare limits an account token to its
+    /// creator's access): otherwise the "Account API Tokens" groups alone would mint any
+    /// right. The caller's rights are their membership's, narrowed by their token, or
+    /// their own account token's.
+    pub fn check_token_within(&self, caller: &Caller, token: &Token) -> Result<(), DomainError> {
+        let resource = tokens::account_resource(&self.account.id);
+        let held = match (self.own_membership_of(caller), &caller.token) {
+            (Some(mine), None) => self.permissions_of(mine),
+            (Some(mine), Some(own)) => self
+                .permissions_of(mine)
+                .intersect(&own.grants_on(&resource)),
+            (None, Some(own)) => own.grants_on(&resource),
+            (None, None) => Permissions::default(),
+        };
+        if token.grants_on(&resource).within(&held) {
+            Ok(())
+        } else {
+            Err(DomainError::invalid(
+                "policies",
+                "policies grant more on this account than you hold here; an account's token gets at most its maker's rights",
+            ))
+        }
+    }
+
     pub fn leave(&self, id: &Id, user: &User) -> Result<Change, DomainError> {
         self.own_membership(id, user)?;
         self.guard_administrator(id, None)?;
@@ -1426,6 +1451,29 @@ mod tests {
             DomainError::Forbidden
         );
         assert_eq!(writer.user().unwrap_err(), DomainError::Forbidden);
+    }
+
+    #[test]
+    fn an_account_token_gets_at_most_its_makers_rights() {
+        const SETTINGS_WRITE: &str = "bcc19b668966402dadd900f2b4243d2e";
+        let state = account(vec![
+            member(
+                "owner@example.com",
+                Status::Accepted,
+                &[catalog::SUPER_ADMINISTRATOR],
+            ),
+            member("reader@example.com", Status::Accepted, &[READ_ONLY]),
+        ]);
+        let own = state.account.id.clone();
+        let made = |group| account_token(&own, group).token.unwrap();
+        let within = |who: &Caller, group| state.check_token_within(who, &made(group)).is_ok();
+        assert!(within(&caller("owner@example.com"), SETTINGS_WRITE));
+        assert!(within(&caller("reader@example.com"), ACCOUNT_SETTINGS_READ));
+        assert!(!within(&caller("reader@example.com"), SETTINGS_WRITE));
+        // An account token mints what it holds, no more.
+        let reading = account_token(&own, ACCOUNT_SETTINGS_READ);
+        assert!(within(&reading, ACCOUNT_SETTINGS_READ));
+        assert!(!within(&reading, SETTINGS_WRITE));
     }
 
     #[test]

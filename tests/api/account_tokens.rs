@@ -219,7 +219,12 @@ async fn only_holders_of_the_account_tokens_groups_manage_them() {
         .get(&path)
         .await
         .expect_error(403, 9109);
-    let able = server.token(&owner, &["Account API Tokens Write"]).await;
+    let able = server
+        .token(
+            &owner,
+            &["Account API Tokens Write", "Account Settings Read"],
+        )
+        .await;
     let (_, made) = create(&server.with_token(&able), &account, new.clone()).await;
 
     // An account token with only settings read cannot see tokens; one with the write
@@ -234,7 +239,7 @@ async fn only_holders_of_the_account_tokens_groups_manage_them() {
         &account,
         body(
             "minter",
-            &[ACCOUNT_TOKENS_WRITE],
+            &[ACCOUNT_TOKENS_WRITE, SETTINGS_READ],
             json!({ on(&account): "*" }),
         ),
     )
@@ -481,4 +486,88 @@ async fn the_demo_has_an_account_token_and_fixtures_refuse_bad_ones() {
             "names the entry: {e}"
         );
     }
+}
+
+#[tokio::test]
+async fn an_account_token_gets_at_most_its_makers_rights() {
+    let server = TestServer::start().await;
+    let owner = server.user("owner@example.com").await;
+    let account = server.account(&owner, "Escalation").await;
+    let everything = server
+        .whole_account_group(&owner, &account, Some("everything"))
+        .await;
+    // A member who may only manage tokens and read the account.
+    let minter = server.user("minter@example.com").await;
+    let member = server
+        .as_user(&owner)
+        .post(
+            &format!("/accounts/{account}/members"),
+            json!({"email": minter.email, "policies": [{"access": "allow",
+                "permission_groups": [{"id": SETTINGS_READ}, {"id": ACCOUNT_TOKENS_WRITE}],
+                "resource_groups": [{"id": everything}]}]}),
+        )
+        .await;
+    let member = member.result()["id"].as_str().unwrap().to_string();
+    server
+        .as_user(&minter)
+        .put(
+            &format!("/memberships/{member}"),
+            json!({"status": "accepted"}),
+        )
+        .await
+        .result();
+    let path = format!("/accounts/{account}/tokens");
+    let writer = body("w", &[SETTINGS_WRITE], json!({ on(&account): "*" }));
+    let r = server.as_user(&minter).post(&path, writer.clone()).await;
+    r.expect_error(400, 1002);
+    assert!(
+        r.error_message().contains("at most its maker's rights"),
+        "{}",
+        r.body
+    );
+    let (id, reader) = create(
+        &server.as_user(&minter),
+        &account,
+        body("r", &[SETTINGS_READ], json!({ on(&account): "*" })),
+    )
+    .await;
+    // Nor by changing a token it may manage.
+    server
+        .as_user(&minter)
+        .put(&format!("{path}/{id}"), writer.clone())
+        .await
+        .expect_error(400, 1002);
+    // The Super Administrator may give what they hold.
+    server
+        .as_user(&owner)
+        .put(&format!("{path}/{id}"), writer.clone())
+        .await
+        .result();
+    server
+        .with_token(&reader)
+        .put(&format!("/accounts/{account}"), json!({"name": "Renamed"}))
+        .await
+        .result();
+    // An account token mints within its own grants.
+    let (_, minting) = create(
+        &server.as_user(&owner),
+        &account,
+        body(
+            "minting",
+            &[ACCOUNT_TOKENS_WRITE, SETTINGS_READ],
+            json!({ on(&account): "*" }),
+        ),
+    )
+    .await;
+    server
+        .with_token(&minting)
+        .post(&path, writer)
+        .await
+        .expect_error(400, 1002);
+    let listed = server.as_user(&owner).get(&path).await;
+    assert_eq!(
+        listed.result().as_array().unwrap().len(),
+        2,
+        "nothing refused was made"
+    );
 }
