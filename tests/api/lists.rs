@@ -830,3 +830,66 @@ async fn accounts_list_pages_orders_and_filters_by_name() {
         json!({"page": 3, "per_page": 7, "count": 0, "total_count": 8, "total_pages": 2})
     );
 }
+
+/// A members page's `total_count` follows every kind of change: invitations, answers in
+/// both directions, removals, an account's deletion, a reset.
+#[tokio::test]
+async fn member_totals_follow_every_change() {
+    let server = TestServer::emulator().await;
+    let owner = server.user("owner@example.com").await;
+    let account = server.account(&owner, "Totals").await;
+    let admin = server.as_user(&owner);
+    let members = format!("/accounts/{account}/members");
+    let mut people = Vec::new();
+    for i in 0..5 {
+        let who = server.user(&format!("p{i}@example.com")).await;
+        let id = server.invite(&owner, &account, &who.email, &[DNS]).await;
+        people.push((who, id));
+    }
+    for (who, id) in &people[..2] {
+        server
+            .as_user(who)
+            .put(&format!("/memberships/{id}"), json!({"status": "accepted"}))
+            .await
+            .result();
+    }
+    server
+        .as_user(&people[2].0)
+        .put(
+            &format!("/memberships/{}", people[2].1),
+            json!({"status": "rejected"}),
+        )
+        .await
+        .result();
+    admin
+        .delete(&format!("{members}/{}", people[3].1))
+        .await
+        .result();
+    for (status, expected) in [
+        ("", 5),
+        ("?status=accepted", 3),
+        ("?status=pending", 1),
+        ("?status=rejected", 1),
+    ] {
+        let path = format!("{members}{status}");
+        let items = walk(&admin, &path, 5).await;
+        assert_eq!(items.len(), expected, "{path}");
+    }
+    // Gone with the account: a new account starts at its founder alone.
+    admin.delete(&format!("/accounts/{account}")).await.result();
+    let again = server.account(&owner, "Totals again").await;
+    let fresh = walk(&admin, &format!("/accounts/{again}/members"), 5).await;
+    assert_eq!(fresh.len(), 1);
+    // A reset back to the demo counts the demo's members.
+    let reset = server.raw(&[]).post("/_roster/reset", json!({})).await;
+    assert_eq!(reset.status, 200);
+    let demo = server.as_user(&Creds::demo());
+    let all = walk(&demo, &format!("/accounts/{DEMO_ACCOUNT}/members"), 5).await;
+    let pending = walk(
+        &demo,
+        &format!("/accounts/{DEMO_ACCOUNT}/members?status=pending"),
+        5,
+    )
+    .await;
+    assert!(all.len() > pending.len() && !pending.is_empty());
+}
