@@ -1,7 +1,7 @@
 //! Every endpoint against every kind of caller: no credentials, a wrong key, a valid user
 //! who is not in the account, a member without the permission the endpoint needs, a token
-//! without the permission group, and the owner. Each gets its exact status and code, and no
-//! answer ever carries a secret.
+//! without the permission group, another account's own token, and the owner. Each gets its
+//! exact status and code, and no answer ever carries a secret.
 
 use roster::auth::hash_secret;
 use serde_json::{Value, json};
