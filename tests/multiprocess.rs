@@ -355,6 +355,27 @@ async fn a_writer_is_not_starved_by_another_process_flooding_the_account() {
     while let Some(done) = flood.join_next().await {
         done.expect("flood lane");
     }
+    // Every change answered 200 is in the account's audit log once, with who made it,
+    // whichever process wrote it.
+    let path =
+        format!("/accounts/{account}/logs/audit?since=2000-01-01&before=2999-01-01&limit=1000");
+    let (status, log) = a
+        .send(&two.base_url, reqwest::Method::GET, &path, None)
+        .await;
+    assert_eq!(status, 200, "{log}");
+    let entries = log["result"].as_array().expect("entries");
+    let count = |action: &str, email: &str| {
+        entries
+            .iter()
+            .filter(|e| {
+                e["action"]["type"] == action
+                    && e["resource"]["type"] == "account.member"
+                    && e["actor"]["email"] == email
+            })
+            .count()
+    };
+    assert_eq!(count("create", &format!("a{r}@example.com")), 16 * 25);
+    assert_eq!(count("update", &format!("b{r}@example.com")), 20);
     drop((one, two));
 }
 
