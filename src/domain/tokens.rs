@@ -454,6 +454,30 @@ pub fn new_token(
     })
 }
 
+/// One allow policy of `groups` over `resources` (each with `"*"`).
+fn allowing(
+    name: String,
+    groups: Vec<Id>,
+    resources: impl IntoIterator<Item = String>,
+    expires_on: Option<String>,
+) -> TokenInput {
+    TokenInput {
+        name,
+        policies: vec![PolicyInput {
+            id: None,
+            effect: Effect::Allow,
+            permission_groups: groups,
+            resources: resources
+                .into_iter()
+                .map(|r| (r, Resource::All("*".into())))
+                .collect(),
+        }],
+        not_before: None,
+        expires_on,
+        request_ip: None,
+    }
+}
+
 /// A token allowing `groups` on every account its owner can reach and on the owner
 /// themselves: what `roster token create` makes.
 pub fn simple_token(
@@ -462,22 +486,8 @@ pub fn simple_token(
     groups: Vec<Id>,
     expires_on: Option<String>,
 ) -> Result<Token, DomainError> {
-    let resources = [format!("{ACCOUNT_RESOURCE}.*"), user_resource(owner)]
-        .into_iter()
-        .map(|r| (r, Resource::All("*".into())))
-        .collect();
-    let input = TokenInput {
-        name,
-        policies: vec![PolicyInput {
-            id: None,
-            effect: Effect::Allow,
-            permission_groups: groups,
-            resources,
-        }],
-        not_before: None,
-        expires_on,
-        request_ip: None,
-    };
+    let resources = [format!("{ACCOUNT_RESOURCE}.*"), user_resource(owner)];
+    let input = allowing(name, groups, resources, expires_on);
     new_token(Owner::User(owner.clone()), input, None)
 }
 
@@ -487,18 +497,7 @@ pub fn simple_account_token(
     name: String,
     groups: Vec<Id>,
 ) -> Result<Token, DomainError> {
-    let input = TokenInput {
-        name,
-        policies: vec![PolicyInput {
-            id: None,
-            effect: Effect::Allow,
-            permission_groups: groups,
-            resources: [(account_resource(account), Resource::All("*".into()))].into(),
-        }],
-        not_before: None,
-        expires_on: None,
-        request_ip: None,
-    };
+    let input = allowing(name, groups, [account_resource(account)], None);
     new_token(Owner::Account(account.clone()), input, None)
 }
 
