@@ -31,18 +31,18 @@ async fn list(
     let page = params.page()?;
     let direction = params.choice("direction")?.unwrap_or(Direction::Asc);
     let name = params.text("name", 100)?;
-    let readable: Vec<Account> = match (&caller.user, caller.token_account()) {
+    let readable: Vec<Account> = match caller.token_account() {
         // An account's token sees its own account, if its policies let it read it.
-        (_, Some(own)) => {
+        Some(own) => {
             let state = app.load_account(own, &Focus::default()).await?;
             match state.authorize(&caller, Need::Read) {
                 Ok(()) => vec![state.account],
                 Err(_) => Vec::new(),
             }
         }
-        (Some(user), None) => app
+        None => app
             .store
-            .user_memberships(user.email.folded())
+            .user_memberships(caller.user()?.email.folded())
             .await?
             .iter()
             .filter(|m| {
@@ -51,7 +51,6 @@ async fn list(
             })
             .map(|m| m.account.clone())
             .collect(),
-        (None, None) => unreachable!("a caller without a token is a user"),
     };
     let accounts: Vec<Account> = readable
         .into_iter()

@@ -55,28 +55,15 @@ impl FromRequestParts<AppState> for Auth {
         let caller = Arc::new(caller);
         crate::domain::audit::note_caller(&caller, client);
         if let Some(notes) = parts.extensions.get::<super::access::Notes>() {
-            let who = match (&caller.token, &caller.user) {
-                (Some(token), _) => format!("token {}", token.id),
-                (None, Some(user)) => format!("user {}", user.id),
-                (None, None) => unreachable!("a caller without a token is a user"),
-            };
-            let _ = notes.0.caller.set(who);
+            let (kind, id) = caller.principal();
+            let _ = notes.0.caller.set(format!("{kind} {id}"));
         }
         if let Some(limiter) = &state.limiter {
-            limiter
-                .check(rate_limit_key(&caller))
-                .map_err(ApiError::Busy)?;
+            // A user's allowance, whatever credential they came with; an account token's own.
+            let key = caller.user.as_ref().map_or(caller.principal().1, |u| &u.id);
+            limiter.check(key.as_str()).map_err(ApiError::Busy)?;
         }
         Ok(Auth(caller))
-    }
-}
-
-/// Whose allowance a request spends: its user's, or an account token's own.
-fn rate_limit_key(caller: &Caller) -> &str {
-    match (&caller.user, &caller.token) {
-        (Some(user), _) => user.id.as_str(),
-        (None, Some(token)) => token.id.as_str(),
-        (None, None) => unreachable!("a caller without a token is a user"),
     }
 }
 

@@ -53,6 +53,16 @@ impl Caller {
         }
     }
 
+    /// Whose requests these are, for the access log and the rate limiter: the token when
+    /// the caller came with one (`"token"`), else the user.
+    pub fn principal(&self) -> (&'static str, &Id) {
+        match (&self.token, &self.user) {
+            (Some(token), _) => ("token", &token.id),
+            (None, Some(user)) => ("user", &user.id),
+            (None, None) => unreachable!("a caller without a token is a user"),
+        }
+    }
+
     /// The folded email of the user the caller acts for.
     pub fn email_folded(&self) -> Option<&str> {
         self.user.as_ref().map(|u| u.email.folded())

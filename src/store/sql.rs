@@ -93,6 +93,16 @@ pub enum Lock<'a> {
     Snapshot,
 }
 
+impl<'a> Lock<'a> {
+    /// What a token's owner's rows are locked through: the user's row or the account's.
+    fn owner(owner: &'a Owner) -> Lock<'a> {
+        match owner {
+            Owner::User(user) => Lock::User(user),
+            Owner::Account(account) => Lock::Account(account),
+        }
+    }
+}
+
 /// What a database engine must provide for [`SqlStore`]. Each backend's module doc says
 /// what its connections, transactions and locks are; `super` has the table.
 pub trait Backend: Send + Sync + 'static {
@@ -870,10 +880,7 @@ impl<B: Backend> Store for SqlStore<B> {
         edit: EditToken<'_>,
         new_hash: Option<&str>,
     ) -> Result<Token, StoreError> {
-        let lock = match owner {
-            Owner::User(user) => Lock::User(user),
-            Owner::Account(account) => Lock::Account(account),
-        };
+        let lock = Lock::owner(owner);
         let token = super::with_retries(B::retryable, || async {
             let mut tx = self.backend.begin(lock).await?;
             let mut token = queries::fetch_token(&mut *tx, owner, id)
@@ -910,10 +917,7 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn delete_token(&self, owner: &Owner, id: &Id) -> Result<(), StoreError> {
-        let lock = match owner {
-            Owner::User(user) => Lock::User(user),
-            Owner::Account(account) => Lock::Account(account),
-        };
+        let lock = Lock::owner(owner);
         let (column, owner_id) = queries::owner_column(owner);
         let deleted = super::with_retries(B::retryable, || async {
             let mut tx = self.backend.begin(lock).await?;
