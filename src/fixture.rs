@@ -423,16 +423,7 @@ fn plan_token(account: &Id, t: &TokenFixture) -> Result<(tokens::Token, String),
     let permission_groups = t
         .permission_groups
         .iter()
-        .map(|g| {
-            Id::parse(g)
-                .or_else(|| catalog::permission_group_named(g).map(|pg| pg.id.clone()))
-                .ok_or_else(|| {
-                    DomainError::invalid(
-                        "tokens.permission_groups",
-                        format!("unknown permission group {g}"),
-                    )
-                })
-        })
+        .map(|g| permission_group_id(g, "tokens.permission_groups"))
         .collect::<Result<_, _>>()?;
     let mut token = tokens::simple_account_token(account, t.name.clone(), permission_groups)?;
     // Loading the file again finds the same token.
@@ -653,6 +644,13 @@ fn account_changes(planned: &PlannedAccount, state: &AccountState) -> Vec<Change
     changes
 }
 
+/// A permission group a fixture names by id or by name.
+fn permission_group_id(g: &str, field: &str) -> Result<Id, DomainError> {
+    Id::parse(g)
+        .or_else(|| catalog::permission_group_named(g).map(|pg| pg.id.clone()))
+        .ok_or_else(|| DomainError::invalid(field, format!("unknown permission group {g}")))
+}
+
 /// Policies as a fixture gives them: permission groups by id or name.
 fn fixture_policies(policies: &[PolicyFixture]) -> Result<Vec<Policy>, DomainError> {
     policies
@@ -664,16 +662,7 @@ fn fixture_policies(policies: &[PolicyFixture]) -> Result<Vec<Policy>, DomainErr
                 permission_groups: p
                     .permission_groups
                     .iter()
-                    .map(|g| {
-                        Id::parse(g)
-                            .or_else(|| catalog::permission_group_named(g).map(|pg| pg.id.clone()))
-                            .ok_or_else(|| {
-                                DomainError::invalid(
-                                    "permission_groups",
-                                    format!("unknown permission group {g}"),
-                                )
-                            })
-                    })
+                    .map(|g| permission_group_id(g, "permission_groups"))
                     .collect::<Result<_, _>>()?,
                 resource_groups: p
                     .resource_groups
