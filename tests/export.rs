@@ -100,8 +100,10 @@ fn rows(data: &Value) -> usize {
 }
 
 /// Every column of every table is in the export: a migration that adds one must teach the
-/// export about it.
+/// export about it, or name it here with why.
 fn assert_every_column_exported(db: &TestDatabase, data: &Value) {
+    // A cache's validator: an import gives every account a new one.
+    let not_exported = ["accounts.catalog_stamp"];
     let path = &db.args()[1];
     for table in [
         "users",
@@ -120,13 +122,18 @@ fn assert_every_column_exported(db: &TestDatabase, data: &Value) {
             ])
             .output()
             .expect("python3 runs");
-        let columns = String::from_utf8(out.stdout).unwrap();
+        let columns: Vec<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .split_whitespace()
+            .filter(|c| !not_exported.contains(&format!("{table}.{c}").as_str()))
+            .map(String::from)
+            .collect();
         let row = data[table][0]
             .as_object()
             .unwrap_or_else(|| panic!("the fixture fills {table}"));
         let mut keys: Vec<&str> = row.keys().map(String::as_str).collect();
         keys.sort();
-        assert_eq!(columns.trim(), keys.join(" "), "columns of {table}");
+        assert_eq!(columns.join(" "), keys.join(" "), "columns of {table}");
     }
 }
 

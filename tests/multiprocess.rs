@@ -758,3 +758,148 @@ async fn the_last_administrator_through_a_group_survives_races() {
     }
     drop((one, two));
 }
+
+/// An account's catalog is kept by each process (with its stamp): a user group's policy
+/// changed through one process applies at once to requests through the other, which read
+/// the account's catalog before the change, as do a new and a deleted resource group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn catalogs_changed_through_one_process_apply_at_once_in_the_other() {
+    const SETTINGS_WRITE: &str = "bcc19b668966402dadd900f2b4243d2e";
+    const SETTINGS_READ: &str = "15b972a8f4cb43e78efbafb322f7dee5";
+    let db = TestDatabase::new();
+    let account = id(0xae, 0);
+    seed(
+        &db,
+        &json!({
+            "users": [
+                {"email": "owner@example.com", "api_key": key(7000), "two_factor_authentication_enabled": true},
+                {"email": "grouped@example.com", "api_key": key(7001)},
+            ],
+            "accounts": [{
+                "id": account,
+                "name": "Catalogs",
+                "members": [
+                    {"email": "owner@example.com", "roles": [SUPER_ADMIN]},
+                    {"id": id(0xa1, 0), "email": "grouped@example.com", "roles": [READ_ONLY]},
+                ],
+            }],
+        }),
+    );
+    let (one, two) = (Server::start(&db, &[]), Server::start(&db, &[]));
+    let (one, two) = (one.base_url.clone(), two.base_url.clone());
+    let http = reqwest::Client::new();
+    let owner = caller(&http, "owner@example.com".into(), key(7000));
+    let grouped = caller(&http, "grouped@example.com".into(), key(7001));
+    let (post, put, del, get) = (
+        reqwest::Method::POST,
+        reqwest::Method::PUT,
+        reqwest::Method::DELETE,
+        reqwest::Method::GET,
+    );
+    let groups = format!("/accounts/{account}/iam/resource_groups");
+    let listed = |body: &Value| -> Vec<String> {
+        let mut names: Vec<String> = body["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["name"].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    let settings = format!("/accounts/{account}");
+    let rename = |name: &str| Some(json!({"name": name, "settings": {}}));
+
+    // The second process reads the account (and keeps its catalog) before each change.
+    let (status, body) = owner.send(&two, get.clone(), &groups, None).await;
+    assert_eq!(
+        (status, listed(&body)),
+        (200, Vec::<String>::new()),
+        "{body}"
+    );
+    let (status, body) = grouped
+        .send(&two, put.clone(), &settings, rename("by the member"))
+        .await;
+    assert_eq!(status, 403, "{body}");
+
+    let scope =
+        json!({"key": format!("com.cloudflare.api.account.{account}"), "objects": [{"key": "*"}]});
+    let (status, made) = owner
+        .send(
+            &one,
+            post.clone(),
+            &groups,
+            Some(json!({"name": "all", "scope": scope})),
+        )
+        .await;
+    assert_eq!(status, 200, "{made}");
+    let rg = made["result"]["id"].as_str().unwrap().to_string();
+    let (status, body) = owner.send(&two, get.clone(), &groups, None).await;
+    assert_eq!(
+        (status, listed(&body)),
+        (200, vec!["all".to_string()]),
+        "{body}"
+    );
+
+    let policy = |group: &str| json!([{"access": "allow", "permission_groups": [{"id": group}], "resource_groups": [{"id": rg}]}]);
+    let (status, made) = owner
+        .send(
+            &one,
+            post.clone(),
+            &format!("/accounts/{account}/iam/user_groups"),
+            Some(json!({"name": "writers", "policies": policy(SETTINGS_WRITE)})),
+        )
+        .await;
+    assert_eq!(status, 200, "{made}");
+    let group = format!(
+        "/accounts/{account}/iam/user_groups/{}",
+        made["result"]["id"].as_str().unwrap()
+    );
+    let (status, body) = owner
+        .send(
+            &one,
+            post.clone(),
+            &format!("{group}/members"),
+            Some(json!([{"id": id(0xa1, 0)}])),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = grouped
+        .send(&two, put.clone(), &settings, rename("by the group"))
+        .await;
+    assert_eq!(
+        status, 200,
+        "the group's policy, made through the other process: {body}"
+    );
+
+    // Only the catalog changes now: the group's policy reads, no longer writes.
+    let (status, body) = owner
+        .send(
+            &one,
+            put.clone(),
+            &group,
+            Some(json!({"name": "writers", "policies": policy(SETTINGS_READ)})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = grouped
+        .send(&two, put.clone(), &settings, rename("again"))
+        .await;
+    assert_eq!(
+        status, 403,
+        "a policy taken away through the other process: {body}"
+    );
+
+    let (status, body) = owner.send(&one, del.clone(), &group, None).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = owner
+        .send(&one, del.clone(), &format!("{groups}/{rg}"), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = owner.send(&two, get.clone(), &groups, None).await;
+    assert_eq!(
+        (status, listed(&body)),
+        (200, Vec::<String>::new()),
+        "{body}"
+    );
+}

@@ -26,6 +26,7 @@
 //! | `export` | the writer, after committing its batch: `BEGIN` (one snapshot; this process's writes wait), committed once read | pooled, `REPEATABLE READ READ ONLY`, committed once read | none |
 //! | `import`, `restore` | the writer, a savepoint in the batch | pooled, `READ COMMITTED`, every table `EXCLUSIVE` | clears credentials; PostgreSQL tells other processes |
 
+mod catalogs;
 mod conn;
 mod credentials;
 pub mod export;

@@ -94,6 +94,7 @@ impl PgStore {
                 _following: Arc::new(following),
             },
             credentials,
+            catalogs: Arc::default(),
         })
     }
 }
@@ -124,6 +125,8 @@ impl Backend for Postgres {
 
     /// Sort text bytewise, as SQLite and Rust do, whatever the database's locale.
     const COLLATE: &'static str = r#" COLLATE "C""#;
+
+    const NEW_STAMP: &'static str = "md5(random()::text || clock_timestamp()::text || id)";
 
     /// A connection for one statement, which needs no snapshot.
     async fn single(&self) -> Result<Self::Single, StoreError> {

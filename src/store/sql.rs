@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use super::catalogs::Catalogs;
 use super::conn::{Arg, Conn};
 use super::credentials::Credentials;
 use super::export::{Export, FORMAT};
@@ -49,7 +50,7 @@ pub(super) const ACCOUNT_COLUMNS: &str = "a.id AS a_id, a.name AS a_name, a.type
     a.abuse_contact_email AS a_abuse_contact_email, \
     a.default_nameservers AS a_default_nameservers, \
     a.use_account_custom_ns_by_default AS a_use_account_custom_ns_by_default, \
-    a.managed_by AS a_managed_by";
+    a.managed_by AS a_managed_by, a.catalog_stamp AS a_catalog_stamp";
 
 pub(super) const MEMBERSHIP_COLUMNS: &str = "m.id AS m_id, m.account_id AS m_account_id, m.email AS m_email, \
     m.status AS m_status, m.grants AS m_grants, m.code AS m_code, \
@@ -62,19 +63,11 @@ pub(super) const TOKEN_COLUMNS: &str = "t.id AS t_id, t.user_id AS t_user_id, \
     t.expires_on AS t_expires_on, t.request_ip AS t_request_ip, t.created_on AS t_created_on, \
     t.modified_on AS t_modified_on, t.last_used_on AS t_last_used_on";
 
-/// An account's memberships with their users; `$1` is the account id.
-pub(super) static MEMBERS_OF_ACCOUNT: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| {
-        format!(
-            "SELECT {MEMBERSHIP_COLUMNS}, {USER_COLUMNS} FROM memberships m \
-         LEFT JOIN users u ON u.email_lower = m.email_lower WHERE m.account_id = $1"
-        )
-    });
-
-/// Selects which accounts' catalogs to load: `$1` is an account id or a folded email.
-pub(super) const ONE_ACCOUNT: &str = "account_id = $1";
+/// Selects which accounts' catalogs to load, written after a column holding an account id:
+/// `$1` is an account id or a folded email.
+pub(super) const ONE_ACCOUNT: &str = "= $1";
 pub(super) const ACCOUNTS_OF_EMAIL: &str =
-    "account_id IN (SELECT account_id FROM memberships WHERE email_lower = $1)";
+    "IN (SELECT account_id FROM memberships WHERE email_lower = $1)";
 
 /// What a write transaction holds until it ends, beside the rows it writes. Rules that
 /// span rows (the last administrator, one live membership per email) are decided on what
@@ -116,6 +109,9 @@ pub trait Backend: Send + Sync + 'static {
     /// Written after a text expression to sort it bytewise, as Rust's `str` does.
     const COLLATE: &'static str;
 
+    /// An expression giving each row a new random catalog stamp (see `catalogs.rs`).
+    const NEW_STAMP: &'static str;
+
     fn single(&self) -> impl Future<Output = Result<Self::Single, StoreError>> + Send;
 
     fn snapshot(&self) -> impl Future<Output = Result<Self::Snapshot, StoreError>> + Send;
@@ -140,33 +136,46 @@ pub trait Backend: Send + Sync + 'static {
     /// Every membership of the user with this folded email, with its account.
     fn own_memberships(
         &self,
+        catalogs: &Catalogs,
         email_folded: &str,
     ) -> impl Future<Output = Result<Arc<Vec<UserMembership>>, StoreError>> + Send {
         async move {
             let mut conn = self.single().await?;
-            let found = queries::user_memberships(&mut *conn, email_folded).await?;
+            let found = queries::user_memberships(&mut *conn, catalogs, email_folded).await?;
             Ok(Arc::new(found))
         }
     }
 
     fn own_membership(
         &self,
+        catalogs: &Catalogs,
         email_folded: &str,
         id: &Id,
     ) -> impl Future<Output = Result<Option<UserMembership>, StoreError>> + Send {
         async move {
             let mut conn = self.single().await?;
-            queries::user_membership(&mut *conn, email_folded, id).await
+            queries::user_membership(&mut *conn, catalogs, email_folded, id).await
         }
     }
 }
 
 /// The [`Store`] over one backend, with the credentials cache in front of its user and
-/// token lookups (see `credentials.rs`).
+/// token lookups (see `credentials.rs`) and the accounts' catalogs (`catalogs.rs`).
 #[derive(Clone)]
 pub struct SqlStore<B> {
     pub(super) backend: B,
     pub(super) credentials: Arc<Credentials>,
+    pub(super) catalogs: Arc<Catalogs>,
+}
+
+impl<B> SqlStore<B> {
+    pub(super) fn new(backend: B, credential_ttl: std::time::Duration) -> Self {
+        SqlStore {
+            backend,
+            credentials: Arc::new(Credentials::new(credential_ttl)),
+            catalogs: Arc::default(),
+        }
+    }
 }
 
 pub(super) fn unique_violation(e: &StoreError) -> bool {
@@ -262,10 +271,11 @@ async fn put_membership(conn: &mut impl Conn, m: &Membership) -> Result<(), Stor
 
 /// Stores an account's own fields: a new account, or with `replace` an existing one.
 async fn put_account(conn: &mut impl Conn, a: &Account, replace: bool) -> Result<(), StoreError> {
+    // A new account's catalog gets its first stamp; replacing the row keeps it.
     let sql = if replace {
         "INSERT INTO accounts (id, name, type, created_on, enforce_twofactor, abuse_contact_email, \
-         default_nameservers, use_account_custom_ns_by_default, managed_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO UPDATE SET \
+         default_nameservers, use_account_custom_ns_by_default, managed_by, catalog_stamp) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO UPDATE SET \
          name = excluded.name, type = excluded.type, enforce_twofactor = excluded.enforce_twofactor, \
          abuse_contact_email = excluded.abuse_contact_email, \
          default_nameservers = excluded.default_nameservers, \
@@ -273,10 +283,11 @@ async fn put_account(conn: &mut impl Conn, a: &Account, replace: bool) -> Result
          managed_by = excluded.managed_by"
     } else {
         "INSERT INTO accounts (id, name, type, created_on, enforce_twofactor, abuse_contact_email, \
-         default_nameservers, use_account_custom_ns_by_default, managed_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+         default_nameservers, use_account_custom_ns_by_default, managed_by, catalog_stamp) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
     };
     let managed_by = a.managed_by.as_ref().map(to_json);
+    let stamp = Id::generate();
     let result = conn
         .execute(
             sql,
@@ -290,6 +301,7 @@ async fn put_account(conn: &mut impl Conn, a: &Account, replace: bool) -> Result
                 a.settings.default_nameservers.as_str().into(),
                 a.settings.use_account_custom_ns_by_default.into(),
                 (&managed_by).into(),
+                (&stamp).into(),
             ],
         )
         .await;
@@ -337,6 +349,22 @@ async fn record(conn: &mut impl Conn, entries: &[audit::Entry]) -> Result<(), St
         .await?;
     }
     Ok(())
+}
+
+/// Whether a change alters the account's catalog, whose stamp must then change (see
+/// `catalogs.rs`).
+fn changes_catalog(change: &Change) -> bool {
+    match change {
+        Change::PutCustomRole(_)
+        | Change::PutResourceGroup(_)
+        | Change::DeleteResourceGroup(_)
+        | Change::PutUserGroup(_)
+        | Change::DeleteUserGroup(_) => true,
+        Change::PutMembership(_)
+        | Change::DeleteMembership(_)
+        | Change::PutAccount(_)
+        | Change::DeleteAccount => false,
+    }
 }
 
 async fn apply(conn: &mut impl Conn, account_id: &Id, change: &Change) -> Result<(), StoreError> {
@@ -694,6 +722,12 @@ impl<B: Backend> SqlStore<B> {
             MEMBERSHIPS.insert_all(conn, &data.memberships).await?;
             TOKENS.insert_all(conn, &data.tokens).await?;
             AUDIT_LOGS.insert_all(conn, &data.audit_logs).await?;
+            // An export carries no stamps: each catalog gets one no process has kept.
+            conn.execute(
+                &format!("UPDATE accounts SET catalog_stamp = {}", B::NEW_STAMP),
+                &[],
+            )
+            .await?;
             self.backend.commit(tx).await
         })
         .await?;
@@ -751,7 +785,8 @@ impl<B: Backend> Store for SqlStore<B> {
         id: &Id,
         focus: &Focus,
     ) -> Result<Option<AccountState>, StoreError> {
-        queries::load_focused(&mut *self.backend.snapshot().await?, id, focus).await
+        let mut conn = self.backend.snapshot().await?;
+        queries::load_focused(&mut *conn, &self.catalogs, id, focus).await
     }
 
     async fn member_page(
@@ -761,7 +796,15 @@ impl<B: Backend> Store for SqlStore<B> {
         query: &MemberQuery,
     ) -> Result<Option<MemberPage>, StoreError> {
         let mut conn = self.backend.snapshot().await?;
-        queries::member_page(&mut *conn, B::COLLATE, account, caller_email_folded, query).await
+        queries::member_page(
+            &mut *conn,
+            &self.catalogs,
+            B::COLLATE,
+            account,
+            caller_email_folded,
+            query,
+        )
+        .await
     }
 
     async fn write_account(
@@ -772,12 +815,19 @@ impl<B: Backend> Store for SqlStore<B> {
     ) -> Result<Written, StoreError> {
         let written = super::with_retries(B::retryable, || async {
             let mut tx = self.backend.begin(Lock::Account(id)).await?;
-            let state = queries::load_focused(&mut *tx, id, focus)
+            let state = queries::load_focused(&mut *tx, &self.catalogs, id, focus)
                 .await?
                 .ok_or(DomainError::NotFound("Account"))?;
             let changes = decide(&state)?;
             for change in &changes {
                 apply(&mut *tx, id, change).await?;
+            }
+            if changes.iter().any(changes_catalog) {
+                tx.execute(
+                    "UPDATE accounts SET catalog_stamp = $2 WHERE id = $1",
+                    &[id.into(), (&Id::generate()).into()],
+                )
+                .await?;
             }
             record(&mut *tx, &audit::for_changes(&state, &changes)).await?;
             self.backend.commit(tx).await?;
@@ -816,7 +866,9 @@ impl<B: Backend> Store for SqlStore<B> {
         &self,
         email_folded: &str,
     ) -> Result<Arc<Vec<UserMembership>>, StoreError> {
-        self.backend.own_memberships(email_folded).await
+        self.backend
+            .own_memberships(&self.catalogs, email_folded)
+            .await
     }
 
     async fn user_membership(
@@ -824,7 +876,9 @@ impl<B: Backend> Store for SqlStore<B> {
         email_folded: &str,
         id: &Id,
     ) -> Result<Option<UserMembership>, StoreError> {
-        self.backend.own_membership(email_folded, id).await
+        self.backend
+            .own_membership(&self.catalogs, email_folded, id)
+            .await
     }
 
     async fn user_by_email(
@@ -1094,6 +1148,7 @@ impl<B: Backend> Store for SqlStore<B> {
 
     fn figures(&self) -> Vec<super::Figure> {
         let mut figures = self.credentials.figures();
+        figures.extend(self.catalogs.figures());
         figures.extend(self.backend.figures());
         figures
     }

@@ -36,8 +36,8 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode};
 use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
+use super::catalogs::Catalogs;
 use super::conn::Lite;
-use super::credentials::Credentials;
 use super::membership_cache::MembershipCache;
 use super::sql::{Backend, Lock, SqlStore};
 use super::{StoreError, UserMembership, queries};
@@ -304,8 +304,8 @@ impl SqliteStore {
                 .build()
                 .expect("a pool with a runtime-free configuration builds")
         });
-        Ok(SqlStore {
-            backend: Sqlite {
+        Ok(SqlStore::new(
+            Sqlite {
                 readers,
                 writer: Arc::new(Mutex::new(Writer {
                     lite,
@@ -316,8 +316,8 @@ impl SqliteStore {
                 queued: Arc::default(),
                 memberships: Arc::new(MembershipCache::new()),
             },
-            credentials: Arc::new(Credentials::new(credential_ttl)),
-        })
+            credential_ttl,
+        ))
     }
 }
 
@@ -451,6 +451,7 @@ impl Sqlite {
     async fn cached(
         &self,
         reader: &mut Lite,
+        catalogs: &Catalogs,
         email_folded: &str,
     ) -> Result<Option<Arc<Vec<UserMembership>>>, StoreError> {
         if self.readers.is_none() {
@@ -470,7 +471,7 @@ impl Sqlite {
             // what is kept dies before it is used again.
             return Ok(None);
         }
-        let all = Arc::new(queries::user_memberships(reader, email_folded).await?);
+        let all = Arc::new(queries::user_memberships(reader, catalogs, email_folded).await?);
         self.memberships.keep(stamp, email_folded, &all);
         Ok(Some(all))
     }
@@ -483,6 +484,8 @@ impl Backend for Sqlite {
 
     /// Text sorts bytewise by default.
     const COLLATE: &'static str = "";
+
+    const NEW_STAMP: &'static str = "lower(hex(randomblob(16)))";
 
     async fn single(&self) -> Result<Self::Single, StoreError> {
         self.reader().await
@@ -643,26 +646,28 @@ impl Backend for Sqlite {
     /// was read (see [`MembershipCache`]).
     async fn own_memberships(
         &self,
+        catalogs: &Catalogs,
         email_folded: &str,
     ) -> Result<Arc<Vec<UserMembership>>, StoreError> {
         let mut reader = self.reader().await?;
-        match self.cached(&mut reader, email_folded).await? {
+        match self.cached(&mut reader, catalogs, email_folded).await? {
             Some(all) => Ok(all),
             None => Ok(Arc::new(
-                queries::user_memberships(&mut *reader, email_folded).await?,
+                queries::user_memberships(&mut *reader, catalogs, email_folded).await?,
             )),
         }
     }
 
     async fn own_membership(
         &self,
+        catalogs: &Catalogs,
         email_folded: &str,
         id: &Id,
     ) -> Result<Option<UserMembership>, StoreError> {
         let mut reader = self.reader().await?;
-        match self.cached(&mut reader, email_folded).await? {
+        match self.cached(&mut reader, catalogs, email_folded).await? {
             Some(all) => Ok(all.iter().find(|m| &m.membership.id == id).cloned()),
-            None => queries::user_membership(&mut *reader, email_folded, id).await,
+            None => queries::user_membership(&mut *reader, catalogs, email_folded, id).await,
         }
     }
 }

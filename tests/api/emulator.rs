@@ -172,6 +172,55 @@ async fn a_snapshot_restores_what_it_saved() {
         .expect_error(404, 1003);
 }
 
+/// A restore brings back each account's catalog as saved, though the process kept the
+/// catalog it read between two restores (an export carries no catalog stamp: every
+/// restore gives each account a new one).
+#[tokio::test]
+async fn a_restored_catalog_is_the_one_served() {
+    let server = TestServer::emulator().await;
+    let control = server.raw(&[]);
+    let demo = server.as_user(&Creds::demo());
+    let groups = format!("/accounts/{DEMO_ACCOUNT}/iam/resource_groups");
+    let names = |body: &Value| -> Vec<String> {
+        let mut names: Vec<String> = body["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["name"].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = names(&demo.get(&groups).await.body);
+    control
+        .post("/_roster/snapshots", json!({"name": "before"}))
+        .await
+        .result();
+    let scope = json!({"key": format!("com.cloudflare.api.account.{DEMO_ACCOUNT}"), "objects": [{"key": "*"}]});
+    demo.post(&groups, json!({"name": "restored", "scope": scope}))
+        .await
+        .result();
+    control
+        .post("/_roster/snapshots", json!({"name": "after"}))
+        .await
+        .result();
+    let mut after = before.clone();
+    after.push("restored".into());
+    after.sort();
+
+    for (snapshot, expected) in [("before", &before), ("after", &after), ("before", &before)] {
+        control
+            .post(&format!("/_roster/snapshots/{snapshot}/restore"), json!({}))
+            .await
+            .result();
+        assert_eq!(
+            &names(&demo.get(&groups).await.body),
+            expected,
+            "{snapshot}"
+        );
+    }
+}
+
 /// Token windows read the moved clock: a token that expires in a day stops working when
 /// the clock is moved two days on, and works again when it is set back.
 #[tokio::test]
