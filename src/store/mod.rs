@@ -5,9 +5,13 @@
 //!
 //! The layout: `sql.rs` implements [`Store`] once, over a small `Backend` trait that
 //! `sqlite.rs` (rusqlite) and `postgres.rs` (sqlx) implement; `queries.rs` holds the reads
-//! and `conn.rs` how a statement runs on either driver. Two caches sit in front of the
-//! database, each exact about this process's own writes: `credentials.rs` (who a key or
-//! token is) and, on SQLite, `membership_cache.rs` (a user's memberships).
+//! and `conn.rs` how a statement runs on either driver. Three caches sit in front of the
+//! database: `credentials.rs` (who a key or token is; exact about this process's own
+//! writes, other processes' seen within a time to live or when announced),
+//! `catalogs.rs` (each account's roles and groups, used only while the account's row,
+//! read in the same statement, carries the stamp they were read at: exact in every
+//! process) and, on SQLite, `membership_cache.rs` (a user's memberships, used only while
+//! nothing was committed since: exact in every process).
 //!
 //! Each operation, per backend: the connection it runs on, its isolation, what it locks,
 //! and what answers before the database. In memory (`:memory:`) SQLite has one connection,
@@ -15,16 +19,17 @@
 //!
 //! | operation | SQLite | PostgreSQL | cache |
 //! |---|---|---|---|
-//! | `load_account`, `member_page` | a reader, no transaction (statements may straddle a commit; the views skip what a write removed) | `Singles`, no transaction (the same) | none |
-//! | `user_memberships`, `user_membership` | a reader, no transaction | a single-statement connection (`Singles`), no transaction | SQLite: memberships, checked against `data_version` |
+//! | `load_account` | a reader: one statement (the account, its stamp and the members the focus names), and a second for the catalog when the one kept is not at that stamp | `Singles`, the same statements | catalogs, checked against the stamp |
+//! | `member_page` | a reader, no transaction: the account with its count and the caller, then the page (statements may straddle a commit; the views skip what a write removed) | `Singles`, the same | catalogs, checked against the stamp |
+//! | `user_memberships`, `user_membership` | a reader, no transaction | a single-statement connection (`Singles`), no transaction | SQLite: memberships, checked against `data_version`; both: catalogs, checked against the stamp |
 //! | `user_by_email`, `token_by_hash` | a reader | `Singles` | credentials, for the time to live |
 //! | `user`, `tokens` (a user's or an account's), `audit_log`, `ping` | a reader | `Singles` | none |
-//! | `write_account`, `create_account` | the writer: a savepoint in the batch's `BEGIN IMMEDIATE` (the file's write lock; writes arriving together share one commit, see `sqlite.rs`) | pooled, `READ COMMITTED`, account row `FOR UPDATE`, this process's writers queued per account | clears nothing (memberships are checked on read), except deleting an account: credentials, as its tokens went with it |
+//! | `write_account`, `create_account` | the writer: a savepoint in the batch's `BEGIN IMMEDIATE` (the file's write lock; writes arriving together share one commit, see `sqlite.rs`) | pooled, `READ COMMITTED`, account row `FOR UPDATE`, this process's writers queued per account | reads the catalog as `load_account` does; a change to it writes a new stamp; clears nothing (memberships and catalogs are checked on read), except deleting an account: credentials, as its tokens went with it |
 //! | `edit_user`, `edit_token`, `delete_token` | the writer, a savepoint in the batch | pooled, `READ COMMITTED`, the owner's row (user or account) `FOR UPDATE`, queued per owner | clears credentials; PostgreSQL tells other processes (`NOTIFY`) |
 //! | `insert_user`, `insert_token`, `touch_token` | the writer, a savepoint in the batch | pooled, `READ COMMITTED`, the rows written (a token only while its owner's row exists) | `touch_token` updates its entry; inserts clear nothing (a refusal is never kept) |
 //! | every write above but `touch_token` (a use, not a change) | also writes its audit entries (`audit_logs`), in its own transaction: a refused or rolled-back change leaves none | the same | none |
 //! | `export` | the writer, after committing its batch: `BEGIN` (one snapshot; this process's writes wait), committed once read | pooled, `REPEATABLE READ READ ONLY`, committed once read | none |
-//! | `import`, `restore` | the writer, a savepoint in the batch | pooled, `READ COMMITTED`, every table `EXCLUSIVE` | clears credentials; PostgreSQL tells other processes |
+//! | `import`, `restore` | the writer, a savepoint in the batch | pooled, `READ COMMITTED`, every table `EXCLUSIVE` | clears credentials; PostgreSQL tells other processes; every account gets a new catalog stamp |
 
 mod catalogs;
 mod conn;
@@ -426,6 +431,91 @@ mod tests {
             .await
             .unwrap();
         assert!(missing.is_none());
+    }
+
+    /// A store keeps each account's catalog by its stamp: another store on the same file
+    /// (another process) that changes the catalog is seen by the next read, including which
+    /// members a new custom role makes administrators, which the read's statement itself
+    /// selects by the roles it believes the account has.
+    #[tokio::test]
+    async fn a_kept_catalog_is_used_only_while_the_account_has_its_stamp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let reader = SqliteStore::open(&path, std::time::Duration::ZERO)
+            .await
+            .unwrap();
+        let writer = SqliteStore::open(&path, std::time::Duration::ZERO)
+            .await
+            .unwrap();
+        let owner = user("Owner@example.com", false);
+        let account = account();
+        let founder = account.founding_member(&owner);
+        writer
+            .create_account(&account, Some(&founder))
+            .await
+            .unwrap();
+        let admins = || {
+            let (reader, id) = (reader.clone(), account.id.clone());
+            async move {
+                let state = reader
+                    .load_account(&id, &Focus::default().administrators())
+                    .await
+                    .unwrap()
+                    .unwrap();
+                let mut emails: Vec<String> = state
+                    .members
+                    .iter()
+                    .map(|m| m.email.folded().to_string())
+                    .collect();
+                emails.sort();
+                (state.catalog.custom_roles.len(), emails)
+            }
+        };
+        assert_eq!(admins().await, (0, vec!["owner@example.com".to_string()]));
+        assert_eq!(reader.catalogs.figures()[0].value, 1, "the catalog is kept");
+
+        // Through the other store: a custom role that confers what Super Administrator
+        // does, and a member holding only it.
+        let super_admin = crate::domain::catalog::builtin_roles()
+            .iter()
+            .find(|r| r.id.as_str() == crate::domain::catalog::SUPER_ADMINISTRATOR)
+            .unwrap()
+            .permissions
+            .clone();
+        let custom = crate::domain::Role {
+            id: Id::generate(),
+            name: "Deputy".into(),
+            description: "everything".into(),
+            permissions: super_admin,
+        };
+        let deputy = crate::domain::Membership {
+            id: Id::generate(),
+            email: Email::parse("deputy@example.com", "email").unwrap(),
+            grants: crate::domain::Grants::Roles(vec![custom.id.clone()]),
+            user: None,
+            ..founder.clone()
+        };
+        writer
+            .write_account(&account.id, &Focus::default(), &|_| {
+                Ok(vec![
+                    Change::PutCustomRole(custom.clone()),
+                    Change::PutMembership(deputy.clone()),
+                ])
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            admins().await,
+            (
+                1,
+                vec![
+                    "deputy@example.com".to_string(),
+                    "owner@example.com".to_string()
+                ]
+            )
+        );
+        // Kept again: the same answer from the kept catalog.
+        assert_eq!(admins().await.1.len(), 2);
     }
 
     /// PostgreSQL's migrations may differ from SQLite's in their SQL, never in their

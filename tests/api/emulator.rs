@@ -609,6 +609,7 @@ async fn metrics_count_requests_by_route_and_show_the_store() {
     );
     line(r#"roster_http_requests_total{route="/_roster/health",method="GET",status="200"}"#);
     line(r#"roster_cache_hits_total{cache="credentials_keys"}"#);
+    line(r#"roster_cache_hits_total{cache="catalogs"}"#);
     line("# TYPE roster_http_request_duration_seconds histogram");
     if server.schema.is_none() {
         line(r#"roster_db_connections{pool="read"}"#);
