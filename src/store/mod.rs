@@ -480,8 +480,7 @@ mod tests {
             .iter()
             .find(|r| r.id.as_str() == crate::domain::catalog::SUPER_ADMINISTRATOR)
             .unwrap()
-            .permissions
-            .clone();
+            .permissions;
         let custom = crate::domain::Role {
             id: Id::generate(),
             name: "Deputy".into(),
