@@ -39,7 +39,7 @@ pub struct Export {
     pub audit_logs: Vec<AuditRow>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserRow {
     pub id: String,
@@ -56,7 +56,7 @@ pub struct UserRow {
     pub modified_on: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccountRow {
     pub id: String,
@@ -71,7 +71,7 @@ pub struct AccountRow {
     pub managed_by: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccountRoleRow {
     pub account_id: String,
@@ -81,7 +81,7 @@ pub struct AccountRoleRow {
     pub permissions: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceGroupRow {
     pub id: String,
@@ -91,7 +91,7 @@ pub struct ResourceGroupRow {
     pub meta: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MembershipRow {
     pub id: String,
@@ -112,7 +112,7 @@ fn no_groups() -> String {
     "[]".into()
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserGroupRow {
     pub id: String,
@@ -123,7 +123,7 @@ pub struct UserGroupRow {
     pub modified_on: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRow {
     pub id: String,
@@ -143,7 +143,7 @@ pub struct TokenRow {
     pub last_used_on: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditRow {
     pub id: String,
@@ -164,6 +164,39 @@ pub struct AuditRow {
     pub method: Option<String>,
     pub uri: Option<String>,
     pub created_on: String,
+}
+
+/// A table's row as the export holds it: its fields are the table's columns, by name.
+pub(super) trait Row:
+    Serialize + serde::de::DeserializeOwned + Default + Send + Sync
+{
+    const TABLE: &'static str;
+    /// Boolean columns that may be NULL: a NULL bound to one must say so (PostgreSQL types
+    /// parameters); a column that cannot be NULL says so by its default value.
+    const NULLABLE_FLAGS: &'static [&'static str] = &[];
+}
+
+macro_rules! rows {
+    ($($row:ty => $table:literal),* $(,)?) => {
+        $(impl Row for $row {
+            const TABLE: &'static str = $table;
+        })*
+    };
+}
+
+rows! {
+    UserRow => "users",
+    AccountRow => "accounts",
+    AccountRoleRow => "account_roles",
+    ResourceGroupRow => "resource_groups",
+    UserGroupRow => "user_groups",
+    TokenRow => "tokens",
+    AuditRow => "audit_logs",
+}
+
+impl Row for MembershipRow {
+    const TABLE: &'static str = "memberships";
+    const NULLABLE_FLAGS: &'static [&'static str] = &["api_access_enabled"];
 }
 
 /// What an export holds, per table, for the operator's summary.

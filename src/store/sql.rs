@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use super::catalogs::Catalogs;
 use super::conn::{Arg, Conn};
 use super::credentials::Credentials;
-use super::export::{Export, FORMAT};
+use super::export::{Export, FORMAT, Row};
 use super::queries;
 use super::{
     Decide, EditToken, EditUser, MemberPage, MemberQuery, Store, StoreError, UserMembership,
@@ -454,140 +454,32 @@ async fn apply(conn: &mut impl Conn, account_id: &Id, change: &Change) -> Result
     Ok(())
 }
 
-/// One table as `roster export` writes it and `roster import` reads it. A row is the
-/// export's own type (see `export.rs`), whose fields are named after the table's columns,
-/// and goes to and from the database through its serde form: these tables hold text and
-/// booleans only, which is what [`Cols::value`] and [`Arg`] carry.
+/// A table's columns, from its row type (see `export.rs`), which goes to and from the
+/// database through its serde form: these tables hold text and booleans only, which is what
+/// [`Cols::value`] and [`Arg`] carry; and which of them are booleans.
 struct Table {
     name: &'static str,
-    columns: &'static [&'static str],
-    /// The boolean columns: a NULL bound to one must say so (PostgreSQL types parameters).
-    flags: &'static [&'static str],
+    columns: Vec<String>,
+    flags: Vec<String>,
 }
 
-const USERS: Table = Table {
-    name: "users",
-    columns: &[
-        "id",
-        "email",
-        "email_lower",
-        "first_name",
-        "last_name",
-        "telephone",
-        "country",
-        "zipcode",
-        "two_factor",
-        "api_key_hash",
-        "created_on",
-        "modified_on",
-    ],
-    flags: &["two_factor"],
-};
-
-const ACCOUNTS: Table = Table {
-    name: "accounts",
-    columns: &[
-        "id",
-        "name",
-        "type",
-        "created_on",
-        "enforce_twofactor",
-        "abuse_contact_email",
-        "default_nameservers",
-        "use_account_custom_ns_by_default",
-        "managed_by",
-    ],
-    flags: &["enforce_twofactor", "use_account_custom_ns_by_default"],
-};
-
-const ACCOUNT_ROLES: Table = Table {
-    name: "account_roles",
-    columns: &["account_id", "id", "name", "description", "permissions"],
-    flags: &[],
-};
-
-const RESOURCE_GROUPS: Table = Table {
-    name: "resource_groups",
-    columns: &["id", "account_id", "name", "scope", "meta"],
-    flags: &[],
-};
-
-const MEMBERSHIPS: Table = Table {
-    name: "memberships",
-    columns: &[
-        "id",
-        "account_id",
-        "email",
-        "email_lower",
-        "status",
-        "grants",
-        "code",
-        "api_access_enabled",
-        "created_on",
-        "modified_on",
-        "group_ids",
-    ],
-    flags: &["api_access_enabled"],
-};
-
-const USER_GROUPS: Table = Table {
-    name: "user_groups",
-    columns: &[
-        "id",
-        "account_id",
-        "name",
-        "policies",
-        "created_on",
-        "modified_on",
-    ],
-    flags: &[],
-};
-
-const TOKENS: Table = Table {
-    name: "tokens",
-    columns: &[
-        "id",
-        "user_id",
-        "account_id",
-        "creator_email",
-        "name",
-        "token_hash",
-        "status",
-        "policies",
-        "not_before",
-        "expires_on",
-        "request_ip",
-        "created_on",
-        "modified_on",
-        "last_used_on",
-    ],
-    flags: &[],
-};
-
-const AUDIT_LOGS: Table = Table {
-    name: "audit_logs",
-    columns: &[
-        "id",
-        "account_id",
-        "actor_type",
-        "actor_id",
-        "actor_email",
-        "actor_ip",
-        "token_id",
-        "token_name",
-        "action_type",
-        "description",
-        "resource_type",
-        "resource_id",
-        "old_value",
-        "new_value",
-        "ray_id",
-        "method",
-        "uri",
-        "created_on",
-    ],
-    flags: &[],
-};
+impl Table {
+    fn of<R: Row>() -> Table {
+        let sample = serde_json::to_value(R::default()).expect("export rows serialize");
+        let fields = sample.as_object().expect("export rows are structs");
+        Table {
+            name: R::TABLE,
+            columns: fields.keys().cloned().collect(),
+            flags: fields
+                .iter()
+                .filter(|(name, value)| {
+                    value.is_boolean() || R::NULLABLE_FLAGS.contains(&name.as_str())
+                })
+                .map(|(name, _)| name.clone())
+                .collect(),
+        }
+    }
+}
 
 /// A column's value as a statement parameter.
 fn arg(value: &serde_json::Value, flag: bool) -> Arg<'_> {
@@ -600,18 +492,16 @@ fn arg(value: &serde_json::Value, flag: bool) -> Arg<'_> {
 }
 
 impl Table {
-    async fn read_all<R: serde::de::DeserializeOwned + Send>(
-        &self,
-        conn: &mut impl Conn,
-    ) -> Result<Vec<R>, StoreError> {
-        let sql = format!("SELECT {} FROM {}", self.columns.join(", "), self.name);
+    async fn read_all<R: Row>(conn: &mut impl Conn) -> Result<Vec<R>, StoreError> {
+        let table = Table::of::<R>();
+        let sql = format!("SELECT {} FROM {}", table.columns.join(", "), table.name);
         conn.rows(&sql, &[], |row| {
-            let fields = self
+            let fields = table
                 .columns
                 .iter()
                 .map(|c| Ok((c.to_string(), row.value(c)?)))
                 .collect::<Result<serde_json::Map<_, _>, StoreError>>()?;
-            serde_json::from_value(fields.into()).map_err(|e| corrupt(self.name, e))
+            serde_json::from_value(fields.into()).map_err(|e| corrupt(table.name, e))
         })
         .await
     }
@@ -619,15 +509,12 @@ impl Table {
     /// Inserts `rows` many to a statement: a row per statement made a million-user import
     /// take minutes. A statement the database refuses is replayed row by row, each under a
     /// savepoint (PostgreSQL aborts a transaction at its first error), to name the row.
-    async fn insert_all<R: serde::Serialize>(
-        &self,
-        conn: &mut impl Conn,
-        rows: &[R],
-    ) -> Result<(), StoreError> {
+    async fn insert_all<R: Row>(conn: &mut impl Conn, rows: &[R]) -> Result<(), StoreError> {
+        let table = &Table::of::<R>();
         // Within both backends' limits on parameters a statement (12 columns here at most:
         // 6,000 of SQLite's 32,766).
         const ROWS: usize = 500;
-        let width = self.columns.len();
+        let width = table.columns.len();
         let statement = |count: usize| {
             let values: Vec<String> = (0..count)
                 .map(|r| {
@@ -638,14 +525,14 @@ impl Table {
                 .collect();
             format!(
                 "INSERT INTO {} ({}) VALUES {}",
-                self.name,
-                self.columns.join(", "),
+                table.name,
+                table.columns.join(", "),
                 values.join(", ")
             )
         };
         let fields = |row: &R| serde_json::to_value(row).expect("export rows serialize");
         fn args<'f>(table: &Table, fields: &'f [serde_json::Value]) -> Vec<Arg<'f>> {
-            let column = |f: &'f serde_json::Value, c: &&str| arg(&f[*c], table.flags.contains(c));
+            let column = |f: &'f serde_json::Value, c: &String| arg(&f[c], table.flags.contains(c));
             fields
                 .iter()
                 .flat_map(|f| table.columns.iter().map(move |c| column(f, c)))
@@ -655,7 +542,7 @@ impl Table {
             let chunk: Vec<serde_json::Value> = chunk.iter().map(fields).collect();
             conn.execute("SAVEPOINT chunk", &[]).await?;
             let first = match conn
-                .execute(&statement(chunk.len()), &args(self, &chunk))
+                .execute(&statement(chunk.len()), &args(table, &chunk))
                 .await
             {
                 Ok(_) => {
@@ -667,11 +554,11 @@ impl Table {
             conn.execute("ROLLBACK TO SAVEPOINT chunk", &[]).await?;
             for row in &chunk {
                 let one = std::slice::from_ref(row);
-                if let Err(e) = conn.execute(&statement(1), &args(self, one)).await {
+                if let Err(e) = conn.execute(&statement(1), &args(table, one)).await {
                     return Err(match violation(&e) {
                         Some(v) => StoreError::Import(format!(
                             "{}[{}]: {}",
-                            self.name,
+                            table.name,
                             row["id"].as_str().unwrap_or_default(),
                             v.message
                         )),
@@ -695,8 +582,8 @@ impl<B: Backend> SqlStore<B> {
             let conn = &mut *tx;
             if replace {
                 // Children before parents.
-                for table in [AUDIT_LOGS, TOKENS, MEMBERSHIPS, USER_GROUPS, RESOURCE_GROUPS, ACCOUNT_ROLES, ACCOUNTS, USERS] {
-                    conn.execute(&format!("DELETE FROM {}", table.name), &[]).await?;
+                for table in ["audit_logs", "tokens", "memberships", "user_groups", "resource_groups", "account_roles", "accounts", "users"] {
+                    conn.execute(&format!("DELETE FROM {table}"), &[]).await?;
                 }
             } else {
                 let held = conn
@@ -714,14 +601,14 @@ impl<B: Backend> SqlStore<B> {
                 }
             }
             // Parents before children.
-            USERS.insert_all(conn, &data.users).await?;
-            ACCOUNTS.insert_all(conn, &data.accounts).await?;
-            ACCOUNT_ROLES.insert_all(conn, &data.account_roles).await?;
-            RESOURCE_GROUPS.insert_all(conn, &data.resource_groups).await?;
-            USER_GROUPS.insert_all(conn, &data.user_groups).await?;
-            MEMBERSHIPS.insert_all(conn, &data.memberships).await?;
-            TOKENS.insert_all(conn, &data.tokens).await?;
-            AUDIT_LOGS.insert_all(conn, &data.audit_logs).await?;
+            Table::insert_all(conn, &data.users).await?;
+            Table::insert_all(conn, &data.accounts).await?;
+            Table::insert_all(conn, &data.account_roles).await?;
+            Table::insert_all(conn, &data.resource_groups).await?;
+            Table::insert_all(conn, &data.user_groups).await?;
+            Table::insert_all(conn, &data.memberships).await?;
+            Table::insert_all(conn, &data.tokens).await?;
+            Table::insert_all(conn, &data.audit_logs).await?;
             // An export carries no stamps: each catalog gets one no process has kept.
             conn.execute(
                 &format!("UPDATE accounts SET catalog_stamp = {}", B::NEW_STAMP),
@@ -1120,14 +1007,14 @@ impl<B: Backend> Store for SqlStore<B> {
         let mut data = Export {
             format: FORMAT.to_string(),
             version: super::schema_version().0,
-            users: USERS.read_all(conn).await?,
-            accounts: ACCOUNTS.read_all(conn).await?,
-            account_roles: ACCOUNT_ROLES.read_all(conn).await?,
-            resource_groups: RESOURCE_GROUPS.read_all(conn).await?,
-            user_groups: USER_GROUPS.read_all(conn).await?,
-            memberships: MEMBERSHIPS.read_all(conn).await?,
-            tokens: TOKENS.read_all(conn).await?,
-            audit_logs: AUDIT_LOGS.read_all(conn).await?,
+            users: Table::read_all(conn).await?,
+            accounts: Table::read_all(conn).await?,
+            account_roles: Table::read_all(conn).await?,
+            resource_groups: Table::read_all(conn).await?,
+            user_groups: Table::read_all(conn).await?,
+            memberships: Table::read_all(conn).await?,
+            tokens: Table::read_all(conn).await?,
+            audit_logs: Table::read_all(conn).await?,
         };
         // Ended here rather than by dropping it: PostgreSQL's driver rolls a dropped
         // transaction back only when the connection is next used, and until then the
