@@ -19,5 +19,6 @@ mod limits;
 mod lists;
 mod matrix;
 mod smoke;
+mod store;
 mod tokens;
 mod user_groups;
