@@ -22,6 +22,7 @@ use super::StoreError;
 pub enum Arg<'a> {
     Text(Option<&'a str>),
     Flag(Option<bool>),
+    Int(i64),
 }
 
 impl<'a> From<&'a str> for Arg<'a> {
@@ -65,6 +66,7 @@ impl rusqlite::ToSql for Arg<'_> {
         Ok(match *self {
             Arg::Text(Some(v)) => ToSqlOutput::from(v),
             Arg::Flag(Some(v)) => ToSqlOutput::from(v),
+            Arg::Int(v) => ToSqlOutput::from(v),
             Arg::Text(None) | Arg::Flag(None) => ToSqlOutput::Owned(Value::Null),
         })
     }
@@ -117,6 +119,7 @@ fn bound(
     args.iter().fold(query, |query, arg| match *arg {
         Arg::Text(v) => query.bind(v),
         Arg::Flag(v) => query.bind(v),
+        Arg::Int(v) => query.bind(v),
     })
 }
 

@@ -376,7 +376,9 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use super::*;
+    use crate::domain::list::PageRequest;
     use crate::domain::testing::{account, user};
+    use crate::domain::types::Direction;
     use crate::domain::{Email, Status};
 
     /// A read loads the memberships its focus names and no others: authorizing a caller
@@ -515,6 +517,78 @@ mod tests {
         );
         // Kept again: the same answer from the kept catalog.
         assert_eq!(admins().await.1.len(), 2);
+    }
+
+    /// The kept counts behind a members page's `total_count` follow a write that changes a
+    /// membership its decision did not read (a fixture naming an id), and one that adds,
+    /// changes the status of and removes memberships in one go.
+    #[tokio::test]
+    async fn member_counts_follow_writes_that_did_not_read_the_membership() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db"), std::time::Duration::ZERO)
+            .await
+            .unwrap();
+        let owner = user("Owner@example.com", false);
+        let account = account();
+        let founder = account.founding_member(&owner);
+        store
+            .create_account(&account, Some(&founder))
+            .await
+            .unwrap();
+        let totals = || {
+            let (store, id) = (store.clone(), account.id.clone());
+            async move {
+                let mut totals = Vec::new();
+                for status in [None, Some(Status::Pending), Some(Status::Accepted)] {
+                    let query = MemberQuery {
+                        status,
+                        order: None,
+                        direction: Direction::Asc,
+                        page: PageRequest::new(None, None).unwrap(),
+                    };
+                    let page = store.member_page(&id, None, &query).await.unwrap();
+                    totals.push(page.unwrap().page.total_count);
+                }
+                totals
+            }
+        };
+        assert_eq!(totals().await, vec![1, 0, 1]);
+        let guest = |n: usize, status: Status| crate::domain::Membership {
+            id: Id::generate(),
+            email: Email::parse(&format!("guest{n}@example.com"), "email").unwrap(),
+            status,
+            user: None,
+            ..founder.clone()
+        };
+        let (first, second) = (guest(1, Status::Pending), guest(2, Status::Pending));
+        let put = |changes: Vec<Change>| {
+            let (store, id) = (store.clone(), account.id.clone());
+            async move {
+                store
+                    .write_account(&id, &Focus::default(), &|_| Ok(changes.clone()))
+                    .await
+                    .unwrap();
+            }
+        };
+        put(vec![
+            Change::PutMembership(first.clone()),
+            Change::PutMembership(second.clone()),
+        ])
+        .await;
+        assert_eq!(totals().await, vec![3, 2, 1]);
+        // Neither is in the state the writes decide on: the store asks for their status.
+        let accepted = crate::domain::Membership {
+            status: Status::Accepted,
+            ..first.clone()
+        };
+        put(vec![Change::PutMembership(accepted)]).await;
+        assert_eq!(totals().await, vec![3, 1, 2]);
+        put(vec![
+            Change::DeleteMembership(second.id.clone()),
+            Change::PutMembership(guest(3, Status::Rejected)),
+        ])
+        .await;
+        assert_eq!(totals().await, vec![3, 0, 2]);
     }
 
     /// PostgreSQL's migrations may differ from SQLite's in their SQL, never in their

@@ -478,12 +478,16 @@ pub(super) async fn member_page(
         Arg::Text(query.status.map(|s| s.as_str())),
         Arg::Text(caller_email_folded),
     ];
-    // The account, the count and the caller in one statement.
+    // The account, its kept count and the caller in one statement.
+    let count = match query.status {
+        Some(status) => format!("a.members_{}", status.as_str()),
+        None => "a.members_pending + a.members_accepted + a.members_rejected".to_string(),
+    };
     let head = conn
         .rows(
             &format!(
                 "SELECT {ACCOUNT_COLUMNS}, {MEMBERSHIP_COLUMNS}, {USER_COLUMNS}, \
-                 (SELECT COUNT(*) FROM memberships m WHERE m.account_id = $1 {filter}) AS n \
+                 {count} AS n \
                  FROM accounts a LEFT JOIN memberships m ON m.account_id = $1 \
                  AND m.email_lower = $3 AND m.status = 'accepted' \
                  LEFT JOIN users u ON u.email_lower = m.email_lower WHERE a.id = $1"

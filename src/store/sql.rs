@@ -4,7 +4,9 @@
 //! and what the backend adds (SQLite's membership cache, PostgreSQL's announcements).
 //! The reads themselves are in [`super::queries`].
 
+use std::collections::HashMap;
 use std::ops::DerefMut;
+use std::str::FromStr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -351,6 +353,81 @@ async fn record(conn: &mut impl Conn, entries: &[audit::Entry]) -> Result<(), St
     Ok(())
 }
 
+/// How a write changes its account's membership counts (pending, accepted, rejected), from
+/// the status each membership it touches had: the one its decision read or, for one it did
+/// not read (a new one, or a fixture naming an id), the database's, asked before the write.
+async fn count_changes(
+    conn: &mut impl Conn,
+    state: &AccountState,
+    changes: &[Change],
+) -> Result<[i64; 3], StoreError> {
+    let mut known: HashMap<Id, Option<Status>> = state
+        .members
+        .iter()
+        .map(|m| (m.id.clone(), Some(m.status)))
+        .collect();
+    let mut counts = [0; 3];
+    for change in changes {
+        let (id, new) = match change {
+            Change::PutMembership(m) => (&m.id, Some(m.status)),
+            Change::DeleteMembership(id) => (id, None),
+            _ => continue,
+        };
+        let old = match known.get(id) {
+            Some(old) => *old,
+            None => {
+                conn.row(
+                    "SELECT status FROM memberships WHERE id = $1 AND account_id = $2",
+                    &[id.into(), (&state.account.id).into()],
+                    |r| Ok(Status::from_str(&r.text("status")?)?),
+                )
+                .await?
+            }
+        };
+        if let Some(old) = old {
+            counts[count_slot(old)] -= 1;
+        }
+        if let Some(new) = new {
+            counts[count_slot(new)] += 1;
+        }
+        known.insert(id.clone(), new);
+    }
+    Ok(counts)
+}
+
+/// Where a status is counted in the `[pending, accepted, rejected]` a write adds.
+fn count_slot(status: Status) -> usize {
+    match status {
+        Status::Pending => 0,
+        Status::Accepted => 1,
+        Status::Rejected => 2,
+    }
+}
+
+/// Adds `counts` (pending, accepted, rejected) to the account's kept counts.
+async fn add_counts(
+    conn: &mut impl Conn,
+    account: &Id,
+    counts: [i64; 3],
+) -> Result<(), StoreError> {
+    if counts == [0; 3] {
+        return Ok(());
+    }
+    conn.execute(
+        "UPDATE accounts SET members_pending = members_pending + $2, \
+         members_accepted = members_accepted + $3, members_rejected = members_rejected + $4 \
+         WHERE id = $1",
+        &[
+            account.into(),
+            Arg::Int(counts[0]),
+            Arg::Int(counts[1]),
+            Arg::Int(counts[2]),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Whether a change alters the account's catalog, whose stamp must then change (see
 /// `catalogs.rs`).
 fn changes_catalog(change: &Change) -> bool {
@@ -609,7 +686,19 @@ impl<B: Backend> SqlStore<B> {
             Table::insert_all(conn, &data.memberships).await?;
             Table::insert_all(conn, &data.tokens).await?;
             Table::insert_all(conn, &data.audit_logs).await?;
-            // An export carries no stamps: each catalog gets one no process has kept.
+            // An export carries no stamps or counts: each catalog gets a stamp no process has
+            // kept, and each account its memberships counted.
+            conn.execute(
+                "UPDATE accounts SET \
+                 members_pending = (SELECT COUNT(*) FROM memberships m \
+                 WHERE m.account_id = accounts.id AND m.status = 'pending'), \
+                 members_accepted = (SELECT COUNT(*) FROM memberships m \
+                 WHERE m.account_id = accounts.id AND m.status = 'accepted'), \
+                 members_rejected = (SELECT COUNT(*) FROM memberships m \
+                 WHERE m.account_id = accounts.id AND m.status = 'rejected')",
+                &[],
+            )
+            .await?;
             conn.execute(
                 &format!("UPDATE accounts SET catalog_stamp = {}", B::NEW_STAMP),
                 &[],
@@ -706,9 +795,11 @@ impl<B: Backend> Store for SqlStore<B> {
                 .await?
                 .ok_or(DomainError::NotFound("Account"))?;
             let changes = decide(&state)?;
+            let counts = count_changes(&mut *tx, &state, &changes).await?;
             for change in &changes {
                 apply(&mut *tx, id, change).await?;
             }
+            add_counts(&mut *tx, id, counts).await?;
             if changes.iter().any(changes_catalog) {
                 tx.execute(
                     "UPDATE accounts SET catalog_stamp = $2 WHERE id = $1",
@@ -742,6 +833,9 @@ impl<B: Backend> Store for SqlStore<B> {
             put_account(&mut *tx, account, false).await?;
             if let Some(owner) = owner {
                 put_membership(&mut *tx, owner).await?;
+                let mut counts = [0; 3];
+                counts[count_slot(owner.status)] = 1;
+                add_counts(&mut *tx, &account.id, counts).await?;
             }
             record(&mut *tx, &audit::for_new_account(account, owner)).await?;
             self.backend.commit(tx).await
