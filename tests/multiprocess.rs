@@ -242,6 +242,12 @@ async fn two_processes_keep_every_invariant_under_races() {
             "both processes see the same members"
         );
         let members = via_one["result"].as_array().unwrap();
+        // The kept count went through every racing write.
+        assert_eq!(
+            via_one["result_info"]["total_count"].as_u64(),
+            Some(members.len() as u64),
+            "round {r}: total_count is the members listed"
+        );
         let admins = members
             .iter()
             .filter(|m| {
