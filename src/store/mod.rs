@@ -20,16 +20,16 @@
 //! | operation | SQLite | PostgreSQL | cache |
 //! |---|---|---|---|
 //! | `load_account` | a reader: one statement (the account, its stamp and the members the focus names), and a second for the catalog when the one kept is not at that stamp | `Singles`, the same statements | catalogs, checked against the stamp |
-//! | `member_page` | a reader, no transaction: the account with its count and the caller, then the page (statements may straddle a commit; the views skip what a write removed) | `Singles`, the same | catalogs, checked against the stamp |
+//! | `member_page` | a reader, no transaction: the account with its kept counts and the caller, then the page (statements may straddle a commit; the views skip what a write removed) | `Singles`, the same | catalogs, checked against the stamp |
 //! | `user_memberships`, `user_membership` | a reader, no transaction | a single-statement connection (`Singles`), no transaction | SQLite: memberships, checked against `data_version`; both: catalogs, checked against the stamp |
 //! | `user_by_email`, `token_by_hash` | a reader | `Singles` | credentials, for the time to live |
 //! | `user`, `tokens` (a user's or an account's), `audit_log`, `ping` | a reader | `Singles` | none |
-//! | `write_account`, `create_account` | the writer: a savepoint in the batch's `BEGIN IMMEDIATE` (the file's write lock; writes arriving together share one commit, see `sqlite.rs`) | pooled, `READ COMMITTED`, account row `FOR UPDATE`, this process's writers queued per account | reads the catalog as `load_account` does; a change to it writes a new stamp; clears nothing (memberships and catalogs are checked on read), except deleting an account: credentials, as its tokens went with it |
+//! | `write_account`, `create_account` | the writer: a savepoint in the batch's `BEGIN IMMEDIATE` (the file's write lock; writes arriving together share one commit, see `sqlite.rs`) | pooled, `READ COMMITTED`, account row `FOR UPDATE`, this process's writers queued per account | reads the catalog as `load_account` does; a change to it writes a new stamp; the account's membership counts take the write's changes in one statement before them; clears nothing (memberships and catalogs are checked on read), except deleting an account: credentials, as its tokens went with it |
 //! | `edit_user`, `edit_token`, `delete_token` | the writer, a savepoint in the batch | pooled, `READ COMMITTED`, the owner's row (user or account) `FOR UPDATE`, queued per owner | clears credentials; PostgreSQL tells other processes (`NOTIFY`) |
 //! | `insert_user`, `insert_token`, `touch_token` | the writer, a savepoint in the batch | pooled, `READ COMMITTED`, the rows written (a token only while its owner's row exists) | `touch_token` updates its entry; inserts clear nothing (a refusal is never kept) |
 //! | every write above but `touch_token` (a use, not a change) | also writes its audit entries (`audit_logs`), in its own transaction: a refused or rolled-back change leaves none | the same | none |
 //! | `export` | the writer, after committing its batch: `BEGIN` (one snapshot; this process's writes wait), committed once read | pooled, `REPEATABLE READ READ ONLY`, committed once read | none |
-//! | `import`, `restore` | the writer, a savepoint in the batch | pooled, `READ COMMITTED`, every table `EXCLUSIVE` | clears credentials; PostgreSQL tells other processes; every account gets a new catalog stamp |
+//! | `import`, `restore` | the writer, a savepoint in the batch | pooled, `READ COMMITTED`, every table `EXCLUSIVE` | clears credentials; PostgreSQL tells other processes; every account gets a new catalog stamp and its memberships counted |
 
 mod catalogs;
 mod conn;
