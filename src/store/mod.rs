@@ -381,10 +381,15 @@ mod tests {
     use crate::domain::types::Direction;
     use crate::domain::{Email, Status};
 
-    /// A read loads the memberships its focus names and no others: authorizing a caller
-    /// in a big account must not cost what the account's size costs.
-    #[tokio::test]
-    async fn an_account_read_loads_only_the_memberships_it_names() {
+    /// A store on a new file (which goes with the directory) holding one account, made by
+    /// its founder.
+    async fn founded() -> (
+        tempfile::TempDir,
+        SqliteStore,
+        crate::domain::User,
+        crate::domain::Account,
+        crate::domain::Membership,
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("db"), std::time::Duration::ZERO)
             .await
@@ -396,6 +401,14 @@ mod tests {
             .create_account(&account, Some(&founder))
             .await
             .unwrap();
+        (dir, store, owner, account, founder)
+    }
+
+    /// A read loads the memberships its focus names and no others: authorizing a caller
+    /// in a big account must not cost what the account's size costs.
+    #[tokio::test]
+    async fn an_account_read_loads_only_the_memberships_it_names() {
+        let (_dir, store, owner, account, founder) = founded().await;
         let mut invited = Vec::new();
         for i in 0..20 {
             let written = store
@@ -524,17 +537,7 @@ mod tests {
     /// changes the status of and removes memberships in one go.
     #[tokio::test]
     async fn member_counts_follow_writes_that_did_not_read_the_membership() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("db"), std::time::Duration::ZERO)
-            .await
-            .unwrap();
-        let owner = user("Owner@example.com", false);
-        let account = account();
-        let founder = account.founding_member(&owner);
-        store
-            .create_account(&account, Some(&founder))
-            .await
-            .unwrap();
+        let (_dir, store, _, account, founder) = founded().await;
         let totals = || {
             let (store, id) = (store.clone(), account.id.clone());
             async move {
