@@ -42,7 +42,8 @@ impl Default for Catalogs {
 
 impl Catalogs {
     /// The account's catalog as last read, whatever its stamp: what a read guesses the
-    /// catalog is before its statement says which stamp the account has.
+    /// catalog is before its statement says which stamp the account has (the read tallies
+    /// whether it was).
     pub(super) fn last(&self, account: &str) -> Option<Stamped> {
         self.entries.get(account)
     }
@@ -54,13 +55,14 @@ impl Catalogs {
             .get(account)
             .filter(|(kept, _)| kept == stamp)
             .map(|(_, catalog)| catalog);
-        let counter = if found.is_some() {
-            &self.hits
-        } else {
-            &self.misses
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        self.tally(found.is_some());
         found
+    }
+
+    /// Counts a use of a kept catalog, or a read because none was kept at the stamp.
+    pub(super) fn tally(&self, hit: bool) {
+        let counter = if hit { &self.hits } else { &self.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(super) fn keep(&self, account: String, stamped: Stamped) {

@@ -528,8 +528,11 @@ mod tests {
                 ]
             )
         );
-        // Kept again: the same answer from the kept catalog.
+        // Kept again: the same answer from the kept catalog, counted as a hit.
+        let hits = || reader.catalogs.figures()[1].value;
+        let before = hits();
         assert_eq!(admins().await.1.len(), 2);
+        assert_eq!(hits(), before + 1);
     }
 
     /// The kept counts behind a members page's `total_count` follow a write that changes a

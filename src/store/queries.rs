@@ -354,6 +354,8 @@ pub(super) async fn load_focused(
         let Some((account, stamp, _)) = rows.first().cloned() else {
             return Ok(None);
         };
+        let hit = guess.as_ref().is_some_and(|(kept, _)| *kept == stamp);
+        catalogs.tally(hit);
         let catalog = match guess {
             Some((kept, catalog)) if kept == stamp => catalog,
             _ => {
