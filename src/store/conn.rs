@@ -17,7 +17,8 @@ use rusqlite::types::{ToSqlOutput, Value};
 
 use super::StoreError;
 
-/// A statement's parameter: text or a flag, either of which may be NULL.
+/// A statement's parameter: text or a flag, either of which may be NULL, or a number (the
+/// amounts a write adds to an account's member counts).
 #[derive(Debug, Clone, Copy)]
 pub enum Arg<'a> {
     Text(Option<&'a str>),

@@ -19,7 +19,7 @@
 //!
 //! | operation | SQLite | PostgreSQL | cache |
 //! |---|---|---|---|
-//! | `load_account` | a reader: one statement (the account, its stamp and the members the focus names), and a second for the catalog when the one kept is not at that stamp | `Singles`, the same statements | catalogs, checked against the stamp |
+//! | `load_account` | a reader: one statement (the account, its stamp and the members the focus names), and a second for the catalog when the one kept is not at that stamp (then the first again if it picked administrators by roles that changed) | `Singles`, the same statements | catalogs, checked against the stamp |
 //! | `member_page` | a reader, no transaction: the account with its kept counts and the caller, then the page (statements may straddle a commit; the views skip what a write removed) | `Singles`, the same | catalogs, checked against the stamp |
 //! | `user_memberships`, `user_membership` | a reader, no transaction | a single-statement connection (`Singles`), no transaction | SQLite: memberships, checked against `data_version`; both: catalogs, checked against the stamp |
 //! | `user_by_email`, `token_by_hash` | a reader | `Singles` | credentials, for the time to live |
@@ -454,19 +454,8 @@ mod tests {
     /// selects by the roles it believes the account has.
     #[tokio::test]
     async fn a_kept_catalog_is_used_only_while_the_account_has_its_stamp() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db");
-        let reader = SqliteStore::open(&path, std::time::Duration::ZERO)
-            .await
-            .unwrap();
-        let writer = SqliteStore::open(&path, std::time::Duration::ZERO)
-            .await
-            .unwrap();
-        let owner = user("Owner@example.com", false);
-        let account = account();
-        let founder = account.founding_member(&owner);
-        writer
-            .create_account(&account, Some(&founder))
+        let (dir, writer, _, account, founder) = founded().await;
+        let reader = SqliteStore::open(&dir.path().join("db"), std::time::Duration::ZERO)
             .await
             .unwrap();
         let admins = || {

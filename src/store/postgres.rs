@@ -86,16 +86,15 @@ impl PgStore {
         listener.listen(CREDENTIALS_CHANNEL).await?;
         let (following, stop) = oneshot::channel();
         tokio::spawn(follow_changes(listener, credentials.clone(), stop));
-        Ok(SqlStore {
-            backend: Postgres {
+        Ok(SqlStore::new(
+            Postgres {
                 pool,
                 singles,
                 gate: Arc::default(),
                 _following: Arc::new(following),
             },
             credentials,
-            catalogs: Arc::default(),
-        })
+        ))
     }
 }
 

@@ -9,10 +9,12 @@ use std::sync::{Arc, LazyLock};
 
 use super::catalogs::{Catalogs, Stamped};
 use super::conn::{Arg, Cols, Conn};
-use super::sql::{
-    ACCOUNT_COLUMNS, ACCOUNTS_OF_EMAIL, MEMBERSHIP_COLUMNS, ONE_ACCOUNT, TOKEN_COLUMNS,
-    USER_COLUMNS, corrupt, json,
-};
+use super::sql::{ACCOUNT_COLUMNS, MEMBERSHIP_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS, corrupt, json};
+
+/// Selects which accounts' catalogs to load, written after a column holding an account id:
+/// `$1` is an account id or a folded email.
+const ONE_ACCOUNT: &str = "= $1";
+const ACCOUNTS_OF_EMAIL: &str = "IN (SELECT account_id FROM memberships WHERE email_lower = $1)";
 use super::{MemberPage, MemberQuery, StoreError, UserMembership};
 use crate::domain::audit;
 use crate::domain::list::Page;
@@ -300,7 +302,8 @@ async fn catalog_at(
 async fn catalog_for<'m>(
     conn: &mut impl Conn,
     catalogs: &Catalogs,
-    (id, stamp): (&Id, &str),
+    id: &Id,
+    stamp: &str,
     mut members: impl Iterator<Item = &'m Membership>,
 ) -> Result<AccountCatalog, StoreError> {
     if members.any(Membership::needs_account_catalog) {
@@ -551,13 +554,7 @@ pub(super) async fn member_page(
             membership_from_row,
         )
         .await?;
-    let catalog = catalog_for(
-        conn,
-        catalogs,
-        (account, &stamp),
-        caller.iter().chain(&items),
-    )
-    .await?;
+    let catalog = catalog_for(conn, catalogs, account, &stamp, caller.iter().chain(&items)).await?;
     Ok(Some(MemberPage {
         account: account_row,
         catalog,
@@ -624,13 +621,11 @@ pub(super) async fn user_memberships(
     Ok(found
         .into_iter()
         .map(|(account, _, membership)| UserMembership {
-            catalog: match membership.needs_account_catalog() {
-                true => kept
-                    .get(account.id.as_str())
-                    .map(|c| AccountCatalog::clone(c))
-                    .unwrap_or_default(),
-                false => AccountCatalog::default(),
-            },
+            catalog: kept
+                .get(account.id.as_str())
+                .filter(|_| membership.needs_account_catalog())
+                .map(|c| AccountCatalog::clone(c))
+                .unwrap_or_default(),
             account,
             membership,
         })
@@ -658,7 +653,8 @@ pub(super) async fn user_membership(
     let catalog = catalog_for(
         conn,
         catalogs,
-        (&account.id, &stamp),
+        &account.id,
+        &stamp,
         std::iter::once(&membership),
     )
     .await?;

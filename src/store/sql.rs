@@ -64,12 +64,6 @@ pub(super) const TOKEN_COLUMNS: &str = "t.id AS t_id, t.user_id AS t_user_id, \
     t.expires_on AS t_expires_on, t.request_ip AS t_request_ip, t.created_on AS t_created_on, \
     t.modified_on AS t_modified_on, t.last_used_on AS t_last_used_on";
 
-/// Selects which accounts' catalogs to load, written after a column holding an account id:
-/// `$1` is an account id or a folded email.
-pub(super) const ONE_ACCOUNT: &str = "= $1";
-pub(super) const ACCOUNTS_OF_EMAIL: &str =
-    "IN (SELECT account_id FROM memberships WHERE email_lower = $1)";
-
 /// What a write transaction holds until it ends, beside the rows it writes. Rules that
 /// span rows (the last administrator, one live membership per email) are decided on what
 /// the transaction read, so a writer that could change those rows must wait its turn.
@@ -170,10 +164,12 @@ pub struct SqlStore<B> {
 }
 
 impl<B> SqlStore<B> {
-    pub(super) fn new(backend: B, credential_ttl: std::time::Duration) -> Self {
+    /// `credentials` is shared with whatever clears it from outside (PostgreSQL's
+    /// announcements).
+    pub(super) fn new(backend: B, credentials: Arc<Credentials>) -> Self {
         SqlStore {
             backend,
-            credentials: Arc::new(Credentials::new(credential_ttl)),
+            credentials,
             catalogs: Arc::default(),
         }
     }
@@ -851,8 +847,11 @@ impl<B: Backend> Store for SqlStore<B> {
                 put_membership(&mut *tx, owner).await?;
                 let mut counts = [0; 3];
                 counts[count_slot(owner.status)] = 1;
-                let unread = Vec::new();
-                count_members(&mut *tx, &account.id, &CountChange { counts, unread }).await?;
+                let founder = CountChange {
+                    counts,
+                    unread: Vec::new(),
+                };
+                count_members(&mut *tx, &account.id, &founder).await?;
             }
             record(&mut *tx, &audit::for_new_account(account, owner)).await?;
             self.backend.commit(tx).await

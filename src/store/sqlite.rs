@@ -38,6 +38,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
 use super::catalogs::Catalogs;
 use super::conn::Lite;
+use super::credentials::Credentials;
 use super::membership_cache::MembershipCache;
 use super::sql::{Backend, Lock, SqlStore};
 use super::{StoreError, UserMembership, queries};
@@ -316,7 +317,7 @@ impl SqliteStore {
                 queued: Arc::default(),
                 memberships: Arc::new(MembershipCache::new()),
             },
-            credential_ttl,
+            Arc::new(Credentials::new(credential_ttl)),
         ))
     }
 }
