@@ -7,10 +7,16 @@
 //! - waiting for another process's write lock: the first try does not wait, and a writer
 //!   that finds the lock taken waits on a blocking thread;
 //! - checkpointing the write-ahead log into the file (which syncs it and waits for readers
-//!   to leave the log): the write connection does it after every [`CHECKPOINT_AFTER`]
-//!   writes, on a blocking thread, while the writes that arrive meanwhile queue. Left to a
-//!   connection of its own, a checkpoint never caught up with a writer that never stops, and
-//!   the log grew by gigabytes a minute.
+//!   to leave the log). A [`Copier`] copies the log into the file on a connection and a
+//!   blocking thread of its own, beside the writes, from [`COPY_AFTER`] writes on; the
+//!   write connection then restarts the log at its first commit after [`CHECKPOINT_AFTER`]
+//!   writes and the copy (at the latest after twice as many), on a blocking thread, while
+//!   the writes that arrive meanwhile queue: what is left to copy then is what was written
+//!   during the copy. Left to a connection of its own, a checkpoint never caught up with a
+//!   writer that never stops, and the log grew by gigabytes a minute: the log is only
+//!   written from its start again by a writer that finds it copied whole and no reader in
+//!   it. Holding the writes for the whole checkpoint was a fifth of the time under a flood
+//!   of invitations (bench/README.md).
 //!
 //! Writes that arrive together commit together. Each write runs inside a savepoint of the
 //! transaction open on the write connection; when it ends and other writes are queued for
@@ -30,7 +36,7 @@
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode};
@@ -53,9 +59,12 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// There are about as many read connections as runtime workers, and one writer.
 const CACHE_KIB: i64 = 16 * 1024;
 
-/// Writes between checkpoints: SQLite's own default is a checkpoint once the log holds
+/// Writes between restarts of the log: SQLite's own default is a checkpoint once the log holds
 /// 1,000 pages, and a write adds a few (a row and its index entries).
 const CHECKPOINT_AFTER: usize = 1024;
+
+/// Writes after a restart of the log when the [`Copier`] starts copying it into the file.
+const COPY_AFTER: usize = CHECKPOINT_AFTER / 2;
 
 /// Writes one commit holds at most, so that the first of them is not kept waiting long.
 const BATCH: usize = 64;
@@ -137,6 +146,8 @@ impl DerefMut for Reader {
 /// The write connection, the transaction open on it, and when it checkpoints next.
 pub struct Writer {
     lite: Lite,
+    /// `None` in memory, where there is no log.
+    copier: Option<Arc<Copier>>,
     batch: Option<Batch>,
     /// Commits made, each of a batch of writes.
     commits: u32,
@@ -194,10 +205,38 @@ impl Writer {
         Ok(())
     }
 
-    /// Copies the log into the database file and waits until no reader uses the log, so
-    /// that the next commit writes it from its start again. Blocks: off the runtime.
+    /// Starts the copy of the log when it is due, and says whether this connection's
+    /// checkpoint is (to run before it takes another write).
+    fn after_commit(&mut self) -> bool {
+        let Some(copier) = &self.copier else {
+            return false;
+        };
+        if self.unchecked >= COPY_AFTER
+            && copier
+                .state
+                .compare_exchange(IDLE, COPYING, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        {
+            let copier = Arc::clone(copier);
+            tokio::task::spawn_blocking(move || copier.copy());
+        }
+        let copied = copier.state.load(Ordering::SeqCst) == COPIED;
+        let due = self.unchecked >= CHECKPOINT_AFTER && copied;
+        due || self.unchecked >= 2 * CHECKPOINT_AFTER
+    }
+
+    /// Copies what is left of the log into the database file and waits until no reader uses
+    /// the log, so that the next commit writes it from its start again. Blocks: off the
+    /// runtime.
     fn checkpoint(&mut self) {
         self.unchecked = 0;
+        // A copy under way ends first: SQLite lets one checkpoint at a time run on a log and
+        // refuses the others rather than waiting.
+        let copier = self.copier.as_ref().map(|copier| {
+            let copying = copier.conn.lock().unwrap_or_else(|e| e.into_inner());
+            copier.state.store(IDLE, Ordering::SeqCst);
+            copying
+        });
         let conn = &self.lite.conn;
         let done = conn
             .busy_timeout(BUSY_TIMEOUT)
@@ -206,6 +245,45 @@ impl Writer {
         if let Err(e) = done {
             tracing::warn!(error = %e, "checkpointing the write-ahead log");
         }
+        drop(copier);
+    }
+}
+
+/// Copies the write-ahead log into the database file without holding the writes back
+/// (`PASSIVE`: it copies what no reader still needs and waits for nobody), so that the
+/// write connection's checkpoint, which does, finds little left (see the module doc).
+pub struct Copier {
+    conn: std::sync::Mutex<Connection>,
+    /// [`IDLE`], [`COPYING`] or [`COPIED`] (until the write connection's next checkpoint).
+    state: AtomicU8,
+}
+
+const IDLE: u8 = 0;
+const COPYING: u8 = 1;
+const COPIED: u8 = 2;
+
+impl Copier {
+    fn open(path: &Path) -> rusqlite::Result<Copier> {
+        let conn = Connection::open(path)?;
+        Ok(Copier {
+            conn: std::sync::Mutex::new(conn),
+            state: AtomicU8::new(IDLE),
+        })
+    }
+
+    /// Blocks: off the runtime. The state says the copy ended before its connection is
+    /// free again (see [`Writer::checkpoint`]).
+    fn copy(&self) {
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            // Another process's checkpoint is copying the same log.
+            Err(e) if busy(&e) => {}
+            Err(e) => tracing::warn!(error = %e, "copying the write-ahead log into the database"),
+            Ok(()) => {}
+        }
+        let _ = self
+            .state
+            .compare_exchange(COPYING, COPIED, Ordering::SeqCst, Ordering::SeqCst);
     }
 }
 
@@ -310,6 +388,9 @@ impl SqliteStore {
                 readers,
                 writer: Arc::new(Mutex::new(Writer {
                     lite,
+                    copier: (!in_memory(path))
+                        .then(|| Copier::open(path).map(Arc::new))
+                        .transpose()?,
                     batch: None,
                     commits: 0,
                     unchecked: 0,
@@ -535,7 +616,7 @@ impl Backend for Sqlite {
             Err(e) => return Err(e.into()),
         }
         if !snapshot {
-            writer.lite.conn.execute_batch("SAVEPOINT write")?;
+            writer.lite.run_statement("SAVEPOINT write", &[])?;
         }
         Ok(Tx {
             writer: Some(writer),
@@ -552,15 +633,15 @@ impl Backend for Sqlite {
             writer.lite.conn.execute_batch("COMMIT")?;
             return Ok(());
         }
-        if let Err(e) = writer.lite.conn.execute_batch("RELEASE write") {
+        if let Err(e) = writer.lite.run_statement("RELEASE write", &[]) {
             tx.writer = Some(writer);
-            return Err(e.into());
+            return Err(e);
         }
         let batch = writer.batch.as_mut().expect("a write is in a batch");
         batch.writes += 1;
         if batch.writes >= BATCH || self.queued.load(Ordering::SeqCst) == 0 {
             writer.finish()?;
-            if writer.unchecked >= CHECKPOINT_AFTER {
+            if writer.after_commit() {
                 // The connection stays taken until the checkpoint is done; this write is.
                 tokio::task::spawn_blocking(move || writer.checkpoint());
             }
@@ -774,6 +855,34 @@ mod tests {
             "the log grew from {one_interval} to {} bytes",
             wal()
         );
+    }
+
+    /// The log is copied into the file beside the writes from `COPY_AFTER` writes on, and
+    /// restarted once the copy is done and `CHECKPOINT_AFTER` writes were made, not before.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_log_is_copied_beside_the_writes_before_it_restarts() {
+        let (_dir, store) = fresh().await;
+        let writer = || store.backend.writer.lock();
+        let copier = Arc::clone(writer().await.copier.as_ref().expect("a file has a log"));
+        for _ in 0..COPY_AFTER {
+            store.create_account(&account(), None).await.unwrap();
+        }
+        let given_up = std::time::Instant::now() + Duration::from_secs(10);
+        while copier.state.load(Ordering::SeqCst) != COPIED {
+            assert!(std::time::Instant::now() < given_up, "the copy never ended");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(
+            writer().await.unchecked,
+            COPY_AFTER,
+            "restarted before its time"
+        );
+        for _ in COPY_AFTER..CHECKPOINT_AFTER {
+            store.create_account(&account(), None).await.unwrap();
+        }
+        // Taking the connection waits for the checkpoint under way.
+        assert_eq!(writer().await.unchecked, 0, "the log was not restarted");
+        assert_eq!(copier.state.load(Ordering::SeqCst), IDLE);
     }
 
     /// A write queued behind a batch and then abandoned leaves nobody to commit the batch
