@@ -550,7 +550,7 @@ fn init_tracing(json: bool) -> log_output::Flush {
     if json {
         builder.json().init();
     } else {
-        builder.init();
+        builder.fmt_fields(log_output::PlainFields).init();
     }
     flush
 }
