@@ -5,7 +5,8 @@
 //! rusqlite runs a statement on the calling thread, one of the runtime's workers. sqlx's
 //! SQLite driver handed every statement to the connection's own thread and its rows back
 //! over channels, and those wake-ups cost more than the indexed lookups and small writes
-//! they carried (bench/README.md history). Running on the calling thread is fine for what runs here: indexed lookups and small writes of microseconds, a deep members page of
+//! they carried (bench/README.md history). Running on the calling thread is fine for what
+//! runs here: indexed lookups and small writes of microseconds, a deep members page of
 //! about a millisecond. Readers never wait for the writer in WAL mode, and the writer never
 //! sleeps on a worker waiting for another process's lock (see `sqlite.rs`).
 

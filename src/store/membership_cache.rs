@@ -6,9 +6,10 @@
 //! committed to the database file since it was read, by this process or any other. SQLite
 //! tells each connection so (`PRAGMA data_version` changes when another connection, of any
 //! process, committed), and every read that uses or fills the cache asks its connection
-//! first ([`Lite::changed`]). When one connection sees a change, the generation goes up
-//! and every entry stamped with an older one is dead. Any write anywhere therefore empties the cache, which is right
-//! for what it is for: the same users reading their memberships again and again.
+//! first ([`Lite::changed`]). When one connection sees a change, the generation goes up and
+//! every entry stamped with an older one is dead. Any write anywhere therefore empties the
+//! cache, which is right for what it is for: the same users reading their memberships again
+//! and again.
 //!
 //! Why asking one connection is enough: a connection answers "changed" for every commit
 //! since its own previous question (or, on its first question, unconditionally), and a

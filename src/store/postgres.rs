@@ -278,10 +278,11 @@ async fn follow_changes(
 }
 
 /// Connections for reads, kept by deadpool rather than by sqlx's pool: sqlx pings every
-/// connection it takes back, a round trip to the server after every request (a seventh of
-/// a one-query read's CPU in perf, and the server's share besides), to flush what a
-/// dropped transaction or a statement cut short left behind. These run no transactions, and only one whose statement did not finish, or that sat idle, is
-/// pinged before its next use (and dropped if the ping fails or takes 10 s).
+/// connection it takes back, a round trip to the server after every request (a seventh of a
+/// one-query read's CPU in perf, and the server's share besides), to flush what a dropped
+/// transaction or a statement cut short left behind. These run no transactions, and only
+/// one whose statement did not finish, or that sat idle, is pinged before its next use (and
+/// dropped if the ping fails or takes 10 s).
 pub struct Singles(PgConnectOptions);
 
 pub struct Single {

@@ -22,11 +22,11 @@
 //! transaction open on the write connection; when it ends and other writes are queued for
 //! the connection, it leaves the transaction open for them and waits for the one commit
 //! that ends it: a commit writes every page it changed to the log and makes every reader
-//! drop its page cache, which cost more than the write itself (bench/README.md and its history). A write
-//! that fails is rolled back to its savepoint and does not touch the others; each request
-//! is answered after the commit that holds its write. A request abandoned while it waits
-//! (its client went away) still has its write committed, as if it had been abandoned just
-//! after its own commit.
+//! drop its page cache, which cost more than the write itself (bench/README.md and its
+//! history). A write that fails is rolled back to its savepoint and does not touch the
+//! others; each request is answered after the commit that holds its write. A request
+//! abandoned while it waits (its client went away) still has its write committed, as if it
+//! had been abandoned just after its own commit.
 //!
 //! In memory (`--database :memory:`, `serve --ephemeral`) there is one connection: an
 //! in-memory database belongs to the connection that opened it. Reads then take the write
@@ -59,8 +59,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// There are about as many read connections as runtime workers, and one writer.
 const CACHE_KIB: i64 = 16 * 1024;
 
-/// Writes between restarts of the log: SQLite's own default is a checkpoint once the log holds
-/// 1,000 pages, and a write adds a few (a row and its index entries).
+/// Writes between restarts of the log: SQLite's own default is a checkpoint once the log
+/// holds 1,000 pages, and a write adds a few (a row and its index entries).
 const CHECKPOINT_AFTER: usize = 1024;
 
 /// Writes after a restart of the log when the [`Copier`] starts copying it into the file.
