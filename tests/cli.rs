@@ -831,12 +831,7 @@ fn a_seed_file_is_what_a_reset_goes_back_to() {
     let names = |server: &Server| {
         let (status, body) = server.get("/accounts", &seeded);
         assert_eq!(status, 200, "{body}");
-        body["result"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a["name"].as_str().unwrap().to_string())
-            .collect::<Vec<_>>()
+        common::results::result_names(&body)
     };
     assert_eq!(names(&server), vec!["Seeded"]);
     let (status, _) = server.send("POST", "/accounts", &seeded, Some(r#"{"name": "Later"}"#));

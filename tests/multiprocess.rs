@@ -804,12 +804,7 @@ async fn catalogs_changed_through_one_process_apply_at_once_in_the_other() {
     );
     let groups = format!("/accounts/{account}/iam/resource_groups");
     let listed = |body: &Value| -> Vec<String> {
-        let mut names: Vec<String> = body["result"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|g| g["name"].as_str().unwrap().to_string())
-            .collect();
+        let mut names = common::results::result_names(body);
         names.sort();
         names
     };

@@ -182,12 +182,7 @@ async fn a_restored_catalog_is_the_one_served() {
     let demo = server.as_user(&Creds::demo());
     let groups = format!("/accounts/{DEMO_ACCOUNT}/iam/resource_groups");
     let names = |body: &Value| -> Vec<String> {
-        let mut names: Vec<String> = body["result"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|g| g["name"].as_str().unwrap().to_string())
-            .collect();
+        let mut names = crate::results::result_names(body);
         names.sort();
         names
     };

@@ -3,6 +3,8 @@
 mod helpers;
 #[path = "../common/openapi.rs"]
 mod openapi;
+#[path = "../common/results.rs"]
+mod results;
 mod schema;
 
 mod account_tokens;

@@ -111,12 +111,8 @@ async fn a_group_is_created_listed_renamed_and_deleted() {
     w.group("zone people", json!([])).await;
 
     let names = |r: &Resp| -> Vec<String> {
-        r.result()
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|g| g["name"].as_str().unwrap().to_string())
-            .collect()
+        r.result();
+        crate::results::result_names(&r.body)
     };
     let all = owner.get(&w.path("")).await;
     assert_eq!(names(&all), ["Readers", "Writers", "zone people"]);

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod openapi;
+pub mod results;
 
 use sqlx::{ConnectOptions, Executor};
 use tempfile::TempDir;
