@@ -701,22 +701,17 @@ impl<B: Backend> SqlStore<B> {
             Table::insert_all(conn, &data.audit_logs).await?;
             // An export carries no stamps or counts: each catalog gets a stamp no process has
             // kept, and each account its memberships counted.
-            conn.execute(
-                "UPDATE accounts SET \
+            let recount = format!(
+                "UPDATE accounts SET catalog_stamp = {}, \
                  members_pending = (SELECT COUNT(*) FROM memberships m \
                  WHERE m.account_id = accounts.id AND m.status = 'pending'), \
                  members_accepted = (SELECT COUNT(*) FROM memberships m \
                  WHERE m.account_id = accounts.id AND m.status = 'accepted'), \
                  members_rejected = (SELECT COUNT(*) FROM memberships m \
                  WHERE m.account_id = accounts.id AND m.status = 'rejected')",
-                &[],
-            )
-            .await?;
-            conn.execute(
-                &format!("UPDATE accounts SET catalog_stamp = {}", B::NEW_STAMP),
-                &[],
-            )
-            .await?;
+                B::NEW_STAMP
+            );
+            conn.execute(&recount, &[]).await?;
             self.backend.commit(tx).await
         })
         .await?;
