@@ -362,7 +362,7 @@ fn plan_account(a: &AccountFixture) -> Result<PlannedAccount, DomainError> {
         let at = format!("accounts[{}].user_groups[{}]", a.name, g.name);
         let mut planned = || {
             let policies = fixture_policies(&g.policies)?;
-            let put = state.create_user_group(&g.name, policies)?;
+            let put = state.create_user_group(&g.name, policies, None)?;
             let Change::PutUserGroup(mut group) = put else {
                 unreachable!("creating a user group puts one");
             };

@@ -113,7 +113,9 @@ impl ApiError {
                 let message = d.to_string();
                 match d {
                     DomainError::NotFound(_) => one(StatusCode::NOT_FOUND, NOT_FOUND, message),
-                    DomainError::Forbidden => one(StatusCode::FORBIDDEN, UNAUTHORIZED, message),
+                    DomainError::Forbidden | DomainError::BeyondOwnRights(_) => {
+                        one(StatusCode::FORBIDDEN, UNAUTHORIZED, message)
+                    }
                     DomainError::Invalid { .. } => {
                         one(StatusCode::BAD_REQUEST, INVALID_INPUT, message)
                     }

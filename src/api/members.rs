@@ -169,7 +169,11 @@ async fn create(
             &Focus::caller(&caller).email(new.email.folded()),
             &|state| {
                 state.authorize(&caller, Need::Write)?;
-                Ok(vec![state.invite(new.clone(), invitee.clone())?])
+                Ok(vec![state.invite(
+                    new.clone(),
+                    invitee.clone(),
+                    Some(&caller),
+                )?])
             },
         )
         .await?;
@@ -207,7 +211,7 @@ async fn update(
                     Some(grants) => grants.clone(),
                     None => state.member(&member_id)?.grants.clone(),
                 };
-                Ok(vec![state.update_grants(&member_id, grants)?])
+                Ok(vec![state.update_grants(&member_id, grants, &caller)?])
             },
         )
         .await?;

@@ -21,7 +21,7 @@ use crate::auth::{AuthError, BAD_AUTHORIZATION, generate_token, hash_secret};
 use crate::domain::list::{paginate, text_key};
 use crate::domain::tokens::{self, Effect, IpCondition, Owner, Resource, TokenInput, TokenStatus};
 use crate::domain::types::now;
-use crate::domain::{AccountState, Caller, Direction, DomainError, Focus, Id, Need, catalog};
+use crate::domain::{AccountState, Caller, Direction, DomainError, Focus, Gift, Id, Need, catalog};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -160,11 +160,13 @@ impl Target {
         self.token.as_ref().expect("the route names a token")
     }
 
-    /// Checks that a token made or changed here grants no more than the caller holds in the
-    /// account (an account's token; a user's token is capped by its user when used).
+    /// Checks that the caller could make `token` here: an account's token gives at most
+    /// what its maker holds in the account (as Cloudflare limits an account token to its
+    /// creator's access), whether it is made, changed or rolled (a new secret is as good as
+    /// a new token). A user's token is capped by its user whenever it is used.
     fn check_within(&self, caller: &Caller, token: &tokens::Token) -> Result<(), DomainError> {
         match &self.account {
-            Some(state) => state.check_token_within(caller, token),
+            Some(state) => state.check_gives(caller, &Gift::of_token(token)),
             None => Ok(()),
         }
     }
@@ -317,6 +319,7 @@ async fn roll(
             &target.owner,
             target.token(),
             &|t| {
+                target.check_within(&caller, t)?;
                 t.modified_on = now();
                 Ok(())
             },

@@ -116,7 +116,11 @@ async fn create(
         .store
         .write_account(&ids.one(), &Focus::caller(&caller), &|state| {
             state.authorize(&caller, Need::Write)?;
-            Ok(vec![state.create_user_group(&body.name, policies.clone())?])
+            Ok(vec![state.create_user_group(
+                &body.name,
+                policies.clone(),
+                Some(&caller),
+            )?])
         })
         .await?;
     show_group(&written)
@@ -151,6 +155,7 @@ async fn update(
                 &group_id,
                 body.name.as_deref(),
                 policies.clone(),
+                &caller,
             )?])
         })
         .await?;
@@ -304,18 +309,19 @@ async fn set_members(
         .iter()
         .map(|m| Id::parse_field(&m.id, "members.id"))
         .collect::<Result<_, _>>()?;
-    let mut focus = Focus::caller(&caller).group_members(&group_id);
+    // Adding as well as replacing needs the administrators: a group's deny may take the
+    // last one's rights away.
+    let mut focus = Focus::caller(&caller)
+        .group_members(&group_id)
+        .administrators();
     for id in &wanted {
         focus = focus.member(id);
-    }
-    if replace {
-        focus = focus.administrators();
     }
     let written = app
         .store
         .write_account(&account_id, &focus, &|state| {
             state.authorize(&caller, Need::Write)?;
-            state.set_group_members(&group_id, &wanted, replace)
+            state.set_group_members(&group_id, &wanted, replace, &caller)
         })
         .await?;
     let mut members = members_after(&written.state, &written.changes, &group_id);

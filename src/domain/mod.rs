@@ -18,7 +18,7 @@ pub mod tokens;
 
 pub use model::*;
 pub use rules::{
-    AccountCatalog, AccountState, Caller, Change, Focus, Need, NewMember, activation_code,
+    AccountCatalog, AccountState, Caller, Change, Focus, Gift, Need, NewMember, activation_code,
 };
 pub use types::{AccountType, Direction, Email, Id, Status};
 
@@ -51,6 +51,11 @@ pub enum DomainError {
     ResourceGroupInUse,
     #[error("{0} already exists")]
     Duplicate(String),
+    /// A change would give more than the caller holds in the account.
+    #[error(
+        "You may not give {0}: whoever gives roles, policies, group membership or token policies gives at most the rights they hold in this account"
+    )]
+    BeyondOwnRights(String),
 }
 
 impl DomainError {

@@ -6,7 +6,7 @@
 use super::DomainError;
 use super::catalog;
 use super::model::*;
-use super::permissions::{Key, Permissions};
+use super::permissions::{self, Key, Permissions};
 use super::tokens::{self, Token};
 use super::types::{
     AccountType, Answer, Email, Id, MAX_GRANTS, MAX_PER_POLICY, Status, at_most, bounded, now,
@@ -97,13 +97,13 @@ impl Caller {
         let Some(token) = &self.token else {
             return Ok(());
         };
-        let (read, write) = (format!("{area} Read"), format!("{area} Write"));
-        let accepts =
-            |g: &PermissionGroup| g.name == write || (need == Need::Read && g.name == read);
-        if token.allows(&tokens::Want {
-            groups: &accepts,
-            resource,
-        }) {
+        let names = |effect| move |name: &str| token.names_group(effect, resource, name);
+        if area_allows(
+            area,
+            need,
+            names(tokens::Effect::Allow),
+            names(tokens::Effect::Deny),
+        ) {
             Ok(())
         } else {
             Err(DomainError::Forbidden)
@@ -128,6 +128,39 @@ fn named_groups<'a>(
         .filter(move |p| p.access == access)
         .flat_map(|p| p.permission_groups.iter())
         .filter_map(catalog::permission_group)
+}
+
+/// Whether `need` is met in an area of permission groups (`{area} Read`, `{area} Write`),
+/// given which group names are allowed and which denied. Reading takes either group,
+/// writing the Write group; an explicit deny overrides every allow, and since writing
+/// implies reading, a denied Read takes writing away too.
+pub fn area_allows(
+    area: &str,
+    need: Need,
+    allowed: impl Fn(&str) -> bool,
+    denied: impl Fn(&str) -> bool,
+) -> bool {
+    let (read, write) = (format!("{area} Read"), format!("{area} Write"));
+    if denied(&read) {
+        return false;
+    }
+    match need {
+        Need::Read => allowed(&read) || allowed(&write),
+        Need::Write => allowed(&write) && !denied(&write),
+    }
+}
+
+/// The area of a permission group named `{area} Read` or `{area} Write`, and which of the
+/// two it is.
+fn area_of(group: &PermissionGroup) -> Option<(&str, Need)> {
+    if let Some(area) = group.name.strip_suffix(" Read") {
+        Some((area, Need::Read))
+    } else {
+        group
+            .name
+            .strip_suffix(" Write")
+            .map(|area| (area, Need::Write))
+    }
 }
 
 /// Whether the membership holds the Super Administrator role itself.
@@ -252,25 +285,33 @@ impl AccountCatalog {
             .collect()
     }
 
-    /// Whether member `m` holds a permission group that `accepts` takes, in `account`: as
+    /// Whether member `m` holds `need` in the permission groups of `area` in `account`: as
     /// Super Administrator (who holds every group), or through an allow policy of their own
-    /// or of one of their groups that no deny policy names.
-    pub fn member_holds(
+    /// or of one of their groups; a deny policy of theirs or of a group overrides either.
+    pub fn member_holds_area(
         &self,
         account: &Account,
         m: &Membership,
-        accepts: &dyn Fn(&PermissionGroup) -> bool,
+        area: &str,
+        need: Need,
     ) -> bool {
-        if is_super_administrator(m) {
-            return true;
-        }
         let policies = self.policies_in(account, &m.grants, &m.groups);
-        let denied: Vec<&Id> = named_groups(&policies, super::types::Access::Deny)
-            .filter(|g| accepts(g))
-            .map(|g| &g.id)
-            .collect();
-        named_groups(&policies, super::types::Access::Allow)
-            .any(|g| accepts(g) && !denied.contains(&&g.id))
+        let names = |access| -> Vec<&str> {
+            named_groups(&policies, access)
+                .map(|g| g.name.as_str())
+                .collect()
+        };
+        let (allowed, denied) = (
+            names(super::types::Access::Allow),
+            names(super::types::Access::Deny),
+        );
+        let everything = is_super_administrator(m);
+        area_allows(
+            area,
+            need,
+            |name| everything || allowed.contains(&name),
+            |name| denied.contains(&name),
+        )
     }
 
     /// Whether `m`, the caller's own membership of `account`, lets them do `need` there:
@@ -379,6 +420,76 @@ impl AccountCatalog {
             }
         }
         Ok(())
+    }
+}
+
+/// What a change gives whoever it applies to: the rights it carries, the permission groups
+/// it allows and whether it gives the Super Administrator role.
+#[derive(Debug, Clone, Default)]
+pub struct Gift {
+    pub perms: Permissions,
+    pub groups: Vec<&'static PermissionGroup>,
+    pub super_administrator: bool,
+}
+
+impl Gift {
+    fn add_group(&mut self, group: &'static PermissionGroup) {
+        self.perms = self.perms.union(&group.grants);
+        self.groups.push(group);
+    }
+
+    /// What allow policies give, whatever their resource groups (denies only narrow).
+    pub fn of_policies<'a>(policies: impl IntoIterator<Item = &'a Policy>) -> Gift {
+        let mut gift = Gift::default();
+        for p in policies
+            .into_iter()
+            .filter(|p| p.access == super::types::Access::Allow)
+        {
+            for group in p
+                .permission_groups
+                .iter()
+                .filter_map(catalog::permission_group)
+            {
+                gift.add_group(group);
+            }
+        }
+        gift
+    }
+
+    /// What a member's grants give in an account with `catalog`: their roles' rights (the
+    /// Super Administrator's being every right and every account group), or their policies'.
+    pub fn of_grants(account_catalog: &AccountCatalog, grants: &Grants) -> Gift {
+        match grants {
+            Grants::Policies(policies) => Gift::of_policies(policies),
+            Grants::Roles(ids) => {
+                let mut gift = Gift::default();
+                for role in ids.iter().filter_map(|id| account_catalog.role(id)) {
+                    gift.perms = gift.perms.union(&role.permissions);
+                }
+                if ids
+                    .iter()
+                    .any(|r| r.as_str() == catalog::SUPER_ADMINISTRATOR)
+                {
+                    gift.super_administrator = true;
+                    for group in catalog::permission_groups()
+                        .iter()
+                        .filter(|g| g.scopes == tokens::ACCOUNT_RESOURCE)
+                    {
+                        gift.add_group(group);
+                    }
+                }
+                gift
+            }
+        }
+    }
+
+    /// What an account token gives: every group it allows, on any resource.
+    pub fn of_token(token: &Token) -> Gift {
+        let mut gift = Gift::default();
+        for group in token.allowed_groups() {
+            gift.add_group(group);
+        }
+        gift
     }
 }
 
@@ -564,8 +675,18 @@ impl AccountState {
             .find(|m| m.status == Status::Accepted && m.email.folded() == email)
     }
 
-    pub fn invite(&self, new: NewMember, user: Option<User>) -> Result<Change, DomainError> {
+    /// Invites `new` (or adds them, Direct Add), giving at most what `by` holds here; `by`
+    /// is `None` for an operator (fixtures, the CLI), who gives anything.
+    pub fn invite(
+        &self,
+        new: NewMember,
+        user: Option<User>,
+        by: Option<&Caller>,
+    ) -> Result<Change, DomainError> {
         self.catalog.check_grants(&new.grants)?;
+        if let Some(by) = by {
+            self.check_gives(by, &Gift::of_grants(&self.catalog, &new.grants))?;
+        }
         require_loaded(
             self.focus.has_email(new.email.folded()),
             "the invitee's memberships",
@@ -654,12 +775,23 @@ impl AccountState {
         }
     }
 
-    pub fn update_grants(&self, member_id: &Id, grants: Grants) -> Result<Change, DomainError> {
+    /// Replaces a member's roles or policies; new grants give at most what `by` holds.
+    pub fn update_grants(
+        &self,
+        member_id: &Id,
+        grants: Grants,
+        by: &Caller,
+    ) -> Result<Change, DomainError> {
         self.catalog.check_grants(&grants)?;
         let mut updated = self.member(member_id)?.clone();
+        let changed = updated.grants != grants;
         updated.grants = grants;
         updated.modified_on = now();
+        // The account's last administrator is refused as such, whoever asks.
         self.guard_administrator(member_id, Some(&updated))?;
+        if changed {
+            self.check_gives(by, &Gift::of_grants(&self.catalog, &updated.grants))?;
+        }
         Ok(Change::PutMembership(updated))
     }
 
@@ -728,51 +860,92 @@ impl AccountState {
     /// API Tokens" groups, which a member holds as Super Administrator or through a policy,
     /// and which the caller's token (theirs or the account's) must carry on this account.
     pub fn authorize_account_tokens(&self, caller: &Caller, need: Need) -> Result<(), DomainError> {
-        let resource = tokens::account_resource(&self.account.id);
-        if let Some(owner) = caller.token_account() {
-            if owner != &self.account.id {
-                return Err(DomainError::NotFound("Account"));
-            }
-            return caller.require_token_group_on(ACCOUNT_TOKENS, need, &resource);
+        if caller
+            .token_account()
+            .is_some_and(|owner| owner != &self.account.id)
+        {
+            return Err(DomainError::NotFound("Account"));
         }
-        let mine = self
-            .own_membership_of(caller)
-            .ok_or(DomainError::NotFound("Account"))?;
-        let (read, write) = (
-            format!("{ACCOUNT_TOKENS} Read"),
-            format!("{ACCOUNT_TOKENS} Write"),
-        );
-        let accepts =
-            |g: &PermissionGroup| g.name == write || (need == Need::Read && g.name == read);
-        if !self.catalog.member_holds(&self.account, mine, &accepts) {
-            return Err(DomainError::Forbidden);
+        if caller.token_account().is_none() && self.own_membership_of(caller).is_none() {
+            return Err(DomainError::NotFound("Account"));
         }
-        caller.require_token_group_on(ACCOUNT_TOKENS, need, &resource)
-    }
-
-    /// Checks that an account token made or changed by the caller grants nothing on the
-    /// account the caller does not hold there (as Cloudflare limits an account token to its
-    /// creator's access): otherwise the "Account API Tokens" groups alone would mint any
-    /// right. The caller's rights are their membership's, narrowed by their token, or
-    /// their own account token's.
-    pub fn check_token_within(&self, caller: &Caller, token: &Token) -> Result<(), DomainError> {
-        let resource = tokens::account_resource(&self.account.id);
-        let held = match (self.own_membership_of(caller), &caller.token) {
-            (Some(mine), None) => self.permissions_of(mine),
-            (Some(mine), Some(own)) => self
-                .permissions_of(mine)
-                .intersect(&own.grants_on(&resource)),
-            (None, Some(own)) => own.grants_on(&resource),
-            (None, None) => Permissions::default(),
-        };
-        if token.grants_on(&resource).within(&held) {
+        if self.holds_area(caller, ACCOUNT_TOKENS, need) {
             Ok(())
         } else {
-            Err(DomainError::invalid(
-                "policies",
-                "policies grant more on this account than you hold here; an account's token gets at most its maker's rights",
-            ))
+            Err(DomainError::Forbidden)
         }
+    }
+
+    /// Whether the caller holds `need` in an area of account permission groups here: the
+    /// account's own token through its policies on the account, a member through their
+    /// membership and, when they came with a token, that token's policies too.
+    fn holds_area(&self, caller: &Caller, area: &str, need: Need) -> bool {
+        let resource = tokens::account_resource(&self.account.id);
+        let by_token = caller.require_token_group_on(area, need, &resource).is_ok();
+        match caller.token_account() {
+            Some(owner) => owner == &self.account.id && by_token,
+            None => {
+                by_token
+                    && self.own_membership_of(caller).is_some_and(|mine| {
+                        self.catalog
+                            .member_holds_area(&self.account, mine, area, need)
+                    })
+            }
+        }
+    }
+
+    /// The rights the caller holds in this account, as far as giving them goes: their
+    /// membership's, narrowed by the token they came with, or their account token's own.
+    fn held_by(&self, caller: &Caller) -> Permissions {
+        let own_token = caller.token.as_ref().map(|t| t.held_in(&self.account.id));
+        if caller.token_account().is_some() {
+            return own_token.unwrap_or_default();
+        }
+        let Some(mine) = self.own_membership_of(caller) else {
+            return Permissions::default();
+        };
+        let perms = self.permissions_of(mine);
+        match own_token {
+            Some(token) => perms.intersect(&token),
+            None => perms,
+        }
+    }
+
+    /// Checks that what a change gives (a member's roles or policies, a user group's
+    /// policies or its membership, an account token's policies) is no more than the caller
+    /// holds in this account: every right a role or an allowed permission group carries,
+    /// every "Read"/"Write" group of an area (the account tokens groups, which carry no
+    /// right of their own), and the Super Administrator role, which only a Super
+    /// Administrator gives, with everything it holds. Denies are left out: they only narrow.
+    pub fn check_gives(&self, caller: &Caller, gift: &Gift) -> Result<(), DomainError> {
+        let refuse = |what: String| Err(DomainError::BeyondOwnRights(what));
+        if gift.super_administrator {
+            let is_super = caller.token_account().is_none()
+                && self
+                    .own_membership_of(caller)
+                    .is_some_and(is_super_administrator);
+            if !is_super {
+                return refuse("the Super Administrator role".into());
+            }
+        }
+        let held = self.held_by(caller);
+        if let Some((_, name)) = permissions::KEYS.iter().find(|(key, _)| {
+            (gift.perms.can_read(*key) && !held.can_read(*key))
+                || (gift.perms.can_write(*key) && !held.can_write(*key))
+        }) {
+            return refuse(format!("{name} rights"));
+        }
+        for group in &gift.groups {
+            let area = area_of(group).filter(|_| {
+                group.grants == Permissions::default() && group.scopes == tokens::ACCOUNT_RESOURCE
+            });
+            if let Some((area, need)) = area
+                && !self.holds_area(caller, area, need)
+            {
+                return refuse(format!("the permission group \"{}\"", group.name));
+            }
+        }
+        Ok(())
     }
 
     pub fn leave(&self, id: &Id, user: &User) -> Result<Change, DomainError> {
@@ -898,13 +1071,18 @@ impl AccountState {
             .check_grants(&Grants::Policies(policies.to_vec()))
     }
 
+    /// A new group; its policies give at most what `by` holds (`None`: an operator).
     pub fn create_user_group(
         &self,
         name: &str,
         policies: Vec<Policy>,
+        by: Option<&Caller>,
     ) -> Result<Change, DomainError> {
         let name = self.user_group_name(name, None)?;
         self.check_group_policies(&policies)?;
+        if let Some(by) = by {
+            self.check_gives(by, &Gift::of_policies(&policies))?;
+        }
         let at = now();
         Ok(Change::PutUserGroup(UserGroup {
             id: Id::generate(),
@@ -922,6 +1100,7 @@ impl AccountState {
         id: &Id,
         name: Option<&str>,
         policies: Option<Vec<Policy>>,
+        by: &Caller,
     ) -> Result<Change, DomainError> {
         let current = self.user_group(id)?;
         let mut updated = current.clone();
@@ -930,6 +1109,9 @@ impl AccountState {
         }
         if let Some(policies) = policies {
             self.check_group_policies(&policies)?;
+            if policies != current.policies {
+                self.check_gives(by, &Gift::of_policies(&policies))?;
+            }
             updated.policies = policies;
         }
         updated.modified_on = now();
@@ -957,13 +1139,17 @@ impl AccountState {
 
     /// Puts the members `ids` in group `id` (`replace`: and takes everyone else out).
     /// Each must be a pending or accepted member of this account; one already in stays.
+    /// Putting someone in gives them the group's policies, so `by` must hold those; and
+    /// whether adding or replacing, a group's deny may not take the account's last
+    /// administrator's rights away.
     pub fn set_group_members(
         &self,
         id: &Id,
         ids: &[Id],
         replace: bool,
+        by: &Caller,
     ) -> Result<Vec<Change>, DomainError> {
-        self.user_group(id)?;
+        let group = self.user_group(id)?;
         at_most(ids.len(), MAX_PER_POLICY, "members")?;
         for wanted in ids {
             require_loaded(self.focus.has_id(wanted), "the members it adds");
@@ -984,9 +1170,17 @@ impl AccountState {
         let (after, changes) = self.regroup(id, |m, in_group| {
             ids.contains(&m.id) || (in_group && !replace)
         });
-        if replace {
-            self.guard_administrators(&self.catalog, &after)?;
+        let adds = after.iter().any(|m| {
+            m.in_group(id)
+                && self
+                    .members
+                    .iter()
+                    .any(|before| before.id == m.id && !before.in_group(id))
+        });
+        if adds {
+            self.check_gives(by, &Gift::of_policies(&group.policies))?;
         }
+        self.guard_administrators(&self.catalog, &after)?;
         Ok(changes)
     }
 
@@ -1148,14 +1342,14 @@ mod tests {
         ]);
         assert_eq!(
             state
-                .invite(new_member("HERE@example.com", Status::Pending), None)
+                .invite(new_member("HERE@example.com", Status::Pending), None, None)
                 .unwrap_err(),
             DomainError::AlreadyMember("HERE@example.com".into())
         );
         // A rejected invitation is history: the address may be invited again.
         assert!(
             state
-                .invite(new_member("gone@example.com", Status::Pending), None)
+                .invite(new_member("gone@example.com", Status::Pending), None, None)
                 .is_ok()
         );
     }
@@ -1167,15 +1361,15 @@ mod tests {
         let existing = || Some(user("new@example.com", true));
         let refused = |r: Result<Change, DomainError>| matches!(r, Err(DomainError::Invalid { field, .. }) if field == "status");
         assert!(
-            refused(state.invite(new(), existing())),
+            refused(state.invite(new(), existing(), None)),
             "a standard account"
         );
         state.account.account_type = AccountType::Enterprise;
         assert!(
-            refused(state.invite(new(), None)),
+            refused(state.invite(new(), None, None)),
             "an address without a user"
         );
-        assert!(state.invite(new(), existing()).is_ok());
+        assert!(state.invite(new(), existing(), None).is_ok());
     }
 
     #[test]
@@ -1186,19 +1380,19 @@ mod tests {
         let new = || new_member("new@example.com", Status::Accepted);
         assert_eq!(
             state
-                .invite(new(), Some(user("new@example.com", false)))
+                .invite(new(), Some(user("new@example.com", false)), None)
                 .unwrap_err(),
             DomainError::TwoFactorRequired
         );
         assert!(
             state
-                .invite(new(), Some(user("new@example.com", true)))
+                .invite(new(), Some(user("new@example.com", true)), None)
                 .is_ok()
         );
         // An invitation waits for the invitee to accept, and is checked then.
         assert!(
             state
-                .invite(new_member("new@example.com", Status::Pending), None)
+                .invite(new_member("new@example.com", Status::Pending), None, None)
                 .is_ok()
         );
     }
@@ -1223,7 +1417,9 @@ mod tests {
             DomainError::LastAdministrator
         );
         assert_eq!(
-            state.update_grants(&admin.id, demoted.clone()).unwrap_err(),
+            state
+                .update_grants(&admin.id, demoted.clone(), &caller("admin@example.com"))
+                .unwrap_err(),
             DomainError::LastAdministrator
         );
         assert_eq!(
@@ -1242,7 +1438,11 @@ mod tests {
         );
         let state = account(vec![admin.clone(), second]);
         assert!(state.remove_member(&admin.id).is_ok());
-        assert!(state.update_grants(&admin.id, demoted).is_ok());
+        assert!(
+            state
+                .update_grants(&admin.id, demoted, &caller("admin@example.com"))
+                .is_ok()
+        );
 
         // An account without any (a fixture may load one) is not locked by the rule.
         let state = account(vec![reader.clone()]);
@@ -1476,7 +1676,11 @@ mod tests {
         ]);
         let own = state.account.id.clone();
         let made = |group| account_token(&own, group).token.unwrap();
-        let within = |who: &Caller, group| state.check_token_within(who, &made(group)).is_ok();
+        let within = |who: &Caller, group| {
+            state
+                .check_gives(who, &Gift::of_token(&made(group)))
+                .is_ok()
+        };
         assert!(within(&caller("owner@example.com"), SETTINGS_WRITE));
         assert!(within(&caller("reader@example.com"), ACCOUNT_SETTINGS_READ));
         assert!(!within(&caller("reader@example.com"), SETTINGS_WRITE));
@@ -1558,7 +1762,9 @@ mod tests {
             DomainError::LastAdministrator
         );
         assert_eq!(
-            state.set_group_members(admins, &[], true).unwrap_err(),
+            state
+                .set_group_members(admins, &[], true, &caller("zoe@example.com"))
+                .unwrap_err(),
             DomainError::LastAdministrator
         );
         assert_eq!(
@@ -1567,7 +1773,7 @@ mod tests {
         );
         assert_eq!(
             state
-                .update_user_group(admins, None, Some(Vec::new()))
+                .update_user_group(admins, None, Some(Vec::new()), &caller("zoe@example.com"))
                 .unwrap_err(),
             DomainError::LastAdministrator
         );

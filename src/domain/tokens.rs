@@ -100,13 +100,6 @@ pub enum Refusal {
     Location(Option<IpAddr>),
 }
 
-/// What a request asks of a token: the permission groups that would allow it, on one
-/// resource.
-pub struct Want<'a> {
-    pub groups: &'a dyn Fn(&PermissionGroup) -> bool,
-    pub resource: &'a str,
-}
-
 use super::types::parse_timestamp as parse_time;
 
 impl Token {
@@ -161,15 +154,9 @@ impl Token {
             .filter_map(catalog::permission_group)
     }
 
-    /// Whether a permission group `want` accepts is allowed on its resource and not denied.
-    pub fn allows(&self, want: &Want<'_>) -> bool {
-        let denied: Vec<&Id> = self
-            .policies_on(Effect::Deny, want.resource)
-            .filter(|g| (want.groups)(g))
-            .map(|g| &g.id)
-            .collect();
-        self.policies_on(Effect::Allow, want.resource)
-            .any(|g| (want.groups)(g) && !denied.contains(&&g.id))
+    /// Whether a policy of `effect` covering `resource` names the permission group `name`.
+    pub fn names_group(&self, effect: Effect, resource: &str, name: &str) -> bool {
+        self.policies_on(effect, resource).any(|g| g.name == name)
     }
 
     /// The account grants the token carries on `resource`: allowed groups' grants without
@@ -181,19 +168,74 @@ impl Token {
         };
         union(Effect::Allow).without(&union(Effect::Deny))
     }
+
+    /// What the token carries across the whole of `account`, for capping what its bearer
+    /// gives there: the groups allowed on the account itself or on every one of its zones,
+    /// less what any deny policy that may concern it names (one on the account, any zone,
+    /// or a wildcard; not one naming only other accounts or users). A grant on some zones
+    /// only does not count: the cap errs on the narrow side.
+    pub fn held_in(&self, account: &Id) -> Permissions {
+        let whole = account_resource(account);
+        let reaches = |p: &&TokenPolicy| {
+            covers(&p.resources, &whole) || covers_every_zone(&p.resources, &whole)
+        };
+        let union = |effect, reach: &dyn Fn(&&TokenPolicy) -> bool| {
+            self.policies
+                .iter()
+                .filter(|p| p.effect == effect)
+                .filter(reach)
+                .flat_map(|p| p.permission_groups.iter())
+                .filter_map(catalog::permission_group)
+                .fold(Permissions::default(), |acc, g| acc.union(&g.grants))
+        };
+        let concerns = |p: &&TokenPolicy| {
+            p.resources
+                .keys()
+                .any(|key| key.starts_with(ZONE_RESOURCE) || key_covers(key, &whole))
+        };
+        union(Effect::Allow, &reaches).without(&union(Effect::Deny, &concerns))
+    }
+
+    /// The permission groups the token allows anywhere, on any resource: what making it
+    /// gives, denies aside (a deny only narrows).
+    pub fn allowed_groups(&self) -> impl Iterator<Item = &'static PermissionGroup> + '_ {
+        self.policies
+            .iter()
+            .filter(|p| p.effect == Effect::Allow)
+            .flat_map(|p| p.permission_groups.iter())
+            .filter_map(catalog::permission_group)
+    }
+}
+
+/// Whether a resource key covers `resource`: names it, or is a wildcard over its kind
+/// (`com.cloudflare.api.account.*`).
+fn key_covers(key: &str, resource: &str) -> bool {
+    key == resource
+        || key.strip_suffix('*').is_some_and(|prefix| {
+            resource
+                .strip_prefix(prefix)
+                .is_some_and(|rest| !rest.contains('.'))
+        })
 }
 
 /// A policy's resources cover `resource` when they name it, or a wildcard over its kind
 /// (`com.cloudflare.api.account.*`), with `"*"`.
 fn covers(resources: &BTreeMap<String, Resource>, resource: &str) -> bool {
     resources.iter().any(|(key, value)| {
-        let named = key == resource
-            || key.strip_suffix('*').is_some_and(|prefix| {
-                resource
-                    .strip_prefix(prefix)
-                    .is_some_and(|rest| !rest.contains('.'))
-            });
-        named && matches!(value, Resource::All(v) if v == "*")
+        key_covers(key, resource) && matches!(value, Resource::All(v) if v == "*")
+    })
+}
+
+/// Whether a policy's resources cover every zone of the account `account` names: every
+/// zone anywhere (`com.cloudflare.api.account.zone.*`), or every zone nested inside an
+/// entry that covers the account.
+fn covers_every_zone(resources: &BTreeMap<String, Resource>, account: &str) -> bool {
+    let every_zone = format!("{ZONE_RESOURCE}.*");
+    resources.iter().any(|(key, value)| match value {
+        Resource::All(v) => key == &every_zone && v == "*",
+        Resource::Within(inner) => {
+            key_covers(key, account) && inner.get(&every_zone).is_some_and(|v| v == "*")
+        }
     })
 }
 

@@ -418,7 +418,7 @@ mod tests {
                         grants: founder.grants.clone(),
                         status: Status::Pending,
                     };
-                    Ok(vec![state.invite(new, None)?])
+                    Ok(vec![state.invite(new, None, None)?])
                 })
                 .await
                 .unwrap();

@@ -795,7 +795,7 @@ mod tests {
                             grants: grants.clone(),
                             status: Status::Pending,
                         };
-                        Ok(vec![state.invite(new, None)?])
+                        Ok(vec![state.invite(new, None, None)?])
                     })
                     .await
                     .map(|written| written.membership().unwrap().id.clone())

@@ -519,9 +519,9 @@ async fn an_account_token_gets_at_most_its_makers_rights() {
     let path = format!("/accounts/{account}/tokens");
     let writer = body("w", &[SETTINGS_WRITE], json!({ on(&account): "*" }));
     let r = server.as_user(&minter).post(&path, writer.clone()).await;
-    r.expect_error(400, 1002);
+    r.expect_error(403, 9109);
     assert!(
-        r.error_message().contains("at most its maker's rights"),
+        r.error_message().contains("at most the rights they hold"),
         "{}",
         r.body
     );
@@ -536,7 +536,7 @@ async fn an_account_token_gets_at_most_its_makers_rights() {
         .as_user(&minter)
         .put(&format!("{path}/{id}"), writer.clone())
         .await
-        .expect_error(400, 1002);
+        .expect_error(403, 9109);
     // The Super Administrator may give what they hold.
     server
         .as_user(&owner)
@@ -563,7 +563,7 @@ async fn an_account_token_gets_at_most_its_makers_rights() {
         .with_token(&minting)
         .post(&path, writer)
         .await
-        .expect_error(400, 1002);
+        .expect_error(403, 9109);
     let listed = server.as_user(&owner).get(&path).await;
     assert_eq!(
         listed.result().as_array().unwrap().len(),

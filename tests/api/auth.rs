@@ -146,13 +146,22 @@ async fn tokens_are_limited_by_their_permission_groups() {
     let listed = server.with_token(&memberships_only).get("/accounts").await;
     assert_eq!(listed.result(), &json!([]));
 
+    // A token gives at most what it carries: "Account Settings Write" alone invites no
+    // one with DNS rights, though its user holds them.
     let writer = server.token(&demo, &["Account Settings Write"]).await;
-    let client = server.with_token(&writer);
-    client
-        .post(
-            &format!("/accounts/{DEMO_ACCOUNT}/members"),
-            json!({"email": "x@example.com", "roles": [SUPER_ADMIN]}),
-        )
+    let dns_member = json!({"email": "x@example.com", "roles": [DNS_ROLE]});
+    let members = format!("/accounts/{DEMO_ACCOUNT}/members");
+    server
+        .with_token(&writer)
+        .post(&members, dns_member.clone())
+        .await
+        .expect_error(403, 9109);
+    let writer = server
+        .token(&demo, &["Account Settings Write", "DNS Write", "Zone Read"])
+        .await;
+    server
+        .with_token(&writer)
+        .post(&members, dns_member)
         .await
         .result();
     // A token never exceeds its user's own rights: Bob is only a Billing member of Acme.

@@ -120,13 +120,13 @@ async fn every_operation_answers_success_and_failure_per_the_schema() {
     let invited = demo
         .post(
             &members,
-            json!({"email": "contract@example.com", "roles": [SUPER_ADMIN]}),
+            json!({"email": "contract@example.com", "roles": [DNS_ROLE]}),
         )
         .await;
     let member_id = invited.result()["id"].as_str().unwrap().to_string();
     demo.post(
         &members,
-        json!({"email": "contract@example.com", "roles": [SUPER_ADMIN]}),
+        json!({"email": "contract@example.com", "roles": [DNS_ROLE]}),
     )
     .await
     .expect_error(409, 1004);

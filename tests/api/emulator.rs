@@ -17,7 +17,7 @@ fn demo_headers() -> [(&'static str, &'static str); 2] {
 
 async fn invite(server: &TestServer, email: &str) -> String {
     server
-        .invite(&Creds::demo(), DEMO_ACCOUNT, email, &[SUPER_ADMIN])
+        .invite(&Creds::demo(), DEMO_ACCOUNT, email, &[DNS_ROLE])
         .await
 }
 
@@ -476,7 +476,7 @@ async fn the_journal_shows_what_clients_sent_without_their_secrets() {
     let control = server.raw(&[]);
     let demo = server.raw(&demo_headers());
     let listed = demo.get("/client/v4/memberships?status=accepted").await;
-    let sent = json!({"email": "journal@example.com", "roles": [SUPER_ADMIN]});
+    let sent = json!({"email": "journal@example.com", "roles": [DNS_ROLE]});
     let invited = demo
         .post(
             &format!("/client/v4/accounts/{DEMO_ACCOUNT}/members"),

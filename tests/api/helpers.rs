@@ -19,6 +19,8 @@ use crate::schema;
 pub const DEMO_ACCOUNT: &str = "023e105f4ecef8ad9ca31a8372d0c353";
 pub const DEMO_MEMBERSHIP: &str = "4536bcfad5faccb111b47003c79917fa";
 pub const SUPER_ADMIN: &str = catalog::SUPER_ADMINISTRATOR;
+/// The built-in "DNS" role: what the demo user (no Super Administrator) may give.
+pub const DNS_ROLE: &str = "87e7860bc4c445faba075646dac38cca";
 
 pub struct TestServer {
     pub addr: SocketAddr,

@@ -361,10 +361,23 @@ async fn updating_roles_and_switching_to_policies() {
         member["policies"][0]["resource_groups"][0]["id"],
         group_id.as_str()
     );
-    // The policy grants organization write on this account: Gus may now invite.
+    // The policy grants organization write on this account: Gus may now invite, giving
+    // what he holds and no more.
+    let members = format!("/accounts/{account}/members");
     server
-        .invite(&gus, &account, "hal@example.com", &[DNS])
-        .await;
+        .as_user(&gus)
+        .post(
+            &members,
+            json!({"email": "hal@example.com", "roles": [DNS]}),
+        )
+        .await
+        .expect_error(403, 9109);
+    server
+        .as_user(&gus)
+        .post(&members, json!({"email": "hal@example.com", "policies": [{"access": "allow",
+            "permission_groups": [{"id": settings_write}], "resource_groups": [{"id": group_id}]}]}))
+        .await
+        .result();
     let mine = server
         .as_user(&gus)
         .get(&format!("/memberships/{id}"))

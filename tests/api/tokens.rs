@@ -331,11 +331,22 @@ async fn policies_scope_tokens_to_accounts_and_deny_wins() {
         )
         .await
         .expect_error(403, 9109);
+    // What it gives on A it must carry there: organization rights, not every key's.
+    let whole_a = server.whole_account_group(&alice, &a, None).await;
     server
         .with_token(&read_b)
         .post(
             &members(&a),
             json!({"email": "x@example.com", "roles": [ADMIN_RO]}),
+        )
+        .await
+        .expect_error(403, 9109);
+    server
+        .with_token(&read_b)
+        .post(
+            &members(&a),
+            json!({"email": "x@example.com", "policies": [{"access": "allow",
+                "permission_groups": [{"id": SETTINGS_READ}], "resource_groups": [{"id": whole_a}]}]}),
         )
         .await
         .result();

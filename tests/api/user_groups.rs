@@ -217,6 +217,13 @@ async fn a_group_grants_its_members_rights_and_a_deny_caps_them() {
         .group("writers", json!([w.policy("allow", SETTINGS_WRITE)]))
         .await;
     w.add(&writers, &[&zoe_id]).await.result();
+    // She invites now, giving no more than she holds: zone reading, not DNS.
+    w.server
+        .as_user(&zoe)
+        .post(&members, invite)
+        .await
+        .expect_error(403, 9109);
+    let invite = json!({"email": "guest@example.com", "policies": [w.policy("allow", ZONE_READ)]});
     w.server.as_user(&zoe).post(&members, invite).await.result();
 
     let denied = w
@@ -299,9 +306,17 @@ async fn the_last_administrator_counts_rights_from_groups() {
     let listed = zoe_c.get(&w.path(&format!("/{admins}/members"))).await;
     assert_eq!(listed.body["result_info"]["total_count"], 1);
 
+    // Only a Super Administrator gives that role; she gives what she holds.
+    zoe_c
+        .put(&me, json!({"roles": [SUPER_ADMIN]}))
+        .await
+        .expect_error(403, 9109);
     // With the owner an administrator again, the group may go, and zoe's rights with it.
     zoe_c
-        .put(&me, json!({"roles": ["795df1c379e2469e89ab15cca71e91a0"]}))
+        .put(
+            &me,
+            json!({"policies": [w.policy("allow", SETTINGS_WRITE)]}),
+        )
         .await
         .result();
     zoe_c.delete(&w.path(&format!("/{admins}"))).await.result();
