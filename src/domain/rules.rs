@@ -1861,4 +1861,241 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn an_explicit_deny_overrides_every_allow_in_an_area() {
+        let area = "API Tokens";
+        let names = |list: &'static [&'static str]| move |n: &str| list.contains(&n);
+        let decide = |allowed, denied, need| area_allows(area, need, names(allowed), names(denied));
+        // Writing implies reading.
+        assert!(decide(&["API Tokens Write"], &[], Need::Read));
+        assert!(decide(&["API Tokens Write"], &[], Need::Write));
+        assert!(!decide(&["API Tokens Read"], &[], Need::Write));
+        // A denied Read takes reading and writing; a denied Write leaves reading.
+        let read_denied: &[&str] = &["API Tokens Read"];
+        assert!(!decide(&["API Tokens Write"], read_denied, Need::Read));
+        assert!(!decide(&["API Tokens Write"], read_denied, Need::Write));
+        let write_denied: &[&str] = &["API Tokens Write"];
+        assert!(decide(&["API Tokens Write"], write_denied, Need::Read));
+        assert!(!decide(&["API Tokens Write"], write_denied, Need::Write));
+        assert!(!decide(&[], &[], Need::Read));
+    }
+
+    const TOKENS_READ: &str = "4a1c3e0b7d2f4c8e9b6a5d3f2e1c0b9a";
+    const TOKENS_WRITE: &str = "8b2d4f6a1c3e4e7a9c0b2d4f6a8c1e3b";
+    const SETTINGS_WRITE_GROUP: &str = "bcc19b668966402dadd900f2b4243d2e";
+    const DNS_ROLE: &str = "87e7860bc4c445faba075646dac38cca";
+    const DNS_WRITE: &str = "c04f21e7c9484120a60314ba1d079cec";
+
+    /// A member holding every right by a role that is not Super Administrator, the
+    /// account's Super Administrator, and a DNS member.
+    fn givers() -> AccountState {
+        let mut state = account(vec![
+            member(
+                "owner@example.com",
+                Status::Accepted,
+                &[catalog::SUPER_ADMINISTRATOR],
+            ),
+            member(
+                "admin@example.com",
+                Status::Accepted,
+                &["ad000000000000000000000000000000"],
+            ),
+            member("dns@example.com", Status::Accepted, &[DNS_ROLE]),
+        ]);
+        state.catalog.custom_roles.push(Role {
+            id: id("ad000000000000000000000000000000"),
+            name: "Account Administrator".into(),
+            description: String::new(),
+            permissions: Permissions::all(crate::domain::permissions::Grant::WRITE),
+        });
+        state
+    }
+
+    fn roles(ids: &[&str]) -> Gift {
+        Gift::of_grants(
+            &givers().catalog,
+            &Grants::Roles(ids.iter().map(|r| id(r)).collect()),
+        )
+    }
+
+    #[test]
+    fn only_a_super_administrator_gives_that_role() {
+        let state = givers();
+        let gives = |who: &str, gift: &Gift| state.check_gives(&caller(who), gift);
+        assert_eq!(
+            gives("owner@example.com", &roles(&[catalog::SUPER_ADMINISTRATOR])),
+            Ok(())
+        );
+        assert!(matches!(
+            gives("admin@example.com", &roles(&[catalog::SUPER_ADMINISTRATOR])),
+            Err(DomainError::BeyondOwnRights(_))
+        ));
+        // Every right is not the role: the admin gives what they hold, their own role too.
+        assert_eq!(
+            gives(
+                "admin@example.com",
+                &roles(&["ad000000000000000000000000000000"])
+            ),
+            Ok(())
+        );
+        assert_eq!(gives("dns@example.com", &roles(&[DNS_ROLE])), Ok(()));
+        assert!(
+            gives("dns@example.com", &roles(&[READ_ONLY])).is_err(),
+            "reading every key"
+        );
+        // The tokens groups carry no right of their own, yet only their holders give them.
+        let tokens = Gift::of_policies(&[Policy {
+            id: Id::generate(),
+            access: Access::Allow,
+            permission_groups: vec![id(TOKENS_READ)],
+            resource_groups: Vec::new(),
+        }]);
+        assert_eq!(gives("owner@example.com", &tokens), Ok(()));
+        assert!(gives("admin@example.com", &tokens).is_err());
+        // A deny gives nothing.
+        let deny = Gift::of_policies(&[Policy {
+            id: Id::generate(),
+            access: Access::Deny,
+            permission_groups: vec![id(TOKENS_WRITE)],
+            resource_groups: Vec::new(),
+        }]);
+        assert_eq!(gives("dns@example.com", &deny), Ok(()));
+    }
+
+    #[test]
+    fn a_token_narrows_what_its_bearer_gives_zones_included() {
+        let state = givers();
+        let own = state.account.id.clone();
+        let user_token = |groups: &[&str]| {
+            let mut c = caller("owner@example.com");
+            c.token = Some(
+                tokens::simple_token(
+                    &c.user.as_ref().unwrap().id,
+                    "t".into(),
+                    groups.iter().map(|g| id(g)).collect(),
+                    None,
+                )
+                .unwrap(),
+            );
+            c
+        };
+        let made = |group: &str, resources: serde_json::Value| {
+            let mut token =
+                tokens::simple_account_token(&own, "m".into(), vec![id(group)]).unwrap();
+            token.policies[0].resources = serde_json::from_value(resources).unwrap();
+            Gift::of_token(&token)
+        };
+        let settings = made(
+            SETTINGS_WRITE_GROUP,
+            serde_json::json!({tokens::account_resource(&own): "*"}),
+        );
+        // A Super Administrator's token holding only the tokens groups mints no settings.
+        let narrow = user_token(&[TOKENS_WRITE]);
+        assert!(state.check_gives(&narrow, &settings).is_err());
+        assert!(
+            state
+                .check_gives(&narrow, &roles(&[catalog::SUPER_ADMINISTRATOR]))
+                .is_err()
+        );
+        assert_eq!(
+            state.check_gives(
+                &user_token(&[TOKENS_WRITE, SETTINGS_WRITE_GROUP]),
+                &settings
+            ),
+            Ok(())
+        );
+        // DNS on every zone of the account, or on one zone: a grant like any other.
+        let every_zone = serde_json::json!({tokens::account_resource(&own):
+            {"com.cloudflare.api.account.zone.*": "*"}});
+        let one_zone = serde_json::json!({"com.cloudflare.api.account.zone.0123456789abcdef0123456789abcdef": "*"});
+        for resources in [every_zone, one_zone] {
+            let dns = made(DNS_WRITE, resources);
+            assert!(
+                state
+                    .check_gives(&caller("admin@example.com"), &dns)
+                    .is_ok()
+            );
+            assert!(state.check_gives(&caller("dns@example.com"), &dns).is_ok());
+            let reader = member("reader@example.com", Status::Accepted, &[READ_ONLY]);
+            let mut with_reader = givers();
+            with_reader.members.push(reader);
+            assert!(
+                with_reader
+                    .check_gives(&caller("reader@example.com"), &dns)
+                    .is_err()
+            );
+            assert!(state.check_gives(&narrow, &dns).is_err());
+        }
+    }
+
+    #[test]
+    fn joining_a_group_gives_its_policies_and_keeps_an_administrator() {
+        let owner = member(
+            "owner@example.com",
+            Status::Accepted,
+            &[catalog::SUPER_ADMINISTRATOR],
+        );
+        let admin = member("admin@example.com", Status::Accepted, &[ADMINISTRATOR]);
+        let (mut state, groups) = with_user_groups(
+            vec![owner.clone(), admin.clone()],
+            &[
+                ("tokens", Access::Allow, TOKENS_WRITE),
+                ("no settings", Access::Deny, SETTINGS_WRITE_GROUP),
+            ],
+        );
+        let by_owner = caller("owner@example.com");
+        assert!(
+            state
+                .set_group_members(&groups[0], &[admin.id.clone()], false, &by_owner)
+                .is_ok()
+        );
+        // The sole administrator, added to a group denying their rights: refused.
+        state.members.truncate(1);
+        assert_eq!(
+            state
+                .set_group_members(&groups[1], &[owner.id.clone()], false, &by_owner)
+                .unwrap_err(),
+            DomainError::LastAdministrator
+        );
+        // Someone holding less cannot add to a group giving more.
+        let (state, groups) = with_user_groups(
+            vec![owner, admin.clone()],
+            &[("tokens", Access::Allow, TOKENS_WRITE)],
+        );
+        assert!(matches!(
+            state.set_group_members(
+                &groups[0],
+                &[admin.id.clone()],
+                false,
+                &caller("admin@example.com")
+            ),
+            Err(DomainError::BeyondOwnRights(_))
+        ));
+    }
+
+    #[test]
+    fn a_rejected_member_is_no_member_of_a_group() {
+        let owner = member(
+            "owner@example.com",
+            Status::Accepted,
+            &[catalog::SUPER_ADMINISTRATOR],
+        );
+        let gone = member("gone@example.com", Status::Rejected, &[READ_ONLY]);
+        let (state, groups) = with_user_groups(
+            vec![owner, gone.clone()],
+            &[("g", Access::Allow, ACCOUNT_SETTINGS_READ)],
+        );
+        for replace in [false, true] {
+            assert!(matches!(
+                state.set_group_members(
+                    &groups[0],
+                    &[gone.id.clone()],
+                    replace,
+                    &caller("owner@example.com")
+                ),
+                Err(DomainError::Invalid { .. })
+            ));
+        }
+    }
 }

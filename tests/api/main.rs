@@ -14,6 +14,7 @@ mod auth;
 mod contract;
 mod emulator;
 mod fuzz;
+mod grants;
 mod input;
 mod invites;
 mod lifecycle;
