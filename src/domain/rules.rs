@@ -2047,14 +2047,24 @@ mod tests {
         let by_owner = caller("owner@example.com");
         assert!(
             state
-                .set_group_members(&groups[0], &[admin.id.clone()], false, &by_owner)
+                .set_group_members(
+                    &groups[0],
+                    std::slice::from_ref(&admin.id),
+                    false,
+                    &by_owner
+                )
                 .is_ok()
         );
         // The sole administrator, added to a group denying their rights: refused.
         state.members.truncate(1);
         assert_eq!(
             state
-                .set_group_members(&groups[1], &[owner.id.clone()], false, &by_owner)
+                .set_group_members(
+                    &groups[1],
+                    std::slice::from_ref(&owner.id),
+                    false,
+                    &by_owner
+                )
                 .unwrap_err(),
             DomainError::LastAdministrator
         );
@@ -2066,7 +2076,7 @@ mod tests {
         assert!(matches!(
             state.set_group_members(
                 &groups[0],
-                &[admin.id.clone()],
+                std::slice::from_ref(&admin.id),
                 false,
                 &caller("admin@example.com")
             ),
@@ -2090,7 +2100,7 @@ mod tests {
             assert!(matches!(
                 state.set_group_members(
                     &groups[0],
-                    &[gone.id.clone()],
+                    std::slice::from_ref(&gone.id),
                     replace,
                     &caller("owner@example.com")
                 ),
