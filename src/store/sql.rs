@@ -1069,7 +1069,9 @@ impl<B: Backend> Store for SqlStore<B> {
             Owner::Account(account) => (None, Some(account)),
         };
         // Only while its owner exists: an account deleted since the request was authorized
-        // takes no new token (the foreign key would say the same, where it is enforced).
+        // takes no new token. Under PostgreSQL's read committed, a deletion that commits
+        // after this statement's snapshot passes the `EXISTS` and fails the foreign key
+        // instead: that too means the owner is gone.
         let entry = [audit::for_token(None, Some(token))];
         let inserted = self
             .write_logged(
@@ -1097,7 +1099,11 @@ impl<B: Backend> Store for SqlStore<B> {
                     (&token.last_used_on).into(),
                 ],
             )
-            .await?;
+            .await;
+        let inserted = match inserted {
+            Err(e) if violation(&e).is_some_and(|v| v.kind == Violation::Reference) => 0,
+            other => other?,
+        };
         if inserted == 0 {
             return Err(
                 DomainError::NotFound(if user.is_some() { "User" } else { "Account" }).into(),

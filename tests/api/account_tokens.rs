@@ -571,3 +571,38 @@ async fn an_account_token_gets_at_most_its_makers_rights() {
         "nothing refused was made"
     );
 }
+
+/// Making account tokens while the account is deleted: each answers as made (200) or as
+/// the account's absence (404), never 500, on either backend; none outlives the account.
+#[tokio::test]
+async fn making_a_token_races_the_accounts_deletion_cleanly() {
+    let server = TestServer::start().await;
+    let owner = server.user("owner@example.com").await;
+    for round in 0..12 {
+        let account = server.account(&owner, &format!("Doomed {round}")).await;
+        let client = server.as_user(&owner);
+        let path = format!("/accounts/{account}/tokens");
+        let makes = (0..4).map(|n| {
+            let (client, path) = (client.clone(), path.clone());
+            let body = body(
+                &format!("t{n}"),
+                &[SETTINGS_READ],
+                json!({ on(&account): "*" }),
+            );
+            tokio::spawn(async move { client.post(&path, body).await })
+        });
+        let makes: Vec<_> = makes.collect();
+        let deleted = client.delete(&format!("/accounts/{account}")).await;
+        deleted.result();
+        for made in makes {
+            let r = made.await.unwrap();
+            assert!(
+                r.status == 200 || (r.status == 404 && r.error_code() == 1003),
+                "round {round}: {} {}",
+                r.status,
+                r.body
+            );
+        }
+        client.get(&path).await.expect_error(404, 1003);
+    }
+}

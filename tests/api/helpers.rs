@@ -397,6 +397,7 @@ pub async fn fresh_postgres_schema(url: &str) -> (PgStore, Schema) {
     )
 }
 
+#[derive(Clone)]
 pub struct Client {
     base: String,
     http: reqwest::Client,
