@@ -193,6 +193,10 @@ pub enum Command {
     Import {
         /// The file `roster export` wrote.
         file: PathBuf,
+        /// Leave the planner without statistics (no ANALYZE), as a database grown through
+        /// the API is: what `bench/run` measures.
+        #[arg(long)]
+        no_analyze: bool,
     },
     /// Manage users.
     #[command(subcommand)]
@@ -394,7 +398,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 let fixtures: Vec<&fixture::Fixture> = demo_data.iter().chain(&seed).collect();
                 let (seeded, loaded) = fixture::seeded_state(&fixtures).await?;
                 // A new database starts as a reset leaves it, with the same ids and keys.
-                match store.import(&seeded).await {
+                match store.import(&seeded, true).await {
                     Ok(()) => {
                         report(&loaded);
                         tracing::info!("seeded: {seeded}");
@@ -465,13 +469,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("exported {data}");
             Ok(())
         }
-        Command::Import { file } => {
+        Command::Import { file, no_analyze } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
             let de = &mut serde_json::Deserializer::from_str(&text);
             let data: Export = serde_path_to_error::deserialize(de)
                 .with_context(|| format!("{} is not a roster export", file.display()))?;
-            store.import(&data).await?;
+            store.import(&data, !no_analyze).await?;
             eprintln!("imported {data}");
             Ok(())
         }

@@ -340,12 +340,26 @@ impl Cols for Named<'_, '_> {
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// The statements this thread ran on SQLite, while a test records them to read their
+    /// query plans (reads run on the task's own thread).
+    pub(super) static RAN: std::cell::RefCell<Option<Vec<String>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// `sql`, prepared once per connection, with `args` bound to its `$n` parameters.
 fn prepared<'c>(
     conn: &'c rusqlite::Connection,
     sql: &str,
     args: &[Arg<'_>],
 ) -> Result<rusqlite::CachedStatement<'c>, StoreError> {
+    #[cfg(test)]
+    RAN.with_borrow_mut(|ran| {
+        if let Some(ran) = ran {
+            ran.push(sql.to_string());
+        }
+    });
     let mut statement = conn.prepare_cached(sql)?;
     // SQLite numbers `$n` parameters in order of first appearance, not by n: bind by name.
     for index in 1..=statement.parameter_count() {

@@ -243,8 +243,10 @@ pub trait Store: Send + Sync + 'static {
     async fn export(&self) -> Result<export::Export, StoreError>;
 
     /// Loads an export into this database, which must hold no data yet, in one
-    /// transaction: all of it or, when any row is refused, none.
-    async fn import(&self, data: &export::Export) -> Result<(), StoreError>;
+    /// transaction: all of it or, when any row is refused, none. With `analyze`, then
+    /// gathers the planner's statistics; without, the database is as one grown through the
+    /// API (which benchmarks use: every read must plan well without them).
+    async fn import(&self, data: &export::Export, analyze: bool) -> Result<(), StoreError>;
 
     /// Puts `data` in place of everything the database holds, in one transaction: other
     /// requests, in this process or another, see the state before or after, never between.
@@ -446,6 +448,119 @@ mod tests {
             .await
             .unwrap();
         assert!(missing.is_none());
+    }
+
+    /// Every statement an account read runs finds its rows through an index on a database
+    /// that never gathered statistics (`ANALYZE`), as every database grown through the API
+    /// is: no table is scanned, and an account's memberships are walked only to page
+    /// through them (a statement with `LIMIT`).
+    #[tokio::test]
+    async fn account_reads_use_their_indexes_without_statistics() {
+        let (dir, store, owner, account, founder) = founded().await;
+        let mut last = founder.id.clone();
+        for i in 0..30 {
+            let written = store
+                .write_account(&account.id, &Focus::everyone(), &|state| {
+                    let new = crate::domain::NewMember {
+                        email: Email::parse(&format!("guest{i}@example.com"), "email")?,
+                        grants: founder.grants.clone(),
+                        status: Status::Pending,
+                    };
+                    Ok(vec![state.invite(new, None, None)?])
+                })
+                .await
+                .unwrap();
+            last = written.membership().unwrap().id.clone();
+        }
+        let inspect = rusqlite::Connection::open(dir.path().join("db")).unwrap();
+        let analyzed: i64 = inspect
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name LIKE 'sqlite_stat%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(analyzed, 0, "the database has no statistics");
+
+        conn::RAN.with_borrow_mut(|ran| *ran = Some(Vec::new()));
+        let email = owner.email.folded();
+        let id = &account.id;
+        let caller = Focus::default().email(email);
+        for focus in [
+            Focus::default(),
+            caller.clone(),
+            caller.clone().member(&last),
+            caller.member(&founder.id).member(&last),
+        ] {
+            store.load_account(id, &focus).await.unwrap().unwrap();
+        }
+        let orders = [
+            None,
+            Some(MemberOrder::FirstName),
+            Some(MemberOrder::LastName),
+            Some(MemberOrder::Email),
+            Some(MemberOrder::Status),
+        ];
+        for order in orders {
+            for status in [None, Some(Status::Accepted)] {
+                for direction in [Direction::Asc, Direction::Desc] {
+                    let query = MemberQuery {
+                        status,
+                        order,
+                        direction,
+                        page: PageRequest {
+                            page: 2,
+                            per_page: 5,
+                        },
+                    };
+                    store.member_page(id, Some(email), &query).await.unwrap();
+                    store.member_page(id, None, &query).await.unwrap();
+                }
+            }
+        }
+        store.user_memberships(email).await.unwrap();
+        store.user_membership(email, &founder.id).await.unwrap();
+        store.tokens(&Owner::Account(id.clone())).await.unwrap();
+        store.tokens(&Owner::User(owner.id.clone())).await.unwrap();
+        let log = audit::Query::new(audit::Scope::Account(id.clone()), 20);
+        store.audit_log(&log).await.unwrap();
+        let ran = conn::RAN.with_borrow_mut(Option::take).unwrap();
+        assert!(
+            ran.len() > 10,
+            "the reads ran their statements here: {ran:?}"
+        );
+
+        // Tables read whole only through a subquery's own result (`w`, `page`).
+        let derived = ["w", "page"];
+        let mut statements = ran;
+        statements.sort();
+        statements.dedup();
+        for sql in statements {
+            // Parameters left unbound are NULL: plans without statistics do not depend on
+            // the values.
+            let mut explain = inspect
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap();
+            let mut rows = explain.raw_query();
+            let mut plan: Vec<String> = Vec::new();
+            while let Some(row) = rows.next().unwrap() {
+                plan.push(row.get(3).unwrap());
+            }
+            for step in &plan {
+                let scanned = step
+                    .strip_prefix("SCAN ")
+                    .map(|rest| rest.split(' ').next().unwrap_or_default());
+                let scans = scanned.is_some_and(|t| !derived.contains(&t));
+                let walks_account = step.contains("INDEX memberships_")
+                    && step.contains("(account_id=?)")
+                    && !sql.contains("LIMIT");
+                assert!(
+                    !scans && !walks_account,
+                    "{step}\nin the plan of {sql}:\n{}",
+                    plan.join("\n")
+                );
+            }
+        }
     }
 
     /// A store keeps each account's catalog by its stamp: another store on the same file

@@ -251,8 +251,10 @@ impl Backend for Postgres {
     /// Fresh statistics, or the planner scans where an index serves; and the visibility
     /// map, without which index-only scans (counting an account's members) visit every
     /// row: right after an import, a members page cost three times as much.
-    async fn after_import(&self) -> Result<(), StoreError> {
-        sqlx::query("VACUUM ANALYZE").execute(&self.pool).await?;
+    async fn after_import(&self, analyze: bool) -> Result<(), StoreError> {
+        if analyze {
+            sqlx::query("VACUUM ANALYZE").execute(&self.pool).await?;
+        }
         Ok(())
     }
 }

@@ -125,8 +125,9 @@ pub trait Backend: Send + Sync + 'static {
     /// The figures of its connections (and caches of its own), for `/metrics`.
     fn figures(&self) -> Vec<super::Figure>;
 
-    /// What the database needs after an import: statistics, and the rows on disk.
-    fn after_import(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// What the database needs after an import: the rows on disk and, with `analyze`,
+    /// statistics for the planner.
+    fn after_import(&self, analyze: bool) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Every membership of the user with this folded email, with its account.
     fn own_memberships(
@@ -1135,9 +1136,9 @@ impl<B: Backend> Store for SqlStore<B> {
         Ok(data)
     }
 
-    async fn import(&self, data: &Export) -> Result<(), StoreError> {
+    async fn import(&self, data: &Export, analyze: bool) -> Result<(), StoreError> {
         self.load(data, false).await?;
-        self.backend.after_import().await
+        self.backend.after_import(analyze).await
     }
 
     async fn restore(&self, data: &Export) -> Result<(), StoreError> {

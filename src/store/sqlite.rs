@@ -714,13 +714,16 @@ impl Backend for Sqlite {
     /// Fresh statistics for the planner (VACUUM would rewrite the whole file for nothing),
     /// and the imported rows moved from the write-ahead log into the file, so that the file
     /// stands alone once `roster import` ends.
-    async fn after_import(&self) -> Result<(), StoreError> {
+    async fn after_import(&self, analyze: bool) -> Result<(), StoreError> {
         let mut writer = self.writer.lock().await;
         writer.finish()?;
+        if analyze {
+            writer.lite.conn.execute_batch("ANALYZE")?;
+        }
         writer
             .lite
             .conn
-            .execute_batch("ANALYZE; PRAGMA wal_checkpoint(TRUNCATE)")?;
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
         Ok(())
     }
 
