@@ -79,11 +79,13 @@ impl TestServer {
     /// A fresh server listening on every IPv6 and IPv4 address (`[::]`), as a dual-stack
     /// deployment does, reached over IPv4: it sees its clients as IPv4-mapped addresses.
     /// `None` where the machine has no IPv6.
-    pub async fn start_dual_stack() -> Option<TestServer> {
-        let listener = tokio::net::TcpListener::bind("[::]:0").await.ok()?;
+    pub async fn start_dual_stack() -> TestServer {
+        let listener = tokio::net::TcpListener::bind("[::]:0")
+            .await
+            .expect("an IPv6 listener on [::] (the machine needs IPv6, loopback at least)");
         let port = listener.local_addr().expect("addr").port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        Some(TestServer::start_on(listener, addr, &Limits::default(), false).await)
+        TestServer::start_on(listener, addr, &Limits::default(), false).await
     }
 
     async fn start_on(

@@ -20,11 +20,13 @@ async fn demo_memberships_answer_like_the_documentation() {
 /// On PostgreSQL each test's server has a schema of its own, and takes it away when it
 /// goes: a run leaves nothing behind, and cleans up nothing it did not make.
 #[tokio::test]
+#[ignore = "PostgreSQL only (on SQLite a test's file goes with its temporary directory): .ci/run's PostgreSQL pass runs it with ROSTER_TEST_DATABASE_URL and --include-ignored"]
 async fn a_test_server_leaves_no_schema_behind() {
     let server = TestServer::start().await;
-    let Some(schema) = &server.schema else {
-        return; // SQLite: a temporary file, gone with its directory.
-    };
+    let schema = server
+        .schema
+        .as_ref()
+        .expect("ROSTER_TEST_DATABASE_URL names a PostgreSQL database");
     let (url, name) = (schema.url.clone(), schema.name.clone());
     let exists = || {
         let (url, name) = (url.clone(), name.clone());
