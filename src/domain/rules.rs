@@ -2108,4 +2108,45 @@ mod tests {
             ));
         }
     }
+
+    #[test]
+    fn accepting_into_an_account_enforcing_two_factor_needs_it_as_stored_now() {
+        let mut state = account(vec![
+            member("no2fa@example.com", Status::Pending, &[READ_ONLY]),
+            member("has2fa@example.com", Status::Pending, &[READ_ONLY]),
+        ]);
+        state.account.settings.enforce_twofactor = true;
+        state.members[0].user = Some(user("no2fa@example.com", false));
+        state.members[1].user = Some(user("has2fa@example.com", true));
+        let ttl = std::time::Duration::from_secs(3600);
+        let answer = |state: &AccountState, n: usize, email: &str, two_factor: bool| {
+            // The caller's own view of their two-factor status does not count: the
+            // membership's user, as stored, does.
+            state.respond(
+                &state.members[n].id.clone(),
+                &user(email, two_factor),
+                Answer::Accepted,
+                ttl,
+            )
+        };
+        assert_eq!(
+            answer(&state, 0, "no2fa@example.com", true).unwrap_err(),
+            DomainError::TwoFactorRequired
+        );
+        assert!(answer(&state, 1, "has2fa@example.com", false).is_ok());
+        // Rejecting needs no second factor.
+        assert!(
+            state
+                .respond(
+                    &state.members[0].id.clone(),
+                    &user("no2fa@example.com", false),
+                    Answer::Rejected,
+                    ttl
+                )
+                .is_ok()
+        );
+        // Without the setting, none is needed.
+        state.account.settings.enforce_twofactor = false;
+        assert!(answer(&state, 0, "no2fa@example.com", false).is_ok());
+    }
 }

@@ -158,3 +158,67 @@ async fn members_pages_are_the_reference_pages_on_each_backend() {
     }
     assert_eq!(pages, 5 * 2 * 3 * 6);
 }
+
+/// The one-live-membership rule's second layer on its own: a write that skips the domain's
+/// check (as a bug in a handler would) is refused by the database's unique index, on each
+/// backend, whatever the case of the email; a rejected membership does not count.
+#[tokio::test]
+async fn the_index_keeps_one_live_membership_per_email_without_the_domain() {
+    let server = TestServer::start().await;
+    let store = &server.store;
+    let account = Account {
+        id: Id::generate(),
+        name: "Index".into(),
+        account_type: AccountType::Standard,
+        created_on: now(),
+        settings: AccountSettings::default(),
+        managed_by: None,
+    };
+    store.create_account(&account, None).await.unwrap();
+    let membership = |email: &str, status| Membership {
+        id: Id::generate(),
+        account_id: account.id.clone(),
+        email: Email::parse(email, "email").unwrap(),
+        status,
+        grants: Grants::Roles(vec![Id::parse(catalog::SUPER_ADMINISTRATOR).unwrap()]),
+        code: format!("{:032x}", 7),
+        api_access_enabled: None,
+        created_on: now(),
+        modified_on: now(),
+        groups: Vec::new(),
+        user: None,
+    };
+    let put = |m: Membership| {
+        let (store, id) = (store.clone(), account.id.clone());
+        async move {
+            store
+                .write_account(&id, &Focus::default(), &|_| {
+                    Ok(vec![Change::PutMembership(m.clone())])
+                })
+                .await
+        }
+    };
+    put(membership("twice@example.com", Status::Rejected))
+        .await
+        .unwrap();
+    put(membership("twice@example.com", Status::Pending))
+        .await
+        .unwrap();
+    let refused = put(membership("TWICE@example.com", Status::Accepted)).await;
+    assert!(
+        matches!(
+            refused,
+            Err(roster::store::StoreError::Domain(
+                roster::domain::DomainError::AlreadyMember(_)
+            ))
+        ),
+        "{refused:?}"
+    );
+    let everyone = store
+        .load_account(&account.id, &Focus::everyone())
+        .await
+        .unwrap()
+        .unwrap()
+        .members;
+    assert_eq!(everyone.len(), 2, "the refused write left nothing");
+}
