@@ -76,32 +76,40 @@ const ROUTES: &[(&str, &str)] = &[
 struct Fixture {
     runtime: tokio::runtime::Runtime,
     app: axum::Router,
+    store: Arc<dyn Store>,
+    /// The demo's state, which every case starts from.
+    seed: roster::store::export::Export,
     _dir: tempfile::TempDir,
 }
 
-/// One demo server for every case: the cases change it as they go, which is fine.
+/// One demo server, put back to the demo's state before every case, so that a failing
+/// case replays alone (proptest keeps it in `fuzz.proptest-regressions`) exactly as it ran.
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let app = runtime.block_on(async {
+        let (app, store, seed) = runtime.block_on(async {
             let store: Arc<dyn Store> = Arc::new(
                 SqliteStore::open(&dir.path().join("fuzz.db"), DEFAULT_CREDENTIAL_TTL)
                     .await
                     .unwrap(),
             );
             let demo = roster::fixture::parse(roster::fixture::DEMO).unwrap();
-            roster::fixture::load(store.as_ref(), &demo).await.unwrap();
+            let (seed, _) = roster::fixture::seeded_state(&[&demo]).await.unwrap();
+            store.import(&seed, true).await.unwrap();
             let limits = Limits {
                 rate: None,
+                failed_auth: None,
                 ..Limits::default()
             };
-            roster::api::router(store, &limits)
+            (roster::api::router(store.clone(), &limits), store, seed)
         });
         Fixture {
             runtime,
             app,
+            store,
+            seed,
             _dir: dir,
         }
     })
@@ -122,6 +130,7 @@ fn check(method: &str, uri: &str, body: Vec<u8>) -> Result<(), TestCaseError> {
         return Ok(());
     };
     let (status, bytes) = f.runtime.block_on(async {
+        f.store.restore(&f.seed).await.unwrap();
         let response = f.app.clone().oneshot(request).await.unwrap();
         let status = response.status();
         (
@@ -240,7 +249,7 @@ fn json_value() -> impl Strategy<Value = Value> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
     #[test]
     fn any_query_string_gets_an_envelope((method, path) in route(), query in query()) {
