@@ -4,17 +4,18 @@
 //!
 //! tracing-appender's non-blocking writer, used before, queued each line on a channel and
 //! woke its writer thread for it: a futex wake, the thread's spinning (`sched_yield`) and
-//! a `write` per request, nearly a tenth of a one-row read's CPU when callers rotate over
-//! many users. Here a line costs a mutex and a copy.
+//! a `write` per request, which showed in a one-row read's CPU when callers rotate over
+//! many users (bench/README.md, "Figures behind the code"). Here a line costs a mutex and
+//! a copy.
 //!
 //! Nothing is dropped: when [`MOST`] bytes wait, the request that logs waits for the writer
 //! to take them. Dropping the [`Flush`] guard writes out what is left.
 //!
 //! [`PlainFields`] writes a text line's fields as tracing-subscriber's default does, but
 //! writes a plain string (printable ASCII, nothing to escape) as it is: the default quotes
-//! every string through `Debug`, which looks each character up in Unicode's tables. A
-//! one-row read (`GET /memberships/{id}`) went from 89,014 to 85,609 instructions
-//! (`bench/instructions`).
+//! every string through `Debug`, which looks each character up in Unicode's tables
+//! (measured with `bench/instructions` on `GET /memberships/{id}`; figures in
+//! bench/README.md, "Figures behind the code").
 
 use std::io::{self, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};

@@ -43,7 +43,8 @@ pub struct NotesInner {
 impl Notes {
     /// Notes the route the request matched (the router put it on the request). Done by
     /// the extractors every API handler runs first rather than by a layer on each route:
-    /// such a layer cost a twentieth of a one-row read (`bench/instructions`).
+    /// such a layer costs every request a layer's dispatch (`bench/instructions`; figures
+    /// in bench/README.md, "Figures behind the code").
     pub fn route(extensions: &axum::http::Extensions) {
         if let (Some(notes), Some(route)) =
             (extensions.get::<Notes>(), extensions.get::<MatchedPath>())
@@ -69,8 +70,8 @@ pub async fn log(State(metrics): State<Arc<Metrics>>, mut req: Request, next: Ne
     // The changes a request makes are audited with it (the caller is noted once known);
     // this line reads the same ray id and path back from it. Only a method that may change
     // something runs in the audit's scope, boxed: the scope around every request, held
-    // inline, cost a read 13% more instructions (`bench/instructions`, 86.7k without any
-    // scope -> 98.3k); as here, 1.5-2.5% (88.0-88.8k over builds).
+    // inline, made every read's future larger and dearer to poll (`bench/instructions`;
+    // figures in bench/README.md, "Figures behind the code").
     let request = crate::domain::audit::Request::new(ray, method_name(&method), path);
     let response = if matches!(method, Method::GET | Method::HEAD | Method::OPTIONS) {
         next.run(req).await

@@ -8,8 +8,8 @@
 //! clear or announce. A stamp is never reused, so a catalog read inside a write that was
 //! then rolled back is kept under a stamp no row will carry.
 //!
-//! It saves an account read's second statement (a third of `GET /accounts/{id}/roles` on
-//! PostgreSQL, where each statement is a round trip; see bench/README.md).
+//! It saves an account read's second statement, a round trip on PostgreSQL (figures in
+//! bench/README.md).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

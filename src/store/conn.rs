@@ -186,8 +186,9 @@ impl Conn for sqlx::PgConnection {
 }
 
 /// A statement's column names, copied once: rusqlite's own lookup by name asks SQLite for
-/// each column's name (and checks its UTF-8) on every call, which was a tenth of a one-row
-/// read, and copying them on every run was still a sixteenth of a request.
+/// each column's name (and checks its UTF-8) on every call, and copying them on every run
+/// still showed in a one-row read's profile (`bench/instructions`; figures in
+/// bench/README.md, "Figures behind the code").
 struct Names {
     text: String,
     ends: Vec<usize>,
@@ -231,8 +232,8 @@ const NAMES_KEPT: usize = 64;
 /// statements it has run.
 pub struct Lite {
     pub(super) conn: rusqlite::Connection,
-    // Keyed by statement text: SipHash over a few hundred bytes cost as much as copying
-    // the names, foldhash a tenth of it.
+    // Keyed by statement text, hashed with foldhash: SipHash over a few hundred bytes cost
+    // as much as the copy it saves.
     names: foldhash::HashMap<String, Names>,
     /// `PRAGMA data_version` when [`Lite::changed`] last asked.
     version: Option<i64>,

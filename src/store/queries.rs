@@ -477,9 +477,9 @@ pub(super) async fn member_page(
 ) -> Result<Option<MemberPage>, StoreError> {
     // `$2` is the status filter, written only when there is one: `$2 IS NULL OR ...` made
     // the page read every skipped row for its status, where the index in the page's order
-    // has all the page needs (on SQLite, 9.7M instructions a request for page 150 of
-    // 10,000; `bench/instructions`). `$3` is the caller's folded email, or NULL for an
-    // account's own token, which has no membership to find.
+    // has all the page needs (a deep page's cost is in bench/README.md, "Figures behind
+    // the code"). `$3` is the caller's folded email, or NULL for an account's own token,
+    // which has no membership to find.
     let filter = match query.status {
         Some(_) => "AND m.status = $2",
         None => "",
@@ -574,8 +574,8 @@ pub(super) async fn member_page(
 }
 
 /// A user's memberships with their accounts; `$1` is the folded email. Their user is the
-/// caller, whom the request already has: joining `users` for it was a tenth of a
-/// `GET /memberships/{id}`, so `u_id` is NULL and the memberships' `user` is `None`.
+/// caller, whom the request already has: joining `users` for it again would read a row
+/// the request holds, so `u_id` is NULL and the memberships' `user` is `None`.
 static OWN_MEMBERSHIPS: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT {MEMBERSHIP_COLUMNS}, NULL AS u_id, {ACCOUNT_COLUMNS} FROM memberships m \

@@ -573,8 +573,9 @@ impl Backend for Sqlite {
         self.reader().await
     }
 
-    /// Reads take no transaction here: BEGIN and COMMIT cost a third of a members-list
-    /// request (measured with `cargo bench`), and writers are serialized, so a read spanning
+    /// Reads take no transaction here: BEGIN and COMMIT are two more statements on every
+    /// read (their cost, measured with `cargo bench`, is in bench/README.md, "Figures
+    /// behind the code"), and writers are serialized, so a read spanning
     /// a commit sees at worst a reference the write removed, which the views skip.
     async fn snapshot(&self) -> Result<Self::Snapshot, StoreError> {
         self.reader().await
