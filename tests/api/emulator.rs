@@ -611,3 +611,34 @@ async fn metrics_count_requests_by_route_and_show_the_store() {
     }
     assert!(!text.contains(DEMO_ACCOUNT), "ids make no series");
 }
+
+/// The `/metrics` text, with a finder for the line that starts with a given series.
+async fn metrics_text(server: &TestServer) -> String {
+    match server.raw(&[]).get("/metrics").await.body {
+        Value::String(text) => text,
+        other => panic!("metrics are text: {other}"),
+    }
+}
+
+/// Any method HTTP does not define counts under one label, `other`: a client may make up
+/// as many methods as it likes, and each used to make series of its own for as long as the
+/// server ran.
+#[tokio::test]
+async fn made_up_methods_share_one_metrics_label() {
+    let server = TestServer::start().await;
+    let client = server.raw(&[]);
+    for i in 0..3 {
+        let method = Method::from_bytes(format!("MADEUP{i}").as_bytes()).unwrap();
+        client.send(method, "/client/v4/user", None).await;
+    }
+    client.send(Method::PUT, "/client/v4/user", None).await;
+    let text = metrics_text(&server).await;
+    assert!(!text.contains("MADEUP"), "{text}");
+    let others: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("roster_http_requests_total{") && l.contains(r#"method="other""#))
+        .collect();
+    assert_eq!(others.len(), 1, "{text}");
+    assert!(others[0].ends_with(" 3"), "{text}");
+    assert!(text.contains(r#"method="PUT""#), "{text}");
+}
