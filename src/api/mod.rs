@@ -162,8 +162,11 @@ pub fn router_with(
         control = control.merge(emulator::router());
     }
     // The API's extractors note the route for the access log and the metrics; Roster's own
-    // few routes take a layer to do it.
-    let control = control.route_layer(middleware::from_fn(metrics::note_route));
+    // few routes take a layer to do it. A wrong method is answered as the API answers it
+    // (405/7001 in the envelope), not with axum's empty 405.
+    let control = control
+        .method_not_allowed_fallback(method_not_allowed)
+        .route_layer(middleware::from_fn(metrics::note_route));
     let observe = state
         .emulator
         .is_some()

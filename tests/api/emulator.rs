@@ -642,3 +642,24 @@ async fn made_up_methods_share_one_metrics_label() {
     assert!(others[0].ends_with(" 3"), "{text}");
     assert!(text.contains(r#"method="PUT""#), "{text}");
 }
+
+/// A wrong method on Roster's own routes is answered as the API answers one: 405 in the
+/// envelope, code 7001.
+#[tokio::test]
+async fn a_wrong_method_on_the_control_plane_is_405_in_the_envelope() {
+    let server = TestServer::emulator().await;
+    let control = server.raw(&[]);
+    for (method, path) in [
+        (Method::POST, "/metrics"),
+        (Method::DELETE, "/_roster/health"),
+        (Method::GET, "/_roster/reset"),
+        (Method::PUT, "/_roster/clock"),
+        (Method::PATCH, "/_roster/faults"),
+        (Method::OPTIONS, "/_roster/requests"),
+    ] {
+        let r = control.send(method.clone(), path, Some("{}".into())).await;
+        assert_eq!(r.status, 405, "{method} {path}: {}", r.body);
+        assert_eq!(r.error_code(), 7001, "{method} {path}");
+        assert!(r.error_message().contains(path), "{}", r.body);
+    }
+}
