@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::{OriginalUri, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -578,8 +578,7 @@ async fn presented_callers(app: &AppState, headers: &HeaderMap) -> Vec<String> {
     callers
 }
 
-/// Runs each request with the emulator's clock, answers it with an injected fault where
-/// one matches, and journals it with its answer's status.
+/// Runs each request with the emulator's clock and journals it with its answer's status.
 pub async fn observe(State(app): State<AppState>, req: Request, next: Next) -> Response {
     let emulator = Arc::clone(
         app.emulator
@@ -623,26 +622,8 @@ pub async fn observe(State(app): State<AppState>, req: Request, next: Next) -> R
         .get::<tower_http::request_id::RequestId>()
         .and_then(|id| id.header_value().to_str().ok())
         .map(str::to_string);
-    let method = parts.method.to_string();
-    let has_faults = !emulator.faults().list.is_empty();
-    let callers = if has_faults {
-        presented_callers(&app, &parts.headers).await
-    } else {
-        Vec::new()
-    };
-    let fault = has_faults
-        .then(|| emulator.take_fault(&method, &path, &callers))
-        .flatten();
     let req = Request::from_parts(parts, body);
-    if let Some(fault) = &fault
-        && fault.delay_ms > 0
-    {
-        tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
-    }
-    let response = match fault.as_ref().and_then(|f| Some((f, f.status?))) {
-        Some((fault, status)) => fault.answer(status),
-        None => emulator.clock.clone().scope(next.run(req)).await,
-    };
+    let response = emulator.clock.clone().scope(next.run(req)).await;
     entry["status"] = json!(response.status().as_u16());
     entry["caller"] = json!(notes.and_then(|notes| notes.0.caller.get().cloned()));
     entry["ray_id"] = json!(ray);
@@ -652,6 +633,37 @@ pub async fn observe(State(app): State<AppState>, req: Request, next: Next) -> R
     }
     journal.push_back(entry);
     response
+}
+
+/// Answers a request with an injected fault where one matches (or holds it for the fault's
+/// delay first). A layer inside the router, so that a faulted answer is counted and logged
+/// under the route template the request matched, as the API's own answer would be.
+pub async fn inject(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let emulator = emulator(&app);
+    // Nesting strips `/client/v4` from the URI; faults match the path as sent.
+    let path = req
+        .extensions()
+        .get::<OriginalUri>()
+        .map_or(req.uri(), |original| &original.0)
+        .path();
+    if own_path(path) || emulator.faults().list.is_empty() {
+        return next.run(req).await;
+    }
+    let callers = presented_callers(&app, req.headers()).await;
+    let taken = emulator.take_fault(req.method().as_str(), path, &callers);
+    let Some(fault) = taken else {
+        return next.run(req).await;
+    };
+    if fault.delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
+    }
+    match fault.status {
+        Some(status) => {
+            Notes::route(req.extensions());
+            fault.answer(status)
+        }
+        None => next.run(req).await,
+    }
 }
 
 /// The request's headers, each secret one masked.

@@ -171,12 +171,21 @@ pub fn router_with(
         .emulator
         .is_some()
         .then(|| middleware::from_fn_with_state(state.clone(), emulator::observe));
+    let inject = state
+        .emulator
+        .is_some()
+        .then(|| middleware::from_fn_with_state(state.clone(), emulator::inject));
     let recorded = Arc::clone(&state.metrics);
-    let routes = Router::new()
+    let mut routes = Router::new()
         .nest(PREFIX, v4)
         .merge(control)
         .fallback(no_route)
         .with_state(state);
+    if let Some(inject) = inject {
+        // Inside the router, where the route a request matched is known; boxed around each
+        // route as the comment below says, which only a test double pays.
+        routes = routes.layer(inject);
+    }
     // The layers wrap the router once, outermost first. `Router::layer` would box each
     // layer around the route, and every request cloned that chain box by box (a twentieth
     // of a one-row read).

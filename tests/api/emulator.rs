@@ -663,3 +663,42 @@ async fn a_wrong_method_on_the_control_plane_is_405_in_the_envelope() {
         assert!(r.error_message().contains(path), "{}", r.body);
     }
 }
+
+/// A faulted answer is counted under the route template the request matched, as the API's
+/// own answer would be; a path no route matches stays `unmatched`.
+#[tokio::test]
+async fn a_faulted_answer_is_counted_under_its_route() {
+    let server = TestServer::emulator().await;
+    let control = server.raw(&[]);
+    let demo = server.raw(&demo_headers());
+    for path in ["/client/v4/memberships", "/client/v4/nowhere"] {
+        control
+            .post(
+                "/_roster/faults",
+                json!({"path": path, "status": 503, "times": 1}),
+            )
+            .await
+            .result();
+        assert_eq!(demo.get(path).await.status, 503);
+    }
+    let text = metrics_text(&server).await;
+    let count = |series: &str| {
+        text.lines()
+            .find(|l| l.starts_with(series))
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        count(
+            r#"roster_http_requests_total{route="/client/v4/memberships",method="GET",status="503"}"#
+        ),
+        "1"
+    );
+    assert_eq!(
+        count(r#"roster_http_requests_total{route="unmatched",method="GET",status="503"}"#),
+        "1"
+    );
+}
