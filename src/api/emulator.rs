@@ -578,52 +578,40 @@ async fn presented_callers(app: &AppState, headers: &HeaderMap) -> Vec<String> {
     callers
 }
 
-/// Runs each request with the emulator's clock and journals it with its answer's status.
-pub async fn observe(State(app): State<AppState>, req: Request, next: Next) -> Response {
+/// Where [`keep_body`] leaves the body it read for the journal entry [`observe`] writes.
+#[derive(Clone, Default)]
+struct KeptBody(Arc<std::sync::OnceLock<Value>>);
+
+/// Runs each request with the emulator's clock and journals it with its answer's status
+/// (a 408 or a 413 from the layers within included), and its body when [`keep_body`] read
+/// one.
+pub async fn observe(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
     let emulator = Arc::clone(
         app.emulator
             .as_ref()
             .expect("observed only with an emulator"),
     );
-    let path = req.uri().path().to_string();
-    if own_path(&path) {
+    let path = req.uri().path();
+    if own_path(path) {
         return emulator.clock.clone().scope(next.run(req)).await;
     }
-    let (parts, body) = req.into_parts();
-    let declared = parts
-        .headers
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    // A body is read here only when it is small and its length declared, so that the
-    // API's own limits answer the rest as they would without the emulator.
-    let (body, kept) = match declared {
-        Some(n) if n <= JOURNAL_BODY => match axum::body::to_bytes(body, n).await {
-            Ok(bytes) => {
-                let kept = serde_json::from_slice::<Value>(&bytes)
-                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
-                (Body::from(bytes), kept)
-            }
-            Err(_) => (Body::empty(), Value::Null),
-        },
-        _ => (body, Value::Null),
-    };
     let mut entry = json!({
         "at": timestamp(emulator.clock.now()),
-        "method": parts.method.as_str(),
-        "path": super::error::shown(&path),
-        "query": parts.uri.query().map(|q| super::error::shown(q).into_owned()),
-        "headers": headers_shown(&parts.headers),
-        "body": kept,
+        "method": req.method().as_str(),
+        "path": super::error::shown(path),
+        "query": req.uri().query().map(|q| super::error::shown(q).into_owned()),
+        "headers": headers_shown(req.headers()),
     });
-    let notes = parts.extensions.get::<Notes>().cloned();
-    let ray = parts
-        .extensions
+    let notes = req.extensions().get::<Notes>().cloned();
+    let ray = req
+        .extensions()
         .get::<tower_http::request_id::RequestId>()
         .and_then(|id| id.header_value().to_str().ok())
         .map(str::to_string);
-    let req = Request::from_parts(parts, body);
+    let kept = KeptBody::default();
+    req.extensions_mut().insert(kept.clone());
     let response = emulator.clock.clone().scope(next.run(req)).await;
+    entry["body"] = kept.0.get().cloned().unwrap_or(Value::Null);
     entry["status"] = json!(response.status().as_u16());
     entry["caller"] = json!(notes.and_then(|notes| notes.0.caller.get().cloned()));
     entry["ray_id"] = json!(ray);
@@ -633,6 +621,38 @@ pub async fn observe(State(app): State<AppState>, req: Request, next: Next) -> R
     }
     journal.push_back(entry);
     response
+}
+
+/// Reads a request's body for the journal, when it is small and its length declared, so
+/// that the API's own limits answer the rest as they would without the emulator. Inside
+/// the request timeout: a body that trickles in is answered 408, as without the emulator,
+/// rather than holding the connection for as long as the client likes.
+pub async fn keep_body(req: Request, next: Next) -> Response {
+    let Some(kept) = req.extensions().get::<KeptBody>().cloned() else {
+        return next.run(req).await;
+    };
+    let declared = req
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let req = match declared {
+        Some(n) if n <= JOURNAL_BODY => {
+            let (parts, body) = req.into_parts();
+            let body = match axum::body::to_bytes(body, n).await {
+                Ok(bytes) => {
+                    let shown = serde_json::from_slice::<Value>(&bytes)
+                        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+                    let _ = kept.0.set(shown);
+                    Body::from(bytes)
+                }
+                Err(_) => Body::empty(),
+            };
+            Request::from_parts(parts, body)
+        }
+        _ => req,
+    };
+    next.run(req).await
 }
 
 /// Answers a request with an injected fault where one matches (or holds it for the fault's

@@ -171,6 +171,10 @@ pub fn router_with(
         .emulator
         .is_some()
         .then(|| middleware::from_fn_with_state(state.clone(), emulator::observe));
+    let keep_body = state
+        .emulator
+        .is_some()
+        .then(|| middleware::from_fn(emulator::keep_body));
     let inject = state
         .emulator
         .is_some()
@@ -206,6 +210,9 @@ pub fn router_with(
                 Err(_) => ApiError::Timeout(timeout.as_secs()).into_response(),
             }
         }))
+        // Within the timeout: the journal's reading of a body counts against it, as the
+        // API's own does.
+        .option_layer(keep_body)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .service(routes);
     Router::new().fallback_service(service)

@@ -702,3 +702,44 @@ async fn a_faulted_answer_is_counted_under_its_route() {
         "1"
     );
 }
+
+/// The journal reads a body within the request timeout: a body that trickles in is
+/// answered 408 as it is without the emulator, and the journal shows that answer.
+#[tokio::test]
+async fn a_trickling_body_is_timed_out_and_journaled() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::emulator_with(&roster::api::Limits {
+        request_timeout: std::time::Duration::from_secs(1),
+        ..roster::api::Limits::default()
+    })
+    .await;
+    let body = json!({"email": "slow@example.com", "roles": [SUPER_ADMIN]}).to_string();
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "POST /client/v4/accounts/{DEMO_ACCOUNT}/members HTTP/1.1\r\nHost: x\r\n\
+         X-Auth-Email: user@example.com\r\nX-Auth-Key: 144c9defac04969c7bfad8efaa8ea194\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // Part of the body, then nothing.
+    stream.write_all(&body.as_bytes()[..10]).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&answer).contains("\"success\":false") {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed without an answer");
+            answer.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .expect("answered while the body was still coming");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    let journal = server.raw(&[]).get("/_roster/requests").await;
+    let entries = journal.result().as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["status"], 408);
+    assert_eq!(entries[0]["body"], Value::Null);
+}
