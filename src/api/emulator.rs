@@ -39,9 +39,10 @@ const JOURNAL: usize = 1000;
 const JOURNAL_BODY: usize = 64 * 1024;
 
 /// Headers whose values are secrets: the journal shows that they were sent, not what.
-const SECRET_HEADERS: [&str; 4] = [
+const SECRET_HEADERS: [&str; 5] = [
     "x-auth-key",
     "authorization",
+    "proxy-authorization",
     "cookie",
     "x-auth-user-service-key",
 ];

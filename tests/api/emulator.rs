@@ -743,3 +743,23 @@ async fn a_trickling_body_is_timed_out_and_journaled() {
     assert_eq!(entries[0]["status"], 408);
     assert_eq!(entries[0]["body"], Value::Null);
 }
+
+/// Every header that carries a credential is masked in the journal, a proxy's too.
+#[tokio::test]
+async fn the_journal_masks_every_credential_header() {
+    let server = TestServer::emulator().await;
+    let secrets = [
+        ("X-Auth-Key", "secret-one"),
+        ("Authorization", "Bearer secret-two"),
+        ("Proxy-Authorization", "Basic c2VjcmV0LXRocmVl"),
+        ("Cookie", "session=secret-four"),
+        ("X-Auth-User-Service-Key", "v1.0-secret-five"),
+    ];
+    server.raw(&secrets).get("/client/v4/user").await;
+    let journal = server.raw(&[]).get("/_roster/requests").await;
+    let headers = &journal.result()[0]["headers"];
+    for (name, value) in secrets {
+        assert_eq!(headers[name.to_ascii_lowercase()], "[masked]", "{name}");
+        assert!(!journal.body.to_string().contains(value), "{value}");
+    }
+}
