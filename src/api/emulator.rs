@@ -28,7 +28,7 @@ use super::extract::{Body as JsonBody, Params};
 use super::{ApiError, AppState, views};
 use crate::auth::hash_secret;
 use crate::domain::DomainError;
-use crate::domain::clock::Clock;
+use crate::domain::clock::{Clock, REACH};
 use crate::domain::types::{parse_timestamp, timestamp};
 use crate::store::export::Export;
 
@@ -450,7 +450,17 @@ async fn move_clock(
                 )
                 .into());
             }
-            clock.advance(time::Duration::seconds(seconds));
+            clock
+                .advance(time::Duration::seconds(seconds))
+                .map_err(|e| {
+                    DomainError::invalid(
+                        "advance_seconds",
+                        format!(
+                            "advance_seconds would take the clock out of its range ({e}); \
+                         set `now` or reset it first"
+                        ),
+                    )
+                })?;
         }
         (None, Some(now), false) => {
             let at = parse_timestamp(&now).ok_or_else(|| {
@@ -459,7 +469,18 @@ async fn move_clock(
                     "now must be an RFC 3339 time, e.g. 2030-01-01T00:00:00Z",
                 )
             })?;
-            clock.set(at);
+            clock.set(at).map_err(|e| {
+                let system = time::OffsetDateTime::now_utc();
+                let year = |t: Option<time::OffsetDateTime>| t.map_or(0, |t| t.year());
+                DomainError::invalid(
+                    "now",
+                    format!(
+                        "now must be between the years {} and {} ({e})",
+                        year(system.checked_sub(REACH)) + 1,
+                        year(system.checked_add(REACH)) - 1,
+                    ),
+                )
+            })?;
         }
         (None, None, true) => clock.reset(),
         _ => {

@@ -302,6 +302,9 @@ async fn token_windows_and_timestamps_follow_the_clock() {
     for (body, field) in [
         (json!({"advance_seconds": -5}), "advance_seconds"),
         (json!({"now": "yesterday"}), "now"),
+        // Out of the clock's reach (about 292 years either way): refused, not clamped.
+        (json!({"now": "0000-01-01T00:00:00Z"}), "now"),
+        (json!({"now": "9999-12-31T23:59:59Z"}), "now"),
         (
             json!({"advance_seconds": 5, "now": "2030-01-01T00:00:00Z"}),
             "one of",
@@ -762,4 +765,32 @@ async fn the_journal_masks_every_credential_header() {
         assert_eq!(headers[name.to_ascii_lowercase()], "[masked]", "{name}");
         assert!(!journal.body.to_string().contains(value), "{value}");
     }
+}
+
+/// The clock never wraps: advances that would take it out of its reach are refused and
+/// leave it where it stood. (Three 100-year advances used to wrap it round to 1742, where
+/// an expired invitation could be accepted again.)
+#[tokio::test]
+async fn the_clock_refuses_to_move_out_of_its_reach() {
+    let server = TestServer::emulator().await;
+    let control = server.raw(&[]);
+    let century = json!({"advance_seconds": 100_i64 * 365 * 86_400});
+    control
+        .post("/_roster/clock", century.clone())
+        .await
+        .result();
+    let twice = control.post("/_roster/clock", century.clone()).await;
+    let stood = twice.result()["now"].as_str().unwrap().to_string();
+    let refused = control.post("/_roster/clock", century.clone()).await;
+    refused.expect_error(400, 1002);
+    assert!(
+        refused.error_message().contains("advance_seconds"),
+        "{}",
+        refused.body
+    );
+    let now = control.get("/_roster/clock").await.result()["now"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(now[..4], stood[..4], "{now} against {stood}");
 }
