@@ -38,6 +38,13 @@ const JOURNAL: usize = 1000;
 /// The most of a request body the journal keeps (a longer one is kept as `null`).
 const JOURNAL_BODY: usize = 64 * 1024;
 
+/// Faults held at once: each request is matched against every one, and each is kept in
+/// memory until removed.
+const MAX_FAULTS: usize = 1000;
+
+/// Snapshots held at once: each is a whole copy of the data, in memory.
+const MAX_SNAPSHOTS: usize = 100;
+
 /// Headers whose values are secrets: the journal shows that they were sent, not what.
 const SECRET_HEADERS: [&str; 5] = [
     "x-auth-key",
@@ -376,13 +383,35 @@ async fn take_snapshot(
     JsonBody(SnapshotName { name }): JsonBody<SnapshotName>,
 ) -> Result<Response, ApiError> {
     snapshot_name(&name)?;
+    // Checked before the export, which is the costly part, and again as it is kept.
+    room_for_snapshot(&emulator(&app).snapshots(), &name)?;
     let snapshot = Snapshot {
         taken_on: crate::domain::types::now(),
         data: Arc::new(app.store.export().await?),
     };
     let view = snapshot_view(&name, &snapshot);
-    emulator(&app).snapshots().insert(name, snapshot);
+    let mut snapshots = emulator(&app).snapshots();
+    room_for_snapshot(&snapshots, &name)?;
+    snapshots.insert(name, snapshot);
     Ok(views::single(view))
+}
+
+/// Whether a snapshot called `name` may be kept: one of that name is replaced, a new one
+/// needs a place under [`MAX_SNAPSHOTS`].
+fn room_for_snapshot(
+    snapshots: &BTreeMap<String, Snapshot>,
+    name: &str,
+) -> Result<(), DomainError> {
+    if snapshots.len() >= MAX_SNAPSHOTS && !snapshots.contains_key(name) {
+        return Err(DomainError::invalid(
+            "name",
+            format!(
+                "at most {MAX_SNAPSHOTS} snapshots are kept at once: \
+                 delete one (DELETE /_roster/snapshots/{{name}}) or reuse a name"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn find_snapshot(app: &AppState, name: &str) -> Result<Arc<Export>, ApiError> {
@@ -505,6 +534,16 @@ async fn add_fault(
     spec.check()?;
     let path = spec.path.as_deref().map(path_pattern).transpose()?;
     let mut faults = emulator(&app).faults();
+    if faults.list.len() >= MAX_FAULTS {
+        return Err(DomainError::invalid(
+            "faults",
+            format!(
+                "at most {MAX_FAULTS} faults are held at once: remove some \
+                 (DELETE /_roster/faults/{{id}}, or DELETE /_roster/faults for all) first"
+            ),
+        )
+        .into());
+    }
     faults.next_id += 1;
     let fault = Fault {
         id: faults.next_id.to_string(),

@@ -794,3 +794,56 @@ async fn the_clock_refuses_to_move_out_of_its_reach() {
         .to_string();
     assert_eq!(now[..4], stood[..4], "{now} against {stood}");
 }
+
+/// Faults and snapshots are bounded (1,000 and 100 held at once): past that a new one is
+/// refused with a 400 that says so, and removing one makes room again. A snapshot that
+/// replaces one of its name takes no more room.
+#[tokio::test]
+async fn faults_and_snapshots_are_bounded() {
+    let server = TestServer::emulator().await;
+    let control = server.raw(&[]);
+    let fault = json!({"path": "/never", "status": 500});
+    let mut last = String::new();
+    for _ in 0..1000 {
+        last = control
+            .post("/_roster/faults", fault.clone())
+            .await
+            .result()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    }
+    let refused = control.post("/_roster/faults", fault.clone()).await;
+    refused.expect_error(400, 1002);
+    assert!(refused.error_message().contains("1000"), "{}", refused.body);
+    let held = control.get("/_roster/faults").await;
+    assert_eq!(held.result().as_array().unwrap().len(), 1000);
+    control
+        .delete(&format!("/_roster/faults/{last}"))
+        .await
+        .result();
+    control.post("/_roster/faults", fault).await.result();
+
+    for i in 0..100 {
+        control
+            .post("/_roster/snapshots", json!({"name": format!("s{i}")}))
+            .await
+            .result();
+    }
+    let refused = control
+        .post("/_roster/snapshots", json!({"name": "one-more"}))
+        .await;
+    refused.expect_error(400, 1002);
+    assert!(refused.error_message().contains("100"), "{}", refused.body);
+    control
+        .post("/_roster/snapshots", json!({"name": "s7"}))
+        .await
+        .result();
+    control.delete("/_roster/snapshots/s7").await.result();
+    control
+        .post("/_roster/snapshots", json!({"name": "one-more"}))
+        .await
+        .result();
+    let listed = control.get("/_roster/snapshots").await;
+    assert_eq!(listed.result().as_array().unwrap().len(), 100);
+}
