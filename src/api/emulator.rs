@@ -310,6 +310,26 @@ pub fn router() -> Router<AppState> {
         )
         .route("/_roster/faults/{id}", delete(remove_fault))
         .route("/_roster/requests", get(requests).delete(clear_requests))
+        .route_layer(axum::middleware::from_fn(json_only))
+}
+
+/// Refuses a request that would change something unless it says `Content-Type:
+/// application/json`, with a body or without. A web page can make a browser send a POST
+/// cross-site without asking the server first (no CORS preflight) only as `text/plain`,
+/// a form or multipart, or with no body and no type: any page a tester opens could reset
+/// the data or add faults. JSON cannot be sent so.
+async fn json_only(req: Request, next: Next) -> Response {
+    let json = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"));
+    if req.method().is_safe() || json {
+        next.run(req).await
+    } else {
+        ApiError::NotJson.into_response()
+    }
 }
 
 /// What a state holds, per table.

@@ -847,3 +847,80 @@ async fn faults_and_snapshots_are_bounded() {
     let listed = control.get("/_roster/snapshots").await;
     assert_eq!(listed.result().as_array().unwrap().len(), 100);
 }
+
+/// The control plane takes a change only when it says `Content-Type: application/json`,
+/// with a body or without: what a web page can make a browser send cross-site without a
+/// preflight (`text/plain`, a form, multipart, or no body and no type) is refused with
+/// 415 and changes nothing.
+#[tokio::test]
+async fn the_control_plane_takes_changes_only_as_json() {
+    let server = TestServer::emulator().await;
+    invite(&server, "kept@example.com").await;
+    let changed = server.store.export().await.unwrap();
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("http://{}{path}", server.addr);
+    let refused = [
+        (Method::POST, "/_roster/reset", None, ""),
+        (Method::POST, "/_roster/reset", Some("text/plain"), "{}"),
+        (
+            Method::POST,
+            "/_roster/faults",
+            Some("text/plain;charset=UTF-8"),
+            r#"{"status": 500}"#,
+        ),
+        (
+            Method::POST,
+            "/_roster/faults",
+            Some("application/x-www-form-urlencoded"),
+            "status=500",
+        ),
+        (
+            Method::POST,
+            "/_roster/snapshots",
+            Some("multipart/form-data; boundary=x"),
+            "--x--",
+        ),
+        (
+            Method::POST,
+            "/_roster/clock",
+            Some("application/jsonp"),
+            r#"{"advance_seconds": 60}"#,
+        ),
+        (Method::DELETE, "/_roster/requests", None, ""),
+    ];
+    for (method, path, content_type, body) in refused {
+        let mut req = http.request(method.clone(), url(path)).body(body);
+        if let Some(content_type) = content_type {
+            req = req.header("content-type", content_type);
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), 415, "{method} {path} as {content_type:?}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["success"], false, "{body}");
+        assert_eq!(body["errors"][0]["code"], 1015, "{body}");
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("application/json"),
+            "{body}"
+        );
+    }
+    let control = server.raw(&[]);
+    assert_eq!(server.store.export().await.unwrap(), changed);
+    assert_eq!(control.get("/_roster/faults").await.result(), &json!([]));
+    assert_eq!(control.get("/_roster/snapshots").await.result(), &json!([]));
+    assert_eq!(
+        control.get("/_roster/clock").await.result()["offset_seconds"],
+        0
+    );
+    // Reads need no type; a change without a body needs only the header.
+    let res = http
+        .post(url("/_roster/reset"))
+        .header("content-type", "Application/JSON; charset=utf-8")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_ne!(server.store.export().await.unwrap(), changed);
+}

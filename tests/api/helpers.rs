@@ -245,7 +245,9 @@ impl TestServer {
 
     /// A client for any path of the server (`/_roster/reset`, `/metrics`, or the API's
     /// under its full path) whose answers are not held to the API's contract: the control
-    /// plane's are Roster's own, and an injected fault answers what it was told to.
+    /// plane's are Roster's own, and an injected fault answers what it was told to. Its
+    /// requests that change something say `Content-Type: application/json` even without a
+    /// body, as the control plane requires.
     pub fn raw(&self, headers: &[(&str, &str)]) -> Client {
         Client {
             base: format!("http://{}", self.addr),
@@ -479,6 +481,9 @@ impl Client {
         }
         if let Some(body) = body {
             req = req.header("content-type", "application/json").body(body);
+        } else if !self.api && !method.is_safe() {
+            // The control plane takes a change only when it says JSON, body or not.
+            req = req.header("content-type", "application/json");
         }
         let res = req.send().await.expect("request sent");
         let status = res.status().as_u16();
