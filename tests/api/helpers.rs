@@ -60,6 +60,16 @@ impl TestServer {
         TestServer::start_on(listener, addr, limits, false).await
     }
 
+    /// A fresh server that treats connections as `connections` says (how many, how long
+    /// they may be idle).
+    pub async fn start_with_connections(connections: roster::server::Connections) -> TestServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        TestServer::serve_on(listener, addr, &Limits::default(), false, connections).await
+    }
+
     /// A server with the emulator's control plane, seeded with the demo data, as
     /// `roster serve --demo` starts on a new database.
     pub async fn emulator() -> TestServer {
@@ -89,6 +99,17 @@ impl TestServer {
         addr: SocketAddr,
         limits: &Limits,
         emulator: bool,
+    ) -> TestServer {
+        let connections = roster::server::Connections::default();
+        TestServer::serve_on(listener, addr, limits, emulator, connections).await
+    }
+
+    async fn serve_on(
+        listener: tokio::net::TcpListener,
+        addr: SocketAddr,
+        limits: &Limits,
+        emulator: bool,
+        connections: roster::server::Connections,
     ) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let (store, schema): (Arc<dyn Store>, _) = match std::env::var("ROSTER_TEST_DATABASE_URL") {
@@ -120,8 +141,7 @@ impl TestServer {
         tokio::spawn(roster::server::serve(
             listener,
             app,
-            std::time::Duration::from_secs(30),
-            roster::server::DEFAULT_MAX_CONNECTIONS,
+            connections,
             std::future::pending(),
         ));
         TestServer {
