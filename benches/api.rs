@@ -42,8 +42,7 @@ async fn serve(store: Arc<dyn Store>) -> String {
     tokio::spawn(roster::server::serve(
         listener,
         app,
-        Duration::from_secs(30),
-        roster::server::DEFAULT_MAX_CONNECTIONS,
+        roster::server::Connections::default(),
         std::future::pending(),
     ));
     base

@@ -233,7 +233,8 @@ pub struct LimitArgs {
     /// requests, before it is closed.
     #[arg(long, env = "ROSTER_HEADER_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     header_timeout: u64,
-    /// Connections open at once; past it, new ones wait until one closes.
+    /// Connections open at once; past it, new ones wait until one closes, and a connection
+    /// idle for a second gives up its place to a waiting one.
     #[arg(long, env = "ROSTER_MAX_CONNECTIONS", default_value_t = server::DEFAULT_MAX_CONNECTIONS as u64, value_parser = clap::value_parser!(u64).range(1..))]
     max_connections: u64,
     /// Days an invitation can be accepted after it was made (Cloudflare's are 7); after
@@ -441,15 +442,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 tracing::info!("demo: X-Auth-Email {email}, X-Auth-Key {key}");
             }
             let app = api::router_with(store, &served, emulator);
-            let header_timeout = Duration::from_secs(limits.header_timeout);
-            server::serve(
-                listener,
-                app,
-                header_timeout,
-                usize::try_from(limits.max_connections).unwrap_or(usize::MAX),
-                shutdown_signal(),
-            )
-            .await;
+            let connections = server::Connections {
+                header_timeout: Duration::from_secs(limits.header_timeout),
+                max: usize::try_from(limits.max_connections).unwrap_or(usize::MAX),
+                ..server::Connections::default()
+            };
+            server::serve(listener, app, connections, shutdown_signal()).await;
             tracing::info!("stopped");
             Ok(())
         }

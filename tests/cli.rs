@@ -842,6 +842,8 @@ fn a_seed_file_is_what_a_reset_goes_back_to() {
             "-s",
             "-X",
             "POST",
+            "-H",
+            "Content-Type: application/json",
             &format!("http://{}/_roster/reset", server.addr),
         ])
         .output()

@@ -575,6 +575,8 @@ fn a_reset_through_one_process_is_what_the_other_serves() {
             "-s",
             "-X",
             "POST",
+            "-H",
+            "Content-Type: application/json",
             &format!("http://{}/_roster/reset", a.addr),
         ])
         .output()

@@ -84,7 +84,7 @@ pub async fn log(State(metrics): State<Arc<Metrics>>, mut req: Request, next: Ne
     let latency_us = latency.as_micros() as u64;
     let status = response.status().as_u16();
     let route = notes.0.route.get().map_or("unmatched", MatchedPath::as_str);
-    metrics.record(route, method.as_str(), status, latency);
+    metrics.record(route, &method, status, latency);
     let caller = notes.0.caller.get().map_or("-", String::as_str);
     let code = response.extensions().get::<ErrorCode>().map(|c| c.0);
     match response.extensions().get() {

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::{OriginalUri, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -28,7 +28,7 @@ use super::extract::{Body as JsonBody, Params};
 use super::{ApiError, AppState, views};
 use crate::auth::hash_secret;
 use crate::domain::DomainError;
-use crate::domain::clock::Clock;
+use crate::domain::clock::{Clock, REACH};
 use crate::domain::types::{parse_timestamp, timestamp};
 use crate::store::export::Export;
 
@@ -38,10 +38,18 @@ const JOURNAL: usize = 1000;
 /// The most of a request body the journal keeps (a longer one is kept as `null`).
 const JOURNAL_BODY: usize = 64 * 1024;
 
+/// Faults held at once: each request is matched against every one, and each is kept in
+/// memory until removed.
+const MAX_FAULTS: usize = 1000;
+
+/// Snapshots held at once: each is a whole copy of the data, in memory.
+const MAX_SNAPSHOTS: usize = 100;
+
 /// Headers whose values are secrets: the journal shows that they were sent, not what.
-const SECRET_HEADERS: [&str; 4] = [
+const SECRET_HEADERS: [&str; 5] = [
     "x-auth-key",
     "authorization",
+    "proxy-authorization",
     "cookie",
     "x-auth-user-service-key",
 ];
@@ -302,6 +310,26 @@ pub fn router() -> Router<AppState> {
         )
         .route("/_roster/faults/{id}", delete(remove_fault))
         .route("/_roster/requests", get(requests).delete(clear_requests))
+        .route_layer(axum::middleware::from_fn(json_only))
+}
+
+/// Refuses a request that would change something unless it says `Content-Type:
+/// application/json`, with a body or without. A web page can make a browser send a POST
+/// cross-site without asking the server first (no CORS preflight) only as `text/plain`,
+/// a form or multipart, or with no body and no type: any page a tester opens could reset
+/// the data or add faults. JSON cannot be sent so.
+async fn json_only(req: Request, next: Next) -> Response {
+    let json = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"));
+    if req.method().is_safe() || json {
+        next.run(req).await
+    } else {
+        ApiError::NotJson.into_response()
+    }
 }
 
 /// What a state holds, per table.
@@ -375,13 +403,35 @@ async fn take_snapshot(
     JsonBody(SnapshotName { name }): JsonBody<SnapshotName>,
 ) -> Result<Response, ApiError> {
     snapshot_name(&name)?;
+    // Checked before the export, which is the costly part, and again as it is kept.
+    room_for_snapshot(&emulator(&app).snapshots(), &name)?;
     let snapshot = Snapshot {
         taken_on: crate::domain::types::now(),
         data: Arc::new(app.store.export().await?),
     };
     let view = snapshot_view(&name, &snapshot);
-    emulator(&app).snapshots().insert(name, snapshot);
+    let mut snapshots = emulator(&app).snapshots();
+    room_for_snapshot(&snapshots, &name)?;
+    snapshots.insert(name, snapshot);
     Ok(views::single(view))
+}
+
+/// Whether a snapshot called `name` may be kept: one of that name is replaced, a new one
+/// needs a place under [`MAX_SNAPSHOTS`].
+fn room_for_snapshot(
+    snapshots: &BTreeMap<String, Snapshot>,
+    name: &str,
+) -> Result<(), DomainError> {
+    if snapshots.len() >= MAX_SNAPSHOTS && !snapshots.contains_key(name) {
+        return Err(DomainError::invalid(
+            "name",
+            format!(
+                "at most {MAX_SNAPSHOTS} snapshots are kept at once: \
+                 delete one (DELETE /_roster/snapshots/{{name}}) or reuse a name"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn find_snapshot(app: &AppState, name: &str) -> Result<Arc<Export>, ApiError> {
@@ -449,7 +499,17 @@ async fn move_clock(
                 )
                 .into());
             }
-            clock.advance(time::Duration::seconds(seconds));
+            clock
+                .advance(time::Duration::seconds(seconds))
+                .map_err(|e| {
+                    DomainError::invalid(
+                        "advance_seconds",
+                        format!(
+                            "advance_seconds would take the clock out of its range ({e}); \
+                         set `now` or reset it first"
+                        ),
+                    )
+                })?;
         }
         (None, Some(now), false) => {
             let at = parse_timestamp(&now).ok_or_else(|| {
@@ -458,7 +518,18 @@ async fn move_clock(
                     "now must be an RFC 3339 time, e.g. 2030-01-01T00:00:00Z",
                 )
             })?;
-            clock.set(at);
+            clock.set(at).map_err(|e| {
+                let system = time::OffsetDateTime::now_utc();
+                let year = |t: Option<time::OffsetDateTime>| t.map_or(0, |t| t.year());
+                DomainError::invalid(
+                    "now",
+                    format!(
+                        "now must be between the years {} and {} ({e})",
+                        year(system.checked_sub(REACH)) + 1,
+                        year(system.checked_add(REACH)) - 1,
+                    ),
+                )
+            })?;
         }
         (None, None, true) => clock.reset(),
         _ => {
@@ -483,6 +554,16 @@ async fn add_fault(
     spec.check()?;
     let path = spec.path.as_deref().map(path_pattern).transpose()?;
     let mut faults = emulator(&app).faults();
+    if faults.list.len() >= MAX_FAULTS {
+        return Err(DomainError::invalid(
+            "faults",
+            format!(
+                "at most {MAX_FAULTS} faults are held at once: remove some \
+                 (DELETE /_roster/faults/{{id}}, or DELETE /_roster/faults for all) first"
+            ),
+        )
+        .into());
+    }
     faults.next_id += 1;
     let fault = Fault {
         id: faults.next_id.to_string(),
@@ -578,71 +659,40 @@ async fn presented_callers(app: &AppState, headers: &HeaderMap) -> Vec<String> {
     callers
 }
 
-/// Runs each request with the emulator's clock, answers it with an injected fault where
-/// one matches, and journals it with its answer's status.
-pub async fn observe(State(app): State<AppState>, req: Request, next: Next) -> Response {
+/// Where [`keep_body`] leaves the body it read for the journal entry [`observe`] writes.
+#[derive(Clone, Default)]
+struct KeptBody(Arc<std::sync::OnceLock<Value>>);
+
+/// Runs each request with the emulator's clock and journals it with its answer's status
+/// (a 408 or a 413 from the layers within included), and its body when [`keep_body`] read
+/// one.
+pub async fn observe(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
     let emulator = Arc::clone(
         app.emulator
             .as_ref()
             .expect("observed only with an emulator"),
     );
-    let path = req.uri().path().to_string();
-    if own_path(&path) {
+    let path = req.uri().path();
+    if own_path(path) {
         return emulator.clock.clone().scope(next.run(req)).await;
     }
-    let (parts, body) = req.into_parts();
-    let declared = parts
-        .headers
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    // A body is read here only when it is small and its length declared, so that the
-    // API's own limits answer the rest as they would without the emulator.
-    let (body, kept) = match declared {
-        Some(n) if n <= JOURNAL_BODY => match axum::body::to_bytes(body, n).await {
-            Ok(bytes) => {
-                let kept = serde_json::from_slice::<Value>(&bytes)
-                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
-                (Body::from(bytes), kept)
-            }
-            Err(_) => (Body::empty(), Value::Null),
-        },
-        _ => (body, Value::Null),
-    };
     let mut entry = json!({
         "at": timestamp(emulator.clock.now()),
-        "method": parts.method.as_str(),
-        "path": super::error::shown(&path),
-        "query": parts.uri.query().map(|q| super::error::shown(q).into_owned()),
-        "headers": headers_shown(&parts.headers),
-        "body": kept,
+        "method": req.method().as_str(),
+        "path": super::error::shown(path),
+        "query": req.uri().query().map(|q| super::error::shown(q).into_owned()),
+        "headers": headers_shown(req.headers()),
     });
-    let notes = parts.extensions.get::<Notes>().cloned();
-    let ray = parts
-        .extensions
+    let notes = req.extensions().get::<Notes>().cloned();
+    let ray = req
+        .extensions()
         .get::<tower_http::request_id::RequestId>()
         .and_then(|id| id.header_value().to_str().ok())
         .map(str::to_string);
-    let method = parts.method.to_string();
-    let has_faults = !emulator.faults().list.is_empty();
-    let callers = if has_faults {
-        presented_callers(&app, &parts.headers).await
-    } else {
-        Vec::new()
-    };
-    let fault = has_faults
-        .then(|| emulator.take_fault(&method, &path, &callers))
-        .flatten();
-    let req = Request::from_parts(parts, body);
-    if let Some(fault) = &fault
-        && fault.delay_ms > 0
-    {
-        tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
-    }
-    let response = match fault.as_ref().and_then(|f| Some((f, f.status?))) {
-        Some((fault, status)) => fault.answer(status),
-        None => emulator.clock.clone().scope(next.run(req)).await,
-    };
+    let kept = KeptBody::default();
+    req.extensions_mut().insert(kept.clone());
+    let response = emulator.clock.clone().scope(next.run(req)).await;
+    entry["body"] = kept.0.get().cloned().unwrap_or(Value::Null);
     entry["status"] = json!(response.status().as_u16());
     entry["caller"] = json!(notes.and_then(|notes| notes.0.caller.get().cloned()));
     entry["ray_id"] = json!(ray);
@@ -652,6 +702,69 @@ pub async fn observe(State(app): State<AppState>, req: Request, next: Next) -> R
     }
     journal.push_back(entry);
     response
+}
+
+/// Reads a request's body for the journal, when it is small and its length declared, so
+/// that the API's own limits answer the rest as they would without the emulator. Inside
+/// the request timeout: a body that trickles in is answered 408, as without the emulator,
+/// rather than holding the connection for as long as the client likes.
+pub async fn keep_body(req: Request, next: Next) -> Response {
+    let Some(kept) = req.extensions().get::<KeptBody>().cloned() else {
+        return next.run(req).await;
+    };
+    let declared = req
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let req = match declared {
+        Some(n) if n <= JOURNAL_BODY => {
+            let (parts, body) = req.into_parts();
+            let body = match axum::body::to_bytes(body, n).await {
+                Ok(bytes) => {
+                    let shown = serde_json::from_slice::<Value>(&bytes)
+                        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+                    let _ = kept.0.set(shown);
+                    Body::from(bytes)
+                }
+                Err(_) => Body::empty(),
+            };
+            Request::from_parts(parts, body)
+        }
+        _ => req,
+    };
+    next.run(req).await
+}
+
+/// Answers a request with an injected fault where one matches (or holds it for the fault's
+/// delay first). A layer inside the router, so that a faulted answer is counted and logged
+/// under the route template the request matched, as the API's own answer would be.
+pub async fn inject(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let emulator = emulator(&app);
+    // Nesting strips `/client/v4` from the URI; faults match the path as sent.
+    let path = req
+        .extensions()
+        .get::<OriginalUri>()
+        .map_or(req.uri(), |original| &original.0)
+        .path();
+    if own_path(path) || emulator.faults().list.is_empty() {
+        return next.run(req).await;
+    }
+    let callers = presented_callers(&app, req.headers()).await;
+    let taken = emulator.take_fault(req.method().as_str(), path, &callers);
+    let Some(fault) = taken else {
+        return next.run(req).await;
+    };
+    if fault.delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
+    }
+    match fault.status {
+        Some(status) => {
+            Notes::route(req.extensions());
+            fault.answer(status)
+        }
+        None => next.run(req).await,
+    }
 }
 
 /// The request's headers, each secret one masked.

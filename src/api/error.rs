@@ -35,6 +35,11 @@ pub enum ApiError {
     UriTooLong(usize),
     #[error("Request header fields too large: the limit is {0} bytes in all")]
     HeadersTooLarge(usize),
+    #[error(
+        "Unsupported media type: a request that changes something here must say \
+         Content-Type: application/json, with a body or without"
+    )]
+    NotJson,
 }
 
 /// At most this much of a client's path goes into an answer or a log line: a path is the
@@ -91,6 +96,7 @@ pub mod codes {
     pub const URI_TOO_LONG: u32 = 1012;
     pub const HEADERS_TOO_LARGE: u32 = 1013;
     pub const INVITATION_EXPIRED: u32 = 1014;
+    pub const NOT_JSON: u32 = 1015;
     pub const RATE_LIMITED: u32 = 971;
     pub const METHOD_NOT_ALLOWED: u32 = 7001;
     pub const NO_ROUTE: u32 = 7003;
@@ -188,6 +194,11 @@ impl ApiError {
             ApiError::HeadersTooLarge(_) => one(
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 HEADERS_TOO_LARGE,
+                self.to_string(),
+            ),
+            ApiError::NotJson => one(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                NOT_JSON,
                 self.to_string(),
             ),
             ApiError::Internal(_) => one(

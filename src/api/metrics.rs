@@ -9,6 +9,7 @@ use std::sync::RwLock;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics::{Counter, Histogram, Key, Label, Metadata, Recorder, Unit};
@@ -71,8 +72,10 @@ impl Default for Metrics {
 impl Metrics {
     /// Counts one answered request. `route` is the router's template
     /// (`/client/v4/accounts/{account_id}/members`), so that ids do not each make a series;
-    /// a path no route matched is `unmatched`.
-    pub fn record(&self, route: &str, method: &str, status: u16, latency: Duration) {
+    /// a path no route matched is `unmatched`. The method is labelled as
+    /// [`method_label`] says, for the same reason.
+    pub fn record(&self, route: &str, method: &Method, status: u16, latency: Duration) {
+        let method = method_label(method);
         let hash = self.hasher.hash_one((route, method, status));
         let same = |s: &Series| &*s.route == route && &*s.method == method && s.status == status;
         let series = self.series.read().unwrap_or_else(|e| e.into_inner());
@@ -142,6 +145,24 @@ impl Metrics {
             }
         }
         self.recorder.handle().render()
+    }
+}
+
+/// A method's label: its name for the methods HTTP defines, `other` for the rest. A method
+/// is any token the client makes up (up to the request line's limit): labelled by name,
+/// each new one made two series that lived as long as the process.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
     }
 }
 

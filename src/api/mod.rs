@@ -162,18 +162,34 @@ pub fn router_with(
         control = control.merge(emulator::router());
     }
     // The API's extractors note the route for the access log and the metrics; Roster's own
-    // few routes take a layer to do it.
-    let control = control.route_layer(middleware::from_fn(metrics::note_route));
+    // few routes take a layer to do it. A wrong method is answered as the API answers it
+    // (405/7001 in the envelope), not with axum's empty 405.
+    let control = control
+        .method_not_allowed_fallback(method_not_allowed)
+        .route_layer(middleware::from_fn(metrics::note_route));
     let observe = state
         .emulator
         .is_some()
         .then(|| middleware::from_fn_with_state(state.clone(), emulator::observe));
+    let keep_body = state
+        .emulator
+        .is_some()
+        .then(|| middleware::from_fn(emulator::keep_body));
+    let inject = state
+        .emulator
+        .is_some()
+        .then(|| middleware::from_fn_with_state(state.clone(), emulator::inject));
     let recorded = Arc::clone(&state.metrics);
-    let routes = Router::new()
+    let mut routes = Router::new()
         .nest(PREFIX, v4)
         .merge(control)
         .fallback(no_route)
         .with_state(state);
+    if let Some(inject) = inject {
+        // Inside the router, where the route a request matched is known; boxed around each
+        // route as the comment below says, which only a test double pays.
+        routes = routes.layer(inject);
+    }
     // The layers wrap the router once, outermost first. `Router::layer` would box each
     // layer around the route, and every request cloned that chain box by box (a twentieth
     // of a one-row read).
@@ -194,6 +210,9 @@ pub fn router_with(
                 Err(_) => ApiError::Timeout(timeout.as_secs()).into_response(),
             }
         }))
+        // Within the timeout: the journal's reading of a body counts against it, as the
+        // API's own does.
+        .option_layer(keep_body)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .service(routes);
     Router::new().fallback_service(service)

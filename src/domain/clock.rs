@@ -23,6 +23,16 @@ pub struct Clock {
     offset_ns: AtomicI64,
 }
 
+/// How far the clock can stand from the system's time, either way: its offset is held in
+/// 64-bit nanoseconds (about 292 years).
+pub const REACH: Duration = Duration::nanoseconds(i64::MAX);
+
+/// A move that would take the clock further than [`REACH`] from the system's time: refused
+/// rather than wrapped (three 100-year advances once read 1742) or cut short silently.
+#[derive(Debug, thiserror::Error)]
+#[error("the clock can stand at most about 292 years from the system's time")]
+pub struct OutOfReach;
+
 impl Clock {
     pub fn now(&self) -> OffsetDateTime {
         OffsetDateTime::now_utc() + Duration::nanoseconds(self.offset_ns.load(Ordering::SeqCst))
@@ -32,15 +42,20 @@ impl Clock {
         Duration::nanoseconds(self.offset_ns.load(Ordering::SeqCst))
     }
 
-    /// Moves the clock by `by` (forward when positive).
-    pub fn advance(&self, by: Duration) {
-        self.offset_ns.fetch_add(nanoseconds(by), Ordering::SeqCst);
+    /// Moves the clock by `by` (forward when positive), unless that takes it out of reach.
+    pub fn advance(&self, by: Duration) -> Result<(), OutOfReach> {
+        let by = nanoseconds(by)?;
+        self.offset_ns
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |ns| ns.checked_add(by))
+            .map(drop)
+            .map_err(|_| OutOfReach)
     }
 
-    /// Sets the clock to read `at` now.
-    pub fn set(&self, at: OffsetDateTime) {
-        let by = at - OffsetDateTime::now_utc();
-        self.offset_ns.store(nanoseconds(by), Ordering::SeqCst);
+    /// Sets the clock to read `at` now, unless `at` is out of reach.
+    pub fn set(&self, at: OffsetDateTime) -> Result<(), OutOfReach> {
+        let by = nanoseconds(at - OffsetDateTime::now_utc())?;
+        self.offset_ns.store(by, Ordering::SeqCst);
+        Ok(())
     }
 
     /// Back to the system's time.
@@ -54,10 +69,9 @@ impl Clock {
     }
 }
 
-/// `by` in whole nanoseconds, as far as 64 bits reach (about 292 years either way).
-fn nanoseconds(by: Duration) -> i64 {
-    by.whole_nanoseconds()
-        .clamp(i64::MIN.into(), i64::MAX.into()) as i64
+/// `by` in whole nanoseconds, if 64 bits hold it.
+fn nanoseconds(by: Duration) -> Result<i64, OutOfReach> {
+    i64::try_from(by.whole_nanoseconds()).map_err(|_| OutOfReach)
 }
 
 /// The time now, as the rules see it.
@@ -74,15 +88,34 @@ mod tests {
     #[tokio::test]
     async fn a_moved_clock_is_read_only_inside_its_scope() {
         let clock = Arc::new(Clock::default());
-        clock.advance(Duration::days(30));
+        clock.advance(Duration::days(30)).unwrap();
         let inside = clock.clone().scope(async { now_utc() }).await;
         let outside = now_utc();
         assert!(inside - outside > Duration::days(29));
-        clock.set(OffsetDateTime::UNIX_EPOCH);
+        clock.set(OffsetDateTime::UNIX_EPOCH).unwrap();
         let inside = clock.clone().scope(async { now_utc() }).await;
         assert!(inside < OffsetDateTime::UNIX_EPOCH + Duration::minutes(1));
         clock.reset();
         let inside = clock.scope(async { now_utc() }).await;
         assert!((inside - now_utc()).abs() < Duration::minutes(1));
+    }
+
+    #[test]
+    fn a_move_out_of_reach_is_refused_and_changes_nothing() {
+        let clock = Clock::default();
+        let century = Duration::days(100 * 365);
+        clock.advance(century).unwrap();
+        clock.advance(century).unwrap();
+        assert!(clock.advance(century).is_err(), "a third century wraps");
+        assert_eq!(clock.offset(), century * 2);
+        let year = |y| OffsetDateTime::UNIX_EPOCH.replace_year(y).unwrap();
+        for far in [year(0), year(1700), year(2400), year(9999)] {
+            assert!(clock.set(far).is_err(), "{far}");
+        }
+        assert_eq!(clock.offset(), century * 2);
+        clock.set(year(2300)).unwrap();
+        assert_eq!(clock.now().year(), 2300);
+        assert!(clock.advance(century).is_err());
+        assert_eq!(clock.now().year(), 2300);
     }
 }

@@ -302,6 +302,9 @@ async fn token_windows_and_timestamps_follow_the_clock() {
     for (body, field) in [
         (json!({"advance_seconds": -5}), "advance_seconds"),
         (json!({"now": "yesterday"}), "now"),
+        // Out of the clock's reach (about 292 years either way): refused, not clamped.
+        (json!({"now": "0000-01-01T00:00:00Z"}), "now"),
+        (json!({"now": "9999-12-31T23:59:59Z"}), "now"),
         (
             json!({"advance_seconds": 5, "now": "2030-01-01T00:00:00Z"}),
             "one of",
@@ -610,4 +613,314 @@ async fn metrics_count_requests_by_route_and_show_the_store() {
         line(r#"roster_db_connections{pool="read"}"#);
     }
     assert!(!text.contains(DEMO_ACCOUNT), "ids make no series");
+}
+
+/// The `/metrics` text, with a finder for the line that starts with a given series.
+async fn metrics_text(server: &TestServer) -> String {
+    match server.raw(&[]).get("/metrics").await.body {
+        Value::String(text) => text,
+        other => panic!("metrics are text: {other}"),
+    }
+}
+
+/// Any method HTTP does not define counts under one label, `other`: a client may make up
+/// as many methods as it likes, and each used to make series of its own for as long as the
+/// server ran.
+#[tokio::test]
+async fn made_up_methods_share_one_metrics_label() {
+    let server = TestServer::start().await;
+    let client = server.raw(&[]);
+    for i in 0..3 {
+        let method = Method::from_bytes(format!("MADEUP{i}").as_bytes()).unwrap();
+        client.send(method, "/client/v4/user", None).await;
+    }
+    client.send(Method::PUT, "/client/v4/user", None).await;
+    let text = metrics_text(&server).await;
+    assert!(!text.contains("MADEUP"), "{text}");
+    let others: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("roster_http_requests_total{") && l.contains(r#"method="other""#))
+        .collect();
+    assert_eq!(others.len(), 1, "{text}");
+    assert!(others[0].ends_with(" 3"), "{text}");
+    assert!(text.contains(r#"method="PUT""#), "{text}");
+}
+
+/// A wrong method on Roster's own routes is answered as the API answers one: 405 in the
+/// envelope, code 7001.
+#[tokio::test]
+async fn a_wrong_method_on_the_control_plane_is_405_in_the_envelope() {
+    let server = TestServer::emulator().await;
+    let control = server.raw(&[]);
+    for (method, path) in [
+        (Method::POST, "/metrics"),
+        (Method::DELETE, "/_roster/health"),
+        (Method::GET, "/_roster/reset"),
+        (Method::PUT, "/_roster/clock"),
+        (Method::PATCH, "/_roster/faults"),
+        (Method::OPTIONS, "/_roster/requests"),
+    ] {
+        let r = control.send(method.clone(), path, Some("{}".into())).await;
+        assert_eq!(r.status, 405, "{method} {path}: {}", r.body);
+        assert_eq!(r.error_code(), 7001, "{method} {path}");
+        assert!(r.error_message().contains(path), "{}", r.body);
+    }
+}
+
+/// A faulted answer is counted under the route template the request matched, as the API's
+/// own answer would be; a path no route matches stays `unmatched`.
+#[tokio::test]
+async fn a_faulted_answer_is_counted_under_its_route() {
+    let server = TestServer::emulator().await;
+    let control = server.raw(&[]);
+    let demo = server.raw(&demo_headers());
+    for path in ["/client/v4/memberships", "/client/v4/nowhere"] {
+        control
+            .post(
+                "/_roster/faults",
+                json!({"path": path, "status": 503, "times": 1}),
+            )
+            .await
+            .result();
+        assert_eq!(demo.get(path).await.status, 503);
+    }
+    let text = metrics_text(&server).await;
+    let count = |series: &str| {
+        text.lines()
+            .find(|l| l.starts_with(series))
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        count(
+            r#"roster_http_requests_total{route="/client/v4/memberships",method="GET",status="503"}"#
+        ),
+        "1"
+    );
+    assert_eq!(
+        count(r#"roster_http_requests_total{route="unmatched",method="GET",status="503"}"#),
+        "1"
+    );
+}
+
+/// The journal reads a body within the request timeout: a body that trickles in is
+/// answered 408 as it is without the emulator, and the journal shows that answer.
+#[tokio::test]
+async fn a_trickling_body_is_timed_out_and_journaled() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::emulator_with(&roster::api::Limits {
+        request_timeout: std::time::Duration::from_secs(1),
+        ..roster::api::Limits::default()
+    })
+    .await;
+    let body = json!({"email": "slow@example.com", "roles": [SUPER_ADMIN]}).to_string();
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "POST /client/v4/accounts/{DEMO_ACCOUNT}/members HTTP/1.1\r\nHost: x\r\n\
+         X-Auth-Email: user@example.com\r\nX-Auth-Key: 144c9defac04969c7bfad8efaa8ea194\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // Part of the body, then nothing.
+    stream.write_all(&body.as_bytes()[..10]).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&answer).contains("\"success\":false") {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed without an answer");
+            answer.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .expect("answered while the body was still coming");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    let journal = server.raw(&[]).get("/_roster/requests").await;
+    let entries = journal.result().as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["status"], 408);
+    assert_eq!(entries[0]["body"], Value::Null);
+}
+
+/// Every header that carries a credential is masked in the journal, a proxy's too.
+#[tokio::test]
+async fn the_journal_masks_every_credential_header() {
+    let server = TestServer::emulator().await;
+    let secrets = [
+        ("X-Auth-Key", "secret-one"),
+        ("Authorization", "Bearer secret-two"),
+        ("Proxy-Authorization", "Basic c2VjcmV0LXRocmVl"),
+        ("Cookie", "session=secret-four"),
+        ("X-Auth-User-Service-Key", "v1.0-secret-five"),
+    ];
+    server.raw(&secrets).get("/client/v4/user").await;
+    let journal = server.raw(&[]).get("/_roster/requests").await;
+    let headers = &journal.result()[0]["headers"];
+    for (name, value) in secrets {
+        assert_eq!(headers[name.to_ascii_lowercase()], "[masked]", "{name}");
+        assert!(!journal.body.to_string().contains(value), "{value}");
+    }
+}
+
+/// The clock never wraps: advances that would take it out of its reach are refused and
+/// leave it where it stood. (Three 100-year advances used to wrap it round to 1742, where
+/// an expired invitation could be accepted again.)
+#[tokio::test]
+async fn the_clock_refuses_to_move_out_of_its_reach() {
+    let server = TestServer::emulator().await;
+    let control = server.raw(&[]);
+    let century = json!({"advance_seconds": 100_i64 * 365 * 86_400});
+    control
+        .post("/_roster/clock", century.clone())
+        .await
+        .result();
+    let twice = control.post("/_roster/clock", century.clone()).await;
+    let stood = twice.result()["now"].as_str().unwrap().to_string();
+    let refused = control.post("/_roster/clock", century.clone()).await;
+    refused.expect_error(400, 1002);
+    assert!(
+        refused.error_message().contains("advance_seconds"),
+        "{}",
+        refused.body
+    );
+    let now = control.get("/_roster/clock").await.result()["now"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(now[..4], stood[..4], "{now} against {stood}");
+}
+
+/// Faults and snapshots are bounded (1,000 and 100 held at once): past that a new one is
+/// refused with a 400 that says so, and removing one makes room again. A snapshot that
+/// replaces one of its name takes no more room.
+#[tokio::test]
+async fn faults_and_snapshots_are_bounded() {
+    let server = TestServer::emulator().await;
+    let control = server.raw(&[]);
+    let fault = json!({"path": "/never", "status": 500});
+    let mut last = String::new();
+    for _ in 0..1000 {
+        last = control
+            .post("/_roster/faults", fault.clone())
+            .await
+            .result()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    }
+    let refused = control.post("/_roster/faults", fault.clone()).await;
+    refused.expect_error(400, 1002);
+    assert!(refused.error_message().contains("1000"), "{}", refused.body);
+    let held = control.get("/_roster/faults").await;
+    assert_eq!(held.result().as_array().unwrap().len(), 1000);
+    control
+        .delete(&format!("/_roster/faults/{last}"))
+        .await
+        .result();
+    control.post("/_roster/faults", fault).await.result();
+
+    for i in 0..100 {
+        control
+            .post("/_roster/snapshots", json!({"name": format!("s{i}")}))
+            .await
+            .result();
+    }
+    let refused = control
+        .post("/_roster/snapshots", json!({"name": "one-more"}))
+        .await;
+    refused.expect_error(400, 1002);
+    assert!(refused.error_message().contains("100"), "{}", refused.body);
+    control
+        .post("/_roster/snapshots", json!({"name": "s7"}))
+        .await
+        .result();
+    control.delete("/_roster/snapshots/s7").await.result();
+    control
+        .post("/_roster/snapshots", json!({"name": "one-more"}))
+        .await
+        .result();
+    let listed = control.get("/_roster/snapshots").await;
+    assert_eq!(listed.result().as_array().unwrap().len(), 100);
+}
+
+/// The control plane takes a change only when it says `Content-Type: application/json`,
+/// with a body or without: what a web page can make a browser send cross-site without a
+/// preflight (`text/plain`, a form, multipart, or no body and no type) is refused with
+/// 415 and changes nothing.
+#[tokio::test]
+async fn the_control_plane_takes_changes_only_as_json() {
+    let server = TestServer::emulator().await;
+    invite(&server, "kept@example.com").await;
+    let changed = server.store.export().await.unwrap();
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("http://{}{path}", server.addr);
+    let refused = [
+        (Method::POST, "/_roster/reset", None, ""),
+        (Method::POST, "/_roster/reset", Some("text/plain"), "{}"),
+        (
+            Method::POST,
+            "/_roster/faults",
+            Some("text/plain;charset=UTF-8"),
+            r#"{"status": 500}"#,
+        ),
+        (
+            Method::POST,
+            "/_roster/faults",
+            Some("application/x-www-form-urlencoded"),
+            "status=500",
+        ),
+        (
+            Method::POST,
+            "/_roster/snapshots",
+            Some("multipart/form-data; boundary=x"),
+            "--x--",
+        ),
+        (
+            Method::POST,
+            "/_roster/clock",
+            Some("application/jsonp"),
+            r#"{"advance_seconds": 60}"#,
+        ),
+        (Method::DELETE, "/_roster/requests", None, ""),
+    ];
+    for (method, path, content_type, body) in refused {
+        let mut req = http.request(method.clone(), url(path)).body(body);
+        if let Some(content_type) = content_type {
+            req = req.header("content-type", content_type);
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), 415, "{method} {path} as {content_type:?}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["success"], false, "{body}");
+        assert_eq!(body["errors"][0]["code"], 1015, "{body}");
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("application/json"),
+            "{body}"
+        );
+    }
+    let control = server.raw(&[]);
+    assert_eq!(server.store.export().await.unwrap(), changed);
+    assert_eq!(control.get("/_roster/faults").await.result(), &json!([]));
+    assert_eq!(control.get("/_roster/snapshots").await.result(), &json!([]));
+    assert_eq!(
+        control.get("/_roster/clock").await.result()["offset_seconds"],
+        0
+    );
+    // Reads need no type; a change without a body needs only the header.
+    let res = http
+        .post(url("/_roster/reset"))
+        .header("content-type", "Application/JSON; charset=utf-8")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_ne!(server.store.export().await.unwrap(), changed);
 }

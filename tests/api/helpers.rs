@@ -62,6 +62,16 @@ impl TestServer {
         TestServer::start_on(listener, addr, limits, false).await
     }
 
+    /// A fresh server that treats connections as `connections` says (how many, how long
+    /// they may be idle).
+    pub async fn start_with_connections(connections: roster::server::Connections) -> TestServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        TestServer::serve_on(listener, addr, &Limits::default(), false, connections).await
+    }
+
     /// A server with the emulator's control plane, seeded with the demo data, as
     /// `roster serve --demo` starts on a new database.
     pub async fn emulator() -> TestServer {
@@ -94,6 +104,17 @@ impl TestServer {
         limits: &Limits,
         emulator: bool,
     ) -> TestServer {
+        let connections = roster::server::Connections::default();
+        TestServer::serve_on(listener, addr, limits, emulator, connections).await
+    }
+
+    async fn serve_on(
+        listener: tokio::net::TcpListener,
+        addr: SocketAddr,
+        limits: &Limits,
+        emulator: bool,
+        connections: roster::server::Connections,
+    ) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let (store, schema): (Arc<dyn Store>, _) = match std::env::var("ROSTER_TEST_DATABASE_URL") {
             Ok(url) => {
@@ -124,8 +145,7 @@ impl TestServer {
         tokio::spawn(roster::server::serve(
             listener,
             app,
-            std::time::Duration::from_secs(30),
-            roster::server::DEFAULT_MAX_CONNECTIONS,
+            connections,
             std::future::pending(),
         ));
         TestServer {
@@ -249,7 +269,9 @@ impl TestServer {
 
     /// A client for any path of the server (`/_roster/reset`, `/metrics`, or the API's
     /// under its full path) whose answers are not held to the API's contract: the control
-    /// plane's are Roster's own, and an injected fault answers what it was told to.
+    /// plane's are Roster's own, and an injected fault answers what it was told to. Its
+    /// requests that change something say `Content-Type: application/json` even without a
+    /// body, as the control plane requires.
     pub fn raw(&self, headers: &[(&str, &str)]) -> Client {
         Client {
             base: format!("http://{}", self.addr),
@@ -484,6 +506,9 @@ impl Client {
         }
         if let Some(body) = body {
             req = req.header("content-type", "application/json").body(body);
+        } else if !self.api && !method.is_safe() {
+            // The control plane takes a change only when it says JSON, body or not.
+            req = req.header("content-type", "application/json");
         }
         let res = req.send().await.expect("request sent");
         let status = res.status().as_u16();

@@ -372,3 +372,42 @@ async fn oversized_headers_get_431_in_the_envelope() {
     assert_eq!(body["success"], false);
     assert_eq!(body["errors"][0]["code"], codes::HEADERS_TOO_LARGE);
 }
+
+/// While every connection place is taken and a client waits for one, a connection that
+/// sits idle on keep-alive gives its place up: clients that keep connections open and send
+/// a request now and then cannot shut everyone else out until the header timeout (600 s
+/// here) closes them.
+#[tokio::test]
+async fn an_idle_kept_alive_connection_makes_room_for_a_waiting_one() {
+    let server = TestServer::start_with_connections(roster::server::Connections {
+        max: 1,
+        header_timeout: Duration::from_secs(600),
+        idle_yield: Duration::from_millis(100),
+    })
+    .await;
+    let mut holder = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    holder
+        .write_all(b"GET /_roster/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&answer).contains("\"success\":true") {
+        let n = holder.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed without an answer");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    // Kept alive, and now idle. A second client waits for the only place.
+    let url = format!("http://{}/_roster/health", server.addr);
+    let waiting = tokio::spawn(async move { reqwest::get(url).await.map(|r| r.status()) });
+    let closed = tokio::time::timeout(Duration::from_secs(60), holder.read(&mut buf))
+        .await
+        .expect("the idle connection gave its place up");
+    assert_eq!(closed.unwrap_or(0), 0, "closed, not answered");
+    let status = tokio::time::timeout(Duration::from_secs(60), waiting)
+        .await
+        .expect("the waiting client got the place")
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, 200);
+}
