@@ -180,9 +180,7 @@ async fn update(
 ) -> Result<Response, ApiError> {
     let account_id = ids.one();
     let written = app
-        .store
-        .write_account(&account_id, &Focus::caller(&caller), &|state| {
-            state.authorize(&caller, Need::Write)?;
+        .change_account(&account_id, &Focus::caller(&caller), &caller, |state| {
             Ok(vec![Change::PutAccount(body.apply(&state.account)?)])
         })
         .await?;
@@ -202,10 +200,9 @@ async fn remove(
     ids: Ids,
 ) -> Result<Response, ApiError> {
     let account_id = ids.one();
-    app.store
-        .write_account(&account_id, &Focus::caller(&caller), &|state| {
-            Ok(vec![state.delete_account(&caller)?])
-        })
-        .await?;
+    app.change_account(&account_id, &Focus::caller(&caller), &caller, |state| {
+        Ok(vec![state.delete_account(&caller)?])
+    })
+    .await?;
     Ok(views::single(views::IdOnly { id: &account_id }))
 }

@@ -155,9 +155,7 @@ async fn create_resource_group(
         meta: body.meta.unwrap_or_default(),
     };
     let written = app
-        .store
-        .write_account(&account_id, &Focus::caller(&caller), &|state| {
-            state.authorize(&caller, Need::Write)?;
+        .change_account(&account_id, &Focus::caller(&caller), &caller, |state| {
             Ok(vec![state.put_resource_group(group.clone())?])
         })
         .await?;
@@ -184,9 +182,7 @@ async fn update_resource_group(
 ) -> Result<Response, ApiError> {
     let (account_id, group_id) = ids.two();
     let written = app
-        .store
-        .write_account(&account_id, &Focus::caller(&caller), &|state| {
-            state.authorize(&caller, Need::Write)?;
+        .change_account(&account_id, &Focus::caller(&caller), &caller, |state| {
             let current = state
                 .catalog
                 .resource_group(&group_id)
@@ -209,16 +205,13 @@ async fn delete_resource_group(
     ids: Ids,
 ) -> Result<Response, ApiError> {
     let (account_id, group_id) = ids.two();
-    app.store
-        .write_account(
-            &account_id,
-            &Focus::caller(&caller).mentioning(&group_id),
-            &|state| {
-                state.authorize(&caller, Need::Write)?;
-                Ok(vec![state.delete_resource_group(&group_id)?])
-            },
-        )
-        .await?;
+    app.change_account(
+        &account_id,
+        &Focus::caller(&caller).mentioning(&group_id),
+        &caller,
+        |state| Ok(vec![state.delete_resource_group(&group_id)?]),
+    )
+    .await?;
     Ok(views::single(views::IdOnly { id: &group_id }))
 }
 

@@ -163,12 +163,11 @@ async fn create(
         .await?
         .map(|(u, _)| u);
     let written = app
-        .store
-        .write_account(
+        .change_account(
             &account_id,
             &Focus::caller(&caller).email(new.email.folded()),
-            &|state| {
-                state.authorize(&caller, Need::Write)?;
+            &caller,
+            |state| {
                 Ok(vec![state.invite(
                     new.clone(),
                     invitee.clone(),
@@ -201,12 +200,11 @@ async fn update(
         _ => Some(parse_grants(body.roles, body.policies)?),
     };
     let written = app
-        .store
-        .write_account(
+        .change_account(
             &account_id,
             &Focus::caller(&caller).member(&member_id).administrators(),
-            &|state| {
-                state.authorize(&caller, Need::Write)?;
+            &caller,
+            |state| {
                 let grants = match &grants {
                     Some(grants) => grants.clone(),
                     None => state.member(&member_id)?.grants.clone(),
@@ -224,16 +222,13 @@ async fn remove(
     ids: Ids,
 ) -> Result<Response, ApiError> {
     let (account_id, member_id) = ids.two();
-    app.store
-        .write_account(
-            &account_id,
-            &Focus::caller(&caller).member(&member_id).administrators(),
-            &|state| {
-                state.authorize(&caller, Need::Write)?;
-                Ok(vec![state.remove_member(&member_id)?])
-            },
-        )
-        .await?;
+    app.change_account(
+        &account_id,
+        &Focus::caller(&caller).member(&member_id).administrators(),
+        &caller,
+        |state| Ok(vec![state.remove_member(&member_id)?]),
+    )
+    .await?;
     Ok(views::single(views::IdOnly { id: &member_id }))
 }
 

@@ -106,6 +106,27 @@ impl AppState {
         state.authorize(caller, Need::Read)?;
         Ok(state)
     }
+
+    /// A change to an account by `caller`, who must be allowed to write to it (`focus` must
+    /// hold their membership): `decide` runs on the account as the write's transaction
+    /// reads it, after the caller is authorized there, and its changes are stored together.
+    /// Every account write goes through here, so none can forget to authorize.
+    async fn change_account(
+        &self,
+        id: &Id,
+        focus: &Focus,
+        caller: &Caller,
+        decide: impl Fn(&AccountState) -> Result<Vec<crate::domain::Change>, DomainError> + Send + Sync,
+    ) -> Result<crate::store::Written, ApiError> {
+        let written = self
+            .store
+            .write_account(id, focus, &|state| {
+                state.authorize(caller, Need::Write)?;
+                decide(state)
+            })
+            .await?;
+        Ok(written)
+    }
 }
 
 pub const PREFIX: &str = "/client/v4";

@@ -113,9 +113,7 @@ async fn create(
 ) -> Result<Response, ApiError> {
     let policies = parse_policies(body.policies.unwrap_or_default())?;
     let written = app
-        .store
-        .write_account(&ids.one(), &Focus::caller(&caller), &|state| {
-            state.authorize(&caller, Need::Write)?;
+        .change_account(&ids.one(), &Focus::caller(&caller), &caller, |state| {
             Ok(vec![state.create_user_group(
                 &body.name,
                 policies.clone(),
@@ -148,9 +146,7 @@ async fn update(
         .administrators()
         .group_members(&group_id);
     let written = app
-        .store
-        .write_account(&account_id, &focus, &|state| {
-            state.authorize(&caller, Need::Write)?;
+        .change_account(&account_id, &focus, &caller, |state| {
             Ok(vec![state.update_user_group(
                 &group_id,
                 body.name.as_deref(),
@@ -171,12 +167,10 @@ async fn remove(
     let focus = Focus::caller(&caller)
         .administrators()
         .group_members(&group_id);
-    app.store
-        .write_account(&account_id, &focus, &|state| {
-            state.authorize(&caller, Need::Write)?;
-            state.delete_user_group(&group_id)
-        })
-        .await?;
+    app.change_account(&account_id, &focus, &caller, |state| {
+        state.delete_user_group(&group_id)
+    })
+    .await?;
     Ok(views::single(views::IdOnly { id: &group_id }))
 }
 
@@ -318,9 +312,7 @@ async fn set_members(
         focus = focus.member(id);
     }
     let written = app
-        .store
-        .write_account(&account_id, &focus, &|state| {
-            state.authorize(&caller, Need::Write)?;
+        .change_account(&account_id, &focus, &caller, |state| {
             state.set_group_members(&group_id, &wanted, replace, &caller)
         })
         .await?;
@@ -363,9 +355,7 @@ async fn remove_member(
     let (account_id, group_id, member_id) = ids.three();
     let focus = Focus::caller(&caller).member(&member_id).administrators();
     let written = app
-        .store
-        .write_account(&account_id, &focus, &|state| {
-            state.authorize(&caller, Need::Write)?;
+        .change_account(&account_id, &focus, &caller, |state| {
             Ok(vec![state.remove_group_member(&group_id, &member_id)?])
         })
         .await?;
