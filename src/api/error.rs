@@ -119,7 +119,9 @@ impl ApiError {
                 let message = d.to_string();
                 match d {
                     DomainError::NotFound(_) => one(StatusCode::NOT_FOUND, NOT_FOUND, message),
-                    DomainError::Forbidden | DomainError::BeyondOwnRights(_) => {
+                    DomainError::Forbidden
+                    | DomainError::BeyondOwnRights(_)
+                    | DomainError::SuperAdministratorsOnly => {
                         one(StatusCode::FORBIDDEN, UNAUTHORIZED, message)
                     }
                     DomainError::Invalid { .. } => {

@@ -226,7 +226,7 @@ async fn remove(
         &account_id,
         &Focus::caller(&caller).member(&member_id).administrators(),
         &caller,
-        |state| Ok(vec![state.remove_member(&member_id)?]),
+        |state| Ok(vec![state.remove_member(&member_id, &caller)?]),
     )
     .await?;
     Ok(views::single(views::IdOnly { id: &member_id }))

@@ -13,7 +13,7 @@ use super::members::{PolicyInput, parse_policies};
 use super::{ApiError, AppState, views};
 use crate::domain::list::{paginate, same_name, text_key};
 use crate::domain::*;
-use crate::store::Written;
+use crate::store::{GroupMemberQuery, Written};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -168,7 +168,7 @@ async fn remove(
         .administrators()
         .group_members(&group_id);
     app.change_account(&account_id, &focus, &caller, |state| {
-        state.delete_user_group(&group_id)
+        state.delete_user_group(&group_id, &caller)
     })
     .await?;
     Ok(views::single(views::IdOnly { id: &group_id }))
@@ -219,33 +219,26 @@ async fn list_members(
     params: Params,
 ) -> Result<Response, ApiError> {
     let (account_id, group_id) = ids.two();
-    let page = params.page()?;
-    let direction = params.choice("direction")?.unwrap_or(Direction::Asc);
-    let fuzzy = either(&params, ["fuzzy_email", "fuzzyEmail"], 200)?;
-    let state = app
-        .read_account(
-            &account_id,
-            &Focus::caller(&caller).group_members(&group_id),
-            &caller,
-        )
-        .await?;
-    state.user_group(&group_id)?;
-    let members = members_after(&state, &[], &group_id)
-        .into_iter()
-        .filter(|m| {
-            fuzzy
-                .as_ref()
-                .is_none_or(|f| contains_folded(m.email.as_str(), f))
-        })
-        .collect();
-    let page = paginate(
-        members,
-        page,
-        direction,
-        |m| m.email.folded().to_string(),
-        |m| m.id.as_str(),
-    );
-    Ok(views::list(&page, |m| views::group_member(m, &group_id)))
+    let query = GroupMemberQuery {
+        group: group_id.clone(),
+        page: params.page()?,
+        direction: params.choice("direction")?.unwrap_or(Direction::Asc),
+        fuzzy_email: either(&params, ["fuzzy_email", "fuzzyEmail"], 200)?,
+    };
+    let found = app
+        .store
+        .group_member_page(&account_id, caller.email_folded(), &query)
+        .await?
+        .ok_or(DomainError::NotFound("Account"))?;
+    found
+        .catalog
+        .authorize(&found.account, found.caller.as_ref(), &caller, Need::Read)?;
+    if found.catalog.user_group(&group_id).is_none() {
+        return Err(DomainError::NotFound("User group").into());
+    }
+    Ok(views::list(&found.page, |m| {
+        views::group_member(m, &group_id)
+    }))
 }
 
 #[derive(Deserialize)]
@@ -356,7 +349,9 @@ async fn remove_member(
     let focus = Focus::caller(&caller).member(&member_id).administrators();
     let written = app
         .change_account(&account_id, &focus, &caller, |state| {
-            Ok(vec![state.remove_group_member(&group_id, &member_id)?])
+            Ok(vec![
+                state.remove_group_member(&group_id, &member_id, &caller)?,
+            ])
         })
         .await?;
     let member = written

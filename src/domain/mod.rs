@@ -56,6 +56,10 @@ pub enum DomainError {
         "You may not give {0}: whoever gives roles, policies, group membership or token policies gives at most the rights they hold in this account"
     )]
     BeyondOwnRights(String),
+    #[error(
+        "Only a Super Administrator may change what a Super Administrator may do, or remove one"
+    )]
+    SuperAdministratorsOnly,
 }
 
 impl DomainError {

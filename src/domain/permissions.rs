@@ -107,6 +107,38 @@ impl Permissions {
         self
     }
 
+    /// What these grant that `before` did not: reading where it could not read, writing
+    /// where it could not write.
+    pub fn beyond(mut self, before: &Permissions) -> Self {
+        for (mine, old) in self.0.iter_mut().zip(before.0.iter()) {
+            let (could_read, could_write) = (old.read || old.write, old.write);
+            *mine = Grant {
+                read: (mine.read || mine.write) && !could_read,
+                write: mine.write && !could_write,
+            };
+        }
+        self
+    }
+
+    /// These rights narrowed by a token's (`token`): a right some permission group expresses
+    /// (`expressible`) stays only where the token carries it; one none expresses, the token
+    /// could never carry, and it stays.
+    pub fn narrowed_by(mut self, token: &Permissions, expressible: &Permissions) -> Self {
+        for ((mine, t), e) in self
+            .0
+            .iter_mut()
+            .zip(token.0.iter())
+            .zip(expressible.0.iter())
+        {
+            let (read, write) = (mine.read || mine.write, mine.write);
+            *mine = Grant {
+                read: read && (t.read || t.write || !(e.read || e.write)),
+                write: write && (t.write || !e.write),
+            };
+        }
+        self
+    }
+
     /// Whether everything these grant, `held` grants too.
     pub fn within(&self, held: &Permissions) -> bool {
         KEYS.iter().all(|(key, _)| {

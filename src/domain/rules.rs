@@ -423,6 +423,60 @@ impl AccountCatalog {
     }
 }
 
+/// What a member may do in an account, as far as giving rights goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Standing {
+    perms: Permissions,
+    tokens_read: bool,
+    tokens_write: bool,
+    super_administrator: bool,
+}
+
+impl Standing {
+    /// What this standing holds that `before` (none: a new member) did not.
+    fn beyond(&self, before: Option<&Standing>) -> Gift {
+        let mut gift = Gift {
+            perms: self
+                .perms
+                .beyond(&before.map(|b| b.perms).unwrap_or_default()),
+            groups: Vec::new(),
+            super_administrator: self.super_administrator
+                && !before.is_some_and(|b| b.super_administrator),
+        };
+        for (now, had, name) in [
+            (
+                self.tokens_read,
+                before.is_some_and(|b| b.tokens_read),
+                "Read",
+            ),
+            (
+                self.tokens_write,
+                before.is_some_and(|b| b.tokens_write),
+                "Write",
+            ),
+        ] {
+            if now && !had {
+                gift.groups.extend(catalog::permission_group_named(&format!(
+                    "{ACCOUNT_TOKENS} {name}"
+                )));
+            }
+        }
+        gift
+    }
+}
+
+/// The rights some account or zone permission group grants, which a token can carry; the
+/// others (a role's analytics write, say) no token carries, so a token does not narrow them.
+fn expressible() -> &'static Permissions {
+    static EXPRESSIBLE: std::sync::LazyLock<Permissions> = std::sync::LazyLock::new(|| {
+        catalog::permission_groups()
+            .iter()
+            .filter(|g| g.scopes != tokens::USER_RESOURCE)
+            .fold(Permissions::default(), |acc, g| acc.union(&g.grants))
+    });
+    &EXPRESSIBLE
+}
+
 /// What a change gives whoever it applies to: the rights it carries, the permission groups
 /// it allows and whether it gives the Super Administrator role.
 #[derive(Debug, Clone, Default)]
@@ -684,9 +738,6 @@ impl AccountState {
         by: Option<&Caller>,
     ) -> Result<Change, DomainError> {
         self.catalog.check_grants(&new.grants)?;
-        if let Some(by) = by {
-            self.check_gives(by, &Gift::of_grants(&self.catalog, &new.grants))?;
-        }
         require_loaded(
             self.focus.has_email(new.email.folded()),
             "the invitee's memberships",
@@ -703,7 +754,7 @@ impl AccountState {
             self.check_two_factor(user.as_ref())?;
         }
         let at = now();
-        Ok(Change::PutMembership(Membership {
+        let invited = Membership {
             id: Id::generate(),
             account_id: self.account.id.clone(),
             email: new.email,
@@ -715,7 +766,11 @@ impl AccountState {
             modified_on: at,
             groups: Vec::new(),
             user,
-        }))
+        };
+        if let Some(by) = by {
+            self.check_change_to(by, &self.catalog, None, Some(&invited))?;
+        }
+        Ok(Change::PutMembership(invited))
     }
 
     /// Cloudflare's "Direct Add": a member added as already accepted, without their
@@ -783,21 +838,21 @@ impl AccountState {
         by: &Caller,
     ) -> Result<Change, DomainError> {
         self.catalog.check_grants(&grants)?;
-        let mut updated = self.member(member_id)?.clone();
-        let changed = updated.grants != grants;
+        let current = self.member(member_id)?;
+        let mut updated = current.clone();
         updated.grants = grants;
         updated.modified_on = now();
         // The account's last administrator is refused as such, whoever asks.
         self.guard_administrator(member_id, Some(&updated))?;
-        if changed {
-            self.check_gives(by, &Gift::of_grants(&self.catalog, &updated.grants))?;
-        }
+        self.check_change_to(by, &self.catalog, Some(current), Some(&updated))?;
         Ok(Change::PutMembership(updated))
     }
 
-    pub fn remove_member(&self, member_id: &Id) -> Result<Change, DomainError> {
-        self.member(member_id)?;
+    /// Removes a member; a Super Administrator only by another.
+    pub fn remove_member(&self, member_id: &Id, by: &Caller) -> Result<Change, DomainError> {
+        let current = self.member(member_id)?;
         self.guard_administrator(member_id, None)?;
+        self.check_change_to(by, &self.catalog, Some(current), None)?;
         Ok(Change::DeleteMembership(member_id.clone()))
     }
 
@@ -906,9 +961,67 @@ impl AccountState {
         };
         let perms = self.permissions_of(mine);
         match own_token {
-            Some(token) => perms.intersect(&token),
+            Some(token) => perms.narrowed_by(&token, expressible()),
             None => perms,
         }
+    }
+
+    /// What `m`, weighed with `catalog`, may do in the account, as far as giving goes.
+    fn standing(&self, catalog: &AccountCatalog, m: &Membership) -> Standing {
+        let holds = |need| catalog.member_holds_area(&self.account, m, ACCOUNT_TOKENS, need);
+        Standing {
+            perms: catalog.member_permissions(&self.account, m),
+            tokens_read: holds(Need::Read),
+            tokens_write: holds(Need::Write),
+            super_administrator: is_super_administrator(m),
+        }
+    }
+
+    /// Whether the caller is the account's Super Administrator (by their own membership).
+    fn caller_is_super_administrator(&self, caller: &Caller) -> bool {
+        caller.token_account().is_none()
+            && self
+                .own_membership_of(caller)
+                .is_some_and(is_super_administrator)
+    }
+
+    /// Checks a change to one membership (`before` as it is, `None` for a new one; `after`
+    /// as the change leaves it, weighed with `catalog`, `None` when it goes): it gives the
+    /// member nothing `by` does not hold, and only a Super Administrator changes what a
+    /// Super Administrator may do, or removes one (the role "can revoke the access of other
+    /// Super Administrators"; no other can).
+    fn check_change_to(
+        &self,
+        by: &Caller,
+        catalog: &AccountCatalog,
+        before: Option<&Membership>,
+        after: Option<&Membership>,
+    ) -> Result<(), DomainError> {
+        let was = before.map(|m| self.standing(&self.catalog, m));
+        let will = after.map(|m| self.standing(catalog, m));
+        let touches_super = was.as_ref().is_some_and(|w| w.super_administrator) && was != will;
+        if touches_super && !self.caller_is_super_administrator(by) {
+            return Err(DomainError::SuperAdministratorsOnly);
+        }
+        match will {
+            Some(will) => self.check_gives(by, &will.beyond(was.as_ref())),
+            None => Ok(()),
+        }
+    }
+
+    /// [`Self::check_change_to`] for each loaded member as `after` (the members a change
+    /// leaves, weighed with `catalog`) holds them.
+    fn check_changes_to(
+        &self,
+        by: &Caller,
+        catalog: &AccountCatalog,
+        after: &[Membership],
+    ) -> Result<(), DomainError> {
+        for m in after {
+            let before = self.members.iter().find(|b| b.id == m.id);
+            self.check_change_to(by, catalog, before, Some(m))?;
+        }
+        Ok(())
     }
 
     /// Checks that what a change gives (a member's roles or policies, a user group's
@@ -1121,18 +1234,28 @@ impl AccountState {
             catalog.user_groups.retain(|g| &g.id != id);
             catalog.user_groups.push(updated.clone());
             self.guard_administrators(&catalog, &self.members)?;
+            // What the new policies do to the group's members.
+            let members: Vec<Membership> = self
+                .members
+                .iter()
+                .filter(|m| m.in_group(id))
+                .cloned()
+                .collect();
+            self.check_changes_to(by, &catalog, &members)?;
         }
         Ok(Change::PutUserGroup(updated))
     }
 
     /// Deletes a group and takes it off every member in it.
-    pub fn delete_user_group(&self, id: &Id) -> Result<Vec<Change>, DomainError> {
+    pub fn delete_user_group(&self, id: &Id, by: &Caller) -> Result<Vec<Change>, DomainError> {
         self.user_group(id)?;
         require_loaded(self.focus.has_group_members(id), "the group's members");
         let mut catalog = self.catalog.clone();
         catalog.user_groups.retain(|g| &g.id != id);
         let (after, mut changes) = self.regroup(id, |_, _| false);
         self.guard_administrators(&catalog, &after)?;
+        // Without the group, its denies go too.
+        self.check_changes_to(by, &catalog, &after)?;
         changes.push(Change::DeleteUserGroup(id.clone()));
         Ok(changes)
     }
@@ -1149,7 +1272,7 @@ impl AccountState {
         replace: bool,
         by: &Caller,
     ) -> Result<Vec<Change>, DomainError> {
-        let group = self.user_group(id)?;
+        self.user_group(id)?;
         at_most(ids.len(), MAX_PER_POLICY, "members")?;
         for wanted in ids {
             require_loaded(self.focus.has_id(wanted), "the members it adds");
@@ -1170,22 +1293,18 @@ impl AccountState {
         let (after, changes) = self.regroup(id, |m, in_group| {
             ids.contains(&m.id) || (in_group && !replace)
         });
-        let adds = after.iter().any(|m| {
-            m.in_group(id)
-                && self
-                    .members
-                    .iter()
-                    .any(|before| before.id == m.id && !before.in_group(id))
-        });
-        if adds {
-            self.check_gives(by, &Gift::of_policies(&group.policies))?;
-        }
         self.guard_administrators(&self.catalog, &after)?;
+        self.check_changes_to(by, &self.catalog, &after)?;
         Ok(changes)
     }
 
     /// Takes one member out of group `id`.
-    pub fn remove_group_member(&self, id: &Id, member: &Id) -> Result<Change, DomainError> {
+    pub fn remove_group_member(
+        &self,
+        id: &Id,
+        member: &Id,
+        by: &Caller,
+    ) -> Result<Change, DomainError> {
         self.user_group(id)?;
         require_loaded(self.focus.has_id(member), "the member it removes");
         if !self
@@ -1197,6 +1316,8 @@ impl AccountState {
         }
         let (after, mut changes) = self.regroup(id, |m, in_group| in_group && &m.id != member);
         self.guard_administrators(&self.catalog, &after)?;
+        // Out of the group, its denies no longer hold the member back.
+        self.check_changes_to(by, &self.catalog, &after)?;
         Ok(changes.remove(0))
     }
 
@@ -1413,7 +1534,9 @@ mod tests {
         let state = account(vec![admin.clone(), pending, reader.clone()]);
         let demoted = Grants::Roles(vec![id(READ_ONLY)]);
         assert_eq!(
-            state.remove_member(&admin.id).unwrap_err(),
+            state
+                .remove_member(&admin.id, &caller("admin@example.com"))
+                .unwrap_err(),
             DomainError::LastAdministrator
         );
         assert_eq!(
@@ -1428,7 +1551,11 @@ mod tests {
                 .unwrap_err(),
             DomainError::LastAdministrator
         );
-        assert!(state.remove_member(&reader.id).is_ok());
+        assert!(
+            state
+                .remove_member(&reader.id, &caller("admin@example.com"))
+                .is_ok()
+        );
 
         // With a second accepted administrator, either may go.
         let second = member(
@@ -1437,7 +1564,11 @@ mod tests {
             &[catalog::SUPER_ADMINISTRATOR],
         );
         let state = account(vec![admin.clone(), second]);
-        assert!(state.remove_member(&admin.id).is_ok());
+        assert!(
+            state
+                .remove_member(&admin.id, &caller("admin@example.com"))
+                .is_ok()
+        );
         assert!(
             state
                 .update_grants(&admin.id, demoted, &caller("admin@example.com"))
@@ -1446,7 +1577,11 @@ mod tests {
 
         // An account without any (a fixture may load one) is not locked by the rule.
         let state = account(vec![reader.clone()]);
-        assert!(state.remove_member(&reader.id).is_ok());
+        assert!(
+            state
+                .remove_member(&reader.id, &caller("admin@example.com"))
+                .is_ok()
+        );
     }
 
     #[test]
@@ -1758,7 +1893,9 @@ mod tests {
         state.members.push(zoe.clone());
         let admins = &groups[0];
         assert_eq!(
-            state.remove_group_member(admins, &zoe.id).unwrap_err(),
+            state
+                .remove_group_member(admins, &zoe.id, &caller("zoe@example.com"))
+                .unwrap_err(),
             DomainError::LastAdministrator
         );
         assert_eq!(
@@ -1768,7 +1905,9 @@ mod tests {
             DomainError::LastAdministrator
         );
         assert_eq!(
-            state.delete_user_group(admins).unwrap_err(),
+            state
+                .delete_user_group(admins, &caller("zoe@example.com"))
+                .unwrap_err(),
             DomainError::LastAdministrator
         );
         assert_eq!(
@@ -1778,7 +1917,9 @@ mod tests {
             DomainError::LastAdministrator
         );
         assert_eq!(
-            state.remove_member(&zoe.id).unwrap_err(),
+            state
+                .remove_member(&zoe.id, &caller("zoe@example.com"))
+                .unwrap_err(),
             DomainError::LastAdministrator
         );
         // With a second administrator by role, all of it may go.
@@ -1787,8 +1928,14 @@ mod tests {
             Status::Accepted,
             &[catalog::SUPER_ADMINISTRATOR],
         ));
-        assert!(state.remove_group_member(admins, &zoe.id).is_ok());
-        let deleted = state.delete_user_group(admins).unwrap();
+        assert!(
+            state
+                .remove_group_member(admins, &zoe.id, &caller("zoe@example.com"))
+                .is_ok()
+        );
+        let deleted = state
+            .delete_user_group(admins, &caller("zoe@example.com"))
+            .unwrap();
         assert!(matches!(deleted.last(), Some(Change::DeleteUserGroup(id)) if id == admins));
         assert!(deleted.iter().any(
             |c| matches!(c, Change::PutMembership(m) if m.id == zoe.id && m.groups.is_empty())
@@ -1848,7 +1995,7 @@ mod tests {
         );
         let mut state = account(vec![admin.clone()]);
         state.focus = Focus::default().member(&admin.id);
-        let _ = state.remove_member(&admin.id);
+        let _ = state.remove_member(&admin.id, &caller("admin@example.com"));
     }
 
     /// `require_token_group` names groups by area; each must be in the catalog.

@@ -176,19 +176,25 @@ impl Token {
     /// only does not count: the cap errs on the narrow side.
     pub fn held_in(&self, account: &Id) -> Permissions {
         let whole = account_resource(account);
-        let reaches = |p: &&TokenPolicy| {
-            covers(&p.resources, &whole) || covers_every_zone(&p.resources, &whole)
+        // On every zone only a zone's groups count: an account's group granted on zones
+        // grants nothing on the account.
+        let reaches = |p: &TokenPolicy, g: &PermissionGroup| {
+            covers(&p.resources, &whole)
+                || (g.scopes == ZONE_RESOURCE && covers_every_zone(&p.resources, &whole))
         };
-        let union = |effect, reach: &dyn Fn(&&TokenPolicy) -> bool| {
+        let union = |effect, reach: &dyn Fn(&TokenPolicy, &PermissionGroup) -> bool| {
             self.policies
                 .iter()
                 .filter(|p| p.effect == effect)
-                .filter(reach)
-                .flat_map(|p| p.permission_groups.iter())
-                .filter_map(catalog::permission_group)
+                .flat_map(|p| {
+                    p.permission_groups
+                        .iter()
+                        .filter_map(catalog::permission_group)
+                        .filter(move |g| reach(p, g))
+                })
                 .fold(Permissions::default(), |acc, g| acc.union(&g.grants))
         };
-        let concerns = |p: &&TokenPolicy| {
+        let concerns = |p: &TokenPolicy, _: &PermissionGroup| {
             p.resources
                 .keys()
                 .any(|key| key.starts_with(ZONE_RESOURCE) || key_covers(key, &whole))

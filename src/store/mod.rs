@@ -56,6 +56,7 @@ use crate::domain::{
 
 pub use credentials::DEFAULT_TTL as DEFAULT_CREDENTIAL_TTL;
 pub use postgres::PgStore;
+pub use queries::GroupMemberQuery;
 pub use sql::SqlStore;
 pub use sqlite::{SqliteStore, in_memory as sqlite_in_memory};
 
@@ -159,6 +160,15 @@ pub trait Store: Send + Sync + 'static {
         account: &Id,
         caller_email_folded: Option<&str>,
         query: &MemberQuery,
+    ) -> Result<Option<MemberPage>, StoreError>;
+
+    /// A page of a user group's pending and accepted members by email, with what
+    /// authorizing the caller needs; its cost does not grow with the account or the group.
+    async fn group_member_page(
+        &self,
+        account: &Id,
+        caller_email_folded: Option<&str>,
+        query: &GroupMemberQuery,
     ) -> Result<Option<MemberPage>, StoreError>;
 
     /// Runs `decide` on the account's current state, with the memberships `focus` names,
@@ -517,6 +527,30 @@ mod tests {
                     store.member_page(id, None, &query).await.unwrap();
                 }
             }
+        }
+        let group = Id::generate();
+        store
+            .load_account(id, &Focus::default().email(email).group_members(&group))
+            .await
+            .unwrap()
+            .unwrap();
+        for (fuzzy, direction) in [
+            (None, Direction::Asc),
+            (Some("guest1".into()), Direction::Desc),
+        ] {
+            let query = GroupMemberQuery {
+                group: group.clone(),
+                fuzzy_email: fuzzy,
+                direction,
+                page: PageRequest {
+                    page: 2,
+                    per_page: 5,
+                },
+            };
+            store
+                .group_member_page(id, Some(email), &query)
+                .await
+                .unwrap();
         }
         store.user_memberships(email).await.unwrap();
         store.user_membership(email, &founder.id).await.unwrap();

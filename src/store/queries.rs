@@ -439,8 +439,8 @@ fn focused_members(id: &Id, focus: &Focus, roles: &AccountCatalog) -> (String, V
     }
     for group in &focus.groups {
         wanted.push(format!(
-            "group_ids LIKE {}",
-            place(format!("%{group}%"), &mut params)
+            "id IN (SELECT membership_id FROM membership_groups WHERE group_id = {})",
+            place(group.as_str().to_string(), &mut params)
         ));
     }
     let members = if focus.everyone {
@@ -564,6 +564,99 @@ pub(super) async fn member_page(
     Ok(Some(MemberPage {
         account: account_row,
         catalog,
+        caller,
+        page: Page {
+            items,
+            request: query.page,
+            total_count: usize::try_from(total).unwrap_or_default(),
+        },
+    }))
+}
+
+/// What a page of a user group's members asks for.
+#[derive(Debug, Clone)]
+pub struct GroupMemberQuery {
+    pub group: Id,
+    /// Keeps the members whose email holds this, folded.
+    pub fuzzy_email: Option<String>,
+    pub direction: Direction,
+    pub page: crate::domain::list::PageRequest,
+}
+
+/// A page of a user group's pending and accepted members, by folded email then id, with
+/// the account, its catalog and the caller's accepted membership, from the group's own key
+/// (`membership_groups`): its cost is the page's, whatever the account's or the group's
+/// size. The group may be another account's: the caller checks it is in the catalog.
+pub(super) async fn group_member_page(
+    conn: &mut impl Conn,
+    catalogs: &Catalogs,
+    collate: &str,
+    account: &Id,
+    caller_email_folded: Option<&str>,
+    query: &GroupMemberQuery,
+) -> Result<Option<MemberPage>, StoreError> {
+    // `$4` is the fuzzy filter as a LIKE pattern, written only when there is one.
+    let pattern = query.fuzzy_email.as_ref().map(|f| {
+        let escaped = f
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        format!("%{escaped}%")
+    });
+    let filter = match pattern {
+        Some(_) => "AND g.email_lower LIKE $4 ESCAPE '\\'",
+        None => "",
+    };
+    let args = [
+        account.as_str().into(),
+        query.group.as_str().into(),
+        Arg::Text(caller_email_folded),
+        Arg::Text(pattern.as_deref()),
+    ];
+    let head = conn
+        .rows(
+            &format!(
+                "SELECT {ACCOUNT_COLUMNS}, {MEMBERSHIP_COLUMNS}, {USER_COLUMNS}, \
+                 (SELECT COUNT(*) FROM membership_groups g WHERE g.group_id = $2 \
+                 AND g.status <> 'rejected' {filter}) AS n \
+                 FROM accounts a LEFT JOIN memberships m ON m.account_id = $1 \
+                 AND m.email_lower = $3 AND m.status = 'accepted' \
+                 LEFT JOIN users u ON u.email_lower = m.email_lower WHERE a.id = $1"
+            ),
+            &args,
+            |r| Ok((account_and_member(r)?, r.int("n")?)),
+        )
+        .await?;
+    let Some(((account_row, stamp, caller), total)) = head.into_iter().next() else {
+        return Ok(None);
+    };
+    let dir = match query.direction {
+        Direction::Asc => "ASC",
+        Direction::Desc => "DESC",
+    };
+    let per_page = i64::from(query.page.per_page);
+    let offset = (i64::from(query.page.page) - 1) * per_page;
+    let items = conn
+        .rows(
+            &format!(
+                "SELECT {MEMBERSHIP_COLUMNS}, {USER_COLUMNS} FROM (\
+                 SELECT g.membership_id, g.email_lower FROM membership_groups g \
+                 WHERE g.group_id = $2 AND g.status <> 'rejected' {filter} \
+                 ORDER BY g.email_lower {dir}, g.membership_id {dir} \
+                 LIMIT {per_page} OFFSET {offset}) page \
+                 JOIN memberships m ON m.id = page.membership_id AND m.account_id = $1 \
+                 LEFT JOIN users u ON u.email_lower = m.email_lower \
+                 ORDER BY page.email_lower{collate} {dir}, page.membership_id{collate} {dir}"
+            ),
+            &args,
+            membership_from_row,
+        )
+        .await?;
+    let catalog = catalog_at(conn, catalogs, account, &stamp).await?;
+    Ok(Some(MemberPage {
+        account: account_row,
+        catalog: Arc::unwrap_or_clone(catalog),
         caller,
         page: Page {
             items,

@@ -792,6 +792,24 @@ impl<B: Backend> Store for SqlStore<B> {
         .await
     }
 
+    async fn group_member_page(
+        &self,
+        account: &Id,
+        caller_email_folded: Option<&str>,
+        query: &super::GroupMemberQuery,
+    ) -> Result<Option<MemberPage>, StoreError> {
+        let mut conn = self.backend.snapshot().await?;
+        queries::group_member_page(
+            &mut *conn,
+            &self.catalogs,
+            B::COLLATE,
+            account,
+            caller_email_folded,
+            query,
+        )
+        .await
+    }
+
     async fn write_account(
         &self,
         id: &Id,

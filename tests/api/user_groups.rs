@@ -515,3 +515,124 @@ async fn fixtures_give_user_groups_and_loading_again_keeps_the_apis_changes() {
         "{refused}"
     );
 }
+
+/// A group's members page is cut in the database from the group's own index: every page,
+/// in both directions, with and without a filter holding LIKE's wildcards, is the slice of
+/// the group's pending and accepted members by email; and that index follows every change
+/// of the memberships (a rejection, a removal from the group, a member removed).
+#[tokio::test]
+async fn group_member_pages_follow_the_group_through_every_change() {
+    let w = World::new().await;
+    let owner = w.server.as_user(&w.owner);
+    let group = w.group("big", json!([])).await;
+    let emails: Vec<String> = (0..13)
+        .map(|n| match n % 4 {
+            0 => format!("a_{n:02}@example.com"),
+            1 => format!("b%{n:02}@example.com"),
+            2 => format!("Case{n:02}@Example.com"),
+            _ => format!("plain{n:02}@example.com"),
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for email in &emails {
+        ids.push(w.server.invite(&w.owner, &w.account, email, &[DNS]).await);
+    }
+    // Another group's member and a member of no group are never listed.
+    let other = w.group("other", json!([])).await;
+    let outsider = w
+        .server
+        .invite(&w.owner, &w.account, "outsider@example.com", &[DNS])
+        .await;
+    w.add(&other, &[&outsider]).await.result();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    w.add(&group, &refs).await.result();
+
+    let members = w.path(&format!("/{group}/members"));
+    let listed = |query: String| {
+        let (owner, members) = (owner.clone(), members.clone());
+        async move {
+            let r = owner.get(&format!("{members}?{query}")).await;
+            let emails: Vec<String> = r
+                .result()
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["email"].as_str().unwrap().to_string())
+                .collect();
+            (
+                emails,
+                r.body["result_info"]["total_count"].as_u64().unwrap(),
+            )
+        }
+    };
+    let check = |live: Vec<String>| {
+        let listed = &listed;
+        async move {
+            for (filter, fuzzy) in [
+                ("", None),
+                ("&fuzzy_email=_", Some("_")),
+                ("&fuzzyEmail=B%25", Some("b%")),
+            ] {
+                let mut expected: Vec<String> = live
+                    .iter()
+                    .filter(|e| fuzzy.is_none_or(|f| e.to_lowercase().contains(f)))
+                    .cloned()
+                    .collect();
+                expected.sort_by_key(|e| e.to_lowercase());
+                for desc in [false, true] {
+                    let mut expected = expected.clone();
+                    if desc {
+                        expected.reverse();
+                    }
+                    let direction = if desc { "desc" } else { "asc" };
+                    let mut seen = Vec::new();
+                    for page in 1..=4 {
+                        let (emails, total) = listed(format!(
+                            "per_page=5&page={page}&direction={direction}{filter}"
+                        ))
+                        .await;
+                        assert_eq!(total as usize, expected.len(), "{filter}");
+                        seen.extend(emails);
+                    }
+                    assert_eq!(seen, expected, "{direction}{filter}");
+                }
+            }
+        }
+    };
+    check(emails.clone()).await;
+
+    // The first invitee rejects; the second leaves the group; the third is removed.
+    let rejecter = w.server.user(&emails[0]).await;
+    w.server
+        .as_user(&rejecter)
+        .put(
+            &format!("/memberships/{}", ids[0]),
+            json!({"status": "rejected"}),
+        )
+        .await
+        .result();
+    owner
+        .delete(&w.path(&format!("/{group}/members/{}", ids[1])))
+        .await
+        .result();
+    owner
+        .delete(&format!("/accounts/{}/members/{}", w.account, ids[2]))
+        .await
+        .result();
+    check(emails[3..].to_vec()).await;
+    // Replacing the members leaves exactly the new set.
+    w.server
+        .as_user(&w.owner)
+        .put(&members, json!([{"id": ids[5]}, {"id": ids[4]}]))
+        .await
+        .result();
+    check(vec![emails[4].clone(), emails[5].clone()]).await;
+    // Another account's group is no group here.
+    let elsewhere = w.server.account(&w.owner, "Elsewhere").await;
+    owner
+        .get(&format!(
+            "/accounts/{elsewhere}/iam/user_groups/{group}/members"
+        ))
+        .await
+        .expect_error(404, 1003);
+}
