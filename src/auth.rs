@@ -28,6 +28,10 @@ pub enum AuthError {
     UnknownKey,
     #[error("Authentication error")]
     BadToken,
+    /// A real token, disabled, expired or not yet valid: answered as [`AuthError::BadToken`]
+    /// is, but not a guess, so not counted against the client's address.
+    #[error("Authentication error")]
+    InactiveToken,
     /// The token's address condition excludes the client.
     #[error("Cannot use the access token from location: {}", .0.map_or("unknown".to_string(), |ip| ip.to_string()))]
     Location(Option<IpAddr>),
@@ -143,7 +147,7 @@ async fn authenticate_token(
     };
     let at = clock::now_utc();
     record.check_usable(at, client).map_err(|r| match r {
-        Refusal::Inactive => AuthError::BadToken,
+        Refusal::Inactive => AuthError::InactiveToken,
         Refusal::Location(ip) => AuthError::Location(ip),
     })?;
     // Usage is recorded to the minute: a write per request would cost more than the
