@@ -40,22 +40,28 @@ impl FromRequestParts<AppState> for Auth {
         if let Some((failures, address)) = failures {
             failures.check(address, email).map_err(ApiError::Busy)?;
         }
-        let caller =
-            match crate::auth::authenticate(state.store.as_ref(), &parts.headers, client).await {
-                Ok(caller) => caller,
-                Err(e) => {
-                    // Only guesses count. An email is counted with the key guessed for it; a
-                    // token's request guesses at no email, whatever headers it carries.
-                    if let Some((failures, address)) = failures {
-                        match &e {
-                            AuthError::UnknownKey => failures.failed(address, email),
-                            AuthError::BadToken => failures.failed(address, None),
-                            _ => {}
-                        }
+        let caller = match crate::auth::authenticate(
+            &state.store,
+            &state.uses,
+            &parts.headers,
+            client,
+        )
+        .await
+        {
+            Ok(caller) => caller,
+            Err(e) => {
+                // Only guesses count. An email is counted with the key guessed for it; a
+                // token's request guesses at no email, whatever headers it carries.
+                if let Some((failures, address)) = failures {
+                    match &e {
+                        AuthError::UnknownKey => failures.failed(address, email),
+                        AuthError::BadToken => failures.failed(address, None),
+                        _ => {}
                     }
-                    return Err(e.into());
                 }
-            };
+                return Err(e.into());
+            }
+        };
         let caller = Arc::new(caller);
         crate::domain::audit::note_caller(&caller, client);
         if let Some(notes) = parts.extensions.get::<super::access::Notes>() {
