@@ -11,9 +11,12 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use time::{Duration, OffsetDateTime};
 
 use crate::domain::tokens::Refusal;
-use crate::domain::types::now;
+use crate::domain::types::{parse_timestamp, timestamp};
 use crate::domain::{Caller, Email};
 use crate::store::{Store, StoreError};
 
@@ -28,6 +31,10 @@ pub enum AuthError {
     UnknownKey,
     #[error("Authentication error")]
     BadToken,
+    /// A real token, disabled, expired or not yet valid: answered as [`AuthError::BadToken`]
+    /// is, but not a guess, so not counted against the client's address.
+    #[error("Authentication error")]
+    InactiveToken,
     /// The token's address condition excludes the client.
     #[error("Cannot use the access token from location: {}", .0.map_or("unknown".to_string(), |ip| ip.to_string()))]
     Location(Option<IpAddr>),
@@ -95,7 +102,8 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Aut
 
 /// The caller of a request from `client` (the peer address, when the server knows it).
 pub async fn authenticate(
-    store: &dyn Store,
+    store: &Arc<dyn Store>,
+    uses: &Arc<Uses>,
     headers: &HeaderMap,
     client: Option<IpAddr>,
 ) -> Result<Caller, AuthError> {
@@ -105,7 +113,7 @@ pub async fn authenticate(
             .map(str::trim)
             .filter(|t| token_format_ok(t))
             .ok_or(AuthError::Malformed(vec![BAD_AUTHORIZATION]))?;
-        return authenticate_token(store, token, client).await;
+        return authenticate_token(store, uses, token, client).await;
     }
     let email = header(headers, "x-auth-email")?;
     let key = header(headers, "x-auth-key")?;
@@ -133,7 +141,8 @@ pub async fn authenticate(
 }
 
 async fn authenticate_token(
-    store: &dyn Store,
+    store: &Arc<dyn Store>,
+    uses: &Arc<Uses>,
     token: &str,
     client: Option<IpAddr>,
 ) -> Result<Caller, AuthError> {
@@ -143,20 +152,87 @@ async fn authenticate_token(
     };
     let at = clock::now_utc();
     record.check_usable(at, client).map_err(|r| match r {
-        Refusal::Inactive => AuthError::BadToken,
+        Refusal::Inactive => AuthError::InactiveToken,
         Refusal::Location(ip) => AuthError::Location(ip),
     })?;
-    // Usage is recorded to the minute: a write per request would cost more than the
-    // request.
-    let stale = record.last_used_on.as_deref().is_none_or(|last| {
-        time::OffsetDateTime::parse(last, &time::format_description::well_known::Rfc3339)
-            .map_or(true, |last| at - last > time::Duration::MINUTE)
-    });
-    if stale {
-        store.touch_token(&presented, &now()).await?;
-    }
+    let last = record.last_used_on.as_deref().and_then(parse_timestamp);
+    uses.record(store, presented, last, at);
     Ok(Caller {
         user,
         token: Some(record),
     })
+}
+
+/// Records tokens' uses (`last_used_on`) to the minute, off the requests' path.
+///
+/// A write per request would cost more than the request, so a use is written only when
+/// the token's last recorded use is over a minute old. The request does not wait for it:
+/// recording is best effort (a failure is logged, never the caller's error), and on SQLite
+/// every write waits its turn on the one write connection, a queue a read has no reason
+/// to join. Spawning alone would not do: until the write lands, every request with the
+/// token still reads the old `last_used_on` and would start another, so at most one write
+/// per token is under way here; once it lands, the cached token and the database say the
+/// token was just used. A write that failed is not tried again for a minute, so a failing
+/// database is not asked (nor the log written to) on every request. Coalescing what is
+/// under way, rather than remembering what was written, keeps no second copy of
+/// `last_used_on` that could disagree with the database (the emulator's reset puts back
+/// the seeded one, and the next use is recorded again).
+#[derive(Default)]
+pub struct Uses {
+    writing: Mutex<Writing>,
+}
+
+/// Tokens (by secret digest) whose use is being written (`None`), or whose last write
+/// failed (when). Bounded: a token forgotten here costs at most one more write.
+struct Writing(quick_cache::unsync::Cache<String, Option<OffsetDateTime>>);
+
+impl Default for Writing {
+    fn default() -> Self {
+        Writing(quick_cache::unsync::Cache::new(10_000))
+    }
+}
+
+impl Uses {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Writing> {
+        self.writing.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The token with digest `hash`, last recorded as used at `last`, was used `at`.
+    fn record(
+        self: &Arc<Self>,
+        store: &Arc<dyn Store>,
+        hash: String,
+        last: Option<OffsetDateTime>,
+        at: OffsetDateTime,
+    ) {
+        let recent = |then: OffsetDateTime| at - then <= Duration::MINUTE;
+        if last.is_some_and(recent) {
+            return;
+        }
+        {
+            let mut writing = self.lock();
+            match writing.0.get(&hash) {
+                Some(None) => return,
+                Some(Some(failed)) if recent(*failed) => return,
+                _ => writing.0.insert(hash.clone(), None),
+            }
+        }
+        // Written as the request's clock reads (the emulator may have moved it), which a
+        // task of its own would not see.
+        let stamp = timestamp(at);
+        let (uses, store) = (self.clone(), store.clone());
+        tokio::spawn(async move {
+            let written = store.touch_token(&hash, &stamp).await;
+            let mut writing = uses.lock();
+            match written {
+                Ok(()) => {
+                    writing.0.remove(&hash);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "recording a token's use");
+                    writing.0.insert(hash, Some(at));
+                }
+            }
+        });
+    }
 }

@@ -158,7 +158,7 @@ impl ApiError {
                     })],
                 ),
                 AuthError::UnknownKey => one(StatusCode::FORBIDDEN, UNKNOWN_KEY, a.to_string()),
-                AuthError::BadToken => {
+                AuthError::BadToken | AuthError::InactiveToken => {
                     one(StatusCode::FORBIDDEN, AUTHENTICATION_ERROR, a.to_string())
                 }
                 AuthError::Location(_) => one(StatusCode::FORBIDDEN, UNAUTHORIZED, a.to_string()),

@@ -34,20 +34,30 @@ impl FromRequestParts<AppState> for Auth {
         let email = parts
             .headers
             .get("x-auth-email")
-            .and_then(|v| v.to_str().ok());
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim);
         let failures = state.failures.as_deref().zip(client);
         if let Some((failures, address)) = failures {
             failures.check(address, email).map_err(ApiError::Busy)?;
         }
-        let caller = match crate::auth::authenticate(state.store.as_ref(), &parts.headers, client)
-            .await
+        let caller = match crate::auth::authenticate(
+            &state.store,
+            &state.uses,
+            &parts.headers,
+            client,
+        )
+        .await
         {
             Ok(caller) => caller,
             Err(e) => {
-                if let (Some((failures, address)), AuthError::UnknownKey | AuthError::BadToken) =
-                    (failures, &e)
-                {
-                    failures.failed(address, email);
+                // Only guesses count. An email is counted with the key guessed for it; a
+                // token's request guesses at no email, whatever headers it carries.
+                if let Some((failures, address)) = failures {
+                    match &e {
+                        AuthError::UnknownKey => failures.failed(address, email),
+                        AuthError::BadToken => failures.failed(address, None),
+                        _ => {}
+                    }
                 }
                 return Err(e.into());
             }

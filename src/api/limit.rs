@@ -4,15 +4,19 @@
 //! per client address. Counted in this process: several processes behind a load balancer
 //! each count their own share.
 
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::{Clock, DefaultClock, Reference};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::keyed::HashMapStateStore;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use super::{ApiError, MAX_HEADER_BYTES, MAX_TARGET_BYTES};
@@ -63,47 +67,67 @@ impl UserLimiter {
     }
 }
 
-/// How long `limiter` asks `key` to wait, if it must.
-fn wait<K: std::hash::Hash + Eq + Clone>(
-    limiter: &DefaultKeyedRateLimiter<K>,
-    key: &K,
-) -> Option<Duration> {
-    limiter
-        .check_key(key)
-        .err()
-        .map(|w| w.wait_time_from(DefaultClock::default().now()))
+/// Failed authentications (an unknown email, key or token: a guess, not a credential that
+/// is merely disabled, expired or not yet valid), counted per client address and per
+/// address and email. An address that has failed its allowance's worth, or failed that
+/// often for one email, is refused with 429 before its credentials are looked at, until
+/// the allowance has refilled. Keyed by address, so a guesser shuts out itself and
+/// whoever shares its address, never a user it guesses at from elsewhere.
+pub struct FailureLimiter<C: Clock = DefaultClock> {
+    per_address: Quota,
+    per_email: Quota,
+    clock: C,
+    /// Taken by failures alone (a success reads `refused`), so it costs the requests that
+    /// succeed nothing; a reset, or too many keys, replaces the counts whole.
+    counts: Mutex<Counts<C>>,
+    /// Most keys each map of `counts` holds.
+    most_counted: usize,
+    /// Until when an address (email `None`) or an address asking for an email is refused.
+    refused: quick_cache::sync::Cache<(IpAddr, Option<String>), C::Instant>,
 }
 
-/// Failed authentications (an unknown key, a token that is not one), counted per client
-/// address and per address and email. Past its allowance an address, or an address asking
-/// for one email, is refused with 429 before its credentials are looked at, until the
-/// allowance has refilled. Keyed by address, so a guesser shuts out itself and whoever
-/// shares its address, never a user it guesses at from elsewhere.
-pub struct FailureLimiter {
-    /// Keyed by the reset generation too, as [`UserLimiter`] is.
-    by_address: DefaultKeyedRateLimiter<(u64, IpAddr)>,
-    by_email: DefaultKeyedRateLimiter<(u64, IpAddr, String)>,
-    generation: AtomicU64,
-    /// Until when an address (email `None`) or an address asking for an email is refused.
-    refused: quick_cache::sync::Cache<(IpAddr, Option<String>), Instant>,
+/// Keys counted at once in each map, and refusals kept: a few hundred bytes each at most
+/// (an email is at most 90 characters).
+const MOST_COUNTED: usize = 100_000;
+
+type Counter<K, C> = RateLimiter<K, HashMapStateStore<K>, C, StateInformationMiddleware>;
+
+struct Counts<C: Clock> {
+    by_address: Counter<IpAddr, C>,
+    by_email: Counter<(IpAddr, String), C>,
 }
 
 impl FailureLimiter {
     /// `per_minute` failures from one address, a third of them (at least one) for one email.
     pub fn new(per_minute: NonZeroU32) -> Self {
+        FailureLimiter::with_clock(per_minute, DefaultClock::default(), MOST_COUNTED)
+    }
+}
+
+impl<C: Clock + Clone> FailureLimiter<C> {
+    fn with_clock(per_minute: NonZeroU32, clock: C, most_counted: usize) -> Self {
         let per_email = NonZeroU32::new(per_minute.get() / 3).unwrap_or(NonZeroU32::MIN);
+        let (per_address, per_email) =
+            (Quota::per_minute(per_minute), Quota::per_minute(per_email));
         FailureLimiter {
-            by_address: RateLimiter::keyed(Quota::per_minute(per_minute)),
-            by_email: RateLimiter::keyed(Quota::per_minute(per_email)),
-            generation: AtomicU64::new(0),
-            refused: quick_cache::sync::Cache::new(100_000),
+            counts: Mutex::new(Counts::new(per_address, per_email, &clock)),
+            per_address,
+            per_email,
+            clock,
+            most_counted,
+            refused: quick_cache::sync::Cache::new(MOST_COUNTED),
         }
     }
 
     /// Every address's full allowance again, nobody refused (the emulator's reset).
     pub fn reset(&self) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        *self.lock() = Counts::new(self.per_address, self.per_email, &self.clock);
         self.refused.clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Counts<C>> {
+        // A panic while counting leaves counts that are still counts.
+        self.counts.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Whether a request from `address` (for `email`) may be authenticated now; if not, the
@@ -113,28 +137,90 @@ impl FailureLimiter {
         if self.refused.is_empty() {
             return Ok(());
         }
-        let now = Instant::now();
+        let now = self.clock.now();
         let until = |key| self.refused.get(&key).filter(|until| *until > now);
         let until = until((address, None))
             .max(email.and_then(|e| until((address, Some(e.to_ascii_lowercase())))));
         match until {
-            Some(until) => Err((until - now).as_secs().max(1)),
+            Some(until) => {
+                let wait = Duration::from(until.duration_since(now));
+                Err(wait.as_secs_f64().ceil().max(1.0) as u64)
+            }
             None => Ok(()),
         }
     }
 
     /// Counts a failed authentication from `address` (for `email`).
     pub fn failed(&self, address: IpAddr, email: Option<&str>) {
-        let now = Instant::now();
-        let generation = self.generation.load(Ordering::Relaxed);
-        if let Some(wait) = wait(&self.by_address, &(generation, address)) {
-            self.refused.insert((address, None), now + wait);
+        let now = self.clock.now();
+        let mut counts = self.lock();
+        counts.make_room(self.most_counted, || {
+            Counts::new(self.per_address, self.per_email, &self.clock)
+        });
+        if let Some(wait) = spent(&counts.by_address, &address, now) {
+            self.refused.insert((address, None), now + wait.into());
         }
         if let Some(email) = email.map(str::to_ascii_lowercase) {
-            let key = (generation, address, email);
-            if let Some(wait) = wait(&self.by_email, &key) {
-                self.refused.insert((address, Some(key.2)), now + wait);
+            let key = (address, email);
+            if let Some(wait) = spent(&counts.by_email, &key, now) {
+                self.refused
+                    .insert((address, Some(key.1)), now + wait.into());
             }
+        }
+    }
+
+    #[cfg(test)]
+    fn counted(&self) -> (usize, usize) {
+        let counts = self.lock();
+        (counts.by_address.len(), counts.by_email.len())
+    }
+}
+
+/// Counts one failure of `key`: if that spent `limiter`'s allowance for it, how long until
+/// the allowance holds one again. The last failure allowed is thus the one that refuses
+/// what follows, and exactly the allowance's worth of failures is answered.
+fn spent<K: Hash + Eq + Clone, C: Clock>(
+    limiter: &Counter<K, C>,
+    key: &K,
+    now: C::Instant,
+) -> Option<Duration> {
+    match limiter.check_key(key) {
+        Ok(state) if state.remaining_burst_capacity() > 0 => None,
+        // The next failure is allowed within one interval: at its end when the failures
+        // came at once, sooner when they were spread out. Refusing for the whole interval
+        // errs on the side of the user guessed at.
+        Ok(state) => Some(state.quota().replenish_interval()),
+        // Failures that raced past the refusal.
+        Err(refused) => Some(refused.wait_time_from(now)),
+    }
+}
+
+impl<C: Clock + Clone> Counts<C> {
+    fn new(per_address: Quota, per_email: Quota, clock: &C) -> Self {
+        Counts {
+            by_address: RateLimiter::hashmap_with_clock(per_address, clock.clone())
+                .with_middleware(),
+            by_email: RateLimiter::hashmap_with_clock(per_email, clock.clone()).with_middleware(),
+        }
+    }
+
+    /// Keeps each map under `most` keys, as [`UserLimiter`] keeps its own small: once one is
+    /// full, the keys whose allowance has refilled are dropped. If that leaves one more than
+    /// half full (that many addresses guessing within a minute), every count starts over:
+    /// that gives the guessers nothing their many addresses did not already give them, and
+    /// the refusals already made stand. Pruning only when full, and then leaving at least
+    /// half free, makes one pass over a map per that many new keys, never one per failure.
+    fn make_room(&mut self, most: usize, fresh: impl FnOnce() -> Self) {
+        if self.by_address.len() < most && self.by_email.len() < most {
+            return;
+        }
+        self.by_address.retain_recent();
+        self.by_email.retain_recent();
+        if self.by_address.len() > most / 2 || self.by_email.len() > most / 2 {
+            *self = fresh();
+        } else {
+            self.by_address.shrink_to_fit();
+            self.by_email.shrink_to_fit();
         }
     }
 }
@@ -169,6 +255,7 @@ pub async fn refuse_oversized(max_body: usize, req: Request, next: Next) -> Resp
 #[cfg(test)]
 mod tests {
     use super::*;
+    use governor::clock::FakeRelativeClock;
 
     #[test]
     fn each_user_has_their_own_allowance() {
@@ -182,5 +269,93 @@ mod tests {
             "one request's share of the window: {wait}"
         );
         assert_eq!(limiter.check("b"), Ok(()));
+    }
+
+    fn address(n: u32) -> IpAddr {
+        IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + n))
+    }
+
+    fn failures(
+        per_minute: u32,
+        most_counted: usize,
+    ) -> (FailureLimiter<FakeRelativeClock>, FakeRelativeClock) {
+        let clock = FakeRelativeClock::default();
+        let per_minute = NonZeroU32::new(per_minute).unwrap();
+        (
+            FailureLimiter::with_clock(per_minute, clock.clone(), most_counted),
+            clock,
+        )
+    }
+
+    #[test]
+    fn exactly_the_allowed_failures_are_answered_before_the_address_is_refused() {
+        let (limiter, clock) = failures(6, MOST_COUNTED);
+        let guesser = address(1);
+        for _ in 0..6 {
+            assert_eq!(limiter.check(guesser, None), Ok(()));
+            limiter.failed(guesser, None);
+        }
+        assert_eq!(
+            limiter.check(guesser, None),
+            Err(10),
+            "one failure's share of a minute"
+        );
+        assert_eq!(limiter.check(address(2), None), Ok(()));
+        clock.advance(Duration::from_secs(10));
+        assert_eq!(limiter.check(guesser, None), Ok(()));
+        limiter.failed(guesser, None);
+        assert!(
+            limiter.check(guesser, None).is_err(),
+            "one more, once refilled"
+        );
+    }
+
+    #[test]
+    fn a_third_of_the_allowance_is_for_one_email() {
+        let (limiter, _) = failures(6, MOST_COUNTED);
+        let guesser = address(1);
+        for _ in 0..2 {
+            assert_eq!(limiter.check(guesser, Some("Victim@example.com")), Ok(()));
+            limiter.failed(guesser, Some("victim@example.com"));
+        }
+        assert!(limiter.check(guesser, Some("VICTIM@example.com")).is_err());
+        assert_eq!(limiter.check(guesser, Some("other@example.com")), Ok(()));
+        assert_eq!(limiter.check(guesser, None), Ok(()));
+        assert_eq!(
+            limiter.check(address(2), Some("victim@example.com")),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn addresses_whose_allowance_refilled_are_forgotten_once_the_counts_are_full() {
+        let (limiter, clock) = failures(6, 10);
+        for n in 0..10 {
+            limiter.failed(address(n), Some(&format!("u{n}@example.com")));
+        }
+        assert_eq!(limiter.counted(), (10, 10));
+        // Past an email's whole allowance (three failures a minute) and then some.
+        clock.advance(Duration::from_secs(60));
+        limiter.failed(address(10), None);
+        assert_eq!(limiter.counted(), (1, 0), "the refilled were dropped");
+    }
+
+    #[test]
+    fn counts_stay_bounded_and_refusals_stand_when_many_addresses_guess_at_once() {
+        let (limiter, _) = failures(3, 10);
+        let guesser = address(1_000);
+        for _ in 0..3 {
+            limiter.failed(guesser, None);
+        }
+        assert!(limiter.check(guesser, None).is_err());
+        for n in 0..1_000 {
+            limiter.failed(address(n), Some(&format!("u{n}@example.com")));
+            let (by_address, by_email) = limiter.counted();
+            assert!(
+                by_address <= 10 && by_email <= 10,
+                "{by_address} {by_email} after {n}"
+            );
+        }
+        assert!(limiter.check(guesser, None).is_err(), "still refused");
     }
 }

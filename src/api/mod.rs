@@ -78,6 +78,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     limiter: Option<Arc<limit::UserLimiter>>,
     failures: Option<Arc<limit::FailureLimiter>>,
+    uses: Arc<crate::auth::Uses>,
     max_body_bytes: usize,
     invitation_ttl: Duration,
     emulator: Option<Arc<emulator::Emulator>>,
@@ -171,6 +172,7 @@ pub fn router_with(
         failures: limits
             .failed_auth
             .map(|n| Arc::new(limit::FailureLimiter::new(n))),
+        uses: Arc::default(),
         max_body_bytes: limits.max_body_bytes,
         invitation_ttl: limits.invitation_ttl,
         emulator,

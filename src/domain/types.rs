@@ -95,21 +95,16 @@ pub fn at_most(count: usize, most: usize, field: &str) -> Result<(), DomainError
     Ok(())
 }
 
-/// Characters that change how text is shown without being seen: direction overrides and
-/// isolates, zero-width characters, the soft hyphen, the byte order mark. An address
-/// holding one can look like another.
-fn invisible(c: char) -> bool {
-    matches!(
-        c,
-        '\u{00AD}'
-            | '\u{061C}'
-            | '\u{180E}'
-            | '\u{200B}'..='\u{200F}'
-            | '\u{202A}'..='\u{202E}'
-            | '\u{2060}'..='\u{2064}'
-            | '\u{2066}'..='\u{2069}'
-            | '\u{FEFF}'
-    )
+/// Whether `c` is shown as nothing or changes how the text around it is shown: a control
+/// character, a default-ignorable code point (Unicode's `Default_Ignorable_Code_Point`:
+/// zero-width characters, variation selectors, fillers such as U+3164, tags, the soft
+/// hyphen, the byte order mark) or a bidirectional control (`Bidi_Control`: embeddings,
+/// overrides, isolates, marks). Text holding one can look like other text, so an address
+/// or a name holding one could pass for another. The properties come from ICU4X's compiled
+/// Unicode data rather than a table here, so they follow Unicode's versions.
+pub fn unseen(c: char) -> bool {
+    use icu_properties::props::{BidiControl, BinaryProperty, DefaultIgnorableCodePoint};
+    c.is_control() || DefaultIgnorableCodePoint::for_char(c) || BidiControl::for_char(c)
 }
 
 impl Email {
@@ -131,9 +126,7 @@ impl Email {
             && domain.contains('.')
             && !domain.starts_with('.')
             && !domain.ends_with('.')
-            && !value
-                .chars()
-                .any(|c| c.is_whitespace() || c.is_control() || invisible(c));
+            && !value.chars().any(|c| c.is_whitespace() || unseen(c));
         if !valid {
             return Err(bad("is not a valid email address"));
         }
@@ -238,10 +231,13 @@ pub fn parse_timestamp(raw: &str) -> Option<time::OffsetDateTime> {
     time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339).ok()
 }
 
-/// Checks a free-text field: its length in characters, as Cloudflare's limits are, and no
-/// control characters (a NUL byte cannot even be stored in PostgreSQL text).
+/// Checks a free-text field: its length in characters, as Cloudflare's limits are, and
+/// nothing [`unseen`] in it (a NUL byte cannot even be stored in PostgreSQL text; the rest
+/// would let a name pass for another). Text of whitespace and unseen characters alone
+/// shows nothing: a field that must hold something refuses it as it refuses "".
 pub fn bounded(value: &str, field: &str, min: usize, max: usize) -> Result<String, DomainError> {
-    let n = value.chars().count();
+    let blank = value.chars().all(|c| c.is_whitespace() || unseen(c));
+    let n = if blank { 0 } else { value.chars().count() };
     if n < min || n > max {
         let why = if min == 0 {
             format!("{field} must be at most {max} characters")
@@ -250,10 +246,10 @@ pub fn bounded(value: &str, field: &str, min: usize, max: usize) -> Result<Strin
         };
         return Err(DomainError::invalid(field, why));
     }
-    if value.chars().any(char::is_control) {
+    if value.chars().any(unseen) {
         return Err(DomainError::invalid(
             field,
-            format!("{field} must not contain control characters"),
+            format!("{field} must not contain control, invisible or direction-changing characters"),
         ));
     }
     Ok(value.to_string())
@@ -285,3 +281,98 @@ wire_enum!(
         Rejected => "rejected",
     }
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each is invisible, or turns the text around it, in a way a reader cannot see.
+    const UNSEEN: [char; 14] = [
+        '\u{FE0F}',  // variation selector-16
+        '\u{3164}',  // Hangul filler
+        '\u{115F}',  // Hangul choseong filler
+        '\u{E0020}', // tag space
+        '\u{200B}',  // zero width space
+        '\u{200D}',  // zero width joiner
+        '\u{00AD}',  // soft hyphen
+        '\u{FEFF}',  // byte order mark
+        '\u{202E}',  // right-to-left override
+        '\u{2067}',  // right-to-left isolate
+        '\u{200F}',  // right-to-left mark
+        '\u{061C}',  // Arabic letter mark
+        '\u{0007}',  // bell
+        '\u{009B}',  // C1 control sequence introducer
+    ];
+
+    #[test]
+    fn unseen_characters_are_the_ignorable_the_bidi_controls_and_the_controls() {
+        for c in UNSEEN {
+            assert!(unseen(c), "U+{:04X}", u32::from(c));
+        }
+        for c in [
+            'a', 'é', 'ß', '中', 'ك', '\u{2764}', ' ', '\u{3000}', '-', '.',
+        ] {
+            assert!(!unseen(c), "U+{:04X}", u32::from(c));
+        }
+    }
+
+    #[test]
+    fn an_email_holding_an_unseen_character_is_refused() {
+        let plain = Email::parse("user@example.com", "email").unwrap();
+        for c in UNSEEN {
+            for raw in [
+                format!("user{c}@example.com"),
+                format!("user@exa{c}mple.com"),
+            ] {
+                let refused = Email::parse(&raw, "email").unwrap_err();
+                assert!(
+                    refused
+                        .to_string()
+                        .contains("email is not a valid email address"),
+                    "U+{:04X}: {refused}",
+                    u32::from(c)
+                );
+            }
+        }
+        assert_eq!(plain.folded(), "user@example.com");
+        assert!(Email::parse("Ünïcödé@exämple.com", "email").is_ok());
+    }
+
+    #[test]
+    fn a_name_holding_an_unseen_character_is_refused() {
+        for c in UNSEEN {
+            let refused = bounded(&format!("Acme{c}Corp"), "name", 1, 100).unwrap_err();
+            assert!(
+                refused.to_string().contains("name must not contain"),
+                "U+{:04X}: {refused}",
+                u32::from(c)
+            );
+        }
+        assert_eq!(
+            bounded("Acme Corp ❤", "name", 1, 100).unwrap(),
+            "Acme Corp ❤"
+        );
+        assert_eq!(bounded("شركة", "name", 1, 100).unwrap(), "شركة");
+    }
+
+    #[test]
+    fn a_name_of_only_unseen_characters_and_whitespace_is_empty() {
+        for blank in [
+            "",
+            " ",
+            "\u{200B}",
+            "\u{3164}\u{3164}",
+            " \u{FE0F} ",
+            "\u{3000}",
+        ] {
+            let refused = bounded(blank, "name", 1, 100).unwrap_err();
+            assert!(
+                refused.to_string().contains("between 1 and 100"),
+                "{blank:?}: {refused}"
+            );
+        }
+        // A field that may be empty may be blank, but still holds nothing unseen.
+        assert_eq!(bounded("  ", "first_name", 0, 60).unwrap(), "  ");
+        assert!(bounded("\u{200B}", "first_name", 0, 60).is_err());
+    }
+}

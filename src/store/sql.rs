@@ -999,10 +999,13 @@ impl<B: Backend> Store for SqlStore<B> {
             Ok(true)
         })
         .await?;
-        self.credentials_changed().await;
+        // Nothing deleted, nothing to forget: a caller could otherwise empty every
+        // process's cache (and make each ask the database again) by deleting what is not
+        // there.
         if !deleted {
             return Err(DomainError::NotFound("Token").into());
         }
+        self.credentials_changed().await;
         Ok(())
     }
 

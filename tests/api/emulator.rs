@@ -924,3 +924,41 @@ async fn the_control_plane_takes_changes_only_as_json() {
     assert_eq!(res.status(), 200);
     assert_ne!(server.store.export().await.unwrap(), changed);
 }
+
+/// A token's use is recorded again after a reset has put back the seeded token (which
+/// was never used), though the token was used a moment before the reset.
+#[tokio::test]
+async fn a_tokens_use_is_recorded_again_after_a_reset() {
+    let server = TestServer::emulator().await;
+    let bearer = server.with_token("RosterDemoAccountToken000000000000000000");
+    let verify = format!("/accounts/{DEMO_ACCOUNT}/tokens/verify");
+    let last_used = || async {
+        let data = server.store.export().await.unwrap();
+        let token = data
+            .tokens
+            .into_iter()
+            .find(|t| t.id == "a7c3e9f1b2d44c6e8f0a1b3c5d7e9f20")
+            .expect("the demo's token");
+        token.last_used_on
+    };
+    // The use is written after the request is answered.
+    let recorded = || async {
+        for _ in 0..1_000 {
+            if last_used().await.is_some() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the token's use is never recorded");
+    };
+    bearer.get(&verify).await.result();
+    recorded().await;
+    server
+        .raw(&[])
+        .post("/_roster/reset", json!({}))
+        .await
+        .result();
+    assert_eq!(last_used().await, None, "as seeded");
+    bearer.get(&verify).await.result();
+    recorded().await;
+}

@@ -157,6 +157,27 @@ impl TestServer {
         }
     }
 
+    /// A connection of the test's own to this server's database, to change it behind the
+    /// server's back (a lock held, a trigger that refuses a write).
+    pub async fn database(&self) -> Database {
+        match &self.schema {
+            Some(schema) => {
+                let options: sqlx::postgres::PgConnectOptions =
+                    schema.url.parse().expect("valid ROSTER_TEST_DATABASE_URL");
+                let options = options.options([("search_path", schema.name.as_str())]);
+                Database::Postgres(
+                    sqlx::ConnectOptions::connect(&options)
+                        .await
+                        .expect("connect to PostgreSQL"),
+                )
+            }
+            None => Database::Sqlite(
+                rusqlite::Connection::open(self._dir.path().join("roster.db"))
+                    .expect("open the SQLite file"),
+            ),
+        }
+    }
+
     pub async fn demo() -> TestServer {
         let server = TestServer::start().await;
         let demo = roster::fixture::parse(roster::fixture::DEMO).expect("demo parses");
@@ -361,6 +382,29 @@ impl TestServer {
     }
 }
 
+/// See [`TestServer::database`].
+pub enum Database {
+    Sqlite(rusqlite::Connection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl Database {
+    /// Runs one statement: `sqlite` or `postgres`, as the database is.
+    pub async fn execute(&mut self, sqlite: &str, postgres: &str) {
+        match self {
+            Database::Sqlite(conn) => {
+                conn.execute_batch(sqlite).expect(sqlite);
+            }
+            Database::Postgres(conn) => {
+                use sqlx::Executor;
+                conn.execute(sqlx::AssertSqlSafe(postgres.to_string()))
+                    .await
+                    .expect(postgres);
+            }
+        }
+    }
+}
+
 /// A PostgreSQL schema a test made, and the database it is in.
 pub struct Schema {
     pub url: String,
@@ -381,6 +425,17 @@ impl Drop for Schema {
                     use sqlx::Executor;
                     let options: sqlx::postgres::PgConnectOptions = url.parse().ok()?;
                     let mut admin = sqlx::ConnectOptions::connect(&options).await.ok()?;
+                    // Work the server left running (a token's use being recorded) may hold
+                    // a transaction open in the schema, and cannot end it: its runtime is
+                    // the test's, blocked in this drop. Its sessions go first, or the drop
+                    // would wait for them forever.
+                    let stuck = format!(
+                        "SELECT pg_terminate_backend(l.pid) FROM pg_locks l \
+                         JOIN pg_class c ON c.oid = l.relation \
+                         JOIN pg_namespace n ON n.oid = c.relnamespace \
+                         WHERE n.nspname = '{name}' AND l.pid <> pg_backend_pid()"
+                    );
+                    admin.execute(sqlx::AssertSqlSafe(stuck)).await.ok()?;
                     let drop = format!("DROP SCHEMA IF EXISTS {name} CASCADE");
                     admin.execute(sqlx::AssertSqlSafe(drop)).await.ok()
                 })

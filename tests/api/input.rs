@@ -1306,6 +1306,92 @@ async fn control_characters_are_refused_in_stored_text() {
     assert_eq!(accounts.result().as_array().unwrap().len(), 1);
 }
 
+/// Invisible and direction-changing characters (default-ignorable code points such as
+/// U+FE0F or the Hangul fillers, bidirectional controls) are refused in an invited email,
+/// which could otherwise sit beside the plain address in one account, and in every name;
+/// a name of nothing but such characters and spaces is refused as empty. Each refusal
+/// names its field and changes nothing.
+#[tokio::test]
+async fn invisible_characters_are_refused_in_emails_and_names() {
+    let w = World::new().await;
+    let before = w.snapshot().await;
+    let admin = w.server.as_user(&w.owner);
+    let account = format!("/accounts/{}", w.account);
+    let members = format!("{account}/members");
+    for c in [
+        '\u{FE0F}',
+        '\u{3164}',
+        '\u{115F}',
+        '\u{E0020}',
+        '\u{200B}',
+        '\u{202E}',
+    ] {
+        let email = format!("alice{c}@example.com");
+        let r = admin
+            .post(&members, json!({"email": email, "roles": [DNS]}))
+            .await;
+        assert_rejected(&r, 400, codes::INVALID_INPUT, "email", &email);
+    }
+    let scope = json!({"key": format!("com.cloudflare.api.account.{}", w.account), "objects": [{"key": "*"}]});
+    let token_policy = json!({
+        "effect": "allow",
+        "permission_groups": [{"id": "15b972a8f4cb43e78efbafb322f7dee5"}],
+        "resources": {format!("com.cloudflare.api.account.{}", w.account): "*"},
+    });
+    for (bad, why) in [
+        ("Acme\u{202E}Corp", "must not contain"),
+        ("Acme\u{2066}Corp\u{2069}", "must not contain"),
+        ("Acme\u{FE0F}", "must not contain"),
+        ("\u{200B}", "must be between 1 and"),
+        ("\u{3164} \u{3164}", "must be between 1 and"),
+    ] {
+        let what = format!("{bad:?}");
+        let name = |field: &str| format!("{field} {why}");
+        let r = admin.post("/accounts", json!({"name": bad})).await;
+        assert_rejected(&r, 400, codes::INVALID_INPUT, &name("name"), &what);
+        let r = admin.put(&account, json!({"name": bad})).await;
+        assert_rejected(&r, 400, codes::INVALID_INPUT, &name("name"), &what);
+        let r = admin
+            .post(
+                &format!("{account}/iam/resource_groups"),
+                json!({"name": bad, "scope": scope}),
+            )
+            .await;
+        assert_rejected(&r, 400, codes::INVALID_INPUT, &name("name"), &what);
+        let r = admin
+            .post(&format!("{account}/iam/user_groups"), json!({"name": bad}))
+            .await;
+        assert_rejected(&r, 400, codes::INVALID_INPUT, &name("name"), &what);
+        let r = admin
+            .post(
+                "/user/tokens",
+                json!({"name": bad, "policies": [token_policy]}),
+            )
+            .await;
+        assert_rejected(&r, 400, codes::INVALID_INPUT, &name("name"), &what);
+    }
+    for bad in ["Al\u{202E}ice", "\u{200B}", "\u{3164}"] {
+        for field in ["first_name", "last_name"] {
+            let r = admin.patch("/user", json!({field: bad})).await;
+            assert_rejected(&r, 400, codes::INVALID_INPUT, field, bad);
+        }
+    }
+    assert_eq!(w.snapshot().await, before);
+    assert_eq!(
+        admin
+            .get("/accounts")
+            .await
+            .result()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(admin.get("/user/tokens").await.result(), &json!([]));
+    let groups = admin.get(&format!("{account}/iam/user_groups")).await;
+    assert_eq!(groups.result(), &json!([]));
+}
+
 /// A resource group's `meta` keeps whatever string pairs it was given.
 #[tokio::test]
 async fn resource_group_meta_round_trips() {

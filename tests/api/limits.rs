@@ -173,9 +173,10 @@ async fn long_request_targets_are_refused_or_quoted_short() {
         .expect_error(414, i64::from(codes::URI_TOO_LONG));
 }
 
-/// Wrong credentials again and again from one address get 429 (`Retry-After`) before they
-/// are even checked, right ones from that address too; the user they guess at still gets
-/// in from another address, and another email from the guessing address is counted apart.
+/// Wrong credentials again and again from one address get 429 (`Retry-After`) once they
+/// have used up the allowance, exactly, before they are even checked, right ones from that
+/// address too; the user they guess at still gets in from another address, and another
+/// email from the guessing address is counted apart.
 #[tokio::test]
 async fn failed_authentications_are_throttled_per_address() {
     let server = TestServer::start_with(&Limits {
@@ -186,12 +187,6 @@ async fn failed_authentications_are_throttled_per_address() {
     .await;
     let victim = server.user("victim@example.com").await;
     let other = server.user("other@example.com").await;
-    let from = |last: u8| {
-        reqwest::Client::builder()
-            .local_address(std::net::IpAddr::from([127, 0, 0, last]))
-            .build()
-            .unwrap()
-    };
     let get_user = |http: reqwest::Client, who: &Creds, key: String| {
         let url = format!("http://{}/client/v4/user", server.addr);
         let email = who.email.clone();
@@ -214,8 +209,8 @@ async fn failed_authentications_are_throttled_per_address() {
     };
     let (guesser, elsewhere) = (from(2), from(3));
     let wrong = "0".repeat(37);
-    // Two wrong keys for one email are answered; the third is the last.
-    for _ in 0..3 {
+    // Two wrong keys for one email are answered, and that is all.
+    for _ in 0..2 {
         let (status, code, _) = get_user(guesser.clone(), &victim, wrong.clone()).await;
         assert_eq!((status, code), (403, json!(9103)));
     }
@@ -232,28 +227,115 @@ async fn failed_authentications_are_throttled_per_address() {
     // Another email from the guessing address is counted on its own...
     let (status, _, _) = get_user(guesser.clone(), &other, other.key.clone()).await;
     assert_eq!(status, 200);
-    for _ in 0..2 {
-        let (status, _, _) = get_user(guesser.clone(), &other, wrong.clone()).await;
-        assert_eq!(status, 403);
-    }
+    let (status, _, _) = get_user(guesser.clone(), &other, wrong.clone()).await;
+    assert_eq!(status, 403);
     let (status, _, _) = get_user(guesser.clone(), &other, other.key.clone()).await;
     assert_eq!(
         status, 200,
-        "two failures for this email, five from the address"
+        "one failure for this email, three from the address"
     );
-    // ... until the address as a whole is past its six.
-    let nobody = Creds {
-        email: "nobody@example.com".into(),
-        key: wrong.clone(),
-    };
-    for _ in 0..2 {
+    // ... until the address as a whole has failed its six.
+    for n in 0..3 {
+        let nobody = Creds {
+            email: format!("nobody{n}@example.com"),
+            key: wrong.clone(),
+        };
         let (status, _, _) = get_user(guesser.clone(), &nobody, wrong.clone()).await;
-        assert_eq!(status, 403);
+        assert_eq!(status, 403, "failure {} from the address", 4 + n);
     }
     let (status, _, _) = get_user(guesser.clone(), &other, other.key.clone()).await;
-    assert_eq!(status, 429, "seven failures from the address");
+    assert_eq!(status, 429, "six failures from the address");
     let (status, _, _) = get_user(elsewhere, &other, other.key.clone()).await;
     assert_eq!(status, 200);
+}
+
+/// A client on 127.0.0.`last`.
+fn from(last: u8) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, last]))
+        .build()
+        .unwrap()
+}
+
+/// A token that is a real one but not usable now (disabled, expired, not yet valid) is
+/// refused as Cloudflare refuses it, but is no guess: however often it is sent, the
+/// address is not throttled, and its user's key still works from there. An unknown token
+/// is a guess.
+#[tokio::test]
+async fn unusable_tokens_are_not_counted_as_guesses() {
+    let server = TestServer::start_with(&Limits {
+        failed_auth: NonZeroU32::new(3),
+        ..Limits::default()
+    })
+    .await;
+    let user = server.user("user@example.com").await;
+    let (id, _) = server
+        .store
+        .user_by_email("user@example.com")
+        .await
+        .unwrap()
+        .expect("the user");
+    let groups = vec![
+        roster::domain::catalog::permission_group_named("User Details Read")
+            .unwrap()
+            .id
+            .clone(),
+    ];
+    let mut secrets = Vec::new();
+    for change in [
+        |t: &mut roster::domain::tokens::Token| {
+            t.status = roster::domain::tokens::TokenStatus::Disabled;
+        },
+        |t: &mut roster::domain::tokens::Token| t.expires_on = Some("2020-01-01T00:00:00Z".into()),
+        |t: &mut roster::domain::tokens::Token| t.not_before = Some("2999-01-01T00:00:00Z".into()),
+    ] {
+        let secret = roster::auth::generate_token();
+        let mut token =
+            roster::domain::tokens::simple_token(&id.id, "unusable".into(), groups.clone(), None)
+                .unwrap();
+        change(&mut token);
+        server
+            .store
+            .insert_token(&token, &roster::auth::hash_secret(&secret))
+            .await
+            .unwrap();
+        secrets.push(secret);
+    }
+    let client = from(4);
+    let get = |secret: &str, key: Option<&str>| {
+        let mut r = client.get(format!("http://{}/client/v4/user", server.addr));
+        r = match key {
+            Some(key) => r
+                .header("X-Auth-Email", &user.email)
+                .header("X-Auth-Key", key),
+            None => r.bearer_auth(secret),
+        };
+        async move {
+            let r = r.send().await.unwrap();
+            let status = r.status().as_u16();
+            let body: serde_json::Value = r.json().await.unwrap();
+            (status, body["errors"][0]["code"].clone())
+        }
+    };
+    for secret in &secrets {
+        for _ in 0..5 {
+            assert_eq!(
+                get(secret, None).await,
+                (403, json!(codes::AUTHENTICATION_ERROR))
+            );
+        }
+    }
+    assert_eq!(get("", Some(&user.key)).await.0, 200);
+    // Unknown tokens are guesses: three are answered, then the address waits.
+    let unknown = roster::auth::generate_token();
+    for _ in 0..3 {
+        assert_eq!(
+            get(&unknown, None).await,
+            (403, json!(codes::AUTHENTICATION_ERROR))
+        );
+    }
+    assert_eq!(get(&unknown, None).await.0, 429);
+    assert_eq!(get("", Some(&user.key)).await.0, 429);
 }
 
 /// A body declared larger than the limit is refused at once with 413, not waited for

@@ -858,6 +858,12 @@ def api_tokens():
 
     got = typed(JOHN_C.user.tokens.get(created.id), Token)
     equal(got.name, "sdk token", "token name")
+    # The use is recorded just after the request that made it is answered.
+    for _ in range(500):
+        if got.last_used_on is not None:
+            break
+        time.sleep(0.01)
+        got = typed(JOHN_C.user.tokens.get(created.id), Token)
     ensure(got.last_used_on is not None, "use recorded", got.last_used_on)
     listed = [typed(t, Token) for t in JOHN_C.user.tokens.list()]
     ensure(created.id in [t.id for t in listed], "listed")
