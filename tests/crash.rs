@@ -148,13 +148,15 @@ async fn every_change_answered_before_a_sigkill_survives_it() {
             ))
         })
         .collect();
-    // The kill comes once the load has had answers that acknowledged a change: what is
-    // checked after the restart is that none of those was lost.
+    // The kill comes once the load has had answers that acknowledged changes: what is
+    // checked after the restart is that none of those was lost. Counted are memberships
+    // whose every step was answered (removed, nothing in flight), which stay so until the
+    // kill, whatever else is in flight then.
     let acknowledged = |ledger: &Ledger| {
         ledger
             .last
             .values()
-            .filter(|(c, _)| *c != Confirmed::Pending)
+            .filter(|(c, in_flight)| *c == Confirmed::Removed && !in_flight)
             .count()
     };
     // A bound on the wait, not on the speed: a load that is refused forever fails here.
