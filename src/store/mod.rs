@@ -21,6 +21,7 @@
 //! |---|---|---|---|
 //! | `load_account` | a reader: one statement (the account, its stamp and the members the focus names), and a second for the catalog when the one kept is not at that stamp (then the first again if it picked administrators by roles that changed) | `Singles`, the same statements | catalogs, checked against the stamp |
 //! | `member_page` | a reader, no transaction: the account with its kept counts and the caller, then the page (statements may straddle a commit; the views skip what a write removed) | `Singles`, the same | catalogs, checked against the stamp |
+//! | `group_member_page` | a reader, no transaction: the account, the caller and the group's count, then the page, both from `membership_groups` (kept from `memberships.group_ids` by triggers in the write's own transaction) | `Singles`, the same | catalogs, checked against the stamp |
 //! | `user_memberships`, `user_membership` | a reader, no transaction | a single-statement connection (`Singles`), no transaction | SQLite: memberships, checked against `data_version`; both: catalogs, checked against the stamp |
 //! | `user_by_email`, `token_by_hash` | a reader | `Singles` | credentials, for the time to live |
 //! | `user`, `tokens` (a user's or an account's), `audit_log`, `ping` | a reader | `Singles` | none |
