@@ -98,7 +98,7 @@ impl Layout {
         id(0xa5, 0)
     }
 
-    fn big_user_group(&self) -> String {
+    pub fn big_user_group(&self) -> String {
         id(0xa6, 0)
     }
 

@@ -14,7 +14,7 @@ use crate::load::{Scenario, Step};
 /// Deep enough into the big account that every earlier member is sorted and skipped.
 pub const DEEP_PAGE: u64 = 150;
 
-pub const NAMES: [&str; 17] = [
+pub const NAMES: [&str; 18] = [
     "membership",
     "membership_hot",
     "memberships",
@@ -32,6 +32,7 @@ pub const NAMES: [&str; 17] = [
     "audit_big",
     "audit_small",
     "audit_v2_big",
+    "group_members_big",
 ];
 
 pub fn by_name(name: &str, layout: Arc<Layout>) -> Option<Arc<dyn Scenario>> {
@@ -53,6 +54,7 @@ pub fn by_name(name: &str, layout: Arc<Layout>) -> Option<Arc<dyn Scenario>> {
         "audit_big" => Arc::new(AuditNewest(layout, Size::Big, false)),
         "audit_small" => Arc::new(AuditNewest(layout, Size::Small, false)),
         "audit_v2_big" => Arc::new(AuditNewest(layout, Size::Big, true)),
+        "group_members_big" => Arc::new(GroupMembers(layout)),
         _ => return None,
     };
     Some(scenario)
@@ -77,6 +79,7 @@ pub fn describe(name: &str) -> &'static str {
         "audit_big" => "GET audit_logs newest 50, N entries",
         "audit_small" => "GET audit_logs newest 50, 100 entries",
         "audit_v2_big" => "GET logs/audit (v2) newest 50, N entries",
+        "group_members_big" => "GET a 2,500-member user group's members, pages 1-10",
         _ => "",
     }
 }
@@ -287,6 +290,23 @@ impl Scenario for AccountGet {
             4 => format!("{base}/iam/permission_groups?per_page=20"),
             _ => format!("{base}/iam/resource_groups"),
         };
+        (idx == 0).then(|| get(path, caller.email, caller.key))
+    }
+}
+
+/// A page of the big account's user group's members (pages 1 to 10 of 20), by its admin.
+struct GroupMembers(Arc<Layout>);
+
+impl Scenario for GroupMembers {
+    fn step(&self, n: u64, idx: usize, _: &[u8]) -> Option<Step> {
+        let layout = &self.0;
+        let caller = layout.admin();
+        let path = format!(
+            "/client/v4/accounts/{}/iam/user_groups/{}/members?per_page=20&page={}",
+            layout.big_account(),
+            layout.big_user_group(),
+            n % 10 + 1
+        );
         (idx == 0).then(|| get(path, caller.email, caller.key))
     }
 }
