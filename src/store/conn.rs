@@ -8,7 +8,7 @@
 //! they carried (bench/README.md history). Running on the calling thread is fine for what
 //! runs here: indexed lookups and small writes of microseconds, a deep members page of
 //! about a millisecond. Readers never wait for the writer in WAL mode, and the writer never
-//! sleeps on a worker waiting for another process's lock (see `sqlite.rs`).
+//! sleeps on a worker waiting for another process's lock (see `sqlite/mod.rs`).
 
 use std::cell::Cell;
 use std::future::Future;

@@ -4,7 +4,7 @@
 //! indexes back up the rules (one live membership per account and email).
 //!
 //! The layout: `sql.rs` implements [`Store`] once, over a small `Backend` trait that
-//! `sqlite.rs` (rusqlite) and `postgres.rs` (sqlx) implement; `queries.rs` holds the reads
+//! `sqlite/` (rusqlite) and `postgres.rs` (sqlx) implement; `queries.rs` holds the reads
 //! and `conn.rs` how a statement runs on either driver. Three caches sit in front of the
 //! database: `credentials.rs` (who a key or token is; exact about this process's own
 //! writes, other processes' seen within a time to live or when announced),
@@ -15,7 +15,7 @@
 //!
 //! Each operation, per backend: the connection it runs on, its isolation, what it locks,
 //! and what answers before the database. In memory (`:memory:`) SQLite has one connection,
-//! which reads too (see `sqlite.rs`), and no memberships cache.
+//! which reads too (see `sqlite/mod.rs`), and no memberships cache.
 //!
 //! | operation | SQLite | PostgreSQL | cache |
 //! |---|---|---|---|
@@ -25,7 +25,7 @@
 //! | `user_memberships`, `user_membership` | a reader, no transaction | a single-statement connection (`Singles`), no transaction | SQLite: memberships, checked against `data_version`; both: catalogs, checked against the stamp |
 //! | `user_by_email`, `token_by_hash` | a reader | `Singles` | credentials, for the time to live |
 //! | `user`, `tokens` (a user's or an account's), `audit_log`, `ping` | a reader | `Singles` | none |
-//! | `write_account`, `create_account` | the writer: a savepoint in the batch's `BEGIN IMMEDIATE` (the file's write lock; writes arriving together share one commit, see `sqlite.rs`) | pooled, `READ COMMITTED`, account row `FOR UPDATE`, this process's writers queued per account | reads the catalog as `load_account` does; a change to it writes a new stamp; the account's membership counts take the write's changes in one statement before them; clears nothing (memberships and catalogs are checked on read), except deleting an account: credentials, as its tokens went with it |
+//! | `write_account`, `create_account` | the writer: a savepoint in the batch's `BEGIN IMMEDIATE` (the file's write lock; writes arriving together share one commit, see `sqlite/writer.rs`) | pooled, `READ COMMITTED`, account row `FOR UPDATE`, this process's writers queued per account | reads the catalog as `load_account` does; a change to it writes a new stamp; the account's membership counts take the write's changes in one statement before them; clears nothing (memberships and catalogs are checked on read), except deleting an account: credentials, as its tokens went with it |
 //! | `edit_user`, `edit_token`, `delete_token` | the writer, a savepoint in the batch | pooled, `READ COMMITTED`, the owner's row (user or account) `FOR UPDATE`, queued per owner | clears credentials once a row changed (a missing token deleted changes none); PostgreSQL tells other processes (`NOTIFY`) |
 //! | `insert_user`, `insert_token`, `touch_token` | the writer, a savepoint in the batch | pooled, `READ COMMITTED`, the rows written (a token only while its owner's row exists) | `touch_token` updates its entry; inserts clear nothing (a refusal is never kept) |
 //! | every write above but `touch_token` (a use, not a change) | also writes its audit entries (`audit_logs`), in its own transaction: a refused or rolled-back change leaves none | the same | none |

@@ -32,6 +32,10 @@
 //! in-memory database belongs to the connection that opened it. Reads then take the write
 //! connection in turn, after committing any batch open on it, and the membership cache is
 //! off (a connection is not told of its own commits).
+//!
+//! Layout: this file opens the store and implements [`Backend`]; `writer.rs` holds the
+//! write connection and its batches, `copier.rs` the log copier, `schema.rs` the write
+//! connection's setup and the migrations.
 
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
@@ -50,6 +54,14 @@ use super::sql::{Backend, Lock, SqlStore};
 use super::{StoreError, UserMembership, queries};
 use crate::domain::Id;
 
+mod copier;
+mod schema;
+mod writer;
+
+use copier::Copier;
+use schema::{unicode_lower, write_connection};
+use writer::{BATCH, BATCH_WAIT, Queued, Tx, Writer, busy};
+
 /// How long a writer waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -58,20 +70,6 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// write connection read index pages back from the OS for every batch (bench/README.md history).
 /// There are about as many read connections as runtime workers, and one writer.
 const CACHE_KIB: i64 = 16 * 1024;
-
-/// Writes between restarts of the log: SQLite's own default is a checkpoint once the log
-/// holds 1,000 pages, and a write adds a few (a row and its index entries).
-const CHECKPOINT_AFTER: usize = 1024;
-
-/// Writes after a restart of the log when the [`Copier`] starts copying it into the file.
-const COPY_AFTER: usize = CHECKPOINT_AFTER / 2;
-
-/// Writes one commit holds at most, so that the first of them is not kept waiting long.
-const BATCH: usize = 64;
-
-/// How long a write whose batch is open waits before committing it itself: only a write
-/// that was queued and then abandoned leaves a batch without anyone to commit it.
-const BATCH_WAIT: Duration = Duration::from_millis(10);
 
 pub type SqliteStore = SqlStore<Sqlite>;
 
@@ -143,220 +141,6 @@ impl DerefMut for Reader {
     }
 }
 
-/// The write connection, the transaction open on it, and when it checkpoints next.
-pub struct Writer {
-    lite: Lite,
-    /// `None` in memory, where there is no log.
-    copier: Option<Arc<Copier>>,
-    batch: Option<Batch>,
-    /// Commits made, each of a batch of writes.
-    commits: u32,
-    /// Writes committed since the last checkpoint.
-    unchecked: usize,
-}
-
-/// The transaction open on the write connection: how many writes it holds, and how those
-/// that wait for its commit learn the outcome.
-struct Batch {
-    writes: usize,
-    outcome: watch::Sender<Option<Result<(), String>>>,
-}
-
-impl Writer {
-    /// Opens a transaction for a batch unless one is open.
-    fn open(&mut self) -> rusqlite::Result<()> {
-        if self.batch.is_none() {
-            self.lite.conn.execute_batch("BEGIN IMMEDIATE")?;
-            self.batch = Some(Batch {
-                writes: 0,
-                outcome: watch::channel(None).0,
-            });
-        }
-        Ok(())
-    }
-
-    /// Ends the open batch, if SQLite rolled its transaction back by itself (it may, on
-    /// an I/O error or a full disk): its writes are told they were not made.
-    fn lost(&mut self) {
-        if self.lite.conn.is_autocommit()
-            && let Some(batch) = self.batch.take()
-        {
-            batch
-                .outcome
-                .send_replace(Some(Err("the transaction was rolled back".into())));
-        }
-    }
-
-    /// Commits the open batch, if any, and tells its writes.
-    fn finish(&mut self) -> Result<(), StoreError> {
-        let Some(batch) = self.batch.take() else {
-            return Ok(());
-        };
-        let committed = self.lite.conn.execute_batch("COMMIT");
-        if committed.is_err() && !self.lite.conn.is_autocommit() {
-            let _ = self.lite.conn.execute_batch("ROLLBACK");
-        }
-        batch.outcome.send_replace(Some(
-            committed.as_ref().map(|_| ()).map_err(|e| e.to_string()),
-        ));
-        committed?;
-        self.commits = self.commits.wrapping_add(1);
-        self.unchecked += batch.writes.max(1);
-        Ok(())
-    }
-
-    /// Starts the copy of the log when it is due, and says whether this connection's
-    /// checkpoint is (to run before it takes another write).
-    fn after_commit(&mut self) -> bool {
-        let Some(copier) = &self.copier else {
-            return false;
-        };
-        if self.unchecked >= COPY_AFTER
-            && copier
-                .state
-                .compare_exchange(IDLE, COPYING, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok()
-        {
-            let copier = Arc::clone(copier);
-            tokio::task::spawn_blocking(move || copier.copy());
-        }
-        let copied = copier.state.load(Ordering::SeqCst) == COPIED;
-        let due = self.unchecked >= CHECKPOINT_AFTER && copied;
-        due || self.unchecked >= 2 * CHECKPOINT_AFTER
-    }
-
-    /// Copies what is left of the log into the database file and waits until no reader uses
-    /// the log, so that the next commit writes it from its start again. Blocks: off the
-    /// runtime.
-    fn checkpoint(&mut self) {
-        self.unchecked = 0;
-        // A copy under way ends first: SQLite lets one checkpoint at a time run on a log and
-        // refuses the others rather than waiting.
-        let copier = self.copier.as_ref().map(|copier| {
-            let copying = copier.conn.lock().unwrap_or_else(|e| e.into_inner());
-            copier.state.store(IDLE, Ordering::SeqCst);
-            copying
-        });
-        let conn = &self.lite.conn;
-        let done = conn
-            .busy_timeout(BUSY_TIMEOUT)
-            .and_then(|()| conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())))
-            .and_then(|()| conn.busy_timeout(Duration::ZERO));
-        if let Err(e) = done {
-            tracing::warn!(error = %e, "checkpointing the write-ahead log");
-        }
-        drop(copier);
-    }
-}
-
-/// Copies the write-ahead log into the database file without holding the writes back
-/// (`PASSIVE`: it copies what no reader still needs and waits for nobody), so that the
-/// write connection's checkpoint, which does, finds little left (see the module doc).
-pub struct Copier {
-    conn: std::sync::Mutex<Connection>,
-    /// [`IDLE`], [`COPYING`] or [`COPIED`] (until the write connection's next checkpoint).
-    state: AtomicU8,
-}
-
-const IDLE: u8 = 0;
-const COPYING: u8 = 1;
-const COPIED: u8 = 2;
-
-impl Copier {
-    fn open(path: &Path) -> rusqlite::Result<Copier> {
-        let conn = Connection::open(path)?;
-        Ok(Copier {
-            conn: std::sync::Mutex::new(conn),
-            state: AtomicU8::new(IDLE),
-        })
-    }
-
-    /// Blocks: off the runtime. The state says the copy ended before its connection is
-    /// free again (see [`Writer::checkpoint`]).
-    fn copy(&self) {
-        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            // Another process's checkpoint is copying the same log.
-            Err(e) if busy(&e) => {}
-            Err(e) => tracing::warn!(error = %e, "copying the write-ahead log into the database"),
-            Ok(()) => {}
-        }
-        let _ = self
-            .state
-            .compare_exchange(COPYING, COPIED, Ordering::SeqCst, Ordering::SeqCst);
-    }
-}
-
-/// A write on the write connection, inside a savepoint of the open batch; the connection
-/// is this write's until it ends. Dropped uncommitted, it is rolled back.
-pub struct Tx {
-    writer: Option<OwnedMutexGuard<Writer>>,
-    queued: Arc<AtomicUsize>,
-    /// A snapshot (an export) runs a transaction of its own rather than a savepoint.
-    snapshot: bool,
-}
-
-impl Deref for Tx {
-    type Target = Lite;
-    fn deref(&self) -> &Lite {
-        &self.writer.as_ref().expect("an open transaction").lite
-    }
-}
-
-impl DerefMut for Tx {
-    fn deref_mut(&mut self) -> &mut Lite {
-        &mut self.writer.as_mut().expect("an open transaction").lite
-    }
-}
-
-impl Drop for Tx {
-    fn drop(&mut self) {
-        let Some(writer) = &mut self.writer else {
-            return;
-        };
-        if self.snapshot {
-            if let Err(e) = writer.lite.conn.execute_batch("ROLLBACK") {
-                tracing::error!(error = %e, "ending a read transaction");
-            }
-            return;
-        }
-        let undone = writer
-            .lite
-            .conn
-            .execute_batch("ROLLBACK TO write; RELEASE write");
-        if let Err(e) = undone {
-            tracing::error!(error = %e, "rolling back a write");
-        }
-        writer.lost();
-        // The others in the batch wait for a commit; with nobody queued, it is now.
-        if self.queued.load(Ordering::SeqCst) == 0
-            && let Err(e) = writer.finish()
-        {
-            tracing::error!(error = %e, "committing a batch of writes");
-        }
-    }
-}
-
-/// Counts a write as queued for the write connection until it has it (or is abandoned).
-struct Queued(Arc<AtomicUsize>);
-
-impl Queued {
-    fn new(queued: &Arc<AtomicUsize>) -> Queued {
-        queued.fetch_add(1, Ordering::SeqCst);
-        Queued(Arc::clone(queued))
-    }
-}
-
-impl Drop for Queued {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-fn busy(e: &rusqlite::Error) -> bool {
-    e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
-}
-
 impl SqliteStore {
     /// Opens (creating if needed) and migrates the database file. A verified credential is
     /// trusted for `credential_ttl` without asking the database again (see
@@ -367,7 +151,7 @@ impl SqliteStore {
         // the work done when it tries again.
         let mut tries = 0;
         let lite = loop {
-            match writer(path) {
+            match write_connection(path) {
                 Err(StoreError::Sqlite(e)) if busy(&e) && tries < 5 => {
                     tries += 1;
                     tokio::time::sleep(Duration::from_millis(100 * tries)).await;
@@ -406,104 +190,6 @@ impl SqliteStore {
 /// Whether `path` names SQLite's in-memory database rather than a file.
 pub fn in_memory(path: &Path) -> bool {
     path.as_os_str() == ":memory:"
-}
-
-/// Replaces SQLite's `lower()`, which folds ASCII letters only, with Rust's, which folds
-/// as Unicode says: members pages ordered by name then order as the rest of Roster does
-/// (`list::text_key`), and as PostgreSQL does under a UTF-8 locale.
-fn unicode_lower(conn: &Connection) -> rusqlite::Result<()> {
-    use rusqlite::functions::FunctionFlags;
-    conn.create_scalar_function(
-        "lower",
-        1,
-        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
-        |ctx| {
-            Ok(ctx
-                .get::<Option<String>>(0)?
-                .map(|text| text.to_lowercase()))
-        },
-    )
-}
-
-/// The write connection, set up, on a file brought to this build's schema.
-fn writer(path: &Path) -> Result<Lite, StoreError> {
-    let conn = Connection::open(path)?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    unicode_lower(&conn)?;
-    conn.pragma_update(None, "journal_mode", "wal")?;
-    // In WAL mode a commit is durable once the log is synced at a checkpoint; a power
-    // loss may take the last commits, never corrupt the file.
-    conn.pragma_update(None, "synchronous", "normal")?;
-    conn.pragma_update(None, "foreign_keys", true)?;
-    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-    conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
-    conn.set_prepared_statement_cache_capacity(64);
-    let mut lite = Lite::new(conn);
-    migrate(&mut lite)?;
-    Ok(lite)
-}
-
-/// Applies the migrations this build knows that the file lacks, each in the transaction
-/// that records it, and checks that those already applied are the ones this build has.
-/// The bookkeeping is sqlx's (`_sqlx_migrations`), which earlier versions of Roster used
-/// to migrate this file, so their databases open as they are. `BEGIN IMMEDIATE` makes
-/// processes starting together on a new file take turns.
-fn migrate(lite: &mut Lite) -> Result<(), StoreError> {
-    let conn = &lite.conn;
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS _sqlx_migrations (
-            version BIGINT PRIMARY KEY,
-            description TEXT NOT NULL,
-            installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
-            success BOOLEAN NOT NULL,
-            checksum BLOB NOT NULL,
-            execution_time BIGINT NOT NULL
-        )",
-    )?;
-    for migration in sqlx::migrate!("./migrations").iter() {
-        conn.execute_batch("BEGIN IMMEDIATE")?;
-        let applied: Option<(Vec<u8>, bool)> = conn
-            .query_row(
-                "SELECT checksum, success FROM _sqlx_migrations WHERE version = ?1",
-                [migration.version],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .map(Some)
-            .or_else(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                e => Err(e),
-            })?;
-        let outcome = match applied {
-            Some((checksum, true)) if checksum == *migration.checksum => Ok(()),
-            Some(_) => Err(StoreError::Corrupt(format!(
-                "migration {} was applied in another form (or failed) in this file",
-                migration.version
-            ))),
-            None => conn
-                .execute_batch(migration.sql.as_str())
-                .and_then(|()| {
-                    conn.execute(
-                        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
-                         VALUES (?1, ?2, TRUE, ?3, -1)",
-                        rusqlite::params![
-                            migration.version,
-                            migration.description.as_ref(),
-                            migration.checksum.as_ref()
-                        ],
-                    )
-                })
-                .map(|_| ())
-                .map_err(Into::into),
-        };
-        match outcome {
-            Ok(()) => conn.execute_batch("COMMIT")?,
-            Err(e) => {
-                conn.execute_batch("ROLLBACK")?;
-                return Err(e);
-            }
-        }
-    }
-    Ok(())
 }
 
 impl Sqlite {
@@ -760,6 +446,8 @@ impl Backend for Sqlite {
 
 #[cfg(test)]
 mod tests {
+    use super::copier::{COPIED, IDLE};
+    use super::writer::{CHECKPOINT_AFTER, COPY_AFTER};
     use super::*;
     use crate::domain::testing::account;
     use crate::domain::*;
