@@ -39,3 +39,30 @@ WHEN OLD.group_ids <> '[]'
 BEGIN
     DELETE FROM membership_groups WHERE membership_id = OLD.id;
 END;
+
+-- Each group's pending and accepted members counted, kept by the same writes: a members
+-- page's `total_count` without counting the group's entries.
+CREATE TABLE user_group_counts (
+    group_id TEXT PRIMARY KEY,
+    live INTEGER NOT NULL
+);
+INSERT INTO user_group_counts (group_id, live)
+SELECT group_id, COUNT(*) FROM membership_groups WHERE status <> 'rejected' GROUP BY group_id;
+
+CREATE TRIGGER user_group_counts_insert AFTER INSERT ON membership_groups
+WHEN NEW.status <> 'rejected'
+BEGIN
+    INSERT INTO user_group_counts (group_id, live) VALUES (NEW.group_id, 1)
+    ON CONFLICT (group_id) DO UPDATE SET live = live + 1;
+END;
+
+CREATE TRIGGER user_group_counts_delete AFTER DELETE ON membership_groups
+WHEN OLD.status <> 'rejected'
+BEGIN
+    UPDATE user_group_counts SET live = live - 1 WHERE group_id = OLD.group_id;
+END;
+
+CREATE TRIGGER user_group_counts_gone AFTER DELETE ON user_groups
+BEGIN
+    DELETE FROM user_group_counts WHERE group_id = OLD.id;
+END;

@@ -40,3 +40,38 @@ WHEN (OLD.group_ids IS DISTINCT FROM NEW.group_ids OR OLD.email_lower IS DISTINC
 EXECUTE FUNCTION membership_groups_follow();
 CREATE TRIGGER membership_groups_delete AFTER DELETE ON memberships FOR EACH ROW
 WHEN (OLD.group_ids <> '[]') EXECUTE FUNCTION membership_groups_follow();
+
+-- Each group's pending and accepted members counted, kept by the same writes: a members
+-- page's `total_count` without counting the group's entries.
+CREATE TABLE user_group_counts (
+    group_id TEXT PRIMARY KEY,
+    live BIGINT NOT NULL
+);
+INSERT INTO user_group_counts (group_id, live)
+SELECT group_id, COUNT(*) FROM membership_groups WHERE status <> 'rejected' GROUP BY group_id;
+
+CREATE FUNCTION user_group_counts_follow() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO user_group_counts (group_id, live) VALUES (NEW.group_id, 1)
+        ON CONFLICT (group_id) DO UPDATE SET live = user_group_counts.live + 1;
+    ELSE
+        UPDATE user_group_counts SET live = live - 1 WHERE group_id = OLD.group_id;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER user_group_counts_insert AFTER INSERT ON membership_groups FOR EACH ROW
+WHEN (NEW.status <> 'rejected') EXECUTE FUNCTION user_group_counts_follow();
+CREATE TRIGGER user_group_counts_delete AFTER DELETE ON membership_groups FOR EACH ROW
+WHEN (OLD.status <> 'rejected') EXECUTE FUNCTION user_group_counts_follow();
+
+CREATE FUNCTION user_group_counts_gone() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM user_group_counts WHERE group_id = OLD.id;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER user_group_counts_gone AFTER DELETE ON user_groups FOR EACH ROW
+EXECUTE FUNCTION user_group_counts_gone();
