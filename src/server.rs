@@ -171,12 +171,9 @@ pub async fn serve(
             .map_future(move |answer| {
                 let done = Arc::clone(&done);
                 async move {
-                    // Idle once the answer's body is written out, not when its head is
-                    // ready: a slow reader of a long body is still being served.
-                    let answer: Result<axum::response::Response, _> = answer.await;
-                    answer.map(|response| {
-                        response.map(|body| axum::body::Body::new(IdleWhenWritten { body, done }))
-                    })
+                    let answer = answer.await;
+                    done.send_replace(Some(Instant::now()));
+                    answer
                 }
             });
         let connection =
@@ -204,38 +201,5 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!("requests still in flight after 30 s; stopping anyway");
-    }
-}
-
-/// An answer's body that marks its connection idle when it is dropped: once hyper has
-/// taken its last frame, or the connection went away.
-struct IdleWhenWritten {
-    body: axum::body::Body,
-    done: Arc<watch::Sender<Option<Instant>>>,
-}
-
-impl Drop for IdleWhenWritten {
-    fn drop(&mut self) {
-        self.done.send_replace(Some(Instant::now()));
-    }
-}
-
-impl hyper::body::Body for IdleWhenWritten {
-    type Data = axum::body::Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
-        std::pin::Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.body.size_hint()
     }
 }
