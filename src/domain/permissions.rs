@@ -131,9 +131,12 @@ impl Permissions {
             .zip(expressible.0.iter())
         {
             let (read, write) = (mine.read || mine.write, mine.write);
+            let read = read && (t.read || t.write || !(e.read || e.write));
+            // Writing implies reading: a write the token cannot express stays only where
+            // the reading stays.
             *mine = Grant {
-                read: read && (t.read || t.write || !(e.read || e.write)),
-                write: write && (t.write || !e.write),
+                read,
+                write: write && read && (t.write || !e.write),
             };
         }
         self
@@ -193,6 +196,32 @@ mod tests {
 
     fn org(grant: Grant) -> Permissions {
         Permissions::default().with(Key::Organization, grant)
+    }
+
+    #[test]
+    fn a_token_narrows_only_what_a_group_can_express() {
+        let analytics = |g| Permissions::default().with(Key::Analytics, g);
+        let member = analytics(Grant::WRITE);
+        // Reading is expressible, writing is not.
+        let expressible = analytics(Grant::READ);
+        // A token carrying analytics reading keeps the member's writing, which none carries.
+        assert_eq!(
+            member.narrowed_by(&analytics(Grant::READ), &expressible),
+            analytics(Grant::WRITE)
+        );
+        // A token carrying none of it keeps nothing: writing implies the reading it lacks.
+        let kept = member.narrowed_by(&Permissions::default(), &expressible);
+        assert!(!kept.can_read(Key::Analytics) && !kept.can_write(Key::Analytics));
+        // Where nothing is expressible, the member's rights stay whole.
+        assert_eq!(
+            member.narrowed_by(&Permissions::default(), &Permissions::default()),
+            member
+        );
+        // Where everything is, the token's and the member's meet.
+        assert_eq!(
+            member.narrowed_by(&analytics(Grant::READ), &analytics(Grant::WRITE)),
+            analytics(Grant::READ)
+        );
     }
 
     #[test]

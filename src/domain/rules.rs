@@ -183,6 +183,18 @@ fn allows(perms: &Permissions, need: Need) -> bool {
     }
 }
 
+/// Refuses a list naming one id twice.
+pub(super) fn no_repeats(ids: &[Id], field: &str) -> Result<(), DomainError> {
+    let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    match ids.iter().find(|id| !seen.insert(*id)) {
+        Some(id) => Err(DomainError::invalid(
+            field,
+            format!("{field}: {id} is named twice"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// An account's own roles and resource groups, beside the built-in catalogs.
 #[derive(Debug, Clone, Default)]
 pub struct AccountCatalog {
@@ -364,6 +376,7 @@ impl AccountCatalog {
                         "roles must name at least one role",
                     ));
                 }
+                no_repeats(ids, "roles")?;
                 if let Some(id) = ids.iter().find(|id| self.role(id).is_none()) {
                     return Err(DomainError::invalid(
                         "roles",
@@ -390,6 +403,10 @@ impl AccountCatalog {
                         MAX_PER_POLICY,
                         "policies.resource_groups",
                     )?;
+                    // A view shows each named group whole: a name repeated would multiply
+                    // what a member's or a group's answer weighs for nothing.
+                    no_repeats(&p.permission_groups, "policies.permission_groups")?;
+                    no_repeats(&p.resource_groups, "policies.resource_groups")?;
                     if p.permission_groups.is_empty() || p.resource_groups.is_empty() {
                         return Err(DomainError::invalid(
                             "policies",

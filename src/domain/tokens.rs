@@ -357,6 +357,7 @@ impl TokenInput {
                 MAX_PER_POLICY,
                 &field("permission_groups"),
             )?;
+            super::rules::no_repeats(&p.permission_groups, "policies.permission_groups")?;
             let resources = p.resources.len()
                 + p.resources
                     .values()

@@ -688,3 +688,64 @@ async fn a_token_narrows_by_what_groups_can_say() {
         .await
         .expect_error(403, 9109);
 }
+
+/// A policy names each group once: a view shows every named resource group whole, so a
+/// repeated name would multiply an answer's weight (a denial of service) for nothing.
+#[tokio::test]
+async fn a_policy_names_each_group_once() {
+    let a = Account::new().await;
+    let owner = a.server.as_user(&a.owner);
+    let twice = json!({"access": "allow", "permission_groups": groups(&[SETTINGS_READ]),
+                       "resource_groups": [{"id": a.everything}, {"id": a.everything}]});
+    let r = owner
+        .post(
+            &a.path("/members"),
+            json!({"email": "x@example.com", "policies": [twice.clone()]}),
+        )
+        .await;
+    r.expect_error(400, 1002);
+    assert!(r.error_message().contains("named twice"), "{}", r.body);
+    owner
+        .post(
+            &a.path("/iam/user_groups"),
+            json!({"name": "g", "policies": [twice]}),
+        )
+        .await
+        .expect_error(400, 1002);
+    let groups_twice = json!({"access": "allow", "permission_groups": groups(&[SETTINGS_READ, SETTINGS_READ]),
+                              "resource_groups": [{"id": a.everything}]});
+    owner
+        .post(
+            &a.path("/members"),
+            json!({"email": "x@example.com", "policies": [groups_twice]}),
+        )
+        .await
+        .expect_error(400, 1002);
+    owner
+        .post(
+            &a.path("/members"),
+            json!({"email": "x@example.com", "roles": [DNS_ROLE, DNS_ROLE]}),
+        )
+        .await
+        .expect_error(400, 1002);
+    owner
+        .post(
+            &a.path("/tokens"),
+            token_body(
+                "t",
+                &[(
+                    "allow",
+                    &[SETTINGS_READ, SETTINGS_READ],
+                    json!({on(&a.id): "*"}),
+                )],
+            ),
+        )
+        .await
+        .expect_error(400, 1002);
+    let listed = owner.get(&a.path("/members")).await;
+    assert_eq!(
+        listed.result().as_array().unwrap().len(),
+        1,
+        "nothing added"
+    );
+}
