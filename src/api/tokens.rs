@@ -284,8 +284,12 @@ async fn update(
             &target.owner,
             target.token(),
             &|t| {
+                let before = t.clone();
                 tokens::update_token(t, input.clone(), status)?;
-                target.check_within(&caller, t)
+                if tokens::widens(&before, t) {
+                    target.check_within(&caller, t)?;
+                }
+                Ok(())
             },
             None,
         )

@@ -1239,7 +1239,19 @@ impl AccountState {
         }
         if let Some(policies) = policies {
             self.check_group_policies(&policies)?;
-            if policies != current.policies {
+            // Policies sent again without their ids get new ones: that is no change.
+            let terms = |ps: &[Policy]| -> Vec<(super::types::Access, Vec<Id>, Vec<Id>)> {
+                ps.iter()
+                    .map(|p| {
+                        (
+                            p.access,
+                            p.permission_groups.clone(),
+                            p.resource_groups.clone(),
+                        )
+                    })
+                    .collect()
+            };
+            if terms(&policies) != terms(&current.policies) {
                 self.check_gives(by, &Gift::of_policies(&policies))?;
             }
             updated.policies = policies;

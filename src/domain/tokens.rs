@@ -550,6 +550,23 @@ pub fn simple_account_token(
     new_token(Owner::Account(account.clone()), input, None)
 }
 
+/// Whether `after` may do anything `before` could not: other policies (their ids aside),
+/// active again, or another validity window or address condition. A rename or a disable
+/// gives nothing, so managing a token one could not make stays possible that far.
+pub fn widens(before: &Token, after: &Token) -> bool {
+    let policies = |t: &Token| -> Vec<(Effect, Vec<Id>, BTreeMap<String, Resource>)> {
+        t.policies
+            .iter()
+            .map(|p| (p.effect, p.permission_groups.clone(), p.resources.clone()))
+            .collect()
+    };
+    policies(before) != policies(after)
+        || (after.status == TokenStatus::Active && before.status != TokenStatus::Active)
+        || before.not_before != after.not_before
+        || before.expires_on != after.expires_on
+        || before.request_ip != after.request_ip
+}
+
 /// Replaces a token's editable fields (a PUT); a status left out stays as it is.
 pub fn update_token(
     token: &mut Token,

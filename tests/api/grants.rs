@@ -749,3 +749,68 @@ async fn a_policy_names_each_group_once() {
         "nothing added"
     );
 }
+
+/// Renaming or disabling a token gives nothing: a member who manages the account's tokens
+/// may do that to one stronger than they could make (a leaked one, say), not widen it,
+/// enable it again or roll it. A user group's policies sent again without their ids are
+/// no change either.
+#[tokio::test]
+async fn renaming_or_disabling_gives_nothing() {
+    let a = Account::new().await;
+    let owner = a.server.as_user(&a.owner);
+    let strong_body = token_body(
+        "strong",
+        &[("allow", &[SETTINGS_WRITE], json!({on(&a.id): "*"}))],
+    );
+    let (strong, _) = a.account_token(&owner, strong_body.clone()).await;
+    let (tokener, _) = a
+        .member("tokener@example.com", &[TOKENS_WRITE, SETTINGS_READ])
+        .await;
+    let tc = a.server.as_user(&tokener);
+    let path = a.path(&format!("/tokens/{strong}"));
+    let mut renamed = strong_body.clone();
+    renamed["name"] = json!("leaked");
+    tc.put(&path, renamed.clone()).await.result();
+    let mut disabled = renamed.clone();
+    disabled["status"] = json!("disabled");
+    tc.put(&path, disabled).await.result();
+    let mut enabled = renamed.clone();
+    enabled["status"] = json!("active");
+    tc.put(&path, enabled).await.expect_error(403, 9109);
+    let mut expiring = renamed;
+    expiring["expires_on"] = json!("2999-01-01T00:00:00Z");
+    tc.put(&path, expiring).await.expect_error(403, 9109);
+    tc.put(&format!("{path}/value"), json!({}))
+        .await
+        .expect_error(403, 9109);
+    let shown = owner.get(&path).await;
+    assert_eq!(shown.result()["name"], "leaked");
+    assert_eq!(shown.result()["status"], "disabled");
+
+    // A group holding a right the admin lacks, re-saved unchanged by them.
+    let group = owner
+        .post(
+            &a.path("/iam/user_groups"),
+            json!({"name": "dns", "policies": [a.policy("allow", &[DNS_WRITE])]}),
+        )
+        .await
+        .result()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (admin, _) = a.member("admin@example.com", &[SETTINGS_WRITE]).await;
+    let ac = a.server.as_user(&admin);
+    let group_path = a.path(&format!("/iam/user_groups/{group}"));
+    ac.put(
+        &group_path,
+        json!({"name": "dns", "policies": [a.policy("allow", &[DNS_WRITE])]}),
+    )
+    .await
+    .result();
+    ac.put(
+        &group_path,
+        json!({"policies": [a.policy("allow", &[DNS_WRITE, SETTINGS_READ])]}),
+    )
+    .await
+    .expect_error(403, 9109);
+}
