@@ -107,6 +107,64 @@ pub fn unseen(c: char) -> bool {
     c.is_control() || DefaultIgnorableCodePoint::for_char(c) || BidiControl::for_char(c)
 }
 
+/// Whether a name holds an [`unseen`] character other than a joiner or a variation
+/// selector where writing needs one, by the contexts of RFC 5892 (CONTEXTJ) and emoji:
+/// a zero-width non-joiner after a virama or between letters that join (Persian, Arabic),
+/// a zero-width joiner after a virama or between two pictographs (an emoji sequence), a
+/// variation selector after a character other than ASCII. Anywhere else they could make
+/// two names look alike. An email allows none of them.
+fn hides_something(value: &str) -> bool {
+    use icu_properties::CodePointMapData;
+    use icu_properties::props::{
+        BinaryProperty, CanonicalCombiningClass, ExtendedPictographic, JoiningType,
+    };
+    let chars: Vec<char> = value.chars().collect();
+    let virama = |c: char| {
+        CodePointMapData::<CanonicalCombiningClass>::new().get(c) == CanonicalCombiningClass::Virama
+    };
+    let joining = |c: char| CodePointMapData::<JoiningType>::new().get(c);
+    let selector = |c: char| matches!(c, '\u{FE00}'..='\u{FE0F}' | '\u{E0100}'..='\u{E01EF}');
+    // A pictograph, or one followed by its variation selector.
+    let pictograph_ends_at = |i: usize| {
+        ExtendedPictographic::for_char(chars[i])
+            || (selector(chars[i]) && i >= 1 && ExtendedPictographic::for_char(chars[i - 1]))
+    };
+    chars.iter().enumerate().any(|(i, &c)| {
+        if !unseen(c) {
+            return false;
+        }
+        let before = i.checked_sub(1).map(|j| chars[j]);
+        let after = chars.get(i + 1).copied();
+        let placed = match c {
+            '\u{200C}' => {
+                before.is_some_and(virama)
+                    || (before.is_some_and(|b| {
+                        matches!(
+                            joining(b),
+                            JoiningType::DualJoining | JoiningType::LeftJoining
+                        )
+                    }) && after.is_some_and(|a| {
+                        matches!(
+                            joining(a),
+                            JoiningType::DualJoining | JoiningType::RightJoining
+                        )
+                    }))
+            }
+            '\u{200D}' => {
+                before.is_some_and(virama)
+                    || (i >= 1
+                        && pictograph_ends_at(i - 1)
+                        && after.is_some_and(ExtendedPictographic::for_char))
+            }
+            c if selector(c) => {
+                before.is_some_and(|b| !b.is_ascii() && !b.is_whitespace() && !unseen(b))
+            }
+            _ => false,
+        };
+        !placed
+    })
+}
+
 impl Email {
     pub fn parse(raw: &str, field: &str) -> Result<Self, DomainError> {
         let value = raw.trim();
@@ -246,7 +304,7 @@ pub fn bounded(value: &str, field: &str, min: usize, max: usize) -> Result<Strin
         };
         return Err(DomainError::invalid(field, why));
     }
-    if value.chars().any(unseen) {
+    if hides_something(value) {
         return Err(DomainError::invalid(
             field,
             format!("{field} must not contain control, invisible or direction-changing characters"),
@@ -314,6 +372,35 @@ mod tests {
         ] {
             assert!(!unseen(c), "U+{:04X}", u32::from(c));
         }
+    }
+
+    #[test]
+    fn names_keep_joiners_and_variation_selectors_where_text_uses_them() {
+        for name in [
+            "\u{0639}\u{0644}\u{06CC}\u{200C}\u{0631}\u{0636}\u{0627}", // Persian, with ZWNJ
+            "\u{2764}\u{FE0F}",                                         // a red heart
+            "\u{1F9D1}\u{200D}\u{1F4BB}",                               // a technologist
+            "\u{1F3F3}\u{FE0F}\u{200D}\u{1F308}",                       // a rainbow flag
+        ] {
+            assert_eq!(bounded(name, "name", 1, 200).as_deref(), Ok(name));
+        }
+        for hidden in [
+            "\u{200D}lead",
+            "trail\u{200C}",
+            "a\u{200D} b",
+            "\u{FE0F}start",
+            "a\u{200D}\u{200D}b",
+            "Ad\u{200D}mins",
+            "Ad\u{200C}mins",
+            "Acme\u{FE0F}",
+            "x\u{3164}y",
+            "x\u{E0020}y",
+            "ab\u{202E}cd",
+        ] {
+            assert!(bounded(hidden, "name", 1, 200).is_err(), "{hidden:?}");
+        }
+        // An email allows none of them.
+        assert!(Email::parse("a\u{200D}b@example.com", "email").is_err());
     }
 
     #[test]
