@@ -270,6 +270,29 @@ fn an_import_is_all_or_nothing() {
     let mut bad = original.clone();
     bad["users"][0]["password"] = json!("x");
     refused(&bad, "unknown field");
+    // A membership in a group of no account of its own, or in one group twice: the group
+    // index kept from these would count and page the wrong members.
+    let mut bad = original.clone();
+    bad["memberships"][0]["group_ids"] =
+        json!(r#"[{"id":"cccccccccccccccccccccccccccccccc","added_on":"2026-01-01T00:00:00Z"}]"#);
+    refused(&bad, "no user group of its account");
+    {
+        let group = &original["user_groups"][0];
+        assert!(group.is_object(), "the demo has a user group");
+        let account = group["account_id"].as_str().unwrap();
+        let id = group["id"].as_str().unwrap();
+        let mut bad = original.clone();
+        let m = bad["memberships"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|m| m["account_id"] == account)
+            .expect("a membership in the group's account");
+        m["group_ids"] = json!(format!(
+            r#"[{{"id":"{id}","added_on":"2026-01-01T00:00:00Z"}},{{"id":"{id}","added_on":"2026-01-01T00:00:00Z"}}]"#
+        ));
+        refused(&bad, "twice");
+    }
 
     // Rows the database refuses, found after earlier rows went in: none of them stays.
     let mut bad = original.clone();

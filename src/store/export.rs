@@ -287,6 +287,29 @@ impl Export {
             json::<Vec<InGroup>>(&m.group_ids, &at, "group_ids")?;
             timestamps(&[&m.created_on, &m.modified_on], &at)?;
         }
+        // A membership is in groups of its own account, each once: the group index
+        // (`membership_groups`, kept from these) counts and pages a group's members by it.
+        let groups: std::collections::HashMap<&str, &str> = self
+            .user_groups
+            .iter()
+            .map(|g| (g.id.as_str(), g.account_id.as_str()))
+            .collect();
+        for m in &self.memberships {
+            let at = format!("memberships[{}]", m.id);
+            let ins: Vec<InGroup> = serde_json::from_str(&m.group_ids).unwrap_or_default();
+            let mut seen = std::collections::HashSet::new();
+            for g in &ins {
+                if groups.get(g.id.as_str()) != Some(&m.account_id.as_str()) {
+                    return Err(format!(
+                        "{at}: group_ids names {}, which is no user group of its account",
+                        g.id
+                    ));
+                }
+                if !seen.insert(g.id.as_str()) {
+                    return Err(format!("{at}: group_ids names {} twice", g.id));
+                }
+            }
+        }
         for g in &self.user_groups {
             let at = format!("user_groups[{}]", g.id);
             id(&g.id, &at)?;
