@@ -31,9 +31,13 @@ impl FromRequestParts<AppState> for Auth {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip().to_canonical());
+        // A request with a token guesses at no email, whatever else it carries (the SDKs
+        // send every credential they were given): its `X-Auth-Email` is neither refused
+        // nor counted.
         let email = parts
             .headers
             .get("x-auth-email")
+            .filter(|_| !parts.headers.contains_key("authorization"))
             .and_then(|v| v.to_str().ok())
             .map(str::trim);
         let failures = state.failures.as_deref().zip(client);

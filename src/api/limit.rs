@@ -137,10 +137,11 @@ impl<C: Clock + Clone> FailureLimiter<C> {
         if self.refused.is_empty() {
             return Ok(());
         }
+        let address = guesser(address);
         let now = self.clock.now();
         let until = |key| self.refused.get(&key).filter(|until| *until > now);
         let until = until((address, None))
-            .max(email.and_then(|e| until((address, Some(e.to_ascii_lowercase())))));
+            .max(email.and_then(|e| until((address, Some(e.to_lowercase())))));
         match until {
             Some(until) => {
                 let wait = Duration::from(until.duration_since(now));
@@ -152,6 +153,7 @@ impl<C: Clock + Clone> FailureLimiter<C> {
 
     /// Counts a failed authentication from `address` (for `email`).
     pub fn failed(&self, address: IpAddr, email: Option<&str>) {
+        let address = guesser(address);
         let now = self.clock.now();
         let mut counts = self.lock();
         counts.make_room(self.most_counted, || {
@@ -160,7 +162,8 @@ impl<C: Clock + Clone> FailureLimiter<C> {
         if let Some(wait) = spent(&counts.by_address, &address, now) {
             self.refused.insert((address, None), now + wait.into());
         }
-        if let Some(email) = email.map(str::to_ascii_lowercase) {
+        // Folded as addresses are looked up, so that a case variant is the same email.
+        if let Some(email) = email.map(str::to_lowercase) {
             let key = (address, email);
             if let Some(wait) = spent(&counts.by_email, &key, now) {
                 self.refused
@@ -173,6 +176,19 @@ impl<C: Clock + Clone> FailureLimiter<C> {
     fn counted(&self) -> (usize, usize) {
         let counts = self.lock();
         (counts.by_address.len(), counts.by_email.len())
+    }
+}
+
+/// Who is guessing, as far as an address can tell: an IPv4 address, or an IPv6 address's
+/// /64, which one subscriber holds whole (RFC 6177), so that each of its addresses is not a
+/// fresh allowance.
+fn guesser(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(prefix.into())
+        }
+        v4 => v4,
     }
 }
 
@@ -307,6 +323,36 @@ mod tests {
         assert!(
             limiter.check(guesser, None).is_err(),
             "one more, once refilled"
+        );
+    }
+
+    #[test]
+    fn an_ipv6_subscribers_addresses_share_one_allowance() {
+        let (limiter, _) = failures(3, MOST_COUNTED);
+        let in_64 = |n: u16| IpAddr::from([0x2001, 0xdb8, 0, 1, n, n, n, n]);
+        for n in 0..3 {
+            assert_eq!(limiter.check(in_64(n), None), Ok(()));
+            limiter.failed(in_64(n), None);
+        }
+        assert!(
+            limiter.check(in_64(99), None).is_err(),
+            "the /64 is refused"
+        );
+        let next_64 = IpAddr::from([0x2001, 0xdb8, 0, 2, 0, 0, 0, 1]);
+        assert_eq!(limiter.check(next_64, None), Ok(()));
+    }
+
+    #[test]
+    fn an_email_is_counted_folded_as_it_is_looked_up() {
+        let (limiter, _) = failures(6, MOST_COUNTED);
+        let guesser = address(1);
+        limiter.failed(guesser, Some("\u{c9}mile@example.com"));
+        limiter.failed(guesser, Some("\u{e9}mile@example.com"));
+        assert!(
+            limiter
+                .check(guesser, Some("\u{e9}MILE@example.com"))
+                .is_err(),
+            "one email whatever its case, beyond ASCII too"
         );
     }
 

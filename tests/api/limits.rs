@@ -493,3 +493,52 @@ async fn an_idle_kept_alive_connection_makes_room_for_a_waiting_one() {
         .unwrap();
     assert_eq!(status, 200);
 }
+
+/// A request with a token guesses at no email: the `X-Auth-Email` it may also carry (the
+/// SDKs send every credential they were given) is neither refused when that email is
+/// throttled nor counted.
+#[tokio::test]
+async fn a_token_request_is_not_held_to_its_email_header() {
+    let server = TestServer::start_with(&Limits {
+        failed_auth: NonZeroU32::new(6),
+        ..Limits::default()
+    })
+    .await;
+    let victim = server.user("victim@example.com").await;
+    let token = server.token(&victim, &["User Details Read"]).await;
+    let guesser = from(4);
+    let url = format!("http://{}/client/v4/user", server.addr);
+    let send = |headers: Vec<(&'static str, String)>| {
+        let (http, url) = (guesser.clone(), url.clone());
+        async move {
+            let mut r = http.get(url);
+            for (k, v) in headers {
+                r = r.header(k, v);
+            }
+            r.send().await.unwrap().status().as_u16()
+        }
+    };
+    let wrong = "0".repeat(37);
+    for _ in 0..2 {
+        let status = send(vec![
+            ("X-Auth-Email", victim.email.clone()),
+            ("X-Auth-Key", wrong.clone()),
+        ])
+        .await;
+        assert_eq!(status, 403);
+    }
+    let by_key = vec![
+        ("X-Auth-Email", victim.email.clone()),
+        ("X-Auth-Key", victim.key.clone()),
+    ];
+    assert_eq!(send(by_key).await, 429, "the email is throttled here");
+    let by_token = vec![
+        ("X-Auth-Email", victim.email.clone()),
+        ("Authorization", format!("Bearer {token}")),
+    ];
+    assert_eq!(
+        send(by_token).await,
+        200,
+        "a token is no guess at the email"
+    );
+}
