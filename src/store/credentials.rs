@@ -90,7 +90,19 @@ impl Credentials {
         key: &str,
         found: &V,
     ) {
-        map.insert(key.to_string(), (Instant::now(), found.clone()));
+        self.keep_at(map, lookup, key, found, Instant::now());
+    }
+
+    /// Keeps `found` as read at `kept`.
+    fn keep_at<V: Clone>(
+        &self,
+        map: &Cache<String, (Instant, V)>,
+        lookup: Lookup,
+        key: &str,
+        found: &V,
+        kept: Instant,
+    ) {
+        map.insert(key.to_string(), (kept, found.clone()));
         // A change between the lookup and now may have cleared the maps before this
         // insert: then what was read may be older than the change.
         if self.generation.load(Ordering::SeqCst) != lookup.0 {
@@ -100,12 +112,18 @@ impl Credentials {
 
     /// The token was used at `at`: the cached copy says so too, so that the next request
     /// does not record the use again.
+    /// The copy keeps the age it had: a use is no news of the token, so it must not make a
+    /// copy that may be stale (a missed announcement) live another time to live.
     pub(crate) fn touched(&self, hash: &str, at: &str) {
         if let Some(m) = &self.maps {
             let lookup = self.lookup();
-            if let Some((mut token, user)) = m.fresh(&m.tokens, hash) {
+            let kept = m
+                .tokens
+                .get(hash)
+                .filter(|(kept, _)| kept.elapsed() < m.ttl);
+            if let Some((kept, (mut token, user))) = kept {
                 token.last_used_on = Some(at.to_string());
-                self.keep_token(lookup, hash, &(token, user));
+                self.keep_at(&m.tokens, lookup, hash, &(token, user), kept);
             }
         }
     }
@@ -204,13 +222,44 @@ mod tests {
         assert!(cache.key("a@example.com").is_err());
     }
 
+    /// Entries are backdated rather than waited for: no test measures time.
     #[test]
     fn an_answer_older_than_the_time_to_live_is_not_used() {
-        let cache = Credentials::new(Duration::from_millis(50));
+        let ttl = Duration::from_secs(60);
+        let cache = Credentials::new(ttl);
+        let m = cache.maps.as_ref().unwrap();
         let lookup = cache.key("a@example.com").unwrap_err();
         cache.keep_key(lookup, "a@example.com", &(user(), "digest".into()));
         assert!(cache.key("a@example.com").is_ok());
-        std::thread::sleep(Duration::from_millis(80));
+        let old = Instant::now() - ttl - Duration::from_secs(1);
+        let lookup = cache.lookup();
+        cache.keep_at(
+            &m.keys,
+            lookup,
+            "a@example.com",
+            &(user(), "digest".into()),
+            old,
+        );
         assert!(cache.key("a@example.com").is_err());
+    }
+
+    #[test]
+    fn a_use_does_not_make_a_kept_token_younger() {
+        let ttl = Duration::from_secs(60);
+        let cache = Credentials::new(ttl);
+        let m = cache.maps.as_ref().unwrap();
+        let group = crate::domain::catalog::permission_group_named("API Tokens Read")
+            .unwrap()
+            .id
+            .clone();
+        let token =
+            crate::domain::tokens::simple_token(&Id::generate(), "t".into(), vec![group], None)
+                .unwrap();
+        let nearly = Instant::now() - ttl + Duration::from_secs(1);
+        cache.keep_at(&m.tokens, cache.lookup(), "h", &(token, None), nearly);
+        cache.touched("h", "2026-01-01T00:00:00Z");
+        let (kept, (used, _)) = m.tokens.get("h").unwrap();
+        assert_eq!(kept, nearly, "the copy keeps its age");
+        assert_eq!(used.last_used_on.as_deref(), Some("2026-01-01T00:00:00Z"));
     }
 }
