@@ -6,12 +6,12 @@
 //! The layout: `sql.rs` implements [`Store`] once, over a small `Backend` trait that
 //! `sqlite/` (rusqlite) and `postgres.rs` (sqlx) implement; `queries.rs` holds the reads
 //! and `conn.rs` how a statement runs on either driver. Three caches sit in front of the
-//! database: `credentials.rs` (who a key or token is; exact about this process's own
+//! database: `cache/credentials.rs` (who a key or token is; exact about this process's own
 //! writes, other processes' seen within a time to live or when announced),
-//! `catalogs.rs` (each account's roles and groups, used only while the account's row,
+//! `cache/catalogs.rs` (each account's roles and groups, used only while the account's row,
 //! read in the same statement, carries the stamp they were read at: exact in every
-//! process) and, on SQLite, `membership_cache.rs` (a user's memberships, used only while
-//! nothing was committed since: exact in every process).
+//! process) and, on SQLite, `cache/memberships.rs` (a user's memberships, used only while
+//! nothing was committed since: exact in every process); `cache/mod.rs` has their table.
 //!
 //! Each operation, per backend: the connection it runs on, its isolation, what it locks,
 //! and what answers before the database. In memory (`:memory:`) SQLite has one connection,
@@ -32,11 +32,9 @@
 //! | `export` | the writer, after committing its batch: `BEGIN` (one snapshot; this process's writes wait), committed once read | pooled, `REPEATABLE READ READ ONLY`, committed once read | none |
 //! | `import`, `restore` | the writer, a savepoint in the batch | pooled, `READ COMMITTED`, every table `EXCLUSIVE` | clears credentials; PostgreSQL tells other processes; every account gets a new catalog stamp and its memberships counted |
 
-mod catalogs;
+mod cache;
 mod conn;
-mod credentials;
 pub mod export;
-mod membership_cache;
 mod postgres;
 mod queries;
 mod sql;
@@ -55,7 +53,7 @@ use crate::domain::{
     Account, AccountCatalog, AccountState, Change, DomainError, Focus, Id, Membership, User,
 };
 
-pub use credentials::DEFAULT_TTL as DEFAULT_CREDENTIAL_TTL;
+pub use cache::credentials::DEFAULT_TTL as DEFAULT_CREDENTIAL_TTL;
 pub use postgres::PgStore;
 pub use queries::GroupMemberQuery;
 pub use sql::SqlStore;
@@ -190,7 +188,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 
     /// Every membership of the user with this folded email, with its account. Shared:
-    /// SQLite may answer from a cache that is exact (see `membership_cache.rs`).
+    /// SQLite may answer from a cache that is exact (see `cache/memberships.rs`).
     async fn user_memberships(
         &self,
         email_folded: &str,
@@ -205,7 +203,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<UserMembership>, StoreError>;
 
     /// The user and their API key hash. This and [`Store::token_by_hash`] may answer from a
-    /// cache of a few seconds (see `credentials.rs`); this process's own changes clear it.
+    /// cache of a few seconds (see `cache/credentials.rs`); this process's own changes clear it.
     async fn user_by_email(&self, email_folded: &str)
     -> Result<Option<(User, String)>, StoreError>;
 
@@ -300,31 +298,6 @@ impl Figure {
         self.labels.push((name, value));
         self
     }
-}
-
-/// A cache's figures: entries held, lookups answered from it and not.
-pub(crate) fn cache_figures(
-    cache: &'static str,
-    entries: usize,
-    hits: u64,
-    misses: u64,
-) -> Vec<Figure> {
-    vec![
-        Figure::gauge(
-            "roster_cache_entries",
-            "Entries a cache holds.",
-            entries as u64,
-        )
-        .label("cache", cache),
-        Figure::counter("roster_cache_hits_total", "Lookups a cache answered.", hits)
-            .label("cache", cache),
-        Figure::counter(
-            "roster_cache_misses_total",
-            "Lookups a cache could not answer.",
-            misses,
-        )
-        .label("cache", cache),
-    ]
 }
 
 /// Runs a write transaction, again while it fails for a reason the backend calls passing

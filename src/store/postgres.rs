@@ -13,8 +13,8 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPoolOptions};
 use sqlx::{Connection, PgPool, Postgres as Pg, Transaction};
 use tokio::sync::oneshot;
 
+use super::cache::credentials::Credentials;
 use super::conn::{Arg, Cols, Conn};
-use super::credentials::Credentials;
 use super::sql::{Backend, Lock, SqlStore};
 use super::{StoreError, WriteGate};
 

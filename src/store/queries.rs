@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Arc, LazyLock};
 
-use super::catalogs::{Catalogs, Stamped};
+use super::cache::catalogs::{Catalogs, Stamped};
 use super::conn::{Arg, Cols, Conn};
 use super::sql::{ACCOUNT_COLUMNS, MEMBERSHIP_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS, corrupt, json};
 

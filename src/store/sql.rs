@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::catalogs::Catalogs;
+use super::cache::catalogs::Catalogs;
+use super::cache::credentials::Credentials;
 use super::conn::{Arg, Conn};
-use super::credentials::Credentials;
 use super::export::{Export, FORMAT, Row};
 use super::queries;
 use super::{
@@ -104,7 +104,7 @@ pub trait Backend: Send + Sync + 'static {
     /// Written after a text expression to sort it bytewise, as Rust's `str` does.
     const COLLATE: &'static str;
 
-    /// An expression giving each row a new random catalog stamp (see `catalogs.rs`).
+    /// An expression giving each row a new random catalog stamp (see `cache/catalogs.rs`).
     const NEW_STAMP: &'static str;
 
     fn single(&self) -> impl Future<Output = Result<Self::Single, StoreError>> + Send;
@@ -156,7 +156,7 @@ pub trait Backend: Send + Sync + 'static {
 }
 
 /// The [`Store`] over one backend, with the credentials cache in front of its user and
-/// token lookups (see `credentials.rs`) and the accounts' catalogs (`catalogs.rs`).
+/// token lookups (see `cache/credentials.rs`) and the accounts' catalogs (`cache/catalogs.rs`).
 #[derive(Clone)]
 pub struct SqlStore<B> {
     pub(super) backend: B,
@@ -443,7 +443,7 @@ async fn count_members(
 }
 
 /// Whether a change alters the account's catalog, whose stamp must then change (see
-/// `catalogs.rs`).
+/// `cache/catalogs.rs`).
 fn changes_catalog(change: &Change) -> bool {
     match change {
         Change::PutCustomRole(_)

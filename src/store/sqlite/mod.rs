@@ -46,10 +46,10 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode};
 use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
-use super::catalogs::Catalogs;
+use super::cache::catalogs::Catalogs;
+use super::cache::credentials::Credentials;
+use super::cache::memberships::MembershipCache;
 use super::conn::Lite;
-use super::credentials::Credentials;
-use super::membership_cache::MembershipCache;
 use super::sql::{Backend, Lock, SqlStore};
 use super::{StoreError, UserMembership, queries};
 use crate::domain::Id;

@@ -129,17 +129,17 @@ impl Credentials {
     }
 
     /// Entries, hits and misses of the two maps, for `/metrics`.
-    pub(crate) fn figures(&self) -> Vec<super::Figure> {
+    pub(crate) fn figures(&self) -> Vec<crate::store::Figure> {
         let Some(m) = &self.maps else {
             return Vec::new();
         };
-        let mut figures = super::cache_figures(
+        let mut figures = super::figures(
             "credentials_keys",
             m.keys.len(),
             m.keys.hits(),
             m.keys.misses(),
         );
-        figures.extend(super::cache_figures(
+        figures.extend(super::figures(
             "credentials_tokens",
             m.tokens.len(),
             m.tokens.hits(),

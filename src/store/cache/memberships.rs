@@ -21,7 +21,7 @@
 //! before (one row for one membership) and nothing is kept, so that callers spread over
 //! many users do not pay for filling a cache that would evict them before they return.
 //!
-//! [`Lite::changed`]: super::conn::Lite::changed
+//! [`Lite::changed`]: crate::store::conn::Lite::changed
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 
-use super::UserMembership;
+use crate::store::UserMembership;
 
 /// Memberships kept in all (an entry weighs one plus its memberships): each is about a
 /// kilobyte with its account, so this bounds the cache near 50 MB.
@@ -41,9 +41,9 @@ const CAPACITY: u64 = 50_000;
 const RECENT: usize = 1 << 14;
 
 /// Memberships and the generation they were read at.
-pub(super) type Entry = (u64, Arc<Vec<UserMembership>>);
+pub(crate) type Entry = (u64, Arc<Vec<UserMembership>>);
 
-pub(super) struct MembershipCache {
+pub(crate) struct MembershipCache {
     entries: Cache<String, Entry, ByMemberships>,
     generation: AtomicU64,
     /// A hash of the email last asked for, per slot.
@@ -53,11 +53,11 @@ pub(super) struct MembershipCache {
 
 /// The generation a read saw when it asked whether the database changed.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Stamp(u64);
+pub(crate) struct Stamp(u64);
 
 impl Stamp {
     /// `kept`'s memberships, if nothing changed between their read and this stamp.
-    pub(super) fn valid(self, kept: Option<Entry>) -> Option<Arc<Vec<UserMembership>>> {
+    pub(crate) fn valid(self, kept: Option<Entry>) -> Option<Arc<Vec<UserMembership>>> {
         kept.and_then(|(read_at, list)| (read_at == self.0).then_some(list))
     }
 }
@@ -72,7 +72,7 @@ impl Weighter<String, Entry> for ByMemberships {
 }
 
 impl MembershipCache {
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         MembershipCache {
             entries: Cache::with_weighter(CAPACITY as usize / 4, CAPACITY, ByMemberships),
             generation: AtomicU64::new(0),
@@ -82,12 +82,12 @@ impl MembershipCache {
     }
 
     /// What is kept for the user, whatever its stamp.
-    pub(super) fn kept(&self, email_folded: &str) -> Option<Entry> {
+    pub(crate) fn kept(&self, email_folded: &str) -> Option<Entry> {
         self.entries.get(email_folded)
     }
 
-    pub(super) fn figures(&self) -> Vec<super::Figure> {
-        super::cache_figures(
+    pub(crate) fn figures(&self) -> Vec<crate::store::Figure> {
+        super::figures(
             "memberships",
             self.entries.len(),
             self.entries.hits(),
@@ -96,14 +96,14 @@ impl MembershipCache {
     }
 
     /// Whether the user is worth keeping: asked for before, and not forgotten since.
-    pub(super) fn admit(&self, email_folded: &str) -> bool {
+    pub(crate) fn admit(&self, email_folded: &str) -> bool {
         let hash = self.hasher.hash_one(email_folded);
         let slot = &self.recent[hash as usize & (RECENT - 1)];
         slot.swap(hash, Ordering::Relaxed) == hash
     }
 
     /// The stamp for a read whose connection just answered whether the database changed.
-    pub(super) fn stamp(&self, changed: bool) -> Stamp {
+    pub(crate) fn stamp(&self, changed: bool) -> Stamp {
         if changed {
             Stamp(self.generation.fetch_add(1, Ordering::SeqCst) + 1)
         } else {
@@ -113,7 +113,7 @@ impl MembershipCache {
 
     /// Keeps what a read stamped `stamp` found, unless the generation has moved on since
     /// (what it read may already be out of date; it would never be served anyway).
-    pub(super) fn keep(&self, stamp: Stamp, email_folded: &str, list: &Arc<Vec<UserMembership>>) {
+    pub(crate) fn keep(&self, stamp: Stamp, email_folded: &str, list: &Arc<Vec<UserMembership>>) {
         if self.generation.load(Ordering::SeqCst) == stamp.0 {
             self.entries
                 .insert(email_folded.to_string(), (stamp.0, Arc::clone(list)));
