@@ -466,6 +466,30 @@ fn focused_members(id: &Id, focus: &Focus, roles: &AccountCatalog) -> (String, V
     (sql, params)
 }
 
+/// What a page of an account's members needs first, in one statement: the account (`$1`),
+/// its catalog's stamp, the caller's accepted membership (`$3`, their folded email) and the
+/// page's `count`.
+async fn page_head(
+    conn: &mut impl Conn,
+    count: &str,
+    args: &[Arg<'_>],
+) -> Result<Option<((Account, String, Option<Membership>), i64)>, StoreError> {
+    let head = conn
+        .rows(
+            &format!(
+                "SELECT {ACCOUNT_COLUMNS}, {MEMBERSHIP_COLUMNS}, {USER_COLUMNS}, \
+                 {count} AS n \
+                 FROM accounts a LEFT JOIN memberships m ON m.account_id = $1 \
+                 AND m.email_lower = $3 AND m.status = 'accepted' \
+                 LEFT JOIN users u ON u.email_lower = m.email_lower WHERE a.id = $1"
+            ),
+            args,
+            |r| Ok((account_and_member(r)?, r.int("n")?)),
+        )
+        .await?;
+    Ok(head.into_iter().next())
+}
+
 /// A members page; `collate` is what makes the backend sort text bytewise.
 pub(super) async fn member_page(
     conn: &mut impl Conn,
@@ -494,20 +518,7 @@ pub(super) async fn member_page(
         Some(status) => format!("a.members_{}", status.as_str()),
         None => "a.members_pending + a.members_accepted + a.members_rejected".to_string(),
     };
-    let head = conn
-        .rows(
-            &format!(
-                "SELECT {ACCOUNT_COLUMNS}, {MEMBERSHIP_COLUMNS}, {USER_COLUMNS}, \
-                 {count} AS n \
-                 FROM accounts a LEFT JOIN memberships m ON m.account_id = $1 \
-                 AND m.email_lower = $3 AND m.status = 'accepted' \
-                 LEFT JOIN users u ON u.email_lower = m.email_lower WHERE a.id = $1"
-            ),
-            &args,
-            |r| Ok((account_and_member(r)?, r.int("n")?)),
-        )
-        .await?;
-    let Some(((account_row, stamp, caller), total)) = head.into_iter().next() else {
+    let Some(((account_row, stamp, caller), total)) = page_head(conn, &count, &args).await? else {
         return Ok(None);
     };
     // The same order as `list::paginate` with `text_key`: missing values
@@ -625,20 +636,7 @@ pub(super) async fn group_member_page(
         ),
         None => "COALESCE((SELECT live FROM user_group_counts WHERE group_id = $2), 0)".into(),
     };
-    let head = conn
-        .rows(
-            &format!(
-                "SELECT {ACCOUNT_COLUMNS}, {MEMBERSHIP_COLUMNS}, {USER_COLUMNS}, \
-                 {count} AS n \
-                 FROM accounts a LEFT JOIN memberships m ON m.account_id = $1 \
-                 AND m.email_lower = $3 AND m.status = 'accepted' \
-                 LEFT JOIN users u ON u.email_lower = m.email_lower WHERE a.id = $1"
-            ),
-            &args,
-            |r| Ok((account_and_member(r)?, r.int("n")?)),
-        )
-        .await?;
-    let Some(((account_row, stamp, caller), total)) = head.into_iter().next() else {
+    let Some(((account_row, stamp, caller), total)) = page_head(conn, &count, &args).await? else {
         return Ok(None);
     };
     let dir = match query.direction {
