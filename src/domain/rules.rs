@@ -527,33 +527,6 @@ impl Gift {
         gift
     }
 
-    /// What a member's grants give in an account with `catalog`: their roles' rights (the
-    /// Super Administrator's being every right and every account group), or their policies'.
-    pub fn of_grants(account_catalog: &AccountCatalog, grants: &Grants) -> Gift {
-        match grants {
-            Grants::Policies(policies) => Gift::of_policies(policies),
-            Grants::Roles(ids) => {
-                let mut gift = Gift::default();
-                for role in ids.iter().filter_map(|id| account_catalog.role(id)) {
-                    gift.perms = gift.perms.union(&role.permissions);
-                }
-                if ids
-                    .iter()
-                    .any(|r| r.as_str() == catalog::SUPER_ADMINISTRATOR)
-                {
-                    gift.super_administrator = true;
-                    for group in catalog::permission_groups()
-                        .iter()
-                        .filter(|g| g.scopes == tokens::ACCOUNT_RESOURCE)
-                    {
-                        gift.add_group(group);
-                    }
-                }
-                gift
-            }
-        }
-    }
-
     /// What an account token gives: every group it allows, on any resource.
     pub fn of_token(token: &Token) -> Gift {
         let mut gift = Gift::default();
@@ -2088,11 +2061,11 @@ mod tests {
         state
     }
 
+    /// What inviting a member with these roles gives, weighed as an invitation is.
     fn roles(ids: &[&str]) -> Gift {
-        Gift::of_grants(
-            &givers().catalog,
-            &Grants::Roles(ids.iter().map(|r| id(r)).collect()),
-        )
+        let state = givers();
+        let invited = member("new@example.com", Status::Pending, ids);
+        state.standing(&state.catalog, &invited).beyond(None)
     }
 
     #[test]
