@@ -532,7 +532,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let token = tokens::simple_token(&user.id, name, groups, expires_on)?;
             let secret = generate_token();
-            store.insert_token(&token, &hash_secret(&secret)).await?;
+            store
+                .insert_token(&token, &hash_secret(&secret), None)
+                .await?;
             println!("{secret}");
             Ok(())
         }

@@ -503,7 +503,7 @@ pub async fn load(store: &dyn Store, fixture: &Fixture) -> Result<Loaded, StoreE
             if has(&store.tokens(&owner).await?) {
                 continue;
             }
-            if let Err(e) = store.insert_token(token, digest).await {
+            if let Err(e) = store.insert_token(token, digest, None).await {
                 // Another process loading the same file at once made it.
                 if !has(&store.tokens(&owner).await?) {
                     return Err(e);

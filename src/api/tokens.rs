@@ -22,6 +22,7 @@ use crate::domain::list::{paginate, text_key};
 use crate::domain::tokens::{self, Effect, IpCondition, Owner, Resource, TokenInput, TokenStatus};
 use crate::domain::types::now;
 use crate::domain::{AccountState, Caller, Direction, DomainError, Focus, Gift, Id, Need, catalog};
+use crate::store::{TokenCheck, TokenRules};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -144,6 +145,24 @@ impl TokenBody {
     }
 }
 
+/// [`Target::rules`]'s check, for `caller`; `always`: whether an unchanged token is checked
+/// too (a roll hands out a new secret).
+fn maker_rules(
+    caller: &Caller,
+    always: bool,
+) -> impl Fn(&AccountState, Option<&tokens::Token>, &tokens::Token) -> Result<(), DomainError>
++ Send
++ Sync
++ '_ {
+    move |state, before, after| {
+        state.authorize_account_tokens(caller, Need::Write)?;
+        if always || before.is_none_or(|b| tokens::widens(b, after)) {
+            state.check_gives(caller, &Gift::of_token(after))?;
+        }
+        Ok(())
+    }
+}
+
 /// What a request is about, once the caller may `need` it.
 struct Target {
     /// The account's tokens on `/accounts/{account_id}/tokens`, the caller's own on
@@ -160,15 +179,14 @@ impl Target {
         self.token.as_ref().expect("the route names a token")
     }
 
-    /// Checks that the caller could make `token` here: an account's token gives at most
-    /// what its maker holds in the account (as Cloudflare limits an account token to its
-    /// creator's access), whether it is made, changed or rolled (a new secret is as good as
-    /// a new token). A user's token is capped by its user whenever it is used.
-    fn check_within(&self, caller: &Caller, token: &tokens::Token) -> Result<(), DomainError> {
-        match &self.account {
-            Some(state) => state.check_gives(caller, &Gift::of_token(token)),
-            None => Ok(()),
-        }
+    /// The rules a write of an account's token passes inside its own transaction (`None`
+    /// for a user's token, which its user caps whenever it is used): the caller still
+    /// manages the account's tokens, and the token gives at most what they hold there (as
+    /// Cloudflare limits an account token to its creator's access) wherever the write
+    /// widens it (made, a new secret, which is as good as a new token, or changed policies,
+    /// window, condition or status back to active; renaming or disabling gives nothing).
+    fn rules<'a>(&self, focus: &'a Focus, check: &'a TokenCheck<'a>) -> Option<TokenRules<'a>> {
+        self.account.as_ref().map(|_| TokenRules { focus, check })
     }
 }
 
@@ -243,13 +261,13 @@ async fn create(
     let (input, status) = body.input()?;
     let creator = caller.user.as_ref().map(|u| u.email.as_str().to_string());
     let mut token = tokens::new_token(target.owner.clone(), input, creator)?;
-    target.check_within(&caller, &token)?;
     if let Some(status) = status {
         token.status = status;
     }
     let secret = generate_token();
+    let (focus, check) = (Focus::caller(&caller), maker_rules(&caller, false));
     app.store
-        .insert_token(&token, &hash_secret(&secret))
+        .insert_token(&token, &hash_secret(&secret), target.rules(&focus, &check))
         .await?;
     Ok(views::single(views::token(&token, Some(&secret))))
 }
@@ -278,20 +296,15 @@ async fn update(
 ) -> Result<Response, ApiError> {
     let target = target(&app, &caller, &ids, Need::Write).await?;
     let (input, status) = body.input()?;
+    let (focus, check) = (Focus::caller(&caller), maker_rules(&caller, false));
     let token = app
         .store
         .edit_token(
             &target.owner,
             target.token(),
-            &|t| {
-                let before = t.clone();
-                tokens::update_token(t, input.clone(), status)?;
-                if tokens::widens(&before, t) {
-                    target.check_within(&caller, t)?;
-                }
-                Ok(())
-            },
+            &|t| tokens::update_token(t, input.clone(), status),
             None,
+            target.rules(&focus, &check),
         )
         .await?;
     Ok(views::single(views::token(&token, None)))
@@ -318,16 +331,17 @@ async fn roll(
 ) -> Result<Response, ApiError> {
     let target = target(&app, &caller, &ids, Need::Write).await?;
     let secret = generate_token();
+    let (focus, check) = (Focus::caller(&caller), maker_rules(&caller, true));
     app.store
         .edit_token(
             &target.owner,
             target.token(),
             &|t| {
-                target.check_within(&caller, t)?;
                 t.modified_on = now();
                 Ok(())
             },
             Some(&hash_secret(&secret)),
+            target.rules(&focus, &check),
         )
         .await?;
     Ok(views::single(secret))

@@ -944,6 +944,7 @@ impl<B: Backend> Store for SqlStore<B> {
         id: &Id,
         edit: EditToken<'_>,
         new_hash: Option<&str>,
+        rules: Option<super::TokenRules<'_>>,
     ) -> Result<Token, StoreError> {
         let lock = Lock::owner(owner);
         let token = super::with_retries(B::retryable, || async {
@@ -953,6 +954,12 @@ impl<B: Backend> Store for SqlStore<B> {
                 .ok_or(DomainError::NotFound("Token"))?;
             let before = token.clone();
             edit(&mut token)?;
+            if let (Some(rules), Owner::Account(account)) = (&rules, owner) {
+                let state = queries::load_focused(&mut *tx, &self.catalogs, account, rules.focus)
+                    .await?
+                    .ok_or(DomainError::NotFound("Account"))?;
+                (rules.check)(&state, Some(&before), &token)?;
+            }
             record(&mut *tx, &[audit::for_token(Some(&before), Some(&token))]).await?;
             let policies = to_json(&token.policies);
             let request_ip = token.request_ip.as_ref().map(to_json);
@@ -1083,53 +1090,74 @@ impl<B: Backend> Store for SqlStore<B> {
         Ok(user)
     }
 
-    async fn insert_token(&self, token: &Token, hash: &str) -> Result<(), StoreError> {
+    async fn insert_token(
+        &self,
+        token: &Token,
+        hash: &str,
+        rules: Option<super::TokenRules<'_>>,
+    ) -> Result<(), StoreError> {
         let policies = to_json(&token.policies);
         let request_ip = token.request_ip.as_ref().map(to_json);
         let (user, account) = match &token.owner {
             Owner::User(user) => (Some(user), None),
             Owner::Account(account) => (None, Some(account)),
         };
+        let missing = || -> StoreError {
+            DomainError::NotFound(if user.is_some() { "User" } else { "Account" }).into()
+        };
         // Only while its owner exists: an account deleted since the request was authorized
         // takes no new token. Under PostgreSQL's read committed, a deletion that commits
         // after this statement's snapshot passes the `EXISTS` and fails the foreign key
         // instead: that too means the owner is gone.
         let entry = [audit::for_token(None, Some(token))];
-        let inserted = self
-            .write_logged(
-                &entry,
-                "INSERT INTO tokens (id, user_id, account_id, creator_email, name, token_hash, \
-                 status, policies, not_before, expires_on, request_ip, created_on, modified_on, \
-                 last_used_on) \
-                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 \
-                 WHERE EXISTS (SELECT 1 FROM users WHERE id = $2) \
-                 OR EXISTS (SELECT 1 FROM accounts WHERE id = $3)",
-                &[
-                    (&token.id).into(),
-                    Arg::Text(user.map(Id::as_str)),
-                    Arg::Text(account.map(Id::as_str)),
-                    (&token.creator_email).into(),
-                    (&token.name).into(),
-                    hash.into(),
-                    token.status.as_str().into(),
-                    (&policies).into(),
-                    (&token.not_before).into(),
-                    (&token.expires_on).into(),
-                    (&request_ip).into(),
-                    (&token.issued_on).into(),
-                    (&token.modified_on).into(),
-                    (&token.last_used_on).into(),
-                ],
-            )
-            .await;
-        let inserted = match inserted {
-            Err(e) if violation(&e).is_some_and(|v| v.kind == Violation::Reference) => 0,
-            other => other?,
-        };
+        let lock = Lock::owner(&token.owner);
+        let inserted = super::with_retries(B::retryable, || async {
+            let mut tx = self.backend.begin(lock).await?;
+            if let (Some(rules), Some(account)) = (&rules, account) {
+                let state = queries::load_focused(&mut *tx, &self.catalogs, account, rules.focus)
+                    .await?
+                    .ok_or_else(missing)?;
+                (rules.check)(&state, None, token)?;
+            }
+            let changed = tx
+                .execute(
+                    "INSERT INTO tokens (id, user_id, account_id, creator_email, name, token_hash, \
+                     status, policies, not_before, expires_on, request_ip, created_on, modified_on, \
+                     last_used_on) \
+                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 \
+                     WHERE EXISTS (SELECT 1 FROM users WHERE id = $2) \
+                     OR EXISTS (SELECT 1 FROM accounts WHERE id = $3)",
+                    &[
+                        (&token.id).into(),
+                        Arg::Text(user.map(Id::as_str)),
+                        Arg::Text(account.map(Id::as_str)),
+                        (&token.creator_email).into(),
+                        (&token.name).into(),
+                        hash.into(),
+                        token.status.as_str().into(),
+                        (&policies).into(),
+                        (&token.not_before).into(),
+                        (&token.expires_on).into(),
+                        (&request_ip).into(),
+                        (&token.issued_on).into(),
+                        (&token.modified_on).into(),
+                        (&token.last_used_on).into(),
+                    ],
+                )
+                .await;
+            let changed = match changed {
+                Err(e) if violation(&e).is_some_and(|v| v.kind == Violation::Reference) => 0,
+                other => other?,
+            };
+            if changed > 0 {
+                record(&mut *tx, &entry).await?;
+            }
+            self.backend.commit(tx).await?;
+            Ok(changed)
+        })
+        .await?;
         if inserted == 0 {
-            return Err(
-                DomainError::NotFound(if user.is_some() { "User" } else { "Account" }).into(),
-            );
+            return Err(missing());
         }
         Ok(())
     }

@@ -606,3 +606,104 @@ async fn making_a_token_races_the_accounts_deletion_cleanly() {
         client.get(&path).await.expect_error(404, 1003);
     }
 }
+
+/// An account token's write decides its rules on the account as its own transaction reads
+/// it: a maker whose rights were taken after the request was authorized (a demotion that
+/// commits in between) makes, changes and rolls nothing. The race is played without
+/// timing: the store is handed the rules after the demotion committed.
+#[tokio::test]
+async fn a_token_write_decides_on_the_account_as_it_writes() {
+    use roster::domain::{Caller, Focus, Gift, Id, Need, tokens};
+    use roster::store::TokenRules;
+    let server = TestServer::start().await;
+    let owner = server.user("owner@example.com").await;
+    let account = server.account(&owner, "Raced").await;
+    let everything = server
+        .whole_account_group(&owner, &account, Some("everything"))
+        .await;
+    let minter = server.user("minter@example.com").await;
+    let member = server
+        .as_user(&owner)
+        .post(
+            &format!("/accounts/{account}/members"),
+            json!({"email": minter.email, "policies": [{"access": "allow",
+                "permission_groups": [{"id": SETTINGS_READ}, {"id": ACCOUNT_TOKENS_WRITE}],
+                "resource_groups": [{"id": everything}]}]}),
+        )
+        .await
+        .result()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    server
+        .as_user(&minter)
+        .put(
+            &format!("/memberships/{member}"),
+            json!({"status": "accepted"}),
+        )
+        .await
+        .result();
+    create(
+        &server.as_user(&minter),
+        &account,
+        body("theirs", &[SETTINGS_READ], json!({ on(&account): "*" })),
+    )
+    .await;
+    // Their rights go.
+    server
+        .as_user(&owner)
+        .put(
+            &format!("/accounts/{account}/members/{member}"),
+            json!({"policies": [{"access": "allow", "permission_groups": [{"id": SETTINGS_READ}],
+                   "resource_groups": [{"id": everything}]}]}),
+        )
+        .await
+        .result();
+    let (user, _) = server
+        .store
+        .user_by_email("minter@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    let caller = Caller::of_user(user, None);
+    let focus = Focus::caller(&caller);
+    let check =
+        |state: &roster::domain::AccountState, _: Option<&tokens::Token>, after: &tokens::Token| {
+            state.authorize_account_tokens(&caller, Need::Write)?;
+            state.check_gives(&caller, &Gift::of_token(after))
+        };
+    let rules = || {
+        Some(TokenRules {
+            focus: &focus,
+            check: &check,
+        })
+    };
+    let id = Id::parse(&account).unwrap();
+    let group = roster::domain::catalog::permission_group_named("Account Settings Read")
+        .unwrap()
+        .id
+        .clone();
+    let token = tokens::simple_account_token(&id, "late".into(), vec![group]).unwrap();
+    let made = server
+        .store
+        .insert_token(&token, &"0".repeat(64), rules())
+        .await;
+    assert!(made.is_err(), "made after the demotion: {made:?}");
+    let listed = server
+        .as_user(&owner)
+        .get(&format!("/accounts/{account}/tokens"))
+        .await;
+    let existing = listed.result()[0]["id"].as_str().unwrap().to_string();
+    let rolled = server
+        .store
+        .edit_token(
+            &tokens::Owner::Account(id.clone()),
+            &Id::parse(&existing).unwrap(),
+            &|_| Ok(()),
+            Some(&"1".repeat(64)),
+            rules(),
+        )
+        .await;
+    assert!(rolled.is_err(), "rolled after the demotion: {rolled:?}");
+    assert_eq!(listed.result().as_array().unwrap().len(), 1, "nothing made");
+}

@@ -249,7 +249,7 @@ impl TestServer {
             .collect();
         let token = tokens::simple_token(&user.id, "test".into(), groups, None).unwrap();
         self.store
-            .insert_token(&token, &hash_secret(&secret))
+            .insert_token(&token, &hash_secret(&secret), None)
             .await
             .unwrap();
         secret

@@ -296,7 +296,7 @@ async fn unusable_tokens_are_not_counted_as_guesses() {
         change(&mut token);
         server
             .store
-            .insert_token(&token, &roster::auth::hash_secret(&secret))
+            .insert_token(&token, &roster::auth::hash_secret(&secret), None)
             .await
             .unwrap();
         secrets.push(secret);

@@ -188,7 +188,7 @@ async fn inactive_tokens_are_refused_with_10000() {
     let secret = "expiredtoken000000000000000000000000000x";
     server
         .store
-        .insert_token(&expired, &hash_secret(secret))
+        .insert_token(&expired, &hash_secret(secret), None)
         .await
         .unwrap();
     server
