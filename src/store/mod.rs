@@ -4,8 +4,9 @@
 //! indexes back up the rules (one live membership per account and email).
 //!
 //! The layout: `sql.rs` implements [`Store`] once, over a small `Backend` trait that
-//! `sqlite/` (rusqlite) and `postgres.rs` (sqlx) implement; `queries.rs` holds the reads
-//! and `conn.rs` how a statement runs on either driver. Three caches sit in front of the
+//! `sqlite/` (rusqlite) and `postgres.rs` (sqlx) implement; `queries.rs` holds the reads,
+//! `writes.rs` what a write does to the rows, and `conn.rs` how a statement runs on either
+//! driver. Three caches sit in front of the
 //! database: `cache/credentials.rs` (who a key or token is; exact about this process's own
 //! writes, other processes' seen within a time to live or when announced),
 //! `cache/catalogs.rs` (each account's roles and groups, used only while the account's row,
@@ -39,6 +40,7 @@ mod postgres;
 mod queries;
 mod sql;
 mod sqlite;
+mod writes;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
