@@ -170,8 +170,6 @@ struct Target {
     owner: Owner,
     /// The token the path names, if any.
     token: Option<Id>,
-    /// The account, as authorizing the caller read it (an account's tokens only).
-    account: Option<AccountState>,
 }
 
 impl Target {
@@ -186,7 +184,7 @@ impl Target {
     /// widens it (made, a new secret, which is as good as a new token, or changed policies,
     /// window, condition or status back to active; renaming or disabling gives nothing).
     fn rules<'a>(&self, focus: &'a Focus, check: &'a TokenCheck<'a>) -> Option<TokenRules<'a>> {
-        self.account.as_ref().map(|_| TokenRules { focus, check })
+        matches!(self.owner, Owner::Account(_)).then_some(TokenRules { focus, check })
     }
 }
 
@@ -204,7 +202,6 @@ async fn target(
             Ok(Target {
                 owner: Owner::Account(account.clone()),
                 token,
-                account: Some(state),
             })
         }
         None => {
@@ -212,7 +209,6 @@ async fn target(
             Ok(Target {
                 owner: Owner::User(caller.user()?.id.clone()),
                 token,
-                account: None,
             })
         }
     }

@@ -466,6 +466,14 @@ fn focused_members(id: &Id, focus: &Focus, roles: &AccountCatalog) -> (String, V
     (sql, params)
 }
 
+/// `ORDER BY`'s word for a direction.
+fn sql_direction(direction: Direction) -> &'static str {
+    match direction {
+        Direction::Asc => "ASC",
+        Direction::Desc => "DESC",
+    }
+}
+
 /// What a page of an account's members needs first, in one statement: the account (`$1`),
 /// its catalog's stamp, the caller's accepted membership (`$3`, their folded email) and the
 /// page's `count`.
@@ -538,10 +546,7 @@ pub(super) async fn member_page(
         Some(MemberOrder::Email) => Some(("m.email_lower", false)),
         Some(MemberOrder::Status) => Some(("m.status", false)),
     };
-    let dir = match query.direction {
-        Direction::Asc => "ASC",
-        Direction::Desc => "DESC",
-    };
+    let dir = sql_direction(query.direction);
     // Ids are lowercase hex, which sorts the same in every collation, so
     // the indexes on (account_id, ..., id) serve these orders.
     let order = match key {
@@ -639,10 +644,7 @@ pub(super) async fn group_member_page(
     let Some(((account_row, stamp, caller), total)) = page_head(conn, &count, &args).await? else {
         return Ok(None);
     };
-    let dir = match query.direction {
-        Direction::Asc => "ASC",
-        Direction::Desc => "DESC",
-    };
+    let dir = sql_direction(query.direction);
     let per_page = i64::from(query.page.per_page);
     let offset = (i64::from(query.page.page) - 1) * per_page;
     let items = conn
