@@ -412,13 +412,15 @@ mod tests {
         (dir, store, owner, account, founder)
     }
 
-    /// A read loads the memberships its focus names and no others: authorizing a caller
-    /// in a big account must not cost what the account's size costs.
-    #[tokio::test]
-    async fn an_account_read_loads_only_the_memberships_it_names() {
-        let (_dir, store, owner, account, founder) = founded().await;
+    /// `n` pending guests invited with the founder's grants; their membership ids.
+    async fn invite_guests(
+        store: &SqliteStore,
+        account: &crate::domain::Account,
+        founder: &crate::domain::Membership,
+        n: usize,
+    ) -> Vec<Id> {
         let mut invited = Vec::new();
-        for i in 0..20 {
+        for i in 0..n {
             let written = store
                 .write_account(&account.id, &Focus::everyone(), &|state| {
                     let new = crate::domain::NewMember {
@@ -432,6 +434,15 @@ mod tests {
                 .unwrap();
             invited.push(written.membership().unwrap().id.clone());
         }
+        invited
+    }
+
+    /// A read loads the memberships its focus names and no others: authorizing a caller
+    /// in a big account must not cost what the account's size costs.
+    #[tokio::test]
+    async fn an_account_read_loads_only_the_memberships_it_names() {
+        let (_dir, store, owner, account, founder) = founded().await;
+        let invited = invite_guests(&store, &account, &founder, 20).await;
         let load = |focus: Focus| {
             let (store, id) = (store.clone(), account.id.clone());
             async move { store.load_account(&id, &focus).await.unwrap().unwrap() }
@@ -463,21 +474,10 @@ mod tests {
     #[tokio::test]
     async fn account_reads_use_their_indexes_without_statistics() {
         let (dir, store, owner, account, founder) = founded().await;
-        let mut last = founder.id.clone();
-        for i in 0..30 {
-            let written = store
-                .write_account(&account.id, &Focus::everyone(), &|state| {
-                    let new = crate::domain::NewMember {
-                        email: Email::parse(&format!("guest{i}@example.com"), "email")?,
-                        grants: founder.grants.clone(),
-                        status: Status::Pending,
-                    };
-                    Ok(vec![state.invite(new, None, None)?])
-                })
-                .await
-                .unwrap();
-            last = written.membership().unwrap().id.clone();
-        }
+        let last = invite_guests(&store, &account, &founder, 30)
+            .await
+            .pop()
+            .unwrap();
         let inspect = rusqlite::Connection::open(dir.path().join("db")).unwrap();
         let analyzed: i64 = inspect
             .query_row(

@@ -488,6 +488,39 @@ async fn the_demo_has_an_account_token_and_fixtures_refuse_bad_ones() {
     }
 }
 
+/// An accepted member who may only manage the account's tokens and read the account,
+/// through a policy on `everything`; their credentials and member id.
+async fn minter(
+    server: &TestServer,
+    owner: &Creds,
+    account: &str,
+    everything: &str,
+) -> (Creds, String) {
+    let minter = server.user("minter@example.com").await;
+    let member = server
+        .as_user(owner)
+        .post(
+            &format!("/accounts/{account}/members"),
+            json!({"email": minter.email, "policies": [{"access": "allow",
+                "permission_groups": [{"id": SETTINGS_READ}, {"id": ACCOUNT_TOKENS_WRITE}],
+                "resource_groups": [{"id": everything}]}]}),
+        )
+        .await
+        .result()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    server
+        .as_user(&minter)
+        .put(
+            &format!("/memberships/{member}"),
+            json!({"status": "accepted"}),
+        )
+        .await
+        .result();
+    (minter, member)
+}
+
 #[tokio::test]
 async fn an_account_token_gets_at_most_its_makers_rights() {
     let server = TestServer::start().await;
@@ -497,25 +530,7 @@ async fn an_account_token_gets_at_most_its_makers_rights() {
         .whole_account_group(&owner, &account, Some("everything"))
         .await;
     // A member who may only manage tokens and read the account.
-    let minter = server.user("minter@example.com").await;
-    let member = server
-        .as_user(&owner)
-        .post(
-            &format!("/accounts/{account}/members"),
-            json!({"email": minter.email, "policies": [{"access": "allow",
-                "permission_groups": [{"id": SETTINGS_READ}, {"id": ACCOUNT_TOKENS_WRITE}],
-                "resource_groups": [{"id": everything}]}]}),
-        )
-        .await;
-    let member = member.result()["id"].as_str().unwrap().to_string();
-    server
-        .as_user(&minter)
-        .put(
-            &format!("/memberships/{member}"),
-            json!({"status": "accepted"}),
-        )
-        .await
-        .result();
+    let (minter, _) = minter(&server, &owner, &account, &everything).await;
     let path = format!("/accounts/{account}/tokens");
     let writer = body("w", &[SETTINGS_WRITE], json!({ on(&account): "*" }));
     let r = server.as_user(&minter).post(&path, writer.clone()).await;
@@ -621,28 +636,7 @@ async fn a_token_write_decides_on_the_account_as_it_writes() {
     let everything = server
         .whole_account_group(&owner, &account, Some("everything"))
         .await;
-    let minter = server.user("minter@example.com").await;
-    let member = server
-        .as_user(&owner)
-        .post(
-            &format!("/accounts/{account}/members"),
-            json!({"email": minter.email, "policies": [{"access": "allow",
-                "permission_groups": [{"id": SETTINGS_READ}, {"id": ACCOUNT_TOKENS_WRITE}],
-                "resource_groups": [{"id": everything}]}]}),
-        )
-        .await
-        .result()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    server
-        .as_user(&minter)
-        .put(
-            &format!("/memberships/{member}"),
-            json!({"status": "accepted"}),
-        )
-        .await
-        .result();
+    let (minter, member) = minter(&server, &owner, &account, &everything).await;
     create(
         &server.as_user(&minter),
         &account,

@@ -40,19 +40,25 @@ fn user(n: usize) -> User {
     }
 }
 
-#[tokio::test]
-async fn members_pages_are_the_reference_pages_on_each_backend() {
-    let server = TestServer::start().await;
-    let store = &server.store;
+/// A new standard account with no member, made in the store directly.
+async fn empty_account(store: &dyn roster::store::Store, name: &str) -> Account {
     let account = Account {
         id: Id::generate(),
-        name: "Pages".into(),
+        name: name.into(),
         account_type: AccountType::Standard,
         created_on: now(),
         settings: AccountSettings::default(),
         managed_by: None,
     };
     store.create_account(&account, None).await.unwrap();
+    account
+}
+
+#[tokio::test]
+async fn members_pages_are_the_reference_pages_on_each_backend() {
+    let server = TestServer::start().await;
+    let store = &server.store;
+    let account = empty_account(store.as_ref(), "Pages").await;
     let statuses = [Status::Accepted, Status::Pending, Status::Rejected];
     let members: Vec<Membership> = (0..29)
         .map(|n| Membership {
@@ -166,15 +172,7 @@ async fn members_pages_are_the_reference_pages_on_each_backend() {
 async fn the_index_keeps_one_live_membership_per_email_without_the_domain() {
     let server = TestServer::start().await;
     let store = &server.store;
-    let account = Account {
-        id: Id::generate(),
-        name: "Index".into(),
-        account_type: AccountType::Standard,
-        created_on: now(),
-        settings: AccountSettings::default(),
-        managed_by: None,
-    };
-    store.create_account(&account, None).await.unwrap();
+    let account = empty_account(store.as_ref(), "Index").await;
     let membership = |email: &str, status| Membership {
         id: Id::generate(),
         account_id: account.id.clone(),
