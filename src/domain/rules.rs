@@ -9,7 +9,8 @@ use super::model::*;
 use super::permissions::{self, Key, Permissions};
 use super::tokens::{self, Token};
 use super::types::{
-    AccountType, Answer, Email, Id, MAX_GRANTS, MAX_PER_POLICY, Status, at_most, bounded, now,
+    AccountType, Answer, Email, Id, MAX_GRANTS, MAX_PER_POLICY, Status, at_most, bounded, name_key,
+    now,
 };
 
 /// The authenticated caller: a user, and when they came with an API token, that token; or
@@ -1092,7 +1093,7 @@ impl AccountState {
             .catalog
             .resource_groups
             .iter()
-            .any(|g| g.id != group.id && g.name.to_lowercase() == group.name.to_lowercase());
+            .any(|g| g.id != group.id && name_key(&g.name) == name_key(&group.name));
         if taken {
             return Err(DomainError::Duplicate(format!(
                 "Resource group named {}",
@@ -1159,7 +1160,7 @@ impl AccountState {
             .catalog
             .user_groups
             .iter()
-            .any(|g| Some(&g.id) != id && g.name.eq_ignore_ascii_case(&name));
+            .any(|g| Some(&g.id) != id && name_key(&g.name) == name_key(&name));
         if taken {
             return Err(DomainError::Duplicate(format!("User group {name}")));
         }

@@ -109,20 +109,23 @@ pub fn unseen(c: char) -> bool {
 
 /// Whether a name holds an [`unseen`] character other than a joiner or a variation
 /// selector where writing needs one, by the contexts of RFC 5892 (CONTEXTJ) and emoji:
-/// a zero-width non-joiner after a virama or between letters that join (Persian, Arabic),
-/// a zero-width joiner after a virama or between two pictographs (an emoji sequence), a
-/// variation selector after a character other than ASCII. Anywhere else they could make
+/// a zero-width non-joiner or joiner between a virama and a letter, a non-joiner between
+/// letters that join (Persian, Arabic), a joiner between two pictographs (an emoji
+/// sequence), an emoji presentation selector after an emoji, an ideographic variation
+/// selector after an ideograph. Anywhere else they could make
 /// two names look alike. An email allows none of them.
 fn hides_something(value: &str) -> bool {
     use icu_properties::CodePointMapData;
     use icu_properties::props::{
-        BinaryProperty, CanonicalCombiningClass, ExtendedPictographic, JoiningType,
+        BinaryProperty, CanonicalCombiningClass, Emoji, ExtendedPictographic, Ideographic,
+        JoiningType,
     };
     let chars: Vec<char> = value.chars().collect();
     let virama = |c: char| {
         CodePointMapData::<CanonicalCombiningClass>::new().get(c) == CanonicalCombiningClass::Virama
     };
     let joining = |c: char| CodePointMapData::<JoiningType>::new().get(c);
+    let letter = |c: char| c.is_alphabetic();
     let selector = |c: char| matches!(c, '\u{FE00}'..='\u{FE0F}' | '\u{E0100}'..='\u{E01EF}');
     // A pictograph, or one followed by its variation selector.
     let pictograph_ends_at = |i: usize| {
@@ -137,7 +140,7 @@ fn hides_something(value: &str) -> bool {
         let after = chars.get(i + 1).copied();
         let placed = match c {
             '\u{200C}' => {
-                before.is_some_and(virama)
+                (before.is_some_and(virama) && after.is_some_and(letter))
                     || (before.is_some_and(|b| {
                         matches!(
                             joining(b),
@@ -151,18 +154,27 @@ fn hides_something(value: &str) -> bool {
                     }))
             }
             '\u{200D}' => {
-                before.is_some_and(virama)
+                (before.is_some_and(virama) && after.is_some_and(letter))
                     || (i >= 1
                         && pictograph_ends_at(i - 1)
                         && after.is_some_and(ExtendedPictographic::for_char))
             }
-            c if selector(c) => {
-                before.is_some_and(|b| !b.is_ascii() && !b.is_whitespace() && !unseen(b))
-            }
+            // Text or emoji presentation of an emoji; an ideograph's variant.
+            '\u{FE0E}' | '\u{FE0F}' => before.is_some_and(|b| !b.is_ascii() && Emoji::for_char(b)),
+            '\u{E0100}'..='\u{E01EF}' => before.is_some_and(Ideographic::for_char),
             _ => false,
         };
         !placed
     })
+}
+
+/// What a name looks like, for telling two names apart: its visible characters, in lower
+/// case. Names that differ only in a joiner, a selector or case are one name.
+pub fn name_key(name: &str) -> String {
+    name.chars()
+        .filter(|c| !unseen(*c))
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 impl Email {
@@ -393,6 +405,8 @@ mod tests {
             "Ad\u{200D}mins",
             "Ad\u{200C}mins",
             "Acme\u{FE0F}",
+            "\u{C9}\u{FE0E}quipe", // a selector after a letter that is no emoji
+            "\u{0915}\u{094D}\u{200D}", // a joiner after a virama, and nothing
             "x\u{3164}y",
             "x\u{E0020}y",
             "ab\u{202E}cd",

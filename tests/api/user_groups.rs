@@ -636,3 +636,24 @@ async fn group_member_pages_follow_the_group_through_every_change() {
         .await
         .expect_error(404, 1003);
 }
+
+/// Two group names that look alike are one name: case, and a joiner or a selector that
+/// shows nothing, do not tell them apart.
+#[tokio::test]
+async fn group_names_that_look_alike_are_one_name() {
+    let w = World::new().await;
+    let owner = w.server.as_user(&w.owner);
+    owner
+        .post(&w.path(""), json!({"name": "\u{1F600}\u{1F600} Team"}))
+        .await
+        .result();
+    for twin in [
+        "\u{1F600}\u{200D}\u{1F600} team",
+        "\u{1F600}\u{FE0F}\u{1F600} TEAM",
+    ] {
+        owner
+            .post(&w.path(""), json!({"name": twin}))
+            .await
+            .expect_error(409, 1009);
+    }
+}
