@@ -745,7 +745,11 @@ impl<B: Backend> Store for SqlStore<B> {
         // after this statement's snapshot passes the `EXISTS` and fails the foreign key
         // instead: that too means the owner is gone.
         let entry = [audit::for_token(None, Some(token))];
-        let lock = Lock::owner(&token.owner);
+        // The owner's row is held only where rules are decided on it.
+        let lock = match rules {
+            Some(_) => Lock::owner(&token.owner),
+            None => Lock::Rows,
+        };
         let inserted = super::with_retries(B::retryable, || async {
             let mut tx = self.backend.begin(lock).await?;
             if let (Some(rules), Some(account)) = (&rules, account) {

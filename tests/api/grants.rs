@@ -777,12 +777,25 @@ async fn renaming_or_disabling_gives_nothing() {
     let mut enabled = renamed.clone();
     enabled["status"] = json!("active");
     tc.put(&path, enabled).await.expect_error(403, 9109);
-    let mut expiring = renamed;
+    let mut expiring = renamed.clone();
     expiring["expires_on"] = json!("2999-01-01T00:00:00Z");
     tc.put(&path, expiring).await.expect_error(403, 9109);
+    let mut earlier = renamed;
+    earlier["not_before"] = json!("2020-01-01T00:00:00Z");
+    tc.put(&path, earlier).await.expect_error(403, 9109);
     tc.put(&format!("{path}/value"), json!({}))
         .await
         .expect_error(403, 9109);
+    // Leaving out a token's address condition widens it.
+    let mut fenced = strong_body.clone();
+    fenced["condition"] = json!({"request_ip": {"in": ["10.0.0.0/8"]}});
+    let (fenced_id, _) = a.account_token(&owner, fenced).await;
+    tc.put(
+        &a.path(&format!("/tokens/{fenced_id}")),
+        strong_body.clone(),
+    )
+    .await
+    .expect_error(403, 9109);
     let shown = owner.get(&path).await;
     assert_eq!(shown.result()["name"], "leaked");
     assert_eq!(shown.result()["status"], "disabled");

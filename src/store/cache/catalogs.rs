@@ -22,7 +22,7 @@ use crate::domain::AccountCatalog;
 const CAPACITY: usize = 16_384;
 
 /// A catalog and the stamp of the account row it was read with.
-pub(crate) type Stamped = (String, Arc<AccountCatalog>);
+pub(in crate::store) type Stamped = (String, Arc<AccountCatalog>);
 
 pub struct Catalogs {
     entries: Cache<String, Stamped>,
@@ -44,12 +44,12 @@ impl Catalogs {
     /// The account's catalog as last read, whatever its stamp: what a read guesses the
     /// catalog is before its statement says which stamp the account has (the read tallies
     /// whether it was).
-    pub(crate) fn last(&self, account: &str) -> Option<Stamped> {
+    pub(in crate::store) fn last(&self, account: &str) -> Option<Stamped> {
         self.entries.get(account)
     }
 
     /// The account's catalog if the one kept has this stamp.
-    pub(crate) fn at(&self, account: &str, stamp: &str) -> Option<Arc<AccountCatalog>> {
+    pub(in crate::store) fn at(&self, account: &str, stamp: &str) -> Option<Arc<AccountCatalog>> {
         let found = self
             .entries
             .get(account)
@@ -60,16 +60,16 @@ impl Catalogs {
     }
 
     /// Counts a use of a kept catalog, or a read because none was kept at the stamp.
-    pub(crate) fn tally(&self, hit: bool) {
+    pub(in crate::store) fn tally(&self, hit: bool) {
         let counter = if hit { &self.hits } else { &self.misses };
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn keep(&self, account: String, stamped: Stamped) {
+    pub(in crate::store) fn keep(&self, account: String, stamped: Stamped) {
         self.entries.insert(account, stamped);
     }
 
-    pub(crate) fn figures(&self) -> Vec<crate::store::Figure> {
+    pub(in crate::store) fn figures(&self) -> Vec<crate::store::Figure> {
         super::figures(
             "catalogs",
             self.entries.len(),

@@ -41,9 +41,9 @@ const CAPACITY: u64 = 50_000;
 const RECENT: usize = 1 << 14;
 
 /// Memberships and the generation they were read at.
-pub(crate) type Entry = (u64, Arc<Vec<UserMembership>>);
+pub(in crate::store) type Entry = (u64, Arc<Vec<UserMembership>>);
 
-pub(crate) struct MembershipCache {
+pub(in crate::store) struct MembershipCache {
     entries: Cache<String, Entry, ByMemberships>,
     generation: AtomicU64,
     /// A hash of the email last asked for, per slot.
@@ -53,11 +53,11 @@ pub(crate) struct MembershipCache {
 
 /// The generation a read saw when it asked whether the database changed.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Stamp(u64);
+pub(in crate::store) struct Stamp(u64);
 
 impl Stamp {
     /// `kept`'s memberships, if nothing changed between their read and this stamp.
-    pub(crate) fn valid(self, kept: Option<Entry>) -> Option<Arc<Vec<UserMembership>>> {
+    pub(in crate::store) fn valid(self, kept: Option<Entry>) -> Option<Arc<Vec<UserMembership>>> {
         kept.and_then(|(read_at, list)| (read_at == self.0).then_some(list))
     }
 }
@@ -72,7 +72,7 @@ impl Weighter<String, Entry> for ByMemberships {
 }
 
 impl MembershipCache {
-    pub(crate) fn new() -> Self {
+    pub(in crate::store) fn new() -> Self {
         MembershipCache {
             entries: Cache::with_weighter(CAPACITY as usize / 4, CAPACITY, ByMemberships),
             generation: AtomicU64::new(0),
@@ -82,11 +82,11 @@ impl MembershipCache {
     }
 
     /// What is kept for the user, whatever its stamp.
-    pub(crate) fn kept(&self, email_folded: &str) -> Option<Entry> {
+    pub(in crate::store) fn kept(&self, email_folded: &str) -> Option<Entry> {
         self.entries.get(email_folded)
     }
 
-    pub(crate) fn figures(&self) -> Vec<crate::store::Figure> {
+    pub(in crate::store) fn figures(&self) -> Vec<crate::store::Figure> {
         super::figures(
             "memberships",
             self.entries.len(),
@@ -96,14 +96,14 @@ impl MembershipCache {
     }
 
     /// Whether the user is worth keeping: asked for before, and not forgotten since.
-    pub(crate) fn admit(&self, email_folded: &str) -> bool {
+    pub(in crate::store) fn admit(&self, email_folded: &str) -> bool {
         let hash = self.hasher.hash_one(email_folded);
         let slot = &self.recent[hash as usize & (RECENT - 1)];
         slot.swap(hash, Ordering::Relaxed) == hash
     }
 
     /// The stamp for a read whose connection just answered whether the database changed.
-    pub(crate) fn stamp(&self, changed: bool) -> Stamp {
+    pub(in crate::store) fn stamp(&self, changed: bool) -> Stamp {
         if changed {
             Stamp(self.generation.fetch_add(1, Ordering::SeqCst) + 1)
         } else {
@@ -113,7 +113,12 @@ impl MembershipCache {
 
     /// Keeps what a read stamped `stamp` found, unless the generation has moved on since
     /// (what it read may already be out of date; it would never be served anyway).
-    pub(crate) fn keep(&self, stamp: Stamp, email_folded: &str, list: &Arc<Vec<UserMembership>>) {
+    pub(in crate::store) fn keep(
+        &self,
+        stamp: Stamp,
+        email_folded: &str,
+        list: &Arc<Vec<UserMembership>>,
+    ) {
         if self.generation.load(Ordering::SeqCst) == stamp.0 {
             self.entries
                 .insert(email_folded.to_string(), (stamp.0, Arc::clone(list)));

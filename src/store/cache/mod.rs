@@ -17,12 +17,7 @@ pub(super) mod credentials;
 pub(super) mod memberships;
 
 /// A cache's figures: entries held, lookups answered from it and not.
-pub(crate) fn figures(
-    cache: &'static str,
-    entries: usize,
-    hits: u64,
-    misses: u64,
-) -> Vec<super::Figure> {
+fn figures(cache: &'static str, entries: usize, hits: u64, misses: u64) -> Vec<super::Figure> {
     vec![
         super::Figure::gauge(
             "roster_cache_entries",
