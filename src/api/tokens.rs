@@ -158,6 +158,13 @@ fn maker_rules(
         state.authorize_account_tokens(caller, Need::Write)?;
         if always || before.is_none_or(|b| tokens::widens(b, after)) {
             state.check_gives(caller, &Gift::of_token(after))?;
+            if let Some(own) = &caller.token
+                && !tokens::within_bounds_of(own, after)
+            {
+                return Err(DomainError::BeyondOwnRights(
+                    "a token that works longer, sooner or from other addresses than the one you came with".into(),
+                ));
+            }
         }
         Ok(())
     }

@@ -550,6 +550,24 @@ pub fn simple_account_token(
     new_token(Owner::Account(account.clone()), input, None)
 }
 
+/// Whether a token `made` by a caller who came with token `own` keeps within `own`'s
+/// bounds: it works no later (an expiry no later than `own`'s), no sooner (a `not_before`
+/// no earlier) and from no other addresses (the same address condition) than `own` does.
+/// Otherwise a short-lived or fenced token would mint a lasting, open one.
+pub fn within_bounds_of(own: &Token, made: &Token) -> bool {
+    let time = |t: &Option<String>| t.as_deref().and_then(parse_time);
+    let expires = match time(&own.expires_on) {
+        None => true,
+        Some(limit) => time(&made.expires_on).is_some_and(|e| e <= limit),
+    };
+    let starts = match time(&own.not_before) {
+        None => true,
+        Some(limit) => time(&made.not_before).is_some_and(|s| s >= limit),
+    };
+    let fenced = own.request_ip.is_none() || own.request_ip == made.request_ip;
+    expires && starts && fenced
+}
+
 /// Whether `after` may do anything `before` could not: other policies (their ids aside),
 /// active again, or another validity window or address condition. A rename or a disable
 /// gives nothing, so managing a token one could not make stays possible that far.

@@ -827,3 +827,44 @@ async fn renaming_or_disabling_gives_nothing() {
     .await
     .expect_error(403, 9109);
 }
+
+/// A token made with a token keeps within that token's bounds: a short-lived or fenced
+/// token does not mint a lasting or open one.
+#[tokio::test]
+async fn a_token_made_with_a_token_keeps_within_its_bounds() {
+    let a = Account::new().await;
+    let owner = a.server.as_user(&a.owner);
+    let mut short = token_body(
+        "short",
+        &[(
+            "allow",
+            &[TOKENS_WRITE, SETTINGS_READ],
+            json!({on(&a.id): "*"}),
+        )],
+    );
+    short["expires_on"] = json!("2990-01-01T00:00:00Z");
+    short["condition"] = json!({"request_ip": {"in": ["127.0.0.0/8"]}});
+    let (_, secret) = a.account_token(&owner, short.clone()).await;
+    let client = a.server.with_token(&secret);
+    let reader = token_body("r", &[("allow", &[SETTINGS_READ], json!({on(&a.id): "*"}))]);
+    client
+        .post(&a.path("/tokens"), reader.clone())
+        .await
+        .expect_error(403, 9109);
+    let mut later = reader.clone();
+    later["expires_on"] = json!("2995-01-01T00:00:00Z");
+    later["condition"] = short["condition"].clone();
+    client
+        .post(&a.path("/tokens"), later)
+        .await
+        .expect_error(403, 9109);
+    let mut open = reader.clone();
+    open["expires_on"] = json!("2980-01-01T00:00:00Z");
+    client
+        .post(&a.path("/tokens"), open.clone())
+        .await
+        .expect_error(403, 9109);
+    let mut within = open;
+    within["condition"] = short["condition"].clone();
+    client.post(&a.path("/tokens"), within).await.result();
+}
