@@ -100,6 +100,57 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Aut
     }
 }
 
+/// A credential as presented, checked for form and reduced to what is compared: the
+/// folded email and the key's digest, or the token's digest. A console session keeps this
+/// (never the secret) and presents it again on each page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presented {
+    Key {
+        email_folded: String,
+        digest: String,
+    },
+    Token {
+        digest: String,
+    },
+}
+
+impl Presented {
+    /// The credential a request's headers carry.
+    pub fn from_headers(headers: &HeaderMap) -> Result<Presented, AuthError> {
+        if let Some(authorization) = header(headers, "authorization")? {
+            let token = authorization
+                .strip_prefix("Bearer ")
+                .map(str::trim)
+                .filter(|t| token_format_ok(t))
+                .ok_or(AuthError::Malformed(vec![BAD_AUTHORIZATION]))?;
+            return Ok(Presented::Token {
+                digest: hash_secret(token),
+            });
+        }
+        let email = header(headers, "x-auth-email")?;
+        let key = header(headers, "x-auth-key")?;
+        let (email, key) = match (email, key) {
+            (Some(e), Some(k)) => (e, k),
+            _ => return Err(AuthError::Missing),
+        };
+        let mut chain = Vec::new();
+        let parsed = Email::parse(email, "X-Auth-Email");
+        if parsed.is_err() {
+            chain.push(BAD_EMAIL);
+        }
+        if !key_format_ok(key) {
+            chain.push(BAD_KEY);
+        }
+        match parsed {
+            Ok(email) if chain.is_empty() => Ok(Presented::Key {
+                email_folded: email.folded().to_string(),
+                digest: hash_secret(&key.to_ascii_lowercase()),
+            }),
+            _ => Err(AuthError::Malformed(chain)),
+        }
+    }
+}
+
 /// The caller of a request from `client` (the peer address, when the server knows it).
 pub async fn authenticate(
     store: &Arc<dyn Store>,
@@ -107,47 +158,36 @@ pub async fn authenticate(
     headers: &HeaderMap,
     client: Option<IpAddr>,
 ) -> Result<Caller, AuthError> {
-    if let Some(authorization) = header(headers, "authorization")? {
-        let token = authorization
-            .strip_prefix("Bearer ")
-            .map(str::trim)
-            .filter(|t| token_format_ok(t))
-            .ok_or(AuthError::Malformed(vec![BAD_AUTHORIZATION]))?;
-        return authenticate_token(store, uses, token, client).await;
-    }
-    let email = header(headers, "x-auth-email")?;
-    let key = header(headers, "x-auth-key")?;
-    let (email, key) = match (email, key) {
-        (Some(e), Some(k)) => (e, k),
-        _ => return Err(AuthError::Missing),
-    };
-    let mut chain = Vec::new();
-    let parsed = Email::parse(email, "X-Auth-Email");
-    if parsed.is_err() {
-        chain.push(BAD_EMAIL);
-    }
-    if !key_format_ok(key) {
-        chain.push(BAD_KEY);
-    }
-    let email = match parsed {
-        Ok(e) if chain.is_empty() => e,
-        _ => return Err(AuthError::Malformed(chain)),
-    };
-    let presented = hash_secret(&key.to_ascii_lowercase());
-    match store.user_by_email(email.folded()).await? {
-        Some((user, stored)) if same_digest(&presented, &stored) => Ok(Caller::of_user(user, None)),
-        _ => Err(AuthError::UnknownKey),
+    verify(store, uses, &Presented::from_headers(headers)?, client).await
+}
+
+/// The caller a credential is, as of now: a key that was changed or a token that was
+/// deleted, disabled or expired since it was first presented is refused.
+pub async fn verify(
+    store: &Arc<dyn Store>,
+    uses: &Arc<Uses>,
+    presented: &Presented,
+    client: Option<IpAddr>,
+) -> Result<Caller, AuthError> {
+    match presented {
+        Presented::Token { digest } => authenticate_token(store, uses, digest, client).await,
+        Presented::Key {
+            email_folded,
+            digest,
+        } => match store.user_by_email(email_folded).await? {
+            Some((user, stored)) if same_digest(digest, &stored) => Ok(Caller::of_user(user, None)),
+            _ => Err(AuthError::UnknownKey),
+        },
     }
 }
 
 async fn authenticate_token(
     store: &Arc<dyn Store>,
     uses: &Arc<Uses>,
-    token: &str,
+    presented: &str,
     client: Option<IpAddr>,
 ) -> Result<Caller, AuthError> {
-    let presented = hash_secret(token);
-    let Some((record, user)) = store.token_by_hash(&presented).await? else {
+    let Some((record, user)) = store.token_by_hash(presented).await? else {
         return Err(AuthError::BadToken);
     };
     let at = clock::now_utc();
@@ -156,7 +196,7 @@ async fn authenticate_token(
         Refusal::Location(ip) => AuthError::Location(ip),
     })?;
     let last = record.last_used_on.as_deref().and_then(parse_timestamp);
-    uses.record(store, presented, last, at);
+    uses.record(store, presented.to_string(), last, at);
     Ok(Caller {
         user,
         token: Some(record),

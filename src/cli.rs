@@ -244,6 +244,9 @@ pub struct LimitArgs {
     /// Seconds a request may take, reading its body included, before it gets 408.
     #[arg(long, env = "ROSTER_REQUEST_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     request_timeout: u64,
+    /// Leave out the web console (served at /console/, with / sending browsers there).
+    #[arg(long, env = "ROSTER_NO_CONSOLE")]
+    no_console: bool,
 }
 
 impl LimitArgs {
@@ -255,6 +258,7 @@ impl LimitArgs {
             request_timeout: Duration::from_secs(self.request_timeout),
             failed_auth: std::num::NonZeroU32::new(self.failed_auth_limit),
             invitation_ttl: Duration::from_secs(self.invitation_ttl_days * 86_400),
+            console: !self.no_console,
         }
     }
 }
@@ -421,6 +425,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 api::PREFIX
             );
             tracing::info!("database: {}", cli.db.describe());
+            if served.console {
+                tracing::info!(
+                    "console: http://{}/console/ (--no-console leaves it out)",
+                    listener.local_addr()?
+                );
+            }
             match served.rate {
                 Some((requests, window)) => tracing::info!(
                     "rate limit: {requests} requests per user per {} s (--rate-limit 0 turns it off)",

@@ -14,6 +14,7 @@
 pub mod api;
 pub mod auth;
 pub mod cli;
+pub mod console;
 pub mod domain;
 pub mod fixture;
 mod log_output;

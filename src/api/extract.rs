@@ -2,24 +2,30 @@
 //! caller, path identifiers, query parameters and JSON bodies.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, OriginalUri, Path, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::{ApiError, AppState};
-use crate::auth::AuthError;
+use crate::auth::{AuthError, Presented};
 use crate::domain::list::PageRequest;
 use crate::domain::{Caller, DomainError, Id};
 
 /// The authenticated caller.
 pub struct Auth(pub Arc<Caller>);
+
+/// A caller the console already authenticated from its session, on the request it makes
+/// to the API on their behalf: the API takes it in place of the headers (and still
+/// notes, audits and rate-limits it). Only the server puts extensions on a request.
+#[derive(Clone)]
+pub(crate) struct SignedIn(pub Arc<Caller>);
 
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
@@ -27,46 +33,11 @@ impl FromRequestParts<AppState> for Auth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         super::access::Notes::route(&parts.extensions);
         // The peer address, for tokens limited to some; behind a proxy that is the proxy.
-        let client = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_canonical());
-        // A request with a token guesses at no email, whatever else it carries (the SDKs
-        // send every credential they were given): its `X-Auth-Email` is neither refused
-        // nor counted.
-        let email = parts
-            .headers
-            .get("x-auth-email")
-            .filter(|_| !parts.headers.contains_key("authorization"))
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim);
-        let failures = state.failures.as_deref().zip(client);
-        if let Some((failures, address)) = failures {
-            failures.check(address, email).map_err(ApiError::Busy)?;
-        }
-        let caller = match crate::auth::authenticate(
-            &state.store,
-            &state.uses,
-            &parts.headers,
-            client,
-        )
-        .await
-        {
-            Ok(caller) => caller,
-            Err(e) => {
-                // Only guesses count. An email is counted with the key guessed for it; a
-                // token's request guesses at no email, whatever headers it carries.
-                if let Some((failures, address)) = failures {
-                    match &e {
-                        AuthError::UnknownKey => failures.failed(address, email),
-                        AuthError::BadToken => failures.failed(address, None),
-                        _ => {}
-                    }
-                }
-                return Err(e.into());
-            }
+        let client = client_address(&parts.extensions);
+        let caller = match parts.extensions.get::<SignedIn>() {
+            Some(signed_in) => Arc::clone(&signed_in.0),
+            None => Arc::new(state.authenticate(&parts.headers, client).await?.0),
         };
-        let caller = Arc::new(caller);
         crate::domain::audit::note_caller(&caller, client);
         if let Some(notes) = parts.extensions.get::<super::access::Notes>() {
             let (kind, id) = caller.principal();
@@ -78,6 +49,64 @@ impl FromRequestParts<AppState> for Auth {
             limiter.check(key.as_str()).map_err(ApiError::Busy)?;
         }
         Ok(Auth(caller))
+    }
+}
+
+/// The address a request came from, when the server knows it.
+pub(crate) fn client_address(extensions: &axum::http::Extensions) -> Option<IpAddr> {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_canonical())
+}
+
+impl AppState {
+    /// The caller a credential presented earlier is now (a console session's).
+    pub(crate) async fn verify(
+        &self,
+        presented: &Presented,
+        client: Option<IpAddr>,
+    ) -> Result<Caller, ApiError> {
+        Ok(crate::auth::verify(&self.store, &self.uses, presented, client).await?)
+    }
+
+    /// The caller whose credentials `headers` carry, from `client`, and the credential as
+    /// presented. Failed guesses count against the client's address (and the email
+    /// guessed for); a client past its allowance is refused before anything is checked.
+    pub(crate) async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        client: Option<IpAddr>,
+    ) -> Result<(Caller, Presented), ApiError> {
+        // A request with a token guesses at no email, whatever else it carries (the SDKs
+        // send every credential they were given): its `X-Auth-Email` is neither refused
+        // nor counted.
+        let email = headers
+            .get("x-auth-email")
+            .filter(|_| !headers.contains_key("authorization"))
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim);
+        let failures = self.failures.as_deref().zip(client);
+        if let Some((failures, address)) = failures {
+            failures.check(address, email).map_err(ApiError::Busy)?;
+        }
+        let verified = match Presented::from_headers(headers) {
+            Ok(presented) => crate::auth::verify(&self.store, &self.uses, &presented, client)
+                .await
+                .map(|caller| (caller, presented)),
+            Err(e) => Err(e),
+        };
+        verified.map_err(|e| {
+            // Only guesses count. An email is counted with the key guessed for it; a
+            // token's request guesses at no email, whatever headers it carries.
+            if let Some((failures, address)) = failures {
+                match &e {
+                    AuthError::UnknownKey => failures.failed(address, email),
+                    AuthError::BadToken => failures.failed(address, None),
+                    _ => {}
+                }
+            }
+            e.into()
+        })
     }
 }
 

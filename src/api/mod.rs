@@ -36,7 +36,9 @@ use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
 
+pub(crate) use access::InternalDetail;
 pub use error::ApiError;
+pub(crate) use extract::{SignedIn, client_address};
 
 use crate::domain::{AccountState, Caller, DomainError, Focus, Id, Need};
 use crate::store::Store;
@@ -56,6 +58,8 @@ pub struct Limits {
     pub failed_auth: Option<NonZeroU32>,
     /// How long an invitation can be accepted after it was made.
     pub invitation_ttl: Duration,
+    /// Serve the web console under `/console/` (`serve --no-console` leaves it out).
+    pub console: bool,
 }
 
 impl Default for Limits {
@@ -69,6 +73,7 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(60),
             failed_auth: NonZeroU32::new(60),
             invitation_ttl: Duration::from_secs(7 * 86_400),
+            console: true,
         }
     }
 }
@@ -203,11 +208,24 @@ pub fn router_with(
         .is_some()
         .then(|| middleware::from_fn_with_state(state.clone(), emulator::inject));
     let recorded = Arc::clone(&state.metrics);
+    let console = limits.console.then(|| {
+        // The console calls the API as a client would, in process (see `console`).
+        let api = Router::new()
+            .nest(PREFIX, v4.clone())
+            .with_state(state.clone());
+        crate::console::router(crate::console::ConsoleState {
+            app: state.clone(),
+            api,
+        })
+    });
     let mut routes = Router::new()
         .nest(PREFIX, v4)
         .merge(control)
         .fallback(no_route)
         .with_state(state);
+    if let Some(console) = console {
+        routes = routes.merge(console);
+    }
     if let Some(inject) = inject {
         // Inside the router, where the route a request matched is known; boxed around each
         // route as the comment below says, which only a test double pays.

@@ -30,6 +30,8 @@
 //! | `edit_user`, `edit_token`, `delete_token` | the writer, a savepoint in the batch | pooled, `READ COMMITTED`, the owner's row (user or account) `FOR UPDATE`, queued per owner; `edit_token` with `TokenRules` decides them on the account as read there | clears credentials once a row changed (a missing token deleted changes none); PostgreSQL tells other processes (`NOTIFY`) |
 //! | `insert_user`, `insert_token`, `touch_token` | the writer, a savepoint in the batch | pooled, `READ COMMITTED`, the rows written (a token only while its owner's row exists; an account's token with `TokenRules`: the account row `FOR UPDATE`, the rules decided on the account as read there) | `touch_token` updates its entry; inserts clear nothing (a refusal is never kept) |
 //! | every write above but `touch_token` (a use, not a change) | also writes its audit entries (`audit_logs`), in its own transaction: a refused or rolled-back change leaves none | the same | none |
+//! | `insert_session`, `touch_session`, `end_session` | the writer, a savepoint in the batch | pooled, `READ COMMITTED`, the row written (an insert also deletes sessions past the absolute expiry) | none |
+//! | `session` | a reader | `Singles` | none |
 //! | `export` | the writer, after committing its batch: `BEGIN` (one snapshot; this process's writes wait), committed once read | pooled, `REPEATABLE READ READ ONLY`, committed once read | none |
 //! | `import`, `restore` | the writer, a savepoint in the batch | pooled, `READ COMMITTED`, every table `EXCLUSIVE` | clears credentials; PostgreSQL tells other processes; every account gets a new catalog stamp and its memberships counted |
 
@@ -127,6 +129,19 @@ impl Written {
             _ => None,
         })
     }
+}
+
+/// A web console sign-in, as kept (see migration 0012): the session id's digest, the
+/// credential signed in with as it is compared (a key's user by folded email, and the
+/// key's digest; or, with no email, the token's digest), and when it was made and last
+/// used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleSession {
+    pub id_hash: String,
+    pub email_folded: Option<String>,
+    pub credential_hash: String,
+    pub created_on: String,
+    pub seen_on: String,
 }
 
 /// One page of an account's members, as `GET /accounts/{id}/members` asks for it.
@@ -248,6 +263,23 @@ pub trait Store: Send + Sync + 'static {
 
     /// Another owner's token is `NotFound("Token")`, as a missing one.
     async fn delete_token(&self, owner: &Owner, id: &Id) -> Result<(), StoreError>;
+
+    /// Keeps a console session, and forgets those made before `made_before` (past any
+    /// session's absolute expiry), so that the table holds only live ones.
+    async fn insert_session(
+        &self,
+        session: &ConsoleSession,
+        made_before: &str,
+    ) -> Result<(), StoreError>;
+
+    /// The console session with this id digest.
+    async fn session(&self, id_hash: &str) -> Result<Option<ConsoleSession>, StoreError>;
+
+    /// Records that the session was used `at` (for its idle expiry).
+    async fn touch_session(&self, id_hash: &str, at: &str) -> Result<(), StoreError>;
+
+    /// Ends a session (signing out); ending one that is not there is no error.
+    async fn end_session(&self, id_hash: &str) -> Result<(), StoreError>;
 
     /// Records that the token with this secret hash was used (best effort, outside any
     /// transaction).

@@ -20,8 +20,8 @@ use super::writes::{
     put_account, put_membership, record, unique_violation, violation,
 };
 use super::{
-    Decide, EditToken, EditUser, MemberPage, MemberQuery, Store, StoreError, UserMembership,
-    Written,
+    ConsoleSession, Decide, EditToken, EditUser, MemberPage, MemberQuery, Store, StoreError,
+    UserMembership, Written,
 };
 use crate::domain::audit;
 use crate::domain::tokens::{Owner, Token};
@@ -658,6 +658,73 @@ impl<B: Backend> Store for SqlStore<B> {
         )
         .await?;
         self.credentials.touched(hash, at);
+        Ok(())
+    }
+
+    async fn insert_session(
+        &self,
+        session: &ConsoleSession,
+        made_before: &str,
+    ) -> Result<(), StoreError> {
+        super::with_retries(B::retryable, || async {
+            let mut tx = self.backend.begin(Lock::Rows).await?;
+            tx.execute(
+                "DELETE FROM console_sessions WHERE created_on < $1",
+                &[made_before.into()],
+            )
+            .await?;
+            tx.execute(
+                "INSERT INTO console_sessions (id_hash, email_lower, credential_hash, \
+                     created_on, seen_on) VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    session.id_hash.as_str().into(),
+                    session.email_folded.as_deref().into(),
+                    session.credential_hash.as_str().into(),
+                    session.created_on.as_str().into(),
+                    session.seen_on.as_str().into(),
+                ],
+            )
+            .await?;
+            self.backend.commit(tx).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn session(&self, id_hash: &str) -> Result<Option<ConsoleSession>, StoreError> {
+        let mut conn = self.backend.single().await?;
+        conn.row(
+            "SELECT id_hash, email_lower, credential_hash, created_on, seen_on \
+             FROM console_sessions WHERE id_hash = $1",
+            &[id_hash.into()],
+            |row| {
+                Ok(ConsoleSession {
+                    id_hash: row.text("id_hash")?,
+                    email_folded: row.maybe_text("email_lower")?,
+                    credential_hash: row.text("credential_hash")?,
+                    created_on: row.text("created_on")?,
+                    seen_on: row.text("seen_on")?,
+                })
+            },
+        )
+        .await
+    }
+
+    async fn touch_session(&self, id_hash: &str, at: &str) -> Result<(), StoreError> {
+        self.write_one(
+            "UPDATE console_sessions SET seen_on = $2 WHERE id_hash = $1",
+            &[id_hash.into(), at.into()],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn end_session(&self, id_hash: &str) -> Result<(), StoreError> {
+        self.write_one(
+            "DELETE FROM console_sessions WHERE id_hash = $1",
+            &[id_hash.into()],
+        )
+        .await?;
         Ok(())
     }
 
