@@ -11,6 +11,7 @@ mod account_tokens;
 mod admin;
 mod audit;
 mod auth;
+mod console;
 mod contract;
 mod emulator;
 mod fuzz;
