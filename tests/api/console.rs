@@ -137,6 +137,9 @@ impl Browser {
     }
 }
 
+/// Form fields or headers, by name.
+type Pairs<'a> = Vec<(&'a str, &'a str)>;
+
 fn members_page() -> String {
     format!("/console/accounts/{DEMO_ACCOUNT}/members")
 }
@@ -235,7 +238,7 @@ async fn a_post_without_its_forms_token_changes_nothing() {
     let wrong = "0".repeat(64);
     let invite = format!("{}/invite", members_page());
     let role = crate::helpers::DNS_ROLE;
-    let cases: [(&str, Vec<(&str, &str)>, Vec<(&str, &str)>); 4] = [
+    let cases: [(&str, Pairs, Pairs); 4] = [
         ("no token", vec![], vec![]),
         ("a wrong token", vec![("csrf", &wrong)], vec![]),
         ("another session's token", vec![("csrf", &others)], vec![]),
