@@ -102,7 +102,7 @@ impl AppState {
 
     /// The same, for `caller`, who must be allowed to read the account (`focus` must hold
     /// their membership).
-    async fn read_account(
+    pub(crate) async fn read_account(
         &self,
         id: &Id,
         focus: &Focus,

@@ -7,7 +7,8 @@
 //!
 //! - `session.rs`: sign-in and sign-out, the session cookie and its expiry, CSRF.
 //! - `client.rs`: the in-process API call and its envelope.
-//! - `pages.rs`: one handler per page or form, each naming the API calls it makes.
+//! - `pages.rs`: one handler per page or form, each naming the API calls it makes;
+//!   `tokens.rs` the same for API tokens.
 //! - `assets.rs`: htmx (vendored), the stylesheet and the script, by content hash.
 //!
 //! Pages are ordinary forms and links; htmx (`hx-boost`) only swaps the body in place.
@@ -18,6 +19,7 @@ mod assets;
 mod client;
 mod pages;
 mod session;
+mod tokens;
 
 use axum::Router;
 use axum::extract::Request;
@@ -68,6 +70,22 @@ pub fn router(state: ConsoleState) -> Router {
             get(pages::confirm_remove).post(pages::remove),
         )
         .route("/console/accounts/{account_id}/roles", get(pages::roles))
+        .route(
+            "/console/tokens",
+            get(tokens::user_tokens).post(tokens::create_user_token),
+        )
+        .route(
+            "/console/tokens/{token_id}",
+            post(tokens::change_user_token),
+        )
+        .route(
+            "/console/accounts/{account_id}/tokens",
+            get(tokens::account_tokens).post(tokens::create_account_token),
+        )
+        .route(
+            "/console/accounts/{account_id}/tokens/{token_id}",
+            post(tokens::change_account_token),
+        )
         .route("/console/accounts/{account_id}/audit", get(pages::audit))
         .layer(middleware::from_fn(protect))
         .layer(tower_http::compression::CompressionLayer::new())

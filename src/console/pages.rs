@@ -2,22 +2,25 @@
 //! refuses is shown with the API's own message and code, and nothing else decides.
 
 use askama::Template;
-use axum::extract::{Path, RawQuery};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::{Value, json};
 
 use super::client::{Api, Refused};
-use super::html;
 use super::session::{Chrome, Posted, Visitor};
-use crate::domain::Id;
+use super::{ConsoleState, html};
+use crate::domain::permissions::{KEYS, Permissions};
+use crate::domain::rules::Origin;
+use crate::domain::types::Access;
+use crate::domain::{Focus, Id};
 
 /// A path id as the API takes it; anything else is no page ([`no_page`]).
-fn id(raw: &str) -> Option<String> {
+pub(super) fn id(raw: &str) -> Option<String> {
     Id::parse(raw).map(|id| id.as_str().to_string())
 }
 
-fn no_page() -> Response {
+pub(super) fn no_page() -> Response {
     (StatusCode::NOT_FOUND, "There is no such page.").into_response()
 }
 
@@ -30,7 +33,7 @@ struct Problem {
 }
 
 /// What the API refused, as a page in the console's frame, with the API's status.
-fn problem(chrome: Chrome, title: &str, refused: &Refused) -> Response {
+pub(super) fn problem(chrome: Chrome, title: &str, refused: &Refused) -> Response {
     let status = refused.status;
     let mut response = html(Problem {
         chrome,
@@ -41,7 +44,7 @@ fn problem(chrome: Chrome, title: &str, refused: &Refused) -> Response {
     response
 }
 
-fn text(v: &Value) -> String {
+pub(super) fn text(v: &Value) -> String {
     v.as_str().unwrap_or_default().to_string()
 }
 
@@ -239,7 +242,7 @@ struct RoleChoice {
 
 /// Every item of a paged list (`target` without paging), 50 at a time: for catalogs,
 /// which are short.
-async fn every_page(api: &Api, target: &str) -> Result<Vec<Value>, Refused> {
+pub(super) async fn every_page(api: &Api, target: &str) -> Result<Vec<Value>, Refused> {
     let mut all = Vec::new();
     for page in 1.. {
         let listed = api
@@ -565,6 +568,23 @@ struct PolicyRow {
     resource_groups: String,
 }
 
+/// One of the twelve permission areas: what the member may do there, and whether a deny
+/// took away what an allow gave.
+struct AreaRow {
+    area: &'static str,
+    read: bool,
+    write: bool,
+    denied: bool,
+}
+
+/// A role or policy and what it gives (or, a deny, takes away).
+struct SourceRow {
+    origin: String,
+    access: String,
+    permission_groups: String,
+    gives: String,
+}
+
 #[derive(Template)]
 #[template(path = "console/member.html")]
 struct MemberPage {
@@ -574,21 +594,91 @@ struct MemberPage {
     member: MemberRow,
     roles: Vec<RoleChoice>,
     policies: Vec<PolicyRow>,
+    areas: Vec<AreaRow>,
+    sources: Vec<SourceRow>,
     notice: Option<String>,
 }
 
 /// `GET /accounts/{id}/members/{member_id}` and `GET /accounts/{id}/roles`.
 pub async fn member(
+    State(state): State<ConsoleState>,
     Path((raw_account, raw_member)): Path<(String, String)>,
     visitor: Visitor,
 ) -> Response {
     let (Some(account), Some(member)) = (id(&raw_account), id(&raw_member)) else {
         return no_page();
     };
-    member_page(visitor, &account, &member, None).await
+    member_page(&state, visitor, &account, &member, None).await
+}
+
+/// "dns: read, write; billing: read": the areas `grants` has any of.
+fn areas_text(grants: &Permissions) -> String {
+    KEYS.iter()
+        .filter_map(
+            |(key, name)| match (grants.can_read(*key), grants.can_write(*key)) {
+                (_, true) => Some(format!("{name}: read, write")),
+                (true, false) => Some(format!("{name}: read")),
+                _ => None,
+            },
+        )
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// What member `member` may do in `account`, and from where: the account as the API's own
+/// reads load it (the caller authorized to read it, as for the member's own page), and the
+/// domain's [`AccountCatalog::member_permissions`] and `sources_of` (no rule of the
+/// console's own).
+async fn effective(
+    state: &ConsoleState,
+    api: &Api,
+    account: &str,
+    member: &str,
+) -> Result<(Vec<AreaRow>, Vec<SourceRow>), crate::api::ApiError> {
+    let (Some(account), Some(member)) = (Id::parse(account), Id::parse(member)) else {
+        return Err(crate::domain::DomainError::NotFound("Member").into());
+    };
+    let caller = api.caller();
+    let focus = Focus::caller(caller).member(&member);
+    let read = state.app.read_account(&account, &focus, caller).await?;
+    let m = read.member(&member)?;
+    let held = read.catalog.member_permissions(&read.account, m);
+    let sources = read.catalog.sources_of(&read.account, m);
+    let allowed = sources
+        .iter()
+        .filter(|s| s.access == Access::Allow)
+        .fold(Permissions::default(), |acc, s| acc.union(&s.grants));
+    let areas = KEYS
+        .iter()
+        .map(|(key, name)| AreaRow {
+            area: name,
+            read: held.can_read(*key),
+            write: held.can_write(*key),
+            denied: (allowed.can_write(*key) && !held.can_write(*key))
+                || (allowed.can_read(*key) && !held.can_read(*key)),
+        })
+        .collect();
+    let sources = sources
+        .iter()
+        .map(|s| SourceRow {
+            origin: match &s.origin {
+                Origin::Role(name) => format!("Role {name}"),
+                Origin::OwnPolicy => "Their own policy".into(),
+                Origin::Group(name) => format!("User group {name}"),
+            },
+            access: match s.access {
+                Access::Allow => "allows".into(),
+                Access::Deny => "denies".into(),
+            },
+            permission_groups: s.permission_groups.join(", "),
+            gives: areas_text(&s.grants),
+        })
+        .collect();
+    Ok((areas, sources))
 }
 
 async fn member_page(
+    state: &ConsoleState,
     visitor: Visitor,
     account: &str,
     member: &str,
@@ -634,6 +724,10 @@ async fn member_page(
                 .collect()
         })
         .unwrap_or_default();
+    let (areas, sources) = match effective(state, &api, account, member).await {
+        Ok(found) => found,
+        Err(e) => return e.into_response(),
+    };
     html(MemberPage {
         chrome,
         account_id: account.to_string(),
@@ -641,12 +735,15 @@ async fn member_page(
         member: member_row(&found),
         roles,
         policies,
+        areas,
+        sources,
         notice,
     })
 }
 
 /// `PUT /accounts/{id}/members/{member_id}` with the roles checked.
 pub async fn change_member(
+    State(state): State<ConsoleState>,
     Path((raw_account, raw_member)): Path<(String, String)>,
     posted: Posted,
 ) -> Response {
@@ -666,7 +763,7 @@ pub async fn change_member(
         Ok(_) => "Roles saved.".to_string(),
         Err(refused) => format!("Not saved: {}", refused.text()),
     };
-    member_page(visitor, &account, &member, Some(notice)).await
+    member_page(&state, visitor, &account, &member, Some(notice)).await
 }
 
 #[derive(Template)]

@@ -286,16 +286,70 @@ impl AccountCatalog {
             .iter()
             .filter_map(|g| self.user_group(&g.id))
             .flat_map(|g| g.policies.iter());
-        let key = account.scope_key();
         own.iter()
             .chain(of_groups)
-            .filter(|p| {
-                p.resource_groups
-                    .iter()
-                    .filter_map(|id| self.resource_group(id))
-                    .any(|g| g.scope.key == key)
-            })
+            .filter(|p| self.applies_in(account, p))
             .collect()
+    }
+
+    /// Whether `policy` counts in `account`: one of its resource groups is scoped to it.
+    fn applies_in(&self, account: &Account, policy: &Policy) -> bool {
+        let key = account.scope_key();
+        policy
+            .resource_groups
+            .iter()
+            .filter_map(|id| self.resource_group(id))
+            .any(|g| g.scope.key == key)
+    }
+
+    /// Where member `m`'s permissions in `account` come from, one source each: their
+    /// roles, and the policies (their own, and each of their user groups') that count
+    /// there, with what each allows or denies. [`Self::member_permissions`] is what they
+    /// add up to: every allow, less every deny.
+    pub fn sources_of(&self, account: &Account, m: &Membership) -> Vec<Source> {
+        let mut sources = Vec::new();
+        if let Grants::Roles(ids) = &m.grants {
+            for role in ids.iter().filter_map(|id| self.role(id)) {
+                sources.push(Source {
+                    origin: Origin::Role(role.name.clone()),
+                    access: super::types::Access::Allow,
+                    permission_groups: Vec::new(),
+                    grants: role.permissions,
+                });
+            }
+        }
+        let own = match &m.grants {
+            Grants::Policies(policies) => policies.iter().map(|p| (Origin::OwnPolicy, p)).collect(),
+            Grants::Roles(_) => Vec::new(),
+        };
+        let of_groups = m
+            .groups
+            .iter()
+            .filter_map(|g| self.user_group(&g.id))
+            .flat_map(|g| {
+                g.policies
+                    .iter()
+                    .map(|p| (Origin::Group(g.name.clone()), p))
+            });
+        for (origin, policy) in own.into_iter().chain(of_groups) {
+            if !self.applies_in(account, policy) {
+                continue;
+            }
+            let groups: Vec<&'static PermissionGroup> = policy
+                .permission_groups
+                .iter()
+                .filter_map(catalog::permission_group)
+                .collect();
+            sources.push(Source {
+                origin,
+                access: policy.access,
+                permission_groups: groups.iter().map(|g| g.name.clone()).collect(),
+                grants: groups
+                    .iter()
+                    .fold(Permissions::default(), |acc, g| acc.union(&g.grants)),
+            });
+        }
+        sources
     }
 
     /// Whether member `m` holds `need` in the permission groups of `area` in `account`: as
@@ -493,6 +547,25 @@ fn expressible() -> &'static Permissions {
             .fold(Permissions::default(), |acc, g| acc.union(&g.grants))
     });
     &EXPRESSIBLE
+}
+
+/// One source of a member's permissions ([`AccountCatalog::sources_of`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub origin: Origin,
+    pub access: super::types::Access,
+    /// A policy's permission groups, by name (none for a role).
+    pub permission_groups: Vec<String>,
+    /// What it allows, or with a deny, takes away.
+    pub grants: Permissions,
+}
+
+/// Where a [`Source`] is held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Role(String),
+    OwnPolicy,
+    Group(String),
 }
 
 /// What a change gives whoever it applies to: the rights it carries, the permission groups
