@@ -210,12 +210,14 @@ pub fn router_with(
     let recorded = Arc::clone(&state.metrics);
     let console = limits.console.then(|| {
         // The console calls the API as a client would, in process (see `console`).
-        let api = Router::new()
-            .nest(PREFIX, v4.clone())
-            .with_state(state.clone());
+        let mut api = Router::new().nest(PREFIX, v4.clone());
+        if state.emulator.is_some() {
+            api = api.merge(emulator::router());
+        }
         crate::console::router(crate::console::ConsoleState {
             app: state.clone(),
-            api,
+            api: api.with_state(state.clone()),
+            emulator: state.emulator.is_some(),
         })
     });
     let mut routes = Router::new()

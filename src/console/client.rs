@@ -90,22 +90,26 @@ impl Api {
         self.call(Method::GET, target, None).await
     }
 
-    /// `method` on `target` (a path under `/client/v4`, with its query), with a JSON body.
+    /// `method` on `target` (a path under `/client/v4`, or the emulator's `/_roster/...`,
+    /// with its query), with a JSON body.
     pub async fn call(
         &self,
         method: Method,
         target: &str,
         body: Option<&Value>,
     ) -> Result<Envelope, Refused> {
-        let uri = format!("{}{target}", crate::api::PREFIX);
-        let mut request = Request::builder().method(method.clone()).uri(&uri);
-        let body = match body {
-            Some(json) => {
-                request = request.header(header::CONTENT_TYPE, "application/json");
-                Body::from(json.to_string())
-            }
-            None => Body::empty(),
+        // The emulator's control plane is Roster's own, beside the API, not under it.
+        let uri = if target.starts_with("/_roster/") {
+            target.to_string()
+        } else {
+            format!("{}{target}", crate::api::PREFIX)
         };
+        let mut request = Request::builder().method(method.clone()).uri(&uri);
+        if method != Method::GET {
+            // The control plane takes nothing else, with a body or without.
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        let body = body.map_or_else(Body::empty, |json| Body::from(json.to_string()));
         let mut request = request.body(body).map_err(|_| Refused {
             status: StatusCode::BAD_REQUEST,
             errors: vec![],

@@ -8,7 +8,8 @@
 //! - `session.rs`: sign-in and sign-out, the session cookie and its expiry, CSRF.
 //! - `client.rs`: the in-process API call and its envelope.
 //! - `pages.rs`: one handler per page or form, each naming the API calls it makes;
-//!   `tokens.rs` the same for API tokens.
+//!   `tokens.rs` the same for API tokens, `groups.rs` for user and resource groups,
+//!   `emulator.rs` for the emulator's control plane.
 //! - `assets.rs`: htmx (vendored), the stylesheet and the script, by content hash.
 //!
 //! Pages are ordinary forms and links; htmx (`hx-boost`) only swaps the body in place.
@@ -17,6 +18,8 @@
 
 mod assets;
 mod client;
+mod emulator;
+mod groups;
 mod pages;
 mod session;
 mod tokens;
@@ -71,6 +74,19 @@ pub fn router(state: ConsoleState) -> Router {
         )
         .route("/console/accounts/{account_id}/roles", get(pages::roles))
         .route(
+            "/console/emulator",
+            get(emulator::emulator).post(emulator::act),
+        )
+        .route("/console/emulator/journal", get(emulator::journal_part))
+        .route(
+            "/console/accounts/{account_id}/groups",
+            get(groups::groups).post(groups::create_group),
+        )
+        .route(
+            "/console/accounts/{account_id}/groups/{group_id}",
+            get(groups::group).post(groups::change_group),
+        )
+        .route(
             "/console/tokens",
             get(tokens::user_tokens).post(tokens::create_user_token),
         )
@@ -98,6 +114,8 @@ pub fn router(state: ConsoleState) -> Router {
 pub struct ConsoleState {
     pub app: AppState,
     pub api: Router,
+    /// Whether the emulator's control plane is served (its page is offered).
+    pub emulator: bool,
 }
 
 /// The headers every console answer carries: no inline script or style, no framing, no

@@ -127,6 +127,8 @@ pub struct Chrome {
     pub csrf: String,
     /// Who is signed in: the user's email, or the token's name.
     pub who: String,
+    /// Whether the emulator's page is offered.
+    pub emulator: bool,
 }
 
 /// Not signed in (or no longer): to the sign-in page.
@@ -195,6 +197,7 @@ async fn signed_in(parts: &Parts, state: &ConsoleState) -> Result<(Visitor, Stri
         links: assets::links(),
         csrf: csrf_of(&id),
         who,
+        emulator: state.emulator,
     };
     Ok((Visitor { api, chrome }, id_hash))
 }
