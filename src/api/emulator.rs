@@ -640,7 +640,10 @@ async fn clear_requests(State(app): State<AppState>) -> Response {
 /// plane, the metrics and the web console (whose pages a test suite did not send; the
 /// console's own calls to the API are made in process and pass neither).
 fn own_path(path: &str) -> bool {
-    path.starts_with("/_roster/") || path == "/metrics" || path == "/" || path.starts_with("/console")
+    path.starts_with("/_roster/")
+        || path == "/metrics"
+        || path == "/"
+        || path.starts_with("/console")
 }
 
 /// Who a request says it is, for matching faults: its `X-Auth-Email`, and the id of the

@@ -232,7 +232,10 @@ async fn emulator_page(
         .iter()
         .map(|f| {
             let mut parts = Vec::new();
-            for field in ["method", "path", "caller", "status", "code", "message", "delay_ms", "times", "hits"] {
+            for field in [
+                "method", "path", "caller", "status", "code", "message", "delay_ms", "times",
+                "hits",
+            ] {
                 if let Some(v) = f.get(field).filter(|v| !v.is_null()) {
                     let shown = v.as_str().map_or_else(|| v.to_string(), str::to_string);
                     parts.push(format!("{field} {shown}"));
@@ -270,7 +273,11 @@ pub async fn journal_part(
 }
 
 /// One of the emulator's forms, by `action`, each one control-plane call.
-pub async fn act(State(state): State<ConsoleState>, headers: HeaderMap, posted: Posted) -> Response {
+pub async fn act(
+    State(state): State<ConsoleState>,
+    headers: HeaderMap,
+    posted: Posted,
+) -> Response {
     if !state.emulator {
         return no_page();
     }
@@ -296,7 +303,10 @@ pub async fn act(State(state): State<ConsoleState>, headers: HeaderMap, posted: 
             None,
         ),
         Some("advance") => {
-            let amount: i64 = fields.one("amount").and_then(|a| a.parse().ok()).unwrap_or(0);
+            let amount: i64 = fields
+                .one("amount")
+                .and_then(|a| a.parse().ok())
+                .unwrap_or(0);
             let unit = match fields.one("unit") {
                 Some("minutes") => 60,
                 Some("hours") => 3600,
@@ -333,25 +343,42 @@ pub async fn act(State(state): State<ConsoleState>, headers: HeaderMap, posted: 
                     spec.insert(field.into(), n);
                 }
             }
-            (Method::POST, "/_roster/faults".into(), Some(Value::Object(spec)))
+            (
+                Method::POST,
+                "/_roster/faults".into(),
+                Some(Value::Object(spec)),
+            )
         }
         Some("remove_fault") => (
             Method::DELETE,
-            format!("/_roster/faults/{}", encode_segment(fields.one("id").unwrap_or_default())),
+            format!(
+                "/_roster/faults/{}",
+                encode_segment(fields.one("id").unwrap_or_default())
+            ),
             None,
         ),
         Some("clear_faults") => (Method::DELETE, "/_roster/faults".into(), None),
         Some("clear_requests") => (Method::DELETE, "/_roster/requests".into(), None),
         _ => return no_page(),
     };
+    let action = fields.one("action").unwrap_or_default();
     let notice = match visitor.api.call(method, &target, body.as_ref()).await {
-        Ok(_) => "Done.".to_string(),
+        Ok(_) if action == "reset" => {
+            // The data is back to its seed; the page shows it as the next load reads it.
+            return Redirect::to("/console/emulator").into_response();
+        }
+        Ok(_) => match action {
+            "snapshot" => format!("Snapshot {name} taken."),
+            "restore" => format!("Snapshot {name} restored."),
+            "drop" => format!("Snapshot {name} deleted."),
+            "advance" | "set" | "real_time" => "Clock moved.".to_string(),
+            "add_fault" => "Fault added.".to_string(),
+            "remove_fault" => "Fault removed.".to_string(),
+            "clear_faults" => "Faults cleared.".to_string(),
+            _ => "Journal cleared.".to_string(),
+        },
         Err(refused) => format!("Refused: {}", refused.text()),
     };
-    if notice == "Done." && fields.one("action") == Some("reset") {
-        // The data is back to its seed; the page shows it as the next load reads it.
-        return Redirect::to("/console/emulator").into_response();
-    }
     emulator_page(visitor, &headers, Filters::of(&None), Some(notice)).await
 }
 

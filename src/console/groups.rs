@@ -300,12 +300,11 @@ pub async fn change_group(
     let api = &visitor.api;
     let base = format!("/accounts/{account}/iam/user_groups/{group}");
     let outcome = match fields.one("action") {
-        Some(action @ ("rename" | "add_policy" | "remove_policy")) => {
-            match api.get(&base).await {
-                Ok(read) => {
-                    let mut name = text(&read.result["name"]);
-                    let mut policies = policies_as_sent(&read.result);
-                    match action {
+        Some(action @ ("rename" | "add_policy" | "remove_policy")) => match api.get(&base).await {
+            Ok(read) => {
+                let mut name = text(&read.result["name"]);
+                let mut policies = policies_as_sent(&read.result);
+                match action {
                         "rename" => name = fields.one("name").unwrap_or_default().to_string(),
                         "add_policy" => policies.push(json!({
                             "access": fields.one("access").unwrap_or("allow"),
@@ -323,14 +322,13 @@ pub async fn change_group(
                             }
                         }
                     }
-                    let body = json!({ "name": name, "policies": policies });
-                    api.call(Method::PUT, &base, Some(&body))
-                        .await
-                        .map(|_| "Saved.".to_string())
-                }
-                Err(refused) => Err(refused),
+                let body = json!({ "name": name, "policies": policies });
+                api.call(Method::PUT, &base, Some(&body))
+                    .await
+                    .map(|_| "Saved.".to_string())
             }
-        }
+            Err(refused) => Err(refused),
+        },
         Some("add_member") => {
             let email = fields.one("email").unwrap_or_default();
             match member_by_email(&state, api, &account, email).await {
