@@ -212,11 +212,12 @@ async fn authenticate_token(
 /// to join. Spawning alone would not do: until the write lands, every request with the
 /// token still reads the old `last_used_on` and would start another, so at most one write
 /// per token is under way here; once it lands, the cached token and the database say the
-/// token was just used. A write that failed is not tried again for a minute, so a failing
-/// database is not asked (nor the log written to) on every request. Coalescing what is
-/// under way, rather than remembering what was written, keeps no second copy of
-/// `last_used_on` that could disagree with the database (the emulator's reset puts back
-/// the seeded one, and the next use is recorded again).
+/// token was just used. A write that failed, or never finished (its task panicked or was
+/// cancelled), is not tried again for a minute, so a failing database is not asked (nor the
+/// log written to) on every request. Coalescing what is under way, rather than remembering
+/// what was written, keeps no second copy of `last_used_on` that could disagree with the
+/// database (the emulator's reset puts back the seeded one, and the next use is recorded
+/// again).
 #[derive(Default)]
 pub struct Uses {
     writing: Mutex<Writing>,
@@ -245,34 +246,132 @@ impl Uses {
         last: Option<OffsetDateTime>,
         at: OffsetDateTime,
     ) {
+        // Written as the request's clock reads (the emulator may have moved it), which a
+        // task of its own would not see.
+        let write = |hash: String| {
+            let (store, stamp) = (store.clone(), timestamp(at));
+            async move { store.touch_token(&hash, &stamp).await }
+        };
+        self.record_with(hash, last, at, write);
+    }
+
+    /// [`Uses::record`], with `write` to record the use; the task writing it, if one was
+    /// started.
+    fn record_with<W: Future<Output = Result<(), StoreError>> + Send + 'static>(
+        self: &Arc<Self>,
+        hash: String,
+        last: Option<OffsetDateTime>,
+        at: OffsetDateTime,
+        write: impl FnOnce(String) -> W,
+    ) -> Option<tokio::task::JoinHandle<()>> {
         let recent = |then: OffsetDateTime| at - then <= Duration::MINUTE;
         if last.is_some_and(recent) {
-            return;
+            return None;
         }
         {
             let mut writing = self.lock();
             match writing.0.get(&hash) {
-                Some(None) => return,
-                Some(Some(failed)) if recent(*failed) => return,
+                Some(None) => return None,
+                Some(Some(failed)) if recent(*failed) => return None,
                 _ => writing.0.insert(hash.clone(), None),
             }
         }
-        // Written as the request's clock reads (the emulator may have moved it), which a
-        // task of its own would not see.
-        let stamp = timestamp(at);
-        let (uses, store) = (self.clone(), store.clone());
-        tokio::spawn(async move {
-            let written = store.touch_token(&hash, &stamp).await;
-            let mut writing = uses.lock();
-            match written {
-                Ok(()) => {
-                    writing.0.remove(&hash);
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "recording a token's use");
-                    writing.0.insert(hash, Some(at));
-                }
-            }
-        });
+        // Held from the moment the token is marked: spawning may fail, and a task may be
+        // dropped unstarted (the runtime shutting down) as well as panic.
+        let mark = Mark {
+            uses: self.clone(),
+            hash: hash.clone(),
+            at,
+            written: false,
+        };
+        let write = write(hash);
+        Some(tokio::spawn(async move { mark.end(write.await) }))
+    }
+}
+
+/// A token's use being written. Released when dropped, however the write ended: recorded,
+/// failed, or never finished (its task panicked or was cancelled), which counts as failed.
+/// Otherwise the token would stay "being written" and its uses never be recorded again.
+struct Mark {
+    uses: Arc<Uses>,
+    hash: String,
+    at: OffsetDateTime,
+    written: bool,
+}
+
+impl Mark {
+    /// Taking the mark whole: a task that only set its field would hold a copy of the field
+    /// (a closure captures no more than it uses), and the mark would be dropped at once.
+    fn end(mut self, written: Result<(), StoreError>) {
+        match written {
+            Ok(()) => self.written = true,
+            Err(e) => tracing::warn!(error = %e, "recording a token's use"),
+        }
+    }
+}
+
+impl Drop for Mark {
+    fn drop(&mut self) {
+        let hash = std::mem::take(&mut self.hash);
+        let mut writing = self.uses.lock();
+        if self.written {
+            writing.0.remove(&hash);
+        } else {
+            writing.0.insert(hash, Some(self.at));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AT: OffsetDateTime = OffsetDateTime::UNIX_EPOCH;
+
+    fn hash() -> String {
+        "0".repeat(64)
+    }
+
+    fn started(task: Option<tokio::task::JoinHandle<()>>) -> tokio::task::JoinHandle<()> {
+        task.expect("a write is started")
+    }
+
+    fn writes() -> impl FnOnce(String) -> std::future::Ready<Result<(), StoreError>> {
+        |_| std::future::ready(Ok(()))
+    }
+
+    #[tokio::test]
+    async fn a_write_that_panics_counts_as_failed() {
+        let uses = Arc::new(Uses::default());
+        let panics = |_| async { panic!("the store panicked") };
+        let task = started(uses.record_with(hash(), None, AT, panics));
+        assert!(task.await.unwrap_err().is_panic());
+        assert!(
+            uses.record_with(hash(), None, AT, writes()).is_none(),
+            "as after a failed write: not again within the minute"
+        );
+        let later = AT + Duration::minutes(2);
+        started(uses.record_with(hash(), None, later, writes()))
+            .await
+            .unwrap();
+        assert!(uses.lock().0.get(&hash()).is_none(), "recorded");
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_write_counts_as_failed() {
+        let uses = Arc::new(Uses::default());
+        let never = |_| std::future::pending();
+        let task = started(uses.record_with(hash(), None, AT, never));
+        assert!(
+            uses.record_with(hash(), None, AT, writes()).is_none(),
+            "one write at a time"
+        );
+        task.abort();
+        assert!(task.await.unwrap_err().is_cancelled());
+        let later = AT + Duration::minutes(2);
+        started(uses.record_with(hash(), None, later, writes()))
+            .await
+            .unwrap();
+        assert!(uses.lock().0.get(&hash()).is_none(), "recorded");
     }
 }

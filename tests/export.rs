@@ -270,6 +270,21 @@ fn an_import_is_all_or_nothing() {
     let mut bad = original.clone();
     bad["users"][0]["password"] = json!("x");
     refused(&bad, "unknown field");
+    // A row twice, as a hand-merged file may hold it: named before anything is written.
+    for table in ["users", "memberships", "tokens"] {
+        let mut bad = original.clone();
+        let rows = bad[table].as_array_mut().unwrap();
+        let row = rows
+            .first()
+            .unwrap_or_else(|| panic!("the demo has {table}"))
+            .clone();
+        rows.push(row.clone());
+        let id = row["id"].as_str().unwrap();
+        refused(
+            &bad,
+            &format!("cannot import: {table}: two rows have the id {id}"),
+        );
+    }
     // A membership in a group of no account of its own, or in one group twice: the group
     // index kept from these would count and page the wrong members.
     let mut bad = original.clone();

@@ -1,11 +1,12 @@
 //! Per-user rate limiting, as Cloudflare's API does it: each user gets `requests` per
 //! `window`, refilled evenly (a user who stays under the average never waits, a burst may
 //! spend the whole window's allowance at once); and throttling of failed authentications,
-//! per client address. Counted in this process: several processes behind a load balancer
-//! each count their own share.
+//! per client address (an IPv6 client by its /64, and by its /48 too, with [`PER_SITE`] times
+//! the allowance). Counted in this process: several processes behind a load balancer each
+//! count their own share.
 
 use std::hash::Hash;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -69,36 +70,61 @@ impl UserLimiter {
 
 /// Failed authentications (an unknown email, key or token: a guess, not a credential that
 /// is merely disabled, expired or not yet valid), counted per client address and per
-/// address and email. An address that has failed its allowance's worth, or failed that
-/// often for one email, is refused with 429 before its credentials are looked at, until
-/// the allowance has refilled. Keyed by address, so a guesser shuts out itself and
-/// whoever shares its address, never a user it guesses at from elsewhere.
+/// address and email, and for IPv6 per /48 as well. An address that has failed its
+/// allowance's worth, or failed that often for one email, or whose /48 has failed
+/// [`PER_SITE`] allowances' worth, is refused with 429 before its credentials are looked
+/// at, until the allowance has refilled. Keyed by address, so a guesser shuts out itself
+/// and whoever shares its address (or its /48), never a user it guesses at from elsewhere.
 pub struct FailureLimiter<C: Clock = DefaultClock> {
-    per_address: Quota,
-    per_email: Quota,
+    quotas: Quotas,
     clock: C,
     /// Taken by failures alone (a success reads `refused`), so it costs the requests that
     /// succeed nothing; a reset, or too many keys, replaces the counts whole.
     counts: Mutex<Counts<C>>,
     /// Most keys each map of `counts` holds.
     most_counted: usize,
-    /// Until when an address (email `None`) or an address asking for an email is refused.
-    refused: quick_cache::sync::Cache<(IpAddr, Option<String>), C::Instant>,
+    /// Until when each refused address, site or address asking for an email is refused.
+    refused: quick_cache::sync::Cache<Refused, C::Instant>,
 }
 
 /// Keys counted at once in each map, and refusals kept: a few hundred bytes each at most
 /// (an email is at most 90 characters).
 const MOST_COUNTED: usize = 100_000;
 
+/// How many /64s' allowances one IPv6 /48 gets in all. Its holder (a site, RFC 6177) has
+/// 65,536 /64s: counted by /64 alone it could guess 65,536 times as often as an IPv4
+/// client. Several, not one, so that a few guessing /64s (or an ISP's /56 subscribers
+/// sharing a /48) do not at once shut out the rest of the site.
+pub const PER_SITE: u32 = 16;
+
+/// What a refusal is for. A site and an address are told apart: a /48's network address is
+/// also the network address of its first /64.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Refused {
+    Address(IpAddr),
+    Site(Ipv6Addr),
+    Email(IpAddr, String),
+}
+
 type Counter<K, C> = RateLimiter<K, HashMapStateStore<K>, C, StateInformationMiddleware>;
 
 struct Counts<C: Clock> {
     by_address: Counter<IpAddr, C>,
     by_email: Counter<(IpAddr, String), C>,
+    by_site: Counter<Ipv6Addr, C>,
+}
+
+/// Each map's allowance.
+#[derive(Clone, Copy)]
+struct Quotas {
+    address: Quota,
+    email: Quota,
+    site: Quota,
 }
 
 impl FailureLimiter {
-    /// `per_minute` failures from one address, a third of them (at least one) for one email.
+    /// `per_minute` failures from one address, a third of them (at least one) for one email,
+    /// [`PER_SITE`] times as many from one IPv6 /48.
     pub fn new(per_minute: NonZeroU32) -> Self {
         FailureLimiter::with_clock(per_minute, DefaultClock::default(), MOST_COUNTED)
     }
@@ -107,12 +133,15 @@ impl FailureLimiter {
 impl<C: Clock + Clone> FailureLimiter<C> {
     fn with_clock(per_minute: NonZeroU32, clock: C, most_counted: usize) -> Self {
         let per_email = NonZeroU32::new(per_minute.get() / 3).unwrap_or(NonZeroU32::MIN);
-        let (per_address, per_email) =
-            (Quota::per_minute(per_minute), Quota::per_minute(per_email));
+        let per_site = per_minute.saturating_mul(NonZeroU32::new(PER_SITE).expect("not zero"));
+        let quotas = Quotas {
+            address: Quota::per_minute(per_minute),
+            email: Quota::per_minute(per_email),
+            site: Quota::per_minute(per_site),
+        };
         FailureLimiter {
-            counts: Mutex::new(Counts::new(per_address, per_email, &clock)),
-            per_address,
-            per_email,
+            counts: Mutex::new(Counts::new(quotas, &clock)),
+            quotas,
             clock,
             most_counted,
             refused: quick_cache::sync::Cache::new(MOST_COUNTED),
@@ -121,7 +150,7 @@ impl<C: Clock + Clone> FailureLimiter<C> {
 
     /// Every address's full allowance again, nobody refused (the emulator's reset).
     pub fn reset(&self) {
-        *self.lock() = Counts::new(self.per_address, self.per_email, &self.clock);
+        *self.lock() = Counts::new(self.quotas, &self.clock);
         self.refused.clear();
     }
 
@@ -140,8 +169,9 @@ impl<C: Clock + Clone> FailureLimiter<C> {
         let address = guesser(address);
         let now = self.clock.now();
         let until = |key| self.refused.get(&key).filter(|until| *until > now);
-        let until = until((address, None))
-            .max(email.and_then(|e| until((address, Some(e.to_lowercase())))));
+        let until = until(Refused::Address(address))
+            .max(site(address).and_then(|s| until(Refused::Site(s))))
+            .max(email.and_then(|e| until(Refused::Email(address, e.to_lowercase()))));
         match until {
             Some(until) => {
                 let wait = Duration::from(until.duration_since(now));
@@ -156,26 +186,34 @@ impl<C: Clock + Clone> FailureLimiter<C> {
         let address = guesser(address);
         let now = self.clock.now();
         let mut counts = self.lock();
-        counts.make_room(self.most_counted, || {
-            Counts::new(self.per_address, self.per_email, &self.clock)
-        });
+        counts.make_room(self.most_counted, || Counts::new(self.quotas, &self.clock));
         if let Some(wait) = spent(&counts.by_address, &address, now) {
-            self.refused.insert((address, None), now + wait.into());
+            self.refused
+                .insert(Refused::Address(address), now + wait.into());
+        }
+        if let Some(site) = site(address)
+            && let Some(wait) = spent(&counts.by_site, &site, now)
+        {
+            self.refused.insert(Refused::Site(site), now + wait.into());
         }
         // Folded as addresses are looked up, so that a case variant is the same email.
         if let Some(email) = email.map(str::to_lowercase) {
             let key = (address, email);
             if let Some(wait) = spent(&counts.by_email, &key, now) {
                 self.refused
-                    .insert((address, Some(key.1)), now + wait.into());
+                    .insert(Refused::Email(key.0, key.1), now + wait.into());
             }
         }
     }
 
     #[cfg(test)]
-    fn counted(&self) -> (usize, usize) {
+    fn counted(&self) -> (usize, usize, usize) {
         let counts = self.lock();
-        (counts.by_address.len(), counts.by_email.len())
+        (
+            counts.by_address.len(),
+            counts.by_email.len(),
+            counts.by_site.len(),
+        )
     }
 }
 
@@ -189,6 +227,14 @@ fn guesser(address: IpAddr) -> IpAddr {
             IpAddr::V6(prefix.into())
         }
         v4 => v4,
+    }
+}
+
+/// An IPv6 address's /48, which one site holds whole (RFC 6177); none for IPv4.
+fn site(address: IpAddr) -> Option<Ipv6Addr> {
+    match address {
+        IpAddr::V6(v6) => Some((u128::from(v6) & !((1u128 << 80) - 1)).into()),
+        IpAddr::V4(_) => None,
     }
 }
 
@@ -212,11 +258,13 @@ fn spent<K: Hash + Eq + Clone, C: Clock>(
 }
 
 impl<C: Clock + Clone> Counts<C> {
-    fn new(per_address: Quota, per_email: Quota, clock: &C) -> Self {
+    fn new(quotas: Quotas, clock: &C) -> Self {
         Counts {
-            by_address: RateLimiter::hashmap_with_clock(per_address, clock.clone())
+            by_address: RateLimiter::hashmap_with_clock(quotas.address, clock.clone())
                 .with_middleware(),
-            by_email: RateLimiter::hashmap_with_clock(per_email, clock.clone()).with_middleware(),
+            by_email: RateLimiter::hashmap_with_clock(quotas.email, clock.clone())
+                .with_middleware(),
+            by_site: RateLimiter::hashmap_with_clock(quotas.site, clock.clone()).with_middleware(),
         }
     }
 
@@ -227,16 +275,19 @@ impl<C: Clock + Clone> Counts<C> {
     /// the refusals already made stand. Pruning only when full, and then leaving at least
     /// half free, makes one pass over a map per that many new keys, never one per failure.
     fn make_room(&mut self, most: usize, fresh: impl FnOnce() -> Self) {
-        if self.by_address.len() < most && self.by_email.len() < most {
+        let lens = |c: &Self| [c.by_address.len(), c.by_email.len(), c.by_site.len()];
+        if lens(self).iter().all(|&n| n < most) {
             return;
         }
         self.by_address.retain_recent();
         self.by_email.retain_recent();
-        if self.by_address.len() > most / 2 || self.by_email.len() > most / 2 {
+        self.by_site.retain_recent();
+        if lens(self).iter().any(|&n| n > most / 2) {
             *self = fresh();
         } else {
             self.by_address.shrink_to_fit();
             self.by_email.shrink_to_fit();
+            self.by_site.shrink_to_fit();
         }
     }
 }
@@ -343,6 +394,33 @@ mod tests {
     }
 
     #[test]
+    fn an_ipv6_sites_64s_share_a_larger_allowance() {
+        let (limiter, _) = failures(3, MOST_COUNTED);
+        let in_48 = |n: u16| IpAddr::from([0x2001, 0xdb8, 7, n, 0, 0, 0, 1]);
+        // One failure from each /64, a third of its own allowance.
+        for n in 0..3 * PER_SITE as u16 {
+            assert_eq!(limiter.check(in_48(n), None), Ok(()), "failure {n}");
+            limiter.failed(in_48(n), None);
+        }
+        assert_eq!(
+            limiter.check(in_48(9_999), None),
+            Err(2),
+            "a fresh /64 of the /48 is refused, for one of its failures' share of a minute (1.25 s)"
+        );
+        let next_48 = IpAddr::from([0x2001, 0xdb8, 8, 0, 0, 0, 0, 1]);
+        assert_eq!(limiter.check(next_48, None), Ok(()));
+        // The /64 at the start of a /48 is no stand-in for the /48.
+        for _ in 0..3 {
+            limiter.failed(next_48, None);
+        }
+        assert!(limiter.check(next_48, None).is_err());
+        let in_next_48 = IpAddr::from([0x2001, 0xdb8, 8, 1, 0, 0, 0, 1]);
+        assert_eq!(limiter.check(in_next_48, None), Ok(()));
+        let v4 = address(1);
+        assert_eq!(limiter.check(v4, None), Ok(()));
+    }
+
+    #[test]
     fn an_email_is_counted_folded_as_it_is_looked_up() {
         let (limiter, _) = failures(6, MOST_COUNTED);
         let guesser = address(1);
@@ -379,11 +457,11 @@ mod tests {
         for n in 0..10 {
             limiter.failed(address(n), Some(&format!("u{n}@example.com")));
         }
-        assert_eq!(limiter.counted(), (10, 10));
+        assert_eq!(limiter.counted(), (10, 10, 0));
         // Past an email's whole allowance (three failures a minute) and then some.
         clock.advance(Duration::from_secs(60));
         limiter.failed(address(10), None);
-        assert_eq!(limiter.counted(), (1, 0), "the refilled were dropped");
+        assert_eq!(limiter.counted(), (1, 0, 0), "the refilled were dropped");
     }
 
     #[test]
@@ -396,7 +474,7 @@ mod tests {
         assert!(limiter.check(guesser, None).is_err());
         for n in 0..1_000 {
             limiter.failed(address(n), Some(&format!("u{n}@example.com")));
-            let (by_address, by_email) = limiter.counted();
+            let (by_address, by_email, _) = limiter.counted();
             assert!(
                 by_address <= 10 && by_email <= 10,
                 "{by_address} {by_email} after {n}"

@@ -150,12 +150,16 @@ impl TokenBody {
 fn maker_rules(
     caller: &Caller,
     always: bool,
-) -> impl Fn(&AccountState, Option<&tokens::Token>, &tokens::Token) -> Result<(), DomainError>
+) -> impl Fn(&AccountState, Option<&tokens::Token>, Option<&tokens::Token>) -> Result<(), DomainError>
 + Send
 + Sync
 + '_ {
     move |state, before, after| {
         state.authorize_account_tokens(caller, Need::Write)?;
+        // Deleting a token gives nothing: managing the account's tokens is all it takes.
+        let Some(after) = after else {
+            return Ok(());
+        };
         if always || before.is_none_or(|b| tokens::widens(b, after)) {
             state.check_gives(caller, &Gift::of_token(after))?;
             if let Some(own) = &caller.token
@@ -186,10 +190,11 @@ impl Target {
 
     /// The rules a write of an account's token passes inside its own transaction (`None`
     /// for a user's token, which its user caps whenever it is used): the caller still
-    /// manages the account's tokens, and the token gives at most what they hold there (as
-    /// Cloudflare limits an account token to its creator's access) wherever the write
-    /// widens it (made, a new secret, which is as good as a new token, or changed policies,
-    /// window, condition or status back to active; renaming or disabling gives nothing).
+    /// manages the account's tokens (to delete one too), and the token gives at most what
+    /// they hold there (as Cloudflare limits an account token to its creator's access)
+    /// wherever the write widens it (made, a new secret, which is as good as a new token, or
+    /// changed policies, window, condition or status back to active; renaming, disabling or
+    /// deleting gives nothing).
     fn rules<'a>(&self, focus: &'a Focus, check: &'a TokenCheck<'a>) -> Option<TokenRules<'a>> {
         matches!(self.owner, Owner::Account(_)).then_some(TokenRules { focus, check })
     }
@@ -319,8 +324,9 @@ async fn remove(
     ids: Ids,
 ) -> Result<Response, ApiError> {
     let target = target(&app, &caller, &ids, Need::Write).await?;
+    let (focus, check) = (Focus::caller(&caller), maker_rules(&caller, false));
     app.store
-        .delete_token(&target.owner, target.token())
+        .delete_token(&target.owner, target.token(), target.rules(&focus, &check))
         .await?;
     Ok(views::single(json!({ "id": target.token() })))
 }

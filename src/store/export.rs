@@ -232,9 +232,10 @@ impl Export {
         self.audit_logs.sort_by(|a, b| a.id.cmp(&b.id));
     }
 
-    /// Checks every value the way Roster itself would have stored it, so a hand-edited or
-    /// truncated file is refused before anything is written. The database checks the rest:
-    /// unique ids and emails, one live membership per account and email, references.
+    /// Checks every value the way Roster itself would have stored it, and that no row's key
+    /// is repeated, so a hand-edited or truncated file is refused before anything is
+    /// written. The database checks the rest: unique emails and secrets, one live membership
+    /// per account and email, references.
     pub fn check(&self) -> Result<(), String> {
         if self.format != FORMAT {
             return Err(format!("not a {FORMAT} file (format {:?})", self.format));
@@ -246,6 +247,32 @@ impl Export {
                 self.version
             ));
         }
+        // Before anything reads a table by its ids (the groups below), and said plainly: the
+        // database would refuse a repeat only as a row it cannot insert, and the audit log,
+        // which keeps no index on its id (see migration 0007), not at all.
+        once("users", self.users.iter().map(|r| r.id.as_str()))?;
+        once("accounts", self.accounts.iter().map(|r| r.id.as_str()))?;
+        // A role's id is its account's: keyed by both.
+        once(
+            "account_roles",
+            self.account_roles
+                .iter()
+                .map(|r| format!("{} of account {}", r.id, r.account_id)),
+        )?;
+        once(
+            "resource_groups",
+            self.resource_groups.iter().map(|r| r.id.as_str()),
+        )?;
+        once(
+            "user_groups",
+            self.user_groups.iter().map(|r| r.id.as_str()),
+        )?;
+        once(
+            "memberships",
+            self.memberships.iter().map(|r| r.id.as_str()),
+        )?;
+        once("tokens", self.tokens.iter().map(|r| r.id.as_str()))?;
+        once("audit_logs", self.audit_logs.iter().map(|r| r.id.as_str()))?;
         for u in &self.users {
             let at = format!("users[{}]", u.id);
             id(&u.id, &at)?;
@@ -317,14 +344,9 @@ impl Export {
             json::<Vec<Policy>>(&g.policies, &at, "policies")?;
             timestamps(&[&g.created_on, &g.modified_on], &at)?;
         }
-        // The table keeps no index on the id (see migration 0007): uniqueness is checked here.
-        let mut seen = std::collections::HashSet::with_capacity(self.audit_logs.len());
         for e in &self.audit_logs {
             let at = format!("audit_logs[{}]", e.id);
             id(&e.id, &at)?;
-            if !seen.insert(e.id.as_str()) {
-                return Err(format!("{at}: the id is used twice"));
-            }
             for owner in [&e.account_id, &e.actor_id, &e.token_id]
                 .into_iter()
                 .flatten()
@@ -378,6 +400,21 @@ impl Export {
     }
 }
 
+/// Each of `keys` once in `table`.
+fn once<K: Eq + std::hash::Hash + std::fmt::Display>(
+    table: &str,
+    keys: impl ExactSizeIterator<Item = K>,
+) -> Result<(), String> {
+    let mut seen = std::collections::HashSet::with_capacity(keys.len());
+    for key in keys {
+        if seen.contains(&key) {
+            return Err(format!("{table}: two rows have the id {key}"));
+        }
+        seen.insert(key);
+    }
+    Ok(())
+}
+
 /// Ids are stored exactly as parsed: lowercase.
 fn id(raw: &str, at: &str) -> Result<(), String> {
     match Id::parse(raw) {
@@ -421,4 +458,152 @@ fn json<T: serde::de::DeserializeOwned>(raw: &str, at: &str, column: &str) -> Re
     serde_json::from_str::<T>(raw)
         .map(|_| ())
         .map_err(|e| format!("{at}: {column} is not valid: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "0123456789abcdef0123456789abcdef";
+    const OTHER: &str = "fedcba9876543210fedcba9876543210";
+
+    fn empty() -> Export {
+        Export {
+            format: FORMAT.into(),
+            version: schema_version().0,
+            users: vec![],
+            accounts: vec![],
+            account_roles: vec![],
+            resource_groups: vec![],
+            user_groups: vec![],
+            memberships: vec![],
+            tokens: vec![],
+            audit_logs: vec![],
+        }
+    }
+
+    #[test]
+    fn a_repeated_id_is_refused_naming_its_table_and_id() {
+        let twice = |data: Export, table: &str| {
+            assert_eq!(
+                data.check(),
+                Err(format!("{table}: two rows have the id {ID}")),
+                "{table}"
+            );
+        };
+        let id = ID.to_string();
+        twice(
+            Export {
+                users: vec![
+                    UserRow {
+                        id: id.clone(),
+                        ..UserRow::default()
+                    };
+                    2
+                ],
+                ..empty()
+            },
+            "users",
+        );
+        twice(
+            Export {
+                accounts: vec![
+                    AccountRow {
+                        id: id.clone(),
+                        ..AccountRow::default()
+                    };
+                    2
+                ],
+                ..empty()
+            },
+            "accounts",
+        );
+        twice(
+            Export {
+                resource_groups: vec![
+                    ResourceGroupRow {
+                        id: id.clone(),
+                        ..ResourceGroupRow::default()
+                    };
+                    2
+                ],
+                ..empty()
+            },
+            "resource_groups",
+        );
+        twice(
+            Export {
+                user_groups: vec![
+                    UserGroupRow {
+                        id: id.clone(),
+                        ..UserGroupRow::default()
+                    };
+                    2
+                ],
+                ..empty()
+            },
+            "user_groups",
+        );
+        twice(
+            Export {
+                memberships: vec![
+                    MembershipRow {
+                        id: id.clone(),
+                        ..MembershipRow::default()
+                    };
+                    2
+                ],
+                ..empty()
+            },
+            "memberships",
+        );
+        twice(
+            Export {
+                tokens: vec![
+                    TokenRow {
+                        id: id.clone(),
+                        ..TokenRow::default()
+                    };
+                    2
+                ],
+                ..empty()
+            },
+            "tokens",
+        );
+        twice(
+            Export {
+                audit_logs: vec![
+                    AuditRow {
+                        id: id.clone(),
+                        ..AuditRow::default()
+                    };
+                    2
+                ],
+                ..empty()
+            },
+            "audit_logs",
+        );
+    }
+
+    #[test]
+    fn a_role_id_is_repeated_only_within_one_account() {
+        let role = |account: &str| AccountRoleRow {
+            account_id: account.into(),
+            id: ID.into(),
+            name: "Custom".into(),
+            description: String::new(),
+            permissions: "{}".into(),
+        };
+        let roles = |account_roles| Export {
+            account_roles,
+            ..empty()
+        };
+        assert_eq!(
+            roles(vec![role(OTHER), role(OTHER)]).check(),
+            Err(format!(
+                "account_roles: two rows have the id {ID} of account {OTHER}"
+            ))
+        );
+        assert_eq!(roles(vec![role(ID), role(OTHER)]).check(), Ok(()));
+    }
 }

@@ -27,7 +27,7 @@
 //! | `user_by_email`, `token_by_hash` | a reader | `Singles` | credentials, for the time to live |
 //! | `user`, `tokens` (a user's or an account's), `audit_log`, `ping` | a reader | `Singles` | none |
 //! | `write_account`, `create_account` | the writer: a savepoint in the batch's `BEGIN IMMEDIATE` (the file's write lock; writes arriving together share one commit, see `sqlite/writer.rs`) | pooled, `READ COMMITTED`, account row `FOR UPDATE`, this process's writers queued per account | reads the catalog as `load_account` does; a change to it writes a new stamp; the account's membership counts take the write's changes in one statement before them; clears nothing (memberships and catalogs are checked on read), except deleting an account: credentials, as its tokens went with it |
-//! | `edit_user`, `edit_token`, `delete_token` | the writer, a savepoint in the batch | pooled, `READ COMMITTED`, the owner's row (user or account) `FOR UPDATE`, queued per owner; `edit_token` with `TokenRules` decides them on the account as read there | clears credentials once a row changed (a missing token deleted changes none); PostgreSQL tells other processes (`NOTIFY`) |
+//! | `edit_user`, `edit_token`, `delete_token` | the writer, a savepoint in the batch | pooled, `READ COMMITTED`, the owner's row (user or account) `FOR UPDATE`, queued per owner; `edit_token` and `delete_token` with `TokenRules` decide them on the account as read there | clears credentials once a row changed (a missing token deleted changes none); PostgreSQL tells other processes (`NOTIFY`) |
 //! | `insert_user`, `insert_token`, `touch_token` | the writer, a savepoint in the batch | pooled, `READ COMMITTED`, the rows written (a token only while its owner's row exists; an account's token with `TokenRules`: the account row `FOR UPDATE`, the rules decided on the account as read there) | `touch_token` updates its entry; inserts clear nothing (a refusal is never kept) |
 //! | every write above but `touch_token` (a use, not a change) | also writes its audit entries (`audit_logs`), in its own transaction: a refused or rolled-back change leaves none | the same | none |
 //! | `insert_session`, `touch_session`, `end_session` | the writer, a savepoint in the batch | pooled, `READ COMMITTED`, the row written (an insert also deletes sessions past the absolute expiry) | none |
@@ -100,16 +100,19 @@ pub type EditToken<'a> = &'a (dyn Fn(&mut Token) -> Result<(), DomainError> + Se
 /// The rules an account token's write must pass, decided on the account as that write's
 /// transaction reads it (the account's row held, as a change to memberships holds it): the
 /// account with the memberships `focus` names, the token before (none when it is new) and
-/// after. A change to the maker's rights committed since the request was authorized is
-/// seen, not missed.
+/// after (none when it is deleted). A change to the writer's rights committed since the
+/// request was authorized is seen, not missed.
 pub struct TokenRules<'a> {
     pub focus: &'a Focus,
     pub check: &'a TokenCheck<'a>,
 }
 
-/// [`TokenRules`]' check: the account, the token before (none when new) and after.
-pub type TokenCheck<'a> =
-    dyn Fn(&AccountState, Option<&Token>, &Token) -> Result<(), DomainError> + Send + Sync + 'a;
+/// [`TokenRules`]' check: the account, the token before (none when new) and after (none
+/// when deleted).
+pub type TokenCheck<'a> = dyn Fn(&AccountState, Option<&Token>, Option<&Token>) -> Result<(), DomainError>
+    + Send
+    + Sync
+    + 'a;
 
 pub type Decide<'a> = &'a (dyn Fn(&AccountState) -> Result<Vec<Change>, DomainError> + Send + Sync);
 
@@ -262,7 +265,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Token, StoreError>;
 
     /// Another owner's token is `NotFound("Token")`, as a missing one.
-    async fn delete_token(&self, owner: &Owner, id: &Id) -> Result<(), StoreError>;
+    async fn delete_token(
+        &self,
+        owner: &Owner,
+        id: &Id,
+        rules: Option<TokenRules<'_>>,
+    ) -> Result<(), StoreError>;
 
     /// Keeps a console session, and forgets those made before `made_before` (past any
     /// session's absolute expiry), so that the table holds only live ones.

@@ -593,7 +593,7 @@ impl<B: Backend> Store for SqlStore<B> {
                 let state = queries::load_focused(&mut *tx, &self.catalogs, account, rules.focus)
                     .await?
                     .ok_or(DomainError::NotFound("Account"))?;
-                (rules.check)(&state, Some(&before), &token)?;
+                (rules.check)(&state, Some(&before), Some(&token))?;
             }
             record(&mut *tx, &[audit::for_token(Some(&before), Some(&token))]).await?;
             let policies = to_json(&token.policies);
@@ -623,7 +623,12 @@ impl<B: Backend> Store for SqlStore<B> {
         Ok(token)
     }
 
-    async fn delete_token(&self, owner: &Owner, id: &Id) -> Result<(), StoreError> {
+    async fn delete_token(
+        &self,
+        owner: &Owner,
+        id: &Id,
+        rules: Option<super::TokenRules<'_>>,
+    ) -> Result<(), StoreError> {
         let lock = Lock::owner(owner);
         let (column, owner_id) = queries::owner_column(owner);
         let deleted = super::with_retries(B::retryable, || async {
@@ -631,6 +636,12 @@ impl<B: Backend> Store for SqlStore<B> {
             let Some(token) = queries::fetch_token(&mut *tx, owner, id).await? else {
                 return Ok(false);
             };
+            if let (Some(rules), Owner::Account(account)) = (&rules, owner) {
+                let state = queries::load_focused(&mut *tx, &self.catalogs, account, rules.focus)
+                    .await?
+                    .ok_or(DomainError::NotFound("Account"))?;
+                (rules.check)(&state, Some(&token), None)?;
+            }
             tx.execute(
                 &format!("DELETE FROM tokens WHERE id = $1 AND {column} = $2"),
                 &[id.into(), owner_id.into()],
@@ -823,7 +834,7 @@ impl<B: Backend> Store for SqlStore<B> {
                 let state = queries::load_focused(&mut *tx, &self.catalogs, account, rules.focus)
                     .await?
                     .ok_or_else(missing)?;
-                (rules.check)(&state, None, token)?;
+                (rules.check)(&state, None, Some(token))?;
             }
             let changed = tx
                 .execute(

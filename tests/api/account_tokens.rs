@@ -624,8 +624,8 @@ async fn making_a_token_races_the_accounts_deletion_cleanly() {
 
 /// An account token's write decides its rules on the account as its own transaction reads
 /// it: a maker whose rights were taken after the request was authorized (a demotion that
-/// commits in between) makes, changes and rolls nothing. The race is played without
-/// timing: the store is handed the rules after the demotion committed.
+/// commits in between) makes, changes, rolls and deletes nothing. The race is played
+/// without timing: the store is handed the rules after the demotion committed.
 #[tokio::test]
 async fn a_token_write_decides_on_the_account_as_it_writes() {
     use roster::domain::{Caller, Focus, Gift, Id, Need, tokens};
@@ -661,11 +661,14 @@ async fn a_token_write_decides_on_the_account_as_it_writes() {
         .unwrap();
     let caller = Caller::of_user(user, None);
     let focus = Focus::caller(&caller);
-    let check =
-        |state: &roster::domain::AccountState, _: Option<&tokens::Token>, after: &tokens::Token| {
-            state.authorize_account_tokens(&caller, Need::Write)?;
+    let check = |state: &roster::domain::AccountState,
+                 _: Option<&tokens::Token>,
+                 after: Option<&tokens::Token>| {
+        state.authorize_account_tokens(&caller, Need::Write)?;
+        after.map_or(Ok(()), |after| {
             state.check_gives(&caller, &Gift::of_token(after))
-        };
+        })
+    };
     let rules = || {
         Some(TokenRules {
             focus: &focus,
@@ -700,4 +703,30 @@ async fn a_token_write_decides_on_the_account_as_it_writes() {
         .await;
     assert!(rolled.is_err(), "rolled after the demotion: {rolled:?}");
     assert_eq!(listed.result().as_array().unwrap().len(), 1, "nothing made");
+    let deleted = server
+        .store
+        .delete_token(
+            &tokens::Owner::Account(id.clone()),
+            &Id::parse(&existing).unwrap(),
+            rules(),
+        )
+        .await;
+    assert!(
+        matches!(
+            deleted,
+            Err(roster::store::StoreError::Domain(
+                roster::domain::DomainError::Forbidden
+            ))
+        ),
+        "deleted after the demotion: {deleted:?}"
+    );
+    let listed = server
+        .as_user(&owner)
+        .get(&format!("/accounts/{account}/tokens"))
+        .await;
+    assert_eq!(
+        listed.result()[0]["id"].as_str(),
+        Some(existing.as_str()),
+        "the token stays"
+    );
 }

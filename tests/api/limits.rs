@@ -249,6 +249,65 @@ async fn failed_authentications_are_throttled_per_address() {
     assert_eq!(status, 200);
 }
 
+/// An IPv6 client is counted by its /64 and, with several times the allowance, by its /48
+/// too: a site that guesses from a fresh /64 each time is refused (429, `Retry-After`) once
+/// its /48 has failed that often, the right key from another of its /64s as well, while a
+/// client in another /48 still gets in. Played through the router with the peer address the
+/// server hands it (as `serve` does): no machine running the tests holds a /48 to connect
+/// from.
+#[tokio::test]
+async fn an_ipv6_site_guessing_from_many_64s_is_throttled_by_its_48() {
+    use axum::extract::ConnectInfo;
+    use http_body_util::BodyExt;
+    use std::net::{Ipv6Addr, SocketAddr};
+    use tower::ServiceExt;
+    // Each /64 is refused after one failure: every guess below comes from a fresh one.
+    let limits = Limits {
+        failed_auth: NonZeroU32::new(1),
+        ..Limits::default()
+    };
+    let server = TestServer::start_with(&limits).await;
+    let user = server.user("site@example.com").await;
+    let app = roster::api::router(server.store.clone(), &limits);
+    let send = |peer: Ipv6Addr, key: &str| {
+        let request = axum::http::Request::get("/client/v4/user")
+            .header("X-Auth-Email", &user.email)
+            .header("X-Auth-Key", key)
+            .extension(ConnectInfo(SocketAddr::from((peer, 50_000))))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let app = app.clone();
+        async move {
+            let response = app.oneshot(request).await.unwrap();
+            let status = response.status().as_u16();
+            let retry = response.headers().contains_key("retry-after");
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            (status, body["errors"][0]["code"].clone(), retry)
+        }
+    };
+    let in_site = |n: u16| Ipv6Addr::new(0x2001, 0xdb8, 0x48, n, 0, 0, 0, 1);
+    let wrong = "0".repeat(37);
+    let mut guesses = 0;
+    loop {
+        assert!(guesses < 1_000, "1,000 /64s of one /48 guessed unrefused");
+        let answer = send(in_site(guesses), &wrong).await;
+        if answer.0 == 429 {
+            assert_eq!(answer.1, json!(codes::RATE_LIMITED));
+            assert!(answer.2, "Retry-After");
+            break;
+        }
+        assert_eq!((answer.0, answer.1), (403, json!(9103)), "guess {guesses}");
+        guesses += 1;
+    }
+    assert!(guesses > 1, "more than one /64's allowance: {guesses}");
+    let (status, _, _) = send(in_site(0xffff), &user.key).await;
+    assert_eq!(status, 429, "another /64 of the /48, with the right key");
+    let elsewhere = Ipv6Addr::new(0x2001, 0xdb8, 0x49, 0, 0, 0, 0, 1);
+    let (status, _, _) = send(elsewhere, &user.key).await;
+    assert_eq!(status, 200, "another /48");
+}
+
 /// A client on 127.0.0.`last`.
 fn from(last: u8) -> reqwest::Client {
     reqwest::Client::builder()
