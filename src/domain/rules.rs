@@ -2308,6 +2308,46 @@ mod tests {
     }
 
     #[test]
+    fn a_members_sources_add_up_to_what_they_may_do() {
+        let mut admin = member(
+            "admin@example.com",
+            Status::Accepted,
+            &[catalog::SUPER_ADMINISTRATOR],
+        );
+        let (state, groups) = with_user_groups(
+            vec![],
+            &[
+                ("no settings", Access::Deny, SETTINGS_WRITE_GROUP),
+                ("tokens", Access::Allow, TOKENS_WRITE),
+            ],
+        );
+        join(&mut admin, &groups[0]);
+        join(&mut admin, &groups[1]);
+        let sources = state.catalog.sources_of(&state.account, &admin);
+        assert_eq!(sources.len(), 3, "{sources:?}");
+        assert_eq!(
+            sources[0].origin,
+            Origin::Role("Super Administrator - All Privileges".into())
+        );
+        assert_eq!(sources[1].origin, Origin::Group("no settings".into()));
+        assert_eq!(sources[1].access, Access::Deny);
+        assert_eq!(sources[1].permission_groups, ["Account Settings Write"]);
+        assert!(sources[1].grants.can_write(Key::Organization));
+        // Every allow, less every deny: what the rules decide with.
+        let allowed = sources
+            .iter()
+            .filter(|s| s.access == Access::Allow)
+            .fold(Permissions::default(), |acc, s| acc.union(&s.grants));
+        let denied = sources
+            .iter()
+            .filter(|s| s.access == Access::Deny)
+            .fold(Permissions::default(), |acc, s| acc.union(&s.grants));
+        let held = state.catalog.member_permissions(&state.account, &admin);
+        assert_eq!(held, allowed.without(&denied));
+        assert!(allowed.can_write(Key::Organization) && !held.can_write(Key::Organization));
+    }
+
+    #[test]
     fn a_rejected_member_is_no_member_of_a_group() {
         let owner = member(
             "owner@example.com",

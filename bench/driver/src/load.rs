@@ -26,6 +26,8 @@ pub struct Step {
     pub email: String,
     pub key: String,
     pub body: Option<String>,
+    /// A console session's cookie, sent in place of the key (a console page's step).
+    pub cookie: Option<String>,
 }
 
 /// What a scenario sends: step `idx` of iteration `n`, given the previous step's response
@@ -185,7 +187,7 @@ fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
 }
 
-async fn connect(addr: SocketAddr) -> anyhow::Result<SendRequest<Full<Bytes>>> {
+pub async fn connect(addr: SocketAddr) -> anyhow::Result<SendRequest<Full<Bytes>>> {
     let stream = TcpStream::connect(addr)
         .await
         .with_context(|| format!("connecting to {addr}"))?;
@@ -286,9 +288,13 @@ fn build(
     let mut request = Request::builder()
         .method(step.method)
         .uri(path)
-        .header("host", addr.to_string())
-        .header("x-auth-email", step.email)
-        .header("x-auth-key", step.key);
+        .header("host", addr.to_string());
+    request = match &step.cookie {
+        Some(cookie) => request.header("cookie", cookie),
+        None => request
+            .header("x-auth-email", step.email)
+            .header("x-auth-key", step.key),
+    };
     let body = match step.body {
         Some(body) => {
             request = request.header("content-type", "application/json");

@@ -172,9 +172,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         warmup: Duration::from_secs_f64(args.warmup),
         duration: Duration::from_secs_f64(args.duration / f64::from(rounds)),
     };
+    let console = match names.iter().any(|n| scenarios::needs_console(n)) {
+        true => Some(sign_in(args.roster, &layout.admin()).await?),
+        false => None,
+    };
     let mut figures = Vec::new();
     for name in &names {
-        let scenario = scenarios::by_name(name, layout.clone())
+        let scenario = scenarios::by_name(name, layout.clone(), console.clone())
             .with_context(|| format!("unknown scenario {name:?}"))?;
         let (roster, base) = take_turns(
             rounds,
@@ -224,6 +228,54 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// Signs `caller` in to the console at `addr` as a browser does (the sign-in form's token
+/// and cookie, then the form): the session's cookie.
+async fn sign_in(addr: SocketAddr, caller: &dataset::Caller) -> anyhow::Result<String> {
+    use http_body_util::{BodyExt, Full};
+    use hyper::Request;
+    use hyper::body::Bytes;
+    let mut sender = load::connect(addr).await?;
+    let form = sender
+        .send_request(
+            Request::get("/console/sign-in")
+                .header("host", addr.to_string())
+                .body(Full::new(Bytes::new()))?,
+        )
+        .await?;
+    let cookie_of = |headers: &hyper::HeaderMap, name: &str| {
+        headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with(&format!("{name}=")))
+            .and_then(|v| v.split(';').next())
+            .map(str::to_string)
+    };
+    let tied = cookie_of(form.headers(), "roster_sign_in").context("no sign-in cookie")?;
+    let html = form.into_body().collect().await?.to_bytes();
+    let html = String::from_utf8_lossy(&html);
+    let marker = "name=\"csrf\" value=\"";
+    let at = html.find(marker).context("no form token on the sign-in page")? + marker.len();
+    let csrf = &html[at..at + 64];
+    let body = format!(
+        "csrf={csrf}&email={}&api_key={}",
+        caller.email.replace('@', "%40"),
+        caller.key
+    );
+    let answer = sender
+        .send_request(
+            Request::post("/console/sign-in")
+                .header("host", addr.to_string())
+                .header("cookie", tied)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Full::new(Bytes::from(body)))?,
+        )
+        .await?;
+    cookie_of(answer.headers(), "roster_session").with_context(|| {
+        format!("the console did not sign the benchmark's administrator in ({})", answer.status())
+    })
 }
 
 /// Roster's and the baseline's rounds of one scenario, alternating, each target's merged.

@@ -14,7 +14,7 @@ use crate::load::{Scenario, Step};
 /// Deep enough into the big account that every earlier member is sorted and skipped.
 pub const DEEP_PAGE: u64 = 150;
 
-pub const NAMES: [&str; 18] = [
+pub const NAMES: [&str; 20] = [
     "membership",
     "membership_hot",
     "memberships",
@@ -33,9 +33,22 @@ pub const NAMES: [&str; 18] = [
     "audit_small",
     "audit_v2_big",
     "group_members_big",
+    "members_page_big",
+    "console_members_big",
 ];
 
-pub fn by_name(name: &str, layout: Arc<Layout>) -> Option<Arc<dyn Scenario>> {
+/// Whether a scenario's pages are the console's, which need a signed-in session.
+pub fn needs_console(name: &str) -> bool {
+    name.starts_with("console_")
+}
+
+/// `console`: the big account's administrator's console session cookie, for the console's
+/// scenarios.
+pub fn by_name(
+    name: &str,
+    layout: Arc<Layout>,
+    console: Option<String>,
+) -> Option<Arc<dyn Scenario>> {
     let scenario: Arc<dyn Scenario> = match name {
         "membership" => Arc::new(Membership(layout)),
         "membership_hot" => Arc::new(MembershipHot(layout)),
@@ -55,6 +68,8 @@ pub fn by_name(name: &str, layout: Arc<Layout>) -> Option<Arc<dyn Scenario>> {
         "audit_small" => Arc::new(AuditNewest(layout, Size::Small, false)),
         "audit_v2_big" => Arc::new(AuditNewest(layout, Size::Big, true)),
         "group_members_big" => Arc::new(GroupMembers(layout)),
+        "members_page_big" => Arc::new(MembersPage(layout, None)),
+        "console_members_big" => Arc::new(MembersPage(layout, Some(console?))),
         _ => return None,
     };
     Some(scenario)
@@ -80,6 +95,8 @@ pub fn describe(name: &str) -> &'static str {
         "audit_small" => "GET audit_logs newest 50, 100 entries",
         "audit_v2_big" => "GET logs/audit (v2) newest 50, N entries",
         "group_members_big" => "GET a 2,500-member user group's members, pages 1-10",
+        "members_page_big" => "GET members, 25 by email, pages 1-20, 10,000 members",
+        "console_members_big" => "the console's members page, the same pages",
         _ => "",
     }
 }
@@ -91,6 +108,7 @@ fn get(path: String, email: String, key: String) -> Step {
         email,
         key,
         body: None,
+        cookie: None,
     }
 }
 
@@ -184,6 +202,7 @@ impl Scenario for InviteAccept {
                         serde_json::json!({"email": user.email, "roles": [crate::dataset::ADMINISTRATOR]})
                             .to_string(),
                     ),
+                    cookie: None,
                 })
             }
             1 => {
@@ -199,6 +218,7 @@ impl Scenario for InviteAccept {
                     email: user.email,
                     key: user.key,
                     body: Some(r#"{"status":"accepted"}"#.to_string()),
+                    cookie: None,
                 })
             }
             _ => None,
@@ -239,6 +259,7 @@ impl Scenario for Invite {
                 serde_json::json!({"email": format!("new{n}@invite.bench.example"), "roles": [crate::dataset::ADMINISTRATOR]})
                     .to_string(),
             ),
+            cookie: None,
         })
     }
 }
@@ -331,5 +352,29 @@ impl Scenario for AuditNewest {
             format!("/client/v4/accounts/{account}/audit_logs?per_page=50")
         };
         (idx == 0).then(|| get(path, caller.email, caller.key))
+    }
+}
+
+/// A page (1 to 20) of the big account's members as the console's members page lists them
+/// (25 by email), by its administrator: the API's JSON page, or with a console session
+/// (`.1`) the console's HTML page (which also asks the API for the account and its roles).
+struct MembersPage(Arc<Layout>, Option<String>);
+
+impl Scenario for MembersPage {
+    fn step(&self, n: u64, idx: usize, _: &[u8]) -> Option<Step> {
+        let layout = &self.0;
+        let account = layout.big_account();
+        let page = 1 + n % 20;
+        let admin = layout.admin();
+        let path = match &self.1 {
+            None => format!(
+                "/client/v4/accounts/{account}/members?page={page}&per_page=25&order=user.email"
+            ),
+            Some(_) => format!("/console/accounts/{account}/members?page={page}"),
+        };
+        (idx == 0).then(|| Step {
+            cookie: self.1.clone(),
+            ..get(path, admin.email, admin.key)
+        })
     }
 }
