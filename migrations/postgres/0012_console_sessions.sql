@@ -12,3 +12,4 @@ CREATE TABLE console_sessions (
     seen_on TEXT NOT NULL
 );
 CREATE INDEX console_sessions_created ON console_sessions (created_on);
+CREATE INDEX console_sessions_credential ON console_sessions (credential_hash, created_on);

@@ -611,9 +611,12 @@ async fn requests(State(app): State<AppState>, params: Params) -> Result<Respons
                 .map_err(|_| DomainError::invalid("status", "status must be an HTTP status"))
         })
         .transpose()?;
+    // The newest `limit` of those that match (all of them when absent).
+    let limit = params.number("limit")?.map_or(usize::MAX, |n| n as usize);
     let journal = emulator(&app).journal();
-    let list: Vec<&Value> = journal
+    let mut list: Vec<&Value> = journal
         .iter()
+        .rev()
         .filter(|entry| {
             method.as_ref().is_none_or(|m| {
                 entry["method"]
@@ -623,7 +626,9 @@ async fn requests(State(app): State<AppState>, params: Params) -> Result<Respons
                 path_matches(pattern, entry["path"].as_str().unwrap_or_default())
             }) && status.is_none_or(|s| entry["status"] == s)
         })
+        .take(limit)
         .collect();
+    list.reverse();
     Ok(views::single(list))
 }
 

@@ -54,6 +54,20 @@ pub struct Refused {
 }
 
 impl Refused {
+    /// An API error as a page shows it: the status and errors it answers with.
+    pub async fn of(error: crate::api::ApiError) -> Refused {
+        use axum::response::IntoResponse;
+        let response = error.into_response();
+        let status = response.status();
+        let errors = match axum::body::to_bytes(response.into_body(), 64 * 1024).await {
+            Ok(body) => serde_json::from_slice::<Envelope>(&body)
+                .map(|e| e.errors)
+                .unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        Refused { status, errors }
+    }
+
     /// One line for a page: each error's message with its code.
     pub fn text(&self) -> String {
         if self.errors.is_empty() {

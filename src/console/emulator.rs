@@ -15,6 +15,9 @@ use super::pages::{no_page, problem, text};
 use super::session::{Chrome, Posted, Visitor};
 use super::{ConsoleState, html};
 
+/// The most recent requests the journal's table shows.
+const JOURNAL_SHOWN: usize = 100;
+
 struct SnapshotRow {
     name: String,
     taken_on: String,
@@ -110,10 +113,12 @@ fn curl_of(entry: &Value, origin: &str) -> String {
         target.push('?');
         target.push_str(query);
     }
+    // Every word from the request is quoted: a method, like a path or a header, is the
+    // client's to choose, and the command is meant to be pasted into a shell.
     let mut words = vec![
         "curl".to_string(),
         "-X".into(),
-        text(&entry["method"]),
+        shell_word(&text(&entry["method"])),
         shell_word(&target),
     ];
     let skipped = ["host", "content-length", "connection", "accept-encoding"];
@@ -160,8 +165,13 @@ fn origin(headers: &HeaderMap) -> String {
 
 async fn journal(api: &Api, filters: Filters, origin: &str) -> Journal {
     let query = filters.query();
+    let shown = if query.is_empty() {
+        String::new()
+    } else {
+        format!("{query}&")
+    };
     let entries = api
-        .get(&format!("/_roster/requests?{query}"))
+        .get(&format!("/_roster/requests?{shown}limit={JOURNAL_SHOWN}"))
         .await
         .map(|found| found.result.as_array().cloned().unwrap_or_default())
         .unwrap_or_default();
@@ -169,7 +179,6 @@ async fn journal(api: &Api, filters: Filters, origin: &str) -> Journal {
     let requests = entries
         .iter()
         .rev()
-        .take(200)
         .enumerate()
         .map(|(index, e)| RequestRow {
             at: text(&e["at"]),
@@ -391,6 +400,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_method_cannot_break_out_of_the_copied_command() {
+        let entry = json!({"method": "X`id`$(id)'|sh", "path": "/p", "headers": {}});
+        assert_eq!(
+            curl_of(&entry, "http://h"),
+            "curl -X 'X`id`$(id)'\\''|sh' 'http://h/p'"
+        );
+    }
+
+    #[test]
     fn a_request_is_copied_as_curl_with_its_secrets_to_fill_in() {
         let entry = json!({
             "method": "POST",
@@ -401,7 +419,7 @@ mod tests {
         });
         assert_eq!(
             curl_of(&entry, "http://127.0.0.1:8080"),
-            "curl -X POST 'http://127.0.0.1:8080/client/v4/accounts/a/members?x=1' \
+            "curl -X 'POST' 'http://127.0.0.1:8080/client/v4/accounts/a/members?x=1' \
              -H 'x-auth-email: o'\\''neil@example.com' -H \"x-auth-key: $X_AUTH_KEY\" \
              --data '{\"email\":\"a@example.com\"}'"
         );

@@ -116,7 +116,7 @@ pub async fn create_group(Path(raw): Path<String>, posted: Posted) -> Response {
 }
 
 struct PolicyRow {
-    index: usize,
+    id: String,
     access: String,
     permission_groups: String,
     resource_groups: String,
@@ -223,9 +223,8 @@ async fn group_page(
             .as_array()
             .map(|all| {
                 all.iter()
-                    .enumerate()
-                    .map(|(index, p)| PolicyRow {
-                        index,
+                    .map(|p| PolicyRow {
+                        id: text(&p["id"]),
                         access: text(&p["access"]),
                         permission_groups: names(&p["permission_groups"]),
                         resource_groups: names(&p["resource_groups"]),
@@ -312,13 +311,13 @@ pub async fn change_group(
                             "resource_groups": fields.all("resource_groups").iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
                         })),
                         _ => {
-                            let index: Option<usize> =
-                                fields.one("policy").and_then(|i| i.parse().ok());
-                            match index.filter(|i| *i < policies.len()) {
-                                Some(i) => {
-                                    policies.remove(i);
-                                }
-                                None => return no_page(),
+                            // By id, not by place: the list may have changed since the
+                            // page was shown, and the wrong one gone could be a deny.
+                            let gone = fields.one("policy").unwrap_or_default();
+                            let before = policies.len();
+                            policies.retain(|p| p["id"].as_str() != Some(gone));
+                            if policies.len() == before {
+                                return no_page();
                             }
                         }
                     }
@@ -341,7 +340,7 @@ pub async fn change_group(
                     .await
                     .map(|_| format!("Added {email}.")),
                 Ok(None) => Ok(format!("{email} is not a member of this account.")),
-                Err(e) => return e.into_response(),
+                Err(e) => Err(super::client::Refused::of(e).await),
             }
         }
         Some("remove_member") => match fields.one("member").and_then(id) {

@@ -121,7 +121,15 @@ pub struct ConsoleState {
 /// The headers every console answer carries: no inline script or style, no framing, no
 /// sniffing, no referrer, and pages never cached (assets set their own caching).
 async fn protect(req: Request, next: Next) -> Response {
-    let mut response = next.run(req).await;
+    let mut response = if session::embedded_elsewhere(req.headers()) {
+        (
+            axum::http::StatusCode::FORBIDDEN,
+            "The console's pages are not served to other sites' pages.",
+        )
+            .into_response()
+    } else {
+        next.run(req).await
+    };
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_SECURITY_POLICY,

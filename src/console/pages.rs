@@ -85,13 +85,19 @@ struct AccountRow {
 struct AccountsPage {
     chrome: Chrome,
     accounts: Vec<AccountRow>,
-    pending: usize,
+    pending: u64,
+    previous: Option<String>,
+    next: Option<String>,
 }
 
-/// `GET /accounts` and `GET /memberships?status=pending`.
-pub async fn accounts(visitor: Visitor) -> Response {
+/// `GET /accounts` (a page of 50) and `GET /memberships?status=pending` (its count).
+pub async fn accounts(RawQuery(query): RawQuery, visitor: Visitor) -> Response {
     let Visitor { api, chrome } = visitor;
-    let listed = match api.get("/accounts?per_page=50").await {
+    let page: u64 = pick(&query_pairs(&query), "page")
+        .and_then(|p| p.parse().ok())
+        .filter(|p| *p >= 1)
+        .unwrap_or(1);
+    let listed = match api.get(&format!("/accounts?per_page=50&page={page}")).await {
         Ok(listed) => listed,
         Err(refused) => return problem(chrome, "Accounts", &refused),
     };
@@ -107,15 +113,26 @@ pub async fn accounts(visitor: Visitor) -> Response {
                 .collect()
         })
         .unwrap_or_default();
+    let total_pages = listed
+        .result_info
+        .as_ref()
+        .and_then(|i| i["total_pages"].as_u64())
+        .unwrap_or(1);
     // An account token has no memberships of its own to answer.
-    let pending = match api.get("/memberships?status=pending&per_page=50").await {
-        Ok(found) => found.result.as_array().map_or(0, Vec::len),
+    let pending = match api.get("/memberships?status=pending&per_page=5").await {
+        Ok(found) => found
+            .result_info
+            .as_ref()
+            .and_then(|i| i["total_count"].as_u64())
+            .unwrap_or(0),
         Err(_) => 0,
     };
     html(AccountsPage {
         chrome,
         accounts,
         pending,
+        previous: (page > 1).then(|| format!("/console/?page={}", page - 1)),
+        next: (page < total_pages).then(|| format!("/console/?page={}", page + 1)),
     })
 }
 
@@ -138,13 +155,11 @@ struct InvitationsPage {
 /// `GET /memberships`: pending ones to accept or reject, accepted ones to leave.
 pub async fn invitations(visitor: Visitor) -> Response {
     let Visitor { api, chrome } = visitor;
-    let found = match api.get("/memberships?per_page=50&order=status").await {
+    let found = match every_page(&api, "/memberships").await {
         Ok(found) => found,
         Err(refused) => return problem(chrome, "My invitations", &refused),
     };
-    let memberships = found
-        .result
-        .as_array()
+    let memberships = Some(&found)
         .map(|all| {
             all.iter()
                 .map(|m| MembershipRow {
@@ -535,17 +550,24 @@ pub async fn invite(Path(raw): Path<String>, posted: Posted) -> Response {
         };
         outcomes.push(outcome);
     }
-    if emails.len() > MAX_INVITES {
+    let unsent = emails.get(MAX_INVITES..).unwrap_or_default();
+    if !unsent.is_empty() {
         outcomes.push(InviteOutcome {
-            email: format!("{} more", emails.len() - MAX_INVITES),
+            email: String::new(),
             sent: false,
-            detail: format!("At most {MAX_INVITES} addresses at once; these were not sent."),
+            detail: format!(
+                "At most {MAX_INVITES} addresses at once: the other {} were not sent and are \
+                 left in the field.",
+                unsent.len()
+            ),
         });
     }
+    // What was refused, and what was not sent, stays in the field to correct and send.
     let kept: String = outcomes
         .iter()
         .filter(|o| !o.sent && !o.email.is_empty())
         .map(|o| o.email.as_str())
+        .chain(unsent.iter().copied())
         .collect::<Vec<_>>()
         .join("\n");
     let mut response = members_page(visitor, &account, &[], outcomes, kept).await;
@@ -726,7 +748,7 @@ async fn member_page(
         .unwrap_or_default();
     let (areas, sources) = match effective(state, &api, account, member).await {
         Ok(found) => found,
-        Err(e) => return e.into_response(),
+        Err(e) => return problem(chrome, "Member", &Refused::of(e).await),
     };
     html(MemberPage {
         chrome,

@@ -57,15 +57,22 @@ fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
+/// The cookie `name`, when the request carries exactly one. Two are refused: another
+/// service on the same host (cookies ignore ports) or a sibling domain can set a second
+/// one, with a longer path that browsers send first, to sign a visitor in as somebody else.
 fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
+    let mut found = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v.to_string())
+        .filter(|(n, _)| *n == name)
+        .map(|(_, v)| v.to_string());
+    match (found.next(), found.next()) {
+        (Some(one), None) => Some(one),
+        _ => None,
+    }
 }
 
 /// Whether the browser reached us over TLS (Roster itself serves plain HTTP; a proxy in
@@ -169,7 +176,13 @@ async fn signed_in(parts: &Parts, state: &ConsoleState) -> Result<(Visitor, Stri
         }
         Err(e) => return Err(e.into_response()),
     };
-    if parse_timestamp(&kept.seen_on).is_none_or(|seen| at - seen >= TOUCH_EVERY) {
+    // The journal's own refresh (htmx, every two seconds) is not a person using the page:
+    // an open tab left alone still ends idle.
+    let polled = parts
+        .headers
+        .get("hx-trigger")
+        .is_some_and(|v| v.as_bytes() == b"journal");
+    if !polled && parse_timestamp(&kept.seen_on).is_none_or(|seen| at - seen >= TOUCH_EVERY) {
         // A failure here costs the session a minute of its idle time at most.
         if let Err(e) = store.touch_session(&id_hash, &timestamp(at)).await {
             tracing::warn!(error = %e, "recording a console session's use");
@@ -265,15 +278,30 @@ fn cross_site(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
     let bare = origin
         .strip_prefix("http://")
         .or_else(|| origin.strip_prefix("https://"))
         .unwrap_or(origin);
-    bare != host
+    // The host the browser asked for: a proxy in front may rewrite `Host` and say so.
+    let asked = ["x-forwarded-host", "host"].map(|name| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(',').next().unwrap_or_default().trim())
+    });
+    !asked.iter().flatten().any(|host| *host == bare)
+}
+
+/// A request another site's page makes for a resource of ours (an image, a script, a
+/// frame) rather than a person's navigation: refused whatever cookie it carries, so no page
+/// of another site (another port of the same host is the same site) can spend a user's
+/// rate limit or time on the console's pages. Browsers say so in `Sec-Fetch-*`; requests
+/// without them (older browsers, scripts) are judged by the cookie and tokens alone.
+pub fn embedded_elsewhere(headers: &HeaderMap) -> bool {
+    let value = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    let foreign = value("sec-fetch-site").is_some_and(|s| s != "same-origin" && s != "none");
+    let navigation = value("sec-fetch-dest").is_none_or(|d| d == "document");
+    foreign && !navigation
 }
 
 impl FromRequest<ConsoleState> for Posted {
@@ -321,7 +349,9 @@ fn sign_in_form(
     email: String,
     status: StatusCode,
 ) -> Response {
-    let id = random_id();
+    // A second sign-in tab keeps the first one's form working: one cookie for both.
+    let kept = cookie(headers, SIGN_IN_COOKIE).filter(|id| id.len() == 64);
+    let id = kept.unwrap_or_else(random_id);
     let page = SignInPage {
         links: assets::links(),
         csrf: csrf_of(&id),
@@ -431,12 +461,15 @@ pub async fn sign_in(State(state): State<ConsoleState>, req: Request) -> Respons
 }
 
 /// Ends the session and forgets its cookie.
-pub async fn sign_out(State(state): State<ConsoleState>, posted: Posted) -> Response {
+pub async fn sign_out(
+    State(state): State<ConsoleState>,
+    headers: HeaderMap,
+    posted: Posted,
+) -> Response {
     if let Err(e) = state.app.store.end_session(&posted.session_hash).await {
         return crate::api::ApiError::from(e).into_response();
     }
     let mut response = Redirect::to("/console/sign-in").into_response();
-    let headers = HeaderMap::new();
     response.headers_mut().insert(
         header::SET_COOKIE,
         set_cookie(&headers, SESSION_COOKIE, "", Some(0)),

@@ -134,6 +134,9 @@ impl Written {
     }
 }
 
+/// How many console sessions one credential keeps (its newest).
+pub const SESSIONS_PER_CREDENTIAL: u32 = 20;
+
 /// A web console sign-in, as kept (see migration 0012): the session id's digest, the
 /// credential signed in with as it is compared (a key's user by folded email, and the
 /// key's digest; or, with no email, the token's digest), and when it was made and last
@@ -273,7 +276,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 
     /// Keeps a console session, and forgets those made before `made_before` (past any
-    /// session's absolute expiry), so that the table holds only live ones.
+    /// session's absolute expiry) and all but the newest [`SESSIONS_PER_CREDENTIAL`] of
+    /// its credential's, so that the table holds only live ones, boundedly many.
     async fn insert_session(
         &self,
         session: &ConsoleSession,

@@ -696,6 +696,18 @@ impl<B: Backend> Store for SqlStore<B> {
                 ],
             )
             .await?;
+            // A credential keeps its newest few sessions: signing in again and again
+            // (a script with a valid key) cannot grow the table without bound.
+            tx.execute(
+                &format!(
+                    "DELETE FROM console_sessions WHERE credential_hash = $1 AND id_hash NOT IN \
+                     (SELECT id_hash FROM console_sessions WHERE credential_hash = $1 \
+                     ORDER BY created_on DESC, id_hash LIMIT {})",
+                    super::SESSIONS_PER_CREDENTIAL
+                ),
+                &[session.credential_hash.as_str().into()],
+            )
+            .await?;
             self.backend.commit(tx).await?;
             Ok(())
         })

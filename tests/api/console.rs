@@ -491,3 +491,141 @@ async fn without_the_console_the_root_is_no_route() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn a_second_session_cookie_signs_nobody_in() {
+    // Another service on the host (cookies ignore ports) can set a cookie of the same name:
+    // with two, the console trusts neither.
+    let server = TestServer::demo().await;
+    let mut browser = Browser::new(&server);
+    browser.sign_in_as(&Creds::demo()).await;
+    let mut stranger = Browser::new(&server);
+    stranger.sign_in_as(&Creds::demo()).await;
+    let theirs = stranger.cookies[0].1.clone();
+    browser.cookies.push(("roster_session".into(), theirs));
+    let page = browser.get("/console/").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.location(), "/console/sign-in");
+}
+
+#[tokio::test]
+async fn another_sites_page_cannot_load_the_console_or_post_to_it() {
+    let server = TestServer::demo().await;
+    let mut browser = Browser::new(&server);
+    browser.sign_in_as(&Creds::demo()).await;
+    // An image or a frame on another site's page (another port is the same site).
+    for dest in ["image", "iframe", "script"] {
+        let request = browser
+            .http
+            .get(format!(
+                "{}/console/accounts/{DEMO_ACCOUNT}/members.csv",
+                browser.base
+            ))
+            .header("sec-fetch-site", "same-site")
+            .header("sec-fetch-dest", dest);
+        assert_eq!(
+            browser.answer(request).await.status,
+            StatusCode::FORBIDDEN,
+            "{dest}"
+        );
+    }
+    // A person following a link from elsewhere still gets the page.
+    let request = browser
+        .http
+        .get(format!("{}/console/", browser.base))
+        .header("sec-fetch-site", "cross-site")
+        .header("sec-fetch-dest", "document");
+    assert_eq!(browser.answer(request).await.status, StatusCode::OK);
+    // The sign-in form refuses a post another origin made, even with its token and cookie.
+    let form = browser.get("/console/sign-in").await;
+    let creds = Creds::demo();
+    let refused = browser
+        .post(
+            "/console/sign-in",
+            &[
+                ("csrf", &form.csrf()),
+                ("email", &creds.email),
+                ("api_key", &creds.key),
+            ],
+            &[("origin", "http://evil.example")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(refused.set_cookie("roster_session").is_none());
+    // Behind a proxy that rewrites Host, the host the browser asked for is what counts.
+    let form = browser.get("/console/sign-in").await;
+    let proxied = browser
+        .post(
+            "/console/sign-in",
+            &[
+                ("csrf", &form.csrf()),
+                ("email", &creds.email),
+                ("api_key", &creds.key),
+            ],
+            &[
+                ("origin", "https://roster.example"),
+                ("x-forwarded-host", "roster.example"),
+            ],
+        )
+        .await;
+    assert_eq!(proxied.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn every_page_carries_its_protective_headers() {
+    let server = TestServer::demo().await;
+    let mut browser = Browser::new(&server);
+    browser.sign_in_as(&Creds::demo()).await;
+    for path in ["/console/sign-in", "/console/", &members_page()] {
+        let page = browser.get(path).await;
+        let header = |name: &str| page.headers[name].to_str().unwrap().to_string();
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(header("x-frame-options"), "DENY", "{path}");
+        assert_eq!(header("referrer-policy"), "same-origin", "{path}");
+        assert_eq!(header("cache-control"), "no-store", "{path}");
+        assert!(header("content-security-policy").contains("script-src 'self'"));
+    }
+}
+
+#[tokio::test]
+async fn the_emulator_journals_no_console_page_nor_what_a_sign_in_sends() {
+    let server = TestServer::emulator().await;
+    let mut browser = Browser::new(&server);
+    browser.sign_in_as(&Creds::demo()).await;
+    browser.get(&members_page()).await;
+    let journal = server.raw(&[]).get("/_roster/requests").await;
+    let text = journal.body.to_string();
+    assert!(!text.contains("/console"), "{text}");
+    assert!(!text.contains(&Creds::demo().key), "{text}");
+}
+
+#[tokio::test]
+async fn a_session_unused_for_an_hour_ends() {
+    let server = TestServer::demo().await;
+    let mut browser = Browser::new(&server);
+    browser.sign_in_as(&Creds::demo()).await;
+    assert_eq!(browser.get("/console/").await.status, StatusCode::OK);
+    let mut db = server.database().await;
+    let idle = "UPDATE console_sessions SET seen_on = '2000-01-01T00:00:00Z'";
+    db.execute(idle, idle).await;
+    let page = browser.get("/console/").await;
+    assert_eq!(page.location(), "/console/sign-in");
+    // And twelve hours after it began, used or not.
+    browser.sign_in_as(&Creds::demo()).await;
+    let old = "UPDATE console_sessions SET created_on = '2000-01-01T00:00:00Z'";
+    db.execute(old, old).await;
+    let page = browser.get("/console/").await;
+    assert_eq!(page.location(), "/console/sign-in");
+}
+
+#[tokio::test]
+async fn a_credential_keeps_a_bounded_number_of_sessions() {
+    let server = TestServer::demo().await;
+    let mut first = Browser::new(&server);
+    first.sign_in_as(&Creds::demo()).await;
+    for _ in 0..roster::store::SESSIONS_PER_CREDENTIAL {
+        Browser::new(&server).sign_in_as(&Creds::demo()).await;
+    }
+    // The oldest went when the limit was passed; the newest are kept.
+    assert_eq!(first.get("/console/").await.location(), "/console/sign-in");
+}

@@ -264,6 +264,7 @@ async fn sign_in(addr: SocketAddr, caller: &dataset::Caller) -> anyhow::Result<S
         caller.email.replace('@', "%40"),
         caller.key
     );
+    sender.ready().await?;
     let answer = sender
         .send_request(
             Request::post("/console/sign-in")
