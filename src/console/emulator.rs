@@ -121,7 +121,14 @@ fn curl_of(entry: &Value, origin: &str) -> String {
         shell_word(&text(&entry["method"])),
         shell_word(&target),
     ];
-    let skipped = ["host", "content-length", "connection", "accept-encoding"];
+    // What curl sets itself, and the ray id the server put on the request.
+    let skipped = [
+        "host",
+        "content-length",
+        "connection",
+        "accept-encoding",
+        "cf-ray",
+    ];
     if let Some(headers) = entry["headers"].as_object() {
         for (name, value) in headers {
             if skipped.contains(&name.as_str()) {

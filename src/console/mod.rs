@@ -62,7 +62,7 @@ pub fn router(state: ConsoleState) -> Router {
         )
         .route(
             "/console/accounts/{account_id}/members/invite",
-            post(pages::invite),
+            get(pages::invite_form).post(pages::invite),
         )
         .route(
             "/console/accounts/{account_id}/members/{member_id}",

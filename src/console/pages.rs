@@ -315,7 +315,6 @@ struct MembersPage {
     account_id: String,
     account_name: String,
     members: Vec<MemberRow>,
-    roles: Vec<RoleChoice>,
     status: String,
     order: String,
     direction: String,
@@ -324,14 +323,12 @@ struct MembersPage {
     total_count: u64,
     previous: Option<String>,
     next: Option<String>,
-    outcomes: Vec<InviteOutcome>,
-    emails: String,
 }
 
 const MEMBER_ORDERS: [&str; 4] = ["user.email", "user.first_name", "user.last_name", "status"];
 
-/// `GET /accounts/{id}/members` with the page's filters, `GET /accounts/{id}` and
-/// `GET /accounts/{id}/roles` (for the invitation form).
+/// `GET /accounts/{id}` and `GET /accounts/{id}/members` with the page's filters: what the
+/// page shows, and no more (the invitation form, with the roles, is a page of its own).
 pub async fn members(
     Path(raw): Path<String>,
     RawQuery(query): RawQuery,
@@ -340,37 +337,21 @@ pub async fn members(
     let Some(account) = id(&raw) else {
         return no_page();
     };
-    members_page(
-        visitor,
-        &account,
-        &query_pairs(&query),
-        Vec::new(),
-        String::new(),
-    )
-    .await
-}
-
-async fn members_page(
-    visitor: Visitor,
-    account: &str,
-    pairs: &[(String, String)],
-    outcomes: Vec<InviteOutcome>,
-    emails: String,
-) -> Response {
+    let pairs = query_pairs(&query);
     let Visitor { api, chrome } = visitor;
-    let status = pick(pairs, "status")
+    let status = pick(&pairs, "status")
         .filter(|s| ["pending", "accepted", "rejected"].contains(s))
         .unwrap_or_default()
         .to_string();
-    let order = pick(pairs, "order")
+    let order = pick(&pairs, "order")
         .filter(|o| MEMBER_ORDERS.contains(o))
         .unwrap_or("user.email")
         .to_string();
-    let direction = pick(pairs, "direction")
+    let direction = pick(&pairs, "direction")
         .filter(|d| ["asc", "desc"].contains(d))
         .unwrap_or("asc")
         .to_string();
-    let page: u64 = pick(pairs, "page")
+    let page: u64 = pick(&pairs, "page")
         .and_then(|p| p.parse().ok())
         .filter(|p| *p >= 1)
         .unwrap_or(1);
@@ -382,7 +363,7 @@ async fn members_page(
         ("page", &page_text),
         ("per_page", "25"),
     ]);
-    let name = match account_name(&api, account).await {
+    let name = match account_name(&api, &account).await {
         Ok(name) => name,
         Err(refused) => return problem(chrome, "Members", &refused),
     };
@@ -393,7 +374,6 @@ async fn members_page(
         Ok(listed) => listed,
         Err(refused) => return problem(chrome, "Members", &refused),
     };
-    let roles = role_choices(&api, account, &[]).await.unwrap_or_default();
     let info = listed.result_info.unwrap_or_default();
     let total_pages = info["total_pages"].as_u64().unwrap_or(1).max(1);
     let total_count = info["total_count"].as_u64().unwrap_or(0);
@@ -410,25 +390,66 @@ async fn members_page(
         )
     };
     html(MembersPage {
-        account_id: account.to_string(),
         account_name: name,
         members: listed
             .result
             .as_array()
             .map(|all| all.iter().map(member_row).collect())
             .unwrap_or_default(),
-        roles,
         previous: (page > 1).then(|| link(page - 1)),
         next: (page < total_pages).then(|| link(page + 1)),
+        account_id: account,
         status,
         order,
         direction,
         page,
         total_pages,
         total_count,
+        chrome,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "console/invite.html")]
+struct InvitePage {
+    chrome: Chrome,
+    account_id: String,
+    account_name: String,
+    roles: Vec<RoleChoice>,
+    outcomes: Vec<InviteOutcome>,
+    emails: String,
+}
+
+/// The invitation form: `GET /accounts/{id}` and `GET /accounts/{id}/roles`.
+pub async fn invite_form(Path(raw): Path<String>, visitor: Visitor) -> Response {
+    let Some(account) = id(&raw) else {
+        return no_page();
+    };
+    invite_page(visitor, &account, Vec::new(), String::new()).await
+}
+
+async fn invite_page(
+    visitor: Visitor,
+    account: &str,
+    outcomes: Vec<InviteOutcome>,
+    emails: String,
+) -> Response {
+    let Visitor { api, chrome } = visitor;
+    let name = match account_name(&api, account).await {
+        Ok(name) => name,
+        Err(refused) => return problem(chrome, "Invite members", &refused),
+    };
+    let roles = match role_choices(&api, account, &[]).await {
+        Ok(roles) => roles,
+        Err(refused) => return problem(chrome, "Invite members", &refused),
+    };
+    html(InvitePage {
+        chrome,
+        account_id: account.to_string(),
+        account_name: name,
+        roles,
         outcomes,
         emails,
-        chrome,
     })
 }
 
@@ -570,12 +591,7 @@ pub async fn invite(Path(raw): Path<String>, posted: Posted) -> Response {
         .chain(unsent.iter().copied())
         .collect::<Vec<_>>()
         .join("\n");
-    let mut response = members_page(visitor, &account, &[], outcomes, kept).await;
-    // The page shown is the members page: htmx shows its address, not the form's.
-    if let Ok(members) = HeaderValue::from_str(&format!("/console/accounts/{account}/members")) {
-        response.headers_mut().insert("hx-replace-url", members);
-    }
-    response
+    invite_page(visitor, &account, outcomes, kept).await
 }
 
 /// The most addresses one invitation form sends (Cloudflare's dashboard takes a list of

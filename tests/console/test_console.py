@@ -81,6 +81,7 @@ def test_inviting_several_people_at_once(any_page):
     sign_in(page)
     page.goto(MEMBERS)
     check_accessible(page, "members")
+    page.get_by_role("link", name="Invite members").click()
     page.get_by_label("Emails").fill("first@example.com, second@example.com\nnot-an-email\nana@example.com")
     page.get_by_label("DNS", exact=True).check()
     page.get_by_role("button", name="Invite").click()
@@ -89,7 +90,7 @@ def test_inviting_several_people_at_once(any_page):
     expect(outcomes).to_contain_text("second@example.com: Invitation sent")
     expect(outcomes).to_contain_text("not-an-email: email is not a valid email address (1002)")
     expect(outcomes).to_contain_text("ana@example.com:")
-    check_accessible(page, "members-invited")
+    check_accessible(page, "invite")
     emails = member_emails()
     assert "first@example.com" in emails and "second@example.com" in emails
     # What was refused stays in the field, to correct and send again.
@@ -132,7 +133,7 @@ def test_a_members_roles_change_and_their_effective_permissions_show(any_page):
 
 def test_a_grant_beyond_the_signed_in_users_rights_is_refused(page):
     sign_in(page)
-    page.goto(MEMBERS)
+    page.goto(MEMBERS + "/invite")
     page.get_by_label("Emails").fill("boss@example.com")
     page.get_by_label("Super Administrator - All Privileges").check()
     page.get_by_role("button", name="Invite").click()
@@ -234,7 +235,7 @@ def test_user_groups_give_their_members_their_policies(any_page):
 
 def test_the_audit_log_shows_the_signed_in_users_changes(page):
     sign_in(page)
-    page.goto(MEMBERS)
+    page.goto(MEMBERS + "/invite")
     page.get_by_label("Emails").fill("audited@example.com")
     page.get_by_label("DNS", exact=True).check()
     page.get_by_role("button", name="Invite").click()
@@ -282,7 +283,7 @@ def test_the_emulator_from_the_browser(page):
     check_accessible(page, "emulator")
     row.get_by_role("button").click()
     copied = page.evaluate("navigator.clipboard.readText()")
-    assert copied.startswith(f"curl -X GET '{BASE}/client/v4/user'"), copied
+    assert copied.startswith(f"curl -X 'GET' '{BASE}/client/v4/user' -H 'content-type"), copied
     assert '"x-auth-key: $X_AUTH_KEY"' in copied
     page.get_by_role("button", name="Clear faults").click()
     expect(page.get_by_text("No faults")).to_be_visible()
