@@ -402,15 +402,25 @@ impl Backend for Sqlite {
     /// and the imported rows moved from the write-ahead log into the file, so that the file
     /// stands alone once `roster import` ends.
     async fn after_import(&self, analyze: bool) -> Result<(), StoreError> {
-        let mut writer = self.writer.lock().await;
+        let mut writer = Arc::clone(&self.writer).lock_owned().await;
         writer.finish()?;
-        if analyze {
-            writer.lite.conn.execute_batch("ANALYZE")?;
-        }
-        writer
-            .lite
-            .conn
-            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
+        // `ANALYZE` takes the file's write lock, which another process starting on the same
+        // file may hold (seeding it): wait for it, off the runtime's threads, as `begin`
+        // does, rather than fail the start with "database is locked".
+        tokio::task::spawn_blocking(move || {
+            let conn = &writer.lite.conn;
+            conn.busy_timeout(BUSY_TIMEOUT)?;
+            let done = (if analyze {
+                conn.execute_batch("ANALYZE")
+            } else {
+                Ok(())
+            })
+            .and_then(|()| conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)"));
+            conn.busy_timeout(Duration::ZERO)?;
+            done
+        })
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("waiting for the write lock: {e}")))??;
         Ok(())
     }
 
