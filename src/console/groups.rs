@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::{Value, json};
 
 use super::client::Api;
-use super::pages::{every_page, id, no_page, problem, text};
+use super::pages::{account_name, every_page, id, no_page, problem, text};
 use super::session::{Chrome, Posted, Visitor};
 use super::{ConsoleState, html};
 use crate::domain::{Email, Focus, Id};
@@ -40,12 +40,6 @@ struct GroupsPage {
     groups: Vec<GroupRow>,
     resource_groups: Vec<ResourceGroupRow>,
     notice: Option<String>,
-}
-
-async fn account_name(api: &Api, account: &str) -> Result<String, super::client::Refused> {
-    Ok(text(
-        &api.get(&format!("/accounts/{account}")).await?.result["name"],
-    ))
 }
 
 /// `GET .../iam/user_groups` and `GET .../iam/resource_groups`.

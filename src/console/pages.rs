@@ -295,7 +295,8 @@ async fn role_choices(
         .collect())
 }
 
-async fn account_name(api: &Api, account: &str) -> Result<String, Refused> {
+/// The account's name, as `GET /accounts/{id}` answers it (the caller may read it).
+pub(super) async fn account_name(api: &Api, account: &str) -> Result<String, Refused> {
     Ok(text(
         &api.get(&format!("/accounts/{account}")).await?.result["name"],
     ))

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::client::Api;
 use super::html;
-use super::pages::{every_page, id, no_page, problem, text};
+use super::pages::{account_name, every_page, id, no_page, problem, text};
 use super::session::{Chrome, Posted, Visitor};
 
 /// Whose tokens a page shows: the user's, or an account's.
@@ -104,7 +104,7 @@ async fn owner_of(api: &Api, account: Option<String>) -> Result<Owner, super::cl
     match account {
         None => Ok(Owner::User),
         Some(id) => {
-            let name = text(&api.get(&format!("/accounts/{id}")).await?.result["name"]);
+            let name = account_name(api, &id).await?;
             Ok(Owner::Account { id, name })
         }
     }
