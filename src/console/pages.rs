@@ -426,21 +426,23 @@ pub async fn invite_form(Path(raw): Path<String>, visitor: Visitor) -> Response 
     let Some(account) = id(&raw) else {
         return no_page();
     };
-    invite_page(visitor, &account, Vec::new(), String::new()).await
+    invite_page(visitor, &account, Vec::new(), String::new(), &[]).await
 }
 
+/// The form, with what was sent and what came of it, the roles still checked.
 async fn invite_page(
     visitor: Visitor,
     account: &str,
     outcomes: Vec<InviteOutcome>,
     emails: String,
+    checked: &[String],
 ) -> Response {
     let Visitor { api, chrome } = visitor;
     let name = match account_name(&api, account).await {
         Ok(name) => name,
         Err(refused) => return problem(chrome, "Invite members", &refused),
     };
-    let roles = match role_choices(&api, account, &[]).await {
+    let roles = match role_choices(&api, account, checked).await {
         Ok(roles) => roles,
         Err(refused) => return problem(chrome, "Invite members", &refused),
     };
@@ -592,7 +594,8 @@ pub async fn invite(Path(raw): Path<String>, posted: Posted) -> Response {
         .chain(unsent.iter().copied())
         .collect::<Vec<_>>()
         .join("\n");
-    invite_page(visitor, &account, outcomes, kept).await
+    let checked: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+    invite_page(visitor, &account, outcomes, kept, &checked).await
 }
 
 /// The most addresses one invitation form sends (Cloudflare's dashboard takes a list of
