@@ -362,7 +362,7 @@ pub async fn change_group(
 
 /// The id of the account's membership for `email`, as the API's reads find one: the
 /// account loaded with that email's membership, the caller authorized to read it.
-async fn member_by_email(
+pub(super) async fn member_by_email(
     state: &ConsoleState,
     api: &Api,
     account: &str,

@@ -61,6 +61,10 @@ pub fn router(state: ConsoleState) -> Router {
             get(pages::members_csv),
         )
         .route(
+            "/console/accounts/{account_id}/members/find",
+            get(pages::find_member),
+        )
+        .route(
             "/console/accounts/{account_id}/members/invite",
             get(pages::invite_form).post(pages::invite),
         )

@@ -410,6 +410,37 @@ pub async fn members(
     })
 }
 
+/// Finds a member by email (the whole address, any case): to their page, or back to the
+/// members page saying there is none.
+pub async fn find_member(
+    State(state): State<ConsoleState>,
+    Path(raw): Path<String>,
+    RawQuery(query): RawQuery,
+    visitor: Visitor,
+) -> Response {
+    let Some(account) = id(&raw) else {
+        return no_page();
+    };
+    let pairs = query_pairs(&query);
+    let email = pick(&pairs, "email").unwrap_or_default();
+    match super::groups::member_by_email(&state, &visitor.api, &account, email).await {
+        Ok(Some(member)) => {
+            Redirect::to(&format!("/console/accounts/{account}/members/{member}")).into_response()
+        }
+        Ok(None) => {
+            let missing = Refused {
+                status: StatusCode::NOT_FOUND,
+                errors: vec![super::client::Message {
+                    code: 1003,
+                    message: format!("{email} is not a member of this account"),
+                }],
+            };
+            problem(visitor.chrome, "Find a member", &missing)
+        }
+        Err(e) => problem(visitor.chrome, "Find a member", &Refused::of(e).await),
+    }
+}
+
 #[derive(Template)]
 #[template(path = "console/invite.html")]
 struct InvitePage {

@@ -74,6 +74,12 @@ def test_signing_in_with_an_api_token(page):
     page.get_by_label("API token").fill(made["result"]["value"])
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_text('token “console”')).to_be_visible()
+    # What the token may not do, the page says with the API's refusal (a 403 page that
+    # htmx shows in place, as it shows any answer).
+    page.get_by_role("link", name="Demo Account").click()
+    page.get_by_role("link", name="Account API tokens").click()
+    expect(page.get_by_role("alert")).to_contain_text("(9109)")
+    page.errors.clear()  # the answer's own 403, which Chromium reports
 
 
 def test_inviting_several_people_at_once(any_page):
@@ -155,6 +161,20 @@ def test_removing_a_member_and_revoking_an_invitation_ask_first(any_page):
     expect(page).to_have_url(MEMBERS)
     emails = member_emails()
     assert "hana@example.com" not in emails and "jane@example.com" not in emails
+
+
+def test_a_member_is_found_by_email(any_page):
+    page = any_page
+    sign_in(page)
+    page.goto(MEMBERS)
+    page.get_by_label("Find a member by email").fill("Dana@Example.com")
+    page.get_by_role("button", name="Find").click()
+    expect(page.get_by_role("heading", name="dana@example.com")).to_be_visible()
+    page.goto(MEMBERS)
+    page.get_by_label("Find a member by email").fill("nobody@example.com")
+    page.get_by_role("button", name="Find").click()
+    expect(page.get_by_role("alert")).to_contain_text("nobody@example.com is not a member of this account")
+    page.errors.clear()  # the answer's own 404, which Chromium reports
 
 
 def test_members_export_as_csv(page):
