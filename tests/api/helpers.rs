@@ -428,12 +428,18 @@ impl Drop for Schema {
                     // Work the server left running (a token's use being recorded) may hold
                     // a transaction open in the schema, and cannot end it: its runtime is
                     // the test's, blocked in this drop. Its sessions go first, or the drop
-                    // would wait for them forever.
+                    // would wait for them forever. Only those: a lock of this database
+                    // (relation ids repeat across databases) held by a session not running
+                    // a statement; a statement running finishes by itself, and a test
+                    // running beside this one was seen killed (57P01) by a wider match.
                     let stuck = format!(
                         "SELECT pg_terminate_backend(l.pid) FROM pg_locks l \
                          JOIN pg_class c ON c.oid = l.relation \
                          JOIN pg_namespace n ON n.oid = c.relnamespace \
-                         WHERE n.nspname = '{name}' AND l.pid <> pg_backend_pid()"
+                         JOIN pg_stat_activity a ON a.pid = l.pid \
+                         WHERE n.nspname = '{name}' AND l.pid <> pg_backend_pid() \
+                         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                         AND a.state <> 'active'"
                     );
                     admin.execute(sqlx::AssertSqlSafe(stuck)).await.ok()?;
                     let drop = format!("DROP SCHEMA IF EXISTS {name} CASCADE");
