@@ -13,44 +13,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-use common::{Server, TestDatabase};
-
-fn manifest_dir() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|p| {
-            if p.is_absolute() {
-                p
-            } else {
-                manifest_dir().join(p)
-            }
-        })
-        .unwrap_or_else(|| manifest_dir().join("target"))
-}
+use common::{Server, TestDatabase, manifest_dir, run, target_dir};
 
 fn sources() -> PathBuf {
     manifest_dir().join("tests").join("console")
-}
-
-fn run(cmd: &mut Command, what: &str) -> Output {
-    let output = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot run {:?}: {e}", cmd.get_program()));
-    assert!(
-        output.status.success(),
-        "{what} failed ({}):\n{}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
 }
 
 /// `target/console-venv` with the pinned Playwright and pytest, made (again) unless it

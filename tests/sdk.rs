@@ -11,50 +11,16 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use common::{Server, TestDatabase};
+use common::{Server, TestDatabase, manifest_dir, run, target_dir};
 
 const PYTHON_SDK: &str = "5.9.0";
 /// Schemathesis, which fuzzes every operation of the OpenAPI contract, shares the venv.
 const SCHEMATHESIS: &str = "4.32.5";
-
-fn manifest_dir() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Cargo's target directory, where the SDK installs live.
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|p| {
-            if p.is_absolute() {
-                p
-            } else {
-                manifest_dir().join(p)
-            }
-        })
-        .unwrap_or_else(|| manifest_dir().join("target"))
-}
-
-/// Runs `cmd` to completion, failing the test with its output if it cannot start or fails.
-fn run(cmd: &mut Command, what: &str) -> Output {
-    let output = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot run {:?}: {e}", cmd.get_program()));
-    assert!(
-        output.status.success(),
-        "{what} failed ({}):\n{}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
 
 /// `roster serve --demo` on a database of its own (dropped after the server stops).
 struct Demo {

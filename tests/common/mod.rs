@@ -324,3 +324,38 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// The crate's directory (where `tests/` and `Cargo.toml` are).
+pub fn manifest_dir() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Cargo's target directory, where the tests install what they run (SDKs, browsers' tools).
+pub fn target_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .map(|p| {
+            if p.is_absolute() {
+                p
+            } else {
+                manifest_dir().join(p)
+            }
+        })
+        .unwrap_or_else(|| manifest_dir().join("target"))
+}
+
+/// Runs `cmd` to completion, failing the test with its output if it cannot start or fails.
+pub fn run(cmd: &mut std::process::Command, what: &str) -> std::process::Output {
+    let output = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run {:?}: {e}", cmd.get_program()));
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
