@@ -58,6 +58,17 @@ impl Cli {
             _ => {}
         }
         if let Command::Serve {
+            port: Some(port), ..
+        } = &cli.command
+        {
+            Cli::command()
+                .error(
+                    clap::error::ErrorKind::UnknownArgument,
+                    format!("serve has no --port: give --listen 127.0.0.1:{port} (an address and a port)"),
+                )
+                .exit()
+        }
+        if let Command::Serve {
             ephemeral: true, ..
         } = cli.command
         {
@@ -119,19 +130,34 @@ impl Database {
     pub async fn open(&self, ttl: Duration) -> anyhow::Result<Arc<dyn Store>> {
         match &self.database_url {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                Ok(Arc::new(
-                    PgStore::open(url, ttl)
-                        .await
-                        .context("connecting to PostgreSQL")?,
-                ))
+                let options: sqlx::postgres::PgConnectOptions = url
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("--database-url is not a PostgreSQL URL: {e}"))?;
+                match PgStore::open_with(options.clone(), ttl).await {
+                    Ok(store) => Ok(Arc::new(store)),
+                    Err(e) => Err(explain_postgres_error(e, &options)),
+                }
             }
             // Not echoed: a URL may carry a password.
             Some(_) => bail!("--database-url must be a postgres:// or postgresql:// URL"),
-            None => Ok(Arc::new(
-                SqliteStore::open(&self.database, ttl)
-                    .await
-                    .with_context(|| format!("opening {}", self.database.display()))?,
-            )),
+            None => {
+                let parent = self.database.parent().filter(|p| !p.as_os_str().is_empty());
+                if let Some(dir) = parent
+                    && !crate::store::sqlite_in_memory(&self.database)
+                    && !dir.is_dir()
+                {
+                    bail!(
+                        "the directory {} of --database {} does not exist: create it, or name a file in one that does",
+                        dir.display(),
+                        self.database.display()
+                    );
+                }
+                Ok(Arc::new(
+                    SqliteStore::open(&self.database, ttl)
+                        .await
+                        .with_context(|| format!("opening {}", self.database.display()))?,
+                ))
+            }
         }
     }
 }
@@ -172,6 +198,15 @@ pub enum Command {
         /// Log one JSON object per line instead of text.
         #[arg(long, env = "ROSTER_LOG_JSON")]
         log_json: bool,
+        /// Once requests are answered, write `{"url", "api", "port", "pid"}` (JSON; with
+        /// --demo, also `"demo": {"email", "api_key", "account_id"}`) to this file, whole or
+        /// not at all, and remove it at a clean stop: how a test harness learns the port of
+        /// `--listen 127.0.0.1:0` without reading the log.
+        #[arg(long, value_name = "FILE")]
+        ready_file: Option<PathBuf>,
+        /// Not an option: taken only to point whoever tries it at --listen.
+        #[arg(long, hide = true)]
+        port: Option<String>,
         #[command(flatten)]
         limits: LimitArgs,
     },
@@ -301,6 +336,80 @@ pub enum TokenCommand {
     },
 }
 
+/// Connections made once the listener is bound wait in its backlog, so the file can be
+/// written before the accept loop starts. A sibling temporary file renamed over the path
+/// means a reader polling for it never sees half of it.
+fn write_ready_file(
+    file: PathBuf,
+    addr: std::net::SocketAddr,
+    demo: bool,
+) -> anyhow::Result<PathBuf> {
+    let url = format!("http://{addr}");
+    let mut body = serde_json::json!({
+        "url": url,
+        "api": format!("{url}{}", api::PREFIX),
+        "port": addr.port(),
+        "pid": std::process::id(),
+    });
+    if demo {
+        // The documentation's own demo credentials, as the log prints them.
+        let (email, api_key) = fixture::demo_credentials();
+        body["demo"] = serde_json::json!({
+            "email": email,
+            "api_key": api_key,
+            "account_id": fixture::demo_account_id(),
+        });
+    }
+    let mut partial = file.clone().into_os_string();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    std::fs::write(&partial, format!("{body}\n"))
+        .and_then(|()| std::fs::rename(&partial, &file))
+        .with_context(|| format!("writing the ready file {}", file.display()))?;
+    Ok(file)
+}
+
+/// A failure to open PostgreSQL, said as an operator acts on it: where it tried (never the
+/// password), and for the two common first-run mistakes what to do.
+fn explain_postgres_error(
+    e: StoreError,
+    options: &sqlx::postgres::PgConnectOptions,
+) -> anyhow::Error {
+    let (host, port) = (options.get_host(), options.get_port());
+    let database = options.get_database().unwrap_or("(the user's name)");
+    let at = format!("PostgreSQL at {host}:{port}, database {database}");
+    match &e {
+        StoreError::Database(sqlx::Error::Database(db))
+            if db.code().as_deref() == Some("3D000") =>
+        {
+            anyhow::anyhow!(
+                "{at}: the database does not exist: create it (createdb -h {host} -p {port} {database}), or name another in --database-url"
+            )
+        }
+        StoreError::Database(sqlx::Error::Database(db)) => {
+            // Its Display ends in PostgreSQL's own source line ("at line 948"): only the message.
+            anyhow::anyhow!("{at}: {}", db.message())
+        }
+        StoreError::Database(sqlx::Error::Io(io))
+            if io.kind() == std::io::ErrorKind::ConnectionRefused =>
+        {
+            anyhow::anyhow!(
+                "{at}: connection refused: is the server running and listening on {host}:{port}?"
+            )
+        }
+        _ => anyhow::Error::new(e).context(at),
+    }
+}
+
+/// A fixture file, parsed and checked; errors start with the file's name.
+fn read_fixture(file: &std::path::Path) -> anyhow::Result<fixture::Fixture> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let parsed = fixture::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    fixture::check(&parsed).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    Ok(parsed)
+}
+
 /// Loads what `serve` was given into a database that holds data already: the demo only
 /// if its account is missing (after the first start it belongs to the API), a seed file
 /// as `roster seed` would.
@@ -349,13 +458,18 @@ pub fn one_line(e: &anyhow::Error) -> String {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Completions { shell } = &cli.command {
         use clap::CommandFactory;
-        clap_complete::generate(
-            *shell,
-            &mut Cli::command(),
-            "roster",
-            &mut std::io::stdout(),
-        );
-        return Ok(());
+        use std::io::Write;
+        // Generated whole first: clap_complete panics on a failed write, and a reader that
+        // stops early (`| head`) is not an error.
+        let mut script = Vec::new();
+        clap_complete::generate(*shell, &mut Cli::command(), "roster", &mut script);
+        let mut out = std::io::stdout().lock();
+        return match out.write_all(&script).and_then(|()| out.flush()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                Err(anyhow::Error::new(e).context("writing the completion script"))
+            }
+            _ => Ok(()),
+        };
     }
     // Held to the end: dropping it writes out the log lines still queued.
     let _log = match &cli.command {
@@ -379,24 +493,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         ),
         _ => (None, Duration::ZERO),
     };
+    // A fixture is read and checked in full before the database is opened: a bad file
+    // leaves no database file behind.
+    let fixture = match &cli.command {
+        Command::Seed { file } => Some(read_fixture(file)?),
+        Command::Serve {
+            seed: Some(file), ..
+        } => Some(read_fixture(file)?),
+        _ => None,
+    };
     let store = cli.db.open(ttl).await?;
     match cli.command {
         Command::Completions { .. } => unreachable!("answered before the database is opened"),
         Command::Serve {
             demo,
             emulator,
-            seed,
             limits,
+            ready_file,
             ..
         } => {
             let listener = listener.expect("bound above");
-            let seed = seed
-                .map(|file| {
-                    let text = std::fs::read_to_string(&file)
-                        .with_context(|| format!("reading {}", file.display()))?;
-                    fixture::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
-                })
-                .transpose()?;
+            let seed = fixture;
             let emulator = if emulator || demo {
                 let demo_data =
                     demo.then(|| fixture::parse(fixture::DEMO).expect("the demo fixture is valid"));
@@ -457,7 +574,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 max: usize::try_from(limits.max_connections).unwrap_or(usize::MAX),
                 ..server::Connections::default()
             };
+            let ready = ready_file
+                .map(|file| write_ready_file(file, listener.local_addr()?, demo))
+                .transpose()?;
             server::serve(listener, app, connections, shutdown_signal()).await;
+            if let Some(file) = ready {
+                let _ = std::fs::remove_file(file);
+            }
             tracing::info!("stopped");
             Ok(())
         }
@@ -488,10 +611,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Seed { file } => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("reading {}", file.display()))?;
-            let parsed = fixture::parse(&text).map_err(anyhow::Error::msg)?;
-            report(&fixture::load(store.as_ref(), &parsed).await?);
+            let parsed = fixture.expect("read above");
+            let loaded = fixture::load(store.as_ref(), &parsed)
+                .await
+                .with_context(|| file.display().to_string())?;
+            report(&loaded);
             Ok(())
         }
         Command::User(UserCommand::Create {
@@ -537,7 +661,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .map(|n| {
                     catalog::permission_group_named(n)
                         .map(|g| g.id.clone())
-                        .with_context(|| format!("unknown permission group {n:?}"))
+                        .with_context(|| {
+                            let hint = catalog::nearest_hint(n, &catalog::permission_group_names());
+                            format!("unknown permission group {n:?}{hint}")
+                        })
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let token = tokens::simple_token(&user.id, name, groups, expires_on)?;

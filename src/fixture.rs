@@ -29,6 +29,15 @@ pub fn demo_credentials() -> (String, String) {
     (user.email.clone(), key)
 }
 
+/// The demo account the demo user administers (the README's and the documentation's).
+pub fn demo_account_id() -> String {
+    let demo = parse(DEMO).expect("the demo fixture is valid");
+    demo.accounts[0]
+        .id
+        .clone()
+        .expect("the demo account has an id")
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fixture {
@@ -226,43 +235,55 @@ struct PlannedMember {
 
 fn plan(fixture: &Fixture) -> Result<Plan, DomainError> {
     let mut users = Vec::new();
-    for u in &fixture.users {
-        let (key, generated) = match &u.api_key {
-            Some(k) if crate::auth::key_format_ok(k) => (k.to_ascii_lowercase(), false),
-            Some(_) => {
-                return Err(DomainError::invalid(
-                    "users.api_key",
-                    "users.api_key must be 32 or 37 hex characters",
-                ));
-            }
-            None => (generate_api_key(), true),
-        };
-        let at = now();
-        let user = User {
-            id: optional_id(&u.id, "users.id")?.unwrap_or_else(Id::generate),
-            email: Email::parse(&u.email, "users.email")?,
-            first_name: optional_name(&u.first_name, "users.first_name")?,
-            last_name: optional_name(&u.last_name, "users.last_name")?,
-            telephone: None,
-            country: None,
-            zipcode: None,
-            two_factor_authentication_enabled: u.two_factor_authentication_enabled,
-            created_on: at.clone(),
-            modified_on: at,
-        };
-        users.push(PlannedUser {
-            user,
-            key,
-            key_generated: generated,
-            id_given: u.id.is_some(),
-        });
+    for (i, u) in fixture.users.iter().enumerate() {
+        let planned = plan_user(u).map_err(|e| entry(e, &format!("users[{i}] ({})", u.email)))?;
+        users.push(planned);
     }
     let accounts = fixture
         .accounts
         .iter()
-        .map(plan_account)
+        .enumerate()
+        .map(|(i, a)| plan_account(a).map_err(|e| entry(e, &format!("accounts[{i}] ({})", a.name))))
         .collect::<Result<_, _>>()?;
     Ok(Plan { users, accounts })
+}
+
+/// Checks a fixture in full without a database: what `roster seed` does before it opens
+/// one, so that a bad file leaves nothing behind.
+pub fn check(fixture: &Fixture) -> Result<(), DomainError> {
+    plan(fixture).map(drop)
+}
+
+fn plan_user(u: &UserFixture) -> Result<PlannedUser, DomainError> {
+    let (key, generated) = match &u.api_key {
+        Some(k) if crate::auth::key_format_ok(k) => (k.to_ascii_lowercase(), false),
+        Some(_) => {
+            return Err(DomainError::invalid(
+                "users.api_key",
+                "users.api_key must be 32 or 37 hex characters",
+            ));
+        }
+        None => (generate_api_key(), true),
+    };
+    let at = now();
+    let user = User {
+        id: optional_id(&u.id, "users.id")?.unwrap_or_else(Id::generate),
+        email: Email::parse(&u.email, "users.email")?,
+        first_name: optional_name(&u.first_name, "users.first_name")?,
+        last_name: optional_name(&u.last_name, "users.last_name")?,
+        telephone: None,
+        country: None,
+        zipcode: None,
+        two_factor_authentication_enabled: u.two_factor_authentication_enabled,
+        created_on: at.clone(),
+        modified_on: at,
+    };
+    Ok(PlannedUser {
+        user,
+        key,
+        key_generated: generated,
+        id_given: u.id.is_some(),
+    })
 }
 
 fn plan_account(a: &AccountFixture) -> Result<PlannedAccount, DomainError> {
@@ -325,14 +346,11 @@ fn plan_account(a: &AccountFixture) -> Result<PlannedAccount, DomainError> {
             DomainError::Invalid { field, .. } if field == "scope.key" && a.id.is_none() => {
                 DomainError::invalid(
                     "scope.key",
-                    format!(
-                        "accounts[{}].resource_groups: scope.key must name the account itself \
-                         (com.cloudflare.api.account.<its id>); give the account an id to use it here",
-                        a.name
-                    ),
+                    "resource_groups: scope.key must name the account itself \
+                     (com.cloudflare.api.account.<its id>); give the account an id to use it here",
                 )
             }
-            e => entry(e, &format!("accounts[{}].resource_groups", a.name)),
+            e => entry(e, "resource_groups"),
         })?;
         if let Change::PutResourceGroup(group) = put {
             state.catalog.resource_groups.push(group);
@@ -354,12 +372,12 @@ fn plan_account(a: &AccountFixture) -> Result<PlannedAccount, DomainError> {
                     in_groups: Vec::new(),
                 })
             };
-            planned().map_err(|e| entry(e, &format!("accounts[{}].members[{}]", a.name, m.email)))
+            planned().map_err(|e| entry(e, &format!("members[{}]", m.email)))
         })
         .collect::<Result<Vec<_>, DomainError>>()?;
     let mut members = members;
     for g in &a.user_groups {
-        let at = format!("accounts[{}].user_groups[{}]", a.name, g.name);
+        let at = format!("user_groups[{}]", g.name);
         let mut planned = || {
             let policies = fixture_policies(&g.policies)?;
             let put = state.create_user_group(&g.name, policies, None)?;
@@ -401,7 +419,7 @@ fn plan_account(a: &AccountFixture) -> Result<PlannedAccount, DomainError> {
         .tokens
         .iter()
         .map(|t| {
-            let at = format!("accounts[{}].tokens[{}]", a.name, t.name);
+            let at = format!("tokens[{}]", t.name);
             plan_token(&account.id, t).map_err(|e| entry(e, &at))
         })
         .collect::<Result<_, _>>()?;
@@ -440,10 +458,10 @@ pub async fn load(store: &dyn Store, fixture: &Fixture) -> Result<Loaded, StoreE
     let mut loaded = Loaded::default();
     // Users the database holds already are kept; one whose id is another user's is refused,
     // before anything is written.
-    for planned in &plan.users {
+    for (i, planned) in plan.users.iter().enumerate() {
         let (user, at) = (
             &planned.user,
-            format!("users[{}]", planned.user.email.as_str()),
+            format!("users[{i}] ({})", planned.user.email.as_str()),
         );
         let by_email = store
             .user_by_email(user.email.folded())
@@ -648,7 +666,10 @@ fn account_changes(planned: &PlannedAccount, state: &AccountState) -> Vec<Change
 fn permission_group_id(g: &str, field: &str) -> Result<Id, DomainError> {
     Id::parse(g)
         .or_else(|| catalog::permission_group_named(g).map(|pg| pg.id.clone()))
-        .ok_or_else(|| DomainError::invalid(field, format!("unknown permission group {g}")))
+        .ok_or_else(|| {
+            let hint = catalog::nearest_hint(g, &catalog::permission_group_names());
+            DomainError::invalid(field, format!("unknown permission group {g}{hint}"))
+        })
 }
 
 /// Policies as a fixture gives them: permission groups by id or name.
@@ -696,7 +717,16 @@ fn member_grants(m: &MemberFixture, catalog: &AccountCatalog) -> Result<Grants, 
                         .find(|role| role.name.eq_ignore_ascii_case(r))
                         .map(|role| role.id.clone())
                 })
-                .ok_or_else(|| DomainError::invalid("roles", format!("unknown role {r}")))
+                .ok_or_else(|| {
+                    let hint = catalog::nearest_hint(
+                        r,
+                        &catalog
+                            .roles()
+                            .map(|role| role.name.as_str())
+                            .collect::<Vec<_>>(),
+                    );
+                    DomainError::invalid("roles", format!("unknown role {r}{hint}"))
+                })
         })
         .collect::<Result<_, _>>()?;
     Ok(Grants::Roles(roles))

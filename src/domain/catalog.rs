@@ -349,3 +349,54 @@ pub fn permission_group_named(name: &str) -> Option<&'static PermissionGroup> {
         .iter()
         .find(|g| g.name.eq_ignore_ascii_case(name))
 }
+
+/// Every permission group's name, in the catalog's order.
+pub fn permission_group_names() -> Vec<&'static str> {
+    permission_groups()
+        .iter()
+        .map(|g| g.name.as_str())
+        .collect()
+}
+
+/// What a person who typed `wanted` for a name probably meant: up to three of `names` most
+/// like it (Jaro-Winkler, case-insensitive, at least 0.8), the likeliest first. For
+/// messages such as "unknown role Adminstrator (nearest: Administrator, ...)": a typo is
+/// fixed from the message alone.
+pub fn nearest_names<'a>(wanted: &str, names: &[&'a str]) -> Vec<&'a str> {
+    let wanted = wanted.to_lowercase();
+    let mut scored: Vec<(f64, &str)> = names
+        .iter()
+        .map(|n| (strsim::jaro_winkler(&wanted, &n.to_lowercase()), *n))
+        .filter(|(score, _)| *score >= 0.8)
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    scored.into_iter().take(3).map(|(_, n)| n).collect()
+}
+
+/// " (nearest: A, B)" for a message about an unknown `wanted`, or " (for example: A, B, C)"
+/// when no name is near it; nothing when there are no names.
+pub fn nearest_hint(wanted: &str, names: &[&str]) -> String {
+    let near = nearest_names(wanted, names);
+    if names.is_empty() {
+        String::new()
+    } else if near.is_empty() {
+        format!(" (for example: {})", names[..names.len().min(3)].join(", "))
+    } else {
+        format!(" (nearest: {})", near.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_typo_names_what_was_meant_and_nonsense_gets_examples() {
+        let names = permission_group_names();
+        assert_eq!(nearest_names("dns wrte", &names)[0], "DNS Write");
+        assert!(nearest_names("zzzzqqq", &names).is_empty());
+        assert!(nearest_hint("zzzzqqq", &names).starts_with(" (for example: "));
+        assert!(nearest_hint("Adminstrator", &["Administrator", "DNS"]).contains("Administrator"));
+        assert_eq!(nearest_hint("x", &[]), "");
+    }
+}

@@ -482,7 +482,7 @@ async fn the_demo_has_an_account_token_and_fixtures_refuse_bad_ones() {
             .expect_err("refused");
         assert!(e.to_string().contains(complaint), "{e}");
         assert!(
-            e.to_string().contains("accounts[F].tokens[t]"),
+            e.to_string().contains("accounts[0] (F): tokens[t]"),
             "names the entry: {e}"
         );
     }

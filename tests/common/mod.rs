@@ -129,6 +129,9 @@ pub fn stdout(out: &std::process::Output) -> String {
         .to_string()
 }
 
+/// Where [`Server`] asks `roster serve --ready-file` to say its port, in its directory.
+const READY_FILE: &str = "ready.json";
+
 /// A running `roster serve` on a free port, its output in a log file; killed when dropped,
 /// also when the test panics.
 pub struct Server {
@@ -149,17 +152,15 @@ impl Server {
     /// `extra` says), in a directory of its own ([`Server::files`]).
     pub fn start_with(db_args: &[String], extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
-        // A free port: bind port 0, note what the OS gave, and let it go for the server.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let addr = format!("127.0.0.1:{port}");
+        // Port 0, with the port the OS gave read back from the ready file: no other process
+        // can take the port between choosing it and binding it.
+        let ready = dir.path().join(READY_FILE);
         let log = dir.path().join("roster.log");
         let log_file = std::fs::File::create(&log).expect("server log file");
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
             .args(db_args)
-            .args(["serve", "--listen", &addr])
+            .args(["serve", "--listen", "127.0.0.1:0", "--ready-file"])
+            .arg(&ready)
             .current_dir(dir.path())
             .args(extra)
             // The server chooses colours by itself: none, as its output is a file.
@@ -174,29 +175,40 @@ impl Server {
             .expect("start the roster binary");
         let mut server = Server {
             child,
-            base_url: format!("http://{addr}/client/v4"),
-            addr,
+            base_url: String::new(),
+            addr: String::new(),
             log,
             _dir: dir,
         };
-        server.wait_until_ready();
+        server.wait_until_ready(&ready);
         server
     }
 
-    /// Polls until the server answers an HTTP request (any status), for at most 30 s.
-    fn wait_until_ready(&mut self) {
+    /// Waits for the ready file, then until the server answers an HTTP request (any
+    /// status), for at most 30 s in all.
+    fn wait_until_ready(&mut self, ready: &std::path::Path) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait().expect("poll the server process") {
                 panic!("roster exited early ({status}):\n{}", self.log_text());
             }
-            if self.answers() {
+            if self.addr.is_empty()
+                && let Ok(text) = std::fs::read_to_string(ready)
+            {
+                let said: serde_json::Value =
+                    serde_json::from_str(&text).expect("the ready file is JSON");
+                self.addr = format!("127.0.0.1:{}", said["port"]);
+                self.base_url = said["api"].as_str().expect("api").to_owned();
+                assert_eq!(self.base_url, format!("http://{}/client/v4", self.addr));
+                assert_eq!(said["pid"], self.child.id());
+            }
+            if !self.addr.is_empty() && self.answers() {
                 return;
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "roster did not answer on {} within 30 s:\n{}",
-                self.addr,
+                "roster did not answer within 30 s (ready file: {}):\n{}",
+                ready.exists(),
                 self.log_text()
             );
             std::thread::sleep(std::time::Duration::from_millis(50));
@@ -233,7 +245,7 @@ impl Server {
                     .to_string_lossy()
                     .into_owned()
             })
-            .filter(|name| name != "roster.log")
+            .filter(|name| name != "roster.log" && name != READY_FILE)
             .collect();
         files.sort();
         files
