@@ -520,7 +520,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 let fixtures: Vec<&fixture::Fixture> = demo_data.iter().chain(&seed).collect();
                 let (seeded, loaded) = fixture::seeded_state(&fixtures).await?;
                 // A new database starts as a reset leaves it, with the same ids and keys.
-                match store.import(&seeded, true).await {
+                match store.import(&seeded, true, &Default::default()).await {
                     Ok(()) => {
                         report(&loaded);
                         tracing::info!("seeded: {seeded}");
@@ -601,13 +601,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Import { file, no_analyze } => {
+            let started = std::time::Instant::now();
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
             let de = &mut serde_json::Deserializer::from_str(&text);
             let data: Export = serde_path_to_error::deserialize(de)
                 .with_context(|| format!("{} is not a roster export", file.display()))?;
-            store.import(&data, !no_analyze).await?;
-            eprintln!("imported {data}");
+            drop(text);
+            eprintln!(
+                "importing {} rows from {} (read in {:.1} s)",
+                data.rows(),
+                file.display(),
+                started.elapsed().as_secs_f64()
+            );
+            let progress = Arc::new(crate::store::export::Progress::default());
+            let then = if no_analyze {
+                "committing"
+            } else {
+                "committing and gathering the planner's statistics"
+            };
+            let ticker =
+                crate::progress::Ticker::start("importing", then, data.rows(), progress.clone());
+            let imported = store.import(&data, !no_analyze, &progress).await;
+            ticker.finish().await;
+            imported?;
+            eprintln!(
+                "imported {data} in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
             Ok(())
         }
         Command::Seed { file } => {

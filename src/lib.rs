@@ -9,7 +9,7 @@
 //!
 //! [`server`] accepts connections and hands requests to the router; [`fixture`] loads demo
 //! data and seed files; [`cli`] is the operator's command line; `log_output` writes
-//! `roster serve`'s log.
+//! `roster serve`'s log; `progress` shows a long command's progress.
 
 pub mod api;
 pub mod auth;
@@ -18,5 +18,6 @@ pub mod console;
 pub mod domain;
 pub mod fixture;
 mod log_output;
+mod progress;
 pub mod server;
 pub mod store;

@@ -81,13 +81,19 @@ fn import(db: &TestDatabase, data: &Value) -> std::process::Output {
 }
 
 /// Imports `data` into `db`, which must accept it.
+/// Imports `data` into `db`, which must accept it. Not on a terminal, the import says what
+/// it starts (every row counted) and how it ended.
 fn import_ok(db: &TestDatabase, data: &Value) {
     let out = import(db, data);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    let lines: Vec<&str> = said.lines().collect();
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        lines[0].starts_with(&format!("importing {} rows from ", rows(data))),
+        "{said}"
     );
+    let last = lines.last().unwrap();
+    assert!(last.starts_with("imported ") && last.ends_with(" s"), "{said}");
 }
 
 fn rows(data: &Value) -> usize {

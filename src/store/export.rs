@@ -217,7 +217,45 @@ impl std::fmt::Display for Export {
     }
 }
 
+/// Rows an import has written so far, for a progress display read from another task while
+/// the import runs. An import retried from the start begins its count again.
+#[derive(Debug, Default)]
+pub struct Progress {
+    rows: std::sync::atomic::AtomicU64,
+}
+
+impl Progress {
+    pub fn rows(&self) -> u64 {
+        self.rows.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn add(&self, rows: usize) {
+        self.rows
+            .fetch_add(rows as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn restart(&self) {
+        self.rows.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 impl Export {
+    /// Rows in every table together: what an import writes.
+    pub fn rows(&self) -> u64 {
+        [
+            self.users.len(),
+            self.accounts.len(),
+            self.account_roles.len(),
+            self.resource_groups.len(),
+            self.user_groups.len(),
+            self.memberships.len(),
+            self.tokens.len(),
+            self.audit_logs.len(),
+        ]
+        .iter()
+        .sum::<usize>() as u64
+    }
+
     /// Puts every table in primary-key order (bytewise, the same on both backends), so
     /// that two exports of the same data are identical.
     pub fn sort(&mut self) {

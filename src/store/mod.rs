@@ -321,7 +321,13 @@ pub trait Store: Send + Sync + 'static {
     /// transaction: all of it or, when any row is refused, none. With `analyze`, then
     /// gathers the planner's statistics; without, the database is as one grown through the
     /// API (which benchmarks use: every read must plan well without them).
-    async fn import(&self, data: &export::Export, analyze: bool) -> Result<(), StoreError>;
+    /// `progress` counts the rows written as they are.
+    async fn import(
+        &self,
+        data: &export::Export,
+        analyze: bool,
+        progress: &export::Progress,
+    ) -> Result<(), StoreError>;
 
     /// Puts `data` in place of everything the database holds, in one transaction: other
     /// requests, in this process or another, see the state before or after, never between.

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use super::cache::catalogs::Catalogs;
 use super::cache::credentials::Credentials;
 use super::conn::{Arg, Conn};
-use super::export::{Export, FORMAT, Row};
+use super::export::{Export, FORMAT, Progress, Row};
 use super::queries;
 use super::writes::{
     CountChange, Violation, apply, changes_catalog, count_changes, count_members, count_slot,
@@ -235,7 +235,11 @@ impl Table {
     /// Inserts `rows` many to a statement: a row per statement made a million-user import
     /// take minutes. A statement the database refuses is replayed row by row, each under a
     /// savepoint (PostgreSQL aborts a transaction at its first error), to name the row.
-    async fn insert_all<R: Row>(conn: &mut impl Conn, rows: &[R]) -> Result<(), StoreError> {
+    async fn insert_all<R: Row>(
+        conn: &mut impl Conn,
+        rows: &[R],
+        progress: &Progress,
+    ) -> Result<(), StoreError> {
         let table = &Table::of::<R>();
         // Within both backends' limits on parameters a statement (12 columns here at most:
         // 6,000 of SQLite's 32,766).
@@ -273,6 +277,7 @@ impl Table {
             {
                 Ok(_) => {
                     conn.execute("RELEASE SAVEPOINT chunk", &[]).await?;
+                    progress.add(chunk.len());
                     continue;
                 }
                 Err(e) => e,
@@ -301,9 +306,15 @@ impl Table {
 impl<B: Backend> SqlStore<B> {
     /// Writes an export's rows in one transaction: into an empty database, or (`replace`)
     /// in place of everything the database holds.
-    async fn load(&self, data: &Export, replace: bool) -> Result<(), StoreError> {
+    async fn load(
+        &self,
+        data: &Export,
+        replace: bool,
+        progress: &Progress,
+    ) -> Result<(), StoreError> {
         data.check().map_err(StoreError::Import)?;
         super::with_retries(B::retryable, || async {
+            progress.restart();
             let mut tx = self.backend.begin(Lock::Everything).await?;
             let conn = &mut *tx;
             if replace {
@@ -327,14 +338,14 @@ impl<B: Backend> SqlStore<B> {
                 }
             }
             // Parents before children.
-            Table::insert_all(conn, &data.users).await?;
-            Table::insert_all(conn, &data.accounts).await?;
-            Table::insert_all(conn, &data.account_roles).await?;
-            Table::insert_all(conn, &data.resource_groups).await?;
-            Table::insert_all(conn, &data.user_groups).await?;
-            Table::insert_all(conn, &data.memberships).await?;
-            Table::insert_all(conn, &data.tokens).await?;
-            Table::insert_all(conn, &data.audit_logs).await?;
+            Table::insert_all(conn, &data.users, progress).await?;
+            Table::insert_all(conn, &data.accounts, progress).await?;
+            Table::insert_all(conn, &data.account_roles, progress).await?;
+            Table::insert_all(conn, &data.resource_groups, progress).await?;
+            Table::insert_all(conn, &data.user_groups, progress).await?;
+            Table::insert_all(conn, &data.memberships, progress).await?;
+            Table::insert_all(conn, &data.tokens, progress).await?;
+            Table::insert_all(conn, &data.audit_logs, progress).await?;
             // An export carries no stamps or counts: each catalog gets a stamp no process has
             // kept, and each account its memberships counted.
             let recount = format!(
@@ -914,13 +925,18 @@ impl<B: Backend> Store for SqlStore<B> {
         Ok(data)
     }
 
-    async fn import(&self, data: &Export, analyze: bool) -> Result<(), StoreError> {
-        self.load(data, false).await?;
+    async fn import(
+        &self,
+        data: &Export,
+        analyze: bool,
+        progress: &Progress,
+    ) -> Result<(), StoreError> {
+        self.load(data, false, progress).await?;
         self.backend.after_import(analyze).await
     }
 
     async fn restore(&self, data: &Export) -> Result<(), StoreError> {
-        self.load(data, true).await
+        self.load(data, true, &Progress::default()).await
     }
 
     fn figures(&self) -> Vec<super::Figure> {

@@ -97,7 +97,10 @@ fn fixture() -> &'static Fixture {
             );
             let demo = roster::fixture::parse(roster::fixture::DEMO).unwrap();
             let (seed, _) = roster::fixture::seeded_state(&[&demo]).await.unwrap();
-            store.import(&seed, true).await.unwrap();
+            store
+                .import(&seed, true, &Default::default())
+                .await
+                .unwrap();
             let limits = Limits {
                 rate: None,
                 failed_auth: None,

@@ -136,7 +136,10 @@ impl TestServer {
                 let (seed, _) = roster::fixture::seeded_state(&[&demo])
                     .await
                     .expect("the demo seeds");
-                store.import(&seed, true).await.expect("the seed imports");
+                store
+                    .import(&seed, true, &Default::default())
+                    .await
+                    .expect("the seed imports");
                 Some(Arc::new(roster::api::emulator::Emulator::new(seed)))
             }
             false => None,
