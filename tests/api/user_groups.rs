@@ -511,7 +511,8 @@ async fn fixtures_give_user_groups_and_loading_again_keeps_the_apis_changes() {
         .unwrap_err()
         .to_string();
     assert!(
-        refused.contains("accounts[0] (Bad): user_groups[g]") && refused.contains("nobody@example.com"),
+        refused.contains("accounts[0] (Bad): user_groups[g]")
+            && refused.contains("nobody@example.com"),
         "{refused}"
     );
 }
