@@ -620,8 +620,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 "committing and gathering the planner's statistics"
             };
-            let ticker =
-                crate::progress::Ticker::start("importing", then, data.rows(), progress.clone());
+            let ticker = crate::progress::Ticker::start(
+                "importing",
+                "rows",
+                then,
+                data.rows(),
+                progress.clone(),
+            );
             let imported = store.import(&data, !no_analyze, &progress).await;
             ticker.finish().await;
             imported?;
@@ -633,10 +638,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Seed { file } => {
             let parsed = fixture.expect("read above");
-            let loaded = fixture::load(store.as_ref(), &parsed)
-                .await
-                .with_context(|| file.display().to_string())?;
-            report(&loaded);
+            let progress = Arc::new(crate::store::export::Progress::default());
+            let ticker = crate::progress::Ticker::start(
+                "seeding",
+                "steps",
+                "finishing",
+                fixture::steps(&parsed),
+                progress.clone(),
+            );
+            let loaded = fixture::load_counting(store.as_ref(), &parsed, &progress).await;
+            ticker.finish().await;
+            report(&loaded.with_context(|| file.display().to_string())?);
             Ok(())
         }
         Command::User(UserCommand::Create {

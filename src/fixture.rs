@@ -15,7 +15,7 @@ use crate::domain::permissions::Permissions;
 use crate::domain::tokens;
 use crate::domain::types::{Access, DefaultNameservers, now};
 use crate::domain::*;
-use crate::store::export::Export;
+use crate::store::export::{Export, Progress};
 use crate::store::{SqliteStore, Store, StoreError};
 
 /// The documentation's demo data (see DESIGN.md), in the fixture format.
@@ -454,6 +454,21 @@ fn plan_token(account: &Id, t: &TokenFixture) -> Result<(tokens::Token, String),
 }
 
 pub async fn load(store: &dyn Store, fixture: &Fixture) -> Result<Loaded, StoreError> {
+    load_counting(store, fixture, &Progress::default()).await
+}
+
+/// The steps [`load_counting`] counts: each user is checked, then written; each account
+/// written with its members, groups and tokens.
+pub fn steps(fixture: &Fixture) -> u64 {
+    (2 * fixture.users.len() + fixture.accounts.len()) as u64
+}
+
+/// [`load`], counting its [`steps`] in `progress` as they are done (`roster seed` shows it).
+pub async fn load_counting(
+    store: &dyn Store,
+    fixture: &Fixture,
+    progress: &Progress,
+) -> Result<Loaded, StoreError> {
     let plan = plan(fixture)?;
     let mut loaded = Loaded::default();
     // Users the database holds already are kept; one whose id is another user's is refused,
@@ -483,6 +498,7 @@ pub async fn load(store: &dyn Store, fixture: &Fixture) -> Result<Loaded, StoreE
         if let Some(message) = conflict {
             return Err(DomainError::invalid("users.id", message).into());
         }
+        progress.add(1);
     }
     for PlannedUser {
         user,
@@ -502,6 +518,7 @@ pub async fn load(store: &dyn Store, fixture: &Fixture) -> Result<Loaded, StoreE
             Ok(()) | Err(StoreError::Domain(DomainError::Duplicate(_))) => {}
             Err(e) => return Err(e),
         }
+        progress.add(1);
     }
     for planned in &plan.accounts {
         match store.create_account(&planned.account, None).await {
@@ -553,6 +570,7 @@ pub async fn load(store: &dyn Store, fixture: &Fixture) -> Result<Loaded, StoreE
                     }),
             );
         }
+        progress.add(1);
     }
     Ok(loaded)
 }

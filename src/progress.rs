@@ -18,9 +18,11 @@ pub struct Ticker {
 }
 
 impl Ticker {
-    /// `doing` names the work ("importing"); `then` what follows the last row (statistics).
+    /// `doing` names the work ("importing"), `unit` what is counted ("rows"), `then` what
+    /// follows the last one (statistics).
     pub fn start(
         doing: &'static str,
+        unit: &'static str,
         then: &'static str,
         total: u64,
         done: Arc<Progress>,
@@ -32,9 +34,9 @@ impl Ticker {
             let bar = terminal.then(|| {
                 let bar = indicatif::ProgressBar::new(total);
                 bar.set_style(
-                    indicatif::ProgressStyle::with_template(
-                        "{msg} [{bar:30}] {human_pos}/{human_len} rows, {per_sec}, {eta} left",
-                    )
+                    indicatif::ProgressStyle::with_template(&format!(
+                        "{{msg}} [{{bar:30}}] {{human_pos}}/{{human_len}} {unit}, {{per_sec}}, {{eta}} left"
+                    ))
                     .expect("a valid template")
                     .progress_chars("=> "),
                 );
@@ -64,7 +66,7 @@ impl Ticker {
                         last_plain = Instant::now();
                         eprintln!(
                             "{}",
-                            plain_line(doing, then, rows, total, started.elapsed())
+                            plain_line(doing, unit, then, rows, total, started.elapsed())
                         );
                     }
                     None => {}
@@ -85,10 +87,17 @@ impl Ticker {
 }
 
 /// "importing: 250,000 of 1,000,000 rows (25%), 41,000 rows/s, about 18 s left", or once
-/// every row is written, what comes next.
-fn plain_line(doing: &str, then: &str, rows: u64, total: u64, elapsed: Duration) -> String {
+/// every one is done, what comes next.
+fn plain_line(
+    doing: &str,
+    unit: &str,
+    then: &str,
+    rows: u64,
+    total: u64,
+    elapsed: Duration,
+) -> String {
     if rows >= total {
-        return format!("{doing}: {} rows written; {then}", grouped(total));
+        return format!("{doing}: {} {unit} done; {then}", grouped(total));
     }
     let rate = rows as f64 / elapsed.as_secs_f64().max(0.001);
     let left = if rate > 0.0 {
@@ -97,7 +106,7 @@ fn plain_line(doing: &str, then: &str, rows: u64, total: u64, elapsed: Duration)
         "time left not known yet".to_string()
     };
     format!(
-        "{doing}: {} of {} rows ({}%), {} rows/s, {left}",
+        "{doing}: {} of {} {unit} ({}%), {} {unit}/s, {left}",
         grouped(rows),
         grouped(total),
         rows * 100 / total.max(1),
@@ -124,30 +133,25 @@ mod tests {
 
     #[test]
     fn the_plain_line_says_how_far_how_fast_and_how_long() {
-        assert_eq!(
+        let line = |rows, total, seconds| {
             plain_line(
                 "importing",
+                "rows",
                 "statistics",
-                250_000,
-                1_000_000,
-                Duration::from_secs(5)
-            ),
+                rows,
+                total,
+                Duration::from_secs(seconds),
+            )
+        };
+        assert_eq!(
+            line(250_000, 1_000_000, 5),
             "importing: 250,000 of 1,000,000 rows (25%), 50,000 rows/s, about 15 s left"
         );
         assert_eq!(
-            plain_line("importing", "statistics", 0, 10, Duration::from_secs(5)),
+            line(0, 10, 5),
             "importing: 0 of 10 rows (0%), 0 rows/s, time left not known yet"
         );
-        assert_eq!(
-            plain_line(
-                "importing",
-                "gathering statistics",
-                10,
-                10,
-                Duration::from_secs(1)
-            ),
-            "importing: 10 rows written; gathering statistics"
-        );
+        assert_eq!(line(10, 10, 1), "importing: 10 rows done; statistics");
         assert_eq!(grouped(999), "999");
         assert_eq!(grouped(1000), "1,000");
     }
