@@ -590,14 +590,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Export { output } => {
+            // One snapshot read, then one write: no count to show between, so each phase
+            // says when it starts and what it took.
+            let started = std::time::Instant::now();
+            eprintln!("exporting {} (reading every table in one snapshot)", cli.db.describe());
             let data = store.export().await?;
+            let read = started.elapsed().as_secs_f64();
+            eprintln!("read {} rows in {read:.1} s; writing", data.rows());
             let text = serde_json::to_string(&data)?;
             match output {
                 Some(path) => std::fs::write(&path, text + "\n")
                     .with_context(|| format!("writing {}", path.display()))?,
                 None => println!("{text}"),
             }
-            eprintln!("exported {data}");
+            eprintln!(
+                "exported {data} in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
             Ok(())
         }
         Command::Import { file, no_analyze } => {

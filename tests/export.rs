@@ -93,7 +93,10 @@ fn import_ok(db: &TestDatabase, data: &Value) {
         "{said}"
     );
     let last = lines.last().unwrap();
-    assert!(last.starts_with("imported ") && last.ends_with(" s"), "{said}");
+    assert!(
+        last.starts_with("imported ") && last.ends_with(" s"),
+        "{said}"
+    );
 }
 
 fn rows(data: &Value) -> usize {
