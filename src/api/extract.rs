@@ -87,7 +87,9 @@ impl AppState {
             .map(str::trim);
         let failures = self.failures.as_deref().zip(client);
         if let Some((failures, address)) = failures {
-            failures.check(address, email).map_err(ApiError::Busy)?;
+            failures
+                .check(address, email)
+                .map_err(ApiError::GuessedTooOften)?;
         }
         let verified = match Presented::from_headers(headers) {
             Ok(presented) => crate::auth::verify(&self.store, &self.uses, &presented, client)
