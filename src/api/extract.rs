@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 
 use super::{ApiError, AppState};
 use crate::auth::{AuthError, Presented};
-use crate::domain::list::PageRequest;
+use crate::domain::list::{PageRequest, PerPage, SCHEMA_PER_PAGE};
 use crate::domain::{Caller, DomainError, Id};
 
 /// The authenticated caller.
@@ -217,8 +217,21 @@ impl Params {
             .transpose()
     }
 
+    /// `page` and `per_page` within the schema's bounds (5 to 50, 20 by default).
     pub fn page(&self) -> Result<PageRequest, DomainError> {
-        PageRequest::new(self.number("page")?, self.number("per_page")?)
+        self.page_within(SCHEMA_PER_PAGE)
+    }
+
+    /// `page` and `per_page` within a list's own documented bounds.
+    pub fn page_within(&self, bounds: PerPage) -> Result<PageRequest, DomainError> {
+        PageRequest::within(self.number("page")?, self.number("per_page")?, bounds)
+    }
+
+    /// The page asked for, or none when neither `page` nor `per_page` was sent: a list the
+    /// SDKs read as one page is answered whole then.
+    pub fn page_if_asked(&self) -> Result<Option<PageRequest>, DomainError> {
+        let asked = self.0.contains_key("page") || self.0.contains_key("per_page");
+        asked.then(|| self.page()).transpose()
     }
 }
 

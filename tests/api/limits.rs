@@ -210,7 +210,11 @@ async fn failed_authentications_are_throttled_per_address() {
                 .map(|v| v.to_str().unwrap().to_string());
             let status = r.status().as_u16();
             let body: serde_json::Value = r.json().await.unwrap();
-            (status, body["errors"][0]["code"].clone(), (retry, should_retry))
+            (
+                status,
+                body["errors"][0]["code"].clone(),
+                (retry, should_retry),
+            )
         }
     };
     let (guesser, elsewhere) = (from(2), from(3));
