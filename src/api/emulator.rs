@@ -1,7 +1,8 @@
 //! The emulator's control plane (`serve --emulator`, which `--demo` implies;
 //! `../shared/DESIGN.md`, "Control plane"): what a test suite asks of a Roster it uses as
 //! a test double. Reset to the seeded state, named snapshots, the clock the rules read,
-//! faults injected into the API's answers, and the journal of the requests received.
+//! faults injected into the API's answers (an error, a delay or a stubbed body), the
+//! journal of the requests received, and users a test makes for itself.
 //! Without `--emulator` none of these routes exist: they answer 404 like any unknown path.
 //!
 //! Everything here but the data is this process's own: with several processes on one
@@ -700,7 +701,7 @@ async fn create_user(
 }
 
 /// The journal, oldest first, filtered by `method`, `path` (a glob, as faults take) and
-/// `status`.
+/// `status`, and cut to the newest `limit` of those.
 async fn requests(State(app): State<AppState>, params: Params) -> Result<Response, ApiError> {
     let method = params.text("method", 16)?;
     let path = params
