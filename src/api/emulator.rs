@@ -1,7 +1,8 @@
 //! The emulator's control plane (`serve --emulator`, which `--demo` implies;
 //! `../shared/DESIGN.md`, "Control plane"): what a test suite asks of a Roster it uses as
 //! a test double. Reset to the seeded state, named snapshots, the clock the rules read,
-//! faults injected into the API's answers, and the journal of the requests received.
+//! faults injected into the API's answers (an error, a delay or a stubbed body), the
+//! journal of the requests received, and users a test makes for itself.
 //! Without `--emulator` none of these routes exist: they answer 404 like any unknown path.
 //!
 //! Everything here but the data is this process's own: with several processes on one
@@ -24,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::access::Notes;
-use super::extract::{Body as JsonBody, Params};
+use super::extract::{Body as JsonBody, Params, not_null};
 use super::{ApiError, AppState, views};
 use crate::auth::hash_secret;
 use crate::domain::DomainError;
@@ -114,10 +115,17 @@ struct FaultSpec {
     /// caller when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     caller: Option<String>,
-    /// The status to answer with instead of the API's answer; none: the request goes on
-    /// (after `delay_ms`).
+    /// The status to answer with instead of the API's answer (200 when only `body` is
+    /// given); none: the request goes on (after `delay_ms`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     status: Option<u16>,
+    /// A body to answer verbatim, as a stub: any JSON value, `null` included.
+    #[serde(
+        default,
+        deserialize_with = "any_json",
+        skip_serializing_if = "Option::is_none"
+    )]
+    body: Option<Value>,
     /// The error code and message in the answer's body; Cloudflare's for the status when
     /// absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -142,21 +150,48 @@ fn always() -> f64 {
     1.0
 }
 
+/// A field present with any JSON value, `null` too (serde reads a `null` as absent).
+fn any_json<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
 impl FaultSpec {
     /// Checks every field but `path`, which [`path_pattern`] checks as it compiles it.
     fn check(&self) -> Result<(), DomainError> {
-        if self.status.is_none() && self.delay_ms == 0 {
+        if self.status.is_none() && self.body.is_none() && self.delay_ms == 0 {
             return Err(DomainError::invalid(
                 "status",
-                "give a status to answer with, a delay_ms, or both",
+                "give a status or a body to answer with, a delay_ms, or both",
             ));
         }
-        if let Some(status) = self.status
+        if self.body.is_some() {
+            if self.code.is_some() || self.message.is_some() {
+                let field = if self.code.is_some() {
+                    "code"
+                } else {
+                    "message"
+                };
+                return Err(DomainError::invalid(
+                    field,
+                    format!(
+                        "{field} shapes the error body, which body replaces: give one or the other"
+                    ),
+                ));
+            }
+            if let Some(status) = self.status
+                && !(200..=599).contains(&status)
+            {
+                return Err(DomainError::invalid(
+                    "status",
+                    "status must be 200 to 599 with a body",
+                ));
+            }
+        } else if let Some(status) = self.status
             && !(400..=599).contains(&status)
         {
             return Err(DomainError::invalid(
                 "status",
-                "status must be an error status, 400 to 599",
+                "status must be an error status, 400 to 599 (or give a body to answer)",
             ));
         }
         if let Some(method) = &self.method
@@ -194,9 +229,15 @@ impl FaultSpec {
         Ok(())
     }
 
-    /// The answer the fault gives in place of the API's.
-    fn answer(&self, status: u16) -> Response {
-        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    /// The answer the fault gives in place of the API's, if it gives one.
+    fn answer(&self) -> Option<Response> {
+        if let Some(body) = &self.body {
+            let status = StatusCode::from_u16(self.status.unwrap_or(200)).unwrap_or(StatusCode::OK);
+            let mut response = (status, axum::Json(body)).into_response();
+            self.retry_after(&mut response);
+            return Some(response);
+        }
+        let status = StatusCode::from_u16(self.status?).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
         let (code, message) = match status {
             StatusCode::TOO_MANY_REQUESTS => (
                 super::error::codes::RATE_LIMITED,
@@ -216,15 +257,19 @@ impl FaultSpec {
             "result": null,
         });
         let mut response = (status, axum::Json(body)).into_response();
+        self.retry_after(&mut response);
+        response
+            .extensions_mut()
+            .insert(super::access::ErrorCode(code));
+        Some(response)
+    }
+
+    fn retry_after(&self, response: &mut Response) {
         if let Some(seconds) = self.retry_after {
             response
                 .headers_mut()
                 .insert("retry-after", HeaderValue::from(seconds));
         }
-        response
-            .extensions_mut()
-            .insert(super::access::ErrorCode(code));
-        response
     }
 }
 
@@ -310,6 +355,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/_roster/faults/{id}", delete(remove_fault))
         .route("/_roster/requests", get(requests).delete(clear_requests))
+        .route("/_roster/users", post(create_user))
         .route_layer(axum::middleware::from_fn(json_only))
 }
 
@@ -596,8 +642,66 @@ async fn remove_fault(
     Ok(views::single(json!({"id": fault.id})))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    email: String,
+    #[serde(default, deserialize_with = "not_null")]
+    first_name: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
+    last_name: Option<String>,
+    /// The key to give them, as a fixture's `api_key`; a new one when absent.
+    #[serde(default, deserialize_with = "not_null")]
+    api_key: Option<String>,
+}
+
+/// Makes a user with a global API key, as `roster user create` does, so that a test makes
+/// its own principals without a fixture: through the store, in one transaction with its
+/// audit entry. The key is shown here once. The credential cache keeps no refusal, so the
+/// user is known at once.
+async fn create_user(
+    State(app): State<AppState>,
+    JsonBody(body): JsonBody<NewUser>,
+) -> Result<Response, ApiError> {
+    let name = |value: Option<String>, field: &str| {
+        value
+            .map(|n| crate::domain::types::bounded(&n, field, 0, 60))
+            .transpose()
+    };
+    let key = match body.api_key {
+        Some(key) if crate::auth::key_format_ok(&key) => key.to_ascii_lowercase(),
+        Some(_) => {
+            return Err(
+                DomainError::invalid("api_key", "api_key must be 32 or 37 hex characters").into(),
+            );
+        }
+        None => crate::auth::generate_api_key(),
+    };
+    let at = crate::domain::types::now();
+    let user = crate::domain::User {
+        id: crate::domain::Id::generate(),
+        email: crate::domain::Email::parse(&body.email, "email")?,
+        first_name: name(body.first_name, "first_name")?,
+        last_name: name(body.last_name, "last_name")?,
+        telephone: None,
+        country: None,
+        zipcode: None,
+        two_factor_authentication_enabled: false,
+        created_on: at.clone(),
+        modified_on: at,
+    };
+    app.store.insert_user(&user, &hash_secret(&key)).await?;
+    Ok(views::single(json!({
+        "id": user.id,
+        "email": user.email.as_str(),
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "api_key": key,
+    })))
+}
+
 /// The journal, oldest first, filtered by `method`, `path` (a glob, as faults take) and
-/// `status`.
+/// `status`, and cut to the newest `limit` of those.
 async fn requests(State(app): State<AppState>, params: Params) -> Result<Response, ApiError> {
     let method = params.text("method", 16)?;
     let path = params
@@ -769,10 +873,10 @@ pub async fn inject(State(app): State<AppState>, req: Request, next: Next) -> Re
     if fault.delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
     }
-    match fault.status {
-        Some(status) => {
+    match fault.answer() {
+        Some(answer) => {
             Notes::route(req.extensions());
-            fault.answer(status)
+            answer
         }
         None => next.run(req).await,
     }

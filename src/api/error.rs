@@ -27,6 +27,10 @@ pub enum ApiError {
     /// concurrent writes to one account kept colliding. Carries `Retry-After` in seconds.
     #[error("Please wait and consider throttling your request speed")]
     Busy(u64),
+    /// The same answer to a client whose address has failed to authenticate too often.
+    /// Retrying cannot help a wrong credential, so the SDKs are told not to.
+    #[error("Please wait and consider throttling your request speed")]
+    GuessedTooOften(u64),
     #[error("Request body too large: the limit is {0} bytes")]
     TooLarge(usize),
     #[error("Request timed out: the request took longer than {0} seconds")]
@@ -181,7 +185,7 @@ impl ApiError {
                 METHOD_NOT_ALLOWED,
                 format!("Method {method} not allowed for {}", shown(path)),
             ),
-            ApiError::Busy(_) => one(
+            ApiError::Busy(_) | ApiError::GuessedTooOften(_) => one(
                 StatusCode::TOO_MANY_REQUESTS,
                 RATE_LIMITED,
                 self.to_string(),
@@ -215,6 +219,8 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, errors) = self.status_and_errors();
+        let final_answer =
+            status == StatusCode::CONFLICT || matches!(self, ApiError::GuessedTooOften(_));
         let code = errors
             .first()
             .and_then(|e| e["code"].as_u64())
@@ -226,7 +232,7 @@ impl IntoResponse for ApiError {
                 .extensions_mut()
                 .insert(super::access::ErrorCode(code));
         }
-        if let ApiError::Busy(seconds) = self {
+        if let ApiError::Busy(seconds) | ApiError::GuessedTooOften(seconds) = self {
             response
                 .headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, seconds.into());
@@ -237,9 +243,13 @@ impl IntoResponse for ApiError {
                 .extensions_mut()
                 .insert(super::access::InternalDetail(detail));
         }
-        if status == StatusCode::CONFLICT {
+        if final_answer {
             // The official SDKs retry a 409 as a lock timeout unless told not to; Roster's
-            // 409s are final (already a member, last administrator, ...).
+            // 409s are final (already a member, last administrator, ...). So is the
+            // failed-authentication throttle's 429 to the credential that earned it: retried
+            // as the SDKs retry a 429 (after `Retry-After`, Go up to 10 times), a suite with
+            // a wrong key would wait minutes to see its error. The rate limit's 429 is left
+            // to be retried: waiting is what it asks.
             let no = axum::http::HeaderValue::from_static("false");
             response.headers_mut().insert("x-should-retry", no);
         }

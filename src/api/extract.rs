@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 
 use super::{ApiError, AppState};
 use crate::auth::{AuthError, Presented};
-use crate::domain::list::PageRequest;
+use crate::domain::list::{PageRequest, PerPage, SCHEMA_PER_PAGE};
 use crate::domain::{Caller, DomainError, Id};
 
 /// The authenticated caller.
@@ -87,7 +87,9 @@ impl AppState {
             .map(str::trim);
         let failures = self.failures.as_deref().zip(client);
         if let Some((failures, address)) = failures {
-            failures.check(address, email).map_err(ApiError::Busy)?;
+            failures
+                .check(address, email)
+                .map_err(ApiError::GuessedTooOften)?;
         }
         let verified = match Presented::from_headers(headers) {
             Ok(presented) => crate::auth::verify(&self.store, &self.uses, &presented, client)
@@ -163,29 +165,43 @@ impl Ids {
 }
 
 /// Query parameters, read strictly: a known parameter with a bad value is a 400 naming it;
-/// unknown parameters are ignored, as Cloudflare does.
-pub struct Params(HashMap<String, String>);
+/// unknown parameters are ignored, as Cloudflare does. A parameter sent more than once is
+/// its last value, except where a list reads every value ([`Params::texts`]).
+pub struct Params(HashMap<String, Vec<String>>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Params {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let query = parts.uri.query().unwrap_or_default();
-        let pairs = url::form_urlencoded::parse(query.as_bytes()).into_owned();
-        Ok(Params(pairs.collect()))
+        let mut params: HashMap<String, Vec<String>> = HashMap::new();
+        for (name, value) in url::form_urlencoded::parse(query.as_bytes()).into_owned() {
+            params.entry(name).or_default().push(value);
+        }
+        Ok(Params(params))
     }
 }
 
 impl Params {
+    fn get(&self, name: &str) -> Option<&String> {
+        self.0.get(name).and_then(|values| values.last())
+    }
+
     pub fn text(&self, name: &str, max: usize) -> Result<Option<String>, DomainError> {
-        match self.0.get(name) {
+        match self.get(name) {
             None => Ok(None),
-            Some(v) if v.chars().count() > max => Err(DomainError::invalid(
-                name,
-                format!("{name} must be at most {max} characters"),
-            )),
-            Some(v) => Ok(Some(v.clone())),
+            Some(v) => bounded_text(name, v, max).map(Some),
         }
+    }
+
+    /// Every value of a parameter a list takes by repeating it (`a=1&a=2`), in order.
+    pub fn texts(&self, name: &str, max: usize) -> Result<Vec<String>, DomainError> {
+        self.0
+            .get(name)
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .map(|v| bounded_text(name, v, max))
+            .collect()
     }
 
     /// An enum parameter; the enum's `FromStr` error names the parameter and the allowed
@@ -194,12 +210,11 @@ impl Params {
         &self,
         name: &str,
     ) -> Result<Option<T>, DomainError> {
-        self.0.get(name).map(|v| v.parse()).transpose()
+        self.get(name).map(|v| v.parse()).transpose()
     }
 
     pub fn number(&self, name: &str) -> Result<Option<u32>, DomainError> {
-        self.0
-            .get(name)
+        self.get(name)
             .map(|v| {
                 // SDKs type these as floats and may send "2.0".
                 let parsed = v.parse::<u32>().ok().or_else(|| {
@@ -215,9 +230,32 @@ impl Params {
             .transpose()
     }
 
+    /// `page` and `per_page` within the schema's bounds (5 to 50, 20 by default).
     pub fn page(&self) -> Result<PageRequest, DomainError> {
-        PageRequest::new(self.number("page")?, self.number("per_page")?)
+        self.page_within(SCHEMA_PER_PAGE)
     }
+
+    /// `page` and `per_page` within a list's own documented bounds.
+    pub fn page_within(&self, bounds: PerPage) -> Result<PageRequest, DomainError> {
+        PageRequest::within(self.number("page")?, self.number("per_page")?, bounds)
+    }
+
+    /// The page asked for, or none when neither `page` nor `per_page` was sent: a list the
+    /// SDKs read as one page is answered whole then.
+    pub fn page_if_asked(&self) -> Result<Option<PageRequest>, DomainError> {
+        let asked = self.0.contains_key("page") || self.0.contains_key("per_page");
+        asked.then(|| self.page()).transpose()
+    }
+}
+
+fn bounded_text(name: &str, value: &str, max: usize) -> Result<String, DomainError> {
+    if value.chars().count() > max {
+        return Err(DomainError::invalid(
+            name,
+            format!("{name} must be at most {max} characters"),
+        ));
+    }
+    Ok(value.to_string())
 }
 
 /// A JSON body. Text that is not a JSON object is a malformed body (1001); an object with a

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::extract::{Auth, Body, Ids, Params, not_null};
 use super::{ApiError, AppState, views};
-use crate::domain::list::{paginate, same_name, text_key};
+use crate::domain::list::{PageRequest, paginate, same_name, text_key};
 use crate::domain::*;
 use crate::store::Written;
 
@@ -91,7 +91,9 @@ async fn list_resource_groups(
     ids: Ids,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let page = params.page()?;
+    // Today's SDKs read the list as one page and send no paging parameters; callers
+    // written against the 2024 schema, which had them, still get their pages.
+    let asked = params.page_if_asked()?;
     let id = id_filter(&params)?;
     let name = params.text("name", 200)?;
     let state = app
@@ -103,7 +105,8 @@ async fn list_resource_groups(
         .iter()
         .filter(|g| id.as_ref().is_none_or(|id| &g.id == id))
         .filter(|g| name.as_ref().is_none_or(|n| same_name(&g.name, n)))
-        .collect();
+        .collect::<Vec<_>>();
+    let page = asked.unwrap_or_else(|| PageRequest::whole(groups.len()));
     let page = paginate(
         groups,
         page,

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::extract::{Auth, Body, Ids, ListBody, Params, not_null};
 use super::members::{PolicyInput, parse_policies};
 use super::{ApiError, AppState, views};
-use crate::domain::list::{paginate, same_name, text_key};
+use crate::domain::list::{USER_GROUPS_PER_PAGE, paginate, same_name, text_key};
 use crate::domain::*;
 use crate::store::{GroupMemberQuery, Written};
 
@@ -56,7 +56,7 @@ async fn list(
     ids: Ids,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let page = params.page()?;
+    let page = params.page_within(USER_GROUPS_PER_PAGE)?;
     let direction = params.choice("direction")?.unwrap_or(Direction::Asc);
     let id = params
         .text("id", 32)?
@@ -221,7 +221,7 @@ async fn list_members(
     let (account_id, group_id) = ids.two();
     let query = GroupMemberQuery {
         group: group_id.clone(),
-        page: params.page()?,
+        page: params.page_within(USER_GROUPS_PER_PAGE)?,
         direction: params.choice("direction")?.unwrap_or(Direction::Asc),
         fuzzy_email: either(&params, ["fuzzy_email", "fuzzyEmail"], 200)?,
     };

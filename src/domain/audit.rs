@@ -438,19 +438,79 @@ pub enum Scope {
     Actor(Id),
 }
 
+/// What of an entry a filter reads, as the log keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Id,
+    Action,
+    /// Folded, as the filter's values must be.
+    ActorEmail,
+    /// In its canonical text form.
+    ActorIp,
+    ActorId,
+    /// [`ActorKind::as_str`].
+    ActorKind,
+    TokenId,
+    TokenName,
+    ResourceType,
+    ResourceId,
+    RayId,
+    Method,
+    Uri,
+}
+
+/// One condition of a read of the log; a read's conditions all hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filter {
+    /// The entry's `field` is one of `values`, or (`exclude`) none of them: an entry
+    /// without the field is in no set, so excluded by no exclusion. Included among no
+    /// values, no entry is; excluded from none, every one.
+    In {
+        field: Field,
+        values: Vec<String>,
+        exclude: bool,
+    },
+    /// Entries made through a request (answered 200: only a committed change is logged),
+    /// or, when `false`, those made outside one (the CLI, a fixture).
+    Requested(bool),
+}
+
+impl Filter {
+    pub fn any_of(field: Field, values: Vec<String>) -> Filter {
+        Filter::In {
+            field,
+            values,
+            exclude: false,
+        }
+    }
+
+    pub fn none_of(field: Field, values: Vec<String>) -> Filter {
+        Filter::In {
+            field,
+            values,
+            exclude: true,
+        }
+    }
+
+    /// No entry: for a filter on what Roster's entries never hold (a zone, a failure).
+    pub fn nothing() -> Filter {
+        Filter::any_of(Field::Id, Vec::new())
+    }
+}
+
+/// An audit entry id as a client sends it: Cloudflare's are UUIDs, which Roster keeps in
+/// their hex form, so a UUID written with hyphens or in capitals names the same entry.
+/// Anything else is kept as sent, and names no entry.
+pub fn entry_id(raw: &str) -> String {
+    uuid::Uuid::try_parse(raw).map_or_else(|_| raw.to_string(), |u| u.simple().to_string())
+}
+
 /// A read of the log: newest first unless `oldest_first`, past `after` (a keyset cursor:
 /// the `when` and id of the last entry already seen), skipping `offset`, at most `limit`.
 #[derive(Debug, Clone)]
 pub struct Query {
     pub scope: Scope,
-    pub id: Option<Id>,
-    pub action: Option<String>,
-    /// Folded.
-    pub actor_email: Option<String>,
-    pub actor_ip: Option<String>,
-    pub actor_id: Option<Id>,
-    pub resource_type: Option<String>,
-    pub resource_id: Option<String>,
+    pub filters: Vec<Filter>,
     /// In the log's form ([`when`]): `since` included, `before` not.
     pub since: Option<String>,
     pub before: Option<String>,
@@ -464,13 +524,7 @@ impl Query {
     pub fn new(scope: Scope, limit: u32) -> Query {
         Query {
             scope,
-            id: None,
-            action: None,
-            actor_email: None,
-            actor_ip: None,
-            actor_id: None,
-            resource_type: None,
-            resource_id: None,
+            filters: Vec::new(),
             since: None,
             before: None,
             oldest_first: false,
@@ -480,6 +534,26 @@ impl Query {
         }
     }
 }
+
+/// The product every entry is of: Roster keeps Cloudflare's IAM and nothing else.
+pub const PRODUCT: &str = "iam";
+
+/// A set of products the v2 log's `product_category` filter stands for.
+#[derive(Debug)]
+pub struct ProductCategory {
+    pub value: &'static str,
+    pub label: &'static str,
+    /// Each product's `resource.product` value and label.
+    pub products: &'static [(&'static str, &'static str)],
+}
+
+/// Roster's categories: Cloudflare publishes its list only through its endpoint, and
+/// Roster's log holds one product.
+pub const PRODUCT_CATEGORIES: &[ProductCategory] = &[ProductCategory {
+    value: "iam",
+    label: "Identity and Access Management",
+    products: &[(PRODUCT, "Identity and Access Management")],
+}];
 
 /// A cursor past `entry`, opaque to clients (hex, so it needs no escaping in a URL).
 pub fn cursor_after(entry: &Entry) -> String {
@@ -519,6 +593,19 @@ mod tests {
             "2023-11-14T21:13:20.000000Z"
         );
         assert!(parse_when("yesterday").is_none());
+    }
+
+    #[test]
+    fn an_entry_id_is_its_uuid_however_written() {
+        let id = Id::generate();
+        let uuid = uuid::Uuid::try_parse(id.as_str()).unwrap();
+        assert_eq!(entry_id(&uuid.hyphenated().to_string()), id.as_str());
+        assert_eq!(
+            entry_id(&uuid.hyphenated().to_string().to_uppercase()),
+            id.as_str()
+        );
+        assert_eq!(entry_id(id.as_str()), id.as_str());
+        assert_eq!(entry_id("xyz"), "xyz");
     }
 
     #[test]

@@ -1,12 +1,33 @@
-//! Paging and ordering rules shared by every list: `page` >= 1, `per_page` in 5..=50,
-//! ties broken by id so that consecutive pages never overlap or skip.
+//! Paging and ordering rules shared by every list: `page` >= 1, `per_page` within the
+//! list's own documented bounds, ties broken by id so that consecutive pages never overlap
+//! or skip.
 
 use super::DomainError;
 use super::types::Direction;
 
-pub const PER_PAGE_MIN: u32 = 5;
-pub const PER_PAGE_MAX: u32 = 50;
-pub const PER_PAGE_DEFAULT: u32 = 20;
+/// One list's documented `per_page` bounds and default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PerPage {
+    pub min: u32,
+    pub max: u32,
+    pub default: u32,
+}
+
+/// The 2024 schema's bounds, which Cloudflare's reference keeps for accounts, members,
+/// memberships, roles, permission and resource groups, and both kinds of token.
+pub const SCHEMA_PER_PAGE: PerPage = PerPage {
+    min: 5,
+    max: 50,
+    default: 20,
+};
+
+/// User groups and a group's members: Cloudflare's reference allows 1 to 500 (and gives
+/// no default, so the schema's is kept).
+pub const USER_GROUPS_PER_PAGE: PerPage = PerPage {
+    min: 1,
+    max: 500,
+    default: 20,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageRequest {
@@ -18,25 +39,44 @@ impl Default for PageRequest {
     fn default() -> Self {
         PageRequest {
             page: 1,
-            per_page: PER_PAGE_DEFAULT,
+            per_page: SCHEMA_PER_PAGE.default,
         }
     }
 }
 
 impl PageRequest {
+    /// A page within the schema's bounds.
     pub fn new(page: Option<u32>, per_page: Option<u32>) -> Result<Self, DomainError> {
+        PageRequest::within(page, per_page, SCHEMA_PER_PAGE)
+    }
+
+    /// A page within `bounds`.
+    pub fn within(
+        page: Option<u32>,
+        per_page: Option<u32>,
+        bounds: PerPage,
+    ) -> Result<Self, DomainError> {
         let page = page.unwrap_or(1);
         if page < 1 {
             return Err(DomainError::invalid("page", "page must be 1 or greater"));
         }
-        let per_page = per_page.unwrap_or(PER_PAGE_DEFAULT);
-        if !(PER_PAGE_MIN..=PER_PAGE_MAX).contains(&per_page) {
+        let per_page = per_page.unwrap_or(bounds.default);
+        if !(bounds.min..=bounds.max).contains(&per_page) {
             return Err(DomainError::invalid(
                 "per_page",
-                format!("per_page must be between {PER_PAGE_MIN} and {PER_PAGE_MAX}"),
+                format!("per_page must be between {} and {}", bounds.min, bounds.max),
             ));
         }
         Ok(PageRequest { page, per_page })
+    }
+
+    /// One page holding all `count` items, for a list read without paging parameters that
+    /// the SDKs read as a single page.
+    pub fn whole(count: usize) -> Self {
+        PageRequest {
+            page: 1,
+            per_page: u32::try_from(count).unwrap_or(u32::MAX),
+        }
     }
 }
 
@@ -49,7 +89,11 @@ pub struct Page<T> {
 
 impl<T> Page<T> {
     pub fn total_pages(&self) -> usize {
-        self.total_count.div_ceil(self.request.per_page as usize)
+        match self.request.per_page {
+            // Only a whole list of nothing has pages of nothing: there are none.
+            0 => 0,
+            per_page => self.total_count.div_ceil(per_page as usize),
+        }
     }
 }
 

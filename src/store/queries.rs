@@ -835,29 +835,17 @@ pub(super) async fn audit_log(
         audit::Scope::Actor(id) => ("actor_id", id.as_str()),
     };
     let at = format!("created_on{collate}");
-    let mut conditions: Vec<(String, &str)> = [
-        ("id =", q.id.as_ref().map(Id::as_str)),
-        ("action_type =", q.action.as_deref()),
-        ("lower(actor_email) =", q.actor_email.as_deref()),
-        ("actor_ip =", q.actor_ip.as_deref()),
-        ("actor_id =", q.actor_id.as_ref().map(Id::as_str)),
-        ("resource_type =", q.resource_type.as_deref()),
-        ("resource_id =", q.resource_id.as_deref()),
-    ]
-    .into_iter()
-    .filter_map(|(expression, value)| value.map(|v| (expression.to_string(), v)))
-    .collect();
-    if let Some(since) = &q.since {
-        conditions.push((format!("{at} >="), since));
-    }
-    if let Some(before) = &q.before {
-        conditions.push((format!("{at} <"), before));
-    }
     let mut values: Vec<&str> = vec![scope];
     let mut sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_logs WHERE {scope_column} = $1");
-    for (expression, value) in conditions {
-        values.push(value);
-        sql.push_str(&format!(" AND {expression} ${}", values.len()));
+    for filter in &q.filters {
+        sql.push_str(" AND ");
+        sql.push_str(&audit_condition(filter, &mut values));
+    }
+    for (bound, value) in [(">=", &q.since), ("<", &q.before)] {
+        if let Some(value) = value {
+            values.push(value);
+            sql.push_str(&format!(" AND {at} {bound} ${}", values.len()));
+        }
     }
     let (order, past) = if q.oldest_first {
         ("ASC", ">")
@@ -879,4 +867,51 @@ pub(super) async fn audit_log(
     ));
     let args: Vec<Arg<'_>> = values.iter().map(|v| Arg::Text(Some(v))).collect();
     conn.rows(&sql, &args, audit_from_row).await
+}
+
+/// One filter of an audit read as SQL, its values bound as parameters after `values`.
+fn audit_condition<'q>(filter: &'q audit::Filter, values: &mut Vec<&'q str>) -> String {
+    use audit::Field;
+    match filter {
+        audit::Filter::Requested(true) => "ray_id IS NOT NULL".into(),
+        audit::Filter::Requested(false) => "ray_id IS NULL".into(),
+        audit::Filter::In {
+            field,
+            values: set,
+            exclude,
+        } => {
+            let column = match field {
+                Field::Id => "id",
+                Field::Action => "action_type",
+                Field::ActorEmail => "lower(actor_email)",
+                Field::ActorIp => "actor_ip",
+                Field::ActorId => "actor_id",
+                Field::ActorKind => "actor_type",
+                Field::TokenId => "token_id",
+                Field::TokenName => "token_name",
+                Field::ResourceType => "resource_type",
+                Field::ResourceId => "resource_id",
+                Field::RayId => "ray_id",
+                Field::Method => "method",
+                Field::Uri => "uri",
+            };
+            if set.is_empty() {
+                return if *exclude { "1 = 1" } else { "1 = 0" }.into();
+            }
+            let placeholders: Vec<String> = set
+                .iter()
+                .map(|value| {
+                    values.push(value);
+                    format!("${}", values.len())
+                })
+                .collect();
+            let set = placeholders.join(", ");
+            if *exclude {
+                // An entry without the field is in no set: no exclusion takes it out.
+                format!("({column} IS NULL OR {column} NOT IN ({set}))")
+            } else {
+                format!("{column} IN ({set})")
+            }
+        }
+    }
 }

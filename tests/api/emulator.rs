@@ -464,6 +464,10 @@ async fn a_fault_is_refused_unless_it_says_something_sensible() {
         (json!({"status": 503, "method": "GE T"}), "method"),
         (json!({"delay_ms": 600000}), "delay_ms"),
         (json!({"status": 503, "colour": "red"}), "colour"),
+        (json!({"body": {}, "code": 1000}), "code"),
+        (json!({"body": {}, "message": "no"}), "message"),
+        (json!({"body": [], "status": 199}), "status"),
+        (json!({"body": [], "status": 600}), "status"),
     ] {
         let refused = control.post("/_roster/faults", body).await;
         refused.expect_error(400, 1002);
@@ -961,4 +965,210 @@ async fn a_tokens_use_is_recorded_again_after_a_reset() {
     assert_eq!(last_used().await, None, "as seeded");
     bearer.get(&verify).await.result();
     recorded().await;
+}
+
+/// A fault may answer a body of the test's own, verbatim, as a stub: with its status (200
+/// when it gives none), `Content-Type: application/json` and `Retry-After` when asked.
+#[tokio::test]
+async fn a_fault_answers_a_given_body_as_a_stub() {
+    let server = TestServer::emulator().await;
+    let control = server.raw(&[]);
+    let demo = server.raw(&demo_headers());
+    let stub = json!({"success": true, "errors": [], "messages": [],
+                      "result": [{"id": "stubbed", "nested": {"n": 1.5, "list": [null, true]}}]});
+    let added = control
+        .post(
+            "/_roster/faults",
+            json!({"method": "GET", "path": "/client/v4/memberships", "body": stub, "times": 1}),
+        )
+        .await;
+    assert_eq!(added.result()["body"], stub, "listed as given");
+    let hit = demo.get("/client/v4/memberships").await;
+    assert_eq!(hit.status, 200);
+    assert_eq!(hit.body, stub);
+    assert_eq!(hit.headers["content-type"], "application/json");
+    assert_eq!(
+        demo.get("/client/v4/memberships").await.body["result"][0]["status"],
+        "accepted",
+        "used up"
+    );
+    // Any status from 200 to 599, any JSON value, `null` included.
+    for (status, body) in [
+        (201, json!("just text")),
+        (404, json!({"detail": "made up"})),
+        (503, json!(null)),
+        (299, json!([1, 2, 3])),
+    ] {
+        control
+            .post(
+                "/_roster/faults",
+                json!({"path": "/client/v4/user", "status": status, "body": body,
+                       "retry_after": 3, "times": 1}),
+            )
+            .await
+            .result();
+        let hit = demo.get("/client/v4/user").await;
+        assert_eq!(hit.status, status);
+        assert_eq!(hit.body, body, "{status}");
+        assert_eq!(hit.headers["content-type"], "application/json");
+        assert_eq!(hit.headers["retry-after"], "3");
+    }
+    let journal = control.get("/_roster/requests?path=/client/v4/user").await;
+    let statuses: Vec<&Value> = journal
+        .result()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["status"])
+        .collect();
+    assert_eq!(statuses, [201, 404, 503, 299], "journaled as answered");
+}
+
+/// `POST /_roster/users` makes a user with a global API key (the one given, or a new one
+/// shown once), usable at once; a taken email is a 409, a bad field a 400 naming it, and
+/// neither changes anything; a reset removes the users made so, as they are not seeded.
+#[tokio::test]
+async fn a_test_makes_its_own_users() {
+    let server = TestServer::emulator().await;
+    let control = server.raw(&[]);
+    let key = "0123456789abcdef0123456789abcdef01234";
+    // A refusal before the user exists is not remembered.
+    let as_ripley = server.as_user(&Creds {
+        email: "ripley@example.com".into(),
+        key: key.into(),
+    });
+    as_ripley.get("/user").await.expect_error(403, 9103);
+    let made = control
+        .post(
+            "/_roster/users",
+            json!({"email": "Ripley@Example.com", "first_name": "Ellen", "last_name": "Ripley",
+                   "api_key": key.to_uppercase()}),
+        )
+        .await;
+    let result = made.result().clone();
+    let id = result["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        result,
+        json!({"id": id, "email": "Ripley@Example.com", "first_name": "Ellen",
+               "last_name": "Ripley", "api_key": key})
+    );
+    let me = as_ripley.get("/user").await;
+    assert_eq!(me.result()["id"], id.as_str());
+    assert_eq!(me.result()["first_name"], "Ellen");
+    // Without a key, a new one, shown once; names are optional.
+    let made = control
+        .post("/_roster/users", json!({"email": "eve@example.com"}))
+        .await;
+    let eve = Creds {
+        email: "eve@example.com".into(),
+        key: made.result()["api_key"].as_str().unwrap().to_string(),
+    };
+    assert_eq!(eve.key.len(), 37);
+    assert!(made.result()["first_name"].is_null());
+    server.as_user(&eve).get("/user").await.result();
+    server.account(&eve, "Eve's").await;
+
+    let users = || async { server.store.export().await.unwrap().users.len() };
+    let before = users().await;
+    let taken = control
+        .post("/_roster/users", json!({"email": "RIPLEY@example.com"}))
+        .await;
+    taken.expect_error(409, 1009);
+    assert_eq!(taken.headers["x-should-retry"], "false");
+    control
+        .post("/_roster/users", json!({"email": "dana@example.com"}))
+        .await
+        .expect_error(409, 1009);
+    for (body, field) in [
+        (json!({"email": "not an address"}), "email"),
+        (
+            json!({"email": "x@example.com", "api_key": "abc"}),
+            "api_key",
+        ),
+        (
+            json!({"email": "x@example.com", "api_key": "g".repeat(37)}),
+            "api_key",
+        ),
+        (
+            json!({"email": "x@example.com", "first_name": "x".repeat(61)}),
+            "first_name",
+        ),
+        (
+            json!({"email": "x@example.com", "last_name": null}),
+            "last_name",
+        ),
+        (json!({"email": "x@example.com", "role": "admin"}), "role"),
+        (json!({"first_name": "Nobody"}), "email"),
+    ] {
+        let refused = control.post("/_roster/users", body.clone()).await;
+        refused.expect_error(400, 1002);
+        assert!(
+            refused.error_message().contains(field),
+            "{body}: {}",
+            refused.body
+        );
+    }
+    assert_eq!(users().await, before, "nothing refused was made");
+    let refused = control.send(Method::POST, "/_roster/users", None).await;
+    assert_eq!(refused.status, 400, "a body is needed: {}", refused.body);
+
+    // Not in the seeded state: a reset removes them, and their keys with them.
+    control.post("/_roster/reset", json!({})).await.result();
+    as_ripley.get("/user").await.expect_error(403, 9103);
+    server
+        .as_user(&eve)
+        .get("/user")
+        .await
+        .expect_error(403, 9103);
+    server.as_user(&Creds::demo()).get("/user").await.result();
+}
+
+/// The journal's `limit`: only the newest that many of the requests that match, still
+/// oldest first.
+#[tokio::test]
+async fn the_journals_limit_keeps_the_newest_that_match() {
+    let server = TestServer::emulator().await;
+    let control = server.raw(&[]);
+    let demo = server.raw(&demo_headers());
+    for path in [
+        "/client/v4/user",
+        "/client/v4/memberships",
+        "/client/v4/user",
+        "/client/v4/accounts",
+    ] {
+        demo.get(path).await;
+    }
+    let paths = |query: &str| {
+        let control = &control;
+        let query = query.to_string();
+        async move {
+            control
+                .get(&format!("/_roster/requests?{query}"))
+                .await
+                .result()
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["path"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        paths("limit=2").await,
+        ["/client/v4/user", "/client/v4/accounts"]
+    );
+    assert_eq!(
+        paths("limit=2&path=/client/v4/user").await,
+        ["/client/v4/user", "/client/v4/user"]
+    );
+    assert_eq!(
+        paths("limit=1&path=/client/v4/m*").await,
+        ["/client/v4/memberships"]
+    );
+    assert_eq!(paths("limit=10").await.len(), 4);
+    assert!(paths("limit=0").await.is_empty());
+    control
+        .get("/_roster/requests?limit=-1")
+        .await
+        .expect_error(400, 1002);
 }

@@ -61,6 +61,11 @@ const ROUTES: &[(&str, &str)] = &[
     ),
     ("GET", "/accounts/{a}/audit_logs"),
     ("GET", "/accounts/{a}/logs/audit"),
+    ("GET", "/accounts/{a}/logs/audit/product_categories"),
+    (
+        "GET",
+        "/accounts/{a}/logs/audit/f174be97-19b1-40d6-954d-70cd5fbd52db/history",
+    ),
     ("GET", "/user/audit_logs"),
     ("GET", "/accounts/{a}/tokens"),
     ("POST", "/accounts/{a}/tokens"),

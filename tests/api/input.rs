@@ -128,16 +128,26 @@ impl World {
     }
 }
 
-/// The list endpoints a caller can page through, for `world`'s owner.
-fn list_paths(w: &World) -> Vec<String> {
+/// The list endpoints a caller can page through, for `world`'s owner, with each one's
+/// documented `per_page` bounds; `user_group` is a group of the world's account.
+fn list_paths(w: &World, user_group: &str) -> Vec<(String, u32, u32)> {
     let a = &w.account;
     vec![
-        "/memberships".into(),
-        "/accounts".into(),
-        format!("/accounts/{a}/members"),
-        format!("/accounts/{a}/roles"),
-        format!("/accounts/{a}/iam/permission_groups"),
-        format!("/accounts/{a}/iam/resource_groups"),
+        ("/memberships".into(), 5, 50),
+        ("/accounts".into(), 5, 50),
+        (format!("/accounts/{a}/members"), 5, 50),
+        (format!("/accounts/{a}/roles"), 5, 50),
+        (format!("/accounts/{a}/iam/permission_groups"), 5, 50),
+        (format!("/accounts/{a}/iam/resource_groups"), 5, 50),
+        ("/user/tokens".into(), 5, 50),
+        (format!("/accounts/{a}/tokens"), 5, 50),
+        // Cloudflare's reference: 1 to 500 for user groups and their members.
+        (format!("/accounts/{a}/iam/user_groups"), 1, 500),
+        (
+            format!("/accounts/{a}/iam/user_groups/{user_group}/members"),
+            1,
+            500,
+        ),
     ]
 }
 
@@ -145,21 +155,26 @@ fn list_paths(w: &World) -> Vec<String> {
 async fn page_and_per_page_out_of_range_are_400s_naming_the_parameter() {
     let w = World::new().await;
     let owner = w.owner();
-    for path in list_paths(&w) {
-        for value in [
-            "4",
-            "51",
-            "0",
-            "-1",
-            "abc",
-            "2.5",
-            "",
-            "5x",
-            "NaN",
-            "inf",
-            "1e9",
-            "99999999999",
-        ] {
+    let user_group = owner
+        .post(
+            &format!("/accounts/{}/iam/user_groups", w.account),
+            json!({"name": "Readers"}),
+        )
+        .await;
+    let user_group = user_group.result()["id"].as_str().unwrap().to_string();
+    for (path, min, max) in list_paths(&w, &user_group) {
+        let (below, above) = ((min - 1).to_string(), (max + 1).to_string());
+        for value in [below.as_str(), above.as_str(), "0", "1e9"] {
+            let r = owner.get(&format!("{path}?per_page={value}")).await;
+            assert_rejected(
+                &r,
+                400,
+                codes::INVALID_INPUT,
+                &format!("per_page must be between {min} and {max}"),
+                &format!("{path} per_page={value}"),
+            );
+        }
+        for value in ["-1", "abc", "2.5", "", "5x", "NaN", "inf", "99999999999"] {
             let r = owner.get(&format!("{path}?per_page={value}")).await;
             assert_rejected(
                 &r,
@@ -180,14 +195,18 @@ async fn page_and_per_page_out_of_range_are_400s_naming_the_parameter() {
             );
         }
         // The bounds themselves are fine.
-        for query in [
-            "per_page=5",
-            "per_page=50",
-            "per_page=50.0",
-            "page=1&per_page=5",
+        for (query, per_page) in [
+            (format!("per_page={min}"), min),
+            (format!("per_page={max}"), max),
+            (format!("per_page={max}.0"), max),
+            (format!("page=1&per_page={min}"), min),
         ] {
             let r = owner.get(&format!("{path}?{query}")).await;
-            r.result();
+            assert!(r.result().is_array(), "{path}?{query}");
+            assert_eq!(
+                r.body["result_info"]["per_page"], per_page,
+                "{path}?{query}"
+            );
         }
     }
 }

@@ -45,6 +45,8 @@ async fn over_the_rate_limit_is_429_with_retry_after_and_changes_nothing() {
     let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
     // One request's share of 300 s.
     assert!((1..=75).contains(&retry), "Retry-After {retry}");
+    // Waiting is what this one asks: the SDKs may retry it.
+    assert!(!r.headers.contains_key("x-should-retry"));
     // Another user is not held back, and the refused invitation was not made.
     server.as_user(&other).get("/user").await.result();
     server
@@ -202,9 +204,17 @@ async fn failed_authentications_are_throttled_per_address() {
                 .headers()
                 .get("retry-after")
                 .map(|v| v.to_str().unwrap().to_string());
+            let should_retry = r
+                .headers()
+                .get("x-should-retry")
+                .map(|v| v.to_str().unwrap().to_string());
             let status = r.status().as_u16();
             let body: serde_json::Value = r.json().await.unwrap();
-            (status, body["errors"][0]["code"].clone(), retry)
+            (
+                status,
+                body["errors"][0]["code"].clone(),
+                (retry, should_retry),
+            )
         }
     };
     let (guesser, elsewhere) = (from(2), from(3));
@@ -214,10 +224,14 @@ async fn failed_authentications_are_throttled_per_address() {
         let (status, code, _) = get_user(guesser.clone(), &victim, wrong.clone()).await;
         assert_eq!((status, code), (403, json!(9103)));
     }
-    let (status, code, retry) = get_user(guesser.clone(), &victim, wrong.clone()).await;
+    let (status, code, (retry, should_retry)) =
+        get_user(guesser.clone(), &victim, wrong.clone()).await;
     assert_eq!((status, code), (429, json!(codes::RATE_LIMITED)));
     let retry: u64 = retry.expect("Retry-After").parse().unwrap();
     assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    // A wrong key stays wrong: the SDKs are told not to retry (they would, after
+    // `Retry-After`, up to ten times).
+    assert_eq!(should_retry.as_deref(), Some("false"));
     // The right key from the guessing address waits too: it is not looked at.
     let (status, _, _) = get_user(guesser.clone(), &victim, victim.key.clone()).await;
     assert_eq!(status, 429);

@@ -752,6 +752,50 @@ async fn resource_groups_list_pages_and_filters() {
     );
 }
 
+/// Today's SDKs read the resource groups as one page and send no paging parameters
+/// (issue 25: an account with 23 groups showed 20): without them the list is whole, one
+/// page holding every group; with either of them it pages as the 2024 schema's did.
+#[tokio::test]
+async fn resource_groups_come_whole_without_paging_parameters() {
+    let server = TestServer::start().await;
+    let owner = server.user("owner@example.com").await;
+    let account = server.account(&owner, "Many Groups").await;
+    let client = server.as_user(&owner);
+    let base = format!("/accounts/{account}/iam/resource_groups");
+    let empty = client.get(&base).await;
+    assert_eq!(empty.result(), &json!([]));
+    assert_eq!(
+        empty.body["result_info"],
+        json!({"page": 1, "per_page": 0, "count": 0, "total_count": 0, "total_pages": 0})
+    );
+    for i in 0..23 {
+        server
+            .whole_account_group(&owner, &account, Some(&format!("group {i:02}")))
+            .await;
+    }
+    let whole = client.get(&base).await;
+    assert_eq!(whole.result().as_array().unwrap().len(), 23);
+    assert_eq!(
+        whole.body["result_info"],
+        json!({"page": 1, "per_page": 23, "count": 23, "total_count": 23, "total_pages": 1})
+    );
+    assert_eq!(whole.result()[22]["name"], "group 22", "by name");
+    // The SDKs' filters keep it whole.
+    let named = client.get(&format!("{base}?name=GROUP+07")).await;
+    assert_eq!(named.result().as_array().unwrap().len(), 1);
+    assert_eq!(named.body["result_info"]["per_page"], 1);
+    // Paging parameters page, each alone too, with the schema's default of 20.
+    for (query, count) in [("page=1", 20), ("page=2", 3), ("per_page=5&page=5", 3)] {
+        let paged = client.get(&format!("{base}?{query}")).await;
+        assert_eq!(paged.result().as_array().unwrap().len(), count, "{query}");
+        assert_eq!(paged.body["result_info"]["total_count"], 23, "{query}");
+    }
+    assert_eq!(
+        client.get(&format!("{base}?per_page=20")).await.body["result_info"]["total_pages"],
+        2
+    );
+}
+
 #[tokio::test]
 async fn accounts_list_pages_orders_and_filters_by_name() {
     let server = TestServer::start().await;

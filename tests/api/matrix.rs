@@ -161,6 +161,18 @@ async fn every_endpoint_answers_every_kind_of_caller_exactly() {
         .await;
     let foreign = foreign.result()["value"].as_str().unwrap().to_string();
 
+    // An entry of A's log, whose resource's history to read.
+    let logged = server
+        .as_user(&owner)
+        .get(&format!(
+            "/accounts/{a}/logs/audit?since=2000-01-01&before=2999-01-01&limit=1"
+        ))
+        .await;
+    let entry = logged.result()[0]["id"].as_str().unwrap().to_string();
+    let entry_time = logged.result()[0]["action"]["time"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let token_body = json!({"name": "t", "policies": [{"effect": "allow", "permission_groups": [{"id": ZONE_READ}],
                             "resources": {"com.cloudflare.api.account.*": "*"}}]});
     let e = |method, path: String, body: Option<Value>, needs| Endpoint {
@@ -408,6 +420,20 @@ async fn every_endpoint_answers_every_kind_of_caller_exactly() {
         e(
             "GET",
             format!("/accounts/{a}/logs/audit?since=2000-01-01&before=2999-01-01"),
+            None,
+            AccountRead,
+        ),
+        e(
+            "GET",
+            format!("/accounts/{a}/logs/audit/product_categories"),
+            None,
+            AccountRead,
+        ),
+        e(
+            "GET",
+            format!(
+                "/accounts/{a}/logs/audit/{entry}/history?action_time={entry_time}&since=2000-01-01&before=2999-01-01"
+            ),
             None,
             AccountRead,
         ),

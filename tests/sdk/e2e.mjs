@@ -366,6 +366,23 @@ check('the audit log, read after the changes it records', async () => {
   const mine = [];
   for await (const e of john.user.auditLogs.list({ per_page: 1 })) { mine.push(e); break; }
   assert.equal(mine[0].resource.id, invited.id);
+  // The exclusion filters as the SDK sends them (`action_type.not=...`), repeated.
+  const window = { account_id: account, since: '2000-01-01', before: '2999-01-01' };
+  const left = [];
+  for await (const e of john.accounts.logs.audit.list({ ...window, action_type: { not: ['create'] } })) left.push(e.id);
+  assert.deepEqual(left, [v2[0].id], 'action_type.not');
+  const none = [];
+  for await (const e of john.accounts.logs.audit.list({ ...window, resource_type: { not: ['account', 'account.member'] } })) none.push(e.id);
+  assert.deepEqual(none, [], 'resource_type.not, two values');
+  // The member's history, from its removal's entry; the product categories.
+  const history = await john.accounts.logs.audit.history(v2[0].id, { ...window, action_time: v2[0].action.time });
+  assert.deepEqual(history.map((e) => `${e.action.type} ${e.resource.id}`), [`delete ${invited.id}`, `create ${invited.id}`]);
+  const categories = [];
+  for await (const c of john.accounts.logs.audit.productCategories({ account_id: account })) categories.push(c);
+  assert.ok(categories.length > 0 && categories[0].products.length > 0, JSON.stringify(categories));
+  const inCategory = [];
+  for await (const e of john.accounts.logs.audit.list({ ...window, product_category: [categories[0].value] })) inCategory.push(e.id);
+  assert.equal(inCategory.length, 4);
   await john.accounts.delete({ account_id: account });
 });
 

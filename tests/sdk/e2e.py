@@ -473,6 +473,18 @@ def resource_groups():
     # Deleted in member_policies below, once a member policy has used it.
 
 
+@check
+def resource_groups_listed_whole():
+    # The SDK reads the list as one page and sends no paging parameters: every group.
+    account = typed(JOHN_C.accounts.create(name="SDK Groups", type="standard"), Account).id
+    scope = {"key": "com.cloudflare.api.account.%s" % account, "objects": [{"key": "*"}]}
+    made = [JOHN_C.iam.resource_groups.create(account_id=account, name="group %02d" % i, scope=scope).id
+            for i in range(23)]
+    listed = [g.id for g in JOHN_C.iam.resource_groups.list(account_id=account)]
+    equal(sorted(listed), sorted(made), "all 23 groups")
+    JOHN_C.accounts.delete(account_id=account)
+
+
 # --- account members (the account's view) ----------------------------------------------------
 
 @check
@@ -962,6 +974,20 @@ def audit_log_after_the_changes():
     mine = [typed(e, AuditLog) for e in JOHN_C.user.audit_logs.list(per_page=5)]
     equal(mine[0].id, v1[0].id, "the user's own log, newest first")
     raises(NotFoundError, 404, BOB_C.audit_logs.list, account_id=account)
+    # The exclusion filters as the SDK sends them (`actor_email.not=...`), repeated.
+    window = {"account_id": account, "since": since, "before": datetime(2999, 1, 1)}
+    left = [e.id for e in JOHN_C.accounts.logs.audit.list(**window, action_type={"not": ["create"]})]
+    equal(left, [v1[0].id], "action_type.not leaves the creations out")
+    none = list(JOHN_C.accounts.logs.audit.list(**window, actor_email={"not": ["nobody@example.com", JOHN[0]]}))
+    equal(none, [], "actor_email.not, two values")
+    # The member's history, from its removal's entry; the product categories.
+    history = JOHN_C.accounts.logs.audit.history(v2[0].id, **window, action_time=v2[0].action.time)
+    equal([(e.action.type, e.resource.id) for e in history],
+          [("delete", invited.id), ("create", invited.id)], "the member's history, newest first")
+    categories = list(JOHN_C.accounts.logs.audit.product_categories(account_id=account))
+    ensure(categories and categories[0].value and categories[0].products, "product categories", categories)
+    in_category = list(JOHN_C.accounts.logs.audit.list(**window, product_category=[categories[0].value]))
+    equal(len(in_category), 4, "product_category")
     JOHN_C.accounts.delete(account_id=account)
     equal(next(iter(JOHN_C.user.audit_logs.list(per_page=1))).resource.id, account, "the deletion, in the deleter's log")
 
