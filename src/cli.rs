@@ -593,7 +593,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             // One snapshot read, then one write: no count to show between, so each phase
             // says when it starts and what it took.
             let started = std::time::Instant::now();
-            eprintln!("exporting {} (reading every table in one snapshot)", cli.db.describe());
+            eprintln!(
+                "exporting {} (reading every table in one snapshot)",
+                cli.db.describe()
+            );
             let data = store.export().await?;
             let read = started.elapsed().as_secs_f64();
             eprintln!("read {} rows in {read:.1} s; writing", data.rows());
