@@ -530,14 +530,20 @@ fn a_fixture_that_would_lose_data_is_refused_naming_the_entry() {
                           "resource_groups": ["00000000000000000000000000000ab2"]}]}]}]}"#;
     refused(
         seed("both.json", both.into()),
-        &["both.json: accounts[0] (Both): members[both@example.com]", "not both"],
+        &[
+            "both.json: accounts[0] (Both): members[both@example.com]",
+            "not both",
+        ],
     );
 
     let scoped = r#"{"accounts": [{"name": "No Id", "resource_groups": [
         {"scope": {"key": "com.cloudflare.api.account.00000000000000000000000000000ab1", "objects": [{"key": "*"}]}}]}]}"#;
     refused(
         seed("scoped.json", scoped.into()),
-        &["accounts[0] (No Id): resource_groups", "give the account an id"],
+        &[
+            "accounts[0] (No Id): resource_groups",
+            "give the account an id",
+        ],
     );
 
     let first =
