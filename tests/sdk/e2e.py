@@ -107,7 +107,7 @@ DEMO_RESOURCE_GROUP = "6d7f2f5f5b1d4a0e9081fdc98d432fd1"
 ZONE_READ_GROUP = "c8fed203ed3043cba015a93ad1616f1f"
 SETTINGS_READ_GROUP = "15b972a8f4cb43e78efbafb322f7dee5"
 MAGIC_GROUP = "82e64a83756745bbbb1c9c2701bf816b"
-DEMO_MEMBER_COUNT = 11
+DEMO_MEMBER_COUNT = 12
 # The bulk data tests/sdk.rs seeds beside the demo.
 BULK = ("bulk@example.com", "b" * 37)
 BULK_ACCOUNT = "b0000000000000000000000000000000"
@@ -506,7 +506,7 @@ def members_list_filters_and_order():
     pending = [m.email for m in lst(account_id=DEMO_ACCOUNT, status="pending")]
     equal(sorted(pending), ["jane@example.com", "newhire@example.com", "zone-reader@example.com"], "status=pending")
     accepted = [m for m in lst(account_id=DEMO_ACCOUNT, status="accepted", per_page=50)]
-    equal(len(accepted), 8, "status=accepted")
+    equal(len(accepted), 9, "status=accepted")
     emails = [m.email for m in lst(account_id=DEMO_ACCOUNT, order="user.email", direction="desc", per_page=50)]
     equal(emails, sorted(emails, reverse=True), "order=user.email desc")
     emails = [m.user.email for m in lst(account_id=DEMO_ACCOUNT, order="user.email", direction="asc", per_page=50)]
