@@ -58,6 +58,10 @@ pub struct UserFixture {
     pub two_factor_authentication_enabled: bool,
     /// Kept as given (so examples can hard-code it); generated and reported when absent.
     pub api_key: Option<String>,
+    /// The user's own API tokens, each allowing its permission groups on all the user's
+    /// accounts (as a token made with `roster token` does).
+    #[serde(default)]
+    pub tokens: Vec<TokenFixture>,
 }
 
 #[derive(Deserialize)]
@@ -84,8 +88,9 @@ pub struct AccountFixture {
     pub tokens: Vec<TokenFixture>,
 }
 
-/// An account-owned API token allowing its permission groups (ids or names) on the account.
-/// Its secret is kept as given, so that examples can hard-code it.
+/// An API token allowing its permission groups (ids or names): an account's on the account,
+/// a user's on all the user's accounts. Its secret is kept as given, so that examples can
+/// hard-code it.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenFixture {
@@ -213,6 +218,8 @@ struct PlannedUser {
     key: String,
     key_generated: bool,
     id_given: bool,
+    /// The user's tokens and the digests of their secrets.
+    tokens: Vec<(tokens::Token, String)>,
 }
 
 struct PlannedAccount {
@@ -266,8 +273,10 @@ fn plan_user(u: &UserFixture) -> Result<PlannedUser, DomainError> {
         None => (generate_api_key(), true),
     };
     let at = now();
+    let id = optional_id(&u.id, "users.id")?.unwrap_or_else(Id::generate);
+    let tokens = plan_user_tokens(&id, u)?;
     let user = User {
-        id: optional_id(&u.id, "users.id")?.unwrap_or_else(Id::generate),
+        id,
         email: Email::parse(&u.email, "users.email")?,
         first_name: optional_name(&u.first_name, "users.first_name")?,
         last_name: optional_name(&u.last_name, "users.last_name")?,
@@ -283,7 +292,19 @@ fn plan_user(u: &UserFixture) -> Result<PlannedUser, DomainError> {
         key,
         key_generated: generated,
         id_given: u.id.is_some(),
+        tokens,
     })
+}
+
+/// The tokens of user `id` as the fixture gives them.
+fn plan_user_tokens(id: &Id, u: &UserFixture) -> Result<Vec<(tokens::Token, String)>, DomainError> {
+    u.tokens
+        .iter()
+        .map(|t| {
+            let at = format!("tokens[{}]", t.name);
+            plan_token(tokens::Owner::User(id.clone()), t).map_err(|e| entry(e, &at))
+        })
+        .collect()
 }
 
 fn plan_account(a: &AccountFixture) -> Result<PlannedAccount, DomainError> {
@@ -420,7 +441,7 @@ fn plan_account(a: &AccountFixture) -> Result<PlannedAccount, DomainError> {
         .iter()
         .map(|t| {
             let at = format!("tokens[{}]", t.name);
-            plan_token(&account.id, t).map_err(|e| entry(e, &at))
+            plan_token(tokens::Owner::Account(account.id.clone()), t).map_err(|e| entry(e, &at))
         })
         .collect::<Result<_, _>>()?;
     Ok(PlannedAccount {
@@ -431,7 +452,10 @@ fn plan_account(a: &AccountFixture) -> Result<PlannedAccount, DomainError> {
     })
 }
 
-fn plan_token(account: &Id, t: &TokenFixture) -> Result<(tokens::Token, String), DomainError> {
+fn plan_token(
+    owner: tokens::Owner,
+    t: &TokenFixture,
+) -> Result<(tokens::Token, String), DomainError> {
     if !crate::auth::token_format_ok(&t.value) {
         return Err(DomainError::invalid(
             "tokens.value",
@@ -443,10 +467,18 @@ fn plan_token(account: &Id, t: &TokenFixture) -> Result<(tokens::Token, String),
         .iter()
         .map(|g| permission_group_id(g, "tokens.permission_groups"))
         .collect::<Result<_, _>>()?;
-    let mut token = tokens::simple_account_token(account, t.name.clone(), permission_groups)?;
+    let (mut token, seed) = match &owner {
+        tokens::Owner::Account(account) => (
+            tokens::simple_account_token(account, t.name.clone(), permission_groups)?,
+            format!("{account}/tokens/{}", t.name),
+        ),
+        tokens::Owner::User(user) => (
+            tokens::simple_token(user, t.name.clone(), permission_groups, None)?,
+            format!("users/{user}/tokens/{}", t.name),
+        ),
+    };
     // Loading the file again finds the same token.
-    token.id = optional_id(&t.id, "tokens.id")?
-        .unwrap_or_else(|| derived_id(&format!("{account}/tokens/{}", t.name)));
+    token.id = optional_id(&t.id, "tokens.id")?.unwrap_or_else(|| derived_id(&seed));
     for policy in &mut token.policies {
         policy.id = derived_id(&format!("{}/policy", token.id));
     }
@@ -520,6 +552,23 @@ pub async fn load_counting(
         }
         progress.add(1);
     }
+    for (planned, u) in plan.users.iter().zip(&fixture.users) {
+        // A user the file gives no id may have been made by an earlier load: their tokens
+        // are that user's.
+        let stored = store
+            .user_by_email(planned.user.email.folded())
+            .await?
+            .map(|(user, _)| user.id);
+        let id = stored.unwrap_or_else(|| planned.user.id.clone());
+        let replanned;
+        let planned_tokens = if id == planned.user.id {
+            &planned.tokens
+        } else {
+            replanned = plan_user_tokens(&id, u)?;
+            &replanned
+        };
+        insert_tokens(store, &tokens::Owner::User(id), planned_tokens).await?;
+    }
     for planned in &plan.accounts {
         match store.create_account(&planned.account, None).await {
             Ok(()) | Err(StoreError::Domain(DomainError::Duplicate(_))) => {}
@@ -530,21 +579,8 @@ pub async fn load_counting(
                 Ok(account_changes(planned, state))
             })
             .await?;
-        // Tokens the account has already (from an earlier load, maybe changed since through
-        // the API) are left as they are.
         let owner = tokens::Owner::Account(planned.account.id.clone());
-        for (token, digest) in &planned.tokens {
-            let has = |held: &[tokens::Token]| held.iter().any(|t| t.id == token.id);
-            if has(&store.tokens(&owner).await?) {
-                continue;
-            }
-            if let Err(e) = store.insert_token(token, digest, None).await {
-                // Another process loading the same file at once made it.
-                if !has(&store.tokens(&owner).await?) {
-                    return Err(e);
-                }
-            }
-        }
+        insert_tokens(store, &owner, &planned.tokens).await?;
         let kept = written
             .changes
             .iter()
@@ -573,6 +609,28 @@ pub async fn load_counting(
         progress.add(1);
     }
     Ok(loaded)
+}
+
+/// Makes the tokens `owner` has not got yet. Tokens the owner has already (from an earlier
+/// load, maybe changed since through the API) are left as they are.
+async fn insert_tokens(
+    store: &dyn Store,
+    owner: &tokens::Owner,
+    planned: &[(tokens::Token, String)],
+) -> Result<(), StoreError> {
+    for (token, digest) in planned {
+        let has = |held: &[tokens::Token]| held.iter().any(|t| t.id == token.id);
+        if has(&store.tokens(owner).await?) {
+            continue;
+        }
+        if let Err(e) = store.insert_token(token, digest, None).await {
+            // Another process loading the same file at once made it.
+            if !has(&store.tokens(owner).await?) {
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The state `fixtures` make in a new, empty database, as an export: what the emulator's

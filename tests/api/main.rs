@@ -14,6 +14,7 @@ mod auth;
 mod console;
 mod contract;
 mod emulator;
+mod examples;
 mod fuzz;
 mod grants;
 mod input;

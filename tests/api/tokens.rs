@@ -761,3 +761,63 @@ async fn deleting_a_missing_token_keeps_the_credential_cache() {
     me.delete(&format!("/user/tokens/{id}")).await.result();
     assert_eq!(cached().await, 0, "forgotten");
 }
+
+#[tokio::test]
+async fn the_demo_user_has_a_token_and_fixtures_refuse_bad_user_tokens() {
+    let server = TestServer::demo().await;
+    let bearer = server.with_token("RosterDemoUserToken000000000000000000000");
+    let verified = bearer.get("/user/tokens/verify").await;
+    assert_eq!(verified.result()["id"], "ed17574386854bf78a67040be0a770b0");
+
+    let bad = |token: Value| {
+        let fixture = json!({"users": [{"email": "t@example.com", "tokens": [token]}]});
+        roster::fixture::parse(&fixture.to_string())
+    };
+    for (token, complaint) in [
+        (
+            json!({"name": "t", "value": "short", "permission_groups": ["Zone Read"]}),
+            "tokens.value",
+        ),
+        (
+            json!({"name": "t", "value": "x".repeat(40), "permission_groups": ["No Such Group"]}),
+            "unknown permission group",
+        ),
+        (
+            json!({"id": "not-hex", "name": "t", "value": "x".repeat(40), "permission_groups": ["Zone Read"]}),
+            "tokens.id",
+        ),
+    ] {
+        let fixture = bad(token).expect("well-formed JSON");
+        let scratch = TestServer::start().await;
+        let e = roster::fixture::load(scratch.store.as_ref(), &fixture)
+            .await
+            .expect_err("refused");
+        assert!(e.to_string().contains(complaint), "{e}");
+        assert!(
+            e.to_string()
+                .contains("users[0] (t@example.com): tokens[t]"),
+            "names the entry: {e}"
+        );
+    }
+
+    // A fixture's user token is made once: loading the file again keeps it as the API left it.
+    let fixture = roster::fixture::parse(
+        &json!({"users": [{"email": "t@example.com", "tokens": [{"name": "mine",
+            "value": "TestUserToken000000000000000000000000000", "permission_groups": ["Zone Read"]}]}]})
+        .to_string(),
+    )
+    .expect("fixture parses");
+    let scratch = TestServer::start().await;
+    roster::fixture::load(scratch.store.as_ref(), &fixture)
+        .await
+        .expect("loads");
+    let bearer = scratch.with_token("TestUserToken000000000000000000000000000");
+    let id = bearer.get("/user/tokens/verify").await.result()["id"]
+        .as_str()
+        .expect("token id")
+        .to_string();
+    roster::fixture::load(scratch.store.as_ref(), &fixture)
+        .await
+        .expect("loads again");
+    assert_eq!(bearer.get("/user/tokens/verify").await.result()["id"], id);
+}

@@ -447,14 +447,22 @@ async fn fixtures_give_user_groups_and_loading_again_keeps_the_apis_changes() {
     let demo = server.as_user(&Creds::demo());
     let groups = format!("/accounts/{DEMO_ACCOUNT}/iam/user_groups");
     let listed = demo.get(&groups).await;
+    // "Zone readers", and the group Cloudflare's examples name (docs/api.md).
     assert_eq!(
         listed.result().as_array().unwrap().len(),
-        1,
+        2,
         "{}",
         listed.body
     );
-    let group = listed.result()[0].clone();
-    assert_eq!(group["name"], "Zone readers");
+    let group = listed
+        .result()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "Zone readers")
+        .expect("the demo's Zone readers group")
+        .clone();
+    assert_eq!(group["id"], "7e2d3c4b5a6f48e9a0b1c2d3e4f5a6b7");
     assert_eq!(
         group["policies"][0]["permission_groups"][0]["name"],
         "Zone Read"
@@ -492,7 +500,7 @@ async fn fixtures_give_user_groups_and_loading_again_keeps_the_apis_changes() {
         .unwrap();
     assert_eq!(
         demo.get(&groups).await.result().as_array().unwrap().len(),
-        1
+        2
     );
     assert_eq!(
         emails(demo.get(&members).await),

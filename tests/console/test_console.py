@@ -109,7 +109,7 @@ def test_members_are_filtered_ordered_and_paged_as_the_api_pages_them(page):
             {"email": f"bulk{i:02}@example.com", "roles": [DNS_ROLE]})
     sign_in(page)
     page.goto(MEMBERS)
-    expect(page.get_by_text("41 members, page 1 of 2.")).to_be_visible()
+    expect(page.get_by_text("42 members, page 1 of 2.")).to_be_visible()
     page.get_by_label("Status").select_option("pending")
     page.get_by_label("Direction").select_option("desc")
     page.get_by_role("button", name="Filter").click()

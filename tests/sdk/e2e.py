@@ -95,7 +95,7 @@ SANDBOX_ACCOUNT = "1f2e3d4c5b6a79880f1e2d3c4b5a6978"
 JOHN = ("user@example.com", "144c9defac04969c7bfad8efaa8ea194")
 JOHN_ID = "7c5dae5552338874e5053f2534d2767a"
 JOHN_DEMO_MEMBERSHIP = "4536bcfad5faccb111b47003c79917fa"
-JOHN_ACME_INVITATION = "a5c2e0f1d3b4a5968778695a4b3c2d1f"
+JOHN_ACME_INVITATION = "4f5f0c14a2a41d5063dd301b2f829f04"
 JOHN_SANDBOX_MEMBERSHIP = "d4c3b2a1f0e9d8c7b6a5948372615040"
 JANE = ("jane@example.com", "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c")
 JANE_DEMO_INVITATION = "b1f4c3e2d5a6978877665544332211ff"
@@ -107,7 +107,7 @@ DEMO_RESOURCE_GROUP = "6d7f2f5f5b1d4a0e9081fdc98d432fd1"
 ZONE_READ_GROUP = "c8fed203ed3043cba015a93ad1616f1f"
 SETTINGS_READ_GROUP = "15b972a8f4cb43e78efbafb322f7dee5"
 MAGIC_GROUP = "82e64a83756745bbbb1c9c2701bf816b"
-DEMO_MEMBER_COUNT = 11
+DEMO_MEMBER_COUNT = 12
 # The bulk data tests/sdk.rs seeds beside the demo.
 BULK = ("bulk@example.com", "b" * 37)
 BULK_ACCOUNT = "b0000000000000000000000000000000"
@@ -492,7 +492,7 @@ def members_list_paginated():
     page = JOHN_C.accounts.members.list(account_id=DEMO_ACCOUNT, per_page=5)
     members, pages = all_pages(page)
     # 5 + 5 + 1 members, then the empty page past the end that stops the SDK's iteration.
-    equal(pages, 4, "pages fetched for 11 members at per_page=5")
+    equal(pages, 4, "pages fetched for 12 members at per_page=5")
     for m in members:
         typed(m, Member)
     ids = [m.id for m in members]
@@ -518,7 +518,7 @@ def members_list_filters_and_order():
     pending = [m.email for m in lst(account_id=DEMO_ACCOUNT, status="pending")]
     equal(sorted(pending), ["jane@example.com", "newhire@example.com", "zone-reader@example.com"], "status=pending")
     accepted = [m for m in lst(account_id=DEMO_ACCOUNT, status="accepted", per_page=50)]
-    equal(len(accepted), 8, "status=accepted")
+    equal(len(accepted), 9, "status=accepted")
     emails = [m.email for m in lst(account_id=DEMO_ACCOUNT, order="user.email", direction="desc", per_page=50)]
     equal(emails, sorted(emails, reverse=True), "order=user.email desc")
     emails = [m.user.email for m in lst(account_id=DEMO_ACCOUNT, order="user.email", direction="asc", per_page=50)]
