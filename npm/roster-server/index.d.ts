@@ -62,8 +62,8 @@ export interface Roster {
   /** A user with a global API key, gone at the next reset. */
   createUser(
     email: string,
-    fields?: { first_name?: string; last_name?: string; api_key?: string },
-  ): Promise<{ id: string; email: string; api_key: string }>;
+    fields?: { first_name?: string; last_name?: string; api_key?: string; two_factor_authentication_enabled?: boolean },
+  ): Promise<{ id: string; email: string; api_key: string; two_factor_authentication_enabled: boolean }>;
   /** The last lines of the server's log. */
   logTail(): string;
   /** SIGTERM (SIGKILL after 10 s) and removes the server's files. */

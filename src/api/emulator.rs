@@ -653,6 +653,10 @@ struct NewUser {
     /// The key to give them, as a fixture's `api_key`; a new one when absent.
     #[serde(default, deserialize_with = "not_null")]
     api_key: Option<String>,
+    /// Whether they have two-factor authentication, which an account that enforces it
+    /// (the demo's does) requires of whoever accepts its invitation.
+    #[serde(default)]
+    two_factor_authentication_enabled: bool,
 }
 
 /// Makes a user with a global API key, as `roster user create` does, so that a test makes
@@ -686,7 +690,7 @@ async fn create_user(
         telephone: None,
         country: None,
         zipcode: None,
-        two_factor_authentication_enabled: false,
+        two_factor_authentication_enabled: body.two_factor_authentication_enabled,
         created_on: at.clone(),
         modified_on: at,
     };
@@ -696,6 +700,7 @@ async fn create_user(
         "email": user.email.as_str(),
         "first_name": user.first_name,
         "last_name": user.last_name,
+        "two_factor_authentication_enabled": user.two_factor_authentication_enabled,
         "api_key": key,
     })))
 }

@@ -1050,7 +1050,7 @@ async fn a_test_makes_its_own_users() {
     assert_eq!(
         result,
         json!({"id": id, "email": "Ripley@Example.com", "first_name": "Ellen",
-               "last_name": "Ripley", "api_key": key})
+               "last_name": "Ripley", "two_factor_authentication_enabled": false, "api_key": key})
     );
     let me = as_ripley.get("/user").await;
     assert_eq!(me.result()["id"], id.as_str());
@@ -1121,6 +1121,70 @@ async fn a_test_makes_its_own_users() {
         .await
         .expect_error(403, 9103);
     server.as_user(&Creds::demo()).get("/user").await.result();
+}
+
+/// A user made with two-factor authentication can join an account that enforces it (the
+/// demo's); one made without cannot, as with any user.
+#[tokio::test]
+async fn a_test_user_with_two_factor_joins_an_account_that_enforces_it() {
+    let server = TestServer::emulator().await;
+    let control = server.raw(&[]);
+    let demo_account = "023e105f4ecef8ad9ca31a8372d0c353";
+    let roles = server
+        .as_user(&Creds::demo())
+        .get(&format!("/accounts/{demo_account}/roles"))
+        .await;
+    let admin_read_only = roles
+        .result()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "Administrator Read Only")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (email, two_factor, answer) in [
+        ("with.2fa@example.com", true, 200),
+        ("without.2fa@example.com", false, 403),
+    ] {
+        let made = control
+            .post(
+                "/_roster/users",
+                json!({"email": email, "two_factor_authentication_enabled": two_factor}),
+            )
+            .await;
+        assert_eq!(
+            made.result()["two_factor_authentication_enabled"],
+            two_factor
+        );
+        let user = Creds {
+            email: email.into(),
+            key: made.result()["api_key"].as_str().unwrap().to_string(),
+        };
+        let member = server
+            .invite(&Creds::demo(), demo_account, email, &[&admin_read_only])
+            .await;
+        let accepted = server
+            .as_user(&user)
+            .put(
+                &format!("/memberships/{member}"),
+                json!({"status": "accepted"}),
+            )
+            .await;
+        if answer == 200 {
+            assert_eq!(accepted.result()["status"], "accepted");
+        } else {
+            accepted.expect_error(403, 1006);
+        }
+    }
+    control
+        .post(
+            "/_roster/users",
+            json!({"email": "x@example.com", "two_factor_authentication_enabled": "yes"}),
+        )
+        .await
+        .expect_error(400, 1002);
 }
 
 /// The journal's `limit`: only the newest that many of the requests that match, still

@@ -89,6 +89,21 @@ def test_a_snapshot_is_restored(cloudflare_client, roster):
     assert "transient@example.com" not in emails
 
 
+def test_a_user_made_with_two_factor_joins_the_demo_account(cloudflare_client, roster):
+    joiner = roster.create_user("joiner@example.com", two_factor_authentication_enabled=True)
+    cloudflare_client.accounts.members.create(
+        account_id=roster.account_id,
+        email=joiner["email"],
+        roles=[role_id(cloudflare_client, roster.account_id, "Administrator Read Only")],
+    )
+    as_joiner = cloudflare.Cloudflare(
+        api_email=joiner["email"], api_key=joiner["api_key"], base_url=roster.base_url
+    )
+    (pending,) = as_joiner.memberships.list(status="pending")
+    assert as_joiner.memberships.update(pending.id, status="accepted").status == "accepted"
+    as_joiner.close()
+
+
 def test_users_made_in_a_test_are_gone_after_the_reset(roster):
     roster.create_user("made.here@example.com")
     roster.reset()

@@ -211,6 +211,7 @@ class Roster:
         return self._call("GET", "/requests", query={k: v for k, v in filters.items() if v is not None})
 
     def create_user(self, email: str, **fields: Any) -> dict:
-        """A new user with a global API key (``first_name``, ``last_name``, ``api_key``):
-        ``{"id", "email", "api_key", ...}``. Gone at the next reset."""
+        """A new user with a global API key (``first_name``, ``last_name``, ``api_key``,
+        ``two_factor_authentication_enabled``, which the demo account requires of those who
+        accept its invitations): ``{"id", "email", "api_key", ...}``. Gone at the next reset."""
         return self._call("POST", "/users", {"email": email, **fields})
