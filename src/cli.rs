@@ -204,6 +204,11 @@ pub enum Command {
         /// `--listen 127.0.0.1:0` without reading the log.
         #[arg(long, value_name = "FILE")]
         ready_file: Option<PathBuf>,
+        /// Stop (gracefully, as on SIGTERM) when standard input reaches its end: a test
+        /// harness that keeps a pipe to it open stops the server by exiting, however it
+        /// exits. What is read is ignored.
+        #[arg(long)]
+        stop_when_stdin_closes: bool,
         /// Not an option: taken only to point whoever tries it at --listen.
         #[arg(long, hide = true)]
         port: Option<String>,
@@ -337,8 +342,7 @@ pub enum TokenCommand {
 }
 
 /// Connections made once the listener is bound wait in its backlog, so the file can be
-/// written before the accept loop starts. A sibling temporary file renamed over the path
-/// means a reader polling for it never sees half of it.
+/// written before the accept loop starts.
 fn write_ready_file(
     file: PathBuf,
     addr: std::net::SocketAddr,
@@ -360,12 +364,19 @@ fn write_ready_file(
             "account_id": fixture::demo_account_id(),
         });
     }
-    let mut partial = file.clone().into_os_string();
-    partial.push(".partial");
-    let partial = PathBuf::from(partial);
-    std::fs::write(&partial, format!("{body}\n"))
-        .and_then(|()| std::fs::rename(&partial, &file))
-        .with_context(|| format!("writing the ready file {}", file.display()))?;
+    // Created exclusively, readable by its owner only, under a random name: nobody can
+    // plant the temporary file, and a reader sees the whole file or none.
+    let dir = match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => std::path::Path::new("."),
+    };
+    let written = tempfile::NamedTempFile::new_in(dir).and_then(|mut partial| {
+        use std::io::Write;
+        writeln!(partial, "{body}")?;
+        partial.persist(&file).map_err(|e| e.error)?;
+        Ok(())
+    });
+    written.with_context(|| format!("writing the ready file {}", file.display()))?;
     Ok(file)
 }
 
@@ -510,6 +521,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             emulator,
             limits,
             ready_file,
+            stop_when_stdin_closes,
             ..
         } => {
             let listener = listener.expect("bound above");
@@ -577,7 +589,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let ready = ready_file
                 .map(|file| write_ready_file(file, listener.local_addr()?, demo))
                 .transpose()?;
-            server::serve(listener, app, connections, shutdown_signal()).await;
+            server::serve(
+                listener,
+                app,
+                connections,
+                shutdown_signal(stop_when_stdin_closes),
+            )
+            .await;
             if let Some(file) = ready {
                 let _ = std::fs::remove_file(file);
             }
@@ -741,7 +759,19 @@ fn init_tracing(json: bool) -> log_output::Flush {
     flush
 }
 
-async fn shutdown_signal() {
+async fn shutdown_signal(stdin_closes: bool) {
+    // A harness that holds the server's standard input open stops it by going away, even
+    // when it is killed before it can send a signal.
+    let stdin_closed = async {
+        if !stdin_closes {
+            return std::future::pending::<()>().await;
+        }
+        use tokio::io::AsyncReadExt;
+        let mut stdin = tokio::io::stdin();
+        let mut buffer = [0u8; 256];
+        while matches!(stdin.read(&mut buffer).await, Ok(n) if n > 0) {}
+        tracing::info!("standard input closed: stopping (--stop-when-stdin-closes)");
+    };
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -757,6 +787,7 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+        _ = stdin_closed => {},
     }
 }
 

@@ -947,6 +947,19 @@ fn the_ready_file_says_where_the_server_listens_until_it_stops() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let said: Value = serde_json::from_str(&std::fs::read_to_string(&ready).unwrap()).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&ready).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "the ready file is its owner's only: {mode:o}"
+        );
+    }
+    assert!(
+        said.get("demo").is_none(),
+        "no demo, no demo credentials: {said}"
+    );
     let port = said["port"].as_u64().unwrap();
     assert_ne!(port, 0);
     assert_eq!(said["url"], format!("http://127.0.0.1:{port}"));
@@ -1019,4 +1032,63 @@ fn a_missing_postgres_database_is_named_with_the_command_that_makes_it() {
              create it (createdb -h {host} -p {port} {name}), or name another in --database-url"
         )
     );
+}
+
+/// `--stop-when-stdin-closes`: the harness that started the server goes away (its end of
+/// the pipe closes, however it died) and the server stops as on SIGTERM; without the flag,
+/// a closed standard input changes nothing.
+#[test]
+fn a_server_stops_when_its_harness_goes_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = |flag: bool, ready: &Path| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_roster"));
+        cmd.args([
+            "serve",
+            "--ephemeral",
+            "--listen",
+            "127.0.0.1:0",
+            "--ready-file",
+        ])
+        .arg(ready)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+        if flag {
+            cmd.arg("--stop-when-stdin-closes");
+        }
+        let child = cmd.spawn().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !ready.exists() {
+            assert!(std::time::Instant::now() < deadline, "no ready file");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        child
+    };
+    let (with, without) = (
+        dir.path().join("with.json"),
+        dir.path().join("without.json"),
+    );
+    let mut stops = start(true, &with);
+    let mut stays = start(false, &without);
+    drop(stops.stdin.take());
+    drop(stays.stdin.take());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = stops.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "it kept running");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(status.success(), "a graceful stop: {status}");
+    assert!(
+        !with.exists(),
+        "stopped as on SIGTERM: the ready file is gone"
+    );
+    assert!(
+        stays.try_wait().unwrap().is_none(),
+        "without the flag it runs on"
+    );
+    stays.kill().unwrap();
+    stays.wait().unwrap();
 }

@@ -69,6 +69,19 @@ fn readme_block(readme: &Path, lang: &str) -> String {
     text[start..end].to_owned()
 }
 
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
 fn fresh_dir(name: &str) -> PathBuf {
     let dir = target_dir().join("packaging").join(name);
     if dir.exists() {
@@ -122,6 +135,12 @@ fn the_wheel_and_the_pytest_plugin_serve_a_suite_without_rust() {
         .join("tests")
         .join("packaging")
         .join("pytest");
+    // setuptools builds inside the directory it is given: a copy, so the checkout stays clean.
+    let plugin = work.join("pytest-roster");
+    copy_dir(
+        &manifest_dir().join("python").join("pytest-roster"),
+        &plugin,
+    );
     run(
         without_rust(bin.join("python"), &bin)
             .args([
@@ -132,7 +151,7 @@ fn the_wheel_and_the_pytest_plugin_serve_a_suite_without_rust() {
                 "--disable-pip-version-check",
             ])
             .arg(&wheel)
-            .arg(manifest_dir().join("python").join("pytest-roster"))
+            .arg(&plugin)
             .arg("-r")
             .arg(packaging.join("requirements.txt")),
         "pip install the wheel, pytest-roster and the suite's requirements",
@@ -206,6 +225,34 @@ fn the_wheel_and_the_pytest_plugin_serve_a_suite_without_rust() {
     let alone = pytest(&[], &work.join("seen-alone"));
     let servers: std::collections::BTreeSet<&str> = alone.lines().collect();
     assert_eq!(servers.len(), 1, "one server for the session: {servers:?}");
+
+    // A test process killed outright leaves no server: it stops when its stdin closes.
+    let killed_dir = work.join("killed");
+    std::fs::create_dir_all(&killed_dir).unwrap();
+    std::fs::copy(
+        manifest_dir().join("tests/packaging/pytest-killed/test_killed.py"),
+        killed_dir.join("test_killed.py"),
+    )
+    .unwrap();
+    let noted = work.join("killed-url");
+    let killed = without_rust(bin.join("python"), &bin)
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .env("ROSTER_KILLED_URL", &noted)
+        .current_dir(&killed_dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!killed.status.success(), "pytest was killed");
+    let url = std::fs::read_to_string(&noted).expect("the test noted its server");
+    let addr = url.trim_start_matches("http://").to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(&addr).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server of a killed test process still answers on {addr}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 
     // Under xdist each worker starts a server of its own.
     let spread = pytest(&["-n", "2"], &work.join("seen-xdist"));

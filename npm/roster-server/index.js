@@ -47,8 +47,9 @@ export async function start(options = {}) {
   const ready = join(dir, "ready.json");
   const logPath = join(dir, "roster.log");
   const command = [];
-  if (databaseURL) command.push("--database-url", databaseURL);
-  command.push("serve", "--emulator", "--listen", "127.0.0.1:0", "--ready-file", ready);
+  // The server stops when its standard input (a pipe from this process) closes: a test
+  // process that dies, however it dies, leaves no server behind.
+  command.push("serve", "--emulator", "--listen", "127.0.0.1:0", "--ready-file", ready, "--stop-when-stdin-closes");
   if (!databaseURL) command.push("--ephemeral");
   if (demo) command.push("--demo");
   if (seed) command.push("--seed", resolve(seed));
@@ -57,18 +58,29 @@ export async function start(options = {}) {
 
   const env = { ...process.env };
   for (const name of ["ROSTER_DATABASE", "DATABASE_URL", "ROSTER_LISTEN"]) delete env[name];
+  // In the environment, not the command line, which any local user can read.
+  if (databaseURL) env.DATABASE_URL = databaseURL;
   const log = openSync(logPath, "w");
-  const child = spawn(bin ?? binaryPath(), command, { cwd: dir, env, stdio: ["ignore", log, log] });
+  const child = spawn(bin ?? binaryPath(), command, { cwd: dir, env, stdio: ["pipe", log, log] });
   closeSync(log);
+  // Neither keeps Node running: a suite that forgets stop() still exits, and the server
+  // with it (its standard input closes).
+  child.unref();
+  child.stdin?.on("error", () => {});
+  child.stdin?.unref?.();
   let exited = null;
-  const done = new Promise((settle) =>
+  // A binary that cannot be started emits "error" and never "exit": either ends it.
+  const done = new Promise((settle) => {
     child.once("exit", (code, signal) => {
       exited = { code, signal };
       settle(exited);
-    }),
-  );
-  const spawnFailed = new Promise((_, fail) => child.once("error", fail));
-  // The server dies with the test process even if the suite forgets stop().
+    });
+    child.once("error", (error) => {
+      exited = { error };
+      settle(exited);
+    });
+  });
+  // Belt and braces with the pipe: killed when this process exits normally.
   const killOnExit = () => child.kill("SIGKILL");
   process.once("exit", killOnExit);
   const logTail = () => {
@@ -92,7 +104,7 @@ export async function start(options = {}) {
 
   let said;
   try {
-    said = await Promise.race([waitForReady(ready, () => exited, logTail, timeoutMs), spawnFailed]);
+    said = await waitForReady(ready, () => exited, logTail, timeoutMs);
   } catch (error) {
     await stop();
     throw error;
@@ -142,6 +154,7 @@ async function waitForReady(ready, exited, logTail, timeoutMs) {
   let said;
   while (Date.now() < deadline) {
     const status = exited();
+    if (status?.error) throw new Error(`roster could not be started: ${status.error.message}`);
     if (status) {
       throw new Error(`roster exited (${status.signal ?? status.code}) before it was ready:\n${logTail()}`);
     }

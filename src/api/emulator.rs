@@ -155,6 +155,9 @@ fn any_json<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::
     Value::deserialize(d).map(Some)
 }
 
+/// A stubbed answer's body at most, as JSON: the journal keeps bodies up to the same size.
+const MAX_STUB_BYTES: usize = 64 * 1024;
+
 impl FaultSpec {
     /// Checks every field but `path`, which [`path_pattern`] checks as it compiles it.
     fn check(&self) -> Result<(), DomainError> {
@@ -179,11 +182,19 @@ impl FaultSpec {
                 ));
             }
             if let Some(status) = self.status
-                && !(200..=599).contains(&status)
+                && (!(200..=599).contains(&status) || [204, 205, 304].contains(&status))
             {
                 return Err(DomainError::invalid(
                     "status",
-                    "status must be 200 to 599 with a body",
+                    "status must be 200 to 599 with a body, and not 204, 205 or 304 (which carry none)",
+                ));
+            }
+            // Held in memory with up to MAX_FAULTS others, as the journal holds bodies.
+            let size = self.body.as_ref().map_or(0, |b| b.to_string().len());
+            if size > MAX_STUB_BYTES {
+                return Err(DomainError::invalid(
+                    "body",
+                    format!("body must be at most {MAX_STUB_BYTES} bytes as JSON"),
                 ));
             }
         } else if let Some(status) = self.status

@@ -9,8 +9,8 @@ use super::model::*;
 use super::permissions::{self, Key, Permissions};
 use super::tokens::{self, Token};
 use super::types::{
-    AccountType, Answer, Email, Id, MAX_GRANTS, MAX_PER_POLICY, Status, at_most, bounded, name_key,
-    now,
+    AccountType, Answer, Email, Id, MAX_GRANTS, MAX_PER_POLICY, MAX_RESOURCE_GROUPS, Status,
+    at_most, bounded, name_key, now,
 };
 
 /// The authenticated caller: a user, and when they came with an API token, that token; or
@@ -1132,8 +1132,18 @@ impl AccountState {
     }
 
     /// Checks a new or changed resource group: scoped to this account, with at least one
-    /// object, a name unique in the account, and bounded text everywhere.
+    /// object, a name unique in the account, bounded text everywhere, and no more than
+    /// [`MAX_RESOURCE_GROUPS`] in the account.
     pub fn put_resource_group(&self, group: ResourceGroup) -> Result<Change, DomainError> {
+        let groups = &self.catalog.resource_groups;
+        if groups.len() >= MAX_RESOURCE_GROUPS && !groups.iter().any(|g| g.id == group.id) {
+            return Err(DomainError::invalid(
+                "resource_groups",
+                format!(
+                    "an account holds at most {MAX_RESOURCE_GROUPS} resource groups: delete one before making another"
+                ),
+            ));
+        }
         let expected = self.account.scope_key();
         if group.scope.key != expected {
             return Err(DomainError::invalid(
@@ -1489,6 +1499,36 @@ mod tests {
             grants: Grants::Roles(vec![id(READ_ONLY)]),
             status,
         }
+    }
+
+    #[test]
+    fn an_account_holds_a_bounded_number_of_resource_groups() {
+        let mut state = account(Vec::new());
+        let group = |n: usize| ResourceGroup {
+            id: id(&format!("{n:032x}")),
+            name: format!("group {n}"),
+            scope: Scope {
+                key: "com.cloudflare.api.account.ac000000000000000000000000000000".into(),
+                objects: vec![ScopeObject { key: "*".into() }],
+            },
+            meta: Meta::new(),
+        };
+        for n in 0..MAX_RESOURCE_GROUPS {
+            state.catalog.resource_groups.push(group(n));
+        }
+        let refused = state
+            .put_resource_group(group(MAX_RESOURCE_GROUPS))
+            .unwrap_err();
+        assert!(
+            refused.to_string().contains("at most 1000 resource groups"),
+            "{refused}"
+        );
+        // A group it holds may still change.
+        let mut renamed = group(7);
+        renamed.name = "renamed".into();
+        assert!(state.put_resource_group(renamed).is_ok());
+        state.catalog.resource_groups.pop();
+        assert!(state.put_resource_group(group(MAX_RESOURCE_GROUPS)).is_ok());
     }
 
     #[test]

@@ -83,6 +83,9 @@ pub const EMAIL_MAX: usize = 90;
 /// well past what its dashboard makes.
 pub const MAX_GRANTS: usize = 50;
 pub const MAX_PER_POLICY: usize = 100;
+/// Resource groups an account holds at most. Their list is answered whole (as the SDKs read
+/// it, unpaged) and every request's catalog holds them all, so their number is bounded.
+pub const MAX_RESOURCE_GROUPS: usize = 1_000;
 
 /// Checks that `count` items in `field` are within `most`.
 pub fn at_most(count: usize, most: usize, field: &str) -> Result<(), DomainError> {

@@ -468,6 +468,9 @@ async fn a_fault_is_refused_unless_it_says_something_sensible() {
         (json!({"body": {}, "message": "no"}), "message"),
         (json!({"body": [], "status": 199}), "status"),
         (json!({"body": [], "status": 600}), "status"),
+        (json!({"body": [], "status": 204}), "status"),
+        (json!({"body": [], "status": 304}), "status"),
+        (json!({"body": "x".repeat(64 * 1024)}), "body"),
     ] {
         let refused = control.post("/_roster/faults", body).await;
         refused.expect_error(400, 1002);
@@ -891,6 +894,12 @@ async fn the_control_plane_takes_changes_only_as_json() {
             r#"{"advance_seconds": 60}"#,
         ),
         (Method::DELETE, "/_roster/requests", None, ""),
+        (
+            Method::POST,
+            "/_roster/users",
+            Some("text/plain"),
+            r#"{"email": "forged@example.com"}"#,
+        ),
     ];
     for (method, path, content_type, body) in refused {
         let mut req = http.request(method.clone(), url(path)).body(body);
@@ -1052,6 +1061,11 @@ async fn a_test_makes_its_own_users() {
         json!({"id": id, "email": "Ripley@Example.com", "first_name": "Ellen",
                "last_name": "Ripley", "two_factor_authentication_enabled": false, "api_key": key})
     );
+    // Kept as a digest, never as given, and audited as any user made.
+    let data = server.store.export().await.unwrap();
+    let row = data.users.iter().find(|u| u.id == id).unwrap();
+    assert_ne!(row.api_key_hash, key);
+    assert!(!serde_json::to_string(&data).unwrap().contains(key));
     let me = as_ripley.get("/user").await;
     assert_eq!(me.result()["id"], id.as_str());
     assert_eq!(me.result()["first_name"], "Ellen");

@@ -68,6 +68,10 @@ test("the clock and snapshots", async () => {
   assert.ok(!emails.includes("snap@example.com"));
 });
 
+test("a binary that cannot start is an error that says why, not a hang", async () => {
+  await assert.rejects(start({ bin: "/nonexistent/roster", timeoutMs: 5_000 }), /could not be started: spawn \/nonexistent\/roster ENOENT/);
+});
+
 test("a user made through the control plane signs in", async () => {
   const user = await roster.createUser("made.by.node@example.com");
   const me = await fetch(`${roster.baseURL}/user`, {

@@ -21,6 +21,10 @@ __all__ = ["Roster", "RosterError", "RosterServer", "find_binary"]
 
 START_TIMEOUT_SECONDS = 60.0
 
+# The server is on loopback: never through a proxy the environment names (it would see the
+# control plane's answers, new users' keys among them).
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
 
 class RosterError(Exception):
     """The server did not start, or its control plane refused a request."""
@@ -66,10 +70,18 @@ class RosterServer:
         self._dir = tempfile.TemporaryDirectory(prefix="roster-")
         ready = os.path.join(self._dir.name, "ready.json")
         self.log_path = os.path.join(self._dir.name, "roster.log")
-        command = [binary]
-        if database_url:
-            command += ["--database-url", database_url]
-        command += ["serve", "--emulator", "--listen", "127.0.0.1:0", "--ready-file", ready]
+        # The server holds a pipe from this process as its standard input and stops when it
+        # closes: a test process that dies (SIGKILL, a crashed xdist worker) leaves no server.
+        command = [
+            binary,
+            "serve",
+            "--emulator",
+            "--listen",
+            "127.0.0.1:0",
+            "--ready-file",
+            ready,
+            "--stop-when-stdin-closes",
+        ]
         if not database_url:
             command.append("--ephemeral")
         if demo:
@@ -81,10 +93,13 @@ class RosterServer:
         env = dict(os.environ)
         for name in ("ROSTER_DATABASE", "DATABASE_URL", "ROSTER_LISTEN"):
             env.pop(name, None)
+        if database_url:
+            # In the environment, not the command line, which any local user can read.
+            env["DATABASE_URL"] = database_url
         with open(self.log_path, "wb") as log:
             self._process = subprocess.Popen(
                 command,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self._dir.name,
@@ -116,7 +131,7 @@ class RosterServer:
                     said = json.load(f)
             if said is not None:
                 try:
-                    with urllib.request.urlopen(said["url"] + "/_roster/health", timeout=5):
+                    with _OPENER.open(said["url"] + "/_roster/health", timeout=5):
                         return said
                 except (urllib.error.URLError, OSError):
                     pass
@@ -142,6 +157,8 @@ class RosterServer:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
+        if self._process.stdin:
+            self._process.stdin.close()
         self._dir.cleanup()
 
     def control(self) -> "Roster":
@@ -171,7 +188,7 @@ class Roster:
             data = b"" if body is None else json.dumps(body).encode()
         request = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=60) as answer:
+            with _OPENER.open(request, timeout=60) as answer:
                 return json.load(answer).get("result")
         except urllib.error.HTTPError as refused:
             text = refused.read().decode("utf-8", "replace")
