@@ -766,10 +766,17 @@ async fn shutdown_signal(stdin_closes: bool) {
         if !stdin_closes {
             return std::future::pending::<()>().await;
         }
-        use tokio::io::AsyncReadExt;
-        let mut stdin = tokio::io::stdin();
-        let mut buffer = [0u8; 256];
-        while matches!(stdin.read(&mut buffer).await, Ok(n) if n > 0) {}
+        // A thread of its own, not tokio's blocking pool: the runtime waits for its blocking
+        // tasks when it shuts down, and a read of an open pipe never ends.
+        let (closed, on_close) = tokio::sync::oneshot::channel::<()>();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buffer = [0u8; 256];
+            let mut stdin = std::io::stdin();
+            while matches!(stdin.read(&mut buffer), Ok(n) if n > 0) {}
+            let _ = closed.send(());
+        });
+        let _ = on_close.await;
         tracing::info!("standard input closed: stopping (--stop-when-stdin-closes)");
     };
     let ctrl_c = async {

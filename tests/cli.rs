@@ -1091,4 +1091,29 @@ fn a_server_stops_when_its_harness_goes_away() {
     );
     stays.kill().unwrap();
     stays.wait().unwrap();
+
+    // With the flag and its input still open, SIGTERM stops it as promptly as ever: the
+    // read that waits for the end of input holds nothing up.
+    let held = dir.path().join("held.json");
+    let mut child = start(true, &held);
+    let began = std::time::Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            began.elapsed() < std::time::Duration::from_secs(5),
+            "SIGTERM did not stop a server whose input is still open"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(status.success());
+    drop(child.stdin.take());
 }
