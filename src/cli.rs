@@ -104,6 +104,15 @@ pub struct Database {
     /// `roster serve` processes may share one database.
     #[arg(long, global = true, env = "DATABASE_URL")]
     pub database_url: Option<String>,
+    /// PostgreSQL: connections this process takes for requests (three parts for
+    /// transactions to one for single reads; one more listens for other processes'
+    /// changes). N processes take N x (this + 1) of the server's max_connections.
+    #[arg(long, global = true, env = "ROSTER_DATABASE_POOL_SIZE", default_value_t = 24, value_parser = clap::value_parser!(u32).range(2..=10_000))]
+    pub database_pool_size: u32,
+    /// PostgreSQL: seconds a request waits for a free connection before it is answered
+    /// 503 with Retry-After.
+    #[arg(long, global = true, env = "ROSTER_DATABASE_POOL_WAIT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub database_pool_wait: u64,
 }
 
 impl Database {
@@ -133,7 +142,11 @@ impl Database {
                 let options: sqlx::postgres::PgConnectOptions = url
                     .parse()
                     .map_err(|e| anyhow::anyhow!("--database-url is not a PostgreSQL URL: {e}"))?;
-                match PgStore::open_with(options.clone(), ttl).await {
+                let budget = crate::store::PoolBudget {
+                    size: self.database_pool_size,
+                    wait: Duration::from_secs(self.database_pool_wait),
+                };
+                match PgStore::open_sized(options.clone(), ttl, budget).await {
                     Ok(store) => Ok(Arc::new(store)),
                     Err(e) => Err(explain_postgres_error(e, &options)),
                 }

@@ -24,6 +24,44 @@ use super::metrics::Metrics;
 #[derive(Clone)]
 pub struct InternalDetail(pub String);
 
+/// Put on a 503 by [`super::ApiError::Unavailable`]: why the database cannot serve.
+#[derive(Clone, Copy)]
+pub struct DatabaseUnavailable(pub &'static str);
+
+/// Whether the database served the last answers, as the answers show it: a 503 for an
+/// unavailable database marks it down, with its cause, and the next answer of the API that
+/// is not a 5xx marks it up. Each change is one log line, however many requests see it.
+#[derive(Default)]
+pub struct DatabaseState {
+    down: std::sync::atomic::AtomicBool,
+    cause: std::sync::Mutex<Option<&'static str>>,
+}
+
+impl DatabaseState {
+    fn unavailable(&self, cause: &'static str) {
+        let mut held = self.cause.lock().unwrap_or_else(|e| e.into_inner());
+        if *held != Some(cause) {
+            tracing::error!(
+                cause,
+                "database unavailable: answering 503 with Retry-After until it serves again"
+            );
+            *held = Some(cause);
+            self.down.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    fn served(&self) {
+        // One load on every answer while it is up.
+        if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+            let mut held = self.cause.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(cause) = held.take() {
+                tracing::info!(was = cause, "database serving again");
+            }
+            self.down.store(false, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
 /// Put on a failed answer by [`super::ApiError`]: its first error's code.
 #[derive(Clone, Copy)]
 pub struct ErrorCode(pub u32);
@@ -87,11 +125,16 @@ pub async fn log(State(metrics): State<Arc<Metrics>>, mut req: Request, next: Ne
     metrics.record(route, &method, status, latency);
     let caller = notes.0.caller.get().map_or("-", String::as_str);
     let code = response.extensions().get::<ErrorCode>().map(|c| c.0);
+    match response.extensions().get::<DatabaseUnavailable>() {
+        Some(DatabaseUnavailable(cause)) => metrics.database.unavailable(cause),
+        None if status < 500 && route.starts_with(crate::api::PREFIX) => metrics.database.served(),
+        None => {}
+    }
     match response.extensions().get() {
         Some(InternalDetail(detail)) => tracing::error!(
             %method, path, query, caller, ray, status, code, latency_us, %detail, "internal error"
         ),
-        None if status >= 500 => {
+        None if status >= 500 && status != 503 => {
             tracing::error!(%method, path, query, caller, ray, status, code, latency_us, "request failed")
         }
         None => {

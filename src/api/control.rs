@@ -26,10 +26,8 @@ async fn health(State(app): State<AppState>) -> Response {
             "result": {"status": "ok", "database": "reachable"},
         }))
         .into_response(),
-        Err(e) => {
-            let mut response = ApiError::Internal(e.to_string()).into_response();
-            *response.status_mut() = axum::http::StatusCode::SERVICE_UNAVAILABLE;
-            response
-        }
+        // The cause, as the API's answers give it while the database is away.
+        Err(e) => ApiError::Unavailable(e.unavailable().unwrap_or("the database did not answer"))
+            .into_response(),
     }
 }

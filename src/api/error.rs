@@ -23,6 +23,10 @@ pub enum ApiError {
     MethodNotAllowed { method: String, path: String },
     #[error("internal error: {0}")]
     Internal(String),
+    /// The database cannot serve now (see [`StoreError::unavailable`]): the server's state,
+    /// not the request's fault nor a bug. 503 with `Retry-After`, which clients retry.
+    #[error("Service unavailable: {0}; try again shortly")]
+    Unavailable(&'static str),
     /// Cloudflare's answer when a client should slow down: over the rate limit, or
     /// concurrent writes to one account kept colliding. Carries `Retry-After` in seconds.
     #[error("Please wait and consider throttling your request speed")]
@@ -46,6 +50,10 @@ pub enum ApiError {
     NotJson,
 }
 
+/// Seconds a client is asked to wait after a 503 for an unavailable database: about what a
+/// failover or a freed connection takes.
+pub const UNAVAILABLE_RETRY: u64 = 5;
+
 /// At most this much of a client's path goes into an answer or a log line: a path is the
 /// client's to make as long as the request limit allows, and echoing it whole let one
 /// request without credentials write tens of kilobytes twice.
@@ -68,7 +76,10 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Domain(d) => ApiError::Domain(d),
             StoreError::Contention => ApiError::Busy(1),
-            other => ApiError::Internal(other.to_string()),
+            other => match other.unavailable() {
+                Some(cause) => ApiError::Unavailable(cause),
+                None => ApiError::Internal(other.to_string()),
+            },
         }
     }
 }
@@ -212,6 +223,9 @@ impl ApiError {
                 INTERNAL,
                 "Internal error".into(),
             ),
+            ApiError::Unavailable(_) => {
+                one(StatusCode::SERVICE_UNAVAILABLE, INTERNAL, self.to_string())
+            }
         }
     }
 }
@@ -236,6 +250,15 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        if let ApiError::Unavailable(cause) = self {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, UNAVAILABLE_RETRY.into());
+            // The access log says it once per change of state, not once a request.
+            response
+                .extensions_mut()
+                .insert(super::access::DatabaseUnavailable(cause));
         }
         if let ApiError::Internal(detail) = self {
             // Logged with the request by the access log.

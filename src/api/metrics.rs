@@ -32,6 +32,8 @@ pub struct Metrics {
     /// request cost a tenth of a one-row read (`bench/instructions`, 83.6k to 92.8k).
     series: RwLock<HashMap<u64, Vec<Series>>>,
     hasher: foldhash::fast::FixedState,
+    /// Whether the database is serving, as the answers show it (the access log keeps it).
+    pub database: super::access::DatabaseState,
 }
 
 struct Series {
@@ -65,6 +67,7 @@ impl Default for Metrics {
             recorder,
             series: RwLock::default(),
             hasher: foldhash::fast::FixedState::default(),
+            database: Default::default(),
         }
     }
 }

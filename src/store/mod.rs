@@ -58,7 +58,7 @@ use crate::domain::{
 };
 
 pub use cache::credentials::DEFAULT_TTL as DEFAULT_CREDENTIAL_TTL;
-pub use postgres::PgStore;
+pub use postgres::{PgStore, PoolBudget};
 pub use queries::GroupMemberQuery;
 pub use sql::SqlStore;
 pub use sqlite::{SqliteStore, in_memory as sqlite_in_memory};
@@ -84,6 +84,57 @@ pub enum StoreError {
     /// An import refused before anything was written.
     #[error("cannot import: {0}")]
     Import(String),
+}
+
+impl StoreError {
+    /// Why the database cannot serve now, when this error is the server's state rather than
+    /// a fault of the request or a bug: connections exhausted or lost, the server going
+    /// away or read-only, the disk full or failing. The API answers these 503 with
+    /// `Retry-After` (clients retry), not 500.
+    pub fn unavailable(&self) -> Option<&'static str> {
+        use rusqlite::ErrorCode;
+        match self {
+            StoreError::Database(sqlx::Error::PoolTimedOut) => {
+                Some("no database connection came free in time (every one is busy)")
+            }
+            StoreError::Database(sqlx::Error::Io(_) | sqlx::Error::PoolClosed) => {
+                Some("the database cannot be reached")
+            }
+            StoreError::Database(sqlx::Error::Database(db)) => {
+                match db.code().as_deref().unwrap_or_default() {
+                    code if code.starts_with("08") => Some("the database cannot be reached"),
+                    "57P01" | "57P02" | "57P03" => {
+                        Some("the database server is shutting down or starting up")
+                    }
+                    "53300" => Some("the database server has no connection to spare"),
+                    "25006" => {
+                        Some("the database is read-only (a standby, or a failover under way)")
+                    }
+                    "53100" => Some("the database server's disk is full"),
+                    _ => None,
+                }
+            }
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(failure, _)) => match failure.code {
+                ErrorCode::DiskFull => Some("the disk is full"),
+                ErrorCode::ReadOnly => Some("the database file is read-only"),
+                ErrorCode::SystemIoFailure => Some("the disk failed a read or a write"),
+                ErrorCode::CannotOpen => Some("the database file cannot be opened"),
+                _ => None,
+            },
+            // A batched commit's outcome is shared with every write of the batch as SQLite's
+            // own message for its error code.
+            StoreError::Commit(message) if message.contains("database or disk is full") => {
+                Some("the disk is full")
+            }
+            StoreError::Commit(message) if message.contains("readonly database") => {
+                Some("the database file is read-only")
+            }
+            StoreError::Commit(message) if message.contains("disk I/O error") => {
+                Some("the disk failed a read or a write")
+            }
+            _ => None,
+        }
+    }
 }
 
 /// The newest migration this build knows, which `open` brings a database to.
@@ -828,5 +879,51 @@ mod tests {
         .await;
         assert!(matches!(outcome, Err(StoreError::Database(_))));
         assert_eq!(tries.load(Ordering::SeqCst), 1);
+    }
+}
+
+#[cfg(test)]
+mod unavailable_tests {
+    use super::StoreError;
+
+    fn sqlite(code: i32) -> StoreError {
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(code),
+            None,
+        ))
+    }
+
+    #[test]
+    fn the_servers_state_is_told_apart_from_a_bug() {
+        use rusqlite::ffi;
+        assert_eq!(
+            sqlite(ffi::SQLITE_FULL).unavailable(),
+            Some("the disk is full")
+        );
+        assert_eq!(
+            sqlite(ffi::SQLITE_READONLY).unavailable(),
+            Some("the database file is read-only")
+        );
+        assert!(sqlite(ffi::SQLITE_IOERR).unavailable().is_some());
+        assert_eq!(sqlite(ffi::SQLITE_CONSTRAINT).unavailable(), None);
+        assert_eq!(sqlite(ffi::SQLITE_CORRUPT).unavailable(), None);
+        // What SQLite says for SQLITE_FULL, as a batch's shared outcome carries it.
+        let full = rusqlite::ffi::Error::new(ffi::SQLITE_FULL).to_string();
+        assert_eq!(
+            StoreError::Commit(full).unavailable(),
+            Some("the disk is full")
+        );
+        assert!(
+            StoreError::Database(sqlx::Error::PoolTimedOut)
+                .unavailable()
+                .is_some()
+        );
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(
+            StoreError::Database(sqlx::Error::Io(refused)).unavailable(),
+            Some("the database cannot be reached")
+        );
+        assert_eq!(StoreError::Corrupt("x".into()).unavailable(), None);
+        assert_eq!(StoreError::Contention.unavailable(), None);
     }
 }

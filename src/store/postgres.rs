@@ -24,6 +24,36 @@ const IDLE_PING: Duration = Duration::from_secs(30);
 
 pub type PgStore = SqlStore<Postgres>;
 
+/// The connections one process takes of the server's `max_connections`, and how long a
+/// request waits for one of them before it is answered 503.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolBudget {
+    /// For requests, at least 2: three parts for transactions (writes, and reads that need
+    /// a snapshot) to one for single-statement reads. One more connection, outside it,
+    /// listens for other processes' credential changes.
+    pub size: u32,
+    pub wait: Duration,
+}
+
+impl Default for PoolBudget {
+    /// 24 connections (16 and 8, as before there was a budget) and 10 s.
+    fn default() -> Self {
+        PoolBudget {
+            size: 24,
+            wait: Duration::from_secs(10),
+        }
+    }
+}
+
+impl PoolBudget {
+    /// (transactions, single reads).
+    pub fn split(&self) -> (u32, u32) {
+        let size = self.size.max(2);
+        let singles = (size / 3).max(1);
+        (size - singles, singles)
+    }
+}
+
 #[derive(Clone)]
 pub struct Postgres {
     pool: PgPool,
@@ -49,15 +79,26 @@ impl PgStore {
         options: PgConnectOptions,
         credential_ttl: Duration,
     ) -> Result<Self, StoreError> {
+        Self::open_sized(options, credential_ttl, PoolBudget::default()).await
+    }
+
+    /// [`PgStore::open_with`] within `budget`'s connections and wait.
+    pub async fn open_sized(
+        options: PgConnectOptions,
+        credential_ttl: Duration,
+        budget: PoolBudget,
+    ) -> Result<Self, StoreError> {
+        let (transactions, singles) = budget.split();
         // One connection first: a server that refuses or does not exist is reported at
         // once (the pool would retry until its acquire timeout, 10 s, and report that).
         PgConnection::connect_with(&options).await?.close().await?;
         // sqlx pings every connection it hands out by default: a round trip to the server
         // per request. Ping only connections that sat idle long enough for a firewall or a
         // server restart to have dropped them.
+        // One more for the listener below, which keeps a connection of this pool.
         let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(10))
+            .max_connections(transactions + 1)
+            .acquire_timeout(budget.wait)
             .test_before_acquire(false)
             .before_acquire(|conn, meta| {
                 Box::pin(async move {
@@ -73,8 +114,8 @@ impl PgStore {
         // Few: each holds a connection for one read, and the server's connections are
         // shared by every process (a hundred by default).
         let singles = deadpool::managed::Pool::builder(Singles(options))
-            .max_size(8)
-            .wait_timeout(Some(Duration::from_secs(10)))
+            .max_size(singles as usize)
+            .wait_timeout(Some(budget.wait))
             .create_timeout(Some(Duration::from_secs(10)))
             // A ping the network swallows: the connection is dropped, not waited for.
             .recycle_timeout(Some(Duration::from_secs(10)))
@@ -395,5 +436,26 @@ mod tests {
         let mut again = singles.get().await.unwrap();
         let answer = again.row("SELECT $1 AS t", &["after".into()], text).await;
         assert_eq!(answer.unwrap().as_deref(), Some("after"));
+    }
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::PoolBudget;
+
+    #[test]
+    fn a_budget_splits_three_to_one_and_never_below_one_each() {
+        let split = |size| {
+            PoolBudget {
+                size,
+                ..PoolBudget::default()
+            }
+            .split()
+        };
+        assert_eq!(PoolBudget::default().split(), (16, 8));
+        assert_eq!(split(2), (1, 1));
+        assert_eq!(split(0), (1, 1));
+        assert_eq!(split(3), (2, 1));
+        assert_eq!(split(10), (7, 3));
     }
 }
