@@ -927,15 +927,7 @@ fn a_seed_file_is_what_a_reset_goes_back_to() {
 fn the_ready_file_says_where_the_server_listens_until_it_stops() {
     let dir = tempfile::tempdir().unwrap();
     let ready = dir.path().join("ready.json");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_roster"))
-        .args([
-            "serve",
-            "--ephemeral",
-            "--listen",
-            "127.0.0.1:0",
-            "--ready-file",
-        ])
-        .arg(&ready)
+    let mut child = ephemeral_with_ready_file(&ready)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -990,17 +982,7 @@ fn the_ready_file_says_where_the_server_listens_until_it_stops() {
     );
 
     let missing = dir.path().join("no-such-dir").join("ready.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_roster"))
-        .args([
-            "serve",
-            "--ephemeral",
-            "--listen",
-            "127.0.0.1:0",
-            "--ready-file",
-        ])
-        .arg(&missing)
-        .output()
-        .unwrap();
+    let out = ephemeral_with_ready_file(&missing).output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no-such-dir"), "{stderr}");
@@ -1041,18 +1023,10 @@ fn a_missing_postgres_database_is_named_with_the_command_that_makes_it() {
 fn a_server_stops_when_its_harness_goes_away() {
     let dir = tempfile::tempdir().unwrap();
     let start = |flag: bool, ready: &Path| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_roster"));
-        cmd.args([
-            "serve",
-            "--ephemeral",
-            "--listen",
-            "127.0.0.1:0",
-            "--ready-file",
-        ])
-        .arg(ready)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
+        let mut cmd = ephemeral_with_ready_file(ready);
+        cmd.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
         if flag {
             cmd.arg("--stop-when-stdin-closes");
         }
@@ -1116,4 +1090,18 @@ fn a_server_stops_when_its_harness_goes_away() {
     };
     assert!(status.success());
     drop(child.stdin.take());
+}
+
+/// `roster serve --ephemeral --listen 127.0.0.1:0 --ready-file READY`, to be spawned.
+fn ephemeral_with_ready_file(ready: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_roster"));
+    cmd.args([
+        "serve",
+        "--ephemeral",
+        "--listen",
+        "127.0.0.1:0",
+        "--ready-file",
+    ])
+    .arg(ready);
+    cmd
 }

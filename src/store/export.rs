@@ -202,18 +202,12 @@ impl Row for MembershipRow {
 /// What an export holds, per table, for the operator's summary.
 impl std::fmt::Display for Export {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} users, {} accounts, {} account roles, {} resource groups, {} user groups, {} memberships, {} tokens, {} audit log entries",
-            self.users.len(),
-            self.accounts.len(),
-            self.account_roles.len(),
-            self.resource_groups.len(),
-            self.user_groups.len(),
-            self.memberships.len(),
-            self.tokens.len(),
-            self.audit_logs.len()
-        )
+        let counts: Vec<String> = self
+            .counts()
+            .iter()
+            .map(|(what, n)| format!("{n} {what}"))
+            .collect();
+        f.write_str(&counts.join(", "))
     }
 }
 
@@ -242,18 +236,21 @@ impl Progress {
 impl Export {
     /// Rows in every table together: what an import writes.
     pub fn rows(&self) -> u64 {
+        self.counts().iter().map(|(_, n)| *n as u64).sum()
+    }
+
+    /// Each table's rows, named for a person.
+    fn counts(&self) -> [(&'static str, usize); 8] {
         [
-            self.users.len(),
-            self.accounts.len(),
-            self.account_roles.len(),
-            self.resource_groups.len(),
-            self.user_groups.len(),
-            self.memberships.len(),
-            self.tokens.len(),
-            self.audit_logs.len(),
+            ("users", self.users.len()),
+            ("accounts", self.accounts.len()),
+            ("account roles", self.account_roles.len()),
+            ("resource groups", self.resource_groups.len()),
+            ("user groups", self.user_groups.len()),
+            ("memberships", self.memberships.len()),
+            ("tokens", self.tokens.len()),
+            ("audit log entries", self.audit_logs.len()),
         ]
-        .iter()
-        .sum::<usize>() as u64
     }
 
     /// Puts every table in primary-key order (bytewise, the same on both backends), so

@@ -520,24 +520,17 @@ async fn the_journal_shows_what_clients_sent_without_their_secrets() {
     );
     assert_eq!(entries[1]["body"], sent);
 
-    let only = |query: &str| {
-        let control = &control;
-        let query = query.to_string();
-        async move {
-            control
-                .get(&format!("/_roster/requests?{query}"))
-                .await
-                .result()
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|e| e["path"].as_str().unwrap().to_string())
-                .collect::<Vec<_>>()
-        }
-    };
-    assert_eq!(only("method=POST").await.len(), 1);
-    assert_eq!(only("status=404").await, vec!["/client/v4/nowhere"]);
-    assert_eq!(only("path=/client/v4/accounts/*/members").await.len(), 1);
+    assert_eq!(journal_paths(&control, "method=POST").await.len(), 1);
+    assert_eq!(
+        journal_paths(&control, "status=404").await,
+        vec!["/client/v4/nowhere"]
+    );
+    assert_eq!(
+        journal_paths(&control, "path=/client/v4/accounts/*/members")
+            .await
+            .len(),
+        1
+    );
     control
         .get("/_roster/requests?status=abc")
         .await
@@ -1216,37 +1209,35 @@ async fn the_journals_limit_keeps_the_newest_that_match() {
     ] {
         demo.get(path).await;
     }
-    let paths = |query: &str| {
-        let control = &control;
-        let query = query.to_string();
-        async move {
-            control
-                .get(&format!("/_roster/requests?{query}"))
-                .await
-                .result()
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|e| e["path"].as_str().unwrap().to_string())
-                .collect::<Vec<_>>()
-        }
-    };
     assert_eq!(
-        paths("limit=2").await,
+        journal_paths(&control, "limit=2").await,
         ["/client/v4/user", "/client/v4/accounts"]
     );
     assert_eq!(
-        paths("limit=2&path=/client/v4/user").await,
+        journal_paths(&control, "limit=2&path=/client/v4/user").await,
         ["/client/v4/user", "/client/v4/user"]
     );
     assert_eq!(
-        paths("limit=1&path=/client/v4/m*").await,
+        journal_paths(&control, "limit=1&path=/client/v4/m*").await,
         ["/client/v4/memberships"]
     );
-    assert_eq!(paths("limit=10").await.len(), 4);
-    assert!(paths("limit=0").await.is_empty());
+    assert_eq!(journal_paths(&control, "limit=10").await.len(), 4);
+    assert!(journal_paths(&control, "limit=0").await.is_empty());
     control
         .get("/_roster/requests?limit=-1")
         .await
         .expect_error(400, 1002);
+}
+
+/// The paths of the journal's entries that `query` selects, oldest first.
+async fn journal_paths(control: &Client, query: &str) -> Vec<String> {
+    control
+        .get(&format!("/_roster/requests?{query}"))
+        .await
+        .result()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap().to_string())
+        .collect()
 }
