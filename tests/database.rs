@@ -116,3 +116,135 @@ fn every_connection_busy_is_a_503_with_retry_after_never_a_500() {
     assert_eq!(log.matches("database serving again").count(), 1, "{log}");
     assert!(!log.contains("internal error"), "{log}");
 }
+
+/// A tmpfs of a few megabytes, unmounted when dropped (mounting needs root).
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(megabytes: u32) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .expect("mount runs");
+        assert!(
+            out.status.success(),
+            "mounting a tmpfs (this test needs root): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk { dir }
+    }
+
+    /// Writes a file until the disk is full; removing it gives the room back.
+    fn fill(&self) -> std::path::PathBuf {
+        let filler = self.dir.path().join("filler");
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 4096];
+        while file.write_all(&block).is_ok() {}
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+/// A demo invitation of `email`, answered as (status, head, body).
+fn invite(addr: &str, email: &str) -> (u16, String, String) {
+    let body = format!(r#"{{"email": "{email}", "roles": ["87e7860bc4c445faba075646dac38cca"]}}"#);
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "POST /client/v4/accounts/023e105f4ecef8ad9ca31a8372d0c353/members HTTP/1.1\r\n\
+         Host: {addr}\r\nX-Auth-Email: user@example.com\r\n\
+         X-Auth-Key: 144c9defac04969c7bfad8efaa8ea194\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    (
+        head[9..12].parse().unwrap(),
+        head.to_ascii_lowercase(),
+        body.to_owned(),
+    )
+}
+
+/// SQLite on a full disk: writes are refused 503 (the disk is full) and change nothing,
+/// reads go on, nothing acknowledged is lost, and writes resume once there is room. The
+/// log says it once each way, however many requests met it.
+#[test]
+#[ignore = "needs root, to mount a small tmpfs (.ci/run runs it)"]
+fn a_full_disk_refuses_writes_with_503_while_reads_go_on() {
+    let disk = SmallDisk::mount(3);
+    let database = disk.dir.path().join("roster.db");
+    let server = Server::start_with(
+        &["--database".into(), database.display().to_string()],
+        &["--demo", "--rate-limit", "0"],
+    );
+    let mut acknowledged = Vec::new();
+    for i in 0..3 {
+        let email = format!("before{i}@example.com");
+        assert_eq!(invite(&server.addr, &email).0, 200);
+        acknowledged.push(email);
+    }
+    let filler = disk.fill();
+    let mut refused = 0;
+    for i in 0..20 {
+        let email = format!("full{i}@example.com");
+        let (status, head, body) = invite(&server.addr, &email);
+        match status {
+            // A page of the file may still have had room.
+            200 => acknowledged.push(email),
+            503 => {
+                refused += 1;
+                assert!(head.contains("\r\nretry-after: 5"), "{head}");
+                assert!(
+                    body.contains("Service unavailable: the disk is full"),
+                    "{body}"
+                );
+            }
+            other => panic!("{other}: {body}"),
+        }
+        // Reads go on.
+        assert_eq!(demo_get(&server.addr, "/client/v4/memberships").0, 200);
+    }
+    assert!(
+        refused >= 15,
+        "{refused} of 20 writes refused on a full disk"
+    );
+    std::fs::remove_file(filler).unwrap();
+    for i in 0..3 {
+        let email = format!("after{i}@example.com");
+        assert_eq!(invite(&server.addr, &email).0, 200, "writes resume");
+        acknowledged.push(email);
+    }
+    let (_, _, members) = demo_get(
+        &server.addr,
+        "/client/v4/accounts/023e105f4ecef8ad9ca31a8372d0c353/members?per_page=50",
+    );
+    for email in &acknowledged {
+        assert!(
+            members.contains(email.as_str()),
+            "{email} was acknowledged and lost"
+        );
+    }
+    for i in 0..20 {
+        let email = format!("full{i}@example.com");
+        assert_eq!(
+            members.contains(email.as_str()),
+            acknowledged.contains(&email),
+            "{email}: refused but kept, or kept but refused"
+        );
+    }
+    let log = server.log_once_it_says("database serving again");
+    assert_eq!(log.matches("database unavailable").count(), 1, "{log}");
+    assert_eq!(log.matches("database serving again").count(), 1, "{log}");
+}

@@ -30,7 +30,9 @@ pub struct DatabaseUnavailable(pub &'static str);
 
 /// Whether the database served the last answers, as the answers show it: a 503 for an
 /// unavailable database marks it down, with its cause, and the next answer of the API that
-/// is not a 5xx marks it up. Each change is one log line, however many requests see it.
+/// is not a 5xx marks it up (for a cause that stops only writes, such as a full disk, the
+/// next write's: reads go on meanwhile). Each change is one log line, however many
+/// requests see it.
 #[derive(Default)]
 pub struct DatabaseState {
     down: std::sync::atomic::AtomicBool,
@@ -50,10 +52,13 @@ impl DatabaseState {
         }
     }
 
-    fn served(&self) {
+    fn served(&self, wrote: bool) {
         // One load on every answer while it is up.
         if self.down.load(std::sync::atomic::Ordering::Relaxed) {
             let mut held = self.cause.lock().unwrap_or_else(|e| e.into_inner());
+            if held.is_some_and(|cause| !wrote && crate::store::WRITE_CAUSES.contains(&cause)) {
+                return;
+            }
             if let Some(cause) = held.take() {
                 tracing::info!(was = cause, "database serving again");
             }
@@ -127,7 +132,9 @@ pub async fn log(State(metrics): State<Arc<Metrics>>, mut req: Request, next: Ne
     let code = response.extensions().get::<ErrorCode>().map(|c| c.0);
     match response.extensions().get::<DatabaseUnavailable>() {
         Some(DatabaseUnavailable(cause)) => metrics.database.unavailable(cause),
-        None if status < 500 && route.starts_with(crate::api::PREFIX) => metrics.database.served(),
+        None if status < 500 && route.starts_with(crate::api::PREFIX) => metrics.database.served(
+            !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS),
+        ),
         None => {}
     }
     match response.extensions().get() {

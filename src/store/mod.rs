@@ -86,6 +86,21 @@ pub enum StoreError {
     Import(String),
 }
 
+/// Causes of [`StoreError::unavailable`] that stop writes only: reads go on meanwhile, so
+/// only a write that succeeds shows them gone.
+pub const WRITE_CAUSES: &[&str] = &[
+    DISK_FULL,
+    READ_ONLY_FILE,
+    DISK_FAILING,
+    SERVER_DISK_FULL,
+    READ_ONLY_SERVER,
+];
+const DISK_FULL: &str = "the disk is full";
+const READ_ONLY_FILE: &str = "the database file is read-only";
+const DISK_FAILING: &str = "the disk failed a read or a write";
+const SERVER_DISK_FULL: &str = "the database server's disk is full";
+const READ_ONLY_SERVER: &str = "the database is read-only (a standby, or a failover under way)";
+
 impl StoreError {
     /// Why the database cannot serve now, when this error is the server's state rather than
     /// a fault of the request or a bug: connections exhausted or lost, the server going
@@ -115,23 +130,21 @@ impl StoreError {
                 }
             }
             StoreError::Sqlite(rusqlite::Error::SqliteFailure(failure, _)) => match failure.code {
-                ErrorCode::DiskFull => Some("the disk is full"),
-                ErrorCode::ReadOnly => Some("the database file is read-only"),
-                ErrorCode::SystemIoFailure => Some("the disk failed a read or a write"),
+                ErrorCode::DiskFull => Some(DISK_FULL),
+                ErrorCode::ReadOnly => Some(READ_ONLY_FILE),
+                ErrorCode::SystemIoFailure => Some(DISK_FAILING),
                 ErrorCode::CannotOpen => Some("the database file cannot be opened"),
                 _ => None,
             },
             // A batched commit's outcome is shared with every write of the batch as SQLite's
             // own message for its error code.
             StoreError::Commit(message) if message.contains("database or disk is full") => {
-                Some("the disk is full")
+                Some(DISK_FULL)
             }
             StoreError::Commit(message) if message.contains("readonly database") => {
-                Some("the database file is read-only")
+                Some(READ_ONLY_FILE)
             }
-            StoreError::Commit(message) if message.contains("disk I/O error") => {
-                Some("the disk failed a read or a write")
-            }
+            StoreError::Commit(message) if message.contains("disk I/O error") => Some(DISK_FAILING),
             _ => None,
         }
     }
