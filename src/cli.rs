@@ -113,6 +113,25 @@ pub struct Database {
     /// 503 with Retry-After.
     #[arg(long, global = true, env = "ROSTER_DATABASE_POOL_WAIT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
     pub database_pool_wait: u64,
+    /// PostgreSQL: what --database-url reaches. `transaction`: a transaction-mode pooler
+    /// (pgbouncer), through which no session state is kept: statements go unnamed, and
+    /// migrations and LISTEN need --database-listen-url.
+    #[arg(long, global = true, env = "ROSTER_DATABASE_POOLER", value_enum, default_value_t = PoolerMode::None)]
+    pub database_pooler: PoolerMode,
+    /// PostgreSQL behind a transaction pooler: a direct URL (past the pooler), for the
+    /// migrations and for LISTEN on other processes' credential changes. Without it, the
+    /// database must be migrated already, and other processes' credential changes reach
+    /// this one within --credential-cache.
+    #[arg(long, global = true, env = "ROSTER_DATABASE_LISTEN_URL")]
+    pub database_listen_url: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PoolerMode {
+    /// Each connection is a session of its own (a direct connection, or a session pooler).
+    None,
+    /// A transaction-mode pooler: a server connection per transaction.
+    Transaction,
 }
 
 impl Database {
@@ -146,7 +165,17 @@ impl Database {
                     size: self.database_pool_size,
                     wait: Duration::from_secs(self.database_pool_wait),
                 };
-                match PgStore::open_sized(options.clone(), ttl, budget).await {
+                let direct = match &self.database_listen_url {
+                    Some(url) => Some(url.parse().map_err(|e| {
+                        anyhow::anyhow!("--database-listen-url is not a PostgreSQL URL: {e}")
+                    })?),
+                    None => None,
+                };
+                let pooler = crate::store::Pooler {
+                    transaction: self.database_pooler == PoolerMode::Transaction,
+                    direct,
+                };
+                match PgStore::open_sized(options.clone(), ttl, budget, pooler).await {
                     Ok(store) => Ok(Arc::new(store)),
                     Err(e) => Err(explain_postgres_error(e, &options)),
                 }

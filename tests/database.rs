@@ -248,3 +248,242 @@ fn a_full_disk_refuses_writes_with_503_while_reads_go_on() {
     assert_eq!(log.matches("database unavailable").count(), 1, "{log}");
     assert_eq!(log.matches("database serving again").count(), 1, "{log}");
 }
+
+/// A request with the demo user's key (or, given, a bearer token), answered as (status,
+/// body).
+fn send(addr: &str, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+    let auth = match token {
+        Some(token) => format!("Authorization: Bearer {token}\r\n"),
+        None => {
+            "X-Auth-Email: user@example.com\r\nX-Auth-Key: 144c9defac04969c7bfad8efaa8ea194\r\n"
+                .to_string()
+        }
+    };
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    (head[9..12].parse().unwrap(), body.to_owned())
+}
+
+/// pgbouncer 1.18 (Debian's) in transaction mode in front of the test server, on a port
+/// of its own; stopped when dropped.
+struct Bouncer {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Bouncer {
+    fn start(upstream: &url::Url) -> Bouncer {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        // pgbouncer refuses to run as root: as root, it runs as postgres, which must read
+        // its files and write its log here.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let users = dir.path().join("users.txt");
+        std::fs::write(&users, format!("\"{}\" \"\"\n", upstream.username())).unwrap();
+        let ini = dir.path().join("pgbouncer.ini");
+        std::fs::write(
+            &ini,
+            format!(
+                "[databases]\n* = host={} port={}\n[pgbouncer]\nlisten_addr = 127.0.0.1\n\
+                 listen_port = {port}\nauth_type = trust\nauth_file = {}\npool_mode = transaction\n\
+                 max_client_conn = 500\ndefault_pool_size = 8\n\
+                 ignore_startup_parameters = extra_float_digits,options\nunix_socket_dir =\n\
+                 logfile = {}\n",
+                upstream.host_str().unwrap(),
+                upstream.port().unwrap_or(5432),
+                users.display(),
+                dir.path().join("pgbouncer.log").display()
+            ),
+        )
+        .unwrap();
+        for file in [&users, &ini] {
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        let root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
+        let mut cmd = if root {
+            let mut cmd = Command::new("runuser");
+            cmd.args(["-u", "postgres", "--", "pgbouncer"]);
+            cmd
+        } else {
+            Command::new("pgbouncer")
+        };
+        let child = cmd
+            .arg(&ini)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("pgbouncer runs (Debian: apt-get install pgbouncer; .ci/run installs it)");
+        let bouncer = Bouncer {
+            child,
+            port,
+            _dir: dir,
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "pgbouncer did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bouncer
+    }
+}
+
+impl Drop for Bouncer {
+    fn drop(&mut self) {
+        // runuser passes SIGTERM on; pgbouncer shuts down at once on it.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// Two processes through pgbouncer in transaction mode (one with a direct connection for
+/// migrations and LISTEN, one without) and one direct, on one database: reads and writes
+/// at once through the pooler never meet another client's statement, a write through one
+/// is read through the others, and a deleted token stops working on the pooled processes
+/// at once (LISTEN on the direct URL) or within --credential-cache (without).
+#[test]
+#[ignore = "needs PostgreSQL and pgbouncer: ROSTER_TEST_DATABASE_URL (.ci/run sets it and installs pgbouncer)"]
+fn through_a_transaction_pooler_nothing_is_mixed_up() {
+    let db = TestDatabase::new();
+    assert!(
+        db.is_postgres(),
+        "ROSTER_TEST_DATABASE_URL names the server"
+    );
+    let direct = url::Url::parse(&db.args()[1]).unwrap();
+    let bouncer = Bouncer::start(&direct);
+    let mut pooled = direct.clone();
+    pooled.set_port(Some(bouncer.port)).unwrap();
+    let (pooled, direct) = (pooled.to_string(), direct.to_string());
+    let listening = Server::start_with(
+        &[
+            "--database-url".into(),
+            pooled.clone(),
+            "--database-pooler".into(),
+            "transaction".into(),
+            "--database-listen-url".into(),
+            direct.clone(),
+        ],
+        &["--demo", "--rate-limit", "0"],
+    );
+    let unlistening = Server::start_with(
+        &[
+            "--database-url".into(),
+            pooled.clone(),
+            "--database-pooler".into(),
+            "transaction".into(),
+        ],
+        &["--rate-limit", "0", "--credential-cache", "1"],
+    );
+    let plain = Server::start(&db, &["--rate-limit", "0"]);
+    let members = "/client/v4/accounts/023e105f4ecef8ad9ca31a8372d0c353/members";
+    let count = |addr: &str| {
+        let (status, body) = send(addr, "GET", &format!("{members}?per_page=5"), None, "");
+        assert_eq!(status, 200, "{body}");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        body["result_info"]["total_count"].as_u64().unwrap()
+    };
+    let before = count(&plain.addr);
+
+    let pooled_servers = [&listening.addr, &unlistening.addr];
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..6)
+            .map(|w| {
+                let addr = pooled_servers[w % 2].clone();
+                s.spawn(move || {
+                    let mut seen = Vec::new();
+                    for i in 0..10 {
+                        let invite = format!(
+                            r#"{{"email": "pooled{w}-{i}@example.com", "roles": ["87e7860bc4c445faba075646dac38cca"]}}"#
+                        );
+                        seen.push(send(&addr, "POST", members, None, &invite).0);
+                        seen.push(send(&addr, "GET", members, None, "").0);
+                        seen.push(send(&addr, "GET", "/client/v4/memberships", None, "").0);
+                    }
+                    seen
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    for addr in [&plain.addr, &listening.addr, &unlistening.addr] {
+        assert_eq!(count(addr), before + 60, "every process reads every write");
+    }
+
+    // A token made directly, used through both pooled processes, then deleted directly.
+    let demo_user = "7c5dae5552338874e5053f2534d2767a";
+    let (status, made) = send(
+        &plain.addr,
+        "POST",
+        "/client/v4/user/tokens",
+        None,
+        &format!(
+            r#"{{"name": "pooled", "policies": [{{"effect": "allow",
+                "permission_groups": [{{"id": "05de63ec42a143408bcece00dee847e4"}}],
+                "resources": {{"com.cloudflare.api.user.{demo_user}": "*"}}}}]}}"#
+        ),
+    );
+    assert_eq!(status, 200, "{made}");
+    let made: serde_json::Value = serde_json::from_str(&made).unwrap();
+    let (id, value) = (
+        made["result"]["id"].as_str().unwrap(),
+        made["result"]["value"].as_str().unwrap(),
+    );
+    for addr in pooled_servers {
+        assert_eq!(
+            send(addr, "GET", "/client/v4/memberships", Some(value), "").0,
+            200
+        );
+    }
+    let (status, _) = send(
+        &plain.addr,
+        "DELETE",
+        &format!("/client/v4/user/tokens/{id}"),
+        None,
+        "",
+    );
+    assert_eq!(status, 200);
+    let refused =
+        |addr: &str| send(addr, "GET", "/client/v4/memberships", Some(value), "").0 != 200;
+    // Told through LISTEN on the direct connection: at once, give or take the notice.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while !refused(&listening.addr) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the deleted token still works"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Without it: once its one second in the credential cache is up.
+    std::thread::sleep(Duration::from_millis(1100));
+    assert!(
+        refused(&unlistening.addr),
+        "the deleted token still works past the cache"
+    );
+    for server in [&listening, &unlistening] {
+        let log = server.log_text();
+        assert!(!log.contains("internal error"), "{log}");
+    }
+}

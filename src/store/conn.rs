@@ -117,7 +117,8 @@ fn bound(
     sql: &str,
     args: &[Arg<'_>],
 ) -> sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments> {
-    let query = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()));
+    let query = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+        .persistent(!super::postgres::unnamed_statements());
     args.iter().fold(query, |query, arg| match *arg {
         Arg::Text(v) => query.bind(v),
         Arg::Flag(v) => query.bind(v),

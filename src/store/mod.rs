@@ -58,7 +58,7 @@ use crate::domain::{
 };
 
 pub use cache::credentials::DEFAULT_TTL as DEFAULT_CREDENTIAL_TTL;
-pub use postgres::{PgStore, PoolBudget};
+pub use postgres::{PgStore, PoolBudget, Pooler};
 pub use queries::GroupMemberQuery;
 pub use sql::SqlStore;
 pub use sqlite::{SqliteStore, in_memory as sqlite_in_memory};
@@ -84,6 +84,10 @@ pub enum StoreError {
     /// An import refused before anything was written.
     #[error("cannot import: {0}")]
     Import(String),
+    /// The database is not set up for this build to serve from, and this build cannot set
+    /// it up itself (the message says what to do).
+    #[error("{0}")]
+    Unready(String),
 }
 
 /// Causes of [`StoreError::unavailable`] that stop writes only: reads go on meanwhile, so

@@ -63,6 +63,34 @@ pub struct Postgres {
     _following: Arc<oneshot::Sender<()>>,
 }
 
+/// How this process reaches PostgreSQL: directly (each connection a session of its own), or
+/// through a transaction-mode pooler such as pgbouncer, which hands each transaction
+/// whichever server connection is free, so that nothing may outlive a transaction.
+#[derive(Clone, Default)]
+pub struct Pooler {
+    /// Through a transaction-mode pooler: statements are sent unnamed (a named one, cached
+    /// per connection as sqlx does, collides with another client's of the same name on the
+    /// shared server connection), and no session is relied on.
+    pub transaction: bool,
+    /// A direct connection, past the pooler, for what needs a session: the migrations
+    /// (their advisory lock) and LISTEN for other processes' credential changes. Without
+    /// one, the migrations must have been applied (`roster migrate` on a direct URL) and
+    /// other processes' credential changes reach this one within the credential cache's
+    /// time to live.
+    pub direct: Option<PgConnectOptions>,
+}
+
+/// Whether statements are sent unnamed ([`Pooler::transaction`]). Process-wide: a process
+/// reaches its one database one way, and the store's statements are built far from the
+/// connection that runs them (`conn.rs`).
+static UNNAMED_STATEMENTS: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Whether statements go unnamed: sqlx's `persistent(false)`.
+pub(super) fn unnamed_statements() -> bool {
+    UNNAMED_STATEMENTS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// The channel on which processes sharing the database announce changed credentials.
 const CREDENTIALS_CHANNEL: &str = "roster_credentials";
 
@@ -79,16 +107,41 @@ impl PgStore {
         options: PgConnectOptions,
         credential_ttl: Duration,
     ) -> Result<Self, StoreError> {
-        Self::open_sized(options, credential_ttl, PoolBudget::default()).await
+        Self::open_sized(
+            options,
+            credential_ttl,
+            PoolBudget::default(),
+            Pooler::default(),
+        )
+        .await
     }
 
-    /// [`PgStore::open_with`] within `budget`'s connections and wait.
+    /// [`PgStore::open_with`] within `budget`'s connections and wait, reached as `pooler`
+    /// says.
     pub async fn open_sized(
         options: PgConnectOptions,
         credential_ttl: Duration,
         budget: PoolBudget,
+        pooler: Pooler,
     ) -> Result<Self, StoreError> {
         let (transactions, singles) = budget.split();
+        let options = if pooler.transaction {
+            UNNAMED_STATEMENTS.store(true, std::sync::atomic::Ordering::Relaxed);
+            options.statement_cache_capacity(0)
+        } else {
+            options
+        };
+        // What needs a session, past the pooler, when one is given.
+        let session = match &pooler.direct {
+            Some(direct) => Some(
+                PgPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(budget.wait)
+                    .connect_with(direct.clone())
+                    .await?,
+            ),
+            None => None,
+        };
         // One connection first: a server that refuses or does not exist is reported at
         // once (the pool would retry until its acquire timeout, 10 s, and report that).
         PgConnection::connect_with(&options).await?.close().await?;
@@ -110,7 +163,11 @@ impl PgStore {
             })
             .connect_with(options.clone())
             .await?;
-        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        match (&session, pooler.transaction) {
+            (Some(session), _) => sqlx::migrate!("./migrations/postgres").run(session).await?,
+            (None, false) => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
+            (None, true) => schema_is_current(&pool).await?,
+        }
         // Few: each holds a connection for one read, and the server's connections are
         // shared by every process (a hundred by default).
         let singles = deadpool::managed::Pool::builder(Singles(options))
@@ -123,10 +180,23 @@ impl PgStore {
             .build()
             .expect("a pool with a runtime builds");
         let credentials = Arc::new(Credentials::new(credential_ttl));
-        let mut listener = PgListener::connect_with(&pool).await?;
-        listener.listen(CREDENTIALS_CHANNEL).await?;
         let (following, stop) = oneshot::channel();
-        tokio::spawn(follow_changes(listener, credentials.clone(), stop));
+        let listen_through = match (&session, pooler.transaction) {
+            (Some(session), _) => Some(session),
+            (None, false) => Some(&pool),
+            // LISTEN needs a session, which the pooler does not give.
+            (None, true) => None,
+        };
+        if let Some(through) = listen_through {
+            let mut listener = PgListener::connect_with(through).await?;
+            listener.listen(CREDENTIALS_CHANNEL).await?;
+            tokio::spawn(follow_changes(listener, credentials.clone(), stop));
+        } else {
+            tracing::info!(
+                "behind a transaction pooler without --database-listen-url: other processes' \
+                 credential changes reach this one within --credential-cache"
+            );
+        }
         Ok(SqlStore::new(
             Postgres {
                 pool,
@@ -249,10 +319,12 @@ impl Backend for Postgres {
     /// and a failed announcement leaves the others with theirs: for at most the time to
     /// live either way, which is no reason to report the change as failed.
     async fn announce_credentials(&self) {
-        let announced = sqlx::query("SELECT pg_notify($1, '')")
-            .bind(CREDENTIALS_CHANNEL)
-            .execute(&self.pool)
-            .await;
+        // One simple-protocol message: nothing prepared, so nothing a pooler could split.
+        let announced = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "SELECT pg_notify('{CREDENTIALS_CHANNEL}', '')"
+        )))
+        .execute(&self.pool)
+        .await;
         if let Err(e) = announced {
             tracing::warn!(error = %e, "announcing a credential change");
         }
@@ -295,10 +367,38 @@ impl Backend for Postgres {
     /// API.
     async fn after_import(&self, analyze: bool) -> Result<(), StoreError> {
         if analyze {
-            sqlx::query("VACUUM ANALYZE").execute(&self.pool).await?;
+            sqlx::raw_sql("VACUUM ANALYZE").execute(&self.pool).await?;
         }
         Ok(())
     }
+}
+
+/// Behind a transaction pooler with no direct connection to migrate through: the database
+/// must already be at this build's newest migration, which a direct `roster migrate` applies.
+async fn schema_is_current(pool: &PgPool) -> Result<(), StoreError> {
+    let newest = sqlx::migrate!("./migrations/postgres")
+        .iter()
+        .map(|m| m.version)
+        .max()
+        .unwrap_or_default();
+    // In a transaction, which a transaction pooler keeps on one server connection.
+    let mut tx = pool.begin().await?;
+    let applied: Option<i64> =
+        sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+            .persistent(false)
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap_or(None);
+    tx.rollback().await?;
+    if applied.unwrap_or_default() < newest {
+        return Err(StoreError::Unready(format!(
+            "the database is at migration {}, this build needs {newest}: behind a transaction \
+             pooler, apply them with `roster migrate` on a direct --database-url, or give \
+             --database-listen-url (a direct connection) to migrate through",
+            applied.unwrap_or_default()
+        )));
+    }
+    Ok(())
 }
 
 /// Clears the credentials cache whenever a process sharing the database announces a change,
@@ -359,6 +459,11 @@ impl deadpool::managed::Manager for Singles {
     }
 }
 
+/// Behind a transaction pooler, each single statement runs in a transaction of its own:
+/// sqlx ends a statement's preparation with a Sync, at which a transaction-mode pooler
+/// may hand the server connection to another client, and the statement's execution would
+/// then run on a server connection that holds another client's unnamed statement.
+/// Within `BEGIN` ... `COMMIT` the pooler keeps the one server connection.
 impl Conn for Single {
     async fn rows<T: Send>(
         &mut self,
@@ -366,7 +471,15 @@ impl Conn for Single {
         args: &[Arg<'_>],
         map: impl Fn(&dyn Cols) -> Result<T, StoreError> + Send,
     ) -> Result<Vec<T>, StoreError> {
-        to_the_end(&mut self.finished, self.conn.rows(sql, args, map)).await
+        let pooled = unnamed_statements();
+        let conn = &mut self.conn;
+        to_the_end(&mut self.finished, async move {
+            begin_if(pooled, conn).await?;
+            let answer = conn.rows(sql, args, map).await;
+            end_if(pooled, conn, answer.is_ok()).await?;
+            answer
+        })
+        .await
     }
 
     async fn row<T: Send>(
@@ -375,12 +488,45 @@ impl Conn for Single {
         args: &[Arg<'_>],
         map: impl Fn(&dyn Cols) -> Result<T, StoreError> + Send,
     ) -> Result<Option<T>, StoreError> {
-        to_the_end(&mut self.finished, self.conn.row(sql, args, map)).await
+        let pooled = unnamed_statements();
+        let conn = &mut self.conn;
+        to_the_end(&mut self.finished, async move {
+            begin_if(pooled, conn).await?;
+            let answer = conn.row(sql, args, map).await;
+            end_if(pooled, conn, answer.is_ok()).await?;
+            answer
+        })
+        .await
     }
 
     async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, StoreError> {
-        to_the_end(&mut self.finished, self.conn.execute(sql, args)).await
+        let pooled = unnamed_statements();
+        let conn = &mut self.conn;
+        to_the_end(&mut self.finished, async move {
+            begin_if(pooled, conn).await?;
+            let answer = conn.execute(sql, args).await;
+            end_if(pooled, conn, answer.is_ok()).await?;
+            answer
+        })
+        .await
     }
+}
+
+async fn begin_if(pooled: bool, conn: &mut PgConnection) -> Result<(), StoreError> {
+    if pooled {
+        sqlx::raw_sql("BEGIN").execute(conn).await?;
+    }
+    Ok(())
+}
+
+async fn end_if(pooled: bool, conn: &mut PgConnection, ok: bool) -> Result<(), StoreError> {
+    if pooled {
+        let end = if ok { "COMMIT" } else { "ROLLBACK" };
+        sqlx::raw_sql(sqlx::AssertSqlSafe(end))
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// `statement`'s answer; `finished` says yes only once it has run to the end.
