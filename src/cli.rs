@@ -628,16 +628,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 max: usize::try_from(limits.max_connections).unwrap_or(usize::MAX),
                 ..server::Connections::default()
             };
+            let shutdown = shutdown_signal(stop_when_stdin_closes);
             let ready = ready_file
                 .map(|file| write_ready_file(file, listener.local_addr()?, demo))
                 .transpose()?;
-            server::serve(
-                listener,
-                app,
-                connections,
-                shutdown_signal(stop_when_stdin_closes),
-            )
-            .await;
+            server::serve(listener, app, connections, shutdown).await;
             if let Some(file) = ready {
                 let _ = std::fs::remove_file(file);
             }
@@ -801,15 +796,16 @@ fn init_tracing(json: bool) -> log_output::Flush {
     flush
 }
 
-async fn shutdown_signal(stdin_closes: bool) {
+/// What stops the server: SIGINT, SIGTERM, or (with `stdin_closes`) the end of standard
+/// input. The handlers are installed here, at once, not when the future is first polled:
+/// this is called before the ready file is written, and a harness may send SIGTERM as soon
+/// as it sees the file.
+fn shutdown_signal(stdin_closes: bool) -> impl std::future::Future<Output = ()> {
     // A harness that holds the server's standard input open stops it by going away, even
-    // when it is killed before it can send a signal.
-    let stdin_closed = async {
-        if !stdin_closes {
-            return std::future::pending::<()>().await;
-        }
-        // A thread of its own, not tokio's blocking pool: the runtime waits for its blocking
-        // tasks when it shuts down, and a read of an open pipe never ends.
+    // when it is killed before it can send a signal. Read on a thread of its own, not
+    // tokio's blocking pool: the runtime waits for its blocking tasks when it shuts down,
+    // and a read of an open pipe never ends.
+    let on_close = stdin_closes.then(|| {
         let (closed, on_close) = tokio::sync::oneshot::channel::<()>();
         std::thread::spawn(move || {
             use std::io::Read;
@@ -818,25 +814,49 @@ async fn shutdown_signal(stdin_closes: bool) {
             while matches!(stdin.read(&mut buffer), Ok(n) if n > 0) {}
             let _ = closed.send(());
         });
-        let _ = on_close.await;
-        tracing::info!("standard input closed: stopping (--stop-when-stdin-closes)");
-    };
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+        on_close
+    });
     #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s.recv().await;
-        }
+    let (mut interrupt, mut terminate) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::interrupt()).ok(),
+            signal(SignalKind::terminate()).ok(),
+        )
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-        _ = stdin_closed => {},
+    async move {
+        let stdin_closed = async {
+            match on_close {
+                Some(on_close) => {
+                    let _ = on_close.await;
+                    tracing::info!("standard input closed: stopping (--stop-when-stdin-closes)");
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(unix)]
+        let signalled = async {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = wait(interrupt.take()) => {},
+                _ = wait(terminate.take()) => {},
+            }
+        };
+        #[cfg(not(unix))]
+        let signalled = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        tokio::select! {
+            _ = signalled => {},
+            _ = stdin_closed => {},
+        }
     }
 }
 

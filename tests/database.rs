@@ -274,7 +274,9 @@ fn send(addr: &str, method: &str, path: &str, token: Option<&str>, body: &str) -
 }
 
 /// pgbouncer 1.18 (Debian's) in transaction mode in front of the test server, on a port
-/// of its own; stopped when dropped.
+/// of its own; stopped when dropped. Two server connections for all its clients: each is
+/// handed from client to client between their transactions, which is what must not mix
+/// statements up.
 struct Bouncer {
     child: std::process::Child,
     port: u16,
@@ -301,7 +303,7 @@ impl Bouncer {
             format!(
                 "[databases]\n* = host={} port={}\n[pgbouncer]\nlisten_addr = 127.0.0.1\n\
                  listen_port = {port}\nauth_type = trust\nauth_file = {}\npool_mode = transaction\n\
-                 max_client_conn = 500\ndefault_pool_size = 8\n\
+                 max_client_conn = 500\ndefault_pool_size = 2\n\
                  ignore_startup_parameters = extra_float_digits,options\nunix_socket_dir =\n\
                  logfile = {}\n",
                 upstream.host_str().unwrap(),

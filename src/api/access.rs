@@ -25,12 +25,13 @@ use super::metrics::Metrics;
 pub struct InternalDetail(pub String);
 
 /// Put on a 503 by [`super::ApiError::Unavailable`]: why the database cannot serve.
-#[derive(Clone, Copy)]
-pub struct DatabaseUnavailable(pub &'static str);
+/// With the error itself, for the log line that says so (the client sees only the cause).
+#[derive(Clone)]
+pub struct DatabaseUnavailable(pub &'static str, pub String);
 
 /// Whether the database served the last answers, as the answers show it: a 503 for an
-/// unavailable database marks it down, with its cause, and the next answer of the API that
-/// is not a 5xx marks it up (for a cause that stops only writes, such as a full disk, the
+/// unavailable database marks it down, with its cause, and the next success of the API
+/// marks it up (for a cause that stops only writes, such as a full disk, the
 /// next write's: reads go on meanwhile). Each change is one log line, however many
 /// requests see it.
 #[derive(Default)]
@@ -40,11 +41,12 @@ pub struct DatabaseState {
 }
 
 impl DatabaseState {
-    fn unavailable(&self, cause: &'static str) {
+    fn unavailable(&self, cause: &'static str, detail: &str) {
         let mut held = self.cause.lock().unwrap_or_else(|e| e.into_inner());
         if *held != Some(cause) {
             tracing::error!(
                 cause,
+                detail,
                 "database unavailable: answering 503 with Retry-After until it serves again"
             );
             *held = Some(cause);
@@ -131,10 +133,14 @@ pub async fn log(State(metrics): State<Arc<Metrics>>, mut req: Request, next: Ne
     let caller = notes.0.caller.get().map_or("-", String::as_str);
     let code = response.extensions().get::<ErrorCode>().map(|c| c.0);
     match response.extensions().get::<DatabaseUnavailable>() {
-        Some(DatabaseUnavailable(cause)) => metrics.database.unavailable(cause),
-        None if status < 500 && route.starts_with(crate::api::PREFIX) => metrics.database.served(
-            !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS),
-        ),
+        Some(DatabaseUnavailable(cause, detail)) => metrics.database.unavailable(cause, detail),
+        // A success of the API's: it read (or, not a GET, wrote) the database.
+        None if (200..300).contains(&status) && route.starts_with(crate::api::PREFIX) => {
+            metrics.database.served(!matches!(
+                method,
+                Method::GET | Method::HEAD | Method::OPTIONS
+            ))
+        }
         None => {}
     }
     match response.extensions().get() {

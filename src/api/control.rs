@@ -27,7 +27,10 @@ async fn health(State(app): State<AppState>) -> Response {
         }))
         .into_response(),
         // The cause, as the API's answers give it while the database is away.
-        Err(e) => ApiError::Unavailable(e.unavailable().unwrap_or("the database did not answer"))
-            .into_response(),
+        Err(e) => ApiError::Unavailable(
+            e.unavailable().unwrap_or("the database did not answer"),
+            e.to_string(),
+        )
+        .into_response(),
     }
 }

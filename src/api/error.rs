@@ -25,8 +25,9 @@ pub enum ApiError {
     Internal(String),
     /// The database cannot serve now (see [`StoreError::unavailable`]): the server's state,
     /// not the request's fault nor a bug. 503 with `Retry-After`, which clients retry.
+    /// The cause is shown; the error itself only in the log, once a state change.
     #[error("Service unavailable: {0}; try again shortly")]
-    Unavailable(&'static str),
+    Unavailable(&'static str, String),
     /// Cloudflare's answer when a client should slow down: over the rate limit, or
     /// concurrent writes to one account kept colliding. Carries `Retry-After` in seconds.
     #[error("Please wait and consider throttling your request speed")]
@@ -77,7 +78,7 @@ impl From<StoreError> for ApiError {
             StoreError::Domain(d) => ApiError::Domain(d),
             StoreError::Contention => ApiError::Busy(1),
             other => match other.unavailable() {
-                Some(cause) => ApiError::Unavailable(cause),
+                Some(cause) => ApiError::Unavailable(cause, other.to_string()),
                 None => ApiError::Internal(other.to_string()),
             },
         }
@@ -223,7 +224,7 @@ impl ApiError {
                 INTERNAL,
                 "Internal error".into(),
             ),
-            ApiError::Unavailable(_) => {
+            ApiError::Unavailable(..) => {
                 one(StatusCode::SERVICE_UNAVAILABLE, INTERNAL, self.to_string())
             }
         }
@@ -251,20 +252,23 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, seconds.into());
         }
-        if let ApiError::Unavailable(cause) = self {
-            response
-                .headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, UNAVAILABLE_RETRY.into());
-            // The access log says it once per change of state, not once a request.
-            response
-                .extensions_mut()
-                .insert(super::access::DatabaseUnavailable(cause));
-        }
-        if let ApiError::Internal(detail) = self {
-            // Logged with the request by the access log.
-            response
-                .extensions_mut()
-                .insert(super::access::InternalDetail(detail));
+        match self {
+            ApiError::Unavailable(cause, detail) => {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, UNAVAILABLE_RETRY.into());
+                // The access log says it once per change of state, not once a request.
+                response
+                    .extensions_mut()
+                    .insert(super::access::DatabaseUnavailable(cause, detail));
+            }
+            ApiError::Internal(detail) => {
+                // Logged with the request by the access log.
+                response
+                    .extensions_mut()
+                    .insert(super::access::InternalDetail(detail));
+            }
+            _ => {}
         }
         if final_answer {
             // The official SDKs retry a 409 as a lock timeout unless told not to; Roster's

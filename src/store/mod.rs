@@ -96,11 +96,16 @@ pub const WRITE_CAUSES: &[&str] = &[
     DISK_FULL,
     READ_ONLY_FILE,
     DISK_FAILING,
+    DISK_FULL_OR_FAILING,
     SERVER_DISK_FULL,
     READ_ONLY_SERVER,
 ];
 const DISK_FULL: &str = "the disk is full";
-const READ_ONLY_FILE: &str = "the database file is read-only";
+const READ_ONLY_FILE: &str = "the database file became read-only or was moved";
+const DISK_FULL_OR_FAILING: &str = "the disk is full or failing";
+/// What a batch's other writes are told when SQLite rolled the batch back by itself.
+pub(crate) const ROLLED_BACK_BY_SQLITE: &str =
+    "the transaction was rolled back by SQLite itself (the disk is full or failing)";
 const DISK_FAILING: &str = "the disk failed a read or a write";
 const SERVER_DISK_FULL: &str = "the database server's disk is full";
 const READ_ONLY_SERVER: &str = "the database is read-only (a standby, or a failover under way)";
@@ -121,7 +126,10 @@ impl StoreError {
             }
             StoreError::Database(sqlx::Error::Database(db)) => {
                 match db.code().as_deref().unwrap_or_default() {
-                    code if code.starts_with("08") => Some("the database cannot be reached"),
+                    // Not 08P01, a protocol violation: a bug, not the server's state.
+                    "08000" | "08001" | "08003" | "08004" | "08006" => {
+                        Some("the database cannot be reached")
+                    }
                     "57P01" | "57P02" | "57P03" => {
                         Some("the database server is shutting down or starting up")
                     }
@@ -135,7 +143,11 @@ impl StoreError {
             }
             StoreError::Sqlite(rusqlite::Error::SqliteFailure(failure, _)) => match failure.code {
                 ErrorCode::DiskFull => Some(DISK_FULL),
-                ErrorCode::ReadOnly => Some(READ_ONLY_FILE),
+                // Only the extended codes of a file's state: plain SQLITE_READONLY is also
+                // a reader connection refusing a write (query_only), which is a bug.
+                ErrorCode::ReadOnly if failure.extended_code != rusqlite::ffi::SQLITE_READONLY => {
+                    Some(READ_ONLY_FILE)
+                }
                 ErrorCode::SystemIoFailure => Some(DISK_FAILING),
                 ErrorCode::CannotOpen => Some("the database file cannot be opened"),
                 _ => None,
@@ -145,8 +157,8 @@ impl StoreError {
             StoreError::Commit(message) if message.contains("database or disk is full") => {
                 Some(DISK_FULL)
             }
-            StoreError::Commit(message) if message.contains("readonly database") => {
-                Some(READ_ONLY_FILE)
+            StoreError::Commit(message) if message == ROLLED_BACK_BY_SQLITE => {
+                Some(DISK_FULL_OR_FAILING)
             }
             StoreError::Commit(message) if message.contains("disk I/O error") => Some(DISK_FAILING),
             _ => None,
@@ -919,7 +931,14 @@ mod unavailable_tests {
         );
         assert_eq!(
             sqlite(ffi::SQLITE_READONLY).unavailable(),
-            Some("the database file is read-only")
+            None,
+            "query_only's refusal"
+        );
+        assert!(sqlite(ffi::SQLITE_READONLY_DBMOVED).unavailable().is_some());
+        assert!(
+            StoreError::Commit(super::ROLLED_BACK_BY_SQLITE.into())
+                .unavailable()
+                .is_some()
         );
         assert!(sqlite(ffi::SQLITE_IOERR).unavailable().is_some());
         assert_eq!(sqlite(ffi::SQLITE_CONSTRAINT).unavailable(), None);

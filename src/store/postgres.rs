@@ -384,11 +384,16 @@ async fn schema_is_current(pool: &PgPool) -> Result<(), StoreError> {
     // In a transaction, which a transaction pooler keeps on one server connection.
     let mut tx = pool.begin().await?;
     let applied: Option<i64> =
-        sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+        match sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
             .persistent(false)
             .fetch_one(&mut *tx)
             .await
-            .unwrap_or(None);
+        {
+            Ok(applied) => applied,
+            // Never migrated: no table of migrations yet.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => None,
+            Err(e) => return Err(e.into()),
+        };
     tx.rollback().await?;
     if applied.unwrap_or_default() < newest {
         return Err(StoreError::Unready(format!(
@@ -451,6 +456,12 @@ impl deadpool::managed::Manager for Singles {
         single: &mut Single,
         metrics: &deadpool::managed::Metrics,
     ) -> deadpool::managed::RecycleResult<sqlx::Error> {
+        if !single.finished && unnamed_statements() {
+            // A read dropped between its BEGIN and COMMIT (a request timed out, a client
+            // went away) left its transaction open: ended here, or the pooler keeps the
+            // server connection pinned and, once aborted, every later BEGIN fails.
+            sqlx::raw_sql("ROLLBACK").execute(&mut single.conn).await?;
+        }
         if !single.finished || metrics.last_used() > IDLE_PING {
             single.conn.ping().await?;
             single.finished = true;

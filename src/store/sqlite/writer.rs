@@ -59,7 +59,7 @@ impl Writer {
         {
             batch
                 .outcome
-                .send_replace(Some(Err("the transaction was rolled back".into())));
+                .send_replace(Some(Err(crate::store::ROLLED_BACK_BY_SQLITE.into())));
         }
     }
 
