@@ -16,7 +16,11 @@
 //!
 //! Each operation, per backend: the connection it runs on, its isolation, what it locks,
 //! and what answers before the database. In memory (`:memory:`) SQLite has one connection,
-//! which reads too (see `sqlite/mod.rs`), and no memberships cache.
+//! which reads too (see `sqlite/mod.rs`), and no memberships cache. On PostgreSQL behind a
+//! transaction pooler (`Pooler`), statements go unnamed and each `Singles` statement runs
+//! between `BEGIN` and `COMMIT` of its own (see `postgres.rs`); the pooled transactions
+//! below are unchanged. A connection not free within the pool's wait is a 503
+//! ([`StoreError::unavailable`]).
 //!
 //! | operation | SQLite | PostgreSQL | cache |
 //! |---|---|---|---|
