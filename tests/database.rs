@@ -285,16 +285,35 @@ struct Bouncer {
 
 impl Bouncer {
     fn start(upstream: &url::Url) -> Bouncer {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        // pgbouncer refuses to run as root: as root, it runs as postgres, which must read
-        // its files and write its log here.
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
+        Bouncer::start_on(upstream, port)
+    }
+
+    /// SIGKILL to pgbouncer itself (not the runuser before it): every connection through
+    /// it drops at once, as when a database server dies. Its port, to start another on.
+    fn crash(mut self) -> u16 {
+        let pid = std::fs::read_to_string(self._dir.path().join("pgbouncer.pid")).unwrap();
+        assert!(
+            Command::new("kill")
+                .args(["-KILL", pid.trim()])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let _ = self.child.wait();
+        self.port
+    }
+
+    fn start_on(upstream: &url::Url, port: u16) -> Bouncer {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        // pgbouncer refuses to run as root: as root, it runs as postgres, which must read
+        // its files and write its log here.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
         let users = dir.path().join("users.txt");
         std::fs::write(&users, format!("\"{}\" \"\"\n", upstream.username())).unwrap();
         let ini = dir.path().join("pgbouncer.ini");
@@ -305,11 +324,12 @@ impl Bouncer {
                  listen_port = {port}\nauth_type = trust\nauth_file = {}\npool_mode = transaction\n\
                  max_client_conn = 500\ndefault_pool_size = 2\n\
                  ignore_startup_parameters = extra_float_digits,options\nunix_socket_dir =\n\
-                 logfile = {}\n",
+                 logfile = {}\npidfile = {}\n",
                 upstream.host_str().unwrap(),
                 upstream.port().unwrap_or(5432),
                 users.display(),
-                dir.path().join("pgbouncer.log").display()
+                dir.path().join("pgbouncer.log").display(),
+                dir.path().join("pgbouncer.pid").display()
             ),
         )
         .unwrap();
@@ -488,4 +508,89 @@ fn through_a_transaction_pooler_nothing_is_mixed_up() {
         let log = server.log_text();
         assert!(!log.contains("internal error"), "{log}");
     }
+}
+
+/// The database goes away under a running server (everything between them dies at once,
+/// as when the server crashes) and comes back: meanwhile every answer is a 503 in the
+/// envelope with Retry-After, never a 500, and `/_roster/health` says why; afterwards the
+/// server serves again without a restart, and every write it acknowledged is there.
+#[test]
+#[ignore = "needs PostgreSQL and pgbouncer: ROSTER_TEST_DATABASE_URL (.ci/run sets it and installs pgbouncer)"]
+fn a_lost_database_is_503s_until_it_is_back_without_a_restart() {
+    let db = TestDatabase::new();
+    assert!(
+        db.is_postgres(),
+        "ROSTER_TEST_DATABASE_URL names the server"
+    );
+    let direct = url::Url::parse(&db.args()[1]).unwrap();
+    let bouncer = Bouncer::start(&direct);
+    let mut through = direct.clone();
+    through.set_port(Some(bouncer.port)).unwrap();
+    let server = Server::start_with(
+        &[
+            "--database-url".into(),
+            through.to_string(),
+            "--database-pooler".into(),
+            "transaction".into(),
+            "--database-listen-url".into(),
+            direct.to_string(),
+        ],
+        &[
+            "--demo",
+            "--rate-limit",
+            "0",
+            "--credential-cache",
+            "0",
+            "--database-pool-wait",
+            "2",
+        ],
+    );
+    let members = "/client/v4/accounts/023e105f4ecef8ad9ca31a8372d0c353/members";
+    let invite = |email: &str| {
+        send(
+            &server.addr,
+            "POST",
+            members,
+            None,
+            &format!(r#"{{"email": "{email}", "roles": ["87e7860bc4c445faba075646dac38cca"]}}"#),
+        )
+    };
+    assert_eq!(invite("before@example.com").0, 200);
+
+    let port = bouncer.crash();
+    for path in ["/client/v4/memberships", members] {
+        let (status, head, body) = demo_get(&server.addr, path);
+        assert_eq!(status, 503, "{path}: {body}");
+        assert!(head.contains("\r\nretry-after: 5"), "{head}");
+        assert!(body.contains("Service unavailable: "), "{body}");
+    }
+    let (status, _) = invite("during@example.com");
+    assert_eq!(status, 503);
+    let (status, _, body) = demo_get(&server.addr, "/_roster/health");
+    assert_eq!(status, 503, "{body}");
+
+    let _back = Bouncer::start_on(&direct, port);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, _) = invite("after@example.com");
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 503, "only 503s while it comes back");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not serving again within 15 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (_, _, body) = demo_get(&server.addr, &format!("{members}?per_page=50"));
+    for kept in ["before@example.com", "after@example.com"] {
+        assert!(body.contains(kept), "{kept} was acknowledged and lost");
+    }
+    assert!(
+        !body.contains("during@example.com"),
+        "a refused write was kept"
+    );
+    let log = server.log_once_it_says("database serving again");
+    assert!(!log.contains("internal error"), "{log}");
 }
