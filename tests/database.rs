@@ -367,6 +367,35 @@ impl Bouncer {
     }
 }
 
+/// The test's PostgreSQL database, its direct URL, and pgbouncer in front of it.
+fn behind_a_bouncer() -> (TestDatabase, url::Url, Bouncer) {
+    let db = TestDatabase::new();
+    assert!(
+        db.is_postgres(),
+        "ROSTER_TEST_DATABASE_URL names the server"
+    );
+    let direct = url::Url::parse(&db.args()[1]).unwrap();
+    let bouncer = Bouncer::start(&direct);
+    (db, direct, bouncer)
+}
+
+/// A server's database arguments through `bouncer` in transaction mode, with `direct` for
+/// migrations and LISTEN when `listen`.
+fn pooled_args(direct: &url::Url, bouncer: &Bouncer, listen: bool) -> Vec<String> {
+    let mut pooled = direct.clone();
+    pooled.set_port(Some(bouncer.port)).unwrap();
+    let mut args = vec![
+        "--database-url".into(),
+        pooled.to_string(),
+        "--database-pooler".into(),
+        "transaction".into(),
+    ];
+    if listen {
+        args.extend(["--database-listen-url".into(), direct.to_string()]);
+    }
+    args
+}
+
 impl Drop for Bouncer {
     fn drop(&mut self) {
         // runuser passes SIGTERM on; pgbouncer shuts down at once on it.
@@ -385,34 +414,13 @@ impl Drop for Bouncer {
 #[test]
 #[ignore = "needs PostgreSQL and pgbouncer: ROSTER_TEST_DATABASE_URL (.ci/run sets it and installs pgbouncer)"]
 fn through_a_transaction_pooler_nothing_is_mixed_up() {
-    let db = TestDatabase::new();
-    assert!(
-        db.is_postgres(),
-        "ROSTER_TEST_DATABASE_URL names the server"
-    );
-    let direct = url::Url::parse(&db.args()[1]).unwrap();
-    let bouncer = Bouncer::start(&direct);
-    let mut pooled = direct.clone();
-    pooled.set_port(Some(bouncer.port)).unwrap();
-    let (pooled, direct) = (pooled.to_string(), direct.to_string());
+    let (db, direct, bouncer) = behind_a_bouncer();
     let listening = Server::start_with(
-        &[
-            "--database-url".into(),
-            pooled.clone(),
-            "--database-pooler".into(),
-            "transaction".into(),
-            "--database-listen-url".into(),
-            direct.clone(),
-        ],
+        &pooled_args(&direct, &bouncer, true),
         &["--demo", "--rate-limit", "0"],
     );
     let unlistening = Server::start_with(
-        &[
-            "--database-url".into(),
-            pooled.clone(),
-            "--database-pooler".into(),
-            "transaction".into(),
-        ],
+        &pooled_args(&direct, &bouncer, false),
         &["--rate-limit", "0", "--credential-cache", "1"],
     );
     let plain = Server::start(&db, &["--rate-limit", "0"]);
@@ -517,24 +525,9 @@ fn through_a_transaction_pooler_nothing_is_mixed_up() {
 #[test]
 #[ignore = "needs PostgreSQL and pgbouncer: ROSTER_TEST_DATABASE_URL (.ci/run sets it and installs pgbouncer)"]
 fn a_lost_database_is_503s_until_it_is_back_without_a_restart() {
-    let db = TestDatabase::new();
-    assert!(
-        db.is_postgres(),
-        "ROSTER_TEST_DATABASE_URL names the server"
-    );
-    let direct = url::Url::parse(&db.args()[1]).unwrap();
-    let bouncer = Bouncer::start(&direct);
-    let mut through = direct.clone();
-    through.set_port(Some(bouncer.port)).unwrap();
+    let (_db, direct, bouncer) = behind_a_bouncer();
     let server = Server::start_with(
-        &[
-            "--database-url".into(),
-            through.to_string(),
-            "--database-pooler".into(),
-            "transaction".into(),
-            "--database-listen-url".into(),
-            direct.to_string(),
-        ],
+        &pooled_args(&direct, &bouncer, true),
         &[
             "--demo",
             "--rate-limit",
