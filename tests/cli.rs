@@ -966,13 +966,7 @@ fn the_ready_file_says_where_the_server_listens_until_it_stops() {
     let mut answer = String::new();
     std::io::Read::read_to_string(&mut stream, &mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigterm(&child);
     assert!(child.wait().unwrap().success());
     assert!(!ready.exists(), "the ready file outlived the server");
     assert_eq!(
@@ -1071,13 +1065,7 @@ fn a_server_stops_when_its_harness_goes_away() {
     let held = dir.path().join("held.json");
     let mut child = start(true, &held);
     let began = std::time::Instant::now();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigterm(&child);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
@@ -1104,4 +1092,13 @@ fn ephemeral_with_ready_file(ready: &Path) -> Command {
     ])
     .arg(ready);
     cmd
+}
+
+/// SIGTERM to `child`, as a service manager stops a server.
+fn sigterm(child: &std::process::Child) {
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
 }

@@ -13,21 +13,44 @@ use common::{Server, TestDatabase};
 
 /// A GET with the demo's key, answered as (status, head, body).
 fn demo_get(addr: &str, path: &str) -> (u16, String, String) {
+    request(addr, "GET", path, None, "")
+}
+
+/// A request with the demo user's key (or, given, a bearer token) and a JSON body,
+/// answered as (status, head in lower case, body).
+fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, String, String) {
+    let auth = match token {
+        Some(token) => format!("Authorization: Bearer {token}\r\n"),
+        None => {
+            "X-Auth-Email: user@example.com\r\nX-Auth-Key: 144c9defac04969c7bfad8efaa8ea194\r\n"
+                .to_string()
+        }
+    };
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nX-Auth-Email: user@example.com\r\n\
-         X-Auth-Key: 144c9defac04969c7bfad8efaa8ea194\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )
     .unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
     let (head, body) = answer.split_once("\r\n\r\n").unwrap();
-    let status = head[9..12].parse().unwrap();
-    (status, head.to_ascii_lowercase(), body.to_owned())
+    (
+        head[9..12].parse().unwrap(),
+        head.to_ascii_lowercase(),
+        body.to_owned(),
+    )
 }
 
 #[test]
@@ -157,23 +180,12 @@ impl Drop for SmallDisk {
 /// A demo invitation of `email`, answered as (status, head, body).
 fn invite(addr: &str, email: &str) -> (u16, String, String) {
     let body = format!(r#"{{"email": "{email}", "roles": ["87e7860bc4c445faba075646dac38cca"]}}"#);
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "POST /client/v4/accounts/023e105f4ecef8ad9ca31a8372d0c353/members HTTP/1.1\r\n\
-         Host: {addr}\r\nX-Auth-Email: user@example.com\r\n\
-         X-Auth-Key: 144c9defac04969c7bfad8efaa8ea194\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
-    (
-        head[9..12].parse().unwrap(),
-        head.to_ascii_lowercase(),
-        body.to_owned(),
+    request(
+        addr,
+        "POST",
+        "/client/v4/accounts/023e105f4ecef8ad9ca31a8372d0c353/members",
+        None,
+        &body,
     )
 }
 
@@ -249,28 +261,10 @@ fn a_full_disk_refuses_writes_with_503_while_reads_go_on() {
     assert_eq!(log.matches("database serving again").count(), 1, "{log}");
 }
 
-/// A request with the demo user's key (or, given, a bearer token), answered as (status,
-/// body).
+/// [`request`]'s status and body.
 fn send(addr: &str, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
-    let auth = match token {
-        Some(token) => format!("Authorization: Bearer {token}\r\n"),
-        None => {
-            "X-Auth-Email: user@example.com\r\nX-Auth-Key: 144c9defac04969c7bfad8efaa8ea194\r\n"
-                .to_string()
-        }
-    };
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
-    (head[9..12].parse().unwrap(), body.to_owned())
+    let (status, _, body) = request(addr, method, path, token, body);
+    (status, body)
 }
 
 /// pgbouncer 1.18 (Debian's) in transaction mode in front of the test server, on a port
