@@ -188,11 +188,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         )
         .await?;
         let ms = |h: &hdrhistogram::Histogram<u64>, q| h.value_at_quantile(q) as f64 / 1000.0;
-        let rate = |o: &load::Outcome| o.iterations as f64 / o.seconds.max(1e-9);
-        let cpu_us = |o: &load::Outcome| {
-            o.cpu_seconds
-                .map(|s| s * 1e6 / (o.iterations as f64).max(1.0))
-        };
+        // Only successes count: a refusal or a wrong answer is no request served.
+        let successes = |o: &load::Outcome| o.iterations.saturating_sub(o.errors) as f64;
+        let rate = |o: &load::Outcome| successes(o) / o.seconds.max(1e-9);
+        let cpu_us = |o: &load::Outcome| o.cpu_seconds.map(|s| s * 1e6 / successes(o).max(1.0));
         figures.push(Figures {
             cpu_us: cpu_us(&roster),
             base_cpu_us: cpu_us(&base),
@@ -257,7 +256,10 @@ async fn sign_in(addr: SocketAddr, caller: &dataset::Caller) -> anyhow::Result<S
     let html = form.into_body().collect().await?.to_bytes();
     let html = String::from_utf8_lossy(&html);
     let marker = "name=\"csrf\" value=\"";
-    let at = html.find(marker).context("no form token on the sign-in page")? + marker.len();
+    let at = html
+        .find(marker)
+        .context("no form token on the sign-in page")?
+        + marker.len();
     let csrf = &html[at..at + 64];
     let body = format!(
         "csrf={csrf}&email={}&api_key={}",
@@ -275,7 +277,10 @@ async fn sign_in(addr: SocketAddr, caller: &dataset::Caller) -> anyhow::Result<S
         )
         .await?;
     cookie_of(answer.headers(), "roster_session").with_context(|| {
-        format!("the console did not sign the benchmark's administrator in ({})", answer.status())
+        format!(
+            "the console did not sign the benchmark's administrator in ({})",
+            answer.status()
+        )
     })
 }
 
