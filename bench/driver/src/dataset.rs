@@ -670,3 +670,58 @@ impl<'a, W: Write> Rows<'a, W> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the driver expects of the dataset (its counts, the lists' totals) is what
+    /// the generator writes.
+    #[test]
+    fn the_layout_counts_what_the_export_holds() {
+        let layout = Layout::new(100).unwrap();
+        let mut out = Vec::new();
+        layout.write_export(&mut out, 12).unwrap();
+        let data: Value = serde_json::from_slice(&out).unwrap();
+        let rows = |table: &str| data[table].as_array().unwrap().clone();
+        assert_eq!(rows("accounts").len() as u64, layout.accounts());
+        assert_eq!(rows("memberships").len() as u64, layout.memberships());
+        let of = |email: &str| -> Vec<Value> {
+            rows("memberships")
+                .into_iter()
+                .filter(|m| m["email"] == email)
+                .collect()
+        };
+        for p in [Portfolio::Agency, Portfolio::Few] {
+            let mine = of(&layout.portfolio_user(p).email);
+            let accepted = mine.iter().filter(|m| m["status"] == "accepted").count();
+            assert_eq!((mine.len() as u64, accepted as u64), p.counts());
+        }
+        let tokens = rows("tokens");
+        assert_eq!(tokens.len() as u64, USER_TOKENS);
+        let secret = layout.user_token(7);
+        assert_eq!(secret.len(), 40);
+        let digest = hex::encode(Sha256::digest(secret.as_bytes()));
+        assert!(tokens.iter().any(|t| t["token_hash"] == digest.as_str()));
+        // Each group's members, from the memberships' group lists.
+        let mut members = std::collections::HashMap::<String, u64>::new();
+        for m in rows("memberships") {
+            let ins: Vec<Value> = serde_json::from_str(m["group_ids"].as_str().unwrap()).unwrap();
+            for g in ins {
+                *members.entry(g["id"].as_str().unwrap().into()).or_default() += 1;
+            }
+        }
+        for many in [true, false] {
+            let (account, count) = layout.groups_account(many);
+            let groups: Vec<Value> = rows("user_groups")
+                .into_iter()
+                .filter(|g| g["account_id"] == account.as_str())
+                .collect();
+            assert_eq!(groups.len() as u64, count);
+            for g in &groups {
+                let id = g["id"].as_str().unwrap();
+                assert_eq!(members.get(id), Some(&MEMBERS_PER_GROUP), "{id}");
+            }
+        }
+    }
+}

@@ -529,3 +529,39 @@ fn first_page(body: &[u8], total: u64, per_page: u64) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::first_page;
+
+    fn answer(info: &str) -> Vec<u8> {
+        format!(r#"{{"success":true,"errors":[],"messages":[],"result":[{{"id":"x","result_info":"no"}}],"result_info":{info}}}"#)
+            .into_bytes()
+    }
+
+    #[test]
+    fn a_first_page_must_say_the_exact_total_and_count() {
+        let right = r#"{"page":1,"per_page":20,"count":20,"total_count":5000,"total_pages":250}"#;
+        assert_eq!(first_page(&answer(right), 5000, 20), Ok(()));
+        let short = r#"{"page":1,"per_page":20,"count":3,"total_count":3,"total_pages":1}"#;
+        assert_eq!(first_page(&answer(short), 3, 20), Ok(()));
+        // A server that counts only what it read, or pages wrong, fails.
+        let capped = r#"{"page":1,"per_page":20,"count":20,"total_count":20,"total_pages":1}"#;
+        assert!(first_page(&answer(capped), 5000, 20).is_err());
+        let second = r#"{"page":2,"per_page":20,"count":20,"total_count":5000,"total_pages":250}"#;
+        assert!(first_page(&answer(second), 5000, 20).is_err());
+        let fewer = r#"{"page":1,"per_page":20,"count":19,"total_count":5000,"total_pages":250}"#;
+        assert!(first_page(&answer(fewer), 5000, 20).is_err());
+        assert!(first_page(br#"{"success":true,"result":[]}"#, 0, 20).is_err());
+    }
+
+    #[test]
+    fn result_info_is_found_beyond_the_tail_too() {
+        let info = r#"{"page":1,"count":0,"total_count":0}"#;
+        let mut body = answer(info);
+        // Anything after result_info (a field a later envelope adds) longer than the tail.
+        body.pop();
+        body.extend_from_slice(format!(r#","padding":"{}"}}"#, "x".repeat(400)).as_bytes());
+        assert_eq!(first_page(&body, 0, 20), Ok(()));
+    }
+}
