@@ -377,7 +377,10 @@ fn print_run(r: &RunReport) {
                 scales(r)
                     .into_iter()
                     .find(|s| s.many == f.name)
-                    .map(|s| format!("{:.2}", s.rate))
+                    .map(|s| match s.errors {
+                        true => "ERR".into(),
+                        false => format!("{:.2}", s.rate),
+                    })
             ),
         );
     }
@@ -427,10 +430,14 @@ const SCALE_TARGET: f64 = 1.5;
 
 impl Scale<'_> {
     fn line(&self) -> String {
+        if self.errors {
+            return format!(
+                "scale {} / {}: ERRORS (see above), not comparable",
+                self.many, self.small
+            );
+        }
         let cpu = self.cpu.map_or("-".into(), |c| format!("{c:.2}x"));
-        let verdict = if self.errors {
-            "ERRORS: not comparable"
-        } else if self.rate * SCALE_TARGET >= 1.0 {
+        let verdict = if self.rate * SCALE_TARGET >= 1.0 {
             "within 1.5x"
         } else {
             "over 1.5x"
