@@ -227,7 +227,7 @@ impl Sqlite {
         reader: &mut Lite,
         catalogs: &Catalogs,
         email_folded: &str,
-    ) -> Result<Option<Arc<Vec<UserMembership>>>, StoreError> {
+    ) -> Result<Option<Arc<Vec<Arc<UserMembership>>>>, StoreError> {
         if self.readers.is_none() {
             return Ok(None);
         }
@@ -440,7 +440,7 @@ impl Backend for Sqlite {
         &self,
         catalogs: &Catalogs,
         email_folded: &str,
-    ) -> Result<Arc<Vec<UserMembership>>, StoreError> {
+    ) -> Result<Arc<Vec<Arc<UserMembership>>>, StoreError> {
         let mut reader = self.reader().await?;
         match self.cached(&mut reader, catalogs, email_folded).await? {
             Some(all) => Ok(all),
@@ -458,7 +458,7 @@ impl Backend for Sqlite {
         catalogs: &Catalogs,
         email_folded: &str,
         query: &OwnMembershipQuery,
-    ) -> Result<Page<UserMembership>, StoreError> {
+    ) -> Result<Page<Arc<UserMembership>>, StoreError> {
         let mut reader = self.reader().await?;
         match self.cached(&mut reader, catalogs, email_folded).await? {
             Some(all) if all.len() <= PAGED_IN_MEMORY => Ok(query.page_of(&all)),
@@ -480,7 +480,7 @@ impl Backend for Sqlite {
         catalogs: &Catalogs,
         email_folded: &str,
         id: &Id,
-    ) -> Result<Option<UserMembership>, StoreError> {
+    ) -> Result<Option<Arc<UserMembership>>, StoreError> {
         let mut reader = self.reader().await?;
         match self.cached(&mut reader, catalogs, email_folded).await? {
             Some(all) => Ok(all.iter().find(|m| &m.membership.id == id).cloned()),
