@@ -215,7 +215,11 @@ impl PlainVisitor<'_> {
         record: impl FnOnce(&mut DefaultVisitor<'_>),
     ) {
         let name = field.name();
-        if self.result.is_err() || name.starts_with("r#") || name.starts_with("log.") {
+        if self.result.is_err()
+            || name == "message"
+            || name.starts_with("r#")
+            || name.starts_with("log.")
+        {
             return self.by_default(field, record);
         }
         let space = if std::mem::take(&mut self.empty) {
@@ -318,7 +322,7 @@ where
         event: &tracing::Event<'_>,
     ) -> std::fmt::Result {
         let meta = event.metadata();
-        if writer.has_ansi_escapes() || meta.target() == "log" || ctx.lookup_current().is_some() {
+        if writer.has_ansi_escapes() || meta.target() == "log" || ctx.event_scope().is_some() {
             return self.full.format_event(ctx, writer, event);
         }
         if self.timer.format_time(&mut writer).is_err() {
@@ -537,6 +541,9 @@ mod tests {
             let (default, plain) = both_ways(|| tracing::warn!(caller = text, ray = text));
             assert_eq!(plain, default, "{text:?}");
         }
+        let (default, plain) =
+            both_ways(|| tracing::info!(message = 5u64, r#type = 6u64, n = -1i64));
+        assert_eq!(plain, default);
         let (_, plain) = both_ways(|| tracing::info!(path = "/a", query = "", "request"));
         assert!(
             plain.ends_with("request path=\"/a\" query=\"\"\n"),

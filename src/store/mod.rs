@@ -640,6 +640,9 @@ mod tests {
     use crate::domain::types::Direction;
     use crate::domain::{Email, Status};
 
+    /// Past what SQLite pages in memory.
+    const PAGED_IN_MEMORY_FOR_TESTS: usize = 100;
+
     /// A store on a new file (which goes with the directory) holding one account, made by
     /// its founder.
     async fn founded() -> (
@@ -686,6 +689,45 @@ mod tests {
             invited.push(written.membership().unwrap().id.clone());
         }
         invited
+    }
+
+    /// A page of a user's memberships never reads them all into SQLite's cache: for a user
+    /// of thousands, that would be every membership read again after each commit.
+    #[tokio::test]
+    async fn a_users_page_reads_the_page_not_every_membership() {
+        let (_dir, store, owner, _, _) = founded().await;
+        for n in 0..(PAGED_IN_MEMORY_FOR_TESTS + 5) {
+            let mut account = account();
+            account.name = format!("Account {n}");
+            let founder = account.founding_member(&owner);
+            store
+                .create_account(&account, Some(&founder))
+                .await
+                .unwrap();
+        }
+        let query = OwnMembershipQuery {
+            status: None,
+            account_names: Vec::new(),
+            order: MembershipOrder::Id,
+            direction: Direction::Asc,
+            page: PageRequest {
+                page: 1,
+                per_page: 20,
+            },
+        };
+        conn::RAN.with_borrow_mut(|ran| *ran = Some(Vec::new()));
+        for _ in 0..3 {
+            let page = store
+                .user_membership_page(owner.email.folded(), &query)
+                .await
+                .unwrap();
+            assert_eq!(page.total_count, PAGED_IN_MEMORY_FOR_TESTS + 6);
+            assert_eq!(page.items.len(), 20);
+        }
+        let ran = conn::RAN.with_borrow_mut(Option::take).unwrap();
+        let whole = queries::AccountJoin::Keyed.own_memberships();
+        assert!(!ran.iter().any(|sql| sql == whole), "{ran:#?}");
+        assert_eq!(ran.len(), 3, "one statement a page: {ran:#?}");
     }
 
     /// A read loads the memberships its focus names and no others: authorizing a caller

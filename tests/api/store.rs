@@ -298,8 +298,8 @@ async fn a_users_memberships_pages_are_the_reference_pages_on_each_backend() {
 /// A token list's page, without HTTP: with and without expired tokens, in each direction,
 /// the page the store cuts is the one cut from the owner's every token
 /// (`TokenQuery::page_of`), on each backend; tokens that expire while listed, tokens
-/// disabled past their expiry (still listed), deletions and the owner's deletion keep the
-/// count right.
+/// disabled past their expiry (still listed), deletions, an account's tokens going with
+/// it, a restore and more expired tokens than a statement leaves out keep it so.
 #[tokio::test]
 async fn token_pages_are_the_reference_pages_on_each_backend() {
     use roster::domain::tokens::{self, Owner, TokenStatus};
@@ -382,27 +382,69 @@ async fn token_pages_are_the_reference_pages_on_each_backend() {
         store.delete_token(&owned, id, None).await.unwrap();
     }
     compare("after deletions", 0).await;
-    // An account's tokens are counted apart from a user's.
+    // An account's tokens are counted apart from a user's, and go with the account.
     let account = empty_account(store.as_ref(), "Tokens").await;
     let account_owned = Owner::Account(account.id.clone());
-    let query = TokenQuery {
-        include_expired: true,
+    let settings = catalog::permission_group_named("Account Settings Read")
+        .unwrap()
+        .id
+        .clone();
+    for n in 0..6 {
+        let mut token =
+            tokens::simple_account_token(&account.id, format!("a{n}"), vec![settings.clone()])
+                .unwrap();
+        token.expires_on = (n % 2 == 0).then(|| at(-1));
+        store
+            .insert_token(&token, &format!("{:064x}", 1000 + n), None)
+            .await
+            .unwrap();
+    }
+    let every = |include_expired| TokenQuery {
+        include_expired,
         at: now,
         direction: Direction::Asc,
         page: PageRequest::new(Some(1), Some(5)).unwrap(),
     };
-    assert_eq!(
+    let total = |owned: Owner, include_expired| {
+        let store = store.clone();
+        async move {
+            store
+                .token_page(&owned, &every(include_expired))
+                .await
+                .unwrap()
+                .total_count
+        }
+    };
+    assert_eq!(total(account_owned.clone(), true).await, 6);
+    assert_eq!(total(account_owned.clone(), false).await, 3);
+    assert_eq!(total(owned.clone(), true).await, 39);
+    // Restored from an export: counted again from the rows.
+    let exported = store.export().await.unwrap();
+    store.restore(&exported).await.unwrap();
+    assert_eq!(total(account_owned.clone(), true).await, 6);
+    compare("after a restore", 0).await;
+    store
+        .write_account(&account.id, &Focus::default(), &|_| {
+            Ok(vec![Change::DeleteAccount])
+        })
+        .await
+        .unwrap();
+    assert_eq!(total(account_owned.clone(), true).await, 0);
+    assert_eq!(total(owned.clone(), true).await, 39);
+
+    // More expired tokens than a page leaves out by id: the same page, read whole.
+    for n in 0..1005 {
+        let mut token =
+            tokens::simple_token(&owner.id, format!("x{n:04}"), vec![group.clone()], None).unwrap();
+        token.status = TokenStatus::Expired;
+        token.issued_on = "2024-01-01T00:00:00Z".into();
         store
-            .token_page(&account_owned, &query)
+            .insert_token(&token, &format!("{:064x}", 5000 + n), None)
             .await
-            .unwrap()
-            .total_count,
-        0
-    );
-    assert_eq!(
-        store.token_page(&owned, &query).await.unwrap().total_count,
-        39
-    );
+            .unwrap();
+    }
+    compare("with many expired", 0).await;
+    assert_eq!(total(owned.clone(), true).await, 39 + 1005);
 }
 
 fn email_folded() -> &'static str {
