@@ -7,7 +7,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, OriginalUri, Path, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, OriginalUri, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
@@ -114,7 +114,7 @@ impl AppState {
     }
 }
 
-/// The request path as the client sent it (nesting strips the `/client/v4` prefix).
+/// The request path as the client sent it.
 pub fn original_path(parts: &Parts) -> String {
     parts
         .extensions
@@ -131,10 +131,12 @@ impl FromRequestParts<AppState> for Ids {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         super::access::Notes::route(&parts.extensions);
-        let ids = match Path::<Vec<(String, String)>>::from_request_parts(parts, state).await {
-            Ok(Path(raw)) => raw
-                .into_iter()
-                .map(|(name, v)| Id::parse(&v).map(|id| (name, id)))
+        // The raw parameters, decoded but not deserialized: `Path` into owned pairs made
+        // two strings for each before an id was parsed.
+        let ids = match axum::extract::RawPathParams::from_request_parts(parts, state).await {
+            Ok(raw) => raw
+                .iter()
+                .map(|(name, v)| Id::parse(v).map(|id| (name.to_string(), id)))
                 .collect(),
             Err(_) => None,
         };

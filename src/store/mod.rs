@@ -350,6 +350,8 @@ pub struct UserMembership {
     /// the three fields above alone, kept as long as they are (a kept user's memberships
     /// until the next commit). Writing it was a tenth of a one-membership read.
     pub shown: std::sync::OnceLock<Box<serde_json::value::RawValue>>,
+    /// [`UserMembership::member_reads`], decided once for the same reason.
+    reads: std::sync::OnceLock<bool>,
 }
 
 impl UserMembership {
@@ -359,7 +361,17 @@ impl UserMembership {
             membership,
             catalog,
             shown: std::sync::OnceLock::new(),
+            reads: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Whether the member's own rights let them read the account (a token's limits aside):
+    /// `GET /accounts` asks it of each of a user's memberships.
+    pub fn member_reads(&self) -> bool {
+        *self.reads.get_or_init(|| {
+            self.catalog
+                .member_allows(&self.account, &self.membership, crate::domain::Need::Read)
+        })
     }
 }
 
