@@ -7,7 +7,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, OriginalUri, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, OriginalUri, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
@@ -131,12 +131,10 @@ impl FromRequestParts<AppState> for Ids {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         super::access::Notes::route(&parts.extensions);
-        // The raw parameters, decoded but not deserialized: `Path` into owned pairs made
-        // two strings for each before an id was parsed.
-        let ids = match axum::extract::RawPathParams::from_request_parts(parts, state).await {
-            Ok(raw) => raw
-                .iter()
-                .map(|(name, v)| Id::parse(v).map(|id| (name.to_string(), id)))
+        let ids = match Path::<Vec<(String, String)>>::from_request_parts(parts, state).await {
+            Ok(Path(raw)) => raw
+                .into_iter()
+                .map(|(name, v)| Id::parse(&v).map(|id| (name, id)))
                 .collect(),
             Err(_) => None,
         };
