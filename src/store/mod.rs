@@ -652,8 +652,7 @@ mod tests {
     use crate::domain::types::Direction;
     use crate::domain::{Email, Status};
 
-    /// Past what SQLite pages in memory.
-    const PAGED_IN_MEMORY_FOR_TESTS: usize = 100;
+    use super::sqlite::PAGED_IN_MEMORY;
 
     /// A store on a new file (which goes with the directory) holding one account, made by
     /// its founder.
@@ -708,7 +707,7 @@ mod tests {
     #[tokio::test]
     async fn a_users_page_reads_the_page_not_every_membership() {
         let (_dir, store, owner, _, _) = founded().await;
-        for n in 0..(PAGED_IN_MEMORY_FOR_TESTS + 5) {
+        for n in 0..(PAGED_IN_MEMORY + 5) {
             let mut account = account();
             account.name = format!("Account {n}");
             let founder = account.founding_member(&owner);
@@ -733,7 +732,7 @@ mod tests {
                 .user_membership_page(owner.email.folded(), &query)
                 .await
                 .unwrap();
-            assert_eq!(page.total_count, PAGED_IN_MEMORY_FOR_TESTS + 6);
+            assert_eq!(page.total_count, PAGED_IN_MEMORY + 6);
             assert_eq!(page.items.len(), 20);
         }
         let ran = conn::RAN.with_borrow_mut(Option::take).unwrap();

@@ -110,6 +110,29 @@ pub(super) fn owner_column(owner: &Owner) -> (&'static str, &Id) {
     }
 }
 
+/// Runs a page's statement, whose rows each carry the list's count `n` beside a row of the
+/// page, or, for a page with none, one row of the count alone (`id_column` NULL): the page
+/// and its count from one statement, however far past the end the page is.
+async fn counted_rows<T: Send>(
+    conn: &mut impl Conn,
+    sql: &str,
+    args: &[Arg<'_>],
+    id_column: &str,
+    map: impl Fn(&dyn Cols) -> Result<T, StoreError> + Send + Sync,
+) -> Result<(Vec<T>, i64), StoreError> {
+    let rows = conn
+        .rows(sql, args, |r| {
+            let n = r.int("n")?;
+            match r.maybe_text(id_column)? {
+                Some(_) => Ok((Some(map(r)?), n)),
+                None => Ok((None, n)),
+            }
+        })
+        .await?;
+    let total = rows.first().map_or(0, |(_, n)| *n);
+    Ok((rows.into_iter().filter_map(|(t, _)| t).collect(), total))
+}
+
 /// Expired tokens a page leaves out by id, at most; past that it reads them all.
 const EXCLUDED_AT_MOST: usize = 1000;
 
@@ -179,29 +202,23 @@ pub(super) async fn token_page(
     };
     let mut args: Vec<Arg<'_>> = vec![id.as_str().into(), counted_as.as_str().into()];
     args.extend(excluded.iter().map(Arg::from));
-    // The count's row always, and beside it the page's rows, if any.
-    let rows = conn
-        .rows(
-            &format!(
-                "SELECT {TOKEN_COLUMNS}, counted.n AS n FROM (SELECT COALESCE((SELECT c.n \
-                 FROM token_counts c WHERE c.owner = $2), 0) AS n) counted \
-                 LEFT JOIN (SELECT t.id FROM tokens t WHERE t.{column} = $1 {not_in} \
-                 ORDER BY {order} LIMIT {per_page} OFFSET {offset}) page ON TRUE \
-                 LEFT JOIN tokens t ON t.id = page.id ORDER BY {order}"
-            ),
-            &args,
-            |r| {
-                let n = r.int("n")?;
-                match r.maybe_text("t_id")? {
-                    Some(_) => Ok((Some(token_from_row(r)?), n)),
-                    None => Ok((None, n)),
-                }
-            },
-        )
-        .await?;
-    let total = rows.first().map_or(0, |(_, n)| *n) - excluded.len() as i64;
+    let (items, total) = counted_rows(
+        conn,
+        &format!(
+            "SELECT {TOKEN_COLUMNS}, counted.n AS n FROM (SELECT COALESCE((SELECT c.n \
+             FROM token_counts c WHERE c.owner = $2), 0) AS n) counted \
+             LEFT JOIN (SELECT t.id FROM tokens t WHERE t.{column} = $1 {not_in} \
+             ORDER BY {order} LIMIT {per_page} OFFSET {offset}) page ON TRUE \
+             LEFT JOIN tokens t ON t.id = page.id ORDER BY {order}"
+        ),
+        &args,
+        "t_id",
+        token_from_row,
+    )
+    .await?;
+    let total = total - excluded.len() as i64;
     Ok(Page {
-        items: rows.into_iter().filter_map(|(t, _)| t).collect(),
+        items,
         request: query.page,
         total_count: usize::try_from(total).unwrap_or_default(),
     })
@@ -979,25 +996,17 @@ pub(super) async fn own_membership_page(
         }
         (found, page.total_count as i64)
     } else {
-        // The count's row always, and beside it the page's rows, if any.
-        let rows = conn
-            .rows(
-                &own_page_statement(query),
-                &[
-                    email_folded.into(),
-                    Arg::Text(query.status.map(|s| s.as_str())),
-                ],
-                |r| {
-                    let n = r.int("n")?;
-                    match r.maybe_text("m_id")? {
-                        Some(_) => Ok((Some(with_account(r)?), n)),
-                        None => Ok((None, n)),
-                    }
-                },
-            )
-            .await?;
-        let total = rows.first().map_or(0, |(_, n)| *n);
-        (rows.into_iter().filter_map(|(m, _)| m).collect(), total)
+        counted_rows(
+            conn,
+            &own_page_statement(query),
+            &[
+                email_folded.into(),
+                Arg::Text(query.status.map(|s| s.as_str())),
+            ],
+            "m_id",
+            with_account,
+        )
+        .await?
     };
     let mut items = Vec::with_capacity(found.len());
     for (account, stamp, membership) in found {

@@ -75,7 +75,7 @@ const CACHE_KIB: i64 = 16 * 1024;
 
 /// A user's kept memberships up to this many are paged in memory; more, and only the
 /// page is read (sorting thousands for each page cost what the user holds).
-const PAGED_IN_MEMORY: usize = 100;
+pub(super) const PAGED_IN_MEMORY: usize = 100;
 
 pub type SqliteStore = SqlStore<Sqlite>;
 
