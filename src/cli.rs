@@ -138,13 +138,20 @@ impl Database {
     /// Which database this is, for the operator: the SQLite file, or PostgreSQL's host and
     /// database (never its password).
     pub fn describe(&self) -> String {
-        match self.database_url.as_deref().map(url::Url::parse) {
-            Some(Ok(url)) => format!(
-                "PostgreSQL {}:{}{}",
-                url.host_str().unwrap_or("localhost"),
-                url.port().unwrap_or(5432),
-                url.path()
-            ),
+        match self
+            .database_url
+            .as_deref()
+            .map(str::parse::<crate::store::PgUrl>)
+        {
+            Some(Ok(url)) => {
+                let hosts: Vec<&str> = url.hosts.iter().map(|h| h.name.as_str()).collect();
+                let database = url.hosts[0].options.get_database().unwrap_or_default();
+                let attrs = match url.attrs {
+                    crate::store::SessionAttrs::Any => String::new(),
+                    attrs => format!(" (target_session_attrs={attrs})"),
+                };
+                format!("PostgreSQL {}/{database}{attrs}", hosts.join(","))
+            }
             Some(Err(_)) => "PostgreSQL".to_string(),
             None if crate::store::sqlite_in_memory(&self.database) => {
                 "SQLite in memory (nothing is written to disk; it ends with the process)".into()
@@ -158,7 +165,7 @@ impl Database {
     pub async fn open(&self, ttl: Duration) -> anyhow::Result<Arc<dyn Store>> {
         match &self.database_url {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                let options: sqlx::postgres::PgConnectOptions = url
+                let url: crate::store::PgUrl = url
                     .parse()
                     .map_err(|e| anyhow::anyhow!("--database-url is not a PostgreSQL URL: {e}"))?;
                 let budget = crate::store::PoolBudget {
@@ -175,9 +182,9 @@ impl Database {
                     transaction: self.database_pooler == PoolerMode::Transaction,
                     direct,
                 };
-                match PgStore::open_sized(options.clone(), ttl, budget, pooler).await {
+                match PgStore::open_sized(url.clone(), ttl, budget, pooler).await {
                     Ok(store) => Ok(Arc::new(store)),
-                    Err(e) => Err(explain_postgres_error(e, &options)),
+                    Err(e) => Err(explain_postgres_error(e, &url)),
                 }
             }
             // Not echoed: a URL may carry a password.
@@ -424,13 +431,12 @@ fn write_ready_file(
 
 /// A failure to open PostgreSQL, said as an operator acts on it: where it tried (never the
 /// password), and for the two common first-run mistakes what to do.
-fn explain_postgres_error(
-    e: StoreError,
-    options: &sqlx::postgres::PgConnectOptions,
-) -> anyhow::Error {
+fn explain_postgres_error(e: StoreError, url: &crate::store::PgUrl) -> anyhow::Error {
+    let options = &url.hosts[0].options;
     let (host, port) = (options.get_host(), options.get_port());
     let database = options.get_database().unwrap_or("(the user's name)");
-    let at = format!("PostgreSQL at {host}:{port}, database {database}");
+    let hosts: Vec<&str> = url.hosts.iter().map(|h| h.name.as_str()).collect();
+    let at = format!("PostgreSQL at {}, database {database}", hosts.join(","));
     match &e {
         StoreError::Database(sqlx::Error::Database(db))
             if db.code().as_deref() == Some("3D000") =>

@@ -42,6 +42,8 @@
 mod cache;
 mod conn;
 pub mod export;
+mod failover;
+mod pg_url;
 mod postgres;
 mod queries;
 mod sql;
@@ -62,6 +64,7 @@ use crate::domain::{
 };
 
 pub use cache::credentials::DEFAULT_TTL as DEFAULT_CREDENTIAL_TTL;
+pub use pg_url::{PgUrl, SessionAttrs, UrlError};
 pub use postgres::{PgStore, PoolBudget, Pooler};
 pub use queries::GroupMemberQuery;
 pub use sql::SqlStore;

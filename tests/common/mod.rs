@@ -5,7 +5,9 @@
 // Each test binary that includes this module uses a different part of it.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod openapi;
+pub mod raw;
 pub mod results;
 
 use sqlx::{ConnectOptions, Executor};
