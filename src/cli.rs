@@ -165,6 +165,11 @@ impl Database {
     pub async fn open(&self, ttl: Duration) -> anyhow::Result<Arc<dyn Store>> {
         match &self.database_url {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                let root_cert = url::Url::parse(url).ok().and_then(|u| {
+                    u.query_pairs()
+                        .find(|(k, _)| k == "sslrootcert")
+                        .map(|(_, v)| v.into_owned())
+                });
                 let url: crate::store::PgUrl = url
                     .parse()
                     .map_err(|e| anyhow::anyhow!("--database-url is not a PostgreSQL URL: {e}"))?;
@@ -184,7 +189,7 @@ impl Database {
                 };
                 match PgStore::open_sized(url.clone(), ttl, budget, pooler).await {
                     Ok(store) => Ok(Arc::new(store)),
-                    Err(e) => Err(explain_postgres_error(e, &url)),
+                    Err(e) => Err(explain_postgres_error(e, &url, root_cert.as_deref())),
                 }
             }
             // Not echoed: a URL may carry a password.
@@ -430,8 +435,13 @@ fn write_ready_file(
 }
 
 /// A failure to open PostgreSQL, said as an operator acts on it: where it tried (never the
-/// password), and for the two common first-run mistakes what to do.
-fn explain_postgres_error(e: StoreError, url: &crate::store::PgUrl) -> anyhow::Error {
+/// password), and for the common first-run mistakes (no database, no server, TLS set up
+/// differently at either end) what to do. `root_cert` is the URL's `sslrootcert`.
+fn explain_postgres_error(
+    e: StoreError,
+    url: &crate::store::PgUrl,
+    root_cert: Option<&str>,
+) -> anyhow::Error {
     let options = &url.hosts[0].options;
     let (host, port) = (options.get_host(), options.get_port());
     let database = options.get_database().unwrap_or("(the user's name)");
@@ -445,9 +455,35 @@ fn explain_postgres_error(e: StoreError, url: &crate::store::PgUrl) -> anyhow::E
                 "{at}: the database does not exist: create it (createdb -h {host} -p {port} {database}), or name another in --database-url"
             )
         }
+        // pg_hba.conf has hostssl lines only for this client.
+        StoreError::Database(sqlx::Error::Database(db))
+            if db.code().as_deref() == Some("28000") && db.message().ends_with("no encryption") =>
+        {
+            anyhow::anyhow!(
+                "{at}: {}: the server takes only TLS connections from here: give sslmode=verify-full and sslrootcert=(its authority's certificate) in --database-url",
+                db.message()
+            )
+        }
         StoreError::Database(sqlx::Error::Database(db)) => {
             // Its Display ends in PostgreSQL's own source line ("at line 948"): only the message.
             anyhow::anyhow!("{at}: {}", db.message())
+        }
+        // rustls refused the server's certificate; its own words are terse.
+        StoreError::Database(sqlx::Error::Io(io))
+            if io.to_string().starts_with("invalid peer certificate: ") =>
+        {
+            let problem = io.to_string()["invalid peer certificate: ".len()..].to_string();
+            let why = match (problem.as_str(), root_cert) {
+                ("UnknownIssuer", Some(file)) => format!(
+                    "it is not signed by the authority whose certificate sslrootcert names ({file})"
+                ),
+                ("UnknownIssuer", None) => "it is not signed by a public authority: name your own authority's certificate in sslrootcert".to_string(),
+                (name, _) if name.starts_with("certificate not valid for name") => format!(
+                    "{name}: sslmode=verify-full checks that the certificate names the host in --database-url (connect by a name it has, or verify-ca checks the authority only)"
+                ),
+                (other, _) => other.to_string(),
+            };
+            anyhow::anyhow!("{at}: the server's TLS certificate is refused: {why}")
         }
         StoreError::Database(sqlx::Error::Io(io))
             if io.kind() == std::io::ErrorKind::ConnectionRefused =>

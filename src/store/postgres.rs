@@ -175,7 +175,8 @@ impl PgStore {
             .before_acquire(move |conn, meta| {
                 let failover = before.clone();
                 Box::pin(async move {
-                    if failover.moved_since(Instant::now() - meta.age) {
+                    let born = Instant::now().checked_sub(meta.age);
+                    if born.is_none_or(|born| failover.moved_since(born)) {
                         return Ok(false);
                     }
                     if meta.idle_for > IDLE_PING {
