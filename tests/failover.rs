@@ -42,10 +42,31 @@ fn a_failover_to_a_promoted_replica_needs_no_restart_and_loses_no_acknowledged_w
     primary.psql("SELECT pg_reload_conf()");
     primary.wait_for("SELECT sync_state FROM pg_stat_replication", "sync");
 
-    let url = format!(
-        "postgres://roster@127.0.0.1:{},127.0.0.1:{}/postgres?target_session_attrs=read-write",
-        primary.port, replica.port
+    let hosts = |ports: &[u16]| {
+        let hosts: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        format!(
+            "postgres://roster@{}/postgres?target_session_attrs=read-write",
+            hosts.join(",")
+        )
+    };
+    let url = hosts(&[primary.port, replica.port]);
+    // Listed first, the standby is passed over for the host that accepts writes.
+    let standby_first = Server::start_with(
+        &[
+            "--database-url".into(),
+            hosts(&[replica.port, primary.port]),
+        ],
+        &["--demo", "--rate-limit", "0"],
     );
+    let (status, _, body) = invite(
+        &standby_first.addr,
+        "past-the-standby@example.com",
+        ANSWER_WITHIN,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    drop(standby_first);
+
     let server = Server::start_with(
         &["--database-url".into(), url],
         &["--demo", "--rate-limit", "0", "--credential-cache", "600"],
@@ -208,12 +229,65 @@ fn a_failover_to_a_promoted_replica_needs_no_restart_and_loses_no_acknowledged_w
         std::thread::sleep(Duration::from_millis(20));
     }
 
+    // A host that turns read-only (here the new primary, by its settings) is 503s naming
+    // that, until it takes writes again: then the same host is served again.
+    replica.psql("ALTER SYSTEM SET default_transaction_read_only = on");
+    replica.psql("SELECT pg_reload_conf()");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, head, body) = invite(addr, "read-only@example.com", ANSWER_WITHIN).unwrap();
+        if status == 503 {
+            assert_unavailable(&head, &body);
+            assert!(body.contains("the database is read-only"), "{body}");
+            break;
+        }
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            Instant::now() < deadline,
+            "writes still taken 10 s after read-only"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    replica.psql("ALTER SYSTEM RESET default_transaction_read_only");
+    replica.psql("SELECT pg_reload_conf()");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, head, body) = invite(addr, "writable@example.com", ANSWER_WITHIN).unwrap();
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert_unavailable(&head, &body);
+        assert!(
+            Instant::now() < deadline,
+            "writes still refused 10 s after read-write"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
     let log = server.log_once_it_says("new connections go to");
     assert!(
         log.contains(&format!("new connections go to 127.0.0.1:{}", replica.port)),
         "{log}"
     );
     assert!(!log.contains("internal error"), "{log}");
+    // No host that takes writes: refused at start, each host's failure named.
+    replica.psql("ALTER SYSTEM SET default_transaction_read_only = on");
+    replica.psql("SELECT pg_reload_conf()");
+    let dead = common::cluster::free_port();
+    let error = Server::refused(&["--database-url".into(), hosts(&[dead, replica.port])]);
+    assert!(error.contains(&format!("127.0.0.1:{dead}: ")), "{error}");
+    assert!(
+        error.contains(&format!(
+            "127.0.0.1:{}: 127.0.0.1:{} is not a host that accepts writes",
+            replica.port, replica.port
+        )),
+        "{error}"
+    );
+    assert!(
+        error.contains("no host of --database-url accepts writes"),
+        "{error}"
+    );
 }
 
 /// A user token of the demo user's, made through `addr`: (id, value).

@@ -7,8 +7,8 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use common::Server;
 use common::cluster::{Pg, give_to_postgres, run, shared_dir};
@@ -73,31 +73,7 @@ fn server_certificate(dir: &Path, ca: &Path) -> (PathBuf, PathBuf) {
 
 /// `roster serve` on `url`, which must exit at start: its error output.
 fn refused_at_start(url: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_roster"))
-        .args(["--database-url", url, "serve", "--listen", "127.0.0.1:0"])
-        .current_dir(dir.path())
-        .env_remove("DATABASE_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("roster serve on {url} still runs after 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-    assert!(!status.success(), "{url}: {stderr}");
-    stderr
+    Server::refused(&["--database-url".into(), url.into()])
 }
 
 #[test]

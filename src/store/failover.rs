@@ -24,8 +24,9 @@ use super::pg_url::{PgUrl, SessionAttrs};
 /// told it sooner (a lost connection or a refused session tells it at once).
 const WATCH_EVERY: Duration = Duration::from_secs(1);
 
-/// How long the watcher waits between walks over the hosts while none fits.
-const SEARCH_EVERY: Duration = Duration::from_millis(200);
+/// How long the watcher waits between walks over the hosts while none fits: at first, and
+/// at most (doubling in between; each walk is a connection to every host).
+const SEARCH_EVERY: (Duration, Duration) = (Duration::from_millis(200), Duration::from_secs(2));
 
 /// One host's connection and check, at most: a host that swallows packets is passed over.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -43,6 +44,8 @@ pub(super) struct Failover {
     pool: OnceLock<PgPool>,
     /// Something failed in a way a move would explain: the watcher looks now.
     suspect: Notify,
+    /// The current host no longer fits and none other has been found yet.
+    searching: tokio::sync::watch::Sender<bool>,
 }
 
 impl Failover {
@@ -54,6 +57,7 @@ impl Failover {
             epoch: Instant::now(),
             pool: OnceLock::new(),
             suspect: Notify::new(),
+            searching: tokio::sync::watch::Sender::new(false),
         })
     }
 
@@ -159,6 +163,34 @@ impl Failover {
         ))))
     }
 
+    /// `acquire`'s answer, unless no host fits (now, or before it has one): then at once
+    /// the error that says so. The pool would keep trying the host that stopped fitting
+    /// until its wait ran out, and then blame busy connections; while none fits, a write
+    /// can only fail, and failing at once keeps requests from piling up.
+    pub async fn while_one_fits<T>(
+        &self,
+        acquire: impl Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, sqlx::Error> {
+        if !self.fails_over() {
+            return acquire.await;
+        }
+        let mut searching = self.searching.subscribe();
+        if *searching.borrow_and_update() {
+            return Err(self.none_fits());
+        }
+        tokio::select! {
+            answer = acquire => answer,
+            _ = searching.wait_for(|s| *s) => Err(self.none_fits()),
+        }
+    }
+
+    fn none_fits(&self) -> sqlx::Error {
+        sqlx::Error::Database(Box::new(Unfit(format!(
+            "no host of --database-url {} now (a failover under way?)",
+            self.wanted()
+        ))))
+    }
+
     /// A new connection for single reads, to the current host, if its session fits.
     pub async fn connect(&self) -> Result<PgConnection, sqlx::Error> {
         let i = self.current.load(Ordering::Acquire);
@@ -195,6 +227,7 @@ impl Failover {
         }
         let now = self.epoch.elapsed().as_nanos().max(1) as u64;
         self.moved_at.store(now, Ordering::Release);
+        self.searching.send_replace(false);
         if before != i {
             tracing::warn!(
                 host = %self.url.hosts[i].name,
@@ -217,28 +250,32 @@ impl Failover {
                 () = self.suspect.notified() => {}
             }
             let current = self.current.load(Ordering::Acquire);
-            let fits = match probe.as_mut() {
-                Some(conn) => tokio::time::timeout(CONNECT_TIMEOUT, self.fits(conn))
-                    .await
-                    .is_ok_and(|fits| fits.unwrap_or(false)),
+            let host = &self.url.hosts[current].name;
+            let unfit = match probe.as_mut() {
+                Some(conn) => match tokio::time::timeout(CONNECT_TIMEOUT, self.fits(conn)).await {
+                    Ok(Ok(true)) => None,
+                    Ok(Ok(false)) => Some(self.unfit(host)),
+                    Ok(Err(e)) => Some(e),
+                    Err(_) => Some(sqlx::Error::PoolTimedOut),
+                },
                 None => match self.try_host(current).await {
                     Ok(conn) => {
                         probe = Some(conn);
-                        true
+                        None
                     }
-                    Err(_) => false,
+                    Err(e) => Some(e),
                 },
             };
-            if fits {
-                continue;
-            }
+            let Some(unfit) = unfit else { continue };
             drop(probe.take());
+            self.searching.send_replace(true);
             tracing::warn!(
-                host = %self.url.hosts[current].name,
-                "database: {} no longer {}; trying each host of --database-url",
-                self.url.hosts[current].name,
-                self.wanted()
+                %host,
+                "database: {host} no longer {} ({}); trying each host of --database-url",
+                self.wanted(),
+                short(&unfit)
             );
+            let mut pause = SEARCH_EVERY.0;
             'search: loop {
                 for i in 0..self.url.hosts.len() {
                     if let Ok(conn) = self.try_host(i).await {
@@ -247,7 +284,8 @@ impl Failover {
                         break 'search;
                     }
                 }
-                tokio::time::sleep(SEARCH_EVERY).await;
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(SEARCH_EVERY.1);
             }
         }
     }
@@ -325,6 +363,32 @@ mod tests {
             e.to_string()
                 .contains("h1:5432 is not a host that accepts writes")
         );
+    }
+
+    #[tokio::test]
+    async fn while_no_host_fits_a_write_is_refused_at_once_not_after_the_pools_wait() {
+        let failover = two_hosts();
+        let never = || std::future::pending::<Result<(), sqlx::Error>>();
+        // A search that starts while the pool is still trying ends the wait.
+        let searching = async {
+            tokio::task::yield_now().await;
+            failover.searching.send_replace(true);
+            std::future::pending::<()>().await
+        };
+        let refused = tokio::select! {
+            refused = failover.while_one_fits(never()) => refused,
+            () = searching => unreachable!(),
+        };
+        let e = StoreError::Database(refused.unwrap_err());
+        assert_eq!(
+            e.unavailable(),
+            Some("the database is read-only (a standby, or a failover under way)")
+        );
+        // And one that arrives during the search is refused before it waits at all.
+        assert!(failover.while_one_fits(never()).await.is_err());
+        // Found: served again.
+        failover.move_to(1);
+        assert!(failover.while_one_fits(async { Ok(()) }).await.is_ok());
     }
 
     #[test]

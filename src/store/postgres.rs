@@ -361,8 +361,8 @@ impl Backend for Postgres {
         };
         let mut tx = Tx {
             tx: self
-                .pool
-                .begin_with(begin)
+                .failover
+                .while_one_fits(self.pool.begin_with(begin))
                 .await
                 .map_err(|e| self.lost(e.into()))?,
             _turn: turn,
