@@ -101,12 +101,15 @@ pub struct Database {
     )]
     pub database: PathBuf,
     /// PostgreSQL URL (postgres://...); takes the place of the SQLite file. Several
-    /// `roster serve` processes may share one database.
+    /// `roster serve` processes may share one database. Several hosts, tried in order
+    /// (postgres://u@h1:5432,h2:5432/db?target_session_attrs=read-write), follow a
+    /// failover to whichever accepts writes; sslmode and sslrootcert set TLS.
     #[arg(long, global = true, env = "DATABASE_URL")]
     pub database_url: Option<String>,
     /// PostgreSQL: connections this process takes for requests (three parts for
     /// transactions to one for single reads; one more listens for other processes'
-    /// changes). N processes take N x (this + 1) of the server's max_connections.
+    /// changes, and with several hosts one more watches for a failover). N processes take
+    /// N x (this + 1), or N x (this + 2), of the server's max_connections.
     #[arg(long, global = true, env = "ROSTER_DATABASE_POOL_SIZE", default_value_t = 24, value_parser = clap::value_parser!(u32).range(2..=10_000))]
     pub database_pool_size: u32,
     /// PostgreSQL: seconds a request waits for a free connection before it is answered
