@@ -4,7 +4,8 @@
 //! indexes back up the rules (one live membership per account and email).
 //!
 //! The layout: `sql.rs` implements [`Store`] once, over a small `Backend` trait that
-//! `sqlite/` (rusqlite) and `postgres.rs` (sqlx) implement; `queries.rs` holds the reads,
+//! `sqlite/` (rusqlite) and `postgres.rs` (sqlx; the host it connects to is `failover.rs`'s,
+//! among those `pg_url.rs` reads from the URL) implement; `queries.rs` holds the reads,
 //! `writes.rs` what a write does to the rows, and `conn.rs` how a statement runs on either
 //! driver. Three caches sit in front of the
 //! database: `cache/credentials.rs` (who a key or token is; exact about this process's own

@@ -4,6 +4,8 @@
 //! run in, and see each other's commits, so a rule that spans rows (the last
 //! administrator) holds; writers to different accounts never wait for each other, and no
 //! writer is aborted and retried for touching a table another one touched.
+//! Every connection goes to the host of `--database-url` that [`Failover`] says fits now
+//! (`pg_url.rs` reads the URL's host list).
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
@@ -32,7 +34,8 @@ pub type PgStore = SqlStore<Postgres>;
 pub struct PoolBudget {
     /// For requests, at least 2: three parts for transactions (writes, and reads that need
     /// a snapshot) to one for single-statement reads. One more connection, outside it,
-    /// listens for other processes' credential changes.
+    /// listens for other processes' credential changes, and with failover (several hosts)
+    /// another watches the current host ([`Failover::watch`]).
     pub size: u32,
     pub wait: Duration,
 }
