@@ -832,6 +832,7 @@ fn init_tracing(json: bool) -> log_output::Flush {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
+        .with_timer(log_output::UtcMicros)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
     if json {
         builder.json().init();

@@ -7,6 +7,7 @@
 //! live membership (made through the API since) is left as the API made it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -345,10 +346,10 @@ fn plan_account(a: &AccountFixture) -> Result<PlannedAccount, DomainError> {
         account: account.clone(),
         members: Vec::new(),
         focus: crate::domain::Focus::everyone(),
-        catalog: AccountCatalog::default(),
+        catalog: Default::default(),
     };
     for r in &a.roles {
-        state.catalog.custom_roles.push(Role {
+        Arc::make_mut(&mut state.catalog).custom_roles.push(Role {
             id: Id::parse_field(&r.id, "roles.id")?,
             name: types::bounded(&r.name, "roles.name", 1, 120)?,
             description: types::bounded(&r.description, "roles.description", 0, 1000)?,
@@ -374,7 +375,9 @@ fn plan_account(a: &AccountFixture) -> Result<PlannedAccount, DomainError> {
             e => entry(e, "resource_groups"),
         })?;
         if let Change::PutResourceGroup(group) = put {
-            state.catalog.resource_groups.push(group);
+            Arc::make_mut(&mut state.catalog)
+                .resource_groups
+                .push(group);
         }
     }
     let members = a
@@ -434,7 +437,9 @@ fn plan_account(a: &AccountFixture) -> Result<PlannedAccount, DomainError> {
             Ok(group)
         };
         let group = planned().map_err(|e| entry(e, &at))?;
-        state.catalog.user_groups.push(group);
+        Arc::make_mut(&mut state.catalog)
+            .user_groups_mut()
+            .push(group);
     }
     let tokens = a
         .tokens
@@ -446,7 +451,7 @@ fn plan_account(a: &AccountFixture) -> Result<PlannedAccount, DomainError> {
         .collect::<Result<_, _>>()?;
     Ok(PlannedAccount {
         account,
-        catalog: state.catalog,
+        catalog: Arc::unwrap_or_clone(state.catalog),
         members,
         tokens,
     })
@@ -692,7 +697,7 @@ fn account_changes(planned: &PlannedAccount, state: &AccountState) -> Vec<Change
     changes.extend(
         planned
             .catalog
-            .user_groups
+            .user_groups()
             .iter()
             .cloned()
             .map(Change::PutUserGroup),

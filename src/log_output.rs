@@ -203,6 +203,30 @@ impl PlainVisitor<'_> {
     }
 }
 
+impl PlainVisitor<'_> {
+    /// A number as the default writes it (`name=digits`, Debug of an integer being its
+    /// digits), without going through `Debug` and `fmt::write`.
+    fn record_number(
+        &mut self,
+        field: &Field,
+        digits: &str,
+        record: impl FnOnce(&mut DefaultVisitor<'_>),
+    ) {
+        let name = field.name();
+        if self.result.is_err() || name.starts_with("r#") || name.starts_with("log.") {
+            return self.by_default(field, record);
+        }
+        let space = if std::mem::take(&mut self.empty) {
+            ""
+        } else {
+            " "
+        };
+        self.result = [space, name, "=", digits]
+            .iter()
+            .try_for_each(|part| std::fmt::Write::write_str(&mut self.writer, part));
+    }
+}
+
 impl Visit for PlainVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         let name = field.name();
@@ -225,6 +249,18 @@ impl Visit for PlainVisitor<'_> {
             .try_for_each(|part| std::fmt::Write::write_str(&mut self.writer, part));
     }
 
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.record_number(field, itoa::Buffer::new().format(value), |d| {
+            d.record_u64(field, value)
+        });
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.record_number(field, itoa::Buffer::new().format(value), |d| {
+            d.record_i64(field, value)
+        });
+    }
+
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         self.by_default(field, |d| d.record_error(field, value));
     }
@@ -243,6 +279,63 @@ impl VisitOutput<std::fmt::Result> for PlainVisitor<'_> {
 impl VisitFmt for PlainVisitor<'_> {
     fn writer(&mut self) -> &mut dyn std::fmt::Write {
         &mut self.writer
+    }
+}
+
+/// Each line's time as tracing-subscriber's `SystemTime` writes it (RFC 3339 in UTC, to
+/// the microsecond), with the date and time up to the second formatted once a second per
+/// thread: formatting the whole of it each time was a fortieth of a one-row read
+/// (`bench/instructions`; bench/README.md, "Figures behind the code").
+pub struct UtcMicros;
+
+thread_local! {
+    /// The second last formatted on this thread and its text up to the decimal point.
+    static SECOND: std::cell::Cell<(i64, [u8; 20])> = const { std::cell::Cell::new((i64::MIN, [0; 20])) };
+}
+
+impl UtcMicros {
+    fn write(at: std::time::SystemTime, w: &mut impl std::fmt::Write) -> std::fmt::Result {
+        let Ok(since) = at.duration_since(std::time::UNIX_EPOCH) else {
+            // Before 1970: a clock this wrong gets the slow way.
+            return write!(w, "{}", time::OffsetDateTime::from(at));
+        };
+        let (second, micros) = (since.as_secs() as i64, since.subsec_micros());
+        let (kept, mut prefix) = SECOND.get();
+        if kept != second {
+            let Ok(date) = time::OffsetDateTime::from_unix_timestamp(second) else {
+                return write!(w, "{}", time::OffsetDateTime::from(at));
+            };
+            let text = format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.",
+                date.year(),
+                u8::from(date.month()),
+                date.day(),
+                date.hour(),
+                date.minute(),
+                date.second()
+            );
+            if text.len() != prefix.len() {
+                // Past year 9999: not kept.
+                return write!(w, "{text}{micros:06}Z");
+            }
+            prefix.copy_from_slice(text.as_bytes());
+            SECOND.set((second, prefix));
+        }
+        let mut digits = [b'0'; 7];
+        let mut rest = micros;
+        for slot in digits[..6].iter_mut().rev() {
+            *slot = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        digits[6] = b'Z';
+        w.write_str(std::str::from_utf8(&prefix).expect("formatted as ASCII"))?;
+        w.write_str(std::str::from_utf8(&digits).expect("digits are ASCII"))
+    }
+}
+
+impl tracing_subscriber::fmt::time::FormatTime for UtcMicros {
+    fn format_time(&self, w: &mut Writer<'_>) -> std::fmt::Result {
+        UtcMicros::write(std::time::SystemTime::now(), w)
     }
 }
 
@@ -291,6 +384,22 @@ mod tests {
     }
 
     #[test]
+    fn times_are_written_as_rfc_3339_to_the_microsecond_across_seconds() {
+        let format = time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+        );
+        let start = std::time::UNIX_EPOCH + Duration::new(1_796_680_799, 999_998_000);
+        // Within one second (kept), across it, a jump back, a day and a year later.
+        for step in [0, 1, 2, 3, 1_000_001, 86_400_000_000, 31_622_400_000_000, 0] {
+            let at = start + Duration::from_micros(step);
+            let mut written = String::new();
+            UtcMicros::write(at, &mut written).unwrap();
+            let expected = time::OffsetDateTime::from(at).format(&format).unwrap();
+            assert_eq!(written, expected);
+        }
+    }
+
+    #[test]
     fn plain_fields_write_what_the_default_writes() {
         let error = io::Error::other("disk \"on\" fire");
         for text in [
@@ -310,6 +419,8 @@ mod tests {
                     status = 200u16,
                     code = Some(10_000u32),
                     latency_us = 31u64,
+                    offset = -5i64,
+                    big = u64::MAX,
                     flag = true,
                     error = &error as &(dyn std::error::Error + 'static),
                     "request {text}"

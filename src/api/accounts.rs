@@ -14,9 +14,9 @@ use crate::domain::*;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/accounts", get(list).post(create))
+        .route(v4!("/accounts"), get(list).post(create))
         .route(
-            "/accounts/{account_id}",
+            v4!("/accounts/{account_id}"),
             get(details).put(update).delete(remove),
         )
 }

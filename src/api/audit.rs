@@ -18,17 +18,17 @@ use crate::domain::{Direction, DomainError, Email, Focus, Id, Need};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/accounts/{account_id}/audit_logs", get(account_v1))
-        .route("/accounts/{account_id}/logs/audit", get(account_v2))
+        .route(v4!("/accounts/{account_id}/audit_logs"), get(account_v1))
+        .route(v4!("/accounts/{account_id}/logs/audit"), get(account_v2))
         .route(
-            "/accounts/{account_id}/logs/audit/product_categories",
+            v4!("/accounts/{account_id}/logs/audit/product_categories"),
             get(product_categories),
         )
         .route(
-            "/accounts/{account_id}/logs/audit/{audit_log_id}/history",
+            v4!("/accounts/{account_id}/logs/audit/{audit_log_id}/history"),
             get(history),
         )
-        .route("/user/audit_logs", get(user_v1))
+        .route(v4!("/user/audit_logs"), get(user_v1))
 }
 
 /// v1 pages: 100 entries unless asked, at most 1,000 (Cloudflare's).

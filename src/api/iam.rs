@@ -16,19 +16,19 @@ use crate::store::Written;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route(
-            "/accounts/{account_id}/iam/permission_groups",
+            v4!("/accounts/{account_id}/iam/permission_groups"),
             get(list_permission_groups),
         )
         .route(
-            "/accounts/{account_id}/iam/permission_groups/{permission_group_id}",
+            v4!("/accounts/{account_id}/iam/permission_groups/{permission_group_id}"),
             get(permission_group_details),
         )
         .route(
-            "/accounts/{account_id}/iam/resource_groups",
+            v4!("/accounts/{account_id}/iam/resource_groups"),
             get(list_resource_groups).post(create_resource_group),
         )
         .route(
-            "/accounts/{account_id}/iam/resource_groups/{resource_group_id}",
+            v4!("/accounts/{account_id}/iam/resource_groups/{resource_group_id}"),
             get(resource_group_details)
                 .put(update_resource_group)
                 .delete(delete_resource_group),

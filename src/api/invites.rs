@@ -17,8 +17,8 @@ use crate::domain::{Need, Status};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/user/invites", get(list))
-        .route("/user/invites/{invite_id}", get(details).patch(edit))
+        .route(v4!("/user/invites"), get(list))
+        .route(v4!("/user/invites/{invite_id}"), get(details).patch(edit))
 }
 
 /// The invitations still waiting for an answer, expired ones included (as `expired`), in

@@ -14,9 +14,12 @@ use crate::store::{MemberQuery, Written};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/accounts/{account_id}/members", get(list).post(create))
         .route(
-            "/accounts/{account_id}/members/{member_id}",
+            v4!("/accounts/{account_id}/members"),
+            get(list).post(create),
+        )
+        .route(
+            v4!("/accounts/{account_id}/members/{member_id}"),
             get(details).put(update).delete(remove),
         )
 }

@@ -9,14 +9,13 @@ use serde::Deserialize;
 
 use super::extract::{Auth, Body, Ids, Params};
 use super::{ApiError, AppState, views};
-use crate::domain::list::{paginate, same_name, text_key};
 use crate::domain::types::{Answer, MembershipOrder};
 use crate::domain::{Caller, Direction, DomainError, Focus, Id, Need, Status};
-use crate::store::{UserMembership, Written};
+use crate::store::{OwnMembershipQuery, UserMembership, Written};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/memberships", get(list)).route(
-        "/memberships/{membership_id}",
+    Router::new().route(v4!("/memberships"), get(list)).route(
+        v4!("/memberships/{membership_id}"),
         get(details).put(respond).delete(leave),
     )
 }
@@ -32,31 +31,17 @@ async fn list(
     let order = params.choice("order")?.unwrap_or(MembershipOrder::Id);
     let direction = params.choice("direction")?.unwrap_or(Direction::Asc);
     let names = [params.text("account.name", 100)?, params.text("name", 100)?];
-    let all = app
-        .store
-        .user_memberships(caller.user()?.email.folded())
-        .await?;
-    let items: Vec<&UserMembership> = all
-        .iter()
-        .filter(|m| {
-            status.is_none_or(|s| m.membership.status == s)
-                && names
-                    .iter()
-                    .flatten()
-                    .all(|n| same_name(&m.account.name, n))
-        })
-        .collect();
-    let page = paginate(
-        items,
-        page,
+    let query = OwnMembershipQuery {
+        status,
+        account_names: names.into_iter().flatten().collect(),
+        order,
         direction,
-        |m| match order {
-            MembershipOrder::Id => text_key(Some(m.membership.id.as_str())),
-            MembershipOrder::AccountName => text_key(Some(&m.account.name)),
-            MembershipOrder::Status => text_key(Some(m.membership.status.as_str())),
-        },
-        |m| m.membership.id.as_str(),
-    );
+        page,
+    };
+    let page = app
+        .store
+        .user_membership_page(caller.user()?.email.folded(), &query)
+        .await?;
     Ok(views::list(&page, |m| {
         views::membership(&m.account, &m.membership, &m.catalog)
     }))

@@ -12,8 +12,8 @@ use crate::domain::{Direction, DomainError, Focus};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/accounts/{account_id}/roles", get(list))
-        .route("/accounts/{account_id}/roles/{role_id}", get(details))
+        .route(v4!("/accounts/{account_id}/roles"), get(list))
+        .route(v4!("/accounts/{account_id}/roles/{role_id}"), get(details))
 }
 
 async fn list(

@@ -26,25 +26,31 @@ use crate::store::{TokenCheck, TokenRules};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/user/tokens", get(list).post(create))
-        .route("/user/tokens/permission_groups", get(permission_groups))
-        .route("/user/tokens/verify", get(verify))
+        .route(v4!("/user/tokens"), get(list).post(create))
         .route(
-            "/user/tokens/{token_id}",
-            get(details).put(update).delete(remove),
-        )
-        .route("/user/tokens/{token_id}/value", put(roll))
-        .route("/accounts/{account_id}/tokens", get(list).post(create))
-        .route(
-            "/accounts/{account_id}/tokens/permission_groups",
+            v4!("/user/tokens/permission_groups"),
             get(permission_groups),
         )
-        .route("/accounts/{account_id}/tokens/verify", get(verify))
+        .route(v4!("/user/tokens/verify"), get(verify))
         .route(
-            "/accounts/{account_id}/tokens/{token_id}",
+            v4!("/user/tokens/{token_id}"),
             get(details).put(update).delete(remove),
         )
-        .route("/accounts/{account_id}/tokens/{token_id}/value", put(roll))
+        .route(v4!("/user/tokens/{token_id}/value"), put(roll))
+        .route(v4!("/accounts/{account_id}/tokens"), get(list).post(create))
+        .route(
+            v4!("/accounts/{account_id}/tokens/permission_groups"),
+            get(permission_groups),
+        )
+        .route(v4!("/accounts/{account_id}/tokens/verify"), get(verify))
+        .route(
+            v4!("/accounts/{account_id}/tokens/{token_id}"),
+            get(details).put(update).delete(remove),
+        )
+        .route(
+            v4!("/accounts/{account_id}/tokens/{token_id}/value"),
+            put(roll),
+        )
 }
 
 /// The permission groups that manage a user's own tokens.

@@ -12,7 +12,7 @@ use crate::domain::types::{bounded, now};
 use crate::domain::{DomainError, Need};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/user", get(details).patch(edit))
+    Router::new().route(v4!("/user"), get(details).patch(edit))
 }
 
 async fn details(Auth(caller): Auth) -> Result<Response, ApiError> {

@@ -11,26 +11,26 @@ use serde::Deserialize;
 use super::extract::{Auth, Body, Ids, ListBody, Params, not_null};
 use super::members::{PolicyInput, parse_policies};
 use super::{ApiError, AppState, views};
-use crate::domain::list::{USER_GROUPS_PER_PAGE, paginate, same_name, text_key};
+use crate::domain::list::{USER_GROUPS_PER_PAGE, page_in_order, same_name};
 use crate::domain::*;
 use crate::store::{GroupMemberQuery, Written};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route(
-            "/accounts/{account_id}/iam/user_groups",
+            v4!("/accounts/{account_id}/iam/user_groups"),
             get(list).post(create),
         )
         .route(
-            "/accounts/{account_id}/iam/user_groups/{user_group_id}",
+            v4!("/accounts/{account_id}/iam/user_groups/{user_group_id}"),
             get(details).put(update).delete(remove),
         )
         .route(
-            "/accounts/{account_id}/iam/user_groups/{user_group_id}/members",
+            v4!("/accounts/{account_id}/iam/user_groups/{user_group_id}/members"),
             get(list_members).post(add_members).put(replace_members),
         )
         .route(
-            "/accounts/{account_id}/iam/user_groups/{user_group_id}/members/{member_id}",
+            v4!("/accounts/{account_id}/iam/user_groups/{user_group_id}/members/{member_id}"),
             get(member_details).delete(remove_member),
         )
 }
@@ -69,19 +69,13 @@ async fn list(
         .await?;
     let groups = state
         .catalog
-        .user_groups
-        .iter()
+        .user_groups_by_name()
+        .into_iter()
         .filter(|g| id.as_ref().is_none_or(|id| &g.id == id))
         .filter(|g| name.as_ref().is_none_or(|n| same_name(&g.name, n)))
         .filter(|g| fuzzy.as_ref().is_none_or(|f| contains_folded(&g.name, f)))
         .collect();
-    let page = paginate(
-        groups,
-        page,
-        direction,
-        |g| text_key(Some(&g.name)),
-        |g| g.id.as_str(),
-    );
+    let page = page_in_order(groups, page, direction);
     Ok(views::list(&page, |g| views::user_group(g, &state.catalog)))
 }
 

@@ -12,6 +12,7 @@ use super::types::{
     AccountType, Answer, Email, Id, MAX_GRANTS, MAX_PER_POLICY, MAX_RESOURCE_GROUPS, Status,
     at_most, bounded, name_key, now,
 };
+use std::sync::Arc;
 
 /// The authenticated caller: a user, and when they came with an API token, that token; or
 /// an account's own token, which acts for no user.
@@ -75,6 +76,10 @@ impl Caller {
     /// (`com.cloudflare.api.account.*`) for account groups used outside one account. A
     /// global API key passes always.
     pub fn require_token_group(&self, area: &str, need: Need) -> Result<(), DomainError> {
+        // A key caller holds all of the user's rights: no token group to look for.
+        if self.token.is_none() {
+            return Ok(());
+        }
         let Some(scope) =
             catalog::permission_group_named(&format!("{area} Write")).map(|g| g.scopes.as_str())
         else {
@@ -201,7 +206,40 @@ pub(super) fn no_repeats(ids: &[Id], field: &str) -> Result<(), DomainError> {
 pub struct AccountCatalog {
     pub custom_roles: Vec<Role>,
     pub resource_groups: Vec<ResourceGroup>,
-    pub user_groups: Vec<UserGroup>,
+    /// Reached through [`AccountCatalog::user_groups`] and, to change them,
+    /// [`AccountCatalog::user_groups_mut`], which drops the index below.
+    groups: Vec<UserGroup>,
+    /// The user groups' orders, made on first use: an account may hold a thousand groups
+    /// (SCIM provisions them), and its kept catalog serves every read of it, where sorting
+    /// them for each list and walking them for each lookup made every read of the account
+    /// cost what its groups number (bench/README.md, "Pages that cost what they hold").
+    group_index: GroupIndex,
+}
+
+/// Positions in [`AccountCatalog::user_groups`]: by name as lists show them, and by id.
+/// Made for the groups as they are when first asked; changing them drops it (the only way
+/// to change them takes `&mut`, while no index can be borrowed), and a clone starts
+/// without one.
+#[derive(Debug, Default)]
+struct GroupIndex(std::sync::OnceLock<GroupOrders>);
+
+#[derive(Debug)]
+struct GroupOrders {
+    by_name: Vec<usize>,
+    by_id: Vec<usize>,
+}
+
+impl Clone for GroupIndex {
+    fn clone(&self) -> Self {
+        GroupIndex::default()
+    }
+}
+
+/// Below this many groups a walk is as cheap as the index.
+const INDEXED_GROUPS: usize = 16;
+
+fn group_name_key(group: &UserGroup) -> ((bool, String), Id) {
+    (super::list::text_key(Some(&group.name)), group.id.clone())
 }
 
 impl AccountCatalog {
@@ -227,7 +265,40 @@ impl AccountCatalog {
     }
 
     pub fn user_group(&self, id: &Id) -> Option<&UserGroup> {
-        self.user_groups.iter().find(|g| &g.id == id)
+        if self.groups.len() >= INDEXED_GROUPS {
+            let by_id = &self.group_orders().by_id;
+            return by_id
+                .binary_search_by(|&at| self.groups[at].id.cmp(id))
+                .ok()
+                .map(|i| &self.groups[by_id[i]]);
+        }
+        self.groups.iter().find(|g| &g.id == id)
+    }
+
+    pub fn user_groups(&self) -> &[UserGroup] {
+        &self.groups
+    }
+
+    /// The user groups, to change: their index is made again when next needed.
+    pub fn user_groups_mut(&mut self) -> &mut Vec<UserGroup> {
+        self.group_index = GroupIndex::default();
+        &mut self.groups
+    }
+
+    /// The user groups by name, case aside, then by id: the order of their list.
+    pub fn user_groups_by_name(&self) -> Vec<&UserGroup> {
+        let by_name = &self.group_orders().by_name;
+        by_name.iter().map(|&at| &self.groups[at]).collect()
+    }
+
+    fn group_orders(&self) -> &GroupOrders {
+        self.group_index.0.get_or_init(|| {
+            let mut by_name: Vec<usize> = (0..self.groups.len()).collect();
+            by_name.sort_by_cached_key(|&at| group_name_key(&self.groups[at]));
+            let mut by_id: Vec<usize> = (0..self.groups.len()).collect();
+            by_id.sort_by(|&a, &b| self.groups[a].id.cmp(&self.groups[b].id));
+            GroupOrders { by_name, by_id }
+        })
     }
 
     /// Effective permissions of `grants` in `account`. A policy counts only where one of
@@ -617,7 +688,9 @@ impl Gift {
 pub struct AccountState {
     pub account: Account,
     pub members: Vec<Membership>,
-    pub catalog: AccountCatalog,
+    /// Shared with the store's kept catalogs: an account of a thousand user groups is not
+    /// copied for each read.
+    pub catalog: Arc<AccountCatalog>,
     pub focus: Focus,
 }
 
@@ -1196,7 +1269,7 @@ impl AccountState {
             Grants::Roles(_) => false,
         }) || self
             .catalog
-            .user_groups
+            .user_groups()
             .iter()
             .flat_map(|g| g.policies.iter())
             .any(|p| p.resource_groups.contains(id));
@@ -1241,7 +1314,7 @@ impl AccountState {
         let name = bounded(name.trim(), "name", 1, 200)?;
         let taken = self
             .catalog
-            .user_groups
+            .user_groups()
             .iter()
             .any(|g| Some(&g.id) != id && name_key(&g.name) == name_key(&name));
         if taken {
@@ -1316,9 +1389,9 @@ impl AccountState {
         updated.modified_on = now();
         if updated.policies != current.policies {
             require_loaded(self.focus.has_group_members(id), "the group's members");
-            let mut catalog = self.catalog.clone();
-            catalog.user_groups.retain(|g| &g.id != id);
-            catalog.user_groups.push(updated.clone());
+            let mut catalog = AccountCatalog::clone(&self.catalog);
+            catalog.user_groups_mut().retain(|g| &g.id != id);
+            catalog.user_groups_mut().push(updated.clone());
             self.guard_administrators(&catalog, &self.members)?;
             // What the new policies do to the group's members.
             let members: Vec<Membership> = self
@@ -1336,8 +1409,8 @@ impl AccountState {
     pub fn delete_user_group(&self, id: &Id, by: &Caller) -> Result<Vec<Change>, DomainError> {
         self.user_group(id)?;
         require_loaded(self.focus.has_group_members(id), "the group's members");
-        let mut catalog = self.catalog.clone();
-        catalog.user_groups.retain(|g| &g.id != id);
+        let mut catalog = AccountCatalog::clone(&self.catalog);
+        catalog.user_groups_mut().retain(|g| &g.id != id);
         let (after, mut changes) = self.regroup(id, |_, _| false);
         self.guard_administrators(&catalog, &after)?;
         // Without the group, its denies go too.
@@ -1488,7 +1561,7 @@ mod tests {
                 ..crate::domain::testing::account()
             },
             members,
-            catalog: AccountCatalog::default(),
+            catalog: Default::default(),
             focus: Focus::everyone(),
         }
     }
@@ -1514,7 +1587,9 @@ mod tests {
             meta: Meta::new(),
         };
         for n in 0..MAX_RESOURCE_GROUPS {
-            state.catalog.resource_groups.push(group(n));
+            Arc::make_mut(&mut state.catalog)
+                .resource_groups
+                .push(group(n));
         }
         let refused = state
             .put_resource_group(group(MAX_RESOURCE_GROUPS))
@@ -1527,7 +1602,7 @@ mod tests {
         let mut renamed = group(7);
         renamed.name = "renamed".into();
         assert!(state.put_resource_group(renamed).is_ok());
-        state.catalog.resource_groups.pop();
+        Arc::make_mut(&mut state.catalog).resource_groups.pop();
         assert!(state.put_resource_group(group(MAX_RESOURCE_GROUPS)).is_ok());
     }
 
@@ -1800,6 +1875,59 @@ mod tests {
 
     /// A state whose catalog has a resource group over the whole account and user groups
     /// holding one policy each (`(name, access, permission group)`).
+    fn named_group(name: &str) -> UserGroup {
+        UserGroup {
+            id: Id::generate(),
+            name: name.to_string(),
+            policies: Vec::new(),
+            created_on: now(),
+            modified_on: now(),
+        }
+    }
+
+    #[test]
+    fn a_catalogs_group_index_finds_each_group_and_lists_them_as_a_sort_would() {
+        let mut catalog = AccountCatalog::default();
+        for n in 0..40 {
+            // Names that repeat, differ in case only, and sort apart from their ids.
+            let name = ["beta", "Alpha", "alpha", "gamma", "Ärger", "zeta"][n % 6];
+            catalog.user_groups_mut().push(named_group(name));
+        }
+        let sorted = |c: &AccountCatalog| {
+            let mut groups: Vec<&UserGroup> = c.user_groups().iter().collect();
+            groups.sort_by_cached_key(|g| {
+                (super::super::list::text_key(Some(&g.name)), g.id.clone())
+            });
+            groups.into_iter().map(|g| g.id.clone()).collect::<Vec<_>>()
+        };
+        let listed = |c: &AccountCatalog| {
+            c.user_groups_by_name()
+                .into_iter()
+                .map(|g| g.id.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(listed(&catalog), sorted(&catalog));
+        for g in catalog.user_groups() {
+            assert_eq!(catalog.user_group(&g.id).map(|f| &f.name), Some(&g.name));
+        }
+        assert!(catalog.user_group(&Id::generate()).is_none());
+        // Changed after the index was made: it is made again.
+        let gone = catalog.user_groups_mut().remove(3).id;
+        catalog.user_groups_mut().swap(0, 20);
+        catalog.user_groups_mut()[1].name = "renamed".into();
+        let added = named_group("aaa");
+        catalog.user_groups_mut().push(added.clone());
+        assert!(catalog.user_group(&gone).is_none());
+        for g in catalog.user_groups() {
+            assert_eq!(catalog.user_group(&g.id).map(|f| &f.name), Some(&g.name));
+        }
+        assert_eq!(listed(&catalog), sorted(&catalog));
+        // A clone makes its own index.
+        let clone = catalog.clone();
+        assert_eq!(listed(&clone), sorted(&clone));
+        assert_eq!(clone.user_group(&added.id).map(|g| &g.id), Some(&added.id));
+    }
+
     fn with_user_groups(
         members: Vec<Membership>,
         groups: &[(&str, Access, &str)],
@@ -1829,9 +1957,13 @@ mod tests {
                 modified_on: now(),
             };
             ids.push(made.id.clone());
-            state.catalog.user_groups.push(made);
+            Arc::make_mut(&mut state.catalog)
+                .user_groups_mut()
+                .push(made);
         }
-        state.catalog.resource_groups.push(everything);
+        Arc::make_mut(&mut state.catalog)
+            .resource_groups
+            .push(everything);
         (state, ids)
     }
 
@@ -1866,7 +1998,7 @@ mod tests {
         join(&mut zoe, &groups[1]);
         assert!(!perms(&state, &zoe).can_write(Key::Organization));
         // A group the catalog no longer has gives nothing.
-        state.catalog.user_groups.clear();
+        Arc::make_mut(&mut state.catalog).user_groups_mut().clear();
         assert!(!perms(&state, &zoe).can_read(Key::Organization));
     }
 
@@ -2070,7 +2202,9 @@ mod tests {
             },
             meta: Default::default(),
         };
-        state.catalog.resource_groups.push(group.clone());
+        Arc::make_mut(&mut state.catalog)
+            .resource_groups
+            .push(group.clone());
         let policy = |access| Policy {
             id: Id::generate(),
             access,
@@ -2166,7 +2300,7 @@ mod tests {
             ),
             member("dns@example.com", Status::Accepted, &[DNS_ROLE]),
         ]);
-        state.catalog.custom_roles.push(Role {
+        Arc::make_mut(&mut state.catalog).custom_roles.push(Role {
             id: id("ad000000000000000000000000000000"),
             name: "Account Administrator".into(),
             description: String::new(),

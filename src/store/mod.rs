@@ -29,6 +29,7 @@
 //! | `member_page` | a reader, no transaction: the account with its kept counts and the caller, then the page (statements may straddle a commit; the views skip what a write removed) | `Singles`, the same | catalogs, checked against the stamp |
 //! | `group_member_page` | a reader, no transaction: the account, the caller and the group's count, then the page, both from `membership_groups` (kept from `memberships.group_ids` by triggers in the write's own transaction) | `Singles`, the same | catalogs, checked against the stamp |
 //! | `user_memberships`, `user_membership` | a reader, no transaction | a single-statement connection (`Singles`), no transaction | SQLite: memberships, checked against `data_version`; both: catalogs, checked against the stamp |
+//! | `user_membership_page` | a reader, no transaction: in id or status order, one statement (the email's kept count, kept by triggers in each write's own transaction, and the page from the email's index); by account name, the user's memberships narrow, then the page's rows | `Singles`, the same | SQLite: a user's kept memberships, when 100 or fewer, are paged in memory; both: catalogs, checked against the stamp |
 //! | `user_by_email`, `token_by_hash` | a reader | `Singles` | credentials, for the time to live |
 //! | `user`, `tokens` (a user's or an account's), `audit_log`, `ping` | a reader | `Singles` | none |
 //! | `write_account`, `create_account` | the writer: a savepoint in the batch's `BEGIN IMMEDIATE` (the file's write lock; writes arriving together share one commit, see `sqlite/writer.rs`) | pooled, `READ COMMITTED`, account row `FOR UPDATE`, this process's writers queued per account | reads the catalog as `load_account` does; a change to it writes a new stamp; the account's membership counts take the write's changes in one statement before them; clears nothing (memberships and catalogs are checked on read), except deleting an account: credentials, as its tokens went with it |
@@ -59,7 +60,7 @@ use async_trait::async_trait;
 use crate::domain::audit;
 use crate::domain::list::{Page, PageRequest};
 use crate::domain::tokens::{Owner, Token};
-use crate::domain::types::{Direction, MemberOrder, Status};
+use crate::domain::types::{Direction, MemberOrder, MembershipOrder, Status};
 use crate::domain::{
     Account, AccountCatalog, AccountState, Change, DomainError, Focus, Id, Membership, User,
 };
@@ -238,6 +239,59 @@ pub struct ConsoleSession {
     pub seen_on: String,
 }
 
+/// One page of a user's own memberships, as `GET /memberships` asks for it.
+#[derive(Debug, Clone)]
+pub struct OwnMembershipQuery {
+    pub status: Option<Status>,
+    /// Keeps the memberships in accounts of these names (each the whole name, any case).
+    pub account_names: Vec<String>,
+    pub order: MembershipOrder,
+    pub direction: Direction,
+    pub page: PageRequest,
+}
+
+impl OwnMembershipQuery {
+    /// Whether `m` passes the filters.
+    pub fn keeps(&self, m: &UserMembership) -> bool {
+        self.keeps_row(m.membership.status, &m.account.name)
+    }
+
+    pub(crate) fn keeps_row(&self, status: Status, account_name: &str) -> bool {
+        self.status.is_none_or(|s| status == s)
+            && self
+                .account_names
+                .iter()
+                .all(|n| crate::domain::list::same_name(account_name, n))
+    }
+
+    /// The sort key of a membership with this id, status and account name.
+    pub(crate) fn key(&self, status: Status, account_name: &str) -> (bool, String) {
+        use crate::domain::list::text_key;
+        match self.order {
+            MembershipOrder::Id => (false, String::new()),
+            MembershipOrder::AccountName => text_key(Some(account_name)),
+            MembershipOrder::Status => text_key(Some(status.as_str())),
+        }
+    }
+
+    /// The page of `all` (every membership of the user) this asks for.
+    pub fn page_of(&self, all: &[UserMembership]) -> Page<UserMembership> {
+        let kept: Vec<&UserMembership> = all.iter().filter(|m| self.keeps(m)).collect();
+        let page = crate::domain::list::paginate(
+            kept,
+            self.page,
+            self.direction,
+            |m| self.key(m.membership.status, &m.account.name),
+            |m| m.membership.id.as_str(),
+        );
+        Page {
+            items: page.items.into_iter().cloned().collect(),
+            request: page.request,
+            total_count: page.total_count,
+        }
+    }
+}
+
 /// One page of an account's members, as `GET /accounts/{id}/members` asks for it.
 #[derive(Debug, Clone)]
 pub struct MemberQuery {
@@ -252,7 +306,7 @@ pub struct MemberQuery {
 #[derive(Debug)]
 pub struct MemberPage {
     pub account: Account,
-    pub catalog: AccountCatalog,
+    pub catalog: Arc<AccountCatalog>,
     pub caller: Option<Membership>,
     pub page: Page<Membership>,
 }
@@ -263,7 +317,7 @@ pub struct MemberPage {
 pub struct UserMembership {
     pub account: Account,
     pub membership: Membership,
-    pub catalog: AccountCatalog,
+    pub catalog: Arc<AccountCatalog>,
 }
 
 #[async_trait]
@@ -321,6 +375,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// One membership of the user with this folded email; another user's is `None`, as a
     /// missing one.
+    /// One page of the user's memberships, with their accounts: what the page holds is
+    /// read, not every membership of the user (see [`queries::own_membership_page`]).
+    async fn user_membership_page(
+        &self,
+        email_folded: &str,
+        query: &OwnMembershipQuery,
+    ) -> Result<Page<UserMembership>, StoreError>;
+
     async fn user_membership(
         &self,
         email_folded: &str,
@@ -686,6 +748,32 @@ mod tests {
                 .await
                 .unwrap();
         }
+        // Each page for an email never read before: SQLite reads a user's memberships into
+        // memory only for one it has seen, and pages those in memory.
+        let mut emails = 0;
+        for order in [
+            MembershipOrder::Id,
+            MembershipOrder::Status,
+            MembershipOrder::AccountName,
+        ] {
+            for status in [None, Some(Status::Accepted)] {
+                emails += 1;
+                let query = OwnMembershipQuery {
+                    status,
+                    account_names: Vec::new(),
+                    order,
+                    direction: Direction::Desc,
+                    page: PageRequest {
+                        page: 2,
+                        per_page: 5,
+                    },
+                };
+                store
+                    .user_membership_page(&format!("page{emails}@example.com"), &query)
+                    .await
+                    .unwrap();
+            }
+        }
         store.user_memberships(email).await.unwrap();
         store.user_membership(email, &founder.id).await.unwrap();
         store.tokens(&Owner::Account(id.clone())).await.unwrap();
@@ -698,8 +786,9 @@ mod tests {
             "the reads ran their statements here: {ran:?}"
         );
 
-        // Tables read whole only through a subquery's own result (`w`, `page`).
-        let derived = ["w", "page"];
+        // Tables read whole only through a subquery's own result (`w`, `page`, `counted`,
+        // whose one row is a constant's).
+        let derived = ["w", "page", "counted", "CONSTANT"];
         let mut statements = ran;
         statements.sort();
         statements.dedup();

@@ -19,6 +19,7 @@ use super::cache::credentials::Credentials;
 use super::conn::{Arg, Cols, Conn};
 use super::failover::Failover;
 use super::pg_url::PgUrl;
+use super::queries::AccountJoin;
 use super::sql::{Backend, Lock, SqlStore};
 use super::{StoreError, WriteGate};
 
@@ -302,6 +303,8 @@ impl Backend for Postgres {
 
     /// Sort text bytewise, as SQLite and Rust do, whatever the database's locale.
     const COLLATE: &'static str = r#" COLLATE "C""#;
+
+    const ACCOUNT_JOIN: AccountJoin = AccountJoin::Lateral;
 
     const NEW_STAMP: &'static str = "md5(random()::text || clock_timestamp()::text || id)";
 
@@ -680,6 +683,98 @@ async fn to_the_end<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A user's memberships, their page and one of them are read through the email's index
+    /// and each account by its key, on a database that never ran `ANALYZE` (as one grown
+    /// through the API is): a plain join was planned as a hash of every account.
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL: .ci/run's PostgreSQL pass runs it with ROSTER_TEST_DATABASE_URL and --include-ignored"]
+    async fn a_users_memberships_are_read_by_key_without_statistics() {
+        use crate::domain::list::PageRequest;
+        use crate::domain::types::{Direction, MembershipOrder, Status};
+        use crate::store::OwnMembershipQuery;
+        use crate::store::queries::{own_memberships_narrow, own_page_statement};
+
+        let url = std::env::var("ROSTER_TEST_DATABASE_URL")
+            .expect("ROSTER_TEST_DATABASE_URL names a PostgreSQL database");
+        let options: PgConnectOptions = url.parse().unwrap();
+        let mut conn = PgConnection::connect_with(&options).await.unwrap();
+        let schema = format!("plans_{}", crate::domain::Id::generate().as_str());
+        let run = |sql: String| sqlx::raw_sql(sqlx::AssertSqlSafe(sql));
+        run(format!(
+            "CREATE SCHEMA {schema}; SET search_path TO {schema}"
+        ))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        sqlx::migrate!("./migrations/postgres")
+            .run(&mut conn)
+            .await
+            .unwrap();
+        run(
+            "INSERT INTO accounts (id, name, type, created_on, catalog_stamp) \
+             SELECT md5(i::text), 'Account ' || i, 'standard', '2024-01-01T00:00:00Z', 's' \
+             FROM generate_series(1, 6000) i; \
+             INSERT INTO memberships (id, account_id, email, email_lower, status, grants, code, \
+             created_on, modified_on) SELECT md5('m' || i), md5((1 + i % 6000)::text), e, e, \
+             CASE WHEN i % 3 = 0 THEN 'pending' ELSE 'accepted' END, '{\"roles\":[]}', 'c', \
+             '2024-01-01T00:00:00Z', '2024-01-01T00:00:00Z' FROM generate_series(1, 20000) i, \
+             LATERAL (SELECT CASE WHEN i <= 3 THEN 'few@example.com' \
+             WHEN i <= 5000 THEN 'many@example.com' ELSE 'user' || i || '@example.com' END AS e) \
+             email"
+                .into(),
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        let mut statements = vec![
+            AccountJoin::Lateral.own_memberships().to_string(),
+            AccountJoin::Lateral.own_membership().to_string(),
+            own_memberships_narrow(AccountJoin::Lateral),
+        ];
+        for order in [MembershipOrder::Id, MembershipOrder::Status] {
+            for status in [None, Some(Status::Accepted)] {
+                statements.push(own_page_statement(&OwnMembershipQuery {
+                    status,
+                    account_names: Vec::new(),
+                    order,
+                    direction: Direction::Desc,
+                    page: PageRequest::new(Some(3), Some(20)).unwrap(),
+                }));
+            }
+        }
+        for (n, sql) in statements.iter().enumerate() {
+            let parameters = if sql.contains("$2") {
+                "(text, text)"
+            } else {
+                "(text)"
+            };
+            let arguments = if sql.contains("$2") {
+                "('many@example.com', 'accepted')"
+            } else {
+                "('many@example.com')"
+            };
+            run(format!("PREPARE plan_{n} {parameters} AS {sql}"))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "EXPLAIN EXECUTE plan_{n} {arguments}"
+            )))
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+            let plan = plan.join("\n");
+            assert!(
+                !plan.contains("Seq Scan") && !plan.contains("Hash"),
+                "{sql}\n{plan}"
+            );
+        }
+        run(format!("DROP SCHEMA {schema} CASCADE"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
 
     #[tokio::test]
     #[ignore = "needs PostgreSQL: .ci/run's PostgreSQL pass runs it with ROSTER_TEST_DATABASE_URL and --include-ignored"]

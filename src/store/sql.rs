@@ -14,16 +14,17 @@ use super::cache::catalogs::Catalogs;
 use super::cache::credentials::Credentials;
 use super::conn::{Arg, Conn};
 use super::export::{Export, FORMAT, Progress, Row};
-use super::queries;
+use super::queries::{self, AccountJoin};
 use super::writes::{
     CountChange, Violation, apply, changes_catalog, count_changes, count_members, count_slot,
     put_account, put_membership, record, unique_violation, violation,
 };
 use super::{
-    ConsoleSession, Decide, EditToken, EditUser, MemberPage, MemberQuery, Store, StoreError,
-    UserMembership, Written,
+    ConsoleSession, Decide, EditToken, EditUser, MemberPage, MemberQuery, OwnMembershipQuery,
+    Store, StoreError, UserMembership, Written,
 };
 use crate::domain::audit;
+use crate::domain::list::Page;
 use crate::domain::tokens::{Owner, Token};
 use crate::domain::*;
 
@@ -108,6 +109,9 @@ pub trait Backend: Send + Sync + 'static {
     /// Written after a text expression to sort it bytewise, as Rust's `str` does.
     const COLLATE: &'static str;
 
+    /// How a statement reaches a membership's account (see [`AccountJoin`]).
+    const ACCOUNT_JOIN: AccountJoin;
+
     /// An expression giving each row a new random catalog stamp (see `cache/catalogs.rs`).
     const NEW_STAMP: &'static str;
 
@@ -141,8 +145,30 @@ pub trait Backend: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Arc<Vec<UserMembership>>, StoreError>> + Send {
         async move {
             let mut conn = self.single().await?;
-            let found = queries::user_memberships(&mut *conn, catalogs, email_folded).await?;
+            let found =
+                queries::user_memberships(&mut *conn, catalogs, Self::ACCOUNT_JOIN, email_folded)
+                    .await?;
             Ok(Arc::new(found))
+        }
+    }
+
+    /// One page of the memberships of the user with this folded email.
+    fn own_membership_page(
+        &self,
+        catalogs: &Catalogs,
+        email_folded: &str,
+        query: &OwnMembershipQuery,
+    ) -> impl Future<Output = Result<Page<UserMembership>, StoreError>> + Send {
+        async move {
+            let mut conn = self.single().await?;
+            queries::own_membership_page(
+                &mut *conn,
+                catalogs,
+                Self::ACCOUNT_JOIN,
+                email_folded,
+                query,
+            )
+            .await
         }
     }
 
@@ -154,7 +180,8 @@ pub trait Backend: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<UserMembership>, StoreError>> + Send {
         async move {
             let mut conn = self.single().await?;
-            queries::user_membership(&mut *conn, catalogs, email_folded, id).await
+            queries::user_membership(&mut *conn, catalogs, Self::ACCOUNT_JOIN, email_folded, id)
+                .await
         }
     }
 }
@@ -525,6 +552,16 @@ impl<B: Backend> Store for SqlStore<B> {
     ) -> Result<Arc<Vec<UserMembership>>, StoreError> {
         self.backend
             .own_memberships(&self.catalogs, email_folded)
+            .await
+    }
+
+    async fn user_membership_page(
+        &self,
+        email_folded: &str,
+        query: &OwnMembershipQuery,
+    ) -> Result<Page<UserMembership>, StoreError> {
+        self.backend
+            .own_membership_page(&self.catalogs, email_folded, query)
             .await
     }
 

@@ -34,6 +34,13 @@ pub struct Step {
 /// body. `None` at step 0 means the scenario has no work left (the invitation pool).
 pub trait Scenario: Send + Sync {
     fn step(&self, n: u64, idx: usize, prev: &[u8]) -> Option<Step>;
+
+    /// What Roster's 2xx answer to step `idx` must also hold to count as a success (a
+    /// list's exact `total_count`, say): a server that answers fast by answering wrong
+    /// must not look fast. Not asked of the baseline, whose bodies are filler.
+    fn check(&self, _n: u64, _idx: usize, _body: &[u8]) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Where the steps go: Roster itself, or the baseline standing in for it with the response
@@ -54,11 +61,13 @@ pub struct Settings {
 }
 
 pub struct Outcome {
+    /// Iterations finished while measured, failed ones included.
     pub iterations: u64,
+    /// Of those, the ones with a step that was not 2xx, failed its check or got no answer.
     pub errors: u64,
     pub first_error: Option<String>,
     pub exhausted: bool,
-    /// Microseconds per iteration.
+    /// Microseconds per successful iteration: a quick refusal is not a fast answer.
     pub latency: Histogram<u64>,
     /// Mean response body size of each step.
     pub sizes: Vec<usize>,
@@ -234,6 +243,10 @@ async fn connection(
             .await;
             match answer {
                 Ok((status, body)) if status.is_success() => {
+                    if let (Target::Roster, Err(why)) = (target, scenario.check(n, idx, &body)) {
+                        failure = Some(format!("step {idx}: HTTP {status}, but {why}"));
+                        break;
+                    }
                     if tally.size_sums.len() <= idx {
                         tally.size_sums.resize(idx + 1, (0, 0));
                     }
@@ -268,6 +281,7 @@ async fn connection(
         if let Some(failure) = failure {
             tally.errors += 1;
             tally.first_error.get_or_insert(failure);
+            continue;
         }
         let micros = (finished - started).as_micros().max(1) as u64;
         tally.latency.saturating_record(micros);

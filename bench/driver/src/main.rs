@@ -188,11 +188,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         )
         .await?;
         let ms = |h: &hdrhistogram::Histogram<u64>, q| h.value_at_quantile(q) as f64 / 1000.0;
-        let rate = |o: &load::Outcome| o.iterations as f64 / o.seconds.max(1e-9);
-        let cpu_us = |o: &load::Outcome| {
-            o.cpu_seconds
-                .map(|s| s * 1e6 / (o.iterations as f64).max(1.0))
-        };
+        // Only successes count: a refusal or a wrong answer is no request served.
+        let successes = |o: &load::Outcome| o.iterations.saturating_sub(o.errors) as f64;
+        let rate = |o: &load::Outcome| successes(o) / o.seconds.max(1e-9);
+        let cpu_us = |o: &load::Outcome| o.cpu_seconds.map(|s| s * 1e6 / successes(o).max(1.0));
         figures.push(Figures {
             cpu_us: cpu_us(&roster),
             base_cpu_us: cpu_us(&base),
@@ -257,7 +256,10 @@ async fn sign_in(addr: SocketAddr, caller: &dataset::Caller) -> anyhow::Result<S
     let html = form.into_body().collect().await?.to_bytes();
     let html = String::from_utf8_lossy(&html);
     let marker = "name=\"csrf\" value=\"";
-    let at = html.find(marker).context("no form token on the sign-in page")? + marker.len();
+    let at = html
+        .find(marker)
+        .context("no form token on the sign-in page")?
+        + marker.len();
     let csrf = &html[at..at + 64];
     let body = format!(
         "csrf={csrf}&email={}&api_key={}",
@@ -275,7 +277,10 @@ async fn sign_in(addr: SocketAddr, caller: &dataset::Caller) -> anyhow::Result<S
         )
         .await?;
     cookie_of(answer.headers(), "roster_session").with_context(|| {
-        format!("the console did not sign the benchmark's administrator in ({})", answer.status())
+        format!(
+            "the console did not sign the benchmark's administrator in ({})",
+            answer.status()
+        )
     })
 }
 
@@ -328,7 +333,7 @@ fn print_run(r: &RunReport) {
         or_dash(r.peak_rss_kb.map(|kb| mb(kb * 1024))),
     );
     println!(
-        "{:<36} {:>9} {:>8} {:>8} {:>9} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>8} {:>6} {:>6}",
+        "{:<36} {:>9} {:>8} {:>8} {:>9} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>8} {:>6} {:>6} {:>6}",
         "scenario",
         "req/s",
         "p50 ms",
@@ -342,11 +347,12 @@ fn print_run(r: &RunReport) {
         "cpu us",
         "base cpu",
         "x cpu",
-        "errors"
+        "errors",
+        "scale"
     );
     for f in &r.scenarios {
         println!(
-            "{:<36} {:>9.0} {:>8.2} {:>8.2} {:>9.0} {:>8.2} {:>8.2} {:>7.2} {:>7.1} {:>7.1} {:>7} {:>8} {:>6} {:>6}",
+            "{:<36} {:>9.0} {:>8.2} {:>8.2} {:>9.0} {:>8.2} {:>8.2} {:>7.2} {:>7.1} {:>7.1} {:>7} {:>8} {:>6} {:>6} {:>6}",
             format!("{} ({})", f.name, scenarios::describe(&f.name)),
             f.rate,
             f.p50_ms,
@@ -366,6 +372,16 @@ fn print_run(r: &RunReport) {
                     .map(|(c, b)| format!("{:.2}", b / c.max(1e-9)))
             ),
             f.errors,
+            // The first small case this run measured beside it.
+            or_dash(
+                scales(r)
+                    .into_iter()
+                    .find(|s| s.many == f.name)
+                    .map(|s| match s.errors {
+                        true => "ERR".into(),
+                        false => format!("{:.2}", s.rate),
+                    })
+            ),
         );
     }
     for f in &r.scenarios {
@@ -392,6 +408,66 @@ fn print_run(r: &RunReport) {
         .map(|f| format!("{} {:?}", f.name, f.response_bytes))
         .collect();
     println!("   response bytes per step: {}", sizes.join(", "));
+    for s in scales(r) {
+        println!("   {}", s.line());
+    }
+}
+
+/// A `*_many` scenario against its small case, from one run (same server, same data).
+struct Scale<'a> {
+    many: &'a str,
+    small: &'a str,
+    /// The many case's rate over the small case's: 1 = holding many costs nothing.
+    rate: f64,
+    /// The many case's server CPU a request over the small case's.
+    cpu: Option<f64>,
+    /// Either side had errors (a refusal or a wrong count): its figures mean nothing.
+    errors: bool,
+}
+
+/// The issue's target: each `*_many` within this factor of its small case.
+const SCALE_TARGET: f64 = 1.5;
+
+impl Scale<'_> {
+    fn line(&self) -> String {
+        if self.errors {
+            return format!(
+                "scale {} / {}: ERRORS (see above), not comparable",
+                self.many, self.small
+            );
+        }
+        let cpu = self.cpu.map_or("-".into(), |c| format!("{c:.2}x"));
+        let verdict = if self.rate * SCALE_TARGET >= 1.0 {
+            "within 1.5x"
+        } else {
+            "over 1.5x"
+        };
+        format!(
+            "scale {} / {}: rate {:.3} ({:.1}x slower), cpu a request {cpu}: {verdict}",
+            self.many,
+            self.small,
+            self.rate,
+            1.0 / self.rate.max(1e-9)
+        )
+    }
+}
+
+/// Every pair of [`scenarios::SCALE_PAIRS`] the run measured both sides of.
+fn scales(r: &RunReport) -> Vec<Scale<'_>> {
+    let find = |name: &str| r.scenarios.iter().find(|f| f.name == name);
+    scenarios::SCALE_PAIRS
+        .iter()
+        .filter_map(|&(many, small)| {
+            let (m, s) = (find(many)?, find(small)?);
+            Some(Scale {
+                many: &m.name,
+                small: &s.name,
+                rate: m.rate / s.rate.max(1e-9),
+                cpu: m.cpu_us.zip(s.cpu_us).map(|(m, s)| m / s.max(1e-9)),
+                errors: m.errors + s.errors > 0,
+            })
+        })
+        .collect()
 }
 
 fn report(files: &[PathBuf]) -> anyhow::Result<()> {
@@ -436,6 +512,18 @@ fn report(files: &[PathBuf]) -> anyhow::Result<()> {
             import += &cell(r.import_seconds);
         }
         println!("{rss}\n{db}\n{import}");
+        for r in &mine {
+            let lines = scales(r);
+            if !lines.is_empty() {
+                println!(
+                    "-- {label}, {} users: what holding many costs a page",
+                    r.users
+                );
+            }
+            for s in lines {
+                println!("   {}", s.line());
+            }
+        }
     }
     Ok(())
 }

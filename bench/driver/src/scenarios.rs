@@ -3,18 +3,22 @@
 //! them from a skewed distribution instead, as real callers come back. The `*_big` and
 //! `*_small` scenarios make the same requests as an administrator of the 10,000-member
 //! account and of a 12-member one, so their ratio is what an account's size costs.
+//! The `*_many` scenarios read what grows with a user or an account (5,000 accounts, 2,000
+//! tokens, 1,000 user groups) and [`SCALE_PAIRS`] names each one's small case, the same
+//! request by a caller shaped alike with a few: their ratio is what holding many costs a
+//! page that shows twenty. These lists are checked for their exact `total_count`.
 
 use std::sync::Arc;
 
 use hyper::Method;
 
-use crate::dataset::Layout;
+use crate::dataset::{Caller, Layout, Portfolio};
 use crate::load::{Scenario, Step};
 
 /// Deep enough into the big account that every earlier member is sorted and skipped.
 pub const DEEP_PAGE: u64 = 150;
 
-pub const NAMES: [&str; 20] = [
+pub const NAMES: [&str; 30] = [
     "membership",
     "membership_hot",
     "memberships",
@@ -35,7 +39,32 @@ pub const NAMES: [&str; 20] = [
     "group_members_big",
     "members_page_big",
     "console_members_big",
+    "memberships_many",
+    "memberships_few",
+    "accounts_many",
+    "accounts_few",
+    "tokens_many",
+    "tokens_none",
+    "groups_many",
+    "groups_one",
+    "roles_groups_many",
+    "roles_groups_one",
 ];
+
+/// Each `*_many` scenario and the small case it is measured against (the report's scale).
+/// `roles_groups_many` has two: the one-group account (the same caller and shape) and
+/// `roles_small`, the ordinary reading of roles.
+pub const SCALE_PAIRS: [(&str, &str); 6] = [
+    ("memberships_many", "memberships_few"),
+    ("accounts_many", "accounts_few"),
+    ("tokens_many", "tokens_none"),
+    ("groups_many", "groups_one"),
+    ("roles_groups_many", "roles_groups_one"),
+    ("roles_groups_many", "roles_small"),
+];
+
+/// `per_page` when a request names none: Cloudflare's documented default for these lists.
+const DEFAULT_PER_PAGE: u64 = 20;
 
 /// Whether a scenario's pages are the console's, which need a signed-in session.
 pub fn needs_console(name: &str) -> bool {
@@ -70,6 +99,30 @@ pub fn by_name(
         "group_members_big" => Arc::new(GroupMembers(layout)),
         "members_page_big" => Arc::new(MembersPage(layout, None)),
         "console_members_big" => Arc::new(MembersPage(layout, Some(console?))),
+        "memberships_many" => memberships_of(&layout, Portfolio::Agency),
+        "memberships_few" => memberships_of(&layout, Portfolio::Few),
+        "accounts_many" => accounts_of(&layout, Portfolio::Agency),
+        "accounts_few" => accounts_of(&layout, Portfolio::Few),
+        "tokens_many" => Arc::new(Fixed {
+            path: "/client/v4/user/tokens?per_page=20".into(),
+            caller: layout.tokens_user(),
+            page: Some((crate::dataset::USER_TOKENS, 20)),
+        }),
+        "tokens_none" => Arc::new(Fixed {
+            path: "/client/v4/user/tokens?per_page=20".into(),
+            caller: layout.no_tokens_user(),
+            page: Some((0, 20)),
+        }),
+        "groups_many" => groups_of(&layout, true),
+        "groups_one" => groups_of(&layout, false),
+        "roles_groups_many" | "roles_groups_one" => {
+            let (account, _) = layout.groups_account(name == "roles_groups_many");
+            Arc::new(Fixed {
+                path: format!("/client/v4/accounts/{account}/roles"),
+                caller: layout.groups_admin(),
+                page: None,
+            })
+        }
         _ => return None,
     };
     Some(scenario)
@@ -97,6 +150,16 @@ pub fn describe(name: &str) -> &'static str {
         "group_members_big" => "GET a 2,500-member user group's members, pages 1-10",
         "members_page_big" => "GET members, 25 by email, pages 1-20, 10,000 members",
         "console_members_big" => "the console's members page, the same pages",
+        "memberships_many" => "GET /memberships, a user of 5,000 accounts",
+        "memberships_few" => "GET /memberships, a user of 3 accounts",
+        "accounts_many" => "GET /accounts, a user of 5,000 accounts",
+        "accounts_few" => "GET /accounts, a user of 3 accounts",
+        "tokens_many" => "GET /user/tokens 20, a user of 2,000 tokens",
+        "tokens_none" => "GET /user/tokens 20, a user of none",
+        "groups_many" => "GET user_groups 20, 1,000 groups",
+        "groups_one" => "GET user_groups 20, 1 group",
+        "roles_groups_many" => "GET roles, 1,000 user groups",
+        "roles_groups_one" => "GET roles, 1 user group",
         _ => "",
     }
 }
@@ -376,5 +439,129 @@ impl Scenario for MembersPage {
             cookie: self.1.clone(),
             ..get(path, admin.email, admin.key)
         })
+    }
+}
+
+/// One request, the same every iteration, by one caller; `page`: the first page of a list
+/// that must say it holds exactly `.0` items, `.1` a page.
+struct Fixed {
+    path: String,
+    caller: Caller,
+    page: Option<(u64, u64)>,
+}
+
+impl Scenario for Fixed {
+    fn step(&self, _: u64, idx: usize, _: &[u8]) -> Option<Step> {
+        let (email, key) = (self.caller.email.clone(), self.caller.key.clone());
+        (idx == 0).then(|| get(self.path.clone(), email, key))
+    }
+
+    fn check(&self, _: u64, _: usize, body: &[u8]) -> Result<(), String> {
+        match self.page {
+            Some((total, per_page)) => first_page(body, total, per_page),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The user's memberships, every status, the first page by default.
+fn memberships_of(layout: &Layout, p: Portfolio) -> Arc<dyn Scenario> {
+    Arc::new(Fixed {
+        path: "/client/v4/memberships".into(),
+        caller: layout.portfolio_user(p),
+        page: Some((p.counts().0, DEFAULT_PER_PAGE)),
+    })
+}
+
+/// The accounts the user may read: those of their accepted memberships.
+fn accounts_of(layout: &Layout, p: Portfolio) -> Arc<dyn Scenario> {
+    Arc::new(Fixed {
+        path: "/client/v4/accounts".into(),
+        caller: layout.portfolio_user(p),
+        page: Some((p.counts().1, DEFAULT_PER_PAGE)),
+    })
+}
+
+/// The first twenty user groups of the many- or the one-group account, by its Super
+/// Administrator.
+fn groups_of(layout: &Layout, many: bool) -> Arc<dyn Scenario> {
+    let (account, groups) = layout.groups_account(many);
+    Arc::new(Fixed {
+        path: format!("/client/v4/accounts/{account}/iam/user_groups?per_page=20"),
+        caller: layout.groups_admin(),
+        page: Some((groups, 20)),
+    })
+}
+
+/// Whether a list's answer says it is the first page of exactly `total` items, `per_page`
+/// a page. Only `result_info` is parsed, found in the body's tail (the envelope writes it
+/// last): the driver's one core must not spend on checking what the server spends on
+/// answering.
+fn first_page(body: &[u8], total: u64, per_page: u64) -> Result<(), String> {
+    #[derive(serde::Deserialize)]
+    struct Info {
+        page: u64,
+        count: u64,
+        total_count: u64,
+    }
+    const KEY: &[u8] = b"\"result_info\":";
+    let find = |from: usize| {
+        body[from..]
+            .windows(KEY.len())
+            .rposition(|w| w == KEY)
+            .map(|at| from + at + KEY.len())
+    };
+    let start = find(body.len().saturating_sub(256))
+        .or_else(|| find(0))
+        .ok_or("the answer has no result_info")?;
+    let end = body[start..]
+        .iter()
+        .position(|&b| b == b'}')
+        .ok_or("result_info is not closed")?;
+    let info: Info = serde_json::from_slice(&body[start..=start + end])
+        .map_err(|e| format!("result_info is not as expected: {e}"))?;
+    let count = total.min(per_page);
+    if (info.page, info.count, info.total_count) != (1, count, total) {
+        return Err(format!(
+            "result_info says page {} with {} of total_count {}, where the dataset holds {total} (a first page of {count})",
+            info.page, info.count, info.total_count
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_page;
+
+    fn answer(info: &str) -> Vec<u8> {
+        format!(r#"{{"success":true,"errors":[],"messages":[],"result":[{{"id":"x","result_info":"no"}}],"result_info":{info}}}"#)
+            .into_bytes()
+    }
+
+    #[test]
+    fn a_first_page_must_say_the_exact_total_and_count() {
+        let right = r#"{"page":1,"per_page":20,"count":20,"total_count":5000,"total_pages":250}"#;
+        assert_eq!(first_page(&answer(right), 5000, 20), Ok(()));
+        let short = r#"{"page":1,"per_page":20,"count":3,"total_count":3,"total_pages":1}"#;
+        assert_eq!(first_page(&answer(short), 3, 20), Ok(()));
+        // A server that counts only what it read, or pages wrong, fails.
+        let capped = r#"{"page":1,"per_page":20,"count":20,"total_count":20,"total_pages":1}"#;
+        assert!(first_page(&answer(capped), 5000, 20).is_err());
+        let second = r#"{"page":2,"per_page":20,"count":20,"total_count":5000,"total_pages":250}"#;
+        assert!(first_page(&answer(second), 5000, 20).is_err());
+        let fewer = r#"{"page":1,"per_page":20,"count":19,"total_count":5000,"total_pages":250}"#;
+        assert!(first_page(&answer(fewer), 5000, 20).is_err());
+        assert!(first_page(br#"{"success":true,"result":[]}"#, 0, 20).is_err());
+    }
+
+    #[test]
+    fn result_info_is_found_beyond_the_tail_too() {
+        let info = r#"{"page":1,"count":0,"total_count":0}"#;
+        let mut body = answer(info);
+        // Anything after result_info (a field a later envelope adds) longer than the tail.
+        body.pop();
+        body.extend_from_slice(format!(r#","padding":"{}"}}"#, "x".repeat(400)).as_bytes());
+        assert_eq!(first_page(&body, 0, 20), Ok(()));
     }
 }

@@ -50,9 +50,11 @@ use super::cache::catalogs::Catalogs;
 use super::cache::credentials::Credentials;
 use super::cache::memberships::MembershipCache;
 use super::conn::Lite;
+use super::queries::AccountJoin;
 use super::sql::{Backend, Lock, SqlStore};
-use super::{StoreError, UserMembership, queries};
+use super::{OwnMembershipQuery, StoreError, UserMembership, queries};
 use crate::domain::Id;
+use crate::domain::list::Page;
 
 mod copier;
 mod schema;
@@ -70,6 +72,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// write connection read index pages back from the OS for every batch (bench/README.md history).
 /// There are about as many read connections as runtime workers, and one writer.
 const CACHE_KIB: i64 = 16 * 1024;
+
+/// A user's kept memberships up to this many are paged in memory; more, and only the
+/// page is read (sorting thousands for each page cost what the user holds).
+const PAGED_IN_MEMORY: usize = 100;
 
 pub type SqliteStore = SqlStore<Sqlite>;
 
@@ -239,7 +245,9 @@ impl Sqlite {
             // what is kept dies before it is used again.
             return Ok(None);
         }
-        let all = Arc::new(queries::user_memberships(reader, catalogs, email_folded).await?);
+        let all = Arc::new(
+            queries::user_memberships(reader, catalogs, Self::ACCOUNT_JOIN, email_folded).await?,
+        );
         self.memberships.keep(stamp, email_folded, &all);
         Ok(Some(all))
     }
@@ -252,6 +260,8 @@ impl Backend for Sqlite {
 
     /// Text sorts bytewise by default.
     const COLLATE: &'static str = "";
+
+    const ACCOUNT_JOIN: AccountJoin = AccountJoin::Keyed;
 
     const NEW_STAMP: &'static str = "lower(hex(randomblob(16)))";
 
@@ -435,8 +445,33 @@ impl Backend for Sqlite {
         match self.cached(&mut reader, catalogs, email_folded).await? {
             Some(all) => Ok(all),
             None => Ok(Arc::new(
-                queries::user_memberships(&mut *reader, catalogs, email_folded).await?,
+                queries::user_memberships(&mut *reader, catalogs, Self::ACCOUNT_JOIN, email_folded)
+                    .await?,
             )),
+        }
+    }
+
+    /// From the user's kept memberships when they are few (cutting a page out of a
+    /// handful costs less than a statement); otherwise the page's rows alone.
+    async fn own_membership_page(
+        &self,
+        catalogs: &Catalogs,
+        email_folded: &str,
+        query: &OwnMembershipQuery,
+    ) -> Result<Page<UserMembership>, StoreError> {
+        let mut reader = self.reader().await?;
+        match self.cached(&mut reader, catalogs, email_folded).await? {
+            Some(all) if all.len() <= PAGED_IN_MEMORY => Ok(query.page_of(&all)),
+            _ => {
+                queries::own_membership_page(
+                    &mut *reader,
+                    catalogs,
+                    Self::ACCOUNT_JOIN,
+                    email_folded,
+                    query,
+                )
+                .await
+            }
         }
     }
 
@@ -449,7 +484,16 @@ impl Backend for Sqlite {
         let mut reader = self.reader().await?;
         match self.cached(&mut reader, catalogs, email_folded).await? {
             Some(all) => Ok(all.iter().find(|m| &m.membership.id == id).cloned()),
-            None => queries::user_membership(&mut *reader, catalogs, email_folded, id).await,
+            None => {
+                queries::user_membership(
+                    &mut *reader,
+                    catalogs,
+                    Self::ACCOUNT_JOIN,
+                    email_folded,
+                    id,
+                )
+                .await
+            }
         }
     }
 }
