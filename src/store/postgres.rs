@@ -170,17 +170,21 @@ impl PgStore {
         // After a failover, a connection made before it may be to the old host, gone or
         // read-only: dropped rather than handed out. A new one is checked as the URL asks
         // (refused when read-only: the pool tries again, by then on the host that fits).
-        let before = failover.clone();
-        let after = failover.clone();
+        // Weak: the failover holds the pool (to move it), which would otherwise hold the
+        // failover in these, and neither would ever be dropped, nor its connections closed.
+        let before = Arc::downgrade(&failover);
+        let after = Arc::downgrade(&failover);
         let pool = PgPoolOptions::new()
             .max_connections(transactions + 1)
             .acquire_timeout(budget.wait)
             .test_before_acquire(false)
             .before_acquire(move |conn, meta| {
-                let failover = before.clone();
+                let failover = before.upgrade();
                 Box::pin(async move {
                     let born = Instant::now().checked_sub(meta.age);
-                    if born.is_none_or(|born| failover.moved_since(born)) {
+                    if let Some(failover) = failover
+                        && born.is_none_or(|born| failover.moved_since(born))
+                    {
                         return Ok(false);
                     }
                     if meta.idle_for > IDLE_PING {
@@ -190,8 +194,11 @@ impl PgStore {
                 })
             })
             .after_connect(move |conn, _| {
-                let failover = after.clone();
+                let failover = after.upgrade();
                 Box::pin(async move {
+                    let Some(failover) = failover else {
+                        return Ok(());
+                    };
                     if failover.fails_over() && !failover.fits(conn).await? {
                         failover.suspect();
                         return Err(failover.unfit(failover.host()));
@@ -772,6 +779,66 @@ mod tests {
         }
         run(format!("DROP SCHEMA {schema} CASCADE"))
             .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+
+    /// A store dropped closes every connection it opened, with failover (its watcher, the
+    /// pool the failover moves) and without: the test suites open hundreds of stores
+    /// against one server's hundred connections.
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL: .ci/run's PostgreSQL pass runs it with ROSTER_TEST_DATABASE_URL and --include-ignored"]
+    async fn a_store_dropped_closes_its_connections() {
+        let url = std::env::var("ROSTER_TEST_DATABASE_URL")
+            .expect("ROSTER_TEST_DATABASE_URL names a PostgreSQL database");
+        let options: PgConnectOptions = url.parse().unwrap();
+        let mut admin = PgConnection::connect_with(&options).await.unwrap();
+        let schema = format!("leak_{}", crate::domain::Id::generate().as_str());
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        for attrs in ["any", "read-write"] {
+            let name = format!("{schema}_{attrs}");
+            let separator = if url.contains('?') { '&' } else { '?' };
+            let store_url: PgUrl = format!(
+                "{url}{separator}application_name={name}&options[search_path]={schema}\
+                 &target_session_attrs={attrs}"
+            )
+            .parse()
+            .unwrap();
+            assert_eq!(store_url.fails_over(), attrs != "any");
+            let store = PgStore::open_sized(
+                store_url,
+                Duration::from_secs(5),
+                PoolBudget::default(),
+                Pooler::default(),
+            )
+            .await
+            .unwrap();
+            let open = || {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                )
+                .bind(&name)
+            };
+            assert!(open().fetch_one(&mut admin).await.unwrap() >= 2, "{attrs}");
+            drop(store);
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let left = open().fetch_one(&mut admin).await.unwrap();
+                if left == 0 {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{attrs}: {left} connections still open 10 s after the store was dropped"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+            .execute(&mut admin)
             .await
             .unwrap();
     }
