@@ -4,7 +4,8 @@
 //! strings, so a slow password hash buys nothing) and compared in constant time.
 
 use crate::domain::clock;
-use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
+use axum::http::{HeaderMap, HeaderName};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use sha2::{Digest, Sha256};
@@ -86,17 +87,22 @@ pub(crate) fn token_format_ok(token: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, AuthError> {
+/// The credential headers, as names made once: looked up by text, each name was parsed
+/// again on every request.
+pub static X_AUTH_EMAIL: HeaderName = HeaderName::from_static("x-auth-email");
+pub static X_AUTH_KEY: HeaderName = HeaderName::from_static("x-auth-key");
+
+fn header<'a>(
+    headers: &'a HeaderMap,
+    name: &HeaderName,
+    malformed: (u32, &'static str),
+) -> Result<Option<&'a str>, AuthError> {
     match headers.get(name) {
         None => Ok(None),
-        Some(v) => v.to_str().map(|s| Some(s.trim())).map_err(|_| {
-            let chain = match name {
-                "x-auth-email" => BAD_EMAIL,
-                "x-auth-key" => BAD_KEY,
-                _ => BAD_AUTHORIZATION,
-            };
-            AuthError::Malformed(vec![chain])
-        }),
+        Some(v) => v
+            .to_str()
+            .map(|s| Some(s.trim()))
+            .map_err(|_| AuthError::Malformed(vec![malformed])),
     }
 }
 
@@ -117,7 +123,7 @@ pub enum Presented {
 impl Presented {
     /// The credential a request's headers carry.
     pub fn from_headers(headers: &HeaderMap) -> Result<Presented, AuthError> {
-        if let Some(authorization) = header(headers, "authorization")? {
+        if let Some(authorization) = header(headers, &AUTHORIZATION, BAD_AUTHORIZATION)? {
             let token = authorization
                 .strip_prefix("Bearer ")
                 .map(str::trim)
@@ -127,8 +133,8 @@ impl Presented {
                 digest: hash_secret(token),
             });
         }
-        let email = header(headers, "x-auth-email")?;
-        let key = header(headers, "x-auth-key")?;
+        let email = header(headers, &X_AUTH_EMAIL, BAD_EMAIL)?;
+        let key = header(headers, &X_AUTH_KEY, BAD_KEY)?;
         let (email, key) = match (email, key) {
             (Some(e), Some(k)) => (e, k),
             _ => return Err(AuthError::Missing),

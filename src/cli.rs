@@ -837,7 +837,10 @@ fn init_tracing(json: bool) -> log_output::Flush {
     if json {
         builder.json().init();
     } else {
-        builder.fmt_fields(log_output::PlainFields).init();
+        builder
+            .fmt_fields(log_output::PlainFields)
+            .event_format(log_output::PlainLine::new(log_output::UtcMicros))
+            .init();
     }
     flush
 }

@@ -24,7 +24,9 @@ use std::time::Duration;
 
 use tracing::field::{Field, Visit};
 use tracing_subscriber::field::{MakeVisitor, VisitFmt, VisitOutput};
+use tracing_subscriber::fmt::FormatFields as _;
 use tracing_subscriber::fmt::MakeWriter;
+
 use tracing_subscriber::fmt::format::{DefaultVisitor, Writer};
 
 /// The longest a logged line waits before it is written.
@@ -213,7 +215,11 @@ impl PlainVisitor<'_> {
         record: impl FnOnce(&mut DefaultVisitor<'_>),
     ) {
         let name = field.name();
-        if self.result.is_err() || name.starts_with("r#") || name.starts_with("log.") {
+        if self.result.is_err()
+            || name == "message"
+            || name.starts_with("r#")
+            || name.starts_with("log.")
+        {
             return self.by_default(field, record);
         }
         let space = if std::mem::take(&mut self.empty) {
@@ -282,10 +288,66 @@ impl VisitFmt for PlainVisitor<'_> {
     }
 }
 
+/// A text line as tracing-subscriber's `Full` format writes it without colour (time,
+/// level, target, fields), written straight out: the general format's walk through its
+/// options and `write!`s was a tenth of a line's cost (`bench/instructions`; bench/README.md,
+/// "Figures behind the code"). Lines in a span, in colour or from the `log` crate are left
+/// to it.
+pub struct PlainLine<T = UtcMicros> {
+    timer: T,
+    full: tracing_subscriber::fmt::format::Format<tracing_subscriber::fmt::format::Full, T>,
+}
+
+impl<T: FormatTime + Clone> PlainLine<T> {
+    pub fn new(timer: T) -> Self {
+        PlainLine {
+            full: tracing_subscriber::fmt::format::Format::default().with_timer(timer.clone()),
+            timer,
+        }
+    }
+}
+
+use tracing_subscriber::fmt::time::FormatTime;
+
+impl<S, N, T> tracing_subscriber::fmt::FormatEvent<S, N> for PlainLine<T>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+    T: FormatTime,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let meta = event.metadata();
+        if writer.has_ansi_escapes() || meta.target() == "log" || ctx.event_scope().is_some() {
+            return self.full.format_event(ctx, writer, event);
+        }
+        if self.timer.format_time(&mut writer).is_err() {
+            writer.write_str("<unknown time>")?;
+        }
+        let level = match *meta.level() {
+            tracing::Level::TRACE => " TRACE ",
+            tracing::Level::DEBUG => " DEBUG ",
+            tracing::Level::INFO => "  INFO ",
+            tracing::Level::WARN => "  WARN ",
+            tracing::Level::ERROR => " ERROR ",
+        };
+        writer.write_str(level)?;
+        writer.write_str(meta.target())?;
+        writer.write_str(": ")?;
+        ctx.format_fields(writer.by_ref(), event)?;
+        writer.write_char('\n')
+    }
+}
+
 /// Each line's time as tracing-subscriber's `SystemTime` writes it (RFC 3339 in UTC, to
 /// the microsecond), with the date and time up to the second formatted once a second per
 /// thread: formatting the whole of it each time was a fortieth of a one-row read
 /// (`bench/instructions`; bench/README.md, "Figures behind the code").
+#[derive(Clone, Copy)]
 pub struct UtcMicros;
 
 thread_local! {
@@ -364,6 +426,55 @@ mod tests {
         }
     }
 
+    /// A time that is the same in every line.
+    #[derive(Clone, Copy)]
+    struct Fixed;
+
+    impl FormatTime for Fixed {
+        fn format_time(&self, w: &mut Writer<'_>) -> std::fmt::Result {
+            w.write_str("2026-12-07T22:00:00.000001Z")
+        }
+    }
+
+    /// Lines written by tracing-subscriber's own format and by [`PlainLine`], with the
+    /// fields of each as [`PlainFields`] writes them.
+    #[test]
+    fn plain_lines_are_the_full_formats_lines() {
+        let lines = |plain: bool| {
+            let out = Out::default();
+            let writer = out.clone();
+            let builder = tracing_subscriber::fmt()
+                .with_ansi(false)
+                .with_max_level(tracing::Level::TRACE)
+                .with_timer(Fixed)
+                .fmt_fields(PlainFields)
+                .with_writer(move || writer.clone());
+            let log = || {
+                tracing::trace!(n = 1u64, "trace");
+                tracing::debug!(target: "elsewhere", "debug");
+                tracing::info!(method = %"GET", path = "/a", status = 200u16, "request");
+                tracing::warn!(caller = "user x", "warn");
+                tracing::error!(detail = %"disk \"on\" fire", "error");
+                tracing::info!("");
+                let span = tracing::info_span!("outer", id = 7u64);
+                span.in_scope(|| tracing::info!(inside = true, "in a span"));
+            };
+            if plain {
+                tracing::subscriber::with_default(
+                    builder.event_format(PlainLine::new(Fixed)).finish(),
+                    log,
+                );
+            } else {
+                tracing::subscriber::with_default(builder.finish(), log);
+            }
+            out.text()
+        };
+        let (full, plain) = (lines(false), lines(true));
+        assert_eq!(plain, full);
+        assert_eq!(full.lines().count(), 7, "{full}");
+        assert!(full.contains("outer{id=7}: "), "{full}");
+    }
+
     /// The lines `log` writes with the default fields and with [`PlainFields`].
     fn both_ways(log: impl Fn()) -> (String, String) {
         let line = |plain: bool| {
@@ -430,6 +541,9 @@ mod tests {
             let (default, plain) = both_ways(|| tracing::warn!(caller = text, ray = text));
             assert_eq!(plain, default, "{text:?}");
         }
+        let (default, plain) =
+            both_ways(|| tracing::info!(message = 5u64, r#type = 6u64, n = -1i64));
+        assert_eq!(plain, default);
         let (_, plain) = both_ways(|| tracing::info!(path = "/a", query = "", "request"));
         assert!(
             plain.ends_with("request path=\"/a\" query=\"\"\n"),

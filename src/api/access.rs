@@ -106,19 +106,29 @@ pub async fn log(State(metrics): State<Arc<Metrics>>, mut req: Request, next: Ne
     let query = super::error::shown(req.uri().query().unwrap_or_default()).into_owned();
     let notes = Notes::default();
     req.extensions_mut().insert(notes.clone());
-    let ray = req
-        .extensions()
-        .get::<RequestId>()
-        .and_then(|id| id.header_value().to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    // The request's id: the one it came with, or a new one, on the request (where the
+    // journal and the console read it) and on its answer. Set here rather than by
+    // tower-http's two request-id layers, each a future and a service clone more per
+    // request (`bench/instructions`).
+    let ray_header = match req.headers().get(&super::CF_RAY) {
+        Some(given) => given.clone(),
+        None => {
+            let made = super::new_ray();
+            req.headers_mut()
+                .insert(super::CF_RAY.clone(), made.clone());
+            made
+        }
+    };
+    req.extensions_mut()
+        .insert(RequestId::new(ray_header.clone()));
+    let ray = ray_header.to_str().unwrap_or_default().to_owned();
     // The changes a request makes are audited with it (the caller is noted once known);
     // this line reads the same ray id and path back from it. Only a method that may change
     // something runs in the audit's scope, boxed: the scope around every request, held
     // inline, made every read's future larger and dearer to poll (`bench/instructions`;
     // figures in bench/README.md, "Figures behind the code").
     let request = crate::domain::audit::Request::new(ray, method_name(&method), path);
-    let response = if matches!(method, Method::GET | Method::HEAD | Method::OPTIONS) {
+    let mut response = if matches!(method, Method::GET | Method::HEAD | Method::OPTIONS) {
         next.run(req).await
     } else {
         Box::pin(request.clone().scope(next.run(req))).await
@@ -153,6 +163,11 @@ pub async fn log(State(metrics): State<Arc<Metrics>>, mut req: Request, next: Ne
         None => {
             tracing::info!(%method, path, query, caller, ray, status, code, latency_us, "request")
         }
+    }
+    if !response.headers().contains_key(&super::CF_RAY) {
+        response
+            .headers_mut()
+            .insert(super::CF_RAY.clone(), ray_header);
     }
     response
 }

@@ -31,28 +31,34 @@ async fn list(
     let page = params.page()?;
     let direction = params.choice("direction")?.unwrap_or(Direction::Asc);
     let name = params.text("name", 100)?;
-    let readable: Vec<Account> = match caller.token_account() {
+    let own_account: Vec<Account>;
+    let memberships;
+    let readable: Vec<&Account> = match caller.token_account() {
         // An account's token sees its own account, if its policies let it read it.
         Some(own) => {
             let state = app.load_account(own, &Focus::default()).await?;
-            match state.authorize(&caller, Need::Read) {
+            own_account = match state.authorize(&caller, Need::Read) {
                 Ok(()) => vec![state.account],
                 Err(_) => Vec::new(),
-            }
+            };
+            own_account.iter().collect()
         }
-        None => app
-            .store
-            .user_memberships(caller.user()?.email.folded())
-            .await?
-            .iter()
-            .filter(|m| {
-                m.catalog
-                    .allows(&m.account, &m.membership, &caller, Need::Read)
-            })
-            .map(|m| m.account.clone())
-            .collect(),
+        None => {
+            memberships = app
+                .store
+                .user_memberships(caller.user()?.email.folded())
+                .await?;
+            memberships
+                .iter()
+                .filter(|m| {
+                    m.member_reads() && caller.token_allows_account(&m.account.id, Need::Read)
+                })
+                .map(|m| &m.account)
+                .collect()
+        }
     };
-    let accounts: Vec<Account> = readable
+    // Only the page's accounts are copied out, not every one the caller reads.
+    let accounts: Vec<&Account> = readable
         .into_iter()
         .filter(|a| name.as_ref().is_none_or(|n| same_name(&a.name, n)))
         .collect();

@@ -41,7 +41,9 @@ impl FromRequestParts<AppState> for Auth {
         crate::domain::audit::note_caller(&caller, client);
         if let Some(notes) = parts.extensions.get::<super::access::Notes>() {
             let (kind, id) = caller.principal();
-            let _ = notes.0.caller.set(format!("{kind} {id}"));
+            let mut noted = String::with_capacity(kind.len() + 1 + id.as_str().len());
+            noted.extend([kind, " ", id.as_str()]);
+            let _ = notes.0.caller.set(noted);
         }
         if let Some(limiter) = &state.limiter {
             // A user's allowance, whatever credential they came with; an account token's own.
@@ -81,8 +83,8 @@ impl AppState {
         // send every credential they were given): its `X-Auth-Email` is neither refused
         // nor counted.
         let email = headers
-            .get("x-auth-email")
-            .filter(|_| !headers.contains_key("authorization"))
+            .get(&crate::auth::X_AUTH_EMAIL)
+            .filter(|_| !headers.contains_key(axum::http::header::AUTHORIZATION))
             .and_then(|v| v.to_str().ok())
             .map(str::trim);
         let failures = self.failures.as_deref().zip(client);
@@ -112,7 +114,7 @@ impl AppState {
     }
 }
 
-/// The request path as the client sent it (nesting strips the `/client/v4` prefix).
+/// The request path as the client sent it.
 pub fn original_path(parts: &Parts) -> String {
     parts
         .extensions

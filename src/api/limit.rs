@@ -292,14 +292,27 @@ impl<C: Clock + Clone> Counts<C> {
     }
 }
 
+/// Refuses what Cloudflare's edge refuses (see [`refuse_oversized`]), then answers 408 for
+/// a request not answered within `timeout`: one layer, where each layer of its own boxed
+/// its future and cloned the service within on every request.
+pub async fn bounded(max_body: usize, timeout: Duration, req: Request, next: Next) -> Response {
+    if let Err(refused) = refuse_oversized(max_body, &req) {
+        return refused.into_response();
+    }
+    match tokio::time::timeout(timeout, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Timeout(timeout.as_secs()).into_response(),
+    }
+}
+
 /// Refuses, before routing and before waiting for a body, what Cloudflare's edge refuses:
 /// a request target over [`MAX_TARGET_BYTES`] (414), headers over [`MAX_HEADER_BYTES`]
 /// (431), and a declared body over `max_body` (413; reading it would end in 413 too, or in
 /// 408 if the client never sent it).
-pub async fn refuse_oversized(max_body: usize, req: Request, next: Next) -> Response {
+fn refuse_oversized(max_body: usize, req: &Request) -> Result<(), ApiError> {
     let target = req.uri().path_and_query().map_or(0, |t| t.as_str().len());
     if target > MAX_TARGET_BYTES {
-        return ApiError::UriTooLong(MAX_TARGET_BYTES).into_response();
+        return Err(ApiError::UriTooLong(MAX_TARGET_BYTES));
     }
     let header_bytes: usize = req
         .headers()
@@ -307,16 +320,16 @@ pub async fn refuse_oversized(max_body: usize, req: Request, next: Next) -> Resp
         .map(|(name, value)| name.as_str().len() + value.len())
         .sum();
     if header_bytes > MAX_HEADER_BYTES {
-        return ApiError::HeadersTooLarge(MAX_HEADER_BYTES).into_response();
+        return Err(ApiError::HeadersTooLarge(MAX_HEADER_BYTES));
     }
     let declared = req
         .headers()
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max_body as u64) {
-        return ApiError::TooLarge(max_body).into_response();
+        return Err(ApiError::TooLarge(max_body));
     }
-    next.run(req).await
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! `/memberships`: the caller's own invitations and memberships. Another user's membership
 //! id answers exactly like a missing one.
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::extract::State;
 use axum::response::Response;
@@ -42,16 +44,14 @@ async fn list(
         .store
         .user_membership_page(caller.user()?.email.folded(), &query)
         .await?;
-    Ok(views::list(&page, |m| {
-        views::membership(&m.account, &m.membership, &m.catalog)
-    }))
+    Ok(views::list(&page, |m| views::own_membership(m)))
 }
 
 pub(super) async fn own(
     app: &AppState,
     caller: &Caller,
     id: &Id,
-) -> Result<UserMembership, ApiError> {
+) -> Result<Arc<UserMembership>, ApiError> {
     app.store
         .user_membership(caller.user()?.email.folded(), id)
         .await?
@@ -65,11 +65,7 @@ async fn details(
 ) -> Result<Response, ApiError> {
     caller.require_token_group("Memberships", Need::Read)?;
     let m = own(&app, &caller, &ids.one()).await?;
-    Ok(views::single(views::membership(
-        &m.account,
-        &m.membership,
-        &m.catalog,
-    )))
+    Ok(views::single(views::own_membership(&m)))
 }
 
 #[derive(Deserialize)]

@@ -37,13 +37,10 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::OriginalUri;
-use axum::http::{HeaderName, HeaderValue, Method, Request};
-use axum::middleware::{self, Next};
+use axum::http::{HeaderName, HeaderValue, Method};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
 
 pub(crate) use access::InternalDetail;
 pub use error::ApiError;
@@ -178,7 +175,6 @@ pub fn router_with(
         .merge(tokens::router())
         .merge(audit::router())
         .method_not_allowed_fallback(method_not_allowed);
-    let ray = HeaderName::from_static("cf-ray");
     let state = AppState {
         store,
         limiter: limits
@@ -243,21 +239,13 @@ pub fn router_with(
     // layer around the route, and every request cloned that chain box by box (a twentieth
     // of a one-row read).
     let service = tower::ServiceBuilder::new()
-        .layer(SetRequestIdLayer::new(ray.clone(), RayId))
         .layer(middleware::from_fn_with_state(recorded, access::log))
-        .layer(PropagateRequestIdLayer::new(ray))
         .option_layer(observe)
         .layer(middleware::from_fn(move |req, next| {
-            limit::refuse_oversized(max_body, req, next)
+            limit::bounded(max_body, timeout, req, next)
         }))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal("handler panicked".into()).into_response()
-        }))
-        .layer(middleware::from_fn(move |req, next: Next| async move {
-            match tokio::time::timeout(timeout, next.run(req)).await {
-                Ok(response) => response,
-                Err(_) => ApiError::Timeout(timeout.as_secs()).into_response(),
-            }
         }))
         // Within the timeout: the journal's reading of a body counts against it, as the
         // API's own does.
@@ -279,18 +267,16 @@ async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> Re
     .into_response()
 }
 
-/// Request ids shaped like Cloudflare's `cf-ray` header: 16 hex digits and a location.
-#[derive(Clone)]
-struct RayId;
+/// The header that carries a request's id, as Cloudflare's edge sets it.
+pub(crate) static CF_RAY: HeaderName = HeaderName::from_static("cf-ray");
 
-impl MakeRequestId for RayId {
-    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
-        // From the thread's generator: a fresh id from the kernel per request was a system
-        // call each time. Written into a buffer: `format!` was a seventieth of a read.
-        let mut value = [0u8; 20];
-        hex::encode_to_slice(rand::random::<u64>().to_be_bytes(), &mut value[..16])
-            .expect("8 bytes are 16 hex digits");
-        value[16..].copy_from_slice(b"-RST");
-        HeaderValue::from_bytes(&value).ok().map(RequestId::new)
-    }
+/// A request id shaped like Cloudflare's `cf-ray` header: 16 hex digits and a location.
+pub(crate) fn new_ray() -> HeaderValue {
+    // From the thread's generator: a fresh id from the kernel per request was a system
+    // call each time. Written into a buffer: `format!` was a seventieth of a read.
+    let mut value = [0u8; 20];
+    hex::encode_to_slice(rand::random::<u64>().to_be_bytes(), &mut value[..16])
+        .expect("8 bytes are 16 hex digits");
+    value[16..].copy_from_slice(b"-RST");
+    HeaderValue::from_bytes(&value).expect("hex digits and letters make a header value")
 }

@@ -18,10 +18,10 @@ use serde_json::json;
 use super::extract::{Auth, Body, Ids, Params, Ref, not_null};
 use super::{ApiError, AppState, views};
 use crate::auth::{AuthError, BAD_AUTHORIZATION, generate_token, hash_secret};
-use crate::domain::list::{paginate, text_key};
 use crate::domain::tokens::{self, Effect, IpCondition, Owner, Resource, TokenInput, TokenStatus};
 use crate::domain::types::now;
 use crate::domain::{AccountState, Caller, Direction, DomainError, Focus, Gift, Id, Need, catalog};
+use crate::store::TokenQuery;
 use crate::store::{TokenCheck, TokenRules};
 
 pub fn router() -> Router<AppState> {
@@ -252,16 +252,13 @@ async fn list(
             .into());
         }
     };
-    let at = clock::now_utc();
-    let mut items = app.store.tokens(&target.owner).await?;
-    items.retain(|t| include_expired || t.effective_status(at) != TokenStatus::Expired);
-    let page = paginate(
-        items,
-        page,
+    let query = TokenQuery {
+        include_expired,
+        at: clock::now_utc(),
         direction,
-        |t| text_key(Some(&t.issued_on)),
-        |t| t.id.as_str(),
-    );
+        page,
+    };
+    let page = app.store.token_page(&target.owner, &query).await?;
     Ok(views::list(&page, |t| views::token(t, None)))
 }
 

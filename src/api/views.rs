@@ -4,9 +4,7 @@
 
 use crate::domain::clock;
 use std::cell::RefCell;
-use std::collections::HashMap;
 
-use axum::Json;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -28,14 +26,39 @@ struct Envelope<T: Serialize, I: Serialize = ResultInfo> {
 
 /// A list whose paging is not by total count (the audit log's): `result_info` as given.
 pub fn list_with_info<V: Serialize, I: Serialize>(result: Vec<V>, result_info: I) -> Response {
-    Json(Envelope {
-        success: true,
-        errors: [],
-        messages: Vec::new(),
-        result,
-        result_info: Some(result_info),
-    })
-    .into_response()
+    let capacity = SINGLE_BYTES + ITEM_BYTES * result.len();
+    respond(
+        &Envelope {
+            success: true,
+            errors: [],
+            messages: Vec::new(),
+            result,
+            result_info: Some(result_info),
+        },
+        capacity,
+    )
+}
+
+/// Room made for an answer before it is written: one result or a list's envelope, and each
+/// list item. Written into a buffer that grew from nothing, a one-membership answer was
+/// copied four times over as it doubled (`bench/instructions`).
+const SINGLE_BYTES: usize = 4096;
+const ITEM_BYTES: usize = 2048;
+
+/// `value` as the answer's JSON body.
+fn respond(value: &impl Serialize, capacity: usize) -> Response {
+    let mut body = Vec::with_capacity(capacity);
+    match serde_json::to_writer(&mut body, value) {
+        Ok(()) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response(),
+        Err(e) => super::ApiError::Internal(format!("writing the answer: {e}")).into_response(),
+    }
 }
 
 #[derive(Serialize)]
@@ -54,14 +77,16 @@ struct Message {
 }
 
 pub fn single<T: Serialize>(result: T) -> Response {
-    Json(Envelope::<T> {
-        success: true,
-        errors: [],
-        messages: Vec::new(),
-        result,
-        result_info: None,
-    })
-    .into_response()
+    respond(
+        &Envelope::<T> {
+            success: true,
+            errors: [],
+            messages: Vec::new(),
+            result,
+            result_info: None,
+        },
+        SINGLE_BYTES,
+    )
 }
 
 pub fn list<'a, T, V: Serialize>(page: &'a Page<T>, view: impl Fn(&'a T) -> V) -> Response {
@@ -160,14 +185,16 @@ pub fn permission_group(g: &PermissionGroup) -> PermissionGroupView<'_> {
 
 /// A single result with one informational message, as `/user/tokens/verify` answers.
 pub fn single_with_message<T: Serialize>(result: T, code: u32, message: &'static str) -> Response {
-    Json(Envelope::<T> {
-        success: true,
-        errors: [],
-        messages: vec![Message { code, message }],
-        result,
-        result_info: None,
-    })
-    .into_response()
+    respond(
+        &Envelope::<T> {
+            success: true,
+            errors: [],
+            messages: vec![Message { code, message }],
+            result,
+            result_info: None,
+        },
+        SINGLE_BYTES,
+    )
 }
 
 /// The built-in groups these ids name (an id no longer in the catalog is left out).
@@ -380,6 +407,15 @@ pub fn membership<'a>(
     }
 }
 
+/// A user's own membership as [`membership`] shows it, written once for each kept copy
+/// of it (see `UserMembership::shown`).
+pub fn own_membership(m: &crate::store::UserMembership) -> &RawValue {
+    m.shown.get_or_init(|| {
+        serde_json::value::to_raw_value(&membership(&m.account, &m.membership, &m.catalog))
+            .expect("a membership serializes")
+    })
+}
+
 /// Distinct permission sets whose JSON is kept; members' sets are few (one per combination
 /// of roles or policies in use), and past this many the rest are serialized each time.
 const PERMISSIONS_KEPT: usize = 1024;
@@ -389,7 +425,7 @@ const PERMISSIONS_KEPT: usize = 1024;
 /// cost of serializing a membership.
 fn permissions_json(p: Permissions) -> Box<RawValue> {
     thread_local! {
-        static KEPT: RefCell<HashMap<Permissions, Box<RawValue>>> = RefCell::default();
+        static KEPT: RefCell<foldhash::HashMap<Permissions, Box<RawValue>>> = RefCell::default();
     }
     KEPT.with_borrow_mut(|kept| {
         if let Some(json) = kept.get(&p) {

@@ -116,7 +116,8 @@ impl Caller {
         }
     }
 
-    fn token_allows_account(&self, account: &Id, need: Need) -> bool {
+    /// Whether the caller's token, if they came with one, lets them act on `account`.
+    pub fn token_allows_account(&self, account: &Id, need: Need) -> bool {
         match &self.token {
             None => true,
             Some(token) => allows(&token.grants_on(&tokens::account_resource(account)), need),
@@ -486,9 +487,12 @@ impl AccountCatalog {
     }
 
     pub fn allows(&self, account: &Account, m: &Membership, caller: &Caller, need: Need) -> bool {
-        m.status == Status::Accepted
-            && allows(&self.member_permissions(account, m), need)
-            && caller.token_allows_account(&account.id, need)
+        self.member_allows(account, m, need) && caller.token_allows_account(&account.id, need)
+    }
+
+    /// Whether the member's own rights (a token's limits aside) meet `need`.
+    pub fn member_allows(&self, account: &Account, m: &Membership, need: Need) -> bool {
+        m.status == Status::Accepted && allows(&self.member_permissions(account, m), need)
     }
 
     /// Checks that every role or group a request names exists for this account.

@@ -102,18 +102,23 @@ pub enum Refusal {
 
 use super::types::parse_timestamp as parse_time;
 
+/// The status a client sees of a token with this stored status and expiry, at `at`.
+pub fn effective_status(
+    status: TokenStatus,
+    expires_on: Option<&str>,
+    at: OffsetDateTime,
+) -> TokenStatus {
+    let expired = expires_on.and_then(parse_time).is_some_and(|e| e <= at);
+    match status {
+        TokenStatus::Active if expired => TokenStatus::Expired,
+        status => status,
+    }
+}
+
 impl Token {
     /// The status a client sees: an active token past its expiry is expired.
     pub fn effective_status(&self, at: OffsetDateTime) -> TokenStatus {
-        let expired = self
-            .expires_on
-            .as_deref()
-            .and_then(parse_time)
-            .is_some_and(|e| e <= at);
-        match self.status {
-            TokenStatus::Active if expired => TokenStatus::Expired,
-            status => status,
-        }
+        effective_status(self.status, self.expires_on.as_deref(), at)
     }
 
     /// Checks that the token works now, from `ip` (unknown when the server cannot tell,

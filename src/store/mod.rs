@@ -32,6 +32,7 @@
 //! | `user_membership_page` | a reader, no transaction: in id or status order, one statement (the email's kept count, kept by triggers in each write's own transaction, and the page from the email's index); by account name, the user's memberships narrow, then the page's rows | `Singles`, the same | SQLite: a user's kept memberships, when 100 or fewer, are paged in memory; both: catalogs, checked against the stamp |
 //! | `user_by_email`, `token_by_hash` | a reader | `Singles` | credentials, for the time to live |
 //! | `user`, `tokens` (a user's or an account's), `audit_log`, `ping` | a reader | `Singles` | none |
+//! | `token_page` | a reader, no transaction: the tokens that may have expired (a partial index), then the owner's kept count (triggers, in each write's own transaction) and the page from the owner's index in the list's order | `Singles`, the same | none |
 //! | `write_account`, `create_account` | the writer: a savepoint in the batch's `BEGIN IMMEDIATE` (the file's write lock; writes arriving together share one commit, see `sqlite/writer.rs`) | pooled, `READ COMMITTED`, account row `FOR UPDATE`, this process's writers queued per account | reads the catalog as `load_account` does; a change to it writes a new stamp; the account's membership counts take the write's changes in one statement before them; clears nothing (memberships and catalogs are checked on read), except deleting an account: credentials, as its tokens went with it |
 //! | `edit_user`, `edit_token`, `delete_token` | the writer, a savepoint in the batch | pooled, `READ COMMITTED`, the owner's row (user or account) `FOR UPDATE`, queued per owner; `edit_token` and `delete_token` with `TokenRules` decide them on the account as read there | clears credentials once a row changed (a missing token deleted changes none); PostgreSQL tells other processes (`NOTIFY`) |
 //! | `insert_user`, `insert_token`, `touch_token` | the writer, a savepoint in the batch | pooled, `READ COMMITTED`, the rows written (a token only while its owner's row exists; an account's token with `TokenRules`: the account row `FOR UPDATE`, the rules decided on the account as read there) | `touch_token` updates its entry; inserts clear nothing (a refusal is never kept) |
@@ -275,8 +276,8 @@ impl OwnMembershipQuery {
     }
 
     /// The page of `all` (every membership of the user) this asks for.
-    pub fn page_of(&self, all: &[UserMembership]) -> Page<UserMembership> {
-        let kept: Vec<&UserMembership> = all.iter().filter(|m| self.keeps(m)).collect();
+    pub fn page_of(&self, all: &[Arc<UserMembership>]) -> Page<Arc<UserMembership>> {
+        let kept: Vec<&Arc<UserMembership>> = all.iter().filter(|m| self.keeps(m)).collect();
         let page = crate::domain::list::paginate(
             kept,
             self.page,
@@ -289,6 +290,37 @@ impl OwnMembershipQuery {
             request: page.request,
             total_count: page.total_count,
         }
+    }
+}
+
+/// One page of an owner's tokens, as `GET /user/tokens` and `GET /accounts/{id}/tokens` ask
+/// for it: by issue time (as written: RFC 3339 in UTC), then by id.
+#[derive(Debug, Clone)]
+pub struct TokenQuery {
+    /// Keeps the tokens expired at `at` too.
+    pub include_expired: bool,
+    pub at: time::OffsetDateTime,
+    pub direction: Direction,
+    pub page: PageRequest,
+}
+
+impl TokenQuery {
+    /// Whether a token passes the filter.
+    pub fn keeps(&self, token: &Token) -> bool {
+        self.include_expired
+            || token.effective_status(self.at) != crate::domain::tokens::TokenStatus::Expired
+    }
+
+    /// The page of `all` (every token of the owner) this asks for.
+    pub fn page_of(&self, all: Vec<Token>) -> Page<Token> {
+        let kept: Vec<Token> = all.into_iter().filter(|t| self.keeps(t)).collect();
+        crate::domain::list::paginate(
+            kept,
+            self.page,
+            self.direction,
+            |t| t.issued_on.clone(),
+            |t| t.id.as_str(),
+        )
     }
 }
 
@@ -318,6 +350,33 @@ pub struct UserMembership {
     pub account: Account,
     pub membership: Membership,
     pub catalog: Arc<AccountCatalog>,
+    /// Its JSON as the API shows it, made by the API once (`api::views`): a function of
+    /// the three fields above alone, kept as long as they are (a kept user's memberships
+    /// until the next commit). Writing it was a tenth of a one-membership read.
+    pub shown: std::sync::OnceLock<Box<serde_json::value::RawValue>>,
+    /// [`UserMembership::member_reads`], decided once for the same reason.
+    reads: std::sync::OnceLock<bool>,
+}
+
+impl UserMembership {
+    pub fn new(account: Account, membership: Membership, catalog: Arc<AccountCatalog>) -> Self {
+        UserMembership {
+            account,
+            membership,
+            catalog,
+            shown: std::sync::OnceLock::new(),
+            reads: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Whether the member's own rights let them read the account (a token's limits aside):
+    /// `GET /accounts` asks it of each of a user's memberships.
+    pub fn member_reads(&self) -> bool {
+        *self.reads.get_or_init(|| {
+            self.catalog
+                .member_allows(&self.account, &self.membership, crate::domain::Need::Read)
+        })
+    }
 }
 
 #[async_trait]
@@ -371,7 +430,7 @@ pub trait Store: Send + Sync + 'static {
     async fn user_memberships(
         &self,
         email_folded: &str,
-    ) -> Result<Arc<Vec<UserMembership>>, StoreError>;
+    ) -> Result<Arc<Vec<Arc<UserMembership>>>, StoreError>;
 
     /// One membership of the user with this folded email; another user's is `None`, as a
     /// missing one.
@@ -381,13 +440,13 @@ pub trait Store: Send + Sync + 'static {
         &self,
         email_folded: &str,
         query: &OwnMembershipQuery,
-    ) -> Result<Page<UserMembership>, StoreError>;
+    ) -> Result<Page<Arc<UserMembership>>, StoreError>;
 
     async fn user_membership(
         &self,
         email_folded: &str,
         id: &Id,
-    ) -> Result<Option<UserMembership>, StoreError>;
+    ) -> Result<Option<Arc<UserMembership>>, StoreError>;
 
     /// The user and their API key hash. This and [`Store::token_by_hash`] may answer from a
     /// cache of a few seconds (see `cache/credentials.rs`); this process's own changes clear it.
@@ -405,6 +464,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// The tokens of a user or of an account, in no particular order.
     async fn tokens(&self, owner: &Owner) -> Result<Vec<Token>, StoreError>;
+
+    /// One page of them: what the page holds is read, not every token of the owner (see
+    /// [`queries::token_page`]).
+    async fn token_page(
+        &self,
+        owner: &Owner,
+        query: &TokenQuery,
+    ) -> Result<Page<Token>, StoreError>;
 
     /// Applies `edit` to the owner's token in one transaction and, with `new_hash`, replaces
     /// its secret. Another owner's token is `NotFound("Token")`, as a missing one.
@@ -589,6 +656,9 @@ mod tests {
     use crate::domain::types::Direction;
     use crate::domain::{Email, Status};
 
+    /// Past what SQLite pages in memory.
+    const PAGED_IN_MEMORY_FOR_TESTS: usize = 100;
+
     /// A store on a new file (which goes with the directory) holding one account, made by
     /// its founder.
     async fn founded() -> (
@@ -635,6 +705,45 @@ mod tests {
             invited.push(written.membership().unwrap().id.clone());
         }
         invited
+    }
+
+    /// A page of a user's memberships never reads them all into SQLite's cache: for a user
+    /// of thousands, that would be every membership read again after each commit.
+    #[tokio::test]
+    async fn a_users_page_reads_the_page_not_every_membership() {
+        let (_dir, store, owner, _, _) = founded().await;
+        for n in 0..(PAGED_IN_MEMORY_FOR_TESTS + 5) {
+            let mut account = account();
+            account.name = format!("Account {n}");
+            let founder = account.founding_member(&owner);
+            store
+                .create_account(&account, Some(&founder))
+                .await
+                .unwrap();
+        }
+        let query = OwnMembershipQuery {
+            status: None,
+            account_names: Vec::new(),
+            order: MembershipOrder::Id,
+            direction: Direction::Asc,
+            page: PageRequest {
+                page: 1,
+                per_page: 20,
+            },
+        };
+        conn::RAN.with_borrow_mut(|ran| *ran = Some(Vec::new()));
+        for _ in 0..3 {
+            let page = store
+                .user_membership_page(owner.email.folded(), &query)
+                .await
+                .unwrap();
+            assert_eq!(page.total_count, PAGED_IN_MEMORY_FOR_TESTS + 6);
+            assert_eq!(page.items.len(), 20);
+        }
+        let ran = conn::RAN.with_borrow_mut(Option::take).unwrap();
+        let whole = queries::AccountJoin::Keyed.own_memberships();
+        assert!(!ran.iter().any(|sql| sql == whole), "{ran:#?}");
+        assert_eq!(ran.len(), 3, "one statement a page: {ran:#?}");
     }
 
     /// A read loads the memberships its focus names and no others: authorizing a caller
@@ -778,6 +887,20 @@ mod tests {
         store.user_membership(email, &founder.id).await.unwrap();
         store.tokens(&Owner::Account(id.clone())).await.unwrap();
         store.tokens(&Owner::User(owner.id.clone())).await.unwrap();
+        for owned in [Owner::Account(id.clone()), Owner::User(owner.id.clone())] {
+            for include_expired in [false, true] {
+                let query = TokenQuery {
+                    include_expired,
+                    at: time::OffsetDateTime::now_utc(),
+                    direction: Direction::Desc,
+                    page: PageRequest {
+                        page: 2,
+                        per_page: 5,
+                    },
+                };
+                store.token_page(&owned, &query).await.unwrap();
+            }
+        }
         let log = audit::Query::new(audit::Scope::Account(id.clone()), 20);
         store.audit_log(&log).await.unwrap();
         let ran = conn::RAN.with_borrow_mut(Option::take).unwrap();

@@ -15,7 +15,7 @@ use super::sql::{ACCOUNT_COLUMNS, MEMBERSHIP_COLUMNS, TOKEN_COLUMNS, USER_COLUMN
 /// `$1` is an account id or a folded email.
 const ONE_ACCOUNT: &str = "= $1";
 const ACCOUNTS_OF_EMAIL: &str = "IN (SELECT account_id FROM memberships WHERE email_lower = $1)";
-use super::{MemberPage, MemberQuery, OwnMembershipQuery, StoreError, UserMembership};
+use super::{MemberPage, MemberQuery, OwnMembershipQuery, StoreError, TokenQuery, UserMembership};
 use crate::domain::audit;
 use crate::domain::list::Page;
 use crate::domain::tokens::{Owner, Token, TokenStatus};
@@ -108,6 +108,103 @@ pub(super) fn owner_column(owner: &Owner) -> (&'static str, &Id) {
         Owner::User(id) => ("user_id", id),
         Owner::Account(id) => ("account_id", id),
     }
+}
+
+/// Expired tokens a page leaves out by id, at most; past that it reads them all.
+const EXCLUDED_AT_MOST: usize = 1000;
+
+/// One page of the owner's tokens, in two statements at most: the tokens that may have
+/// expired (an expiry, or marked expired), read through their partial index when expired
+/// ones are left out, and decided here as [`Token::effective_status`] decides; then the
+/// owner's kept count and the page, from the index in the list's order, without them. Its
+/// cost is the page's and the expiring tokens', whatever the owner's tokens number.
+pub(super) async fn token_page(
+    conn: &mut impl Conn,
+    collate: &str,
+    owner: &Owner,
+    query: &TokenQuery,
+) -> Result<Page<Token>, StoreError> {
+    let (column, id) = owner_column(owner);
+    let counted_as = match owner {
+        Owner::User(id) => format!("user:{id}"),
+        Owner::Account(id) => format!("account:{id}"),
+    };
+    let mut excluded: Vec<String> = Vec::new();
+    if !query.include_expired {
+        let expiring = conn
+            .rows(
+                &format!(
+                    "SELECT t.id AS t_id, t.status AS t_status, t.expires_on AS t_expires_on \
+                     FROM tokens t WHERE t.{column} = $1 \
+                     AND (t.expires_on IS NOT NULL OR t.status = 'expired')"
+                ),
+                &[id.as_str().into()],
+                |r| {
+                    Ok((
+                        r.text("t_id")?,
+                        TokenStatus::from_str(&r.text("t_status")?)?,
+                        r.maybe_text("t_expires_on")?,
+                    ))
+                },
+            )
+            .await?;
+        excluded = expiring
+            .into_iter()
+            .filter(|(_, status, expires_on)| {
+                crate::domain::tokens::effective_status(*status, expires_on.as_deref(), query.at)
+                    == TokenStatus::Expired
+            })
+            .map(|(id, _, _)| id)
+            .collect();
+        if excluded.len() > EXCLUDED_AT_MOST {
+            // Left out by name, so many would outgrow a statement's parameters (32,766 on
+            // SQLite): the owner's tokens read whole instead, as a page of a list mostly
+            // expired costs what the list holds either way.
+            return Ok(query.page_of(tokens_of(conn, owner).await?));
+        }
+    }
+    let dir = sql_direction(query.direction);
+    let order = format!("t.created_on{collate} {dir}, t.id {dir}");
+    let per_page = i64::from(query.page.per_page);
+    let offset = (i64::from(query.page.page) - 1) * per_page;
+    let not_in = match excluded.len() {
+        0 => String::new(),
+        n => format!(
+            "AND t.id NOT IN ({})",
+            (3..n + 3)
+                .map(|k| format!("${k}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let mut args: Vec<Arg<'_>> = vec![id.as_str().into(), counted_as.as_str().into()];
+    args.extend(excluded.iter().map(Arg::from));
+    // The count's row always, and beside it the page's rows, if any.
+    let rows = conn
+        .rows(
+            &format!(
+                "SELECT {TOKEN_COLUMNS}, counted.n AS n FROM (SELECT COALESCE((SELECT c.n \
+                 FROM token_counts c WHERE c.owner = $2), 0) AS n) counted \
+                 LEFT JOIN (SELECT t.id FROM tokens t WHERE t.{column} = $1 {not_in} \
+                 ORDER BY {order} LIMIT {per_page} OFFSET {offset}) page ON TRUE \
+                 LEFT JOIN tokens t ON t.id = page.id ORDER BY {order}"
+            ),
+            &args,
+            |r| {
+                let n = r.int("n")?;
+                match r.maybe_text("t_id")? {
+                    Some(_) => Ok((Some(token_from_row(r)?), n)),
+                    None => Ok((None, n)),
+                }
+            },
+        )
+        .await?;
+    let total = rows.first().map_or(0, |(_, n)| *n) - excluded.len() as i64;
+    Ok(Page {
+        items: rows.into_iter().filter_map(|(t, _)| t).collect(),
+        request: query.page,
+        total_count: usize::try_from(total).unwrap_or_default(),
+    })
 }
 
 pub(super) async fn fetch_token(
@@ -745,7 +842,7 @@ pub(super) async fn user_memberships(
     catalogs: &Catalogs,
     join: AccountJoin,
     email_folded: &str,
-) -> Result<Vec<UserMembership>, StoreError> {
+) -> Result<Vec<Arc<UserMembership>>, StoreError> {
     // One statement, or two when a catalog is needed and not kept at the stamp read: a
     // catalog newer than the memberships at worst lacks a group they name, which the views
     // skip.
@@ -770,14 +867,13 @@ pub(super) async fn user_memberships(
     }
     Ok(found
         .into_iter()
-        .map(|(account, _, membership)| UserMembership {
-            catalog: kept
+        .map(|(account, _, membership)| {
+            let catalog = kept
                 .get(account.id.as_str())
                 .filter(|_| membership.needs_account_catalog())
                 .map(Arc::clone)
-                .unwrap_or_else(no_catalog),
-            account,
-            membership,
+                .unwrap_or_else(no_catalog);
+            Arc::new(UserMembership::new(account, membership, catalog))
         })
         .collect())
 }
@@ -835,7 +931,7 @@ pub(super) async fn own_membership_page(
     join: AccountJoin,
     email_folded: &str,
     query: &OwnMembershipQuery,
-) -> Result<Page<UserMembership>, StoreError> {
+) -> Result<Page<Arc<UserMembership>>, StoreError> {
     let by_name = !query.account_names.is_empty() || query.order == MembershipOrder::AccountName;
     let (found, total) = if by_name {
         let rows = conn
@@ -913,11 +1009,7 @@ pub(super) async fn own_membership_page(
             std::iter::once(&membership),
         )
         .await?;
-        items.push(UserMembership {
-            account,
-            membership,
-            catalog,
-        });
+        items.push(Arc::new(UserMembership::new(account, membership, catalog)));
     }
     Ok(Page {
         items,
@@ -933,7 +1025,7 @@ pub(super) async fn user_membership(
     join: AccountJoin,
     email_folded: &str,
     id: &Id,
-) -> Result<Option<UserMembership>, StoreError> {
+) -> Result<Option<Arc<UserMembership>>, StoreError> {
     // One statement, or two when a catalog is needed and not kept (as above).
     let Some((account, stamp, membership)) = conn
         .row(
@@ -953,11 +1045,9 @@ pub(super) async fn user_membership(
         std::iter::once(&membership),
     )
     .await?;
-    Ok(Some(UserMembership {
-        account,
-        membership,
-        catalog,
-    }))
+    Ok(Some(Arc::new(UserMembership::new(
+        account, membership, catalog,
+    ))))
 }
 
 const AUDIT_COLUMNS: &str = "id, account_id, actor_type, actor_id, actor_email, actor_ip, \

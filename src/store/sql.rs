@@ -21,7 +21,7 @@ use super::writes::{
 };
 use super::{
     ConsoleSession, Decide, EditToken, EditUser, MemberPage, MemberQuery, OwnMembershipQuery,
-    Store, StoreError, UserMembership, Written,
+    Store, StoreError, TokenQuery, UserMembership, Written,
 };
 use crate::domain::audit;
 use crate::domain::list::Page;
@@ -142,7 +142,7 @@ pub trait Backend: Send + Sync + 'static {
         &self,
         catalogs: &Catalogs,
         email_folded: &str,
-    ) -> impl Future<Output = Result<Arc<Vec<UserMembership>>, StoreError>> + Send {
+    ) -> impl Future<Output = Result<Arc<Vec<Arc<UserMembership>>>, StoreError>> + Send {
         async move {
             let mut conn = self.single().await?;
             let found =
@@ -158,7 +158,7 @@ pub trait Backend: Send + Sync + 'static {
         catalogs: &Catalogs,
         email_folded: &str,
         query: &OwnMembershipQuery,
-    ) -> impl Future<Output = Result<Page<UserMembership>, StoreError>> + Send {
+    ) -> impl Future<Output = Result<Page<Arc<UserMembership>>, StoreError>> + Send {
         async move {
             let mut conn = self.single().await?;
             queries::own_membership_page(
@@ -177,7 +177,7 @@ pub trait Backend: Send + Sync + 'static {
         catalogs: &Catalogs,
         email_folded: &str,
         id: &Id,
-    ) -> impl Future<Output = Result<Option<UserMembership>, StoreError>> + Send {
+    ) -> impl Future<Output = Result<Option<Arc<UserMembership>>, StoreError>> + Send {
         async move {
             let mut conn = self.single().await?;
             queries::user_membership(&mut *conn, catalogs, Self::ACCOUNT_JOIN, email_folded, id)
@@ -549,7 +549,7 @@ impl<B: Backend> Store for SqlStore<B> {
     async fn user_memberships(
         &self,
         email_folded: &str,
-    ) -> Result<Arc<Vec<UserMembership>>, StoreError> {
+    ) -> Result<Arc<Vec<Arc<UserMembership>>>, StoreError> {
         self.backend
             .own_memberships(&self.catalogs, email_folded)
             .await
@@ -559,7 +559,7 @@ impl<B: Backend> Store for SqlStore<B> {
         &self,
         email_folded: &str,
         query: &OwnMembershipQuery,
-    ) -> Result<Page<UserMembership>, StoreError> {
+    ) -> Result<Page<Arc<UserMembership>>, StoreError> {
         self.backend
             .own_membership_page(&self.catalogs, email_folded, query)
             .await
@@ -569,7 +569,7 @@ impl<B: Backend> Store for SqlStore<B> {
         &self,
         email_folded: &str,
         id: &Id,
-    ) -> Result<Option<UserMembership>, StoreError> {
+    ) -> Result<Option<Arc<UserMembership>>, StoreError> {
         self.backend
             .own_membership(&self.catalogs, email_folded, id)
             .await
@@ -619,6 +619,14 @@ impl<B: Backend> Store for SqlStore<B> {
 
     async fn tokens(&self, owner: &Owner) -> Result<Vec<Token>, StoreError> {
         queries::tokens_of(&mut *self.backend.single().await?, owner).await
+    }
+
+    async fn token_page(
+        &self,
+        owner: &Owner,
+        query: &TokenQuery,
+    ) -> Result<Page<Token>, StoreError> {
+        queries::token_page(&mut *self.backend.single().await?, B::COLLATE, owner, query).await
     }
 
     async fn edit_token(

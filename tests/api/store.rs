@@ -207,7 +207,7 @@ async fn a_users_memberships_pages_are_the_reference_pages_on_each_backend() {
             .unwrap();
         accounts.push((account, membership));
     }
-    let ids = |items: &[roster::store::UserMembership]| -> Vec<String> {
+    let ids = |items: &[std::sync::Arc<roster::store::UserMembership>]| -> Vec<String> {
         items
             .iter()
             .map(|m| m.membership.id.as_str().to_string())
@@ -293,6 +293,158 @@ async fn a_users_memberships_pages_are_the_reference_pages_on_each_backend() {
     let exported = store.export().await.unwrap();
     store.restore(&exported).await.unwrap();
     assert_eq!(compare("after a restore".into()).await, 128);
+}
+
+/// A token list's page, without HTTP: with and without expired tokens, in each direction,
+/// the page the store cuts is the one cut from the owner's every token
+/// (`TokenQuery::page_of`), on each backend; tokens that expire while listed, tokens
+/// disabled past their expiry (still listed), deletions, an account's tokens going with
+/// it, a restore and more expired tokens than a statement leaves out keep it so.
+#[tokio::test]
+async fn token_pages_are_the_reference_pages_on_each_backend() {
+    use roster::domain::tokens::{self, Owner, TokenStatus};
+    use roster::store::TokenQuery;
+    use time::OffsetDateTime;
+
+    let server = TestServer::start().await;
+    let store = &server.store;
+    let owner = user(1);
+    store.insert_user(&owner, &"0".repeat(64)).await.unwrap();
+    let group = catalog::permission_group_named("Memberships Read")
+        .unwrap()
+        .id
+        .clone();
+    let now = OffsetDateTime::now_utc();
+    let at = |hours: i64| roster::domain::types::timestamp(now + time::Duration::hours(hours));
+    // Issued at times that repeat (ties broken by id) and some with fractions of a second.
+    let issued = [
+        "2026-01-01T00:00:00Z",
+        "2026-01-01T00:00:00.5Z",
+        "2025-06-01T12:00:00Z",
+        "2026-01-01T00:00:00Z",
+    ];
+    let mut ids = Vec::new();
+    for n in 0..43 {
+        let mut token =
+            tokens::simple_token(&owner.id, format!("t{n}"), vec![group.clone()], None).unwrap();
+        token.issued_on = issued[n % issued.len()].to_string();
+        // Past, near future, far future and no expiry; some disabled, some marked expired.
+        token.expires_on = match n % 5 {
+            0 => Some(at(-2)),
+            1 => Some(at(1)),
+            2 => Some(at(1000)),
+            _ => None,
+        };
+        token.status = match n % 7 {
+            3 => TokenStatus::Disabled,
+            5 => TokenStatus::Expired,
+            _ => TokenStatus::Active,
+        };
+        store
+            .insert_token(&token, &format!("{n:064x}"), None)
+            .await
+            .unwrap();
+        ids.push(token.id.clone());
+    }
+    let owned = Owner::User(owner.id.clone());
+    let compare = |label: &'static str, hours: i64| {
+        let (store, owned) = (store.clone(), owned.clone());
+        async move {
+            let mut compared = 0;
+            for include_expired in [false, true] {
+                for direction in [Direction::Asc, Direction::Desc] {
+                    for page in [1, 2, 3, 9] {
+                        let query = TokenQuery {
+                            include_expired,
+                            at: now + time::Duration::hours(hours),
+                            direction,
+                            page: PageRequest::new(Some(page), Some(5)).unwrap(),
+                        };
+                        let reference = query.page_of(store.tokens(&owned).await.unwrap());
+                        let read = store.token_page(&owned, &query).await.unwrap();
+                        let names = |p: &roster::domain::list::Page<tokens::Token>| {
+                            p.items.iter().map(|t| t.name.clone()).collect::<Vec<_>>()
+                        };
+                        let at = format!("{label}: {query:?}");
+                        assert_eq!(names(&read), names(&reference), "{at}");
+                        assert_eq!(read.total_count, reference.total_count, "{at}");
+                        compared += 1;
+                    }
+                }
+            }
+            assert_eq!(compared, 16);
+        }
+    };
+    compare("now", 0).await;
+    // Two hours on, the near-future expiries have passed too.
+    compare("later", 2).await;
+    for id in &ids[..4] {
+        store.delete_token(&owned, id, None).await.unwrap();
+    }
+    compare("after deletions", 0).await;
+    // An account's tokens are counted apart from a user's, and go with the account.
+    let account = empty_account(store.as_ref(), "Tokens").await;
+    let account_owned = Owner::Account(account.id.clone());
+    let settings = catalog::permission_group_named("Account Settings Read")
+        .unwrap()
+        .id
+        .clone();
+    for n in 0..6 {
+        let mut token =
+            tokens::simple_account_token(&account.id, format!("a{n}"), vec![settings.clone()])
+                .unwrap();
+        token.expires_on = (n % 2 == 0).then(|| at(-1));
+        store
+            .insert_token(&token, &format!("{:064x}", 1000 + n), None)
+            .await
+            .unwrap();
+    }
+    let every = |include_expired| TokenQuery {
+        include_expired,
+        at: now,
+        direction: Direction::Asc,
+        page: PageRequest::new(Some(1), Some(5)).unwrap(),
+    };
+    let total = |owned: Owner, include_expired| {
+        let store = store.clone();
+        async move {
+            store
+                .token_page(&owned, &every(include_expired))
+                .await
+                .unwrap()
+                .total_count
+        }
+    };
+    assert_eq!(total(account_owned.clone(), true).await, 6);
+    assert_eq!(total(account_owned.clone(), false).await, 3);
+    assert_eq!(total(owned.clone(), true).await, 39);
+    // Restored from an export: counted again from the rows.
+    let exported = store.export().await.unwrap();
+    store.restore(&exported).await.unwrap();
+    assert_eq!(total(account_owned.clone(), true).await, 6);
+    compare("after a restore", 0).await;
+    store
+        .write_account(&account.id, &Focus::default(), &|_| {
+            Ok(vec![Change::DeleteAccount])
+        })
+        .await
+        .unwrap();
+    assert_eq!(total(account_owned.clone(), true).await, 0);
+    assert_eq!(total(owned.clone(), true).await, 39);
+
+    // More expired tokens than a page leaves out by id: the same page, read whole.
+    for n in 0..1005 {
+        let mut token =
+            tokens::simple_token(&owner.id, format!("x{n:04}"), vec![group.clone()], None).unwrap();
+        token.status = TokenStatus::Expired;
+        token.issued_on = "2024-01-01T00:00:00Z".into();
+        store
+            .insert_token(&token, &format!("{:064x}", 5000 + n), None)
+            .await
+            .unwrap();
+    }
+    compare("with many expired", 0).await;
+    assert_eq!(total(owned.clone(), true).await, 39 + 1005);
 }
 
 fn email_folded() -> &'static str {

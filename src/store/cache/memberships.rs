@@ -41,7 +41,7 @@ const CAPACITY: u64 = 50_000;
 const RECENT: usize = 1 << 14;
 
 /// Memberships and the generation they were read at.
-pub(in crate::store) type Entry = (u64, Arc<Vec<UserMembership>>);
+pub(in crate::store) type Entry = (u64, Arc<Vec<Arc<UserMembership>>>);
 
 pub(in crate::store) struct MembershipCache {
     entries: Cache<String, Entry, ByMemberships>,
@@ -57,7 +57,10 @@ pub(in crate::store) struct Stamp(u64);
 
 impl Stamp {
     /// `kept`'s memberships, if nothing changed between their read and this stamp.
-    pub(in crate::store) fn valid(self, kept: Option<Entry>) -> Option<Arc<Vec<UserMembership>>> {
+    pub(in crate::store) fn valid(
+        self,
+        kept: Option<Entry>,
+    ) -> Option<Arc<Vec<Arc<UserMembership>>>> {
         kept.and_then(|(read_at, list)| (read_at == self.0).then_some(list))
     }
 }
@@ -117,7 +120,7 @@ impl MembershipCache {
         &self,
         stamp: Stamp,
         email_folded: &str,
-        list: &Arc<Vec<UserMembership>>,
+        list: &Arc<Vec<Arc<UserMembership>>>,
     ) {
         if self.generation.load(Ordering::SeqCst) == stamp.0 {
             self.entries

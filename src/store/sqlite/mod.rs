@@ -218,6 +218,24 @@ impl Sqlite {
             })
     }
 
+    /// The user's memberships if the cache holds them as they are now; never reads them
+    /// into it (a page reads what it holds: filling the cache for a user of thousands of
+    /// memberships would read them all after every commit).
+    fn kept_now(
+        &self,
+        reader: &mut Lite,
+        email_folded: &str,
+    ) -> Result<Option<Arc<Vec<Arc<UserMembership>>>>, StoreError> {
+        if self.readers.is_none() {
+            return Ok(None);
+        }
+        let Some(kept) = self.memberships.kept(email_folded) else {
+            return Ok(None);
+        };
+        let changed = reader.changed()?;
+        Ok(self.memberships.stamp(changed).valid(Some(kept)))
+    }
+
     /// The user's memberships from the cache, or read whole and kept; `None` when the user
     /// is not worth keeping yet or the database is being written to, and the caller reads
     /// just what it needs. Only a read that uses or fills the cache asks whether the
@@ -227,7 +245,7 @@ impl Sqlite {
         reader: &mut Lite,
         catalogs: &Catalogs,
         email_folded: &str,
-    ) -> Result<Option<Arc<Vec<UserMembership>>>, StoreError> {
+    ) -> Result<Option<Arc<Vec<Arc<UserMembership>>>>, StoreError> {
         if self.readers.is_none() {
             return Ok(None);
         }
@@ -440,7 +458,7 @@ impl Backend for Sqlite {
         &self,
         catalogs: &Catalogs,
         email_folded: &str,
-    ) -> Result<Arc<Vec<UserMembership>>, StoreError> {
+    ) -> Result<Arc<Vec<Arc<UserMembership>>>, StoreError> {
         let mut reader = self.reader().await?;
         match self.cached(&mut reader, catalogs, email_folded).await? {
             Some(all) => Ok(all),
@@ -458,9 +476,9 @@ impl Backend for Sqlite {
         catalogs: &Catalogs,
         email_folded: &str,
         query: &OwnMembershipQuery,
-    ) -> Result<Page<UserMembership>, StoreError> {
+    ) -> Result<Page<Arc<UserMembership>>, StoreError> {
         let mut reader = self.reader().await?;
-        match self.cached(&mut reader, catalogs, email_folded).await? {
+        match self.kept_now(&mut reader, email_folded)? {
             Some(all) if all.len() <= PAGED_IN_MEMORY => Ok(query.page_of(&all)),
             _ => {
                 queries::own_membership_page(
@@ -480,7 +498,7 @@ impl Backend for Sqlite {
         catalogs: &Catalogs,
         email_folded: &str,
         id: &Id,
-    ) -> Result<Option<UserMembership>, StoreError> {
+    ) -> Result<Option<Arc<UserMembership>>, StoreError> {
         let mut reader = self.reader().await?;
         match self.cached(&mut reader, catalogs, email_folded).await? {
             Some(all) => Ok(all.iter().find(|m| &m.membership.id == id).cloned()),
