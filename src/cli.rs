@@ -101,12 +101,15 @@ pub struct Database {
     )]
     pub database: PathBuf,
     /// PostgreSQL URL (postgres://...); takes the place of the SQLite file. Several
-    /// `roster serve` processes may share one database.
+    /// `roster serve` processes may share one database. Several hosts, tried in order
+    /// (postgres://u@h1:5432,h2:5432/db?target_session_attrs=read-write), follow a
+    /// failover to whichever accepts writes; sslmode and sslrootcert set TLS.
     #[arg(long, global = true, env = "DATABASE_URL")]
     pub database_url: Option<String>,
     /// PostgreSQL: connections this process takes for requests (three parts for
     /// transactions to one for single reads; one more listens for other processes'
-    /// changes). N processes take N x (this + 1) of the server's max_connections.
+    /// changes, and with several hosts one more watches for a failover). N processes take
+    /// N x (this + 1), or N x (this + 2), of the server's max_connections.
     #[arg(long, global = true, env = "ROSTER_DATABASE_POOL_SIZE", default_value_t = 24, value_parser = clap::value_parser!(u32).range(2..=10_000))]
     pub database_pool_size: u32,
     /// PostgreSQL: seconds a request waits for a free connection before it is answered
@@ -138,13 +141,20 @@ impl Database {
     /// Which database this is, for the operator: the SQLite file, or PostgreSQL's host and
     /// database (never its password).
     pub fn describe(&self) -> String {
-        match self.database_url.as_deref().map(url::Url::parse) {
-            Some(Ok(url)) => format!(
-                "PostgreSQL {}:{}{}",
-                url.host_str().unwrap_or("localhost"),
-                url.port().unwrap_or(5432),
-                url.path()
-            ),
+        match self
+            .database_url
+            .as_deref()
+            .map(str::parse::<crate::store::PgUrl>)
+        {
+            Some(Ok(url)) => {
+                let hosts: Vec<&str> = url.hosts.iter().map(|h| h.name.as_str()).collect();
+                let database = url.hosts[0].options.get_database().unwrap_or_default();
+                let attrs = match url.attrs {
+                    crate::store::SessionAttrs::Any => String::new(),
+                    attrs => format!(" (target_session_attrs={attrs})"),
+                };
+                format!("PostgreSQL {}/{database}{attrs}", hosts.join(","))
+            }
             Some(Err(_)) => "PostgreSQL".to_string(),
             None if crate::store::sqlite_in_memory(&self.database) => {
                 "SQLite in memory (nothing is written to disk; it ends with the process)".into()
@@ -158,7 +168,12 @@ impl Database {
     pub async fn open(&self, ttl: Duration) -> anyhow::Result<Arc<dyn Store>> {
         match &self.database_url {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                let options: sqlx::postgres::PgConnectOptions = url
+                let root_cert = url::Url::parse(url).ok().and_then(|u| {
+                    u.query_pairs()
+                        .find(|(k, _)| k == "sslrootcert")
+                        .map(|(_, v)| v.into_owned())
+                });
+                let url: crate::store::PgUrl = url
                     .parse()
                     .map_err(|e| anyhow::anyhow!("--database-url is not a PostgreSQL URL: {e}"))?;
                 let budget = crate::store::PoolBudget {
@@ -175,9 +190,9 @@ impl Database {
                     transaction: self.database_pooler == PoolerMode::Transaction,
                     direct,
                 };
-                match PgStore::open_sized(options.clone(), ttl, budget, pooler).await {
+                match PgStore::open_sized(url.clone(), ttl, budget, pooler).await {
                     Ok(store) => Ok(Arc::new(store)),
-                    Err(e) => Err(explain_postgres_error(e, &options)),
+                    Err(e) => Err(explain_postgres_error(e, &url, root_cert.as_deref())),
                 }
             }
             // Not echoed: a URL may carry a password.
@@ -423,14 +438,18 @@ fn write_ready_file(
 }
 
 /// A failure to open PostgreSQL, said as an operator acts on it: where it tried (never the
-/// password), and for the two common first-run mistakes what to do.
+/// password), and for the common first-run mistakes (no database, no server, TLS set up
+/// differently at either end) what to do. `root_cert` is the URL's `sslrootcert`.
 fn explain_postgres_error(
     e: StoreError,
-    options: &sqlx::postgres::PgConnectOptions,
+    url: &crate::store::PgUrl,
+    root_cert: Option<&str>,
 ) -> anyhow::Error {
+    let options = &url.hosts[0].options;
     let (host, port) = (options.get_host(), options.get_port());
     let database = options.get_database().unwrap_or("(the user's name)");
-    let at = format!("PostgreSQL at {host}:{port}, database {database}");
+    let hosts: Vec<&str> = url.hosts.iter().map(|h| h.name.as_str()).collect();
+    let at = format!("PostgreSQL at {}, database {database}", hosts.join(","));
     match &e {
         StoreError::Database(sqlx::Error::Database(db))
             if db.code().as_deref() == Some("3D000") =>
@@ -439,9 +458,35 @@ fn explain_postgres_error(
                 "{at}: the database does not exist: create it (createdb -h {host} -p {port} {database}), or name another in --database-url"
             )
         }
+        // pg_hba.conf has hostssl lines only for this client.
+        StoreError::Database(sqlx::Error::Database(db))
+            if db.code().as_deref() == Some("28000") && db.message().ends_with("no encryption") =>
+        {
+            anyhow::anyhow!(
+                "{at}: {}: the server takes only TLS connections from here: give sslmode=verify-full and sslrootcert=(its authority's certificate) in --database-url",
+                db.message()
+            )
+        }
         StoreError::Database(sqlx::Error::Database(db)) => {
             // Its Display ends in PostgreSQL's own source line ("at line 948"): only the message.
             anyhow::anyhow!("{at}: {}", db.message())
+        }
+        // rustls refused the server's certificate; its own words are terse.
+        StoreError::Database(sqlx::Error::Io(io))
+            if io.to_string().starts_with("invalid peer certificate: ") =>
+        {
+            let problem = io.to_string()["invalid peer certificate: ".len()..].to_string();
+            let why = match (problem.as_str(), root_cert) {
+                ("UnknownIssuer", Some(file)) => format!(
+                    "it is not signed by the authority whose certificate sslrootcert names ({file})"
+                ),
+                ("UnknownIssuer", None) => "it is not signed by a public authority: name your own authority's certificate in sslrootcert".to_string(),
+                (name, _) if name.starts_with("certificate not valid for name") => format!(
+                    "{name}: sslmode=verify-full checks that the certificate names the host in --database-url (connect by a name it has, or verify-ca checks the authority only)"
+                ),
+                (other, _) => other.to_string(),
+            };
+            anyhow::anyhow!("{at}: the server's TLS certificate is refused: {why}")
         }
         StoreError::Database(sqlx::Error::Io(io))
             if io.kind() == std::io::ErrorKind::ConnectionRefused =>

@@ -4,7 +4,8 @@
 //! indexes back up the rules (one live membership per account and email).
 //!
 //! The layout: `sql.rs` implements [`Store`] once, over a small `Backend` trait that
-//! `sqlite/` (rusqlite) and `postgres.rs` (sqlx) implement; `queries.rs` holds the reads,
+//! `sqlite/` (rusqlite) and `postgres.rs` (sqlx; the host it connects to is `failover.rs`'s,
+//! among those `pg_url.rs` reads from the URL) implement; `queries.rs` holds the reads,
 //! `writes.rs` what a write does to the rows, and `conn.rs` how a statement runs on either
 //! driver. Three caches sit in front of the
 //! database: `cache/credentials.rs` (who a key or token is; exact about this process's own
@@ -44,6 +45,8 @@
 mod cache;
 mod conn;
 pub mod export;
+mod failover;
+mod pg_url;
 mod postgres;
 mod queries;
 mod sql;
@@ -64,6 +67,7 @@ use crate::domain::{
 };
 
 pub use cache::credentials::DEFAULT_TTL as DEFAULT_CREDENTIAL_TTL;
+pub use pg_url::{PgUrl, SessionAttrs, UrlError};
 pub use postgres::{PgStore, PoolBudget, Pooler};
 pub use queries::GroupMemberQuery;
 pub use sql::SqlStore;

@@ -4,10 +4,12 @@
 //! run in, and see each other's commits, so a rule that spans rows (the last
 //! administrator) holds; writers to different accounts never wait for each other, and no
 //! writer is aborted and retried for touching a table another one touched.
+//! Every connection goes to the host of `--database-url` that [`Failover`] says fits now
+//! (`pg_url.rs` reads the URL's host list).
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPoolOptions};
 use sqlx::{Connection, PgPool, Postgres as Pg, Transaction};
@@ -15,6 +17,8 @@ use tokio::sync::oneshot;
 
 use super::cache::credentials::Credentials;
 use super::conn::{Arg, Cols, Conn};
+use super::failover::Failover;
+use super::pg_url::PgUrl;
 use super::queries::AccountJoin;
 use super::sql::{Backend, Lock, SqlStore};
 use super::{StoreError, WriteGate};
@@ -31,7 +35,8 @@ pub type PgStore = SqlStore<Postgres>;
 pub struct PoolBudget {
     /// For requests, at least 2: three parts for transactions (writes, and reads that need
     /// a snapshot) to one for single-statement reads. One more connection, outside it,
-    /// listens for other processes' credential changes.
+    /// listens for other processes' credential changes, and with failover (several hosts)
+    /// another watches the current host ([`Failover::watch`]).
     pub size: u32,
     pub wait: Duration,
 }
@@ -60,7 +65,9 @@ pub struct Postgres {
     pool: PgPool,
     singles: deadpool::managed::Pool<Singles>,
     gate: Arc<WriteGate>,
-    /// Dropped with the last clone of the store, which ends [`follow_changes`].
+    failover: Arc<Failover>,
+    /// Dropped with the last clone of the store, which ends [`follow_changes`] and the
+    /// failover's watcher.
     _following: Arc<oneshot::Sender<()>>,
 }
 
@@ -109,7 +116,7 @@ impl PgStore {
         credential_ttl: Duration,
     ) -> Result<Self, StoreError> {
         Self::open_sized(
-            options,
+            options.into(),
             credential_ttl,
             PoolBudget::default(),
             Pooler::default(),
@@ -117,21 +124,23 @@ impl PgStore {
         .await
     }
 
-    /// [`PgStore::open_with`] within `budget`'s connections and wait, reached as `pooler`
-    /// says.
+    /// [`PgStore::open_with`] on the URL's hosts (the first that fits, and whichever fits
+    /// after a failover: see [`Failover`]), within `budget`'s connections and wait, reached
+    /// as `pooler` says.
     pub async fn open_sized(
-        options: PgConnectOptions,
+        mut url: PgUrl,
         credential_ttl: Duration,
         budget: PoolBudget,
         pooler: Pooler,
     ) -> Result<Self, StoreError> {
         let (transactions, singles) = budget.split();
-        let options = if pooler.transaction {
+        if pooler.transaction {
             UNNAMED_STATEMENTS.store(true, std::sync::atomic::Ordering::Relaxed);
-            options.statement_cache_capacity(0)
-        } else {
-            options
-        };
+            for host in &mut url.hosts {
+                host.options = host.options.clone().statement_cache_capacity(0);
+            }
+        }
+        let failover = Failover::new(url);
         // What needs a session, past the pooler, when one is given.
         let session = match &pooler.direct {
             Some(direct) => Some(
@@ -145,25 +154,61 @@ impl PgStore {
         };
         // One connection first: a server that refuses or does not exist is reported at
         // once (the pool would retry until its acquire timeout, 10 s, and report that).
-        PgConnection::connect_with(&options).await?.close().await?;
+        // With several hosts, the first that fits; it then watches for a failover.
+        let first = failover.first().await?;
+        let options = failover.options();
+        let probe = if failover.fails_over() {
+            Some(first)
+        } else {
+            first.close().await?;
+            None
+        };
         // sqlx pings every connection it hands out by default: a round trip to the server
         // per request. Ping only connections that sat idle long enough for a firewall or a
         // server restart to have dropped them.
         // One more for the listener below, which keeps a connection of this pool.
+        // After a failover, a connection made before it may be to the old host, gone or
+        // read-only: dropped rather than handed out. A new one is checked as the URL asks
+        // (refused when read-only: the pool tries again, by then on the host that fits).
+        // Weak: the failover holds the pool (to move it), which would otherwise hold the
+        // failover in these, and neither would ever be dropped, nor its connections closed.
+        let before = Arc::downgrade(&failover);
+        let after = Arc::downgrade(&failover);
         let pool = PgPoolOptions::new()
             .max_connections(transactions + 1)
             .acquire_timeout(budget.wait)
             .test_before_acquire(false)
-            .before_acquire(|conn, meta| {
+            .before_acquire(move |conn, meta| {
+                let failover = before.upgrade();
                 Box::pin(async move {
+                    let born = Instant::now().checked_sub(meta.age);
+                    if let Some(failover) = failover
+                        && born.is_none_or(|born| failover.moved_since(born))
+                    {
+                        return Ok(false);
+                    }
                     if meta.idle_for > IDLE_PING {
                         sqlx::Connection::ping(conn).await?;
                     }
                     Ok(true)
                 })
             })
+            .after_connect(move |conn, _| {
+                let failover = after.upgrade();
+                Box::pin(async move {
+                    let Some(failover) = failover else {
+                        return Ok(());
+                    };
+                    if failover.fails_over() && !failover.fits(conn).await? {
+                        failover.suspect();
+                        return Err(failover.unfit(failover.host()));
+                    }
+                    Ok(())
+                })
+            })
             .connect_with(options.clone())
             .await?;
+        failover.follow(pool.clone());
         match (&session, pooler.transaction) {
             (Some(session), _) => sqlx::migrate!("./migrations/postgres").run(session).await?,
             (None, false) => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
@@ -171,7 +216,7 @@ impl PgStore {
         }
         // Few: each holds a connection for one read, and the server's connections are
         // shared by every process (a hundred by default).
-        let singles = deadpool::managed::Pool::builder(Singles(options))
+        let singles = deadpool::managed::Pool::builder(Singles(failover.clone()))
             .max_size(singles as usize)
             .wait_timeout(Some(budget.wait))
             .create_timeout(Some(Duration::from_secs(10)))
@@ -188,11 +233,27 @@ impl PgStore {
             // LISTEN needs a session, which the pooler does not give.
             (None, true) => None,
         };
+        // The failover's watcher, on the first connection.
+        let watch = probe.map(|probe| failover.clone().watch(Some(probe)));
         if let Some(through) = listen_through {
-            let mut listener = PgListener::connect_with(through).await?;
-            listener.listen(CREDENTIALS_CHANNEL).await?;
-            tokio::spawn(follow_changes(listener, credentials.clone(), stop));
+            let listener = listen(through).await?;
+            tokio::spawn(follow_changes(
+                listener,
+                through.clone(),
+                credentials.clone(),
+                failover.clone(),
+                watch,
+                stop,
+            ));
         } else {
+            if let Some(watch) = watch {
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = stop => {}
+                        () = watch => {}
+                    }
+                });
+            }
             tracing::info!(
                 "behind a transaction pooler without --database-listen-url: other processes' \
                  credential changes reach this one within --credential-cache"
@@ -203,10 +264,23 @@ impl PgStore {
                 pool,
                 singles,
                 gate: Arc::default(),
+                failover,
                 _following: Arc::new(following),
             },
             credentials,
         ))
+    }
+}
+
+impl Postgres {
+    /// `e`, having told the failover's watcher to look at the host now when `e` is the
+    /// database's state (a connection lost or refused, a read-only session): new
+    /// connections move sooner than its next look.
+    fn lost(&self, e: StoreError) -> StoreError {
+        if e.unavailable().is_some() {
+            self.failover.suspect();
+        }
+        e
     }
 }
 
@@ -245,12 +319,14 @@ impl Backend for Postgres {
     async fn single(&self) -> Result<Self::Single, StoreError> {
         use deadpool::managed::PoolError;
         self.singles.get().await.map_err(|e| {
-            match e {
-                PoolError::Backend(e) => e,
-                PoolError::Timeout(_) => sqlx::Error::PoolTimedOut,
-                _ => sqlx::Error::PoolClosed,
-            }
-            .into()
+            self.lost(
+                match e {
+                    PoolError::Backend(e) => e,
+                    PoolError::Timeout(_) => sqlx::Error::PoolTimedOut,
+                    _ => sqlx::Error::PoolClosed,
+                }
+                .into(),
+            )
         })
     }
 
@@ -297,7 +373,11 @@ impl Backend for Postgres {
             None => None,
         };
         let mut tx = Tx {
-            tx: self.pool.begin_with(begin).await?,
+            tx: self
+                .failover
+                .while_one_fits(self.pool.begin_with(begin))
+                .await
+                .map_err(|e| self.lost(e.into()))?,
             _turn: turn,
         };
         if let Some(sql) = row_lock {
@@ -308,7 +388,7 @@ impl Backend for Postgres {
     }
 
     async fn commit(&self, tx: Tx) -> Result<(), StoreError> {
-        Ok(tx.tx.commit().await?)
+        tx.tx.commit().await.map_err(|e| self.lost(e.into()))
     }
 
     /// Deadlocks (40P01), and serialization failures (40001), which only engines that run
@@ -409,22 +489,67 @@ async fn schema_is_current(pool: &PgPool) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A listener on [`CREDENTIALS_CHANNEL`], on a connection of `pool`.
+async fn listen(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(CREDENTIALS_CHANNEL).await?;
+    Ok(listener)
+}
+
 /// Clears the credentials cache whenever a process sharing the database announces a change,
-/// and whenever the connection that listens was lost (announcements may have been missed).
+/// and whenever the connection that listens was lost and listens again (announcements may
+/// have been missed meanwhile); polls the failover's watcher, when there is one, as long.
 async fn follow_changes(
-    mut listener: PgListener,
+    listener: PgListener,
+    pool: PgPool,
     credentials: Arc<Credentials>,
+    failover: Arc<Failover>,
+    watch: Option<impl Future<Output = ()>>,
     mut stop: oneshot::Receiver<()>,
 ) {
+    let watch = async move {
+        match watch {
+            Some(watch) => watch.await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = &mut stop => {}
+        () = watch => {}
+        () = listen_on(listener, pool, credentials, failover) => {}
+    }
+}
+
+async fn listen_on(
+    mut listener: PgListener,
+    pool: PgPool,
+    credentials: Arc<Credentials>,
+    failover: Arc<Failover>,
+) {
     loop {
-        let heard = tokio::select! {
-            _ = &mut stop => return,
-            heard = listener.try_recv() => heard,
-        };
-        credentials.clear();
-        if let Err(e) = heard {
-            tracing::warn!(error = %e, "listening for credential changes");
-            tokio::time::sleep(Duration::from_secs(1)).await;
+        match listener.try_recv().await {
+            Ok(Some(_)) => credentials.clear(),
+            // Lost, and listening again on a new connection (sqlx reconnects first).
+            Ok(None) => {
+                failover.suspect();
+                credentials.clear();
+                tracing::info!("listening for credential changes again, after a lost connection");
+            }
+            Err(e) => {
+                failover.suspect();
+                // A listener whose connection failed otherwise may keep it: a new one. Said
+                // once, not once a second for as long as the database is away.
+                tracing::warn!(error = %e, "listening for credential changes; trying again each second");
+                listener = loop {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    match listen(&pool).await {
+                        Ok(listener) => break listener,
+                        Err(_) => failover.suspect(),
+                    }
+                };
+                credentials.clear();
+                tracing::info!("listening for credential changes again");
+            }
         }
     }
 }
@@ -435,12 +560,14 @@ async fn follow_changes(
 /// transaction or a statement cut short left behind. These run no transactions, and only
 /// one whose statement did not finish, or that sat idle, is pinged before its next use (and
 /// dropped if the ping fails or takes 10 s).
-pub struct Singles(PgConnectOptions);
+pub struct Singles(Arc<Failover>);
 
 pub struct Single {
     conn: PgConnection,
     /// Whether its last statement ran to the end.
     finished: bool,
+    /// When it was made: one made before a failover is dropped.
+    born: Instant,
 }
 
 impl deadpool::managed::Manager for Singles {
@@ -449,8 +576,9 @@ impl deadpool::managed::Manager for Singles {
 
     async fn create(&self) -> Result<Single, sqlx::Error> {
         Ok(Single {
-            conn: PgConnection::connect_with(&self.0).await?,
+            conn: self.0.connect().await?,
             finished: true,
+            born: Instant::now(),
         })
     }
 
@@ -459,6 +587,11 @@ impl deadpool::managed::Manager for Singles {
         single: &mut Single,
         metrics: &deadpool::managed::Metrics,
     ) -> deadpool::managed::RecycleResult<sqlx::Error> {
+        if self.0.moved_since(single.born) {
+            return Err(deadpool::managed::RecycleError::message(
+                "made before a failover",
+            ));
+        }
         if !single.finished && unnamed_statements() {
             // A read dropped between its BEGIN and COMMIT (a request timed out, a client
             // went away) left its transaction open: ended here, or the pooler keeps the
@@ -650,6 +783,66 @@ mod tests {
             .unwrap();
     }
 
+    /// A store dropped closes every connection it opened, with failover (its watcher, the
+    /// pool the failover moves) and without: the test suites open hundreds of stores
+    /// against one server's hundred connections.
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL: .ci/run's PostgreSQL pass runs it with ROSTER_TEST_DATABASE_URL and --include-ignored"]
+    async fn a_store_dropped_closes_its_connections() {
+        let url = std::env::var("ROSTER_TEST_DATABASE_URL")
+            .expect("ROSTER_TEST_DATABASE_URL names a PostgreSQL database");
+        let options: PgConnectOptions = url.parse().unwrap();
+        let mut admin = PgConnection::connect_with(&options).await.unwrap();
+        let schema = format!("leak_{}", crate::domain::Id::generate().as_str());
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        for attrs in ["any", "read-write"] {
+            let name = format!("{schema}_{attrs}");
+            let separator = if url.contains('?') { '&' } else { '?' };
+            let store_url: PgUrl = format!(
+                "{url}{separator}application_name={name}&options[search_path]={schema}\
+                 &target_session_attrs={attrs}"
+            )
+            .parse()
+            .unwrap();
+            assert_eq!(store_url.fails_over(), attrs != "any");
+            let store = PgStore::open_sized(
+                store_url,
+                Duration::from_secs(5),
+                PoolBudget::default(),
+                Pooler::default(),
+            )
+            .await
+            .unwrap();
+            let open = || {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                )
+                .bind(&name)
+            };
+            assert!(open().fetch_one(&mut admin).await.unwrap() >= 2, "{attrs}");
+            drop(store);
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let left = open().fetch_one(&mut admin).await.unwrap();
+                if left == 0 {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{attrs}: {left} connections still open 10 s after the store was dropped"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+
     #[tokio::test]
     #[ignore = "needs PostgreSQL: .ci/run's PostgreSQL pass runs it with ROSTER_TEST_DATABASE_URL and --include-ignored"]
     async fn a_connection_lost_during_its_statement_is_not_handed_out_again() {
@@ -657,7 +850,7 @@ mod tests {
             .expect("ROSTER_TEST_DATABASE_URL names a PostgreSQL database");
         let options: PgConnectOptions = url.parse().unwrap();
         let singles: deadpool::managed::Pool<Singles> =
-            deadpool::managed::Pool::builder(Singles(options.clone()))
+            deadpool::managed::Pool::builder(Singles(Failover::new(options.clone().into())))
                 .max_size(1)
                 .runtime(deadpool::Runtime::Tokio1)
                 .build()

@@ -5,7 +5,9 @@
 // Each test binary that includes this module uses a different part of it.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod openapi;
+pub mod raw;
 pub mod results;
 
 use sqlx::{ConnectOptions, Executor};
@@ -182,6 +184,42 @@ impl Server {
         };
         server.wait_until_ready(&ready);
         server
+    }
+
+    /// `roster serve` with these database arguments, which must exit at start (within
+    /// 30 s): what it said on stderr.
+    pub fn refused(db_args: &[String]) -> String {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
+            .args(db_args)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .current_dir(dir.path())
+            .env_remove("ROSTER_DATABASE")
+            .env_remove("DATABASE_URL")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the roster binary");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("poll the server process") {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("roster serve {db_args:?} still runs after 30 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr)
+            .expect("its stderr");
+        assert!(
+            !status.success(),
+            "roster serve {db_args:?} started: {stderr}"
+        );
+        stderr
     }
 
     /// Waits for the ready file, then until the server answers an HTTP request (any
