@@ -1009,16 +1009,8 @@ pub(super) async fn own_membership_page(
         .await?
     };
     let mut items = Vec::with_capacity(found.len());
-    for (account, stamp, membership) in found {
-        let catalog = catalog_for(
-            conn,
-            catalogs,
-            &account.id,
-            &stamp,
-            std::iter::once(&membership),
-        )
-        .await?;
-        items.push(Arc::new(UserMembership::new(account, membership, catalog)));
+    for row in found {
+        items.push(with_catalog(conn, catalogs, row).await?);
     }
     Ok(Page {
         items,
@@ -1036,7 +1028,7 @@ pub(super) async fn user_membership(
     id: &Id,
 ) -> Result<Option<Arc<UserMembership>>, StoreError> {
     // One statement, or two when a catalog is needed and not kept (as above).
-    let Some((account, stamp, membership)) = conn
+    let Some(row) = conn
         .row(
             join.own_membership(),
             &[email_folded.into(), id.as_str().into()],
@@ -1046,6 +1038,15 @@ pub(super) async fn user_membership(
     else {
         return Ok(None);
     };
+    Ok(Some(with_catalog(conn, catalogs, row).await?))
+}
+
+/// A membership read with its account and the account's stamp, with the catalog it needs.
+async fn with_catalog(
+    conn: &mut impl Conn,
+    catalogs: &Catalogs,
+    (account, stamp, membership): (Account, String, Membership),
+) -> Result<Arc<UserMembership>, StoreError> {
     let catalog = catalog_for(
         conn,
         catalogs,
@@ -1054,9 +1055,7 @@ pub(super) async fn user_membership(
         std::iter::once(&membership),
     )
     .await?;
-    Ok(Some(Arc::new(UserMembership::new(
-        account, membership, catalog,
-    ))))
+    Ok(Arc::new(UserMembership::new(account, membership, catalog)))
 }
 
 const AUDIT_COLUMNS: &str = "id, account_id, actor_type, actor_id, actor_email, actor_ip, \
