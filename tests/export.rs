@@ -399,6 +399,19 @@ db.execute("INSERT INTO tokens (id, user_id, name, token_hash, permission_groups
            "('00000000000000000000000000000002', '00000000000000000000000000000001', 'old', ?, "
            "'[\"6f71d1fb19e54da99e020d58c20622e3\"]', 'active', '2026-01-01T00:00:00Z')",
            (hashlib.sha256(token.encode()).hexdigest(),))
+# Rows the kept counts of later migrations (0013, 0014) are made from: three accounts, the
+# user a member of each (one invitation still pending), and a second token, expired.
+for n, status in ((1, "accepted"), (2, "accepted"), (3, "pending")):
+    db.execute("INSERT INTO accounts (id, name, type, created_on) VALUES (?, ?, 'standard', "
+               "'2026-01-01T00:00:00Z')", (f"{n:032x}", f"Old {n}"))
+    db.execute("INSERT INTO memberships (id, account_id, email, email_lower, status, grants, code, "
+               "created_on, modified_on) VALUES (?, ?, 'old@example.com', 'old@example.com', ?, "
+               "'{\"roles\": [\"795df1c379e2469e89ab15cca71e91a0\"]}', 'c', '2026-01-01T00:00:00Z', "
+               "'2026-01-01T00:00:00Z')", (f"{n + 16:032x}", f"{n:032x}", status))
+db.execute("INSERT INTO tokens (id, user_id, name, token_hash, permission_groups, status, created_on, "
+           "expires_on) VALUES ('00000000000000000000000000000003', '00000000000000000000000000000001', "
+           "'gone', ?, '[]', 'active', '2026-01-02T00:00:00Z', '2026-01-03T00:00:00Z')",
+           (hashlib.sha256(b"another").hexdigest(),))
 db.commit()
 "#;
     let out = std::process::Command::new("python3")
@@ -429,4 +442,20 @@ db.commit()
     assert_eq!(policy["effect"], "allow");
     assert_eq!(policy["permission_groups"][0]["name"], "User Details Read");
     assert_eq!(tokens["result"][0]["modified_on"], "2026-01-01T00:00:00Z");
+    // Counted when migrated: the expired token is left out of the count as of the list.
+    assert_eq!(tokens["result_info"]["total_count"], 1, "{tokens}");
+    let (status, all) = server.get(
+        "/user/tokens?include_expired=true",
+        &[("X-Auth-Email", "old@example.com"), ("X-Auth-Key", key)],
+    );
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(all["result_info"]["total_count"], 2, "{all}");
+    for (query, count) in [("", 3), ("?status=accepted", 2), ("?status=pending", 1)] {
+        let (status, page) = server.get(
+            &format!("/memberships{query}"),
+            &[("X-Auth-Email", "old@example.com"), ("X-Auth-Key", key)],
+        );
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(page["result_info"]["total_count"], count, "{query}: {page}");
+    }
 }
