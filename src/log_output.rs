@@ -26,6 +26,7 @@ use tracing::field::{Field, Visit};
 use tracing_subscriber::field::{MakeVisitor, VisitFmt, VisitOutput};
 use tracing_subscriber::fmt::FormatFields as _;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::fmt::time::FormatTime;
 
 use tracing_subscriber::fmt::format::{DefaultVisitor, Writer};
 
@@ -222,13 +223,18 @@ impl PlainVisitor<'_> {
         {
             return self.by_default(field, record);
         }
+        self.write_field(&[name, "=", digits]);
+    }
+
+    /// A field's parts, after a space unless it is the line's first.
+    fn write_field(&mut self, parts: &[&str]) {
         let space = if std::mem::take(&mut self.empty) {
             ""
         } else {
             " "
         };
-        self.result = [space, name, "=", digits]
-            .iter()
+        self.result = std::iter::once(&space)
+            .chain(parts)
             .try_for_each(|part| std::fmt::Write::write_str(&mut self.writer, part));
     }
 }
@@ -245,14 +251,7 @@ impl Visit for PlainVisitor<'_> {
         {
             return self.by_default(field, |d| d.record_str(field, value));
         }
-        let space = if std::mem::take(&mut self.empty) {
-            ""
-        } else {
-            " "
-        };
-        self.result = [space, name, "=\"", value, "\""]
-            .iter()
-            .try_for_each(|part| std::fmt::Write::write_str(&mut self.writer, part));
+        self.write_field(&[name, "=\"", value, "\""]);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
@@ -307,8 +306,6 @@ impl<T: FormatTime + Clone> PlainLine<T> {
     }
 }
 
-use tracing_subscriber::fmt::time::FormatTime;
-
 impl<S, N, T> tracing_subscriber::fmt::FormatEvent<S, N> for PlainLine<T>
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
@@ -357,17 +354,8 @@ thread_local! {
 
 impl UtcMicros {
     fn write(at: std::time::SystemTime, w: &mut impl std::fmt::Write) -> std::fmt::Result {
-        let Ok(since) = at.duration_since(std::time::UNIX_EPOCH) else {
-            // Before 1970: a clock this wrong gets the slow way.
-            return write!(w, "{}", time::OffsetDateTime::from(at));
-        };
-        let (second, micros) = (since.as_secs() as i64, since.subsec_micros());
-        let (kept, mut prefix) = SECOND.get();
-        if kept != second {
-            let Ok(date) = time::OffsetDateTime::from_unix_timestamp(second) else {
-                return write!(w, "{}", time::OffsetDateTime::from(at));
-            };
-            let text = format!(
+        let up_to_second = |date: time::OffsetDateTime| {
+            format!(
                 "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.",
                 date.year(),
                 u8::from(date.month()),
@@ -375,7 +363,17 @@ impl UtcMicros {
                 date.hour(),
                 date.minute(),
                 date.second()
-            );
+            )
+        };
+        let Ok(since) = at.duration_since(std::time::UNIX_EPOCH) else {
+            // Before 1970: a clock this wrong is written without the kept second.
+            let date = time::OffsetDateTime::from(at);
+            return write!(w, "{}{:06}Z", up_to_second(date), date.microsecond());
+        };
+        let (second, micros) = (since.as_secs() as i64, since.subsec_micros());
+        let (kept, mut prefix) = SECOND.get();
+        if kept != second {
+            let text = up_to_second(time::OffsetDateTime::from(at));
             if text.len() != prefix.len() {
                 // Past year 9999: not kept.
                 return write!(w, "{text}{micros:06}Z");
@@ -508,6 +506,11 @@ mod tests {
             let expected = time::OffsetDateTime::from(at).format(&format).unwrap();
             assert_eq!(written, expected);
         }
+        // A clock before 1970 is written the same way.
+        let before = std::time::UNIX_EPOCH - Duration::from_micros(1_500_001);
+        let mut written = String::new();
+        UtcMicros::write(before, &mut written).unwrap();
+        assert_eq!(written, "1969-12-31T23:59:58.499999Z");
     }
 
     #[test]

@@ -50,9 +50,7 @@ async fn list(
                 .await?;
             memberships
                 .iter()
-                .filter(|m| {
-                    m.member_reads() && caller.token_allows_account(&m.account.id, Need::Read)
-                })
+                .filter(|m| m.readable_by(&caller))
                 .map(|m| &m.account)
                 .collect()
         }

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, OriginalUri, Path, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
@@ -114,12 +114,9 @@ impl AppState {
     }
 }
 
-/// The request path as the client sent it.
+/// The request path as the client sent it (no router is nested: the one it has).
 pub fn original_path(parts: &Parts) -> String {
-    parts
-        .extensions
-        .get::<OriginalUri>()
-        .map_or_else(|| parts.uri.path().to_string(), |u| u.path().to_string())
+    parts.uri.path().to_string()
 }
 
 /// The path's identifiers, in order, with their names in the route. One that is not 32

@@ -369,9 +369,16 @@ impl UserMembership {
         }
     }
 
-    /// Whether the member's own rights let them read the account (a token's limits aside):
-    /// `GET /accounts` asks it of each of a user's memberships.
-    pub fn member_reads(&self) -> bool {
+    /// Whether `caller` (this membership's user) may read the account, as
+    /// `AccountCatalog::allows` decides it: `GET /accounts` asks it of each of a user's
+    /// memberships, and a kept membership decides the member's part once.
+    pub fn readable_by(&self, caller: &crate::domain::Caller) -> bool {
+        self.member_reads()
+            && caller.token_allows_account(&self.account.id, crate::domain::Need::Read)
+    }
+
+    /// Whether the member's own rights let them read the account (a token's limits aside).
+    fn member_reads(&self) -> bool {
         *self.reads.get_or_init(|| {
             self.catalog
                 .member_allows(&self.account, &self.membership, crate::domain::Need::Read)

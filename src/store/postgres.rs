@@ -691,6 +691,14 @@ async fn to_the_end<T>(
 mod tests {
     use super::*;
 
+    /// The server `.ci/run`'s PostgreSQL pass names.
+    fn test_database() -> PgConnectOptions {
+        std::env::var("ROSTER_TEST_DATABASE_URL")
+            .expect("ROSTER_TEST_DATABASE_URL names a PostgreSQL database")
+            .parse()
+            .expect("ROSTER_TEST_DATABASE_URL is a PostgreSQL URL")
+    }
+
     /// A user's memberships, their page and one of them are read through the email's index
     /// and each account by its key, on a database that never ran `ANALYZE` (as one grown
     /// through the API is): a plain join was planned as a hash of every account.
@@ -702,9 +710,7 @@ mod tests {
         use crate::store::OwnMembershipQuery;
         use crate::store::queries::{own_memberships_narrow, own_page_statement};
 
-        let url = std::env::var("ROSTER_TEST_DATABASE_URL")
-            .expect("ROSTER_TEST_DATABASE_URL names a PostgreSQL database");
-        let options: PgConnectOptions = url.parse().unwrap();
+        let options = test_database();
         let mut conn = PgConnection::connect_with(&options).await.unwrap();
         let schema = format!("plans_{}", crate::domain::Id::generate().as_str());
         let run = |sql: String| sqlx::raw_sql(sqlx::AssertSqlSafe(sql));
@@ -791,7 +797,7 @@ mod tests {
     async fn a_store_dropped_closes_its_connections() {
         let url = std::env::var("ROSTER_TEST_DATABASE_URL")
             .expect("ROSTER_TEST_DATABASE_URL names a PostgreSQL database");
-        let options: PgConnectOptions = url.parse().unwrap();
+        let options = test_database();
         let mut admin = PgConnection::connect_with(&options).await.unwrap();
         let schema = format!("leak_{}", crate::domain::Id::generate().as_str());
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
@@ -846,9 +852,7 @@ mod tests {
     #[tokio::test]
     #[ignore = "needs PostgreSQL: .ci/run's PostgreSQL pass runs it with ROSTER_TEST_DATABASE_URL and --include-ignored"]
     async fn a_connection_lost_during_its_statement_is_not_handed_out_again() {
-        let url = std::env::var("ROSTER_TEST_DATABASE_URL")
-            .expect("ROSTER_TEST_DATABASE_URL names a PostgreSQL database");
-        let options: PgConnectOptions = url.parse().unwrap();
+        let options = test_database();
         let singles: deadpool::managed::Pool<Singles> =
             deadpool::managed::Pool::builder(Singles(Failover::new(options.clone().into())))
                 .max_size(1)
